@@ -1,0 +1,85 @@
+"""S3 errors as values.
+
+Every error a client can see is a subclass of :class:`S3Error` carrying S3's
+code name, its HTTP status and a default message. Handlers raise them; one
+place (``minis3.frontend.app``) turns them into the XML body with the request
+id. Nothing here knows about HTTP libraries.
+"""
+from __future__ import annotations
+
+
+class S3Error(Exception):
+    code = "InternalError"
+    status = 500
+    message = "We encountered an internal error. Please try again."
+
+    def __init__(self, message: str | None = None, *, resource: str | None = None,
+                 **extra: str):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.resource = resource
+        # Extra elements S3 adds to some errors (e.g. <BucketName>, <Key>,
+        # <StringToSign>, <CanonicalRequest>).
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+def _e(name: str, status: int, message: str) -> type[S3Error]:
+    cls = type(name, (S3Error,), {"code": name, "status": status, "message": message})
+    globals()[name] = cls
+    return cls
+
+
+# The names below are S3's own (see "Error responses" in the S3 API reference).
+AccessDenied = _e("AccessDenied", 403, "Access Denied")
+AuthorizationHeaderMalformed = _e("AuthorizationHeaderMalformed", 400,
+                                  "The authorization header is malformed.")
+AuthorizationQueryParametersError = _e("AuthorizationQueryParametersError", 400,
+                                       "Query-string authentication parameters are malformed.")
+BadDigest = _e("BadDigest", 400, "The Content-MD5 or checksum you specified did not match what we received.")
+BucketAlreadyExists = _e("BucketAlreadyExists", 409,
+                         "The requested bucket name is not available.")
+BucketAlreadyOwnedByYou = _e("BucketAlreadyOwnedByYou", 409,
+                             "Your previous request to create the named bucket succeeded and you already own it.")
+BucketNotEmpty = _e("BucketNotEmpty", 409, "The bucket you tried to delete is not empty")
+EntityTooLarge = _e("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size.")
+EntityTooSmall = _e("EntityTooSmall", 400, "Your proposed upload is smaller than the minimum allowed object size.")
+IncompleteBody = _e("IncompleteBody", 400,
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+InternalError = _e("InternalError", 500, "We encountered an internal error. Please try again.")
+InvalidAccessKeyId = _e("InvalidAccessKeyId", 403,
+                        "The AWS Access Key Id you provided does not exist in our records.")
+InvalidArgument = _e("InvalidArgument", 400, "Invalid Argument")
+InvalidBucketName = _e("InvalidBucketName", 400, "The specified bucket is not valid.")
+InvalidDigest = _e("InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid.")
+InvalidLocationConstraint = _e("InvalidLocationConstraint", 400,
+                               "The specified location-constraint is not valid.")
+InvalidRange = _e("InvalidRange", 416, "The requested range is not satisfiable")
+InvalidRequest = _e("InvalidRequest", 400, "Invalid Request")
+KeyTooLongError = _e("KeyTooLongError", 400, "Your key is too long")
+MalformedXML = _e("MalformedXML", 400,
+                  "The XML you provided was not well-formed or did not validate against our published schema")
+MethodNotAllowed = _e("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
+MissingContentLength = _e("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")
+MissingSecurityHeader = _e("MissingSecurityHeader", 400, "Your request is missing a required header.")
+NoSuchBucket = _e("NoSuchBucket", 404, "The specified bucket does not exist")
+NoSuchKey = _e("NoSuchKey", 404, "The specified key does not exist.")
+NoSuchUpload = _e("NoSuchUpload", 404, "The specified upload does not exist.")
+NotImplemented_ = _e("NotImplemented", 501,
+                     "A header you provided implies functionality that is not implemented")
+PreconditionFailed = _e("PreconditionFailed", 412,
+                        "At least one of the pre-conditions you specified did not hold")
+RequestTimeTooSkewed = _e("RequestTimeTooSkewed", 403,
+                          "The difference between the request time and the current time is too large.")
+ServiceUnavailable = _e("ServiceUnavailable", 503, "Service is unable to handle request.")
+SignatureDoesNotMatch = _e("SignatureDoesNotMatch", 403,
+                           "The request signature we calculated does not match the signature you provided. "
+                           "Check your key and signing method.")
+SlowDown = _e("SlowDown", 503, "Please reduce your request rate.")
+XAmzContentSHA256Mismatch = _e("XAmzContentSHA256Mismatch", 400,
+                               "The provided 'x-amz-content-sha256' header does not match what was computed.")
+ConditionalRequestConflict = _e("ConditionalRequestConflict", 409,
+                                "A conflicting conditional operation is currently in progress against this resource.")
+InvalidObjectState = _e("InvalidObjectState", 403, "The operation is not valid for the current state of the object.")
+# 304 is not an error in S3's sense, but it ends a request early exactly like one.
+NotModified = _e("NotModified", 304, "Not Modified")
