@@ -54,11 +54,14 @@ InvalidBucketName = _e("InvalidBucketName", 400, "The specified bucket is not va
 InvalidDigest = _e("InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid.")
 InvalidLocationConstraint = _e("InvalidLocationConstraint", 400,
                                "The specified location-constraint is not valid.")
+InvalidURI = _e("InvalidURI", 400, "Couldn't parse the specified URI.")
 InvalidRange = _e("InvalidRange", 416, "The requested range is not satisfiable")
 InvalidRequest = _e("InvalidRequest", 400, "Invalid Request")
 KeyTooLongError = _e("KeyTooLongError", 400, "Your key is too long")
 MalformedXML = _e("MalformedXML", 400,
                   "The XML you provided was not well-formed or did not validate against our published schema")
+MetadataTooLarge = _e("MetadataTooLarge", 400,
+                      "Your metadata headers exceed the maximum allowed metadata size.")
 MethodNotAllowed = _e("MethodNotAllowed", 405, "The specified method is not allowed against this resource.")
 MissingContentLength = _e("MissingContentLength", 411, "You must provide the Content-Length HTTP header.")
 MissingSecurityHeader = _e("MissingSecurityHeader", 400, "Your request is missing a required header.")

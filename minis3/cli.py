@@ -1,0 +1,58 @@
+"""The `minis3` command. Thin: parses arguments and calls the packages."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _topology_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topology", help="topology TOML file (default: the built-in local cluster)")
+    p.add_argument("--data-dir", help="where every process keeps its data (default ./data)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Internal process entry points parse their own arguments.
+    if argv and argv[0] in ("frontend", "storage", "meta"):
+        if argv[0] == "frontend":
+            from .frontend.app import main as run
+        elif argv[0] == "storage":
+            from .storage.server import main as run
+        else:
+            from .meta.server import main as run
+        run(argv[1:])
+        return 0
+
+    p = argparse.ArgumentParser(prog="minis3", description="A runnable S3-compatible object store")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _topology_args(sub.add_parser("up", help="start the local cluster in the foreground"))
+    s = sub.add_parser("status", help="every process: AZ, up/down, disk use")
+    _topology_args(s)
+    s.add_argument("--json", action="store_true")
+    a = sub.add_parser("az", help="run one AZ's processes (its supervisor)")
+    a.add_argument("name")
+    _topology_args(a)
+    sub.add_parser("frontend", help="run the S3 frontend (internal)")
+    sub.add_parser("storage", help="run one storage node (internal)")
+    sub.add_parser("meta", help="run one metadata process (internal)")
+    args = p.parse_args(argv)
+
+    from .cluster import topology
+    topo = topology.load(args.topology, data_dir=args.data_dir)
+    if args.cmd == "up":
+        from .cluster.supervisor import up
+        return up(topo)
+    if args.cmd == "az":
+        from .cluster.supervisor import run_az
+        return run_az(topo, args.name)
+    if args.cmd == "status":
+        from .cluster.status import collect, render
+        rows = collect(topo)
+        print(json.dumps(rows, indent=1) if args.json else render(rows))
+        return 0 if all(r["up"] for r in rows) else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

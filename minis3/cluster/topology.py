@@ -1,0 +1,210 @@
+"""The topology file: which processes exist, where they listen, and how data is spread.
+
+One TOML file describes a whole cluster. With no file at all, :func:`default`
+gives the local cluster of ``make run``: a frontend on 127.0.0.1:9000, three
+AZs of two storage nodes each, one metadata process per AZ, EC 4+2.
+
+Example (every key is optional; these are the defaults)::
+
+    data_dir = "./data"
+    cluster_secret = "minis3-local-cluster-secret"
+    region = "us-east-1"
+
+    [erasure]
+    backend = "isa_l_rs_vand"
+    k = 4
+    m = 2
+    segment_size = 1048576
+    inline_threshold = 4096
+
+    [frontend]
+    host = "127.0.0.1"
+    port = 9000
+    virtual_host_domains = ["localhost", "s3.localhost"]
+
+    [[credentials]]
+    access_key = "minis3admin"
+    secret_key = "minis3secret"
+
+    [[az]]
+    name = "az-a"
+    meta = { host = "127.0.0.1", port = 9201 }
+    nodes = [ { id = "a1", host = "127.0.0.1", port = 9101 },
+              { id = "a2", host = "127.0.0.1", port = 9102 } ]
+
+Hosts are names, so a topology can span machines.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ACCESS_KEY = "minis3admin"
+DEFAULT_SECRET_KEY = "minis3secret"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    id: str
+    az: str
+    host: str
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class MetaSpec:
+    id: str
+    az: str
+    host: str
+    port: int
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AZSpec:
+    name: str
+    nodes: tuple[NodeSpec, ...]
+    meta: MetaSpec
+
+
+@dataclass(frozen=True)
+class ErasureSpec:
+    backend: str = "isa_l_rs_vand"
+    k: int = 4
+    m: int = 2
+    segment_size: int = 1 << 20
+    inline_threshold: int = 4096
+
+
+@dataclass(frozen=True)
+class FrontendSpec:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    virtual_host_domains: tuple[str, ...] = ("localhost", "s3.localhost")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    data_dir: Path
+    cluster_secret: str
+    region: str
+    erasure: ErasureSpec
+    frontend: FrontendSpec
+    azs: tuple[AZSpec, ...]
+    credentials: dict[str, str] = field(default_factory=dict)
+    # Initial split points of the key space (over "bucket/key"). The metadata
+    # index is a list of key-range partitions from the start, so that later
+    # work can split and move them; this issue keeps them all on one process.
+    partition_bounds: tuple[str, ...] = ()
+    source: str | None = None
+
+    @property
+    def nodes(self) -> list[NodeSpec]:
+        return [n for az in self.azs for n in az.nodes]
+
+    def node(self, node_id: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    @property
+    def metas(self) -> list[MetaSpec]:
+        return [az.meta for az in self.azs]
+
+    @property
+    def primary_meta(self) -> MetaSpec:
+        """The metadata process that owns every partition until replication lands."""
+        return self.azs[0].meta
+
+
+class TopologyError(ValueError):
+    pass
+
+
+def _node(raw: dict, az: str, data_dir: Path) -> NodeSpec:
+    nid = str(raw["id"])
+    return NodeSpec(id=nid, az=az, host=str(raw.get("host", "127.0.0.1")), port=int(raw["port"]),
+                    data_dir=Path(raw.get("data_dir", data_dir / az / f"node-{nid}")))
+
+
+def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> Topology:
+    root = Path(data_dir or doc.get("data_dir", "./data")).resolve()
+    er = ErasureSpec(**doc.get("erasure", {}))
+    fe_raw = dict(doc.get("frontend", {}))
+    if "virtual_host_domains" in fe_raw:
+        fe_raw["virtual_host_domains"] = tuple(fe_raw["virtual_host_domains"])
+    fe = FrontendSpec(**fe_raw)
+    azs = []
+    for i, raw in enumerate(doc.get("az", [])):
+        name = str(raw["name"])
+        nodes = tuple(_node(n, name, root) for n in raw.get("nodes", []))
+        m = raw.get("meta") or {}
+        meta = MetaSpec(id=f"meta-{name}", az=name, host=str(m.get("host", "127.0.0.1")),
+                        port=int(m.get("port", 9201 + i)),
+                        data_dir=Path(m.get("data_dir", root / name / "meta")))
+        azs.append(AZSpec(name=name, nodes=nodes, meta=meta))
+    creds = {str(c["access_key"]): str(c["secret_key"]) for c in doc.get("credentials", [])}
+    if not creds:
+        creds = {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
+    topo = Topology(data_dir=root, cluster_secret=str(doc.get("cluster_secret", "minis3-local-cluster-secret")),
+                    region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
+                    credentials=creds, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
+                    source=source)
+    validate(topo)
+    return topo
+
+
+def validate(topo: Topology) -> None:
+    er = topo.erasure
+    if len(topo.azs) < 1:
+        raise TopologyError("a topology needs at least one AZ")
+    ids = [n.id for n in topo.nodes]
+    if len(set(ids)) != len(ids):
+        raise TopologyError("storage node ids must be unique")
+    if len(ids) < er.k + er.m:
+        raise TopologyError(f"EC {er.k}+{er.m} needs at least {er.k + er.m} storage nodes, topology has {len(ids)}")
+    # Losing any one AZ must leave at least k fragments of every segment. Placement
+    # spreads fragments round-robin over the AZs, so an AZ holds ceil((k+m)/n_az).
+    per_az = -(-(er.k + er.m) // len(topo.azs))
+    if len(topo.azs) > 1 and per_az > er.m:
+        raise TopologyError(f"with {len(topo.azs)} AZs an AZ would hold {per_az} fragments of a segment, "
+                            f"more than m={er.m}: losing it would lose data")
+    if er.segment_size <= 0 or er.inline_threshold < 0:
+        raise TopologyError("segment_size must be > 0 and inline_threshold >= 0")
+
+
+def default_doc(base_port: int = 9000) -> dict:
+    """The built-in local cluster (what `make run` starts)."""
+    azs = []
+    for i, letter in enumerate("abc"):
+        azs.append({
+            "name": f"az-{letter}",
+            "meta": {"host": "127.0.0.1", "port": base_port + 201 + i},
+            "nodes": [{"id": f"{letter}{j + 1}", "host": "127.0.0.1", "port": base_port + 101 + 2 * i + j}
+                      for j in range(2)],
+        })
+    return {"frontend": {"host": "127.0.0.1", "port": base_port}, "az": azs}
+
+
+def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None) -> Topology:
+    if path is None:
+        return parse(default_doc(), source=None, data_dir=data_dir)
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    return parse(doc, source=str(path), data_dir=data_dir)

@@ -1,0 +1,387 @@
+"""S3's XML documents (namespace ``http://s3.amazonaws.com/doc/2006-03-01/``).
+
+Documents are built with :mod:`xml.etree.ElementTree` and serialized as UTF-8
+after an S3-style declaration ``<?xml version="1.0" encoding="UTF-8"?>``.
+Empty elements are written ``<Prefix></Prefix>``, as S3 writes them.
+
+Characters XML 1.0 cannot carry. Keys may hold any Unicode, including
+control characters such as U+0001. S3 returns them anyway, as numeric
+character references (``&#x1;``), which strict XML parsers reject -- the reason
+``encoding-type=url`` exists, and why boto3 asks for it on every listing. We do
+the same: every character outside XML 1.0's ``Char`` production (C0 controls
+other than TAB/LF/CR, U+FFFE, U+FFFF, lone surrogates) is written as
+``&#xN;``. CR is written ``&#xD;`` too, which is legal XML and keeps a parser
+from normalizing it to LF. Everything else is written as itself (``&``, ``<``
+and ``>`` escaped).
+
+``encoding-type=url``. S3 then URL-encodes ``Key``, ``Prefix``, ``Delimiter``,
+``Marker``, ``NextMarker``, ``StartAfter`` and ``CommonPrefixes/Prefix``
+(continuation tokens are opaque and left alone). The encoding is the query-
+string form S3 uses: UTF-8 bytes, ``%XX`` for everything but letters, digits,
+``-``, ``_``, ``.``, ``/`` and ``*``; a space becomes ``+`` (so a literal ``+``
+is ``%2B``), and ``~`` is ``%7E``. botocore decodes these elements with
+``unquote_plus`` (``handlers.decode_list_object*``) when it set the encoding
+itself, so every key round-trips through boto3. Note: botocore decodes
+``Prefix`` for ListObjectsV2 but not for ListObjects (V1); S3 encodes it in
+both, and so do we.
+
+Parsing of client-supplied XML goes only through :mod:`defusedxml` with DTDs
+forbidden; anything malformed, oversized or of the wrong shape is
+E.MalformedXML.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from urllib.parse import quote_plus
+
+import defusedxml.ElementTree as DET
+
+from minis3.core import errors as E
+from minis3.core.checksums import ELEMENT_NAMES
+
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+#: Largest CreateBucketConfiguration body we parse.
+MAX_CREATE_BUCKET_BODY = 1 << 20
+#: Largest Delete body we parse (1000 keys of 1024 bytes, escaped, with version
+#: ids and ETags, stay well below this).
+MAX_DELETE_BODY = 8 << 20
+#: Most objects one DeleteObjects request may name.
+MAX_DELETE_OBJECTS = 1000
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_NON_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+# ---------------------------------------------------------------- helpers
+
+def iso8601_ms(ms: int) -> str:
+    """Epoch milliseconds -> ``2009-10-12T17:50:30.000Z``."""
+    sec, frac = divmod(ms, 1000)
+    dt = _EPOCH + _dt.timedelta(seconds=sec)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{frac:03d}Z"
+
+
+def url_encode(value: str) -> str:
+    """S3's ``encoding-type=url`` form of a key/prefix/delimiter (module doc)."""
+    try:
+        encoded = quote_plus(value, safe="/*", encoding="utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        encoded = quote_plus(value, safe="/*", encoding="utf-8", errors="surrogatepass")
+    return encoded.replace("~", "%7E")
+
+
+def quote_etag(etag: str) -> str:
+    """``abc`` -> ``"abc"``; an already quoted ETag is left as is."""
+    if len(etag) >= 2 and etag[0] == '"' and etag[-1] == '"':
+        return etag
+    return f'"{etag}"'
+
+
+def _char_ref(m: re.Match[str]) -> str:
+    return f"&#x{ord(m.group()):X};"
+
+
+def _root(tag: str, namespace: bool = True) -> ET.Element:
+    return ET.Element(tag, {"xmlns": NS}) if namespace else ET.Element(tag)
+
+
+def _sub(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Element:
+    el = ET.SubElement(parent, tag)
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _serialize(root: ET.Element) -> bytes:
+    text = ET.tostring(root, encoding="unicode", short_empty_elements=False)
+    # Only text content can hold these characters (tags are ours), so a pass
+    # over the serialized document is the same as escaping each text node.
+    text = _NON_XML_CHARS.sub(_char_ref, text)
+    return XML_DECLARATION + text.encode("utf-8")
+
+
+def _owner(parent: ET.Element, owner: tuple[str, str]) -> None:
+    el = _sub(parent, "Owner")
+    _sub(el, "ID", owner[0])
+    if owner[1]:
+        _sub(el, "DisplayName", owner[1])
+
+
+# ---------------------------------------------------------------- parsing
+
+def _local(tag: object) -> str | None:
+    """Local name of an element tag in no namespace or S3's; None otherwise
+    (comments, processing instructions, foreign namespaces)."""
+    if not isinstance(tag, str):
+        return None
+    if tag.startswith("{"):
+        ns, _, local = tag[1:].partition("}")
+        return local if ns == NS else None
+    return tag
+
+
+def _parse(body: bytes, limit: int, root_name: str) -> ET.Element:
+    if len(body) > limit:
+        raise E.MalformedXML()
+    try:
+        root = DET.fromstring(body, forbid_dtd=True, forbid_entities=True,
+                              forbid_external=True)
+    except (ET.ParseError, ValueError) as exc:  # DefusedXmlException is a ValueError
+        raise E.MalformedXML() from exc
+    if _local(root.tag) != root_name:
+        raise E.MalformedXML()
+    return root
+
+
+def _children(el: ET.Element, name: str) -> list[ET.Element]:
+    return [c for c in el if _local(c.tag) == name]
+
+
+def parse_create_bucket(body: bytes) -> str | None:
+    """LocationConstraint of a CreateBucketConfiguration body.
+
+    An empty body, a configuration without the element, or an empty element
+    are all None (us-east-1). Other elements (Location, Bucket, Tags) are
+    accepted and ignored.
+    """
+    if not body or not body.strip():
+        return None
+    root = _parse(body, MAX_CREATE_BUCKET_BODY, "CreateBucketConfiguration")
+    found = _children(root, "LocationConstraint")
+    if len(found) > 1:
+        raise E.MalformedXML()
+    if not found:
+        return None
+    if len(found[0]):
+        raise E.MalformedXML()
+    value = (found[0].text or "").strip()
+    return value or None
+
+
+def parse_delete_objects(body: bytes) -> tuple[list[str], bool]:
+    """Keys and Quiet flag of a DeleteObjects ``<Delete>`` body.
+
+    MalformedXML when: not well-formed, oversized, no ``<Object>``, more than
+    1000 of them, an ``<Object>`` without exactly one non-empty ``<Key>``, or a
+    ``<Quiet>`` that is not true/false. VersionId, ETag and other
+    per-object elements are accepted and ignored. Key text is returned as
+    written (XML entity-decoded, whitespace kept).
+    """
+    root = _parse(body, MAX_DELETE_BODY, "Delete")
+    keys: list[str] = []
+    quiet = False
+    seen_quiet = False
+    for child in root:
+        name = _local(child.tag)
+        if name == "Object":
+            if len(keys) >= MAX_DELETE_OBJECTS:
+                raise E.MalformedXML()
+            key_els = _children(child, "Key")
+            if len(key_els) != 1 or len(key_els[0]) or not key_els[0].text:
+                raise E.MalformedXML()
+            keys.append(key_els[0].text)
+        elif name == "Quiet":
+            if seen_quiet:
+                raise E.MalformedXML()
+            seen_quiet = True
+            value = (child.text or "").strip().lower()
+            if value not in ("true", "false"):
+                raise E.MalformedXML()
+            quiet = value == "true"
+    if not keys:
+        raise E.MalformedXML()
+    return keys, quiet
+
+
+# ---------------------------------------------------------------- documents
+
+def error_xml(code: str, message: str, *, resource: str | None = None,
+              request_id: str, host_id: str = "",
+              extra: dict[str, str] | None = None) -> bytes:
+    """``<Error>`` body: Code, Message, the extra elements in order, Resource
+    (when given), RequestId, HostId. No namespace, as S3."""
+    root = _root("Error", namespace=False)
+    _sub(root, "Code", code)
+    _sub(root, "Message", message)
+    for name, value in (extra or {}).items():
+        _sub(root, name, value)
+    if resource is not None:
+        _sub(root, "Resource", resource)
+    _sub(root, "RequestId", request_id)
+    _sub(root, "HostId", host_id)
+    return _serialize(root)
+
+
+def list_buckets_xml(buckets: list[tuple[str, int]], owner_id: str, owner_name: str) -> bytes:
+    """ListAllMyBucketsResult for ``(name, creation epoch ms)`` pairs.
+    DisplayName is left out when ``owner_name`` is empty."""
+    root = _root("ListAllMyBucketsResult")
+    _owner(root, (owner_id, owner_name))
+    container = _sub(root, "Buckets")
+    for name, created_ms in buckets:
+        b = _sub(container, "Bucket")
+        _sub(b, "Name", name)
+        _sub(b, "CreationDate", iso8601_ms(created_ms))
+    return _serialize(root)
+
+
+def location_xml(region: str) -> bytes:
+    """GetBucketLocation body; us-east-1 is the empty LocationConstraint."""
+    root = _root("LocationConstraint")
+    if region and region != "us-east-1":
+        root.text = region
+    return _serialize(root)
+
+
+@dataclass(slots=True)
+class ListEntry:
+    """One object in a listing."""
+    key: str
+    last_modified_ms: int
+    etag: str                       # unquoted "hex" or "hex-N" (quoted also accepted)
+    size: int
+    storage_class: str = "STANDARD"
+    owner: tuple[str, str] | None = None   # (id, display name)
+    checksum_algorithm: str | None = None  # "crc32" / "CRC32" ...
+    checksum_type: str | None = None       # "FULL_OBJECT" / "COMPOSITE"
+
+
+def _contents(root: ET.Element, entry: ListEntry, enc: bool,
+              owner: tuple[str, str] | None) -> None:
+    c = _sub(root, "Contents")
+    _sub(c, "Key", url_encode(entry.key) if enc else entry.key)
+    _sub(c, "LastModified", iso8601_ms(entry.last_modified_ms))
+    _sub(c, "ETag", quote_etag(entry.etag))
+    if entry.checksum_algorithm:
+        _sub(c, "ChecksumAlgorithm", entry.checksum_algorithm.upper())
+        if entry.checksum_type:
+            _sub(c, "ChecksumType", entry.checksum_type)
+    _sub(c, "Size", entry.size)
+    if owner is not None:
+        _owner(c, entry.owner or owner)
+    _sub(c, "StorageClass", entry.storage_class)
+
+
+def _common_prefixes(root: ET.Element, prefixes: list[str], enc: bool) -> None:
+    for p in prefixes:
+        cp = _sub(root, "CommonPrefixes")
+        _sub(cp, "Prefix", url_encode(p) if enc else p)
+
+
+def list_objects_v1_xml(*, bucket: str, prefix: str | None, marker: str | None,
+                        delimiter: str | None, max_keys: int, is_truncated: bool,
+                        entries: list[ListEntry], common_prefixes: list[str],
+                        next_marker: str | None, encoding_type: str | None,
+                        owner: tuple[str, str]) -> bytes:
+    """ListObjects (V1) ListBucketResult.
+
+    Element order is S3's: Name, Prefix, Marker, [NextMarker], MaxKeys,
+    [Delimiter], [EncodingType], IsTruncated, Contents..., CommonPrefixes....
+    Prefix and Marker are always present (empty when not given). NextMarker
+    is written only when a delimiter was given and the result is truncated,
+    as S3 documents (without a delimiter clients use the last Key). Every
+    Contents carries an Owner (the entry's own, else ``owner``).
+    """
+    enc = encoding_type == "url"
+
+    def e(v: str) -> str:
+        return url_encode(v) if enc else v
+
+    root = _root("ListBucketResult")
+    _sub(root, "Name", bucket)
+    _sub(root, "Prefix", e(prefix or ""))
+    _sub(root, "Marker", e(marker or ""))
+    if next_marker is not None and delimiter and is_truncated:
+        _sub(root, "NextMarker", e(next_marker))
+    _sub(root, "MaxKeys", max_keys)
+    if delimiter:
+        _sub(root, "Delimiter", e(delimiter))
+    if encoding_type:
+        _sub(root, "EncodingType", encoding_type)
+    _sub(root, "IsTruncated", _bool(is_truncated))
+    for entry in entries:
+        _contents(root, entry, enc, owner)
+    _common_prefixes(root, common_prefixes, enc)
+    return _serialize(root)
+
+
+def list_objects_v2_xml(*, bucket: str, prefix: str | None, delimiter: str | None,
+                        max_keys: int, is_truncated: bool, entries: list[ListEntry],
+                        common_prefixes: list[str], continuation_token: str | None,
+                        next_continuation_token: str | None, start_after: str | None,
+                        key_count: int, encoding_type: str | None, fetch_owner: bool,
+                        owner: tuple[str, str]) -> bytes:
+    """ListObjectsV2 ListBucketResult.
+
+    Element order is S3's: Name, Prefix, [StartAfter], [ContinuationToken],
+    [NextContinuationToken], KeyCount, MaxKeys, [Delimiter], [EncodingType],
+    IsTruncated, Contents..., CommonPrefixes.... Owner only with
+    ``fetch_owner``. Tokens are written as given (never URL-encoded).
+    """
+    enc = encoding_type == "url"
+
+    def e(v: str) -> str:
+        return url_encode(v) if enc else v
+
+    root = _root("ListBucketResult")
+    _sub(root, "Name", bucket)
+    _sub(root, "Prefix", e(prefix or ""))
+    if start_after:
+        _sub(root, "StartAfter", e(start_after))
+    if continuation_token is not None:
+        _sub(root, "ContinuationToken", continuation_token)
+    if next_continuation_token is not None:
+        _sub(root, "NextContinuationToken", next_continuation_token)
+    _sub(root, "KeyCount", key_count)
+    _sub(root, "MaxKeys", max_keys)
+    if delimiter:
+        _sub(root, "Delimiter", e(delimiter))
+    if encoding_type:
+        _sub(root, "EncodingType", encoding_type)
+    _sub(root, "IsTruncated", _bool(is_truncated))
+    for entry in entries:
+        _contents(root, entry, enc, owner if fetch_owner else None)
+    _common_prefixes(root, common_prefixes, enc)
+    return _serialize(root)
+
+
+def copy_object_result_xml(etag: str, last_modified_ms: int,
+                           checksums: dict[str, str] | None = None, *,
+                           checksum_type: str | None = None) -> bytes:
+    """CopyObjectResult: ETag (quoted), LastModified, [ChecksumType],
+    then ``Checksum<ALG>`` for each ``{alg: base64}`` in ``checksums``."""
+    root = _root("CopyObjectResult")
+    _sub(root, "ETag", quote_etag(etag))
+    _sub(root, "LastModified", iso8601_ms(last_modified_ms))
+    if checksums:
+        if checksum_type:
+            _sub(root, "ChecksumType", checksum_type)
+        for alg, value in checksums.items():
+            _sub(root, ELEMENT_NAMES[alg.lower()], value)
+    return _serialize(root)
+
+
+def delete_result_xml(deleted: list[str], errors: list[tuple[str, str, str]],
+                      quiet: bool) -> bytes:
+    """DeleteResult: a ``<Deleted><Key>`` per deleted key (left out when
+    ``quiet``), then an ``<Error><Key><Code><Message>`` per failure."""
+    root = _root("DeleteResult")
+    if not quiet:
+        for key in deleted:
+            d = _sub(root, "Deleted")
+            _sub(d, "Key", key)
+    for key, code, message in errors:
+        err = _sub(root, "Error")
+        _sub(err, "Key", key)
+        _sub(err, "Code", code)
+        _sub(err, "Message", message)
+    return _serialize(root)

@@ -1,0 +1,163 @@
+"""The S3 frontend: an aiohttp app that authenticates, routes and answers.
+
+Every request gets an ``x-amz-request-id``; every failure becomes S3's XML
+error with that id (one place: :func:`error_response`); no traceback ever
+reaches a client. The handlers live one module per S3 resource:
+``service`` (ListBuckets), ``bucket``, ``object``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from ..cluster.topology import Topology
+from ..core import errors as E
+from ..core import s3xml
+from ..core.hlc import HLC
+from ..core.sigv4 import AuthResult, SigningInput, verify
+from ..ec.codec import Codec, tune_malloc
+from ..meta.client import MetaClient
+from ..rpc.http import client_session
+from ..storage.client import StorageClient
+from .datapath import DataPath
+from .routing import Target, route
+
+log = logging.getLogger("minis3.frontend")
+access_log = logging.getLogger("minis3.access")
+
+OWNER_ID = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a"
+
+
+@dataclass
+class Context:
+    """One S3 request as the handlers see it."""
+    request: web.Request
+    request_id: str
+    target: Target
+    query: dict[str, str]
+    auth: AuthResult
+    fe: "Frontend"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def resource(self) -> str:
+        t = self.target
+        return "/" + "/".join(p for p in (t.bucket, t.key) if p)
+
+    @property
+    def owner(self) -> tuple[str, str]:
+        return (OWNER_ID, self.auth.access_key or "anonymous")
+
+
+class Frontend:
+    def __init__(self, topo: Topology):
+        self.topo = topo
+        self.hlc = HLC()
+        self.codec = Codec(topo.erasure.k, topo.erasure.m, topo.erasure.backend)
+        self.session = None
+        self.meta: MetaClient | None = None
+        self.datapath: DataPath | None = None
+
+    async def start(self, app: web.Application) -> None:
+        self.session = client_session(self.topo.cluster_secret)
+        self.meta = MetaClient(self.session, self.topo.primary_meta.url)
+        storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
+        azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
+        self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,
+                                 segment_size=self.topo.erasure.segment_size,
+                                 inline_threshold=self.topo.erasure.inline_threshold)
+
+    async def stop(self, app: web.Application) -> None:
+        if self.session:
+            await self.session.close()
+
+    # -- the request pipeline ------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        request_id = uuid.uuid4().hex[:16].upper()
+        ctx = None
+        try:
+            raw_path, _, raw_query = request.raw_path.partition("?")
+            try:
+                target = route(request.headers.get("Host", ""), raw_path, self.topo.frontend.virtual_host_domains)
+                pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
+            except (UnicodeDecodeError, ValueError):
+                raise E.InvalidURI("Couldn't parse the specified URI.")
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            sig_in = SigningInput(method=request.method, raw_path=raw_path, query=pairs, headers=headers,
+                                  virtual_host_bucket=target.bucket if target.virtual_host else None)
+            auth = verify(sig_in, self.topo.credentials, dt.datetime.now(dt.timezone.utc))
+            if auth.access_key is None:
+                raise E.AccessDenied()
+            ctx = Context(request, request_id, target, dict(pairs), auth, self)
+            from . import dispatch
+            resp = await dispatch.dispatch(ctx)
+        except E.S3Error as exc:
+            resp = error_response(exc, request_id, resource=(ctx.resource if ctx else request.path),
+                                  head=request.method == "HEAD")
+        except Exception:
+            log.exception("unhandled error (request %s)", request_id)
+            resp = error_response(E.InternalError(), request_id, resource=request.path,
+                                  head=request.method == "HEAD")
+        if not resp.prepared:
+            resp.headers["x-amz-request-id"] = request_id
+            resp.headers["x-amz-id-2"] = request_id
+            resp.headers.setdefault("Server", "minis3")
+        access_log.info("%s %s %s %s %d %.1fms", request_id, request.method, request.path_qs[:200],
+                        ctx.auth.access_key if ctx else "-", resp.status,
+                        (time.monotonic() - (ctx.started if ctx else time.monotonic())) * 1000)
+        return resp
+
+
+def error_response(exc: E.S3Error, request_id: str, *, resource: str, head: bool = False) -> web.Response:
+    """The one place an S3 error becomes an HTTP response."""
+    if exc.status == 304:
+        resp = web.Response(status=304)
+    else:
+        body = b"" if head else s3xml.error_xml(exc.code, exc.message, resource=resource,
+                                                 request_id=request_id, extra=exc.extra or None)
+        resp = web.Response(status=exc.status, body=body,
+                            content_type="application/xml" if not head else None)
+    for k, v in exc.headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+async def _expect_continue(request: web.Request):
+    """Answer ``Expect: 100-continue`` so clients that wait for it send the body."""
+    if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+        request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None
+
+
+def make_app(topo: Topology) -> web.Application:
+    fe = Frontend(topo)
+    # No size limit here: bodies are streamed by the handlers, never read whole.
+    app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024})
+    app.on_startup.append(fe.start)
+    app.on_cleanup.append(fe.stop)
+    app.router.add_route("*", "/{tail:.*}", fe.handle, expect_handler=_expect_continue)
+    app["frontend"] = fe
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..cluster import topology as topo_mod
+    from ..cluster.logs import setup_logging
+    p = argparse.ArgumentParser(prog="minis3 frontend")
+    p.add_argument("--topology")
+    p.add_argument("--data-dir")
+    a = p.parse_args(argv)
+    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    setup_logging("frontend")
+    tuned = tune_malloc()
+    log.info("frontend on %s (malloc mmap threshold raised: %s, pid %d)", topo.frontend.url, tuned, os.getpid())
+    web.run_app(make_app(topo), host=topo.frontend.host, port=topo.frontend.port,
+                print=None, access_log=None, handle_signals=True)

@@ -1,0 +1,157 @@
+"""An upload's body: decode its transfer framing, hash it, verify it at the end.
+
+Handles every ``x-amz-content-sha256`` mode S3 accepts:
+
+* a hex SHA-256 of the payload — verified (XAmzContentSHA256Mismatch);
+* ``UNSIGNED-PAYLOAD``;
+* ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` — aws-chunked, each chunk signed;
+* ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` / ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER``
+  — aws-chunked with a trailing checksum (and a trailer signature when signed).
+
+plus ``Content-MD5`` and any ``x-amz-checksum-*`` header or trailer (BadDigest).
+The body is never held whole: :meth:`Upload.chunks` yields decoded pieces, the
+data path hashes each segment once (:meth:`Upload.hash`, in a worker thread),
+and :meth:`Upload.verify` runs after the last byte but before anything is
+acknowledged.
+"""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from ..core import checksums
+from ..core import errors as E
+from ..core.chunked import AwsChunkedDecoder
+from ..core.sigv4 import AuthResult
+
+MAX_OBJECT_SIZE = 5 * 1024 ** 3
+READ_SIZE = 256 * 1024
+
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+UNSIGNED = "UNSIGNED-PAYLOAD"
+
+
+def _is_hex_sha256(v: str) -> bool:
+    return len(v) == 64 and all(c in "0123456789abcdef" for c in v.lower())
+
+
+class Upload:
+    def __init__(self, request: web.Request, auth: AuthResult):
+        self.request = request
+        h = request.headers
+        mode = auth.payload_hash
+        self.decoder: AwsChunkedDecoder | None = None
+        self.expected_sha256: str | None = None
+        if mode in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER):
+            signed = mode != STREAMING_UNSIGNED_TRAILER
+            self.decoder = AwsChunkedDecoder(
+                signed=signed, trailer=mode != STREAMING_SIGNED,
+                signing_key=auth.signing_key if signed else None,
+                seed_signature=auth.seed_signature if signed else None,
+                amz_date=auth.amz_date, scope=auth.scope)
+            dl = h.get("x-amz-decoded-content-length")
+            self.declared_length = int(dl) if dl and dl.isdigit() else None
+        elif mode.startswith("STREAMING-"):
+            raise E.NotImplemented_(f"x-amz-content-sha256 mode {mode} is not supported")
+        else:
+            if mode != UNSIGNED:
+                if not _is_hex_sha256(mode):
+                    raise E.InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING- "
+                                            "value or the hex SHA-256 of the payload")
+                self.expected_sha256 = mode.lower()
+            self.declared_length = request.content_length
+        if request.content_length is None and "chunked" not in h.get("transfer-encoding", "").lower():
+            raise E.MissingContentLength()
+        if self.declared_length is not None and self.declared_length > MAX_OBJECT_SIZE:
+            raise E.EntityTooLarge()
+
+        # Which checksum does the client promise: a header now, or a trailer later?
+        self.header_checksums = checksums.parse_checksum_headers(h)
+        self.trailer_alg: str | None = None
+        trailer = h.get("x-amz-trailer", "").strip().lower()
+        if trailer:
+            if self.decoder is None or mode == STREAMING_SIGNED:
+                raise E.InvalidRequest("x-amz-trailer needs a STREAMING-...-TRAILER payload")
+            if not trailer.startswith(checksums.HEADER_PREFIX):
+                raise E.InvalidRequest(f"unsupported trailer {trailer}")
+            self.trailer_alg = checksums.normalize_algorithm(trailer[len(checksums.HEADER_PREFIX):])
+        sdk_alg = h.get("x-amz-sdk-checksum-algorithm") or h.get("x-amz-checksum-algorithm")
+        self.algorithm = (next(iter(self.header_checksums), None) or self.trailer_alg
+                          or (checksums.normalize_algorithm(sdk_alg) if sdk_alg else None))
+        # With no checksum from the client, S3 computes CRC64NVME itself.
+        self.stored_alg = self.algorithm or "crc64nvme"
+        self.content_md5 = checksums.content_md5(h["content-md5"]) if "content-md5" in h else None
+        wanted = {self.stored_alg}
+        if self.expected_sha256:
+            wanted.add("sha256")
+        self.digests = checksums.BodyDigests(wanted)
+        self.received = 0
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The decoded payload, piece by piece."""
+        content = self.request.content
+        while True:
+            try:
+                raw = await content.read(READ_SIZE)
+            except Exception as exc:       # client went away mid-body
+                raise E.IncompleteBody() from exc
+            if not raw:
+                break
+            pieces = self.decoder.feed(raw) if self.decoder else [raw]
+            for p in pieces:
+                if p:
+                    self.received += len(p)
+                    if self.received > MAX_OBJECT_SIZE:
+                        raise E.EntityTooLarge()
+                    yield p
+        if self.decoder:
+            self.decoder.finish()
+        if self.declared_length is not None and self.received != self.declared_length:
+            raise E.IncompleteBody()
+
+    def hash(self, data: bytes) -> None:
+        self.digests.update(data)
+
+    async def verify(self) -> None:
+        """Every promise the client made about the body, checked before any ack."""
+        got = self.digests.results()
+        if self.expected_sha256 and got["sha256"].hex() != self.expected_sha256:
+            raise E.XAmzContentSHA256Mismatch(ClientComputedContentSHA256=self.expected_sha256,
+                                              S3ComputedContentSHA256=got["sha256"].hex())
+        if self.content_md5 is not None and got["md5"] != self.content_md5:
+            raise E.BadDigest("The Content-MD5 you specified did not match what we received.")
+        claimed = dict(self.header_checksums)
+        if self.trailer_alg:
+            value = (self.decoder.trailers or {}).get(checksums.header_name(self.trailer_alg))
+            if not value:
+                raise E.InvalidRequest(f"The {checksums.header_name(self.trailer_alg)} trailer is missing")
+            claimed[self.trailer_alg] = value
+        for alg, b64 in claimed.items():
+            if checksums.decode_checksum(alg, b64) != got[alg]:
+                raise E.BadDigest(f"The {checksums.API_NAMES[alg]} you specified did not match the "
+                                  "calculated checksum.")
+
+    def etag(self) -> str:
+        return self.digests.results()["md5"].hex()
+
+    def stored_checksum(self) -> dict:
+        return {"alg": self.stored_alg, "value": self.digests.b64()[self.stored_alg]}
+
+
+async def read_small_body(request: web.Request, auth: AuthResult, limit: int = 2 * 1024 * 1024) -> bytes:
+    """Read a small request document (XML) through the same decoding and checks."""
+    if not request.content_length and "chunked" not in request.headers.get("transfer-encoding", "").lower():
+        return b""
+    up = Upload(request, auth)
+    buf = bytearray()
+    async for piece in up.chunks():
+        buf += piece
+        if len(buf) > limit:
+            raise E.MalformedXML("request body too large")
+    up.hash(bytes(buf))
+    await up.verify()
+    return bytes(buf)
+

@@ -1,0 +1,136 @@
+"""Bucket operations: CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
+GetBucketVersioning, ListObjects (v1) and ListObjectsV2."""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from aiohttp import web
+
+from ..core import errors as E
+from ..core import s3xml
+from ..core.names import validate_bucket_name
+from .body import read_small_body
+
+
+def _xml(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/xml")
+
+
+async def create(ctx) -> web.Response:
+    name = ctx.target.bucket
+    validate_bucket_name(name)
+    constraint = s3xml.parse_create_bucket(await read_small_body(ctx.request, ctx.auth))
+    region = ctx.fe.topo.region
+    # As S3: in us-east-1 no constraint is given; elsewhere it must name the region.
+    if (constraint or "us-east-1") != region or (constraint == "us-east-1"):
+        raise E.InvalidLocationConstraint(LocationConstraint=constraint or "")
+    await ctx.fe.meta.create_bucket(name, region, ctx.auth.access_key)
+    resp = web.Response(status=200)
+    resp.headers["Location"] = "/" + name
+    return resp
+
+
+async def head(ctx) -> web.Response:
+    b = await ctx.fe.meta.get_bucket(ctx.target.bucket)
+    resp = web.Response(status=200)
+    resp.headers["x-amz-bucket-region"] = b.get("region", ctx.fe.topo.region)
+    return resp
+
+
+async def delete(ctx) -> web.Response:
+    await ctx.fe.meta.delete_bucket(ctx.target.bucket)
+    return web.Response(status=204)
+
+
+async def get_location(ctx) -> web.Response:
+    b = await ctx.fe.meta.get_bucket(ctx.target.bucket)
+    return _xml(s3xml.location_xml(b.get("region", ctx.fe.topo.region)))
+
+
+async def get_versioning(ctx) -> web.Response:
+    await ctx.fe.meta.get_bucket(ctx.target.bucket)
+    # Versioning is never enabled in minis3: S3 answers an empty configuration.
+    return _xml(b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+
+
+def _max_keys(q) -> int:
+    raw = q.get("max-keys", "1000")
+    try:
+        n = int(raw)
+    except ValueError:
+        raise E.InvalidArgument("Provided max-keys not an integer or within integer range",
+                                ArgumentName="max-keys", ArgumentValue=raw)
+    if n < 0:
+        raise E.InvalidArgument("Argument maxKeys must be an integer between 0 and 2147483647",
+                                ArgumentName="maxKeys", ArgumentValue=raw)
+    return min(n, 1000)
+
+
+def _encoding(q) -> str | None:
+    enc = q.get("encoding-type")
+    if enc is not None and enc != "url":
+        raise E.InvalidArgument("Invalid Encoding Method specified in Request",
+                                ArgumentName="encoding-type", ArgumentValue=enc)
+    return enc
+
+
+def _entries(raw: list) -> list[s3xml.ListEntry]:
+    out = []
+    for key, r in raw:
+        alg = (r.get("checksum") or {}).get("alg")
+        out.append(s3xml.ListEntry(key=key, last_modified_ms=r["mtime"], etag=r["etag"], size=r["size"],
+                                   checksum_algorithm=alg, checksum_type="FULL_OBJECT" if alg else None))
+    return out
+
+
+async def _page(ctx, prefix: str, delimiter: str, marker: str, max_keys: int) -> dict:
+    return await ctx.fe.meta.list_objects(ctx.target.bucket, prefix=prefix, delimiter=delimiter,
+                                          marker=marker, max_keys=max_keys)
+
+
+async def list_objects_v1(ctx) -> web.Response:
+    q = ctx.query
+    prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
+    max_keys, enc = _max_keys(q), _encoding(q)
+    page = await _page(ctx, prefix, delimiter, marker, max_keys)
+    # A page cut short by tombstones alone has nothing a v1 client can use as
+    # its next marker (NextMarker is only sent with a delimiter): go on.
+    while page["truncated"] and not page["entries"] and not page["prefixes"] and page["next_marker"]:
+        page = await _page(ctx, prefix, delimiter, page["next_marker"], max_keys)
+    body = s3xml.list_objects_v1_xml(
+        bucket=ctx.target.bucket, prefix=prefix, marker=marker, delimiter=delimiter, max_keys=max_keys,
+        is_truncated=page["truncated"], entries=_entries(page["entries"]), common_prefixes=page["prefixes"],
+        next_marker=page["next_marker"], encoding_type=enc, owner=ctx.owner)
+    return _xml(body)
+
+
+def _token(marker: str) -> str:
+    return base64.urlsafe_b64encode(marker.encode()).decode()
+
+
+def _untoken(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise E.InvalidArgument("The continuation token provided is incorrect",
+                                ArgumentName="continuation-token")
+
+
+async def list_objects_v2(ctx) -> web.Response:
+    q = ctx.query
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    max_keys, enc = _max_keys(q), _encoding(q)
+    token = q.get("continuation-token")
+    start_after = q.get("start-after", "")
+    marker = _untoken(token) if token is not None else start_after
+    page = await _page(ctx, prefix, delimiter, marker, max_keys)
+    entries = _entries(page["entries"])
+    body = s3xml.list_objects_v2_xml(
+        bucket=ctx.target.bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
+        is_truncated=page["truncated"], entries=entries, common_prefixes=page["prefixes"],
+        continuation_token=token, next_continuation_token=_token(page["next_marker"]) if page["truncated"] else None,
+        start_after=start_after or None, key_count=len(entries) + len(page["prefixes"]), encoding_type=enc,
+        fetch_owner=q.get("fetch-owner") == "true", owner=ctx.owner)
+    return _xml(body)

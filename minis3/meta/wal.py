@@ -1,0 +1,215 @@
+"""Write-ahead log and snapshots for one key-range partition.
+
+On disk, in the partition's directory::
+
+    snapshot-000007.jsonl   the whole table as of the start of wal-000007
+    wal-000007.log          every change since: one line each, "crc32hex json\\n"
+
+A change is applied to the in-memory table only after its line is fdatasynced
+(group commit: every writer waiting in the same moment shares one fdatasync).
+Recovery loads the newest snapshot and replays the WALs from its generation on,
+stopping at the first torn or corrupt line (a write that was never acknowledged)
+and cutting it off.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import Callable, Iterator
+
+log = logging.getLogger("minis3.meta.wal")
+
+
+def encode_line(entry: dict) -> bytes:
+    body = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode()
+    return b"%08x " % zlib.crc32(body) + body + b"\n"
+
+
+def decode_line(line: bytes) -> dict | None:
+    """The entry, or None for a torn/corrupt line."""
+    if not line.endswith(b"\n") or len(line) < 10 or line[8:9] != b" ":
+        return None
+    body = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(body):
+            return None
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WAL:
+    """Durable, group-committed log of one partition."""
+
+    def __init__(self, directory: Path, apply: Callable[[dict], None],
+                 rows: Callable[[], list[dict]], snapshot_every: int = 50_000):
+        """``apply`` puts one durable entry into the in-memory table; ``rows``
+        returns the table as entries (for snapshots)."""
+        self.apply, self.rows = apply, rows
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.snapshot_every = snapshot_every
+        self.generation = 0
+        self.records_in_wal = 0
+        self._file = None
+        self._pending: list[tuple[bytes, asyncio.Future]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._flusher: asyncio.Task | None = None
+        self.syncs = 0
+
+    # -- recovery ------------------------------------------------------------
+    def _gens(self, prefix: str, suffix: str) -> list[int]:
+        out = []
+        for p in self.dir.glob(f"{prefix}-*{suffix}"):
+            try:
+                out.append(int(p.name[len(prefix) + 1:-len(suffix)]))
+            except ValueError:
+                pass
+        return sorted(out)
+
+    def recover(self) -> int:
+        """Apply every durable entry in order: the snapshot's rows, then WAL lines."""
+        n = 0
+        for entry in self._recover():
+            self.apply(entry)
+            n += 1
+        return n
+
+    def _recover(self) -> Iterator[dict]:
+        snaps = self._gens("snapshot", ".jsonl")
+        base = snaps[-1] if snaps else 0
+        if snaps:
+            with open(self.dir / f"snapshot-{base:06d}.jsonl", "rb") as f:
+                for line in f:
+                    e = decode_line(line)
+                    if e is None:
+                        raise RuntimeError(f"corrupt snapshot in {self.dir}")
+                    yield e
+        wals = [g for g in self._gens("wal", ".log") if g >= base] or [base]
+        for g in wals:
+            path = self.dir / f"wal-{g:06d}.log"
+            if not path.exists():
+                continue
+            good = 0
+            n = 0
+            with open(path, "rb") as f:
+                for line in f:
+                    e = decode_line(line)
+                    if e is None:
+                        log.warning("%s: torn entry at byte %d, cutting the log there", path, good)
+                        break
+                    good += len(line)
+                    n += 1
+                    yield e
+            if good != path.stat().st_size:
+                with open(path, "r+b") as f:
+                    f.truncate(good)
+                    os.fsync(f.fileno())
+            self.records_in_wal = n
+        self.generation = wals[-1]
+        # Older files are covered by the snapshot.
+        for g in self._gens("wal", ".log"):
+            if g < base:
+                (self.dir / f"wal-{g:06d}.log").unlink(missing_ok=True)
+
+    def open(self) -> None:
+        self._file = open(self.dir / f"wal-{self.generation:06d}.log", "ab")
+        _fsync_dir(self.dir)
+
+    # -- appending -------------------------------------------------------------
+    async def append(self, entry: dict) -> None:
+        """Return once ``entry`` is on disk (fdatasync'd) and applied to the table.
+
+        Visibility follows durability: the flusher applies a batch only after
+        its fdatasync, so no reader sees a change a crash could take back.
+        """
+        if self._flusher is None:
+            self._wakeup = asyncio.Event()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((encode_line(entry), fut))
+        self._wakeup.set()
+        await fut
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                data = b"".join(line for line, _ in batch)
+                try:
+                    await asyncio.to_thread(self._write_sync, data)
+                except Exception as exc:  # disk full, I/O error: fail the writers, never ack
+                    log.exception("WAL write failed in %s", self.dir)
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                self.syncs += 1
+                self.records_in_wal += len(batch)
+                for line, fut in batch:
+                    self.apply(decode_line(line))
+                    if not fut.done():
+                        fut.set_result(None)
+                if self.needs_snapshot():
+                    try:
+                        await self.snapshot()
+                    except Exception:
+                        log.exception("snapshot failed in %s (the WAL still has everything)", self.dir)
+
+    def _write_sync(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()
+        os.fdatasync(self._file.fileno())
+
+    def needs_snapshot(self) -> bool:
+        return self.records_in_wal >= self.snapshot_every
+
+    async def snapshot(self) -> None:
+        """Start a new generation and write the table as of its start.
+
+        Runs inside the flusher, between batches, so the table holds exactly
+        what the closed WAL generations hold when ``rows()`` is taken.
+        """
+        gen = self.generation + 1
+        old_file, self._file = self._file, open(self.dir / f"wal-{gen:06d}.log", "ab")
+        self.generation, self.records_in_wal = gen, 0
+        old_file.close()
+        data = self.rows()
+        await asyncio.to_thread(self._write_snapshot, gen, data)
+
+    def _write_snapshot(self, gen: int, data: list[dict]) -> None:
+        tmp = self.dir / f"snapshot-{gen:06d}.tmp"
+        with open(tmp, "wb") as f:
+            for e in data:
+                f.write(encode_line(e))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.dir / f"snapshot-{gen:06d}.jsonl")
+        _fsync_dir(self.dir)
+        # Only now is everything before `gen` redundant.
+        for g in self._gens("wal", ".log"):
+            if g < gen:
+                (self.dir / f"wal-{g:06d}.log").unlink(missing_ok=True)
+        for g in self._gens("snapshot", ".jsonl"):
+            if g < gen:
+                (self.dir / f"snapshot-{g:06d}.jsonl").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+        if self._file:
+            self._file.close()

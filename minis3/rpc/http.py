@@ -1,0 +1,43 @@
+"""aiohttp glue shared by the internal services (I/O shell around rpc.auth)."""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from . import auth
+
+log = logging.getLogger(__name__)
+
+
+def auth_middleware(secret: str, open_paths: tuple[str, ...] = ("/health",)):
+    @web.middleware
+    async def mw(request: web.Request, handler):
+        if request.path not in open_paths and not auth.check(
+                secret, request.method, request.raw_path, request.headers.get(auth.HEADER)):
+            return web.json_response({"code": "AccessDenied", "message": "bad cluster signature"}, status=403)
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # never a traceback on the wire
+            log.exception("internal error in %s %s", request.method, request.path)
+            return web.json_response({"code": "InternalError", "message": repr(exc)}, status=500)
+    return mw
+
+
+def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 60.0):
+    """A pooled keep-alive client session that signs every request."""
+    import aiohttp
+
+    async def on_request_start(session, ctx, params):
+        u = params.url
+        path_qs = u.raw_path + (("?" + u.raw_query_string) if u.raw_query_string else "")
+        params.headers[auth.HEADER] = auth.sign(secret, params.method, path_qs)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30)
+    return aiohttp.ClientSession(connector=conn, trace_configs=[trace],
+                                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=timeout_s),
+                                 auto_decompress=False)

@@ -1,0 +1,66 @@
+"""The block framing used for fragments, on the wire and on disk.
+
+A fragment file is a header followed by one block per segment::
+
+    header:  b"MS3F" | u8 version | u8 fragment index | u16 0 | u32 n | n bytes JSON | u64 xxh3_64(JSON)
+    block:   u32 length | u64 xxh3_64(data) | data            (data = one pyeclib fragment)
+
+The frontend sends exactly the blocks (same framing) in the PUT body, so the
+node can verify every block's checksum as it arrives, before it fsyncs; the
+node verifies them again on every read, and the frontend once more on receipt.
+All full segments have the same fragment length, so block i of a file starts at
+``header_len + i * (12 + len(block 0))``.
+"""
+from __future__ import annotations
+
+import json
+import struct
+
+import xxhash
+
+MAGIC = b"MS3F"
+VERSION = 1
+BLOCK_HEAD = struct.Struct(">IQ")       # length, xxh3_64
+FILE_HEAD = struct.Struct(">4sBBHI")     # magic, version, index, reserved, json length
+MAX_BLOCK = 64 << 20
+
+
+class CorruptBlock(Exception):
+    pass
+
+
+def checksum(data: bytes) -> int:
+    return xxhash.xxh3_64_intdigest(data)
+
+
+def frame(data: bytes) -> bytes:
+    return BLOCK_HEAD.pack(len(data), checksum(data)) + data
+
+
+def parse_block_head(head: bytes) -> tuple[int, int]:
+    length, digest = BLOCK_HEAD.unpack(head)
+    if length > MAX_BLOCK:
+        raise CorruptBlock(f"block length {length} exceeds {MAX_BLOCK}")
+    return length, digest
+
+
+def file_header(index: int, info: dict) -> bytes:
+    body = json.dumps(info, sort_keys=True).encode()
+    return FILE_HEAD.pack(MAGIC, VERSION, index, 0, len(body)) + body + struct.pack(">Q", checksum(body))
+
+
+def parse_file_header(buf: bytes) -> tuple[int, dict, int]:
+    """Return (fragment index, info, header length) or raise CorruptBlock."""
+    if len(buf) < FILE_HEAD.size:
+        raise CorruptBlock("short header")
+    magic, version, index, _, n = FILE_HEAD.unpack_from(buf)
+    if magic != MAGIC or version != VERSION:
+        raise CorruptBlock("bad magic or version")
+    end = FILE_HEAD.size + n
+    if len(buf) < end + 8:
+        raise CorruptBlock("short header")
+    body = buf[FILE_HEAD.size:end]
+    (digest,) = struct.unpack_from(">Q", buf, end)
+    if checksum(body) != digest:
+        raise CorruptBlock("header checksum mismatch")
+    return index, json.loads(body), end + 8

@@ -1,0 +1,239 @@
+"""A storage node: one process, one data directory, fragment files in it.
+
+HTTP API (every request HMAC-signed with the cluster secret, see rpc.auth):
+
+    PUT    /fragment/{object_id}/{index}        body: framed blocks → 200 {"blocks", "bytes"}
+    GET    /fragment/{object_id}/{index}?first=&last=   → framed blocks of those segments
+    DELETE /fragment/{object_id}/{index}        → 204 (idempotent)
+    GET    /status                              → {"id", "az", "fragments", "disk_bytes"}
+    GET    /health                              → 200 (unsigned)
+
+Durability: a fragment is written to tmp/, every block's xxh3 verified as it
+arrives, fsynced, renamed into fragments/ and the directory fsynced *before* the
+200. The frontend commits metadata only after every fragment got its 200, so a
+committed object never points at bytes that a crash can take back.
+
+Keys never reach this process: names come from the object id (32 hex digits,
+checked) and the fragment index, so no request can name a file outside the
+data directory.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+from aiohttp import web
+
+from ..rpc.http import auth_middleware
+from . import blocks
+
+log = logging.getLogger("minis3.storage")
+OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StorageNode:
+    def __init__(self, node_id: str, az: str, data_dir: Path):
+        self.node_id, self.az = node_id, az
+        self.root = Path(data_dir).resolve()
+        self.frag_dir = self.root / "fragments"
+        self.tmp_dir = self.root / "tmp"
+        for d in (self.frag_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        # A tmp file left by a crash was never acknowledged: drop it.
+        for p in self.tmp_dir.iterdir():
+            p.unlink(missing_ok=True)
+        self.stats = {"fragments_written": 0, "fragments_read": 0, "bytes_written": 0,
+                      "bytes_read": 0, "corrupt_blocks": 0}
+
+    # -- names -----------------------------------------------------------
+    def path_for(self, object_id: str, index: int) -> Path:
+        return self.frag_dir / object_id[:2] / f"{object_id}.{index}"
+
+    @staticmethod
+    def parse_name(request: web.Request) -> tuple[str, int]:
+        oid = request.match_info["oid"]
+        try:
+            idx = int(request.match_info["idx"])
+        except ValueError:
+            raise web.HTTPBadRequest(text="bad fragment index")
+        if not OBJECT_ID.match(oid) or not 0 <= idx < 256:
+            raise web.HTTPBadRequest(text="bad object id or index")
+        return oid, idx
+
+    # -- handlers ----------------------------------------------------------
+    async def put_fragment(self, request: web.Request) -> web.Response:
+        oid, idx = self.parse_name(request)
+        info = {"object_id": oid, "index": idx, "created_ms": int(time.time() * 1000),
+                "node": self.node_id}
+        tmp = self.tmp_dir / f"{oid}.{idx}.{uuid.uuid4().hex[:8]}"
+        n_blocks = n_bytes = 0
+        reader = request.content
+        try:
+            async with aiofiles.open(tmp, "wb") as f:
+                await f.write(blocks.file_header(idx, info))
+                while True:
+                    try:
+                        head = await reader.readexactly(blocks.BLOCK_HEAD.size)
+                    except asyncio.IncompleteReadError as e:
+                        if e.partial:
+                            raise blocks.CorruptBlock("truncated block header")
+                        break
+                    length, digest = blocks.parse_block_head(head)
+                    data = await reader.readexactly(length)
+                    # Verify before anything is made durable: a block that
+                    # changed on the way is refused, never stored.
+                    if blocks.checksum(data) != digest:
+                        raise blocks.CorruptBlock(f"block {n_blocks} checksum mismatch on receipt")
+                    await f.write(head)
+                    await f.write(data)
+                    n_blocks += 1
+                    n_bytes += length
+                await f.flush()
+                await asyncio.to_thread(os.fsync, f.fileno())
+            final = self.path_for(oid, idx)
+            await aiofiles.os.makedirs(final.parent, exist_ok=True)
+            await aiofiles.os.replace(tmp, final)
+            await asyncio.to_thread(_fsync_dir, final.parent)
+        except (blocks.CorruptBlock, asyncio.IncompleteReadError) as exc:
+            await asyncio.to_thread(tmp.unlink, True)
+            log.warning("refused fragment %s.%d: %s", oid, idx, exc)
+            return web.json_response({"code": "BadDigest", "message": str(exc)}, status=400)
+        except BaseException:
+            await asyncio.to_thread(tmp.unlink, True)
+            raise
+        self.stats["fragments_written"] += 1
+        self.stats["bytes_written"] += n_bytes
+        return web.json_response({"blocks": n_blocks, "bytes": n_bytes})
+
+    async def get_fragment(self, request: web.Request) -> web.StreamResponse:
+        oid, idx = self.parse_name(request)
+        path = self.path_for(oid, idx)
+        try:
+            first = int(request.query.get("first", 0))
+            last = int(request.query.get("last", -1))
+        except ValueError:
+            raise web.HTTPBadRequest(text="bad segment bounds")
+        try:
+            f = await aiofiles.open(path, "rb")
+        except FileNotFoundError:
+            return web.json_response({"code": "NoSuchFragment"}, status=404)
+        resp = web.StreamResponse()
+        try:
+            try:
+                head = await f.read(64 * 1024)
+                index, _info, hlen = blocks.parse_file_header(head)
+                if index != idx:
+                    raise blocks.CorruptBlock("fragment index in header differs from its name")
+                await f.seek(hlen)
+                bh = await f.read(blocks.BLOCK_HEAD.size)
+                if len(bh) == 0:
+                    await resp.prepare(request)      # fragment of zero segments
+                    await resp.write_eof()
+                    return resp
+                length0, _ = blocks.parse_block_head(bh)
+                stride = blocks.BLOCK_HEAD.size + length0
+                await f.seek(hlen + first * stride)
+            except blocks.CorruptBlock as exc:
+                self.stats["corrupt_blocks"] += 1
+                log.error("corrupt fragment %s: %s", path, exc)
+                return web.json_response({"code": "CorruptFragment", "message": str(exc)}, status=409)
+            await resp.prepare(request)
+            seg = first
+            while last < 0 or seg <= last:
+                bh = await f.read(blocks.BLOCK_HEAD.size)
+                if not bh:
+                    break
+                try:
+                    if len(bh) != blocks.BLOCK_HEAD.size:
+                        raise blocks.CorruptBlock("truncated block header")
+                    length, digest = blocks.parse_block_head(bh)
+                    data = await f.read(length)
+                    if len(data) != length or blocks.checksum(data) != digest:
+                        raise blocks.CorruptBlock(f"segment {seg} checksum mismatch")
+                except blocks.CorruptBlock as exc:
+                    # Never serve a bad block: cut the response short so the
+                    # reader notices and decodes from other fragments.
+                    self.stats["corrupt_blocks"] += 1
+                    log.error("corrupt fragment %s: %s", path, exc)
+                    if request.transport is not None:
+                        request.transport.close()
+                    return resp
+                await resp.write(bh + data)
+                self.stats["bytes_read"] += length
+                seg += 1
+            await resp.write_eof()
+            self.stats["fragments_read"] += 1
+            return resp
+        finally:
+            await f.close()
+
+    async def delete_fragment(self, request: web.Request) -> web.Response:
+        oid, idx = self.parse_name(request)
+        path = self.path_for(oid, idx)
+        try:
+            await aiofiles.os.remove(path)
+        except FileNotFoundError:
+            pass
+        return web.Response(status=204)
+
+    def disk_usage(self) -> tuple[int, int]:
+        count = size = 0
+        for dirpath, _dirs, files in os.walk(self.frag_dir):
+            for name in files:
+                count += 1
+                try:
+                    size += os.stat(os.path.join(dirpath, name)).st_size
+                except FileNotFoundError:
+                    pass
+        return count, size
+
+    async def status(self, request: web.Request) -> web.Response:
+        count, size = await asyncio.to_thread(self.disk_usage)
+        return web.json_response({"id": self.node_id, "az": self.az, "role": "storage", "pid": os.getpid(),
+                                  "fragments": count, "disk_bytes": size, "stats": self.stats})
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "id": self.node_id})
+
+    def app(self, secret: str) -> web.Application:
+        app = web.Application(middlewares=[auth_middleware(secret)], client_max_size=1 << 20)
+        app.router.add_put("/fragment/{oid}/{idx}", self.put_fragment)
+        app.router.add_get("/fragment/{oid}/{idx}", self.get_fragment)
+        app.router.add_delete("/fragment/{oid}/{idx}", self.delete_fragment)
+        app.router.add_get("/status", self.status)
+        app.router.add_get("/health", self.health)
+        return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..cluster import topology as topo_mod
+    from ..cluster.logs import setup_logging
+    p = argparse.ArgumentParser(prog="minis3 storage")
+    p.add_argument("--topology")
+    p.add_argument("--data-dir")
+    p.add_argument("--id", required=True)
+    a = p.parse_args(argv)
+    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    spec = topo.node(a.id)
+    setup_logging(f"storage {spec.id}")
+    node = StorageNode(spec.id, spec.az, spec.data_dir)
+    log.info("storage node %s (%s) on %s, data in %s", spec.id, spec.az, spec.url, node.root)
+    web.run_app(node.app(topo.cluster_secret), host=spec.host, port=spec.port,
+                print=None, access_log=None, handle_signals=True)

@@ -1,0 +1,93 @@
+"""Start a real minis3 cluster (real processes on loopback) for tests."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import time
+from pathlib import Path
+
+from minis3.cluster import topology
+from minis3.cluster.supervisor import Cluster, run_dir, wait_healthy
+
+ACCESS_KEY = "testkey"
+SECRET_KEY = "testsecret"
+SECOND_ACCESS_KEY = "otherkey"
+SECOND_SECRET_KEY = "othersecret"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def pick_base_port() -> int:
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 1000)
+        ports = [base] + [base + 101 + i for i in range(6)] + [base + 201 + i for i in range(3)]
+        if all(_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port range")
+
+
+def write_topology(path: Path, data_dir: Path, base_port: int, **erasure) -> Path:
+    doc = topology.default_doc(base_port)
+    lines = [f'data_dir = "{data_dir}"', 'cluster_secret = "test-cluster-secret"', "",
+             "[erasure]"] + [f"{k} = {v}" for k, v in erasure.items()] + [
+        "", "[frontend]", f'host = "127.0.0.1"', f"port = {base_port}", "",
+        "[[credentials]]", f'access_key = "{ACCESS_KEY}"', f'secret_key = "{SECRET_KEY}"', "",
+        "[[credentials]]", f'access_key = "{SECOND_ACCESS_KEY}"', f'secret_key = "{SECOND_SECRET_KEY}"', ""]
+    for az in doc["az"]:
+        lines += ["[[az]]", f'name = "{az["name"]}"',
+                  f'meta = {{ host = "127.0.0.1", port = {az["meta"]["port"]} }}',
+                  "nodes = [" + ", ".join(f'{{ id = "{n["id"]}", host = "127.0.0.1", port = {n["port"]} }}'
+                                          for n in az["nodes"]) + "]", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+class TestCluster:
+    def __init__(self, root: Path, **erasure):
+        self.root = root
+        self.base = pick_base_port()
+        self.topo_path = write_topology(root / "topology.toml", root / "data", self.base, **erasure)
+        self.topo = topology.load(self.topo_path)
+        self.cluster = Cluster(self.topo)
+        self.endpoint = self.topo.frontend.url
+
+    def start(self):
+        self.cluster.start(timeout=60)
+        return self
+
+    def stop(self):
+        self.cluster.stop()
+
+    def az_state(self, az: str) -> dict:
+        deadline = time.monotonic() + 10
+        path = run_dir(self.topo) / f"{az}.json"
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(path)
+            time.sleep(0.05)
+        return json.loads(path.read_text())
+
+    def node_pid(self, node_id: str) -> int:
+        az = self.topo.node(node_id).az
+        return self.az_state(az)["children"][f"node-{node_id}"]
+
+    def kill_node(self, node_id: str) -> None:
+        os.kill(self.node_pid(node_id), signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        self.cluster = Cluster(self.topo)
+        self.start()
+
+    def wait_healthy(self):
+        wait_healthy(self.topo, 30)

@@ -1,0 +1,66 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    c = TestCluster(tmp_path_factory.mktemp("minis3")).start()
+    yield c
+    c.stop()
+
+
+def make_client(endpoint, **cfg):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                        config=Config(retries={"max_attempts": 2, "mode": "standard"}, **cfg))
+
+
+@pytest.fixture(scope="session")
+def s3(cluster):
+    return make_client(cluster.endpoint)
+
+
+@pytest.fixture
+def bucket(s3, request):
+    name = "t-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40].rstrip("-")
+    name = "".join(c for c in name if c.isalnum() or c == "-")
+    s3.create_bucket(Bucket=name)
+    yield name
+    # Empty and remove it, page by page.
+    while True:
+        page = s3.list_objects_v2(Bucket=name)
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if not keys:
+            break
+        s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+    s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session")
+def aws(cluster, tmp_path_factory):
+    """Run the aws CLI (v1, installed in the venv) against the cluster."""
+    cfg_dir = tmp_path_factory.mktemp("awscfg")
+    (cfg_dir / "config").write_text(
+        "[default]\nregion = us-east-1\n"
+        # Multipart uploads are a later issue: keep `aws s3 cp` to single PUTs.
+        "s3 =\n    multipart_threshold = 5GB\n")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+               AWS_CONFIG_FILE=str(cfg_dir / "config"), AWS_SHARED_CREDENTIALS_FILE=str(cfg_dir / "none"),
+               AWS_DEFAULT_REGION="us-east-1")
+    aws_bin = Path(sys.executable).parent / "aws"
+
+    def run(*args, check=True, input=None):
+        p = subprocess.run([str(aws_bin), "--endpoint-url", cluster.endpoint, *args], env=env,
+                           capture_output=True, text=True, input=input, timeout=300)
+        if check and p.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        return p
+    return run
