@@ -621,7 +621,8 @@ def presign_url(method: str, url: str, access_key: str, secret: str, region: str
     """Presign a URL with SigV4 query parameters, byte-for-byte like botocore's
     S3SigV4QueryAuth: existing parameters first (first value of each), then
     X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders (host), and
-    X-Amz-Signature last; payload UNSIGNED-PAYLOAD."""
+    X-Amz-Signature last; payload UNSIGNED-PAYLOAD (or the URL's own
+    X-Amz-Content-Sha256 parameter, which botocore never adds)."""
     if not 1 <= int(expires) <= MAX_PRESIGN_EXPIRES:
         raise ValueError("expires must be between 1 and 604800 seconds")
     amz_date = _fmt_amz(now)
@@ -639,8 +640,10 @@ def presign_url(method: str, url: str, access_key: str, secret: str, region: str
     query = "&".join(f"{_uri_encode(k, keep_slash=False)}={_uri_encode(v, keep_slash=False)}"
                      for k, v in all_params)
     host = _host_from_url(parts)
+    payload_hash = next((v for k, v in all_params if k.lower() == "x-amz-content-sha256"),
+                        UNSIGNED_PAYLOAD)
     creq = canonical_request(method.upper(), canonical_uri(parts.path), canonical_query(all_params),
-                             canonical_headers({"host": host}, ["host"]), ["host"], UNSIGNED_PAYLOAD)
+                             canonical_headers({"host": host}, ["host"]), ["host"], payload_hash)
     sig = signature(signing_key(secret, amz_date[:8], region), string_to_sign(amz_date, sc, creq))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment)) + \
         f"&X-Amz-Signature={sig}"
