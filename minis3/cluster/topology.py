@@ -25,6 +25,7 @@ Example (every key is optional; these are the defaults)::
     [[credentials]]
     access_key = "minis3admin"
     secret_key = "minis3secret"
+    account = "minis3admin"        # optional: keys with one account share its buckets
 
     [[az]]
     name = "az-a"
@@ -107,6 +108,9 @@ class Topology:
     frontend: FrontendSpec
     azs: tuple[AZSpec, ...]
     credentials: dict[str, str] = field(default_factory=dict)
+    # access key → account. Buckets belong to accounts; keys of one account
+    # share its buckets. By default each access key is its own account.
+    accounts: dict[str, str] = field(default_factory=dict)
     # Initial split points of the key space (over "bucket/key"). The metadata
     # index is a list of key-range partitions from the start, so that later
     # work can split and move them; this issue keeps them all on one process.
@@ -160,11 +164,13 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
                         data_dir=Path(m.get("data_dir", root / name / "meta")))
         azs.append(AZSpec(name=name, nodes=nodes, meta=meta))
     creds = {str(c["access_key"]): str(c["secret_key"]) for c in doc.get("credentials", [])}
+    accounts = {str(c["access_key"]): str(c.get("account", c["access_key"])) for c in doc.get("credentials", [])}
     if not creds:
         creds = {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
+        accounts = {DEFAULT_ACCESS_KEY: DEFAULT_ACCESS_KEY}
     topo = Topology(data_dir=root, cluster_secret=str(doc.get("cluster_secret", "minis3-local-cluster-secret")),
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
-                    credentials=creds, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
+                    credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
                     source=source)
     validate(topo)
     return topo

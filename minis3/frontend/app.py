@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import logging
 import os
 import time
@@ -33,7 +34,6 @@ from .routing import Target, route
 log = logging.getLogger("minis3.frontend")
 access_log = logging.getLogger("minis3.access")
 
-OWNER_ID = "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a"
 
 
 @dataclass
@@ -53,8 +53,18 @@ class Context:
         return "/" + "/".join(p for p in (t.bucket, t.key) if p)
 
     @property
+    def account(self) -> str:
+        return self.fe.topo.accounts.get(self.auth.access_key, self.auth.access_key)
+
+    @property
     def owner(self) -> tuple[str, str]:
-        return (OWNER_ID, self.auth.access_key or "anonymous")
+        """(canonical id, display name) of the caller's account."""
+        return (hashlib.sha256(b"minis3-account:" + self.account.encode()).hexdigest(), self.account)
+
+    @property
+    def meta(self) -> MetaClient:
+        """The metadata service, acting for this request's account."""
+        return self.fe.meta.as_account(self.account)
 
 
 class Frontend:
@@ -106,6 +116,12 @@ class Frontend:
             log.exception("unhandled error (request %s)", request_id)
             resp = error_response(E.InternalError(), request_id, resource=request.path,
                                   head=request.method == "HEAD")
+        if (not request.get("continued") and request.body_exists
+                and request.headers.get("Expect", "").lower() == "100-continue"):
+            # We never asked for the body; the client may send it anyway after
+            # its wait. Close the connection so those bytes are not read as
+            # the next request.
+            resp.force_close()
         if not resp.prepared:
             resp.headers["x-amz-request-id"] = request_id
             resp.headers["x-amz-id-2"] = request_id
@@ -130,10 +146,10 @@ def error_response(exc: E.S3Error, request_id: str, *, resource: str, head: bool
     return resp
 
 
-async def _expect_continue(request: web.Request):
-    """Answer ``Expect: 100-continue`` so clients that wait for it send the body."""
-    if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
-        request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+async def _defer_continue(request: web.Request):
+    """Don't answer ``Expect: 100-continue`` yet: a request refused on its
+    headers (signature, bucket, conditions) must not make the client send its
+    body. body.send_continue() answers it when the body is really wanted."""
     return None
 
 
@@ -143,7 +159,7 @@ def make_app(topo: Topology) -> web.Application:
     app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024})
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
-    app.router.add_route("*", "/{tail:.*}", fe.handle, expect_handler=_expect_continue)
+    app.router.add_route("*", "/{tail:.*}", fe.handle, expect_handler=_defer_continue)
     app["frontend"] = fe
     return app
 

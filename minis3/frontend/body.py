@@ -34,6 +34,15 @@ STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 UNSIGNED = "UNSIGNED-PAYLOAD"
 
 
+def send_continue(request: web.Request) -> None:
+    """Answer ``Expect: 100-continue`` now that the request passed every
+    check that needs only its headers (see app._defer_continue)."""
+    if (request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue"
+            and not request.get("continued") and request.transport is not None):
+        request["continued"] = True
+        request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
 def _is_hex_sha256(v: str) -> bool:
     return len(v) == 64 and all(c in "0123456789abcdef" for c in v.lower())
 
@@ -53,7 +62,10 @@ class Upload:
                 seed_signature=auth.seed_signature if signed else None,
                 amz_date=auth.amz_date, scope=auth.scope)
             dl = h.get("x-amz-decoded-content-length")
-            self.declared_length = int(dl) if dl and dl.isdigit() else None
+            if dl is not None and not dl.strip().isdigit():
+                raise E.InvalidArgument("x-amz-decoded-content-length must be a number",
+                                        ArgumentName="x-amz-decoded-content-length", ArgumentValue=dl)
+            self.declared_length = int(dl) if dl is not None else None
         elif mode.startswith("STREAMING-"):
             raise E.NotImplemented_(f"x-amz-content-sha256 mode {mode} is not supported")
         else:
@@ -93,6 +105,7 @@ class Upload:
     async def chunks(self) -> AsyncIterator[bytes]:
         """The decoded payload, piece by piece."""
         content = self.request.content
+        send_continue(self.request)
         while True:
             try:
                 raw = await content.read(READ_SIZE)

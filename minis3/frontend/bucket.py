@@ -25,31 +25,31 @@ async def create(ctx) -> web.Response:
     # As S3: in us-east-1 no constraint is given; elsewhere it must name the region.
     if (constraint or "us-east-1") != region or (constraint == "us-east-1"):
         raise E.InvalidLocationConstraint(LocationConstraint=constraint or "")
-    await ctx.fe.meta.create_bucket(name, region, ctx.auth.access_key)
+    await ctx.meta.create_bucket(name, region)
     resp = web.Response(status=200)
     resp.headers["Location"] = "/" + name
     return resp
 
 
 async def head(ctx) -> web.Response:
-    b = await ctx.fe.meta.get_bucket(ctx.target.bucket)
+    b = await ctx.meta.get_bucket(ctx.target.bucket)
     resp = web.Response(status=200)
     resp.headers["x-amz-bucket-region"] = b.get("region", ctx.fe.topo.region)
     return resp
 
 
 async def delete(ctx) -> web.Response:
-    await ctx.fe.meta.delete_bucket(ctx.target.bucket)
+    await ctx.meta.delete_bucket(ctx.target.bucket)
     return web.Response(status=204)
 
 
 async def get_location(ctx) -> web.Response:
-    b = await ctx.fe.meta.get_bucket(ctx.target.bucket)
+    b = await ctx.meta.get_bucket(ctx.target.bucket)
     return _xml(s3xml.location_xml(b.get("region", ctx.fe.topo.region)))
 
 
 async def get_versioning(ctx) -> web.Response:
-    await ctx.fe.meta.get_bucket(ctx.target.bucket)
+    await ctx.meta.get_bucket(ctx.target.bucket)
     # Versioning is never enabled in minis3: S3 answers an empty configuration.
     return _xml(b'<?xml version="1.0" encoding="UTF-8"?>\n'
                 b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
@@ -86,7 +86,7 @@ def _entries(raw: list) -> list[s3xml.ListEntry]:
 
 
 async def _page(ctx, prefix: str, delimiter: str, marker: str, max_keys: int) -> dict:
-    return await ctx.fe.meta.list_objects(ctx.target.bucket, prefix=prefix, delimiter=delimiter,
+    return await ctx.meta.list_objects(ctx.target.bucket, prefix=prefix, delimiter=delimiter,
                                           marker=marker, max_keys=max_keys)
 
 

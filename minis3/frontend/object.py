@@ -84,7 +84,7 @@ async def put(ctx) -> web.Response:
     std, meta = _headers_from_request(ctx.request)
     conditions = _write_conditions(ctx.request)
     fe = ctx.fe
-    await fe.meta.get_bucket(bucket)                 # fail fast, before any byte is stored
+    await ctx.meta.get_bucket(bucket)                 # fail fast, before any byte is stored
     if conditions:                                   # fail fast too; the commit re-checks atomically
         await _precheck_write(ctx, conditions)
     up = Upload(ctx.request, ctx.auth)
@@ -103,7 +103,7 @@ async def put(ctx) -> web.Response:
 async def _precheck_write(ctx, conditions: dict) -> None:
     from ..core.conditions import check_write
     try:
-        cur = await ctx.fe.meta.get_object(ctx.target.bucket, ctx.target.key)
+        cur = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
     except E.NoSuchKey:
         cur = None
     check_write(conditions, f'"{cur["etag"]}"' if cur else None)
@@ -112,7 +112,7 @@ async def _precheck_write(ctx, conditions: dict) -> None:
 async def _commit(ctx, bucket: str, key: str, record: dict, ec: dict | None, conditions: dict | None = None) -> dict:
     """Commit metadata: the object becomes visible here, or not at all."""
     try:
-        return await ctx.fe.meta.put_object(bucket, key, record, conditions)
+        return await ctx.meta.put_object(bucket, key, record, conditions)
     except E.S3Error as exc:
         # A definite "no" (bucket gone, precondition failed): the fragments are
         # garbage now. An uncertain failure (metadata unreachable) may have
@@ -129,7 +129,7 @@ def _not_modified(exc: E.S3Error, rec: dict) -> E.S3Error:
 
 
 async def head(ctx) -> web.StreamResponse:
-    rec = await ctx.fe.meta.get_object(ctx.target.bucket, ctx.target.key)
+    rec = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
     try:
         check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
@@ -155,7 +155,7 @@ def _checksum_mode(ctx) -> bool:
 
 async def get(ctx) -> web.StreamResponse:
     validate_key(ctx.target.key)
-    rec = await ctx.fe.meta.get_object(ctx.target.bucket, ctx.target.key)
+    rec = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
     try:
         check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
@@ -204,7 +204,7 @@ async def get(ctx) -> web.StreamResponse:
 # ----------------------------------------------------------------------------- DELETE
 async def delete(ctx) -> web.Response:
     validate_key(ctx.target.key)
-    await ctx.fe.meta.delete_object(ctx.target.bucket, ctx.target.key)
+    await ctx.meta.delete_object(ctx.target.bucket, ctx.target.key)
     return web.Response(status=204)
 
 
@@ -213,14 +213,14 @@ async def delete_objects(ctx) -> web.Response:
     # header instead. read_small_body verifies whichever is present.
     body = await read_small_body(ctx.request, ctx.auth)
     keys, quiet = s3xml.parse_delete_objects(body)
-    await ctx.fe.meta.get_bucket(ctx.target.bucket)
+    await ctx.meta.get_bucket(ctx.target.bucket)
     sem = asyncio.Semaphore(32)
 
     async def one(key: str):
         async with sem:
             try:
                 validate_key(key)
-                await ctx.fe.meta.delete_object(ctx.target.bucket, key)
+                await ctx.meta.delete_object(ctx.target.bucket, key)
                 return key, None
             except E.S3Error as exc:
                 return key, exc
@@ -245,7 +245,7 @@ async def copy(ctx) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
     src_bucket, src_key = _copy_source(ctx.request.headers["x-amz-copy-source"])
-    src = await fe.meta.get_object(src_bucket, src_key)
+    src = await ctx.meta.get_object(src_bucket, src_key)
     h = ctx.request.headers
     cond = {k[len("x-amz-copy-source-"):]: v for k, v in ((k.lower(), v) for k, v in h.items())
             if k.startswith("x-amz-copy-source-if-")}

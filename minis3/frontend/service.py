@@ -7,6 +7,6 @@ from ..core import s3xml
 
 
 async def list_buckets(ctx) -> web.Response:
-    buckets = await ctx.fe.meta.list_buckets()
+    buckets = await ctx.meta.list_buckets()
     body = s3xml.list_buckets_xml([(b["name"], b["created_ms"]) for b in buckets], *ctx.owner)
     return web.Response(body=body, content_type="application/xml")

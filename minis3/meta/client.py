@@ -9,10 +9,20 @@ from ..core import errors as E
 
 
 class MetaClient:
-    def __init__(self, session: aiohttp.ClientSession, url: str):
-        self.session, self.url = session, url
+    def __init__(self, session: aiohttp.ClientSession, url: str, account: str | None = None):
+        self.session, self.url, self.account = session, url, account
+
+    def as_account(self, account: str) -> "MetaClient":
+        """A view of the same client that acts for one account: the metadata
+        service checks that account owns the bucket of every call."""
+        return MetaClient(self.session, self.url, account)
 
     async def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None):
+        if self.account is not None:
+            if json is not None:
+                json = dict(json, owner=self.account)
+            else:
+                params = dict(params or {}, owner=self.account)
         url = self.url + path + ("?" + urlencode(params) if params else "")
         try:
             async with self.session.request(method, url, json=json) as r:
@@ -34,8 +44,8 @@ class MetaClient:
     async def get_bucket(self, name: str) -> dict:
         return await self._call("GET", "/bucket", params={"name": name})
 
-    async def create_bucket(self, name: str, region: str, owner: str) -> dict:
-        return await self._call("POST", "/bucket/create", json={"name": name, "region": region, "owner": owner})
+    async def create_bucket(self, name: str, region: str) -> dict:
+        return await self._call("POST", "/bucket/create", json={"name": name, "region": region})
 
     async def delete_bucket(self, name: str) -> None:
         await self._call("POST", "/bucket/delete", json={"name": name})

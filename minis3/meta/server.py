@@ -65,16 +65,24 @@ class MetaService:
         b = self.buckets.latest(name)
         return None if b is None or b.get("deleted") else b
 
+    def _owned_bucket(self, name: str, owner: str | None) -> dict:
+        """The bucket, if it exists and ``owner`` (the caller's account) owns it."""
+        b = self._live_bucket(name)
+        if b is None:
+            raise E.NoSuchBucket()
+        if owner is not None and b.get("owner") != owner:
+            raise E.AccessDenied()
+        return b
+
     # -- buckets ---------------------------------------------------------------
     async def list_buckets(self, request):
-        out = [{"name": k, **v} for k, v in self.buckets.table.items() if not v.get("deleted")]
+        owner = request.query.get("owner")
+        out = [{"name": k, **v} for k, v in self.buckets.table.items()
+               if not v.get("deleted") and (owner is None or v.get("owner") == owner)]
         return web.json_response({"buckets": out})
 
     async def get_bucket(self, request):
-        b = self.buckets.get(request.query.get("name", ""))
-        if b is None or b.get("deleted"):
-            return _err(E.NoSuchBucket())
-        return web.json_response(b)
+        return web.json_response(self._owned_bucket(request.query.get("name", ""), request.query.get("owner")))
 
     async def create_bucket(self, request):
         body = await request.json()
@@ -93,8 +101,7 @@ class MetaService:
     async def delete_bucket(self, request):
         body = await request.json()
         name = body["name"]
-        if self._live_bucket(name) is None:
-            return _err(E.NoSuchBucket())
+        self._owned_bucket(name, body.get("owner"))
         part_base = name + "/"
         for p in self.objects.partitions:
             if any(k.startswith(part_base) and not v.get("deleted") for k, v in p.pending.items()):
@@ -109,19 +116,17 @@ class MetaService:
 
     # -- objects -----------------------------------------------------------------
     async def get_object(self, request):
+        self._owned_bucket(request.query["bucket"], request.query.get("owner"))
         key = request.query["bucket"] + "/" + request.query["key"]
         rec = self.objects.for_key(key).get(key)
         if rec is None or rec.get("deleted"):
-            if self._live_bucket(request.query["bucket"]) is None:
-                return _err(E.NoSuchBucket())
             return _err(E.NoSuchKey())
         return web.json_response(rec)
 
     async def put_object(self, request):
         body = await request.json()
         bucket, key, rec = body["bucket"], body["key"], body["record"]
-        if self._live_bucket(bucket) is None:
-            return _err(E.NoSuchBucket())
+        self._owned_bucket(bucket, body.get("owner"))
         ikey = bucket + "/" + key
         part = self.objects.for_key(ikey)
         cur = part.latest(ikey)
@@ -142,8 +147,7 @@ class MetaService:
     async def delete_object(self, request):
         body = await request.json()
         bucket, key = body["bucket"], body["key"]
-        if self._live_bucket(bucket) is None:
-            return _err(E.NoSuchBucket())
+        self._owned_bucket(bucket, body.get("owner"))
         ikey = bucket + "/" + key
         part = self.objects.for_key(ikey)
         cur = part.latest(ikey)
@@ -157,8 +161,7 @@ class MetaService:
     async def list_objects(self, request):
         q = request.query
         bucket = q["bucket"]
-        if self._live_bucket(bucket) is None:
-            return _err(E.NoSuchBucket())
+        self._owned_bucket(bucket, q.get("owner"))
         page = list_page(self.objects.scan, bucket, q.get("prefix", ""), q.get("delimiter", ""),
                          q.get("marker", ""), int(q.get("max_keys", 1000)))
         # A listing needs only these fields: never ship inline payloads or layouts.

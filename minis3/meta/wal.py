@@ -135,7 +135,7 @@ class WAL:
         Visibility follows durability: the flusher applies a batch only after
         its fdatasync, so no reader sees a change a crash could take back.
         """
-        if self._flusher is None:
+        if self._flusher is None or self._flusher.done():
             self._wakeup = asyncio.Event()
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         fut = asyncio.get_running_loop().create_future()

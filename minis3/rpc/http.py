@@ -5,6 +5,7 @@ import logging
 
 from aiohttp import web
 
+from ..core.errors import S3Error
 from . import auth
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ def auth_middleware(secret: str, open_paths: tuple[str, ...] = ("/health",)):
             return await handler(request)
         except web.HTTPException:
             raise
+        except S3Error as exc:             # a definite answer in S3's terms
+            return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
         except Exception as exc:  # never a traceback on the wire
             log.exception("internal error in %s %s", request.method, request.path)
             return web.json_response({"code": "InternalError", "message": repr(exc)}, status=500)

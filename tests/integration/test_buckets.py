@@ -79,10 +79,6 @@ def test_list_buckets_omits_deleted_bucket(s3, new_bucket):
     assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: ListBuckets returns every bucket in the cluster, not only those owned by the "
-    "requesting credentials (meta /buckets has no owner filter; service.list_buckets passes none). "
-    "S3: 'Returns a list of all buckets owned by the authenticated sender of the request.'"))
 def test_list_buckets_only_shows_own_buckets(s3, s3_other, new_bucket):
     mine, theirs = new_bucket("mine"), new_bucket("theirs")
     s3.create_bucket(Bucket=mine)
@@ -288,9 +284,6 @@ def test_delete_empty_bucket(s3, new_bucket):
     assert err(e) == ("NoSuchBucket", 404)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: DeleteBucket does not check ownership — any credentials can delete another "
-    "owner's bucket (bucket.delete → meta /bucket/delete with no owner). S3 answers AccessDenied 403."))
 def test_delete_bucket_of_other_owner_is_denied(s3, s3_other, new_bucket):
     name = new_bucket()
     s3.create_bucket(Bucket=name)
@@ -345,3 +338,20 @@ def test_unsupported_bucket_subresource_is_not_implemented(s3, bucket, call):
     assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["content-type"].startswith("application/xml")
     # Nothing changed: the bucket is still there and still unversioned.
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+
+
+def test_other_account_cannot_use_a_bucket(s3, s3_other, new_bucket):
+    """Buckets belong to accounts: another account's request gets AccessDenied."""
+    name = new_bucket("private")
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="k", Body=b"secret")
+    for call in (lambda: s3_other.get_object(Bucket=name, Key="k"),
+                 lambda: s3_other.put_object(Bucket=name, Key="k", Body=b"x"),
+                 lambda: s3_other.delete_object(Bucket=name, Key="k"),
+                 lambda: s3_other.list_objects_v2(Bucket=name)):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert s3.get_object(Bucket=name, Key="k")["Body"].read() == b"secret"
+    s3.delete_object(Bucket=name, Key="k")

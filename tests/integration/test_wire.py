@@ -136,7 +136,9 @@ def assert_error(resp: Resp, code: str, status: int) -> dict[str, str]:
     x = resp.xml()
     assert x["Code"] == code, resp.body[:2000]
     assert x.get("Message"), resp.body
+    assert x.get("Resource"), resp.body
     assert x.get("RequestId") == resp.headers["x-amz-request-id"]
+    assert "HostId" in x
     return x
 
 
@@ -265,16 +267,19 @@ def seed_sign(method: str, host: str, path: str, headers: dict[str, str], payloa
     return ours
 
 
-def chunked_put(cluster, bucket: str, key: str, data: bytes, mode: str, alg: str | None = "crc32", *,
-                checksum: str | None = None, decoded_length: int | None = None, **encode_kw) -> Resp:
-    """PUT ``data`` as aws-chunked in ``mode``; ``checksum`` overrides the
-    trailer's value, ``decoded_length`` the x-amz-decoded-content-length."""
+def build_chunked(cluster, bucket: str, key: str, data: bytes, mode: str, alg: str | None = "crc32", *,
+                  checksum: str | None = None, decoded_length: int | None = None,
+                  extra_headers: dict[str, str] | None = None, **encode_kw) -> tuple[str, dict, bytes]:
+    """(path, headers, body) of a PUT of ``data`` as aws-chunked in ``mode``;
+    ``checksum`` overrides the trailer's value, ``decoded_length`` the
+    x-amz-decoded-content-length."""
     signed_mode = mode != UNSIGNED_TRAILER
     with_trailer = mode != SIGNED
     trailers = [(f"x-amz-checksum-{alg}", checksum or checksum_b64(alg, data))] if with_trailer else None
     path = f"/{bucket}/{quote(key)}"
     headers = {"Content-Encoding": "aws-chunked",
-               "x-amz-decoded-content-length": str(len(data) if decoded_length is None else decoded_length)}
+               "x-amz-decoded-content-length": str(len(data) if decoded_length is None else decoded_length),
+               **(extra_headers or {})}
     if with_trailer:
         headers["x-amz-trailer"] = f"x-amz-checksum-{alg}"
     # The encoded length does not depend on the signatures' values: measure it
@@ -290,7 +295,11 @@ def chunked_put(cluster, bucket: str, key: str, data: bytes, mode: str, alg: str
                         f"{amz_date[:8]}/{REGION}/s3/aws4_request", seed)
     body = aws_chunked(data, signer=signer, trailers=trailers, **encode_kw)
     assert len(body) == int(headers["Content-Length"])
-    return send(cluster, "PUT", path, h, body)
+    return path, h, body
+
+
+def chunked_put(cluster, *args, **kw) -> Resp:
+    return send(cluster, "PUT", *build_chunked(cluster, *args, **kw))
 
 
 def test_step_functions_match_aws_documented_example():
@@ -377,12 +386,13 @@ def test_chunked_wrong_final_chunk_signature(cluster, s3, bucket):
 
 
 @pytest.mark.parametrize("mode", [UNSIGNED_TRAILER, SIGNED_TRAILER], ids=["unsigned", "signed"])
-@pytest.mark.parametrize("size", [BIG, SMALL], ids=["big", "small"])
-def test_chunked_wrong_trailing_checksum(cluster, s3, bucket, mode, size):
+@pytest.mark.parametrize("size,alg", [(BIG, "crc32"), (SMALL, "crc32"), (SMALL, "crc32c"), (BIG, "sha256")],
+                         ids=["big-crc32", "small-crc32", "small-crc32c", "big-sha256"])
+def test_chunked_wrong_trailing_checksum(cluster, s3, bucket, mode, size, alg):
     data = os.urandom(size)
-    wrong = checksum_b64("crc32", data + b"x")
+    wrong = checksum_b64(alg, data + b"x")
     _bad_put_stores_nothing(cluster, s3, bucket, data, lambda k: chunked_put(
-        cluster, bucket, k, data, mode, "crc32", checksum=wrong), "BadDigest", 400)
+        cluster, bucket, k, data, mode, alg, checksum=wrong), "BadDigest", 400)
 
 
 def test_chunked_wrong_trailer_signature(cluster, s3, bucket):
@@ -433,14 +443,106 @@ def test_chunked_client_closes_write_side_mid_body(cluster, s3, bucket):
 @pytest.mark.parametrize("delta", [+1, -1], ids=["declared-longer", "declared-shorter"])
 @pytest.mark.parametrize("mode", [SIGNED, UNSIGNED_TRAILER], ids=["signed", "unsigned-trailer"])
 def test_chunked_decoded_length_mismatch(cluster, s3, bucket, mode, delta):
+    """The decoded payload is one byte longer or shorter than declared."""
     data = os.urandom(BIG)
+    _bad_put_stores_nothing(cluster, s3, bucket, data, lambda k: chunked_put(
+        cluster, bucket, k, data, mode, "crc32", decoded_length=len(data) + delta), "IncompleteBody", 400)
 
-    def bad(key):
-        r = chunked_put(cluster, bucket, key, data, mode, "crc32", decoded_length=len(data) + delta)
-        assert r.status == 400, r.body
-        assert r.code in ("IncompleteBody",), r.body
-        return r
-    _bad_put_stores_nothing(cluster, s3, bucket, data, bad, "IncompleteBody", 400)
+
+def test_chunked_with_content_md5(cluster, s3, bucket):
+    """Content-MD5 (of the decoded payload) next to an aws-chunked body."""
+    data = os.urandom(BIG)
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    r = chunked_put(cluster, bucket, "ok", data, SIGNED, extra_headers={"Content-MD5": md5})
+    assert r.status == 200, r.body
+    assert content(s3, bucket, "ok") == data
+    wrong = base64.b64encode(hashlib.md5(data + b"x").digest()).decode()
+    _bad_put_stores_nothing(cluster, s3, bucket, data, lambda k: chunked_put(
+        cluster, bucket, k, data, SIGNED_TRAILER, "crc32", extra_headers={"Content-MD5": wrong}),
+        "BadDigest", 400)
+
+
+def test_chunked_wrong_seed_signature(cluster, s3, bucket):
+    data = os.urandom(SMALL)
+    path = f"/{bucket}/k"
+    s = Signer(derive_key(SECRET_KEY, "20000101"), "x", "y", "0" * 64)
+    body = aws_chunked(data, signer=s, trailers=None)
+    h = sign("PUT", netloc(cluster), path, {"Content-Encoding": "aws-chunked", "Content-Length": str(len(body)),
+                                            "x-amz-decoded-content-length": str(len(data))}, SIGNED)
+    h["Authorization"] = _flip(h["Authorization"])
+    x = assert_error(send(cluster, "PUT", path, h, body), "SignatureDoesNotMatch", 403)
+    assert "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" in x["CanonicalRequest"]
+    assert absent(s3, bucket, "k")
+
+
+def _crc(data: bytes) -> str:
+    return checksum_b64("crc32", data)
+
+
+_D = b"0123456789abcdef" * 4           # 64 bytes
+MALFORMED = {
+    # name: (x-amz-trailer, body)
+    "bad-size": ("x-amz-checksum-crc32", b"zz\r\n" + _D + b"\r\n0\r\nx-amz-checksum-crc32:" + _crc(_D).encode()
+                 + b"\r\n\r\n"),
+    "data-longer-than-size": ("x-amz-checksum-crc32", b"20\r\n" + _D + b"\r\n0\r\nx-amz-checksum-crc32:"
+                              + _crc(_D).encode() + b"\r\n\r\n"),
+    "trailer-missing": ("x-amz-checksum-crc32", b"40\r\n" + _D + b"\r\n0\r\n\r\n"),
+    "other-trailer-than-announced": ("x-amz-checksum-crc32", b"40\r\n" + _D + b"\r\n0\r\nx-amz-checksum-crc32c:"
+                                     + checksum_b64("crc32c", _D).encode() + b"\r\n\r\n"),
+    "trailer-not-base64": ("x-amz-checksum-crc32", b"40\r\n" + _D + b"\r\n0\r\nx-amz-checksum-crc32:%%%%\r\n\r\n"),
+    "trailer-wrong-length": ("x-amz-checksum-crc32", b"40\r\n" + _D + b"\r\n0\r\nx-amz-checksum-crc32:"
+                             + checksum_b64("sha256", _D).encode() + b"\r\n\r\n"),
+    "unsupported-trailer": ("x-amz-checksum-md5", b"40\r\n" + _D + b"\r\n0\r\nx-amz-checksum-md5:"
+                            + base64.b64encode(hashlib.md5(_D).digest()) + b"\r\n\r\n"),
+    "data-after-end": ("x-amz-checksum-crc32", b"40\r\n" + _D + b"\r\n0\r\nx-amz-checksum-crc32:"
+                       + _crc(_D).encode() + b"\r\n\r\nGARBAGE"),
+    "huge-chunk-size": ("x-amz-checksum-crc32", b"ffffffffffffffff\r\n" + _D),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_aws_chunked_is_a_4xx(cluster, s3, bucket, name):
+    """Broken framing is the client's fault: a 4xx S3 error, never a 500, and
+    nothing stored."""
+    trailer, body = MALFORMED[name]
+    path = f"/{bucket}/m"
+    h = sign("PUT", netloc(cluster), path, {
+        "Content-Encoding": "aws-chunked", "Content-Length": str(len(body)),
+        "x-amz-decoded-content-length": str(len(_D)), "x-amz-trailer": trailer}, UNSIGNED_TRAILER)
+    r = send(cluster, "PUT", path, h, body)
+    assert 400 <= r.status < 500, (r.status, r.body)
+    assert_error(r, r.code, r.status)
+    assert r.code in ("InvalidRequest", "InvalidArgument", "IncompleteBody", "BadDigest",
+                      "MalformedTrailerError", "EntityTooLarge"), r.body
+    assert absent(s3, bucket, "m")
+
+
+def test_connection_reusable_after_rejected_upload(cluster, s3, bucket):
+    """SDKs pool connections: after an upload refused mid-body or at its end,
+    the next request on the same connection must be parsed as a request (the
+    rest of the refused body drained), or the server must close."""
+    s3.put_object(Bucket=bucket, Key="ok", Body=b"fine")
+    data = os.urandom(BIG)
+    bad_sha = hashlib.sha256(b"nope").hexdigest()
+    cases = [
+        (build_chunked(cluster, bucket, "x", data, SIGNED, corrupt_chunk=3), "SignatureDoesNotMatch"),
+        (build_chunked(cluster, bucket, "x", data, UNSIGNED_TRAILER, checksum=checksum_b64("crc32", b"z")),
+         "BadDigest"),
+        ((f"/{bucket}/x", sign("PUT", netloc(cluster), f"/{bucket}/x", {"Content-Length": str(BIG)}, bad_sha), data),
+         "XAmzContentSHA256Mismatch"),
+    ]
+    for (path, h, body), code in cases:
+        with connect(cluster) as sock:
+            sock.sendall(head_bytes("PUT", path, h) + body)
+            r = read_response(sock, "PUT")
+            assert r.code == code
+            if r.headers.get("connection", "").lower() == "close":
+                continue
+            g = sign("GET", netloc(cluster), f"/{bucket}/ok", {}, EMPTY_SHA256)
+            sock.sendall(head_bytes("GET", f"/{bucket}/ok", g))
+            r2 = read_response(sock, "GET")
+            assert (r2.status, r2.body) == (200, b"fine")
+    assert absent(s3, bucket, "x")
 
 
 # ----------------------------------------------------------------------------- 2. JS SDK v3 style
@@ -542,7 +644,7 @@ def curl(*args: str, tmp_path, data: bytes | None = None) -> tuple[int, bytes, d
     assert p.returncode == 0, p.stderr
     headers = {}
     # Last response block only (skip any 100 Continue).
-    block = hdr.read_text("latin-1").strip().split("\r\n\r\n")[-1]
+    block = hdr.read_bytes().decode("latin-1").strip().split("\r\n\r\n")[-1]
     for line in block.split("\r\n")[1:]:
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
@@ -704,6 +806,24 @@ def test_sigv2_header_auth_is_a_clear_400(cluster, bucket):
     assert "Signature Version 4" in x["Message"] or "AWS4-HMAC-SHA256" in x["Message"]
 
 
+def test_two_auth_mechanisms_at_once(cluster, s3v4, bucket):
+    url = s3v4.generate_presigned_url("list_objects_v2", Params={"Bucket": bucket}, ExpiresIn=300)
+    parts = urlsplit(url)
+    path = f"{parts.path}?{parts.query}"
+    r = send(cluster, "GET", path, sign("GET", netloc(cluster), path, {}, EMPTY_SHA256))
+    assert_error(r, "InvalidArgument", 400)
+
+
+def test_presigned_with_unsigned_amz_header(s3, s3v4, bucket, tmp_path):
+    """A presigned PUT cannot be given extra x-amz-* headers by whoever holds it."""
+    for client, code in ((s3v4, "AccessDenied"), (s3, "SignatureDoesNotMatch")):
+        url = client.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "u"}, ExpiresIn=300)
+        r = curl("-X", "PUT", "-H", "Content-Type:", "-H", "x-amz-meta-evil: 1", url, tmp_path=tmp_path,
+                 data=b"data")
+        curl_error(r, code, 403)
+    assert absent(s3, bucket, "u")
+
+
 # ----------------------------------------------------------------------------- 6. virtual-hosted style
 
 def test_virtual_hosted_raw_signed(cluster, s3, bucket):
@@ -846,6 +966,28 @@ def test_expect_100_continue_plain_signed_put(cluster, s3, bucket, size):
     assert content(s3, bucket, "boto") == data
 
 
+@pytest.mark.parametrize("case", ["bad-signature", "anonymous", "no-such-bucket"])
+def test_expect_100_continue_not_sent_for_request_rejected_on_headers(cluster, bucket, case):
+    path = f"/{bucket}/e" if case != "no-such-bucket" else "/no-such-bucket-e100/e"
+    headers = {"Content-Length": str(10 * MiB)}
+    if case == "anonymous":
+        h = {"Host": netloc(cluster), **headers}
+    else:
+        h = sign("PUT", netloc(cluster), path, headers, UNSIGNED,
+                 secret="not-the-secret" if case == "bad-signature" else SECRET_KEY)
+    h["Expect"] = "100-continue"
+    with connect(cluster, timeout=10) as sock:
+        sock.sendall(head_bytes("PUT", path, h))
+        first = b""
+        while b"\r\n" not in first:
+            got = sock.recv(4096)
+            if not got:
+                break
+            first += got
+    status_line = first.split(b"\r\n", 1)[0]
+    assert status_line.startswith((b"HTTP/1.1 403", b"HTTP/1.1 404")), status_line
+
+
 # ----------------------------------------------------------------------------- 8. path-like keys
 
 WEIRD_KEYS = ["../../etc/passwd", "..%2F..%2Fx", "/abs", "//double//slash", "a/./b", "a/../b", "..", ".",
@@ -896,3 +1038,4 @@ def test_path_like_keys_stay_keys(cluster, s3, bucket):
         assert os.path.basename(os.path.dirname(f)) == os.path.basename(f)[:2], f
     for f in files:
         assert os.path.realpath(f).startswith(str(data_dir.resolve()) + os.sep), f
+
