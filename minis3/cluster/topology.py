@@ -48,6 +48,7 @@ DEFAULT_SECRET_KEY = "minis3secret"
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """One process of an AZ (a storage node or a metadata process)."""
     id: str
     az: str
     host: str
@@ -59,17 +60,7 @@ class NodeSpec:
         return f"http://{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class MetaSpec:
-    id: str
-    az: str
-    host: str
-    port: int
-    data_dir: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+MetaSpec = NodeSpec      # a metadata process is described by the same fields
 
 
 @dataclass(frozen=True)

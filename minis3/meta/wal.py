@@ -21,6 +21,8 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..fsutil import fsync_dir
+
 log = logging.getLogger("minis3.meta.wal")
 
 
@@ -40,14 +42,6 @@ def decode_line(line: bytes) -> dict | None:
         return json.loads(body)
     except ValueError:
         return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WAL:
@@ -126,7 +120,7 @@ class WAL:
 
     def open(self) -> None:
         self._file = open(self.dir / f"wal-{self.generation:06d}.log", "ab")
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     # -- appending -------------------------------------------------------------
     async def append(self, entry: dict) -> None:
@@ -199,7 +193,7 @@ class WAL:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / f"snapshot-{gen:06d}.jsonl")
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         # Only now is everything before `gen` redundant.
         for g in self._gens("wal", ".log"):
             if g < gen:

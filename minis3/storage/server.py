@@ -34,18 +34,11 @@ import aiofiles.os
 from aiohttp import web
 
 from ..rpc.http import auth_middleware
+from ..fsutil import fsync_dir
 from . import blocks
 
 log = logging.getLogger("minis3.storage")
 OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class StorageNode:
@@ -110,7 +103,7 @@ class StorageNode:
             final = self.path_for(oid, idx)
             await aiofiles.os.makedirs(final.parent, exist_ok=True)
             await aiofiles.os.replace(tmp, final)
-            await asyncio.to_thread(_fsync_dir, final.parent)
+            await asyncio.to_thread(fsync_dir, final.parent)
         except (blocks.CorruptBlock, asyncio.IncompleteReadError) as exc:
             await asyncio.to_thread(tmp.unlink, True)
             log.warning("refused fragment %s.%d: %s", oid, idx, exc)
