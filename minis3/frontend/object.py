@@ -17,7 +17,7 @@ from aiohttp import web
 from ..core import checksums
 from ..core import errors as E
 from ..core import s3xml
-from ..core.conditions import check_read, http_date
+from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
 from .body import Upload, read_small_body
@@ -101,7 +101,6 @@ async def put(ctx) -> web.Response:
 
 
 async def _precheck_write(ctx, conditions: dict) -> None:
-    from ..core.conditions import check_write
     try:
         cur = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
     except E.NoSuchKey:
@@ -128,12 +127,19 @@ def _not_modified(exc: E.S3Error, rec: dict) -> E.S3Error:
     return exc
 
 
-async def head(ctx) -> web.StreamResponse:
+async def _readable_record(ctx) -> dict:
+    """The object's record, once its GET/HEAD preconditions hold (else 304/412)."""
+    validate_key(ctx.target.key)
     rec = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
     try:
         check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
         raise _not_modified(exc, rec)
+    return rec
+
+
+async def head(ctx) -> web.StreamResponse:
+    rec = await _readable_record(ctx)
     rng = parse_range(ctx.request.headers.get("Range"), rec["size"])
     headers = _object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None)
     # A StreamResponse, so that Content-Length says the object's size while
@@ -154,12 +160,7 @@ def _checksum_mode(ctx) -> bool:
 
 
 async def get(ctx) -> web.StreamResponse:
-    validate_key(ctx.target.key)
-    rec = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
-    try:
-        check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
-    except E.NotModified as exc:
-        raise _not_modified(exc, rec)
+    rec = await _readable_record(ctx)
     size = rec["size"]
     rng = parse_range(ctx.request.headers.get("Range"), size)
     start, end = rng if rng else (0, size - 1)
