@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test unit integration install clean
+.PHONY: run test unit integration install clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,3 +28,16 @@ integration: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
+
+# Benchmarks: a fresh minis3 and a moto_server, the same workloads against both,
+# then this machine's limits; writes docs/benchmarks.md (under 15 min on 2 cores).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/minis3 bench --suite --markdown docs/benchmarks.md --json docs/benchmarks.json
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/minis3 bench --suite --quick --markdown bench-quick.md --json bench-quick.json

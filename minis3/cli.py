@@ -14,6 +14,9 @@ def _topology_args(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Internal process entry points parse their own arguments.
+    if argv and argv[0] == "bench":        # its own, long option list
+        from .bench.main import main as bench
+        return bench(argv[1:])
     if argv and argv[0] in ("frontend", "storage", "meta"):
         if argv[0] == "frontend":
             from .frontend.app import main as run
@@ -33,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("az", help="run one AZ's processes (its supervisor)")
     a.add_argument("name")
     _topology_args(a)
+    sub.add_parser("bench", help="benchmark any S3 endpoint and this machine (minis3 bench -h)")
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
     sub.add_parser("storage", help="run one storage node (internal)")
     sub.add_parser("meta", help="run one metadata process (internal)")

@@ -22,12 +22,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..ec.codec import MALLOC_ENV
 from .topology import Topology
 
 CHILD_ENV = {
-    # Measured: with glibc's default mmap threshold every 1 MiB pyeclib buffer
-    # is a fresh mmap + page faults; raising it keeps encode/decode fast.
-    "MALLOC_MMAP_THRESHOLD_": str(8 << 20),
+    # glibc malloc tuned so 1 MiB codec buffers stay hot in the heap
+    # (see minis3.ec.codec.tune_malloc for the measurements).
+    **MALLOC_ENV,
     "PYTHONUNBUFFERED": "1",
 }
 

@@ -205,3 +205,55 @@ def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike |
     with open(path, "rb") as f:
         doc = tomllib.load(f)
     return parse(doc, source=str(path), data_dir=data_dir)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
+               credentials: list[tuple[str, str]] = (), erasure: dict | None = None) -> str:
+    """The default local cluster moved to another port range, as a topology
+    file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
+    doc = default_doc(base_port)
+    lines = [f"data_dir = {_toml_value(str(data_dir))}"]
+    if cluster_secret:
+        lines.append(f"cluster_secret = {_toml_value(cluster_secret)}")
+    if erasure:
+        lines += ["", "[erasure]"] + [f"{k} = {_toml_value(v)}" for k, v in erasure.items()]
+    lines += ["", "[frontend]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["frontend"].items()]
+    for ak, sk in credentials:
+        lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
+    for az in doc["az"]:
+        lines += ["", "[[az]]"] + [f"{k} = {_toml_value(v)}" for k, v in az.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _port_free(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_base_port(lo: int = 20000, hi: int = 60000) -> int:
+    """A base port whose whole default port range (frontend, nodes, metas) is free."""
+    import random
+    for _ in range(200):
+        base = random.randrange(lo, hi, 1000)
+        doc = default_doc(base)
+        ports = [base] + [n["port"] for az in doc["az"] for n in az["nodes"]] + [az["meta"]["port"] for az in doc["az"]]
+        if all(_port_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port range")

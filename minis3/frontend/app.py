@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import prometheus_client
 from aiohttp import web
 
 from ..cluster.topology import Topology
@@ -34,6 +35,13 @@ from .routing import Target, route
 log = logging.getLogger("minis3.frontend")
 access_log = logging.getLogger("minis3.access")
 
+#: Where the frontend serves its Prometheus metrics. No bucket name can start
+#: with "_", so the path can never be a path-style S3 request.
+METRICS_PATH = "/_minis3/metrics"
+REQUESTS = prometheus_client.Counter("minis3_requests", "S3 requests answered", ["method", "status"])
+LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request latency to the response head",
+                                      ["method"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25,
+                                                           .5, 1, 2.5, 5, 10, 30))
 
 
 @dataclass
@@ -126,10 +134,27 @@ class Frontend:
             resp.headers["x-amz-request-id"] = request_id
             resp.headers["x-amz-id-2"] = request_id
             resp.headers.setdefault("Server", "minis3")
+        elapsed = time.monotonic() - (ctx.started if ctx else time.monotonic())
         access_log.info("%s %s %s %s %d %.1fms", request_id, request.method, request.path_qs[:200],
-                        ctx.auth.access_key if ctx else "-", resp.status,
-                        (time.monotonic() - (ctx.started if ctx else time.monotonic())) * 1000)
+                        ctx.auth.access_key if ctx else "-", resp.status, elapsed * 1000)
+        REQUESTS.labels(request.method, str(resp.status)).inc()
+        LATENCY.labels(request.method).observe(elapsed)
         return resp
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        """Prometheus text format: request counts and latency, and the
+        process's own CPU seconds and resident memory (what `minis3 bench`
+        samples to report the frontend's peak RSS). Unauthenticated, as a
+        scrape endpoint usually is; it holds counts, never names or keys."""
+        try:
+            target = route(request.headers.get("Host", ""), request.raw_path.partition("?")[0],
+                           self.topo.frontend.virtual_host_domains)
+        except E.S3Error:
+            target = None
+        if target is None or target.virtual_host:
+            return await self.handle(request)        # e.g. a key named _minis3/metrics in a bucket
+        return web.Response(body=prometheus_client.generate_latest(),
+                            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
 
 def error_response(exc: E.S3Error, request_id: str, *, resource: str, head: bool = False) -> web.Response:
@@ -159,6 +184,7 @@ def make_app(topo: Topology) -> web.Application:
     app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024})
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
+    app.router.add_route("GET", METRICS_PATH, fe.metrics)
     app.router.add_route("*", "/{tail:.*}", fe.handle, expect_handler=_defer_continue)
     app["frontend"] = fe
     return app

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -18,37 +16,15 @@ SECOND_ACCESS_KEY = "otherkey"
 SECOND_SECRET_KEY = "othersecret"
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def pick_base_port() -> int:
-    for _ in range(200):
-        base = random.randrange(20000, 60000, 1000)
-        ports = [base] + [base + 101 + i for i in range(6)] + [base + 201 + i for i in range(3)]
-        if all(_free(p) for p in ports):
-            return base
-    raise RuntimeError("no free port range")
+    return topology.free_base_port()
 
 
 def write_topology(path: Path, data_dir: Path, base_port: int, **erasure) -> Path:
-    doc = topology.default_doc(base_port)
-    lines = [f'data_dir = "{data_dir}"', 'cluster_secret = "test-cluster-secret"', "",
-             "[erasure]"] + [f"{k} = {v}" for k, v in erasure.items()] + [
-        "", "[frontend]", f'host = "127.0.0.1"', f"port = {base_port}", "",
-        "[[credentials]]", f'access_key = "{ACCESS_KEY}"', f'secret_key = "{SECRET_KEY}"', "",
-        "[[credentials]]", f'access_key = "{SECOND_ACCESS_KEY}"', f'secret_key = "{SECOND_SECRET_KEY}"', ""]
-    for az in doc["az"]:
-        lines += ["[[az]]", f'name = "{az["name"]}"',
-                  f'meta = {{ host = "127.0.0.1", port = {az["meta"]["port"]} }}',
-                  "nodes = [" + ", ".join(f'{{ id = "{n["id"]}", host = "127.0.0.1", port = {n["port"]} }}'
-                                          for n in az["nodes"]) + "]", ""]
-    path.write_text("\n".join(lines))
+    path.write_text(topology.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
+                                        credentials=[(ACCESS_KEY, SECRET_KEY),
+                                                     (SECOND_ACCESS_KEY, SECOND_SECRET_KEY)],
+                                        erasure=erasure))
     return path
 
 

@@ -1,0 +1,206 @@
+"""What a benchmark run prints and writes: tables, ceilings, targets, Markdown.
+
+Pure functions of the rows a run produced (see :meth:`stats.Phase.row`) and
+the measured limits; the terminal and the Markdown share the same cells.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+
+from .runner import size_label
+from .stats import bottleneck, harmonic_ceiling
+
+RESULT_COLUMNS = ["workload", "op", "size", "conc", "ops", "ops/s", "MB/s", "p50 ms", "p90 ms", "p99 ms",
+                  "errors", "client CPU %", "machine CPU %", "server CPU ms/op", "bound by", "frontend RSS MiB"]
+
+
+def _n(v, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
+
+
+def _size(row: dict) -> str:
+    if row["workload"] == "list":
+        return f"{row['size']:,} keys"
+    return size_label(row["size"])
+
+
+def result_cells(rows: list[dict]) -> list[list[str]]:
+    return [[r["workload"], r["op"], _size(r), str(r["concurrency"]), f"{r['ops']:,}", _n(r["ops_per_s"]),
+             _n(r["mb_per_s"]), _n(r["p50_ms"], 2), _n(r["p90_ms"], 2), _n(r["p99_ms"], 2),
+             str(r["errors"]), _n(r["client_cpu_pct"]), _n(r["machine_cpu_pct"]),
+             _n(r["server_cpu_ms_per_op"], 2), bottleneck(r), _n(r.get("frontend_rss_peak_mb"))]
+            for r in rows]
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+# ------------------------------------------------------------------ ceilings and targets
+def _find(rows: list[dict], workload: str, op: str, size: int | None = None, conc: int | None = None) -> dict | None:
+    hits = [r for r in rows if r["workload"] == workload and r["op"] == op
+            and (size is None or r["size"] == size) and (conc is None or r["concurrency"] == conc)]
+    return hits[-1] if hits else None
+
+
+def derived_ceilings(limits: dict) -> dict:
+    """Single-core ceilings of the per-byte work each large operation must do."""
+    out = {}
+    if "md5_mb_s" in limits:
+        out["put_work_mb_s"] = round(harmonic_ceiling([limits["md5_mb_s"], limits["sha256_mb_s"],
+                                                       limits["ec_encode_mb_s"], limits["xxh3_mb_s"]]), 1)
+        out["get_work_mb_s"] = round(harmonic_ceiling([limits["ec_decode_data_mb_s"], limits["xxh3_mb_s"],
+                                                       limits["xxh3_mb_s"]]), 1)
+    return out
+
+
+def ceilings(rows: list[dict], limits: dict, *, width: int = 6) -> list[dict]:
+    """Each headline result beside the ceiling it is bound by, as a ratio."""
+    lim = dict(limits, **derived_ceilings(limits))
+    top = max((r["concurrency"] for r in rows if r["workload"] == "small"), default=None)
+    checks = []
+    for size in sorted({r["size"] for r in rows if r["workload"] == "small"}):
+        for op in ("PUT", "GET", "HEAD", "DELETE"):
+            r = _find(rows, "small", op, size, top)
+            if r and "bare_req_per_s" in lim:
+                checks.append((f"small {op} {size_label(size)} ×{top} ops/s", r["ops_per_s"],
+                               "bare aiohttp req/s", lim["bare_req_per_s"]))
+        r = _find(rows, "small", "PUT", size, top)
+        if r and size > 4096 and "fsync_rename_creates_per_s" in lim:
+            checks.append((f"small PUT {size_label(size)} ×{top} ops/s", r["ops_per_s"],
+                           f"fsync'd fragment creates/s ÷ {width} fragments", lim["fsync_rename_creates_per_s"] / width))
+    r = _find(rows, "large", "PUT")
+    if r:
+        if "put_work_mb_s" in lim:
+            checks.append((f"large PUT {size_label(r['size'])} MB/s", r["mb_per_s"],
+                           "one core doing MD5+SHA-256+encode+xxh3", lim["put_work_mb_s"]))
+        if "bare_put_mb_s" in lim:
+            checks.append((f"large PUT {size_label(r['size'])} MB/s", r["mb_per_s"],
+                           "bare aiohttp single-stream upload", lim["bare_put_mb_s"]))
+    r = _find(rows, "large", "GET")
+    if r:
+        if "get_work_mb_s" in lim:
+            checks.append((f"large GET {size_label(r['size'])} MB/s", r["mb_per_s"],
+                           "one core doing decode+2×xxh3", lim["get_work_mb_s"]))
+        if "bare_get_mb_s" in lim:
+            checks.append((f"large GET {size_label(r['size'])} MB/s", r["mb_per_s"],
+                           "bare aiohttp single-stream download", lim["bare_get_mb_s"]))
+    return [{"result": a, "value": v, "ceiling": c, "ceiling_value": round(cv, 1),
+             "ratio": round(v / cv, 3) if cv else None} for a, v, c, cv in checks]
+
+
+def targets(mine: list[dict], moto: list[dict] | None, limits: dict) -> list[dict]:
+    """The ratios later issues are held to, each from this one run."""
+    lim = dict(limits, **derived_ceilings(limits))
+    out = []
+
+    def add(name, value, goal, note=""):
+        out.append({"target": name, "value": None if value is None else round(value, 3), "goal": goal,
+                    "met": None if value is None else value >= goal, "note": note})
+
+    top = max((r["concurrency"] for r in mine if r["workload"] == "small"), default=None)
+    if moto is not None:
+        for op, goal in (("PUT", 3.0), ("GET", 4.0)):
+            a, b = _find(mine, "small", op, 4096, top), _find(moto, "small", op, 4096, top)
+            add(f"4 KiB {op} ops/s at ×{top}, minis3 ÷ moto_server", a and b and a["ops_per_s"] / b["ops_per_s"], goal)
+        for op in ("PUT", "GET"):
+            a, b = _find(mine, "large", op), _find(moto, "large", op)
+            add(f"large {op} MB/s, minis3 ÷ moto_server", a and b and a["mb_per_s"] / b["mb_per_s"], 2.0)
+    a = _find(mine, "large", "PUT")
+    if a and "put_work_mb_s" in lim:
+        add("large PUT MB/s ÷ one-core ceiling of its work", a["mb_per_s"] / lim["put_work_mb_s"], 0.5)
+    small_rss = max((r.get("frontend_rss_peak_mb") or 0 for r in mine if r["workload"] == "small"), default=0)
+    large_rss = max((r.get("frontend_rss_peak_mb") or 0 for r in mine if r["workload"] == "large"), default=0)
+    if small_rss and large_rss:
+        add("frontend RSS flat in object size: small-object peak ÷ large-object peak", small_rss / large_rss,
+            1 / 1.5, f"{small_rss:.0f} MiB with 4–64 KiB objects, {large_rss:.0f} MiB with large ones")
+    lists = sorted((r for r in mine if r["workload"] == "list"), key=lambda r: r["size"])
+    if len(lists) >= 2:
+        lo, hi = lists[0], lists[-1]
+        add(f"LIST page time flat: p50 at {lo['size']:,} keys ÷ p50 at {hi['size']:,} keys",
+            lo["p50_ms"] / hi["p50_ms"] if hi["p50_ms"] else None, 1 / 1.5,
+            f"{lo['p50_ms']:.1f} ms vs {hi['p50_ms']:.1f} ms")
+    return out
+
+
+# ------------------------------------------------------------------ rendering
+def markdown_table(header: list[str], cells: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def rich_table(title: str, header: list[str], cells: list[list[str]]):
+    from rich.table import Table
+    t = Table(title=title, title_justify="left")
+    for h in header:
+        t.add_column(h, justify="left" if h in ("workload", "op", "size", "result", "ceiling", "target", "bound by")
+                     else "right")
+    for row in cells:
+        t.add_row(*row)
+    return t
+
+
+LIMIT_LABELS = {
+    "ec_encode_mb_s": "erasure encode MB/s", "ec_decode_data_mb_s": "erasure decode (data fragments) MB/s",
+    "ec_decode_degraded_mb_s": "erasure decode (m fragments missing) MB/s", "md5_mb_s": "MD5 MB/s",
+    "sha256_mb_s": "SHA-256 MB/s", "xxh3_mb_s": "xxh3-64 MB/s", "crc32c_mb_s": "CRC32C MB/s",
+    "fsync_creates_per_s": "4 KiB file create+fsync /s",
+    "fsync_rename_creates_per_s": "4 KiB create+fsync+rename+dir fsync /s",
+    "bare_req_per_s": "bare aiohttp handler req/s (×32, client on this box)",
+    "bare_get_mb_s": "bare aiohttp single-stream download MB/s", "bare_put_mb_s": "bare aiohttp single-stream upload MB/s",
+    "put_work_mb_s": "one core: MD5+SHA-256+encode+xxh3 MB/s", "get_work_mb_s": "one core: decode+2×xxh3 MB/s",
+}
+
+
+def limit_cells(limits: dict) -> list[list[str]]:
+    lim = dict(limits, **derived_ceilings(limits))
+    return [[LIMIT_LABELS.get(k, k), _n(v) if isinstance(v, (int, float)) else str(v)] for k, v in lim.items()]
+
+
+def ceiling_cells(checks: list[dict]) -> list[list[str]]:
+    return [[c["result"], _n(c["value"]), c["ceiling"], _n(c["ceiling_value"]),
+             "-" if c["ratio"] is None else f"{c['ratio']:.2f}"] for c in checks]
+
+
+def target_cells(ts: list[dict]) -> list[list[str]]:
+    return [[t["target"], "-" if t["value"] is None else f"{t['value']:.2f}", f"≥ {t['goal']:.2f}",
+             {True: "met", False: "**missed**", None: "not measured"}[t["met"]], t["note"]] for t in ts]
+
+
+def comparison_cells(mine: list[dict], moto: list[dict]) -> list[list[str]]:
+    cells = []
+    for a in mine:
+        b = _find(moto, a["workload"], a["op"], a["size"], a["concurrency"])
+        metric = "p50_ms" if a["workload"] == "list" else ("mb_per_s" if a["workload"] == "large" else "ops_per_s")
+        if b and b[metric]:
+            ratio = b[metric] / a[metric] if metric == "p50_ms" and a[metric] else a[metric] / b[metric]
+        else:
+            ratio = None
+        cells.append([a["workload"], a["op"], _size(a), str(a["concurrency"]),
+                      _n(a["ops_per_s"]), _n(b and b["ops_per_s"]),
+                      _n(a["mb_per_s"]), _n(b and b["mb_per_s"]),
+                      f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}",
+                      f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}",
+                      _n(a["server_cpu_ms_per_op"], 2), _n(b and b["server_cpu_ms_per_op"], 2),
+                      "-" if ratio is None else f"{ratio:.2f}×",
+                      f"{a['errors']} / {b['errors'] if b else '-'}"])
+    return cells
+
+
+COMPARISON_COLUMNS = ["workload", "op", "size", "conc", "minis3 ops/s", "moto ops/s", "minis3 MB/s", "moto MB/s",
+                      "minis3 p50/p99 ms", "moto p50/p99 ms", "minis3 server CPU ms/op",
+                      "moto server CPU ms/op", "minis3 ÷ moto", "errors (minis3/moto)"]

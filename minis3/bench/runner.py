@@ -1,0 +1,155 @@
+"""Timed phases: N workers keep `concurrency` requests in flight until a time
+or count bound, while the runner measures CPU (its own, the machine's, the
+server's when its pids are known) and samples the minis3 frontend's RSS.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from typing import Awaitable, Callable
+
+import aiohttp
+
+from .client import Result, S3Client
+from .stats import Phase
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_RSS = re.compile(rb"^process_resident_memory_bytes ([0-9.e+]+)$", re.M)
+_CPU = re.compile(rb"^process_cpu_seconds_total ([0-9.e+]+)$", re.M)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (from /proc/stat)."""
+    with open("/proc/stat", "rb") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            tree.setdefault(ppid, []).append(int(d))
+    return tree
+
+
+def process_tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes and all their descendants."""
+    tree, total, todo, seen = _children(), 0.0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                rest = f.read().rsplit(b")", 1)[1].split()
+            total += (int(rest[11]) + int(rest[12])) / _CLK_TCK   # utime, stime
+        except (OSError, ValueError, IndexError):
+            pass
+        todo += tree.get(pid, [])
+    return total
+
+
+class Runner:
+    """Runs phases against one endpoint and keeps their results."""
+
+    def __init__(self, client: S3Client, *, progress=None, server_pids: list[int] | None = None,
+                 sample_rss: bool = True):
+        self.client = client
+        self.progress = progress
+        self.server_pids = server_pids or []
+        self.phases: list[Phase] = []
+        self.metrics_url = client.endpoint + "/_minis3/metrics" if sample_rss else None
+        self._metrics_ok: bool | None = None
+
+    async def frontend_metrics(self) -> tuple[float, float] | None:
+        """(RSS bytes, CPU seconds) of a minis3 frontend, from its Prometheus
+        endpoint; None when the endpoint is not minis3."""
+        if not self.metrics_url or self._metrics_ok is False:
+            return None
+        try:
+            async with self.client._session.get(self.metrics_url) as r:
+                text = await r.read()
+        except aiohttp.ClientError:
+            text = b""
+        m, c = _RSS.search(text), _CPU.search(text)
+        self._metrics_ok = bool(m)
+        return (float(m.group(1)), float(c.group(1)) if c else 0.0) if m else None
+
+    async def _sample_rss(self, peak: list[float]) -> None:
+        while True:
+            got = await self.frontend_metrics()
+            if got is None:
+                return
+            peak[0] = max(peak[0], got[0])
+            await asyncio.sleep(0.05)
+
+    async def phase(self, workload: str, op: str, size: int, concurrency: int,
+                    fn: Callable[[int], Awaitable[Result]], *, count: int,
+                    duration: float | None = None, label: str | None = None) -> Phase:
+        """Run fn(0), fn(1), … with `concurrency` in flight, until `count` ops
+        have started or `duration` seconds have passed."""
+        ph = Phase(workload, op, size, concurrency)
+        next_i = 0
+        deadline = None
+
+        async def worker():
+            nonlocal next_i
+            while next_i < count and (deadline is None or time.monotonic() < deadline):
+                i, next_i = next_i, next_i + 1
+                t0 = time.perf_counter()
+                r = await fn(i)
+                ph.record(time.perf_counter() - t0, r.nbytes, r.error)
+                if task is not None:
+                    self.progress.update(task, completed=next_i if duration is None
+                                         else min(duration, time.monotonic() - start))
+
+        desc = label or f"{workload} {op} {_size(size)} ×{concurrency}"
+        task = (self.progress.add_task(desc, total=duration if duration is not None else count)
+                if self.progress is not None else None)
+        peak = [0.0]
+        sampler = asyncio.create_task(self._sample_rss(peak))
+        before_fe = await self.frontend_metrics()
+        cpu0, mcpu0 = time.process_time(), machine_cpu_seconds()
+        scpu0 = process_tree_cpu_seconds(self.server_pids) if self.server_pids else None
+        start = time.monotonic()
+        deadline = start + duration if duration is not None else None
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        ph.wall = time.monotonic() - start
+        ph.client_cpu = time.process_time() - cpu0
+        ph.machine_cpu = machine_cpu_seconds() - mcpu0
+        if scpu0 is not None:
+            ph.server_cpu = process_tree_cpu_seconds(self.server_pids) - scpu0
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        after_fe = await self.frontend_metrics()
+        if before_fe and after_fe:
+            peak[0] = max(peak[0], after_fe[0])
+            ph.extra["frontend_rss_peak_mb"] = round(peak[0] / 2**20, 1)
+            ph.extra["frontend_cpu_ms_per_op"] = round(1000 * (after_fe[1] - before_fe[1]) / max(1, ph.ops), 3)
+        if task is not None:
+            self.progress.update(task, completed=duration if duration is not None else count,
+                                 description=f"{desc}: {ph.ops} ok, {sum(ph.errors.values())} errors")
+        self.phases.append(ph)
+        return ph
+
+
+def _size(n: int) -> str:
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= div and n % div == 0:
+            return f"{n // div} {unit}"
+    return f"{n} B"
+
+
+size_label = _size

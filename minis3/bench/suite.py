@@ -1,0 +1,180 @@
+"""`minis3 bench --suite` (what `make bench` runs): one run, two servers, one report.
+
+Starts a fresh default minis3 cluster (its own data directory and ports, so
+it can run beside `make run`) and a moto_server, both on loopback; runs the
+same workloads against each in turn (never both at once: the machine has two
+cores), measures the machine's limits, and writes docs/benchmarks.md and its
+JSON. Each server's CPU is read from /proc for its own process tree.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import report
+from .main import _free_port, _progress, _wait_port, all_limits, console, print_limits, print_rows, run_endpoint
+from .workloads import Settings, describe
+
+MOTO_KEY, MOTO_SECRET = "testing", "testing"
+
+TARGETS_TEXT = """\
+The targets later issues are held to, each a ratio taken from the same run
+(so a slower or faster machine moves both sides together):
+
+- 4 KiB PUT ops/s at the top concurrency at least **3×** moto_server's, and GET at least
+  **4×**, while minis3 verifies SigV4, replicates or erasure-codes, and fsyncs what it acknowledges.
+- Large single-stream PUT at least **50%** of the one-core ceiling of the work it must do
+  (MD5 for the ETag, SHA-256 of the signed payload, erasure encode, xxh3), and at least **2×** moto_server.
+- Large single-stream GET at least **2×** moto_server.
+- Frontend RSS flat in object size: the peak while moving large objects no more than 1.5× the
+  peak while moving small ones (shown inverted above, so that higher is better, ≥ 0.67).
+- LIST page time flat in bucket size: a 1,000-key page in the largest bucket takes no more than
+  1.5× as long as in the smallest (inverted above, ≥ 0.67).
+"""
+
+READING = """\
+How to read this. *ops/s* and *MB/s* count successful operations only; *errors* must be 0
+(any error is listed by its S3 code). Latencies are per request, from the first byte sent to
+the last byte received. *client CPU %* is the load generator's own CPU (100% = one core),
+*machine CPU %* every process on the box (the maximum is 100 × cores); *server CPU ms/op* is
+the CPU time of the server's own processes (minis3: frontend, storage nodes and metadata
+processes; moto: its one process) divided by the operations. *bound by* reads those figures:
+`client` when the load generator saturated a core, `cpu` when the machine was saturated,
+`server` when the server used at least a core, `latency` otherwise (the work was waiting,
+typically on fsync). The frontend's RSS is sampled every 50 ms from its Prometheus endpoint
+(`/_minis3/metrics`) during each phase."""
+
+
+def _start_minis3(root: Path) -> tuple[object, str, list[int]]:
+    from ..cluster import topology
+    from ..cluster.supervisor import Cluster
+    base = topology.free_base_port()
+    path = root / "topology.toml"
+    path.write_text(topology.local_toml(base, root / "data"))
+    topo = topology.load(path)
+    cluster = Cluster(topo)
+    cluster.start(timeout=60)
+    pids = [cluster.frontend.pid] + [p.pid for p in cluster.azs.values()]
+    return cluster, topo.frontend.url, pids
+
+
+def _start_moto(root: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    log = open(root / "moto_server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    _wait_port(port)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _moto_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("moto")
+    except Exception:  # noqa: BLE001 - only for the report's header
+        return "unknown"
+
+
+async def run_suite(a: argparse.Namespace, s: Settings) -> int:
+    root = Path(tempfile.mkdtemp(prefix="minis3-bench-", dir=a.data_dir if Path(a.data_dir).is_dir() else None))
+    started = time.monotonic()
+    out: dict = {"machine": report.machine(), "command": "make bench-quick" if a.quick else "make bench",
+                 "settings": describe(s), "moto_version": _moto_version()}
+    try:
+        with _progress(a.no_progress) as progress:
+            console.print("starting a fresh minis3 cluster…")
+            cluster, endpoint, pids = _start_minis3(root)
+            try:
+                mine = await run_endpoint(endpoint, "minis3admin", "minis3secret", "us-east-1", s,
+                                          server_pids=pids, progress=progress)
+            finally:
+                cluster.stop()
+            console.print("starting moto_server…")
+            moto_proc, moto_url = _start_moto(root)
+            try:
+                moto = await run_endpoint(moto_url, MOTO_KEY, MOTO_SECRET, "us-east-1", s,
+                                          server_pids=[moto_proc.pid], progress=progress)
+            finally:
+                moto_proc.terminate()
+                moto_proc.wait(10)
+            a.data_dir = str(root)
+            limits = await all_limits(a, progress)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    out.update(minis3=mine, moto=moto, limits=limits, ceilings=report.ceilings(mine, limits),
+               targets=report.targets(mine, moto, limits),
+               errors={"minis3": sum(r["errors"] for r in mine), "moto": sum(r["errors"] for r in moto)},
+               seconds=round(time.monotonic() - started, 1))
+    print_rows("minis3", mine)
+    print_rows("moto_server", moto)
+    print_limits(limits, mine)
+    console.print(report.rich_table("targets", ["target", "value", "goal", "", "note"],
+                                    report.target_cells(out["targets"])))
+    if a.json_path:
+        Path(a.json_path).write_text(json.dumps(out, indent=1) + "\n")
+    if a.markdown:
+        Path(a.markdown).write_text(markdown(out))
+        console.print(f"wrote {a.markdown}")
+    return 1 if any(out["errors"].values()) else 0
+
+
+def markdown(out: dict) -> str:
+    m = out["machine"]
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Written by `{out['command']}` (`minis3 bench --suite`); do not edit by hand, run it again.",
+        "",
+        f"- **Machine:** {m['cpu']}, {m['cores']} cores; Python {m['python']}; {m['platform']}",
+        f"- **Date:** {m['date']}; the whole run took {out['seconds']:.0f} s",
+        f"- **Servers:** a fresh default minis3 cluster (frontend, 3 AZs × 2 storage nodes + 1 metadata "
+        f"process, EC from the built-in topology) and moto_server {out['moto_version']}, both on loopback, "
+        f"measured one after the other by the same client (`minis3 bench`: aiohttp, SigV4 with signed payloads)",
+        f"- **Workloads:** {out['settings']}",
+        f"- **Errors:** minis3 {out['errors']['minis3']}, moto_server {out['errors']['moto']}",
+        "",
+        "## Targets",
+        "",
+        TARGETS_TEXT,
+        report.markdown_table(["target", "value", "goal", "", "note"], report.target_cells(out["targets"])),
+        "",
+        "## minis3 and moto_server, same workloads",
+        "",
+        "The ratio column is minis3 ÷ moto_server for ops/s (small, mixed), MB/s (large), and "
+        "moto's page time ÷ minis3's for LIST; above 1× means minis3 is faster.",
+        "",
+        report.markdown_table(report.COMPARISON_COLUMNS, report.comparison_cells(out["minis3"], out["moto"])),
+        "",
+        "## minis3 beside this machine's ceilings",
+        "",
+        report.markdown_table(["result", "value", "ceiling", "ceiling value", "ratio"],
+                              report.ceiling_cells(out["ceilings"])),
+        "",
+        "## This machine's limits",
+        "",
+        "One core, one thread for the CPU figures (measured in a process with the cluster's malloc "
+        "tuning); the disk figures in the benchmark's data directory; the aiohttp figures with the "
+        "same client and concurrency as the workloads.",
+        "",
+        report.markdown_table(["ceiling", "value"], report.limit_cells(out["limits"])),
+        "",
+        "## Every phase",
+        "",
+        "### minis3",
+        "",
+        report.markdown_table(report.RESULT_COLUMNS, report.result_cells(out["minis3"])),
+        "",
+        "### moto_server",
+        "",
+        report.markdown_table(report.RESULT_COLUMNS, report.result_cells(out["moto"])),
+        "",
+        READING,
+        "",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,194 @@
+"""The workloads: small objects, large objects, LIST pages, and a mix.
+
+Each is bounded in time and count, verifies what it reads (length and xxh3 of
+every GET body, key count of every LIST page: a wrong answer is an error, not
+a fast one), and cleans up what it wrote, except the LIST buckets, which are
+kept so a second run need not load 100,000 keys again.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+from dataclasses import dataclass, field
+
+from .client import Payload, Result
+from .runner import Runner, size_label
+from .stats import Phase
+
+KiB, MiB = 1 << 10, 1 << 20
+_KEY = re.compile(rb"<Key>([^<]*)</Key>")
+
+
+@dataclass
+class Settings:
+    workloads: tuple[str, ...] = ("small", "large", "list", "mixed")
+    duration: float = 5.0                     # seconds per small-object phase
+    max_ops: int = 50_000                     # most ops in any one phase
+    sizes: tuple[int, ...] = (4 * KiB, 64 * KiB)
+    concurrency: tuple[int, ...] = (1, 8, 32)
+    large_size: int = 256 * MiB
+    large_count: int = 2
+    list_keys: tuple[int, ...] = (1_000, 100_000)
+    list_pages: int = 30
+    load_concurrency: int = 64
+    mixed_duration: float = 30.0
+    mixed_concurrency: int = 32
+    mixed_objects: int = 1_000
+    mixed_size: int = 4 * KiB
+    bucket_prefix: str = "minis3-bench"
+    seed: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_get(r: Result, payload: Payload) -> Result:
+    if not r.error and (r.nbytes != len(payload.data) or r.digest != payload.xxh3):
+        r.error = "WrongBytes"
+    return r
+
+
+async def _ensure_bucket(runner: Runner, bucket: str) -> None:
+    r = await runner.client.create_bucket(bucket)
+    if r.error:
+        raise RuntimeError(f"cannot create bucket {bucket}: {r.error}")
+
+
+async def _drain(runner: Runner, bucket: str, prefix: str = "") -> None:
+    """Delete what is left under a prefix (untimed clean-up)."""
+    keys = await runner.client.list_all_keys(bucket, prefix)
+    sem = asyncio.Semaphore(32)
+
+    async def rm(k):
+        async with sem:
+            await runner.client.delete(bucket, k)
+    await asyncio.gather(*(rm(k) for k in keys))
+
+
+async def small(runner: Runner, s: Settings, run_id: str) -> None:
+    """PUT for a while, then GET and HEAD random ones of those, then DELETE them all."""
+    bucket = f"{s.bucket_prefix}-{run_id}"
+    await _ensure_bucket(runner, bucket)
+    rng = random.Random(s.seed)
+    for size in s.sizes:
+        payload = Payload.of(rng.randbytes(size))
+        for conc in s.concurrency:
+            prefix = f"small/{size}/{conc}/"
+            key = lambda i: f"{prefix}{i:08d}"  # noqa: E731
+            put = await runner.phase("small", "PUT", size, conc,
+                                     lambda i: runner.client.put(bucket, key(i), payload),
+                                     count=s.max_ops, duration=s.duration)
+            n = put.ops + sum(put.errors.values())
+            if n == 0:
+                continue
+            picks = [rng.randrange(n) for _ in range(s.max_ops)]
+            await runner.phase("small", "GET", size, conc,
+                               lambda i: _get_checked(runner, bucket, key(picks[i]), payload),
+                               count=s.max_ops, duration=s.duration)
+            await runner.phase("small", "HEAD", size, conc,
+                               lambda i: runner.client.head(bucket, key(picks[i])),
+                               count=s.max_ops, duration=s.duration)
+            await runner.phase("small", "DELETE", size, conc,
+                               lambda i: runner.client.delete(bucket, key(i)),
+                               count=n, duration=max(s.duration, 60))
+            await _drain(runner, bucket, prefix)
+    await runner.client.delete_bucket(bucket)
+
+
+async def _get_checked(runner: Runner, bucket: str, key: str, payload: Payload) -> Result:
+    return _check_get(await runner.client.get(bucket, key), payload)
+
+
+async def large(runner: Runner, s: Settings, run_id: str) -> None:
+    """Single-stream PUTs, then GETs, of one large object (one request each)."""
+    bucket = f"{s.bucket_prefix}-{run_id}"
+    await _ensure_bucket(runner, bucket)
+    payload = Payload.of(os.urandom(s.large_size))
+    key = lambda i: f"large/{i:04d}"  # noqa: E731
+    await runner.phase("large", "PUT", s.large_size, 1,
+                       lambda i: runner.client.put(bucket, key(i), payload), count=s.large_count)
+    await runner.phase("large", "GET", s.large_size, 1,
+                       lambda i: _get_checked(runner, bucket, key(i), payload), count=s.large_count)
+    for i in range(s.large_count):
+        await runner.client.delete(bucket, key(i))
+    await runner.client.delete_bucket(bucket)
+
+
+async def _load_keys(runner: Runner, bucket: str, n: int, s: Settings) -> None:
+    """Fill a bucket with n empty objects k/0000000 … unless a previous run did."""
+    await _ensure_bucket(runner, bucket)
+    if not (await runner.client.head(bucket, "_loaded")).error:
+        return
+    empty = Payload.of(b"")
+    await runner.phase("list", "load-PUT", 0, s.load_concurrency,
+                       lambda i: runner.client.put(bucket, f"k/{i:07d}", empty), count=n,
+                       label=f"loading {n:,} keys")
+    runner.phases.pop()  # set-up, not a result; its rate is shown while it runs
+    await runner.client.put(bucket, "_loaded", empty)
+
+
+async def listing(runner: Runner, s: Settings, run_id: str) -> None:
+    """The time of one 1,000-key page, from random places in buckets of each size."""
+    rng = random.Random(s.seed)
+    for n in s.list_keys:
+        bucket = f"{s.bucket_prefix}-list-{n}"
+        await _load_keys(runner, bucket, n, s)
+        starts = [f"k/{rng.randrange(max(1, n - 1000)):07d}" if n > 1000 else "" for _ in range(s.list_pages)]
+
+        async def page(i: int) -> Result:
+            r = await runner.client.list_page(bucket, prefix="k/", start_after=starts[i])
+            want = min(1000, n - (int(starts[i][2:]) + 1 if starts[i] else 0))
+            got = len(_KEY.findall(r.body))
+            if not r.error and got != want:
+                r.error = f"WrongKeyCount({got}!={want})"
+            return r
+        ph = await runner.phase("list", "LIST", n, 1, page, count=s.list_pages,
+                                label=f"LIST 1000-key page, bucket of {n:,}")
+        ph.extra["bucket_keys"] = n
+
+
+async def mixed(runner: Runner, s: Settings, run_id: str) -> None:
+    """70% GET, 20% PUT, 10% LIST, with `mixed_concurrency` in flight, for a fixed time."""
+    bucket = f"{s.bucket_prefix}-{run_id}"
+    await _ensure_bucket(runner, bucket)
+    rng = random.Random(s.seed)
+    payload = Payload.of(rng.randbytes(s.mixed_size))
+    key = lambda i: f"mixed/{i:06d}"  # noqa: E731
+    await runner.phase("mixed", "load-PUT", s.mixed_size, s.load_concurrency,
+                       lambda i: runner.client.put(bucket, key(i), payload), count=s.mixed_objects,
+                       label=f"loading {s.mixed_objects:,} objects")
+    runner.phases.pop()
+    choices = rng.choices(["GET", "PUT", "LIST"], weights=[70, 20, 10], k=s.max_ops * 4)
+    picks = [rng.randrange(s.mixed_objects) for _ in choices]
+    by_op = {op: Phase("mixed", op, s.mixed_size, s.mixed_concurrency) for op in ("GET", "PUT", "LIST")}
+
+    async def one(i: int) -> Result:
+        op = choices[i]
+        t0 = asyncio.get_running_loop().time()
+        if op == "GET":
+            r = _check_get(await runner.client.get(bucket, key(picks[i])), payload)
+        elif op == "PUT":
+            r = await runner.client.put(bucket, key(picks[i]), payload)
+        else:
+            r = await runner.client.list_page(bucket, prefix="mixed/", start_after=key(picks[i]))
+        by_op[op].record(asyncio.get_running_loop().time() - t0, r.nbytes, r.error)
+        return r
+    total = await runner.phase("mixed", "ALL", s.mixed_size, s.mixed_concurrency, one,
+                               count=len(choices), duration=s.mixed_duration,
+                               label=f"mixed 70/20/10 ×{s.mixed_concurrency}")
+    for ph in by_op.values():   # each op's share of the one timed run; CPU is on the ALL row
+        ph.wall, ph.cpu_measured = total.wall, False
+        ph.extra = {"share_of_ops": round(ph.ops / max(1, total.ops), 3)}
+        runner.phases.append(ph)
+    await _drain(runner, bucket, "mixed/")
+    await runner.client.delete_bucket(bucket)
+
+
+WORKLOADS = {"small": small, "large": large, "list": listing, "mixed": mixed}
+
+
+def describe(s: Settings) -> str:
+    return (f"small {'/'.join(size_label(x) for x in s.sizes)} at ×{'/'.join(map(str, s.concurrency))} "
+            f"for {s.duration:g} s a phase; large {size_label(s.large_size)} ×{s.large_count}; "
+            f"LIST in buckets of {', '.join(f'{n:,}' for n in s.list_keys)} keys ({s.list_pages} pages); "
+            f"mixed ×{s.mixed_concurrency} for {s.mixed_duration:g} s")

@@ -1,0 +1,112 @@
+"""The benchmark's pure parts: percentiles, rows, ceilings, targets; and that
+its client signs exactly as botocore does."""
+from __future__ import annotations
+
+import datetime as dt
+from unittest import mock
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from minis3.bench import report
+from minis3.bench.client import Payload, S3Client
+from minis3.bench.main import parse_size
+from minis3.bench.stats import Phase, harmonic_ceiling, percentile
+
+
+def test_percentile_nearest_rank():
+    v = sorted(float(i) for i in range(1, 101))
+    assert percentile(v, 50) == 50 and percentile(v, 90) == 90 and percentile(v, 99) == 99
+    assert percentile(v, 100) == 100 and percentile([], 50) == 0.0
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_phase_row_counts_only_successes_and_lists_error_codes():
+    ph = Phase("small", "PUT", 4096, 8)
+    for _ in range(9):
+        ph.record(0.010, 4096, None)
+    ph.record(0.5, 0, "SlowDown")
+    ph.wall, ph.client_cpu, ph.machine_cpu = 2.0, 0.5, 3.0
+    r = ph.row(cores=2)
+    assert r["ops"] == 9 and r["errors"] == 1 and r["error_codes"] == {"SlowDown": 1}
+    assert r["ops_per_s"] == 4.5 and r["p99_ms"] == 10.0
+    assert r["client_cpu_pct"] == 25.0 and r["machine_cpu_pct"] == 150.0
+    assert r["server_cpu_ms_per_op"] == round(1000 * 2.5 / 9, 3)   # everything but the client
+    ph.server_cpu = 0.9                                               # the server's own pids
+    assert ph.row(cores=2)["server_cpu_ms_per_op"] == 100.0
+
+
+def test_harmonic_ceiling():
+    assert harmonic_ceiling([100, 100]) == 50
+    assert round(harmonic_ceiling([600, 1500, 4000, 30000]), 1) == 382.2
+
+
+def test_parse_size():
+    assert parse_size("4KiB") == 4096 and parse_size("256MiB") == 256 << 20 and parse_size("1g") == 1 << 30
+    assert parse_size("100") == 100
+
+
+def _row(workload, op, size, conc, **kw):
+    base = dict(workload=workload, op=op, size=size, concurrency=conc, ops=10, errors=0, error_codes={},
+                ops_per_s=0.0, mb_per_s=0.0, p50_ms=1.0, p90_ms=1.0, p99_ms=1.0, client_cpu_pct=10.0,
+                machine_cpu_pct=50.0, machine_cpu_max_pct=200, server_cpu_ms_per_op=1.0)
+    base.update(kw)
+    return base
+
+
+LIMITS = {"md5_mb_s": 600.0, "sha256_mb_s": 1500.0, "ec_encode_mb_s": 4000.0, "xxh3_mb_s": 30000.0,
+          "ec_decode_data_mb_s": 10000.0, "bare_req_per_s": 3000.0, "fsync_rename_creates_per_s": 1200.0}
+
+
+def test_ceilings_put_each_result_beside_its_bound():
+    rows = [_row("small", "PUT", 4096, 32, ops_per_s=600.0), _row("small", "PUT", 65536, 32, ops_per_s=50.0),
+            _row("large", "PUT", 256 << 20, 1, mb_per_s=191.1), _row("large", "GET", 256 << 20, 1, mb_per_s=500.0)]
+    checks = {(c["result"], c["ceiling"]): c for c in report.ceilings(rows, LIMITS)}
+    assert checks[("small PUT 4 KiB ×32 ops/s", "bare aiohttp req/s")]["ratio"] == 0.2
+    assert checks[("small PUT 64 KiB ×32 ops/s", "fsync'd fragment creates/s ÷ 6 fragments")]["ratio"] == 0.25
+    put = checks[("large PUT 256 MiB MB/s", "one core doing MD5+SHA-256+encode+xxh3")]
+    assert put["ceiling_value"] == 382.2 and put["ratio"] == 0.5
+
+
+def test_targets_are_ratios_from_one_run():
+    mine = [_row("small", "PUT", 4096, 32, ops_per_s=900.0), _row("small", "GET", 4096, 32, ops_per_s=900.0),
+            _row("large", "PUT", 256 << 20, 1, mb_per_s=300.0), _row("large", "GET", 256 << 20, 1, mb_per_s=600.0),
+            _row("small", "GET", 4096, 1, frontend_rss_peak_mb=50.0),
+            _row("large", "GET", 256 << 20, 1, mb_per_s=600.0, frontend_rss_peak_mb=60.0),
+            _row("list", "LIST", 1000, 1, p50_ms=10.0), _row("list", "LIST", 100_000, 1, p50_ms=20.0)]
+    moto = [_row("small", "PUT", 4096, 32, ops_per_s=200.0), _row("small", "GET", 4096, 32, ops_per_s=250.0),
+            _row("large", "PUT", 256 << 20, 1, mb_per_s=130.0), _row("large", "GET", 256 << 20, 1, mb_per_s=305.0)]
+    got = {t["target"]: t for t in report.targets(mine, moto, LIMITS)}
+    assert got["4 KiB PUT ops/s at ×32, minis3 ÷ moto_server"]["met"] is True          # 4.5 ≥ 3
+    assert got["4 KiB GET ops/s at ×32, minis3 ÷ moto_server"]["met"] is False         # 3.6 < 4
+    assert got["large GET MB/s, minis3 ÷ moto_server"]["value"] == round(600 / 305, 3)
+    assert got["large PUT MB/s ÷ one-core ceiling of its work"]["met"] is True
+    rss = next(t for t in got.values() if t["target"].startswith("frontend RSS"))
+    assert rss["met"] is True
+    lst = next(t for t in got.values() if t["target"].startswith("LIST page time"))
+    assert lst["value"] == 0.5 and lst["met"] is False                                  # 2× slower at 100k
+
+
+def test_markdown_table_escapes_pipes():
+    md = report.markdown_table(["a", "b"], [["x|y", "1"]])
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 1 |"]
+
+
+async def test_bench_client_signs_like_botocore():
+    """The load generator's own signer: same headers as botocore's S3SigV4Auth."""
+    now = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.timezone.utc)
+    payload = Payload.of(b"x" * 4096)
+    client = S3Client("http://127.0.0.1:9000", "AKIDEXAMPLE", "secret/KEY+1", "eu-west-1")
+    try:
+        url = client.url("bench-bucket", "small/4096/32/00000042")
+        with mock.patch("minis3.bench.client.dt.datetime") as fake:
+            fake.now.return_value = now
+            ours = client._signed("PUT", url, payload.sha256, {"Content-Length": "4096"})
+    finally:
+        await client.close()
+    req = AWSRequest(method="PUT", url=url, headers={"Content-Length": "4096"}, data=payload.data)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=now.replace(tzinfo=None)):
+        S3SigV4Auth(Credentials("AKIDEXAMPLE", "secret/KEY+1"), "s3", "eu-west-1").add_auth(req)
+    for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
+        assert ours[name] == req.headers[name]
