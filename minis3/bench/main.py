@@ -70,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixed-objects", type=int, default=1000)
     p.add_argument("--server-pid", type=int, action="append", default=[],
                    help="a server process (and its children) whose CPU to report per op")
+    p.add_argument("--frontend-pid", type=int, help="a local minis3 frontend's pid: sample its RSS from "
+                   "/proc instead of its metrics endpoint")
     p.add_argument("--limits", action="store_true", help="also (or, without --endpoint, only) measure "
                    "this machine's ceilings")
     p.add_argument("--data-dir", default="./data", help="where --limits times fsync'd creates")
@@ -90,10 +92,10 @@ def settings_from(a: argparse.Namespace) -> Settings:
                  mixed_duration=a.mixed_duration, mixed_concurrency=a.mixed_concurrency,
                  mixed_objects=a.mixed_objects)
     if a.quick:
-        s.duration, s.sizes, s.concurrency = 1.0, (4 * KiB, 64 * KiB), (1, 32)
+        s.duration, s.sizes, s.concurrency = 1.0, (4 * KiB,), (1, 32)
         s.large_size, s.large_count = 32 * MiB, 1
-        s.list_keys, s.list_pages = (1_000, 10_000), 10
-        s.mixed_duration, s.mixed_objects = 5.0, 200
+        s.list_keys, s.list_pages = (500, 2_000), 10
+        s.mixed_duration, s.mixed_objects = 3.0, 200
     unknown = set(s.workloads) - set(WORKLOADS)
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")
@@ -106,12 +108,13 @@ def _progress(disabled: bool) -> Progress:
 
 
 async def run_endpoint(endpoint: str, access_key: str, secret_key: str, region: str, s: Settings,
-                       *, server_pids: list[int], progress: Progress | None) -> list[dict]:
+                       *, server_pids: list[int], progress: Progress | None,
+                       frontend_pid: int | None = None) -> list[dict]:
     """Every selected workload against one endpoint → its result rows."""
     run_id = uuid.uuid4().hex[:8]
     conns = max(64, s.load_concurrency, s.mixed_concurrency, *s.concurrency)
     async with S3Client(endpoint, access_key, secret_key, region, max_connections=conns) as client:
-        runner = Runner(client, progress=progress, server_pids=server_pids)
+        runner = Runner(client, progress=progress, server_pids=server_pids, frontend_pid=frontend_pid)
         for name in s.workloads:
             await WORKLOADS[name](runner, s, run_id)
         return [ph.row(os.cpu_count() or 1) for ph in runner.phases]
@@ -132,7 +135,8 @@ def _wait_port(port: int, timeout: float = 30) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
 
 
-async def network_limits(progress: Progress | None, *, stream_size: int = 256 * MiB, seconds: float = 3.0) -> dict:
+async def network_limits(progress: Progress | None, *, stream_size: int = 256 * MiB, seconds: float = 3.0,
+                         streams: int = 2) -> dict:
     """A bare aiohttp server's req/s and single-stream MB/s, driven by our client."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "minis3.bench.bare", str(port)])
@@ -145,13 +149,13 @@ async def network_limits(progress: Progress | None, *, stream_size: int = 256 * 
                                     count=10**7, duration=seconds, label="bare aiohttp req/s ×32")
             body = Payload.of(b"\0" * stream_size)
             down = await runner.phase("limits", "bare stream GET", stream_size, 1,
-                                      lambda i: client.request("GET", f"{base}/stream/{stream_size}"), count=2,
+                                      lambda i: client.request("GET", f"{base}/stream/{stream_size}"), count=streams,
                                       label="bare aiohttp download")
             up = await runner.phase("limits", "bare stream PUT", stream_size, 1,
                                     lambda i: client.request("PUT", base + "/sink", body=body_of(body.data),
                                                              sha256=body.sha256,
                                                              headers={"Content-Length": str(stream_size)}),
-                                    count=2, label="bare aiohttp upload")
+                                    count=streams, label="bare aiohttp upload")
         for ph in (ok, down, up):
             if ph.errors:
                 raise RuntimeError(f"bare aiohttp server failed: {dict(ph.errors)}")
@@ -169,7 +173,10 @@ async def all_limits(a: argparse.Namespace, progress: Progress | None) -> dict:
     topo = topology.load(a.topology, data_dir=a.data_dir if a.topology is None else None)
     console.print("measuring this machine's limits (encode, hashes, fsync, aiohttp)…")
     out = measure_in_child(topo.erasure.k, topo.erasure.m, topo.erasure.backend, Path(a.data_dir))
-    out.update(await network_limits(progress))
+    if a.quick:
+        out.update(await network_limits(progress, stream_size=64 * MiB, seconds=1.0, streams=1))
+    else:
+        out.update(await network_limits(progress))
     return out
 
 
@@ -203,7 +210,7 @@ async def bench(a: argparse.Namespace) -> int:
     with _progress(a.no_progress) as progress:
         if a.endpoint:
             rows = await run_endpoint(a.endpoint, a.access_key, a.secret_key, a.region, s,
-                                      server_pids=a.server_pid, progress=progress)
+                                      server_pids=a.server_pid, progress=progress, frontend_pid=a.frontend_pid)
             out.update(endpoint=a.endpoint, rows=rows, errors=sum(r["errors"] for r in rows))
         if a.limits:
             out["limits"] = await all_limits(a, progress)

@@ -17,6 +17,8 @@ from .client import Result, S3Client
 from .stats import Phase
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+SAMPLE_INTERVAL = 0.1     # seconds between two samples of the frontend's RSS (from /proc)
+SAMPLE_INTERVAL_HTTP = 0.25   # … from its metrics endpoint, which costs the frontend ~1 ms a time
 _RSS = re.compile(rb"^process_resident_memory_bytes ([0-9.e+]+)$", re.M)
 _CPU = re.compile(rb"^process_cpu_seconds_total ([0-9.e+]+)$", re.M)
 
@@ -60,21 +62,36 @@ def process_tree_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _proc_rss_cpu(pid: int) -> tuple[float, float] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            rest = f.read().rsplit(b")", 1)[1].split()
+        return int(rest[21]) * os.sysconf("SC_PAGE_SIZE"), (int(rest[11]) + int(rest[12])) / _CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Runner:
     """Runs phases against one endpoint and keeps their results."""
 
     def __init__(self, client: S3Client, *, progress=None, server_pids: list[int] | None = None,
-                 sample_rss: bool = True):
+                 sample_rss: bool = True, frontend_pid: int | None = None):
         self.client = client
         self.progress = progress
         self.server_pids = server_pids or []
         self.phases: list[Phase] = []
-        self.metrics_url = client.endpoint + "/_minis3/metrics" if sample_rss else None
+        # Only the two series we need: the whole page costs the server ~10 ms.
+        self.metrics_url = (client.endpoint + "/_minis3/metrics?name[]=process_resident_memory_bytes"
+                            "&name[]=process_cpu_seconds_total") if sample_rss else None
         self._metrics_ok: bool | None = None
+        self.frontend_pid = frontend_pid
 
     async def frontend_metrics(self) -> tuple[float, float] | None:
-        """(RSS bytes, CPU seconds) of a minis3 frontend, from its Prometheus
+        """(RSS bytes, CPU seconds) of a minis3 frontend: from /proc when its
+        pid is known (costs the server nothing), else from its Prometheus
         endpoint; None when the endpoint is not minis3."""
+        if self.frontend_pid:
+            return _proc_rss_cpu(self.frontend_pid)
         if not self.metrics_url or self._metrics_ok is False:
             return None
         try:
@@ -92,7 +109,7 @@ class Runner:
             if got is None:
                 return
             peak[0] = max(peak[0], got[0])
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(SAMPLE_INTERVAL if self.frontend_pid else SAMPLE_INTERVAL_HTTP)
 
     async def phase(self, workload: str, op: str, size: int, concurrency: int,
                     fn: Callable[[int], Awaitable[Result]], *, count: int,

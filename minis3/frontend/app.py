@@ -27,7 +27,7 @@ from ..core.hlc import HLC
 from ..core.sigv4 import AuthResult, SigningInput, verify
 from ..ec.codec import Codec, tune_malloc
 from ..meta.client import MetaClient
-from ..rpc.http import client_session
+from ..rpc.http import client_session, use_fast_event_loop
 from ..storage.client import StorageClient
 from .datapath import DataPath
 from .routing import Target, route
@@ -82,6 +82,8 @@ class Frontend:
         self.codec = Codec(topo.erasure.k, topo.erasure.m, topo.erasure.backend)
         self.session = None
         self.meta: MetaClient | None = None
+        # (account, bucket) → when a positive answer expires; see bucket_exists().
+        self._buckets_seen: dict[tuple[str, str], float] = {}
         self.datapath: DataPath | None = None
 
     async def start(self, app: web.Application) -> None:
@@ -92,6 +94,28 @@ class Frontend:
         self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,
                                  segment_size=self.topo.erasure.segment_size,
                                  inline_threshold=self.topo.erasure.inline_threshold)
+
+    BUCKET_SEEN_TTL = 1.0
+
+    async def bucket_exists(self, ctx: "Context", bucket: str) -> None:
+        """Fail fast (NoSuchBucket, AccessDenied) before a PUT reads its body.
+
+        Only a hint: the metadata service checks the bucket again, atomically,
+        when the object commits. So a recent positive answer is reused for
+        BUCKET_SEEN_TTL seconds (saving a metadata round trip on every PUT,
+        measured ~0.4 ms of frontend CPU); a bucket deleted meanwhile costs
+        at worst a body read and a refused commit, never a wrong answer."""
+        key, now = (ctx.account, bucket), time.monotonic()
+        if self._buckets_seen.get(key, 0) > now:
+            return
+        await ctx.meta.get_bucket(bucket)
+        if len(self._buckets_seen) > 10_000:
+            self._buckets_seen.clear()
+        self._buckets_seen[key] = now + self.BUCKET_SEEN_TTL
+
+    def forget_bucket(self, bucket: str) -> None:
+        for key in [k for k in self._buckets_seen if k[1] == bucket]:
+            del self._buckets_seen[key]
 
     async def stop(self, app: web.Application) -> None:
         if self.session:
@@ -144,7 +168,8 @@ class Frontend:
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         """Prometheus text format: request counts and latency, and the
         process's own CPU seconds and resident memory (what `minis3 bench`
-        samples to report the frontend's peak RSS). Unauthenticated, as a
+        samples to report the frontend's peak RSS, asking for just those two
+        with ``?name[]=…``: the whole page costs ~10 ms to render). Unauthenticated, as a
         scrape endpoint usually is; it holds counts, never names or keys."""
         try:
             target = route(request.headers.get("Host", ""), request.raw_path.partition("?")[0],
@@ -153,7 +178,9 @@ class Frontend:
             target = None
         if target is None or target.virtual_host:
             return await self.handle(request)        # e.g. a key named _minis3/metrics in a bucket
-        return web.Response(body=prometheus_client.generate_latest(),
+        names = request.query.getall("name[]", [])     # Prometheus' own filter parameter
+        registry = prometheus_client.REGISTRY.restricted_registry(names) if names else prometheus_client.REGISTRY
+        return web.Response(body=prometheus_client.generate_latest(registry),
                             headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
 
@@ -181,7 +208,8 @@ async def _defer_continue(request: web.Request):
 def make_app(topo: Topology) -> web.Application:
     fe = Frontend(topo)
     # No size limit here: bodies are streamed by the handlers, never read whole.
-    app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024})
+    app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024,
+                                                                  "read_bufsize": 4 << 20})
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
     app.router.add_route("GET", METRICS_PATH, fe.metrics)
@@ -200,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
     setup_logging("frontend")
     tuned = tune_malloc()
-    log.info("frontend on %s (malloc mmap threshold raised: %s, pid %d)", topo.frontend.url, tuned, os.getpid())
+    loop = use_fast_event_loop()
+    log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", topo.frontend.url, loop, tuned, os.getpid())
     web.run_app(make_app(topo), host=topo.frontend.host, port=topo.frontend.port,
                 print=None, access_log=None, handle_signals=True)

@@ -39,6 +39,7 @@ async def head(ctx) -> web.Response:
 
 
 async def delete(ctx) -> web.Response:
+    ctx.fe.forget_bucket(ctx.target.bucket)
     await ctx.meta.delete_bucket(ctx.target.bucket)
     return web.Response(status=204)
 

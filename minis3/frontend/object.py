@@ -84,7 +84,7 @@ async def put(ctx) -> web.Response:
     std, meta = _headers_from_request(ctx.request)
     conditions = _write_conditions(ctx.request)
     fe = ctx.fe
-    await ctx.meta.get_bucket(bucket)                 # fail fast, before any byte is stored
+    await fe.bucket_exists(ctx, bucket)              # fail fast, before any byte is stored
     if conditions:                                   # fail fast too; the commit re-checks atomically
         await _precheck_write(ctx, conditions)
     up = Upload(ctx.request, ctx.auth)

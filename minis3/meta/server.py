@@ -31,7 +31,7 @@ from aiohttp import web
 from ..core import errors as E
 from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
-from ..rpc.http import auth_middleware
+from ..rpc.http import auth_middleware, use_fast_event_loop
 from .listing import list_page
 from .partition import Partition, PartitionSet
 
@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     spec = next(az.meta for az in topo.azs if az.name == a.az)
     setup_logging(spec.id)
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds)
-    log.info("metadata %s on %s, data in %s, %d partitions", spec.id, spec.url, spec.data_dir,
-             len(svc.objects.partitions))
+    log.info("metadata %s on %s, data in %s, %d partitions (%s)", spec.id, spec.url, spec.data_dir,
+             len(svc.objects.partitions), use_fast_event_loop())
     web.run_app(svc.app(topo.cluster_secret), host=spec.host, port=spec.port,
                 print=None, access_log=None, handle_signals=True)
 

@@ -1,6 +1,7 @@
 """aiohttp glue shared by the internal services (I/O shell around rpc.auth)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -43,4 +44,16 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30)
     return aiohttp.ClientSession(connector=conn, trace_configs=[trace],
                                  timeout=aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=timeout_s),
-                                 auto_decompress=False)
+                                 auto_decompress=False, read_bufsize=4 << 20)
+
+
+def use_fast_event_loop() -> str:
+    """Run this process on uvloop (libuv) when it is installed: its socket
+    transports cost far less CPU per byte and per request than asyncio's
+    selector loop. Returns the loop's name, for the start-up log line."""
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
