@@ -61,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-ops", type=int, default=50_000, help="most operations in any one phase")
     p.add_argument("--sizes", default="4KiB,64KiB", help="small-object sizes")
     p.add_argument("--concurrency", default="1,8,32", help="small-object concurrencies")
-    p.add_argument("--large-size", default="256MiB")
+    p.add_argument("--large-size", default="16MiB,256MiB", help="large-object sizes (the largest is the "
+                   "headline; the frontend's RSS must not grow from the smallest to it)")
     p.add_argument("--large-count", type=int, default=2)
     p.add_argument("--list-keys", default="1000,100000", help="bucket sizes for the LIST workload")
     p.add_argument("--list-pages", type=int, default=30)
@@ -87,14 +88,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from(a: argparse.Namespace) -> Settings:
     s = Settings(workloads=tuple(w for w in a.workloads.split(",") if w), duration=a.duration,
                  max_ops=a.max_ops, sizes=_sizes(a.sizes), concurrency=_ints(a.concurrency),
-                 large_size=parse_size(a.large_size), large_count=a.large_count,
+                 large_sizes=_sizes(a.large_size), large_count=a.large_count,
                  list_keys=_ints(a.list_keys), list_pages=a.list_pages,
                  mixed_duration=a.mixed_duration, mixed_concurrency=a.mixed_concurrency,
                  mixed_objects=a.mixed_objects)
     if a.quick:
         s.duration, s.sizes, s.concurrency = 1.0, (4 * KiB,), (1, 32)
-        s.large_size, s.large_count = 32 * MiB, 1
-        s.list_keys, s.list_pages = (500, 2_000), 10
+        s.large_sizes, s.large_count = (8 * MiB, 32 * MiB), 1
+        s.list_keys, s.list_pages = (1_000, 3_000), 10
         s.mixed_duration, s.mixed_objects = 3.0, 200
     unknown = set(s.workloads) - set(WORKLOADS)
     if unknown:

@@ -123,10 +123,14 @@ def targets(mine: list[dict], moto: list[dict] | None, limits: dict) -> list[dic
     if a and "put_work_mb_s" in lim:
         add("large PUT MB/s ÷ one-core ceiling of its work", a["mb_per_s"] / lim["put_work_mb_s"], 0.5)
     small_rss = max((r.get("frontend_rss_peak_mb") or 0 for r in mine if r["workload"] == "small"), default=0)
-    large_rss = max((r.get("frontend_rss_peak_mb") or 0 for r in mine if r["workload"] == "large"), default=0)
-    if small_rss and large_rss:
-        add("frontend RSS flat in object size: small-object peak ÷ large-object peak", small_rss / large_rss,
-            1 / 1.5, f"{small_rss:.0f} MiB with 4–64 KiB objects, {large_rss:.0f} MiB with large ones")
+    sizes = sorted({r["size"] for r in mine if r["workload"] == "large"})
+    peak = {n: max((r.get("frontend_rss_peak_mb") or 0 for r in mine
+                    if r["workload"] == "large" and r["size"] == n), default=0) for n in sizes}
+    if len(sizes) >= 2 and peak[sizes[0]] and peak[sizes[-1]]:
+        lo, hi = sizes[0], sizes[-1]
+        add(f"frontend RSS flat in object size: peak at {size_label(lo)} ÷ peak at {size_label(hi)}",
+            peak[lo] / peak[hi], 0.8, f"{peak[lo]:.0f} MiB at {size_label(lo)}, {peak[hi]:.0f} MiB at "
+            f"{size_label(hi)}; {small_rss:.0f} MiB with small objects")
     lists = sorted((r for r in mine if r["workload"] == "list"), key=lambda r: r["size"])
     if len(lists) >= 2:
         lo, hi = lists[0], lists[-1]

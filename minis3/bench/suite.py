@@ -30,7 +30,7 @@ MOTO_MAX_LIST_KEYS = 10_000
 
 
 def moto_list_keys(s: Settings) -> tuple[int, ...]:
-    quick_cap = 1_000 if max(s.list_keys, default=0) <= 2_000 else MOTO_MAX_LIST_KEYS
+    quick_cap = 1_000 if max(s.list_keys, default=0) <= 3_000 else MOTO_MAX_LIST_KEYS
     return tuple(sorted({min(n, quick_cap) for n in s.list_keys}))
 
 TARGETS_TEXT = """\
@@ -42,8 +42,9 @@ The targets later issues are held to, each a ratio taken from the same run
 - Large single-stream PUT at least **50%** of the one-core ceiling of the work it must do
   (MD5 for the ETag, SHA-256 of the signed payload, erasure encode, xxh3), and at least **2×** moto_server.
 - Large single-stream GET at least **2×** moto_server.
-- Frontend RSS flat in object size: the peak while moving large objects no more than 1.5× the
-  peak while moving small ones (shown inverted above, so that higher is better, ≥ 0.67).
+- Frontend RSS flat in object size: the peak while moving the largest objects no more than
+  1.25× the peak while moving the smaller large ones (16 MiB; shown inverted, so that higher is
+  better: ≥ 0.8). The peak with small objects is in the note, for scale.
 - LIST page time flat in bucket size: a 1,000-key page in the largest bucket takes no more than
   1.5× as long as in the smallest (inverted above, ≥ 0.67).
 """

@@ -28,7 +28,7 @@ class Settings:
     max_ops: int = 50_000                     # most ops in any one phase
     sizes: tuple[int, ...] = (4 * KiB, 64 * KiB)
     concurrency: tuple[int, ...] = (1, 8, 32)
-    large_size: int = 256 * MiB
+    large_sizes: tuple[int, ...] = (16 * MiB, 256 * MiB)   # two sizes: RSS must not grow with size
     large_count: int = 2
     list_keys: tuple[int, ...] = (1_000, 100_000)
     list_pages: int = 30
@@ -100,17 +100,19 @@ async def _get_checked(runner: Runner, bucket: str, key: str, payload: Payload) 
 
 
 async def large(runner: Runner, s: Settings, run_id: str) -> None:
-    """Single-stream PUTs, then GETs, of one large object (one request each)."""
+    """Single-stream PUTs, then GETs, of large objects (one request each), smallest size first."""
     bucket = f"{s.bucket_prefix}-{run_id}"
     await _ensure_bucket(runner, bucket)
-    payload = Payload.of(os.urandom(s.large_size))
-    key = lambda i: f"large/{i:04d}"  # noqa: E731
-    await runner.phase("large", "PUT", s.large_size, 1,
-                       lambda i: runner.client.put(bucket, key(i), payload), count=s.large_count)
-    await runner.phase("large", "GET", s.large_size, 1,
-                       lambda i: _get_checked(runner, bucket, key(i), payload), count=s.large_count)
-    for i in range(s.large_count):
-        await runner.client.delete(bucket, key(i))
+    for size in sorted(s.large_sizes):
+        payload = Payload.of(os.urandom(size))
+        key = lambda i: f"large/{size}/{i:04d}"  # noqa: E731
+        await runner.phase("large", "PUT", size, 1,
+                           lambda i: runner.client.put(bucket, key(i), payload), count=s.large_count)
+        await runner.phase("large", "GET", size, 1,
+                           lambda i: _get_checked(runner, bucket, key(i), payload), count=s.large_count)
+        for i in range(s.large_count):
+            await runner.client.delete(bucket, key(i))
+        del payload
     await runner.client.delete_bucket(bucket)
 
 
@@ -189,6 +191,7 @@ WORKLOADS = {"small": small, "large": large, "list": listing, "mixed": mixed}
 
 def describe(s: Settings) -> str:
     return (f"small {'/'.join(size_label(x) for x in s.sizes)} at ×{'/'.join(map(str, s.concurrency))} "
-            f"for {s.duration:g} s a phase; large {size_label(s.large_size)} ×{s.large_count}; "
+            f"for {s.duration:g} s a phase; large {' and '.join(size_label(x) for x in s.large_sizes)} "
+            f"×{s.large_count} each; "
             f"LIST in buckets of {', '.join(f'{n:,}' for n in s.list_keys)} keys ({s.list_pages} pages); "
             f"mixed ×{s.mixed_concurrency} for {s.mixed_duration:g} s")

@@ -32,6 +32,7 @@ E.MalformedXML.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -54,20 +55,29 @@ MAX_DELETE_BODY = 8 << 20
 MAX_DELETE_OBJECTS = 1000
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.\-/*]*")
+_PLAIN_TEXT = re.compile(r"[^&<>\x00-\x1f\ud800-\udfff\ufffe\uffff]*")
 _NON_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 # ---------------------------------------------------------------- helpers
 
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(sec: int) -> str:
+    return (_EPOCH + _dt.timedelta(seconds=sec)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso8601_ms(ms: int) -> str:
-    """Epoch milliseconds -> ``2009-10-12T17:50:30.000Z``."""
+    """Epoch milliseconds -> ``2009-10-12T17:50:30.000Z``. (A listing formats
+    a thousand of these; objects written together share their second.)"""
     sec, frac = divmod(ms, 1000)
-    dt = _EPOCH + _dt.timedelta(seconds=sec)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{frac:03d}Z"
+    return f"{_iso_seconds(sec)}.{frac:03d}Z"
 
 
 def url_encode(value: str) -> str:
     """S3's ``encoding-type=url`` form of a key/prefix/delimiter (module doc)."""
+    if _URL_SAFE.fullmatch(value):         # the common key needs no encoding (and quote_plus is slow)
+        return value
     try:
         encoded = quote_plus(value, safe="/*", encoding="utf-8", errors="surrogateescape")
     except UnicodeEncodeError:
@@ -86,14 +96,62 @@ def _char_ref(m: re.Match[str]) -> str:
     return f"&#x{ord(m.group()):X};"
 
 
-def _root(tag: str, namespace: bool = True) -> ET.Element:
-    return ET.Element(tag, {"xmlns": NS}) if namespace else ET.Element(tag)
+class _El:
+    """An element of a document we write. ElementTree's own serializer
+    costs ~40 µs an element in CPython, too slow for a 1,000-key listing
+    (measured: 70 ms of frontend CPU a page); these write the same bytes."""
+
+    __slots__ = ("tag", "namespace", "text", "children")
+
+    def __init__(self, tag: str, namespace: bool = False) -> None:
+        self.tag, self.namespace = tag, namespace
+        self.text: str | None = None
+        self.children: list[_El | _Raw] = []
+
+    def write(self, out: list[str]) -> None:
+        out.append(f'<{self.tag} xmlns="{NS}">' if self.namespace else f"<{self.tag}>")
+        if self.text:
+            out.append(_escape_text(self.text))
+        for child in self.children:
+            child.write(out)
+        out.append(f"</{self.tag}>")
 
 
-def _sub(parent: ET.Element, tag: str, text: str | int | None = None) -> ET.Element:
-    el = ET.SubElement(parent, tag)
+class _Raw:
+    """A piece of document already written (and escaped) as XML."""
+
+    __slots__ = ("xml",)
+
+    def __init__(self, xml: str) -> None:
+        self.xml = xml
+
+    def write(self, out: list[str]) -> None:
+        out.append(self.xml)
+
+
+def _escape_text(text: str) -> str:
+    """Text content as XML: ``&``, ``<``, ``>`` escaped, and every character
+    XML 1.0 cannot carry as a character reference (module doc)."""
+    if _PLAIN_TEXT.fullmatch(text):
+        return text
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return _NON_XML_CHARS.sub(_char_ref, text)
+
+
+def _root(tag: str, namespace: bool = True) -> _El:
+    return _El(tag, namespace)
+
+
+def _sub(parent: _El, tag: str, text: str | int | None = None) -> _El:
+    el = _El(tag)
     if text is not None:
         el.text = str(text)
+    parent.children.append(el)
     return el
 
 
@@ -101,15 +159,13 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _serialize(root: ET.Element) -> bytes:
-    text = ET.tostring(root, encoding="unicode", short_empty_elements=False)
-    # Only text content can hold these characters (tags are ours), so a pass
-    # over the serialized document is the same as escaping each text node.
-    text = _NON_XML_CHARS.sub(_char_ref, text)
-    return XML_DECLARATION + text.encode("utf-8")
+def _serialize(root: _El) -> bytes:
+    out: list[str] = []
+    root.write(out)
+    return XML_DECLARATION + "".join(out).encode("utf-8")
 
 
-def _owner(parent: ET.Element, owner: tuple[str, str]) -> None:
+def _owner(parent: _El, owner: tuple[str, str]) -> None:
     el = _sub(parent, "Owner")
     _sub(el, "ID", owner[0])
     if owner[1]:
@@ -255,23 +311,30 @@ class ListEntry:
     checksum_type: str | None = None       # "FULL_OBJECT" / "COMPOSITE"
 
 
-def _contents(root: ET.Element, entry: ListEntry, enc: bool,
+def _contents(root: _El, entry: ListEntry, enc: bool,
               owner: tuple[str, str] | None) -> None:
-    c = _sub(root, "Contents")
-    _sub(c, "Key", url_encode(entry.key) if enc else entry.key)
-    _sub(c, "LastModified", iso8601_ms(entry.last_modified_ms))
-    _sub(c, "ETag", quote_etag(entry.etag))
+    # One string per entry: a listing writes a thousand of these, and an
+    # element object per field cost ~25 ms a page here.
+    key = url_encode(entry.key) if enc else entry.key
+    xml = [f"<Contents><Key>{_escape_text(key)}</Key>"
+           f"<LastModified>{iso8601_ms(entry.last_modified_ms)}</LastModified>"
+           f"<ETag>{_escape_text(quote_etag(entry.etag))}</ETag>"]
     if entry.checksum_algorithm:
-        _sub(c, "ChecksumAlgorithm", entry.checksum_algorithm.upper())
+        xml.append(f"<ChecksumAlgorithm>{_escape_text(entry.checksum_algorithm.upper())}</ChecksumAlgorithm>")
         if entry.checksum_type:
-            _sub(c, "ChecksumType", entry.checksum_type)
-    _sub(c, "Size", entry.size)
+            xml.append(f"<ChecksumType>{_escape_text(entry.checksum_type)}</ChecksumType>")
+    xml.append(f"<Size>{int(entry.size)}</Size>")
     if owner is not None:
-        _owner(c, entry.owner or owner)
-    _sub(c, "StorageClass", entry.storage_class)
+        oid, name = entry.owner or owner
+        xml.append(f"<Owner><ID>{_escape_text(oid)}</ID>")
+        if name:
+            xml.append(f"<DisplayName>{_escape_text(name)}</DisplayName>")
+        xml.append("</Owner>")
+    xml.append(f"<StorageClass>{_escape_text(entry.storage_class)}</StorageClass></Contents>")
+    root.children.append(_Raw("".join(xml)))
 
 
-def _common_prefixes(root: ET.Element, prefixes: list[str], enc: bool) -> None:
+def _common_prefixes(root: _El, prefixes: list[str], enc: bool) -> None:
     for p in prefixes:
         cp = _sub(root, "CommonPrefixes")
         _sub(cp, "Prefix", url_encode(p) if enc else p)

@@ -209,7 +209,7 @@ def make_app(topo: Topology) -> web.Application:
     fe = Frontend(topo)
     # No size limit here: bodies are streamed by the handlers, never read whole.
     app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024,
-                                                                  "read_bufsize": 4 << 20})
+                                                                  "read_bufsize": 1 << 20})
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
     app.router.add_route("GET", METRICS_PATH, fe.metrics)

@@ -44,7 +44,7 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30)
     return aiohttp.ClientSession(connector=conn, trace_configs=[trace],
                                  timeout=aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=timeout_s),
-                                 auto_decompress=False, read_bufsize=4 << 20)
+                                 auto_decompress=False, read_bufsize=1 << 20)
 
 
 def use_fast_event_loop() -> str:

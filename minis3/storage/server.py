@@ -38,7 +38,7 @@ from . import blocks
 
 #: Bytes a request body may buffer before aiohttp pauses the socket. Its
 #: default (64 KiB) stalls a stream of 256 KiB blocks every few kilobytes.
-STREAM_BUFSIZE = 4 << 20
+STREAM_BUFSIZE = 1 << 20
 
 log = logging.getLogger("minis3.storage")
 
