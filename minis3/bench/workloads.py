@@ -112,7 +112,6 @@ async def large(runner: Runner, s: Settings, run_id: str) -> None:
                            lambda i: _get_checked(runner, bucket, key(i), payload), count=s.large_count)
         for i in range(s.large_count):
             await runner.client.delete(bucket, key(i))
-        del payload
     await runner.client.delete_bucket(bucket)
 
 

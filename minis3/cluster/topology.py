@@ -104,7 +104,7 @@ class Topology:
     accounts: dict[str, str] = field(default_factory=dict)
     # Initial split points of the key space (over "bucket/key"). The metadata
     # index is a list of key-range partitions from the start, so that later
-    # work can split and move them; this issue keeps them all on one process.
+    # work can split and move them; every metadata replica holds all of them.
     partition_bounds: tuple[str, ...] = ()
     source: str | None = None
 
@@ -121,11 +121,6 @@ class Topology:
     @property
     def metas(self) -> list[MetaSpec]:
         return [az.meta for az in self.azs]
-
-    @property
-    def primary_meta(self) -> MetaSpec:
-        """The metadata process that owns every partition until replication lands."""
-        return self.azs[0].meta
 
 
 class TopologyError(ValueError):

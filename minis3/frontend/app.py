@@ -88,7 +88,8 @@ class Frontend:
 
     async def start(self, app: web.Application) -> None:
         self.session = client_session(self.topo.cluster_secret)
-        self.meta = MetaClient(self.session, self.topo.primary_meta.url)
+        # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
+        self.meta = MetaClient(self.session, [m.url for m in self.topo.metas], hlc=self.hlc)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
         self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,

@@ -1,73 +1,352 @@
-"""The frontend's client of the metadata service (pooled keep-alive HTTP)."""
+"""The frontend's view of the metadata service: quorums over three replicas.
+
+Every bucket and object version lives on every replica (one per AZ). This
+client is the coordinator (the idea of Dynamo and Cassandra, with S3's last
+writer wins):
+
+* **writes** get a hybrid-logical-clock timestamp here, go to all N replicas
+  at once, and succeed when W of them have made the version durable;
+* **reads** ask all replicas and take the newest version among the first R
+  answers (a replica still catching up answers 503 and is skipped);
+* with N = 3, W = 2, R = 2, W + R > N: every read quorum overlaps every write
+  quorum, so a client that got a 200 for a PUT or DELETE sees it on its next
+  GET, HEAD or LIST (read-after-write), with any one replica down or frozen.
+
+A slow or frozen replica never holds a request: the answer comes from the
+first R (or W) replicas to respond; writes still on their way to the third go
+on in the background, and a replica that missed them catches up from its
+peers when it (re)starts. A read that sees two different versions writes the
+newer one back to the stale replica (read repair).
+
+S3's rules (ownership, conditions, empty buckets) are applied here, on what a
+quorum read returns. If-Match / If-None-Match writes are serialized per key
+within this frontend (a lock around read-check-write); across several
+frontends they are checked, not atomic: making them atomic needs a consensus
+round per key (see docs/ARCHITECTURE.md).
+"""
 from __future__ import annotations
 
+import asyncio
+import logging
+import uuid
+from bisect import bisect_right
+from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
 import aiohttp
+from sortedcontainers import SortedDict
 
 from ..core import errors as E
+from ..core.conditions import check_write
+from ..core.hlc import HLC, physical_ms
+from .listing import after_prefix, list_page
+
+log = logging.getLogger("minis3.meta.client")
+
+N_REPLICAS = 3
+WRITE_QUORUM = 2
+READ_QUORUM = 2
 
 
-class MetaClient:
-    def __init__(self, session: aiohttp.ClientSession, url: str, account: str | None = None):
-        self.session, self.url, self.account = session, url, account
+def version(rec: dict | None) -> tuple[int, str]:
+    return (-1, "") if rec is None else (int(rec["ts"]), str(rec.get("vid", "")))
 
-    def as_account(self, account: str) -> "MetaClient":
-        """A view of the same client that acts for one account: the metadata
-        service checks that account owns the bucket of every call."""
-        return MetaClient(self.session, self.url, account)
 
-    async def _call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None):
-        if self.account is not None:
-            if json is not None:
-                json = dict(json, owner=self.account)
-            else:
-                params = dict(params or {}, owner=self.account)
+def newest(recs) -> dict | None:
+    best = None
+    for r in recs:
+        if r is not None and version(r) > version(best):
+            best = r
+    return best
+
+
+def live(rec: dict | None) -> dict | None:
+    return None if rec is None or rec.get("deleted") else rec
+
+
+class ReplicaError(Exception):
+    pass
+
+
+class Replica:
+    """One metadata replica, over HMAC-signed HTTP."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, name: str = ""):
+        self.session, self.url, self.name = session, url, name or url
+
+    async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None):
         url = self.url + path + ("?" + urlencode(params) if params else "")
         try:
             async with self.session.request(method, url, json=json) as r:
-                if r.status == 204:
-                    return None
                 body = await r.json(content_type=None)
                 if r.status >= 400:
-                    cls = getattr(E, str(body.get("code")), None)
-                    if isinstance(cls, type) and issubclass(cls, E.S3Error) and r.status < 500:
-                        raise cls()
-                    raise E.InternalError(f"metadata service: {body.get('message')}")
+                    raise ReplicaError(f"{self.name}: {r.status} {body.get('code')}")
                 return body
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise E.ServiceUnavailable(f"metadata service unreachable: {exc.__class__.__name__}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise ReplicaError(f"{self.name}: {exc.__class__.__name__}") from exc
+
+
+class _Background:
+    """Writes still on their way to slower replicas (kept referenced)."""
+    tasks: set[asyncio.Future] = set()
+
+    @classmethod
+    def keep(cls, fut: asyncio.Future) -> None:
+        cls.tasks.add(fut)
+        fut.add_done_callback(cls._done)
+
+    @classmethod
+    def _done(cls, fut: asyncio.Future) -> None:
+        cls.tasks.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            log.debug("background replica call failed: %s", fut.exception())
+
+
+async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], need: int, *,
+                 finish_in_background: bool) -> list[tuple[Replica, object]]:
+    """Run call(r) on every replica; return the first `need` successes as
+    (replica, result). Raise ServiceUnavailable if fewer can succeed. Writes
+    let the others finish in the background; reads cancel them."""
+    tasks = {asyncio.ensure_future(call(r)): r for r in replicas}
+    pending, ok, failed = set(tasks), [], []
+    try:
+        while pending and len(ok) < need:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t.exception() is None:
+                    ok.append((tasks[t], t.result()))
+                else:
+                    failed.append(str(t.exception()))
+            if len(ok) + len(pending) < need:
+                break
+    finally:
+        for t in pending:
+            if finish_in_background:
+                _Background.keep(t)
+            else:
+                t.cancel()
+    if len(ok) < need:
+        raise E.ServiceUnavailable(f"metadata quorum not reached ({len(ok)}/{need}): {'; '.join(failed)}")
+    return ok
+
+
+# ------------------------------------------------------------------ LIST over replicas
+class _NeedMore(Exception):
+    def __init__(self, pos: tuple[str, bool]):
+        self.pos = pos
+
+
+_END = ("\U0010ffff" * 4, True)
+
+
+class MergedScan:
+    """The versions of several replicas' scans merged (newest wins), over the
+    key ranges fetched so far. ``scan`` serves :func:`listing.list_page`; where
+    it needs keys not fetched yet it raises _NeedMore and the caller fetches
+    them and runs the (pure) page again. A position is (key, after): (k, False)
+    is k itself, (k, True) just after it."""
+
+    def __init__(self) -> None:
+        self.versions: SortedDict = SortedDict()
+        self.intervals: list[tuple[tuple[str, bool], tuple[str, bool]]] = []   # [lo, hi), by lo
+
+    def add(self, lo: tuple[str, bool], replies: list[dict]) -> None:
+        hi = _END
+        for body in replies:
+            if not body["exhausted"] and body["items"]:
+                hi = min(hi, (body["items"][-1][0], True))
+        for body in replies:
+            for k, v in body["items"]:
+                if (k, False) < hi and version(v) > version(self.versions.get(k)):
+                    self.versions[k] = v
+        i = bisect_right([iv[0] for iv in self.intervals], lo)
+        self.intervals.insert(i, (lo, hi))
+
+    def _interval_at(self, pos: tuple[str, bool]):
+        for lo, hi in self.intervals:
+            if lo <= pos < hi:
+                return lo, hi
+        return None
+
+    def scan(self, start: str, inclusive: bool):
+        pos = (start, not inclusive)
+        while True:
+            iv = self._interval_at(pos)
+            if iv is None:
+                raise _NeedMore(pos)
+            _, hi = iv
+            for k in self.versions.irange(minimum=pos[0], inclusive=(not pos[1], True)):
+                if (k, False) >= hi:
+                    break
+                yield k, self.versions[k]
+            if hi == _END:
+                return
+            pos = hi
+
+
+# ------------------------------------------------------------------ the client
+class MetaClient:
+    def __init__(self, session: aiohttp.ClientSession, urls: list[str], account: str | None = None,
+                 hlc: HLC | None = None, locks: dict | None = None):
+        self.session = session
+        self.replicas = [Replica(session, u) for u in urls]
+        self.account = account
+        self.hlc = hlc or HLC()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {} if locks is None else locks
+        self.n = len(self.replicas)
+        self.w = min(WRITE_QUORUM, self.n)
+        self.r = min(READ_QUORUM, self.n)
+
+    def as_account(self, account: str) -> "MetaClient":
+        """A view of the same client that acts for one account."""
+        view = MetaClient.__new__(MetaClient)
+        view.__dict__.update(self.__dict__)
+        view.account = account
+        return view
+
+    # -- quorum primitives ---------------------------------------------------------
+    async def _read(self, path: str, params: dict) -> list[tuple[Replica, dict]]:
+        return await quorum(self.replicas, lambda r: r.call("GET", path, params=params), self.r,
+                            finish_in_background=False)
+
+    async def _write(self, path: str, body: dict) -> None:
+        await quorum(self.replicas, lambda r: r.call("POST", path, json=body), self.w,
+                     finish_in_background=True)
+
+    def _stamp(self, *seen: dict | None) -> dict:
+        for rec in seen:
+            if rec is not None:
+                self.hlc.observe(int(rec["ts"]))
+        return {"ts": self.hlc.now(), "vid": uuid.uuid4().hex[:12]}
+
+    def _check_owner(self, bucket_rec: dict | None) -> dict:
+        b = live(bucket_rec)
+        if b is None:
+            raise E.NoSuchBucket()
+        if self.account is not None and b.get("owner") != self.account:
+            raise E.AccessDenied()
+        return b
+
+    # -- buckets -----------------------------------------------------------------------
+    async def _bucket_version(self, name: str) -> dict | None:
+        replies = await self._read("/v/bucket", {"name": name})
+        return newest(body["record"] for _, body in replies)
 
     async def list_buckets(self) -> list[dict]:
-        return (await self._call("GET", "/buckets"))["buckets"]
+        replies = await self._read("/v/buckets", {})
+        merged: dict[str, dict] = {}
+        for _, body in replies:
+            for name, rec in body["buckets"].items():
+                if version(rec) > version(merged.get(name)):
+                    merged[name] = rec
+        return [{"name": n, **r} for n, r in sorted(merged.items())
+                if not r.get("deleted") and (self.account is None or r.get("owner") == self.account)]
 
     async def get_bucket(self, name: str) -> dict:
-        return await self._call("GET", "/bucket", params={"name": name})
+        return self._check_owner(await self._bucket_version(name))
 
     async def create_bucket(self, name: str, region: str) -> dict:
-        return await self._call("POST", "/bucket/create", json={"name": name, "region": region})
+        cur = live(await self._bucket_version(name))
+        if cur is not None:
+            raise E.BucketAlreadyOwnedByYou() if cur.get("owner") == self.account else E.BucketAlreadyExists()
+        rec = self._stamp(cur)
+        rec.update(created_ms=physical_ms(rec["ts"]), region=region, owner=self.account)
+        await self._write("/v/bucket", {"name": name, "record": rec})
+        return rec
 
     async def delete_bucket(self, name: str) -> None:
-        await self._call("POST", "/bucket/delete", json={"name": name})
+        cur = self._check_owner(await self._bucket_version(name))
+        page = await self.list_objects(name, max_keys=1, _checked=True)
+        if page["entries"] or page["prefixes"]:
+            raise E.BucketNotEmpty()
+        await self._write("/v/bucket", {"name": name, "record": dict(self._stamp(cur), deleted=True)})
+
+    # -- objects ----------------------------------------------------------------------
+    async def _object_versions(self, bucket: str, key: str) -> tuple[dict | None, dict | None]:
+        replies = await self._read("/v/object", {"bucket": bucket, "key": key})
+        b = newest(body["bucket"] for _, body in replies)
+        o = newest(body["object"] for _, body in replies)
+        stale = [r for r, body in replies if version(body["object"]) < version(o)]
+        if stale and o is not None:                      # read repair, in the background
+            for r in stale:
+                _Background.keep(asyncio.ensure_future(
+                    r.call("POST", "/v/object", json={"bucket": bucket, "key": key, "record": o})))
+        return b, o
 
     async def get_object(self, bucket: str, key: str) -> dict:
-        return await self._call("GET", "/object", params={"bucket": bucket, "key": key})
+        b, o = await self._object_versions(bucket, key)
+        self._check_owner(b)
+        if live(o) is None:
+            raise E.NoSuchKey()
+        return o
+
+    def _lock(self, bucket: str, key: str) -> asyncio.Lock:
+        lock = self._locks.get((bucket, key))
+        if lock is None:
+            if len(self._locks) > 10_000:
+                for k in [k for k, v in self._locks.items() if not v.locked()]:
+                    del self._locks[k]
+            lock = self._locks[(bucket, key)] = asyncio.Lock()
+        return lock
 
     async def put_object(self, bucket: str, key: str, record: dict, conditions: dict | None = None) -> dict:
-        body = await self._call("POST", "/object/put", json={"bucket": bucket, "key": key, "record": record,
-                                                              "conditions": conditions or {}})
-        return body["record"]
+        if conditions:
+            async with self._lock(bucket, key):
+                return await self._put_object(bucket, key, record, conditions)
+        return await self._put_object(bucket, key, record, None)
+
+    async def _put_object(self, bucket: str, key: str, record: dict, conditions: dict | None) -> dict:
+        b, cur = await self._object_versions(bucket, key)
+        self._check_owner(b)
+        cur_live = live(cur)
+        check_write(conditions or {}, f'"{cur_live["etag"]}"' if cur_live else None)
+        rec = dict(record, **self._stamp(cur, b))
+        rec["mtime"] = physical_ms(rec["ts"])
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec})
+        return rec
 
     async def delete_object(self, bucket: str, key: str) -> bool:
-        return (await self._call("POST", "/object/delete", json={"bucket": bucket, "key": key}))["deleted"]
+        b, cur = await self._object_versions(bucket, key)
+        self._check_owner(b)
+        if live(cur) is None:
+            return False
+        await self._write("/v/object", {"bucket": bucket, "key": key,
+                                        "record": dict(self._stamp(cur), deleted=True)})
+        return True
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "", marker: str = "",
-                           max_keys: int = 1000) -> dict:
-        return await self._call("GET", "/list", params={"bucket": bucket, "prefix": prefix, "delimiter": delimiter,
-                                                         "marker": marker, "max_keys": max_keys})
+                           max_keys: int = 1000, _checked: bool = False) -> dict:
+        if not _checked:
+            await self.get_bucket(bucket)
+        merged = MergedScan()
+        base = bucket + "/"
+        end = base + after_prefix(prefix) if prefix else bucket + chr(ord("/") + 1)
+        limit = max(16, min(5000, max_keys + 16))
+        for _ in range(10_000):
+            try:
+                page = list_page(merged.scan, bucket, prefix, delimiter, marker, max_keys)
+            except _NeedMore as need:
+                start, after = need.pos
+                params = {"table": "objects", "start": start, "inclusive": "0" if after else "1",
+                          "end": end, "limit": limit, "fields": "list"}
+                replies = await self._read("/v/scan", params)
+                merged.add(need.pos, [body for _, body in replies])
+                continue
+            return {"entries": [(k, r) for k, r in page.entries], "prefixes": page.prefixes,
+                    "truncated": page.truncated, "next_marker": page.next_marker}
+        raise E.InternalError("listing did not converge")
 
+    # -- the rest --------------------------------------------------------------------
     async def gc_add(self, ec: dict, reason: str) -> None:
-        await self._call("POST", "/gc/add", json={"ec": ec, "reason": reason})
+        """Note garbage on every replica that answers (one is enough)."""
+        await quorum(self.replicas, lambda r: r.call("POST", "/gc/add", json={"ec": ec, "reason": reason}), 1,
+                     finish_in_background=True)
 
-    async def status(self) -> dict:
-        return await self._call("GET", "/status")
+    async def status(self) -> list[dict]:
+        out = []
+        for r in self.replicas:
+            try:
+                out.append(await r.call("GET", "/status"))
+            except ReplicaError as exc:
+                out.append({"url": r.url, "error": str(exc)})
+        return out

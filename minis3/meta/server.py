@@ -1,50 +1,72 @@
-"""The metadata service: buckets, object records and the GC queue, durable.
+"""One metadata replica: buckets, object records and a GC queue, durable, last writer wins.
 
-Three kinds of table, all :class:`Partition` (SortedDict + WAL + snapshots):
+Every AZ runs one replica, and every replica holds every partition. A replica
+has no opinion about S3's rules (ownership, conditions, empty buckets): the
+frontend is the coordinator that reads and writes quorums of replicas and
+applies those rules (``meta/quorum.py``). A replica only
 
-* ``buckets``: bucket name → {ts, created_ms, region, owner, deleted?}
-* object partitions: "bucket/key" → object record (or tombstone), split into
-  key ranges by the topology's ``partition_bounds``
-* ``gc``: fragments no committed record points to any more (replaced, deleted
-  or failed writes), for the scrubber to remove.
+* stores versions by key, keeping the newest: a version is ordered by its
+  hybrid-logical-clock ``ts`` (assigned by the coordinator), then its ``vid``
+  (a random id, so two coordinators' equal timestamps still order the same way
+  everywhere); a delete is a tombstone version;
+* makes each accepted version durable (WAL, fdatasync) before it answers;
+* notes, when an object version replaces or tombstones one that had
+  fragments, those fragments as GC candidates (the scrubber checks a quorum
+  before deleting anything);
+* catches up when it starts: it pulls every version from its peers and merges
+  them before it serves reads (it answers 503 ``CatchingUp`` until then), so a
+  replica that was down never answers with what it missed.
 
-Commit is the one moment an object version becomes visible: ``/object/put``
-checks the bucket and any If-Match / If-None-Match condition against the newest
-record (including writes still being made durable), appends to the WAL, waits
-for fdatasync, applies, and only then answers.
+Tables (all :class:`Partition`: SortedDict + WAL + snapshots):
 
-HTTP API (JSON bodies, HMAC-signed; errors as {"code", "message"} with S3's code):
-    GET  /buckets                     POST /bucket/create   POST /bucket/delete
-    GET  /bucket?name=                GET  /object?bucket=&key=
-    POST /object/put                  POST /object/delete
-    GET  /list?bucket=&prefix=&delimiter=&marker=&max_keys=
-    POST /gc/add                      GET  /gc      GET /status   GET /health
+* ``buckets``: bucket name → {ts, vid, created_ms, region, owner} or a tombstone
+* object partitions: "bucket/key" → object record or tombstone, split into key
+  ranges by the topology's ``partition_bounds``
+* ``gc``: fragments no version points to any more.
+
+HTTP API (JSON, HMAC-signed):
+    GET  /v/bucket?name=             GET  /v/buckets
+    POST /v/bucket  {name, record}    → {"applied": bool}
+    GET  /v/object?bucket=&key=      → {"bucket": version|null, "object": version|null}
+    POST /v/object  {bucket, key, record} → {"applied": bool}
+    GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=   (raw versions, tombstones too)
+    POST /gc/add    GET /gc    GET /status    GET /health
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import time
 
+import aiohttp
 from aiohttp import web
 
-from ..core import errors as E
-from ..core.conditions import check_write
-from ..core.hlc import HLC, physical_ms
-from ..rpc.http import auth_middleware, use_fast_event_loop
-from .listing import list_page
+from ..core.hlc import HLC
+from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from .partition import Partition, PartitionSet
 
 log = logging.getLogger("minis3.meta")
-LIST_FIELDS = ("size", "etag", "mtime", "checksum")
+#: What a listing needs of an object version (never inline payloads or layouts).
+LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum")
+SCAN_LIMIT = 5000
 
 
-def _err(exc: E.S3Error) -> web.Response:
-    return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
+def version(rec: dict | None) -> tuple[int, str]:
+    """The order of versions: later timestamp wins; equal ones by version id."""
+    return (-1, "") if rec is None else (int(rec["ts"]), str(rec.get("vid", "")))
+
+
+class CatchingUp(web.HTTPServiceUnavailable):
+    def __init__(self):
+        super().__init__(text='{"code": "CatchingUp", "message": "replica is catching up"}',
+                         content_type="application/json")
 
 
 class MetaService:
-    def __init__(self, meta_id: str, az: str, data_dir, bounds: tuple[str, ...], snapshot_every: int = 50_000):
+    def __init__(self, meta_id: str, az: str, data_dir, bounds: tuple[str, ...], snapshot_every: int = 50_000,
+                 peers: list[str] | None = None, secret: str | None = None):
         self.id, self.az = meta_id, az
         root = os.path.abspath(data_dir)
         self.hlc = HLC()
@@ -55,123 +77,137 @@ class MetaService:
             for v in p.table.values():
                 if "ts" in v:
                     self.hlc.observe(v["ts"])
+        self.peers = list(peers or [])
+        self.secret = secret
+        self.serving = not self.peers          # a lone replica has nobody to catch up from
+        self.catch_up_stats: dict = {}
+        self.started = time.time()
 
-    def _stamp(self, ts: int | None) -> int:
-        if ts:
-            self.hlc.observe(int(ts))
-        return self.hlc.now()
+    # -- versions ----------------------------------------------------------------------
+    async def _put_version(self, part: Partition, key: str, rec: dict) -> tuple[bool, dict | None]:
+        """Keep `rec` if it is newer than what this replica has. Check and
+        write happen with no await between them."""
+        cur = part.latest(key)
+        if version(rec) <= version(cur):
+            return False, cur
+        self.hlc.observe(int(rec["ts"]))
+        await part.write(key, rec)
+        return True, cur
 
-    def _live_bucket(self, name: str) -> dict | None:
-        b = self.buckets.latest(name)
-        return None if b is None or b.get("deleted") else b
+    def _require_serving(self, request: web.Request) -> None:
+        if not self.serving and request.query.get("peer") != "1":
+            raise CatchingUp()
 
-    def _owned_bucket(self, name: str, owner: str | None) -> dict:
-        """The bucket, if it exists and ``owner`` (the caller's account) owns it."""
-        b = self._live_bucket(name)
-        if b is None:
-            raise E.NoSuchBucket()
-        if owner is not None and b.get("owner") != owner:
-            raise E.AccessDenied()
-        return b
-
-    # -- buckets ---------------------------------------------------------------
-    async def list_buckets(self, request):
-        owner = request.query.get("owner")
-        out = [{"name": k, **v} for k, v in self.buckets.table.items()
-               if not v.get("deleted") and (owner is None or v.get("owner") == owner)]
-        return web.json_response({"buckets": out})
-
+    # -- buckets ---------------------------------------------------------------------
     async def get_bucket(self, request):
-        return web.json_response(self._owned_bucket(request.query.get("name", ""), request.query.get("owner")))
+        self._require_serving(request)
+        return web.json_response({"record": self.buckets.latest(request.query.get("name", ""))})
 
-    async def create_bucket(self, request):
+    async def list_buckets(self, request):
+        self._require_serving(request)
+        return web.json_response({"buckets": dict(self.buckets.table.items())})
+
+    async def put_bucket(self, request):
         body = await request.json()
-        name = body["name"]
-        cur = self._live_bucket(name)
-        if cur is not None:
-            if cur.get("owner") == body.get("owner"):
-                return _err(E.BucketAlreadyOwnedByYou())
-            return _err(E.BucketAlreadyExists())
-        ts = self._stamp(body.get("ts"))
-        rec = {"ts": ts, "created_ms": physical_ms(ts), "region": body.get("region", "us-east-1"),
-               "owner": body.get("owner")}
-        await self.buckets.write(name, rec)
-        return web.json_response(rec)
+        applied, _ = await self._put_version(self.buckets, body["name"], body["record"])
+        return web.json_response({"applied": applied})
 
-    async def delete_bucket(self, request):
-        body = await request.json()
-        name = body["name"]
-        self._owned_bucket(name, body.get("owner"))
-        part_base = name + "/"
-        for p in self.objects.partitions:
-            if any(k.startswith(part_base) and not v.get("deleted") for k, v in p.pending.items()):
-                return _err(E.BucketNotEmpty())
-        for k, v in self.objects.scan(part_base, True):
-            if not k.startswith(part_base):
-                break
-            if not v.get("deleted"):
-                return _err(E.BucketNotEmpty())
-        await self.buckets.write(name, {"ts": self._stamp(body.get("ts")), "deleted": True})
-        return web.Response(status=204)
-
-    # -- objects -----------------------------------------------------------------
+    # -- objects -----------------------------------------------------------------------
     async def get_object(self, request):
-        self._owned_bucket(request.query["bucket"], request.query.get("owner"))
-        key = request.query["bucket"] + "/" + request.query["key"]
-        rec = self.objects.for_key(key).get(key)
-        if rec is None or rec.get("deleted"):
-            return _err(E.NoSuchKey())
-        return web.json_response(rec)
+        self._require_serving(request)
+        bucket, key = request.query["bucket"], request.query["key"]
+        ikey = bucket + "/" + key
+        return web.json_response({"bucket": self.buckets.latest(bucket),
+                                  "object": self.objects.for_key(ikey).get(ikey)})
 
     async def put_object(self, request):
         body = await request.json()
-        bucket, key, rec = body["bucket"], body["key"], body["record"]
-        self._owned_bucket(bucket, body.get("owner"))
-        ikey = bucket + "/" + key
-        part = self.objects.for_key(ikey)
-        cur = part.latest(ikey)
-        cur_live = None if cur is None or cur.get("deleted") else cur
-        try:
-            # The condition and the write below happen with no await between
-            # them: nothing can slip in (the If-* of a conditional PUT is atomic).
-            check_write(body.get("conditions") or {}, f'"{cur_live["etag"]}"' if cur_live else None)
-        except E.S3Error as exc:
-            return _err(exc)
-        rec = dict(rec, ts=self._stamp(rec.get("ts")))
-        rec["mtime"] = physical_ms(rec["ts"])
-        await part.write(ikey, rec)
-        if cur_live and cur_live.get("ec") and cur_live["ec"]["id"] != (rec.get("ec") or {}).get("id"):
-            await self._collect(cur_live["ec"], "replaced")
-        return web.json_response({"record": rec})
+        ikey = body["bucket"] + "/" + body["key"]
+        rec = body["record"]
+        applied, cur = await self._put_version(self.objects.for_key(ikey), ikey, rec)
+        if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
+            await self._collect(cur["ec"], "deleted" if rec.get("deleted") else "replaced")
+        return web.json_response({"applied": applied})
 
-    async def delete_object(self, request):
-        body = await request.json()
-        bucket, key = body["bucket"], body["key"]
-        self._owned_bucket(bucket, body.get("owner"))
-        ikey = bucket + "/" + key
-        part = self.objects.for_key(ikey)
-        cur = part.latest(ikey)
-        if cur is None or cur.get("deleted"):
-            return web.json_response({"deleted": False})
-        await part.write(ikey, {"ts": self._stamp(body.get("ts")), "deleted": True})
-        if cur.get("ec"):
-            await self._collect(cur["ec"], "deleted")
-        return web.json_response({"deleted": True})
-
-    async def list_objects(self, request):
+    async def scan(self, request):
+        """Raw versions (tombstones too) from `start`, in key order, below `end`,
+        at most `limit`: the coordinator merges two replicas' scans into a LIST
+        page, and a replica that catches up pulls whole tables with it."""
+        self._require_serving(request)
         q = request.query
-        bucket = q["bucket"]
-        self._owned_bucket(bucket, q.get("owner"))
-        page = list_page(self.objects.scan, bucket, q.get("prefix", ""), q.get("delimiter", ""),
-                         q.get("marker", ""), int(q.get("max_keys", 1000)))
-        # A listing needs only these fields: never ship inline payloads or layouts.
-        entries = [(k, {f: r.get(f) for f in LIST_FIELDS}) for k, r in page.entries]
-        return web.json_response({"entries": entries, "prefixes": page.prefixes,
-                                  "truncated": page.truncated, "next_marker": page.next_marker})
+        table = q.get("table", "objects")
+        start, end = q.get("start", ""), q.get("end") or None
+        inclusive = q.get("inclusive", "1") == "1"
+        limit = min(int(q.get("limit", SCAN_LIMIT)), SCAN_LIMIT)
+        fields = LIST_FIELDS if q.get("fields") == "list" else None
+        if table == "objects":
+            source = self.objects.scan(start, inclusive)
+        else:
+            source = {"buckets": self.buckets, "gc": self.gc}[table].iter_from(start, inclusive)
+        items, exhausted = [], True
+        for k, v in source:
+            if end is not None and k >= end:
+                break
+            if len(items) >= limit:
+                exhausted = False
+                break
+            items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
+        return web.json_response({"items": items, "exhausted": exhausted})
 
-    # -- garbage -------------------------------------------------------------------
+    # -- catching up -------------------------------------------------------------------
+    async def catch_up(self, app: web.Application) -> None:
+        """Pull every version from the peers and keep the newer ones; serve
+        reads once one peer has been merged completely. Runs at start."""
+        started, merged = time.monotonic(), 0
+        session = client_session(self.secret, timeout_s=30)
+        try:
+            while not self.serving:
+                for peer in self.peers:
+                    try:
+                        merged += await self._pull(session, peer)
+                    except (aiohttp.ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
+                        log.info("catch-up: peer %s not ready (%s)", peer, exc.__class__.__name__)
+                        continue
+                    self.serving = True
+                if not self.serving:
+                    await asyncio.sleep(0.5)
+        finally:
+            await session.close()
+        self.catch_up_stats = {"versions_merged": merged, "seconds": round(time.monotonic() - started, 3)}
+        log.info("caught up from peers: %d newer versions merged in %.2f s", merged,
+                 self.catch_up_stats["seconds"])
+
+    async def _pull(self, session: aiohttp.ClientSession, peer: str) -> int:
+        merged = 0
+        for table in ("buckets", "objects"):
+            start, inclusive = "", True
+            while True:
+                url = f"{peer}/v/scan?table={table}&peer=1&limit={SCAN_LIMIT}&inclusive={int(inclusive)}"
+                async with session.get(url, params={"start": start}) as r:
+                    if r.status != 200:
+                        raise ValueError(f"status {r.status}")
+                    body = await r.json()
+                for k, v in body["items"]:
+                    part = self.buckets if table == "buckets" else self.objects.for_key(k)
+                    applied, _ = await self._put_version(part, k, v)
+                    merged += applied
+                if body["exhausted"] or not body["items"]:
+                    break
+                start, inclusive = body["items"][-1][0], False
+        return merged
+
+    async def _start_catch_up(self, app: web.Application) -> None:
+        if not self.serving:
+            app["catch_up"] = asyncio.ensure_future(self.catch_up(app))
+
+    async def _stop_catch_up(self, app: web.Application) -> None:
+        task = app.get("catch_up")
+        if task is not None and not task.done():
+            task.cancel()
+
+    # -- garbage -------------------------------------------------------------------------
     async def _collect(self, ec: dict, reason: str) -> None:
-        """Queue an object's fragments for removal (the scrubber deletes them)."""
+        """Note an object's fragments as garbage candidates (the scrubber removes them)."""
         ts = self.hlc.now()
         await self.gc.write(f"{ts:020d}-{ec['id']}", {"ts": ts, "reason": reason, "ec": ec})
 
@@ -183,35 +219,41 @@ class MetaService:
     async def gc_list(self, request):
         return web.json_response({"items": [{"id": k, **v} for k, v in self.gc.table.items()]})
 
-    # -- status ----------------------------------------------------------------------
+    # -- status --------------------------------------------------------------------------
+    def max_ts(self) -> int:
+        return max((v.get("ts", 0) for p in [self.buckets, *self.objects.partitions]
+                    for v in p.table.values()), default=0)
+
     async def status(self, request):
         disk = 0
         for dirpath, _d, files in os.walk(os.path.dirname(self.buckets.wal.dir)):
             disk += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
         return web.json_response({
             "id": self.id, "az": self.az, "role": "meta", "pid": os.getpid(), "disk_bytes": disk,
+            "state": "serving" if self.serving else "catching-up", "catch_up": self.catch_up_stats,
             "buckets": sum(1 for v in self.buckets.table.values() if not v.get("deleted")),
-            "gc_queue": len(self.gc.table),
+            "gc_queue": len(self.gc.table), "max_ts": self.max_ts() if request.query.get("ts") else None,
             "partitions": [p.stats() for p in self.objects.partitions]})
 
     async def health(self, request):
-        return web.json_response({"ok": True, "id": self.id})
+        return web.json_response({"ok": True, "id": self.id, "serving": self.serving})
 
     def app(self, secret: str) -> web.Application:
+        self.secret = self.secret or secret
         app = web.Application(middlewares=[auth_middleware(secret)], client_max_size=64 << 20)
         r = app.router
-        r.add_get("/buckets", self.list_buckets)
-        r.add_get("/bucket", self.get_bucket)
-        r.add_post("/bucket/create", self.create_bucket)
-        r.add_post("/bucket/delete", self.delete_bucket)
-        r.add_get("/object", self.get_object)
-        r.add_post("/object/put", self.put_object)
-        r.add_post("/object/delete", self.delete_object)
-        r.add_get("/list", self.list_objects)
+        r.add_get("/v/bucket", self.get_bucket)
+        r.add_get("/v/buckets", self.list_buckets)
+        r.add_post("/v/bucket", self.put_bucket)
+        r.add_get("/v/object", self.get_object)
+        r.add_post("/v/object", self.put_object)
+        r.add_get("/v/scan", self.scan)
         r.add_post("/gc/add", self.gc_add)
         r.add_get("/gc", self.gc_list)
         r.add_get("/status", self.status)
         r.add_get("/health", self.health)
+        app.on_startup.append(self._start_catch_up)
+        app.on_cleanup.append(self._stop_catch_up)
         return app
 
 
@@ -226,9 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
     spec = next(az.meta for az in topo.azs if az.name == a.az)
     setup_logging(spec.id)
-    svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds)
-    log.info("metadata %s on %s, data in %s, %d partitions (%s)", spec.id, spec.url, spec.data_dir,
-             len(svc.objects.partitions), use_fast_event_loop())
+    peers = [m.url for m in topo.metas if m.id != spec.id]
+    svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,
+                      secret=topo.cluster_secret)
+    log.info("metadata replica %s on %s, data in %s, %d partitions, peers %s (%s)", spec.id, spec.url,
+             spec.data_dir, len(svc.objects.partitions), ", ".join(peers) or "none", use_fast_event_loop())
     web.run_app(svc.app(topo.cluster_secret), host=spec.host, port=spec.port,
                 print=None, access_log=None, handle_signals=True)
-

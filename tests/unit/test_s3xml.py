@@ -610,7 +610,6 @@ def test_parse_delete_objects_keeps_whitespace_and_entities():
 # The hand-written serializer writes exactly what ElementTree wrote before it.
 s3xml = X
 def _et_serialize(tree) -> bytes:
-    import re as _re
     import xml.etree.ElementTree as _ET
 
     def build(el, parent=None):
