@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("name")
     _topology_args(a)
     sub.add_parser("bench", help="benchmark any S3 endpoint and this machine (minis3 bench -h)")
+    c = sub.add_parser("chaos", help="kill, freeze, thaw or revive an AZ or a node of the running cluster")
+    c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node"])
+    c.add_argument("target", help="an AZ name (az-b) or a node id (a1, meta-az-b)")
+    _topology_args(c)
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
     sub.add_parser("storage", help="run one storage node (internal)")
     sub.add_parser("meta", help="run one metadata process (internal)")
@@ -50,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "az":
         from .cluster.supervisor import run_az
         return run_az(topo, args.name)
+    if args.cmd == "chaos":
+        from .cluster.chaos import ACTIONS, ChaosError
+        try:
+            print(ACTIONS[args.action](topo, args.target))
+        except ChaosError as exc:
+            print(f"minis3 chaos: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.cmd == "status":
         from .cluster.status import collect, render
         rows = collect(topo)

@@ -28,20 +28,65 @@ def _frontend_up(url: str) -> bool:
         return False
 
 
-def collect(topo: Topology) -> list[dict]:
-    rows = [{"process": "frontend", "az": "-", "address": topo.frontend.url,
-             "up": _frontend_up(topo.frontend.url), "pid": None, "disk_bytes": None, "detail": ""}]
+def _run_pids(topo: Topology) -> dict[str, int | None]:
+    """Child name → pid, from the AZ supervisors' run files."""
+    from .supervisor import run_dir
+    pids: dict[str, int | None] = {}
     for az in topo.azs:
-        st = _get(topo, az.meta.url, "/status")
-        rows.append({"process": az.meta.id, "az": az.name, "address": az.meta.url, "up": st is not None,
-                     "pid": st and st["pid"], "disk_bytes": st and st["disk_bytes"],
-                     "detail": st and f"{st['buckets']} buckets, {sum(p['live_keys'] for p in st['partitions'])} "
-                                      f"keys in {len(st['partitions'])} partitions"})
+        try:
+            pids.update(json.loads((run_dir(topo) / f"{az.name}.json").read_text())["children"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return pids
+
+
+def _frozen(pid: int | None) -> bool:
+    """Stopped by SIGSTOP (state T in /proc): alive, holding its sockets, answering nothing."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
+    except (OSError, IndexError):
+        return False
+
+
+def _state(st: dict | None, pid: int | None) -> str:
+    if _frozen(pid):
+        return "frozen"
+    return "up" if st is not None else "down"
+
+
+def collect(topo: Topology) -> list[dict]:
+    from ..core.hlc import physical_ms
+    pids = _run_pids(topo)
+    fe_up = _frontend_up(topo.frontend.url)
+    rows = [{"process": "frontend", "az": "-", "address": topo.frontend.url, "up": fe_up,
+             "state": "up" if fe_up else "down", "pid": None, "disk_bytes": None, "detail": ""}]
+    metas = []
+    for az in topo.azs:
+        pid = pids.get(az.meta.id)
+        st = None if _frozen(pid) else _get(topo, az.meta.url, "/status?ts=1")
+        row = {"process": az.meta.id, "az": az.name, "address": az.meta.url, "up": st is not None,
+               "state": _state(st, pid), "pid": (st and st["pid"]) or pid, "disk_bytes": st and st["disk_bytes"],
+               "replica": st and st.get("state"), "max_ts": st and st.get("max_ts"),
+               "detail": st and f"{st.get('state', '?')}; {st['buckets']} buckets, "
+                                f"{sum(p['live_keys'] for p in st['partitions'])} keys in "
+                                f"{len(st['partitions'])} partitions"}
+        rows.append(row)
+        metas.append(row)
         for n in az.nodes:
-            st = _get(topo, n.url, "/status")
+            pid = pids.get(f"node-{n.id}")
+            st = None if _frozen(pid) else _get(topo, n.url, "/status")
             rows.append({"process": f"node-{n.id}", "az": az.name, "address": n.url, "up": st is not None,
-                         "pid": st and st["pid"], "disk_bytes": st and st["disk_bytes"],
-                         "detail": st and f"{st['fragments']} fragments"})
+                         "state": _state(st, pid), "pid": (st and st["pid"]) or pid,
+                         "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments"})
+    # Replica lag: how far behind the newest version any replica holds.
+    newest = max((m["max_ts"] or 0 for m in metas), default=0)
+    for m in metas:
+        if m["max_ts"] is not None and newest:
+            m["lag_ms"] = physical_ms(newest) - physical_ms(m["max_ts"])
+            m["detail"] += f"; lag {m['lag_ms']} ms"
     return rows
 
 
@@ -57,7 +102,8 @@ def _human(n: int | None) -> str:
 
 def render(rows: list[dict]) -> str:
     head = ("PROCESS", "AZ", "ADDRESS", "STATE", "PID", "DISK", "DETAIL")
-    table = [head] + [(r["process"], r["az"], r["address"], "up" if r["up"] else "DOWN", str(r["pid"] or "-"),
+    table = [head] + [(r["process"], r["az"], r["address"], r["state"].upper() if r["state"] != "up" else "up",
+                       str(r["pid"] or "-"),
                        _human(r["disk_bytes"]), r["detail"] or "") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)

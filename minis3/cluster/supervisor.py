@@ -7,8 +7,11 @@ its process group: ``kill -9 -PGID`` takes a whole AZ down at once, the way a
 chaos test (or a burning building) does.
 
 Each supervisor writes ``<data_dir>/run/<az>.json`` (its pid, pgid and its
-children's pids) so tools and tests can find processes. Logs go to
-``<data_dir>/logs/<process>.log``.
+children's pids, rewritten whenever a child exits or is restarted) so tools
+and tests can find processes. A child that exits is restarted with back-off
+(0.2 s doubling to 10 s), unless ``<data_dir>/run/hold/<child>`` exists: that
+is how ``minis3 chaos kill-node`` keeps a node down until ``revive-node``.
+Logs go to ``<data_dir>/logs/<process>.log``.
 """
 from __future__ import annotations
 
@@ -57,24 +60,42 @@ def log_dir(topo: Topology) -> Path:
 
 
 # ----------------------------------------------------------------------------- one AZ
+def hold_path(topo: Topology, child: str) -> Path:
+    """While this file exists the AZ supervisor does not restart `child`
+    (``minis3 chaos kill-node`` creates it, ``revive-node`` removes it)."""
+    return run_dir(topo) / "hold" / child
+
+
+def _write_state(topo: Topology, az_name: str, children: dict[str, subprocess.Popen | None]) -> None:
+    state = {"az": az_name, "pid": os.getpid(), "pgid": os.getpgid(0),
+             "children": {name: (p.pid if p is not None and p.poll() is None else None)
+                          for name, p in children.items()}}
+    run_dir(topo).mkdir(parents=True, exist_ok=True)
+    tmp = run_dir(topo) / f".{az_name}.json"
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, run_dir(topo) / f"{az_name}.json")
+
+
+RESTART_BACKOFF = (0.2, 10.0)       # first delay, most delay (doubling) before restarting a child
+
+
 def run_az(topo: Topology, az_name: str) -> int:
+    """Start an AZ's metadata replica and storage nodes, restart any that
+    exits (with back-off, unless held down), stop them all on SIGTERM."""
     az = next((a for a in topo.azs if a.name == az_name), None)
     if az is None:
         print(f"no AZ named {az_name} in the topology", file=sys.stderr)
         return 2
-    children: dict[str, subprocess.Popen] = {}
     args = _cli_args(topo)
-    children[az.meta.id] = _spawn(["meta", "--az", az.name, *args], log_dir(topo) / f"{az.meta.id}.log",
-                                  new_group=False)
-    for n in az.nodes:
-        children[f"node-{n.id}"] = _spawn(["storage", "--id", n.id, *args], log_dir(topo) / f"node-{n.id}.log",
-                                          new_group=False)
-    state = {"az": az.name, "pid": os.getpid(), "pgid": os.getpgid(0),
-             "children": {name: p.pid for name, p in children.items()}}
-    run_dir(topo).mkdir(parents=True, exist_ok=True)
-    tmp = run_dir(topo) / f".{az.name}.json"
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, run_dir(topo) / f"{az.name}.json")
+    specs = {az.meta.id: ["meta", "--az", az.name, *args]}
+    specs.update({f"node-{n.id}": ["storage", "--id", n.id, *args] for n in az.nodes})
+    children: dict[str, subprocess.Popen | None] = {}
+    for name in specs:
+        children[name] = (None if hold_path(topo, name).exists()
+                          else _spawn(specs[name], log_dir(topo) / f"{name}.log", new_group=False))
+    _write_state(topo, az.name, children)
+    backoff = {name: RESTART_BACKOFF[0] for name in specs}
+    next_start: dict[str, float] = {}
 
     stopping = False
 
@@ -84,22 +105,47 @@ def run_az(topo: Topology, az_name: str) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while not stopping:
-        time.sleep(0.2)
+        time.sleep(0.1)
+        changed = False
+        now = time.monotonic()
         for name, p in children.items():
-            if p.poll() is not None and not getattr(p, "_reported", False):
-                p._reported = True
+            if p is not None and p.poll() is not None:
                 print(f"{name} exited with {p.returncode}", file=sys.stderr, flush=True)
-    for p in children.values():
+                children[name], changed = None, True
+                next_start[name] = now + backoff[name]
+                backoff[name] = min(RESTART_BACKOFF[1], backoff[name] * 2)
+            elif p is None and not hold_path(topo, name).exists() and now >= next_start.get(name, 0):
+                print(f"starting {name}", file=sys.stderr, flush=True)
+                children[name], changed = _spawn(specs[name], log_dir(topo) / f"{name}.log", new_group=False), True
+            elif p is not None and now - next_start.get(name, now) > 30:
+                backoff[name] = RESTART_BACKOFF[0]          # up for a while: forget its crashes
+        if changed:
+            _write_state(topo, az.name, children)
+    live = [p for p in children.values() if p is not None]
+    for p in live:
         if p.poll() is None:
             p.terminate()
     deadline = time.monotonic() + 10
-    for p in children.values():
+    for p in live:
         try:
             p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             p.kill()
     (run_dir(topo) / f"{az.name}.json").unlink(missing_ok=True)
     return 0
+
+
+def spawn_az(topo: Topology, az_name: str) -> subprocess.Popen:
+    """Start an AZ supervisor as the leader of a new process group."""
+    return _spawn(["az", az_name, *_cli_args(topo)], log_dir(topo) / f"{az_name}.log", new_group=True)
+
+
+def az_group(topo: Topology, az_name: str) -> int | None:
+    """The process group of a running AZ (from its run file), or None."""
+    try:
+        return json.loads((run_dir(topo) / f"{az_name}.json").read_text())["pgid"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 # ----------------------------------------------------------------------------- the cluster
@@ -138,8 +184,7 @@ class Cluster:
     def start(self, timeout: float = 30) -> None:
         args = _cli_args(self.topo)
         for az in self.topo.azs:
-            self.azs[az.name] = _spawn(["az", az.name, *args], log_dir(self.topo) / f"{az.name}.log",
-                                       new_group=True)
+            self.azs[az.name] = spawn_az(self.topo, az.name)
         self.frontend = _spawn(["frontend", *args], log_dir(self.topo) / "frontend.log", new_group=True)
         try:
             wait_healthy(self.topo, timeout)
@@ -148,6 +193,13 @@ class Cluster:
             raise
 
     def stop(self, timeout: float = 15) -> None:
+        for az in self.topo.azs:                 # a frozen AZ cannot stop until thawed
+            pgid = az_group(self.topo, az.name)
+            if pgid is not None:
+                try:
+                    os.killpg(pgid, signal.SIGCONT)
+                except (ProcessLookupError, PermissionError):
+                    pass
         procs = [p for p in [self.frontend, *self.azs.values()] if p is not None]
         for p in procs:
             if p.poll() is None:
@@ -165,6 +217,15 @@ class Cluster:
             except (ProcessLookupError, PermissionError):
                 pass
             p.wait()
+        # An AZ revived by `minis3 chaos revive-az` is not our child: stop it by its run file.
+        for az in self.topo.azs:
+            pgid = az_group(self.topo, az.name)
+            if pgid is not None and pgid not in [p.pid for p in procs]:
+                for sig in (signal.SIGCONT, signal.SIGTERM):
+                    try:
+                        os.killpg(pgid, sig)
+                    except (ProcessLookupError, PermissionError):
+                        pass
 
 
 def banner(topo: Topology) -> str:

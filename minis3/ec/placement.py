@@ -34,3 +34,43 @@ def place(object_id: str, azs: list[tuple[str, list[str]]], width: int) -> list[
         out.append(nodes[used[az] % len(nodes)])
         used[az] += 1
     return out
+
+
+class NotEnoughNodes(Exception):
+    pass
+
+
+def handoff(object_id: str, preferred: list[str], node_az: dict[str, str], up: set[str],
+            max_per_node: int) -> list[str]:
+    """Placement while some nodes are down: each fragment whose preferred node
+    is down moves to a *handoff* node that is up — an unused node of the same
+    AZ if there is one, else the unused node (then the least loaded one) of
+    the AZ holding fewest fragments. No node gets more than ``max_per_node``
+    fragments (m: losing any one node then still leaves k), else
+    NotEnoughNodes. With every node up this returns ``preferred`` unchanged."""
+    out = list(preferred)
+    per_node: dict[str, int] = {}
+    per_az: dict[str, int] = {}
+    for n in out:
+        if n in up:
+            per_node[n] = per_node.get(n, 0) + 1
+            per_az[node_az[n]] = per_az.get(node_az[n], 0) + 1
+    for i, n in enumerate(out):
+        if n in up:
+            continue
+        az = node_az[n]
+        same = [c for c in up if node_az[c] == az and not per_node.get(c)]
+        if same:
+            pool = same
+        else:
+            pool = [c for c in up if not per_node.get(c)] or \
+                   [c for c in up if per_node.get(c, 0) < max_per_node]
+        if not pool:
+            raise NotEnoughNodes(f"{len(up)} nodes up cannot hold {len(out)} fragments, "
+                                 f"at most {max_per_node} on a node")
+        pick = min(pool, key=lambda c: (per_node.get(c, 0), per_az.get(node_az[c], 0),
+                                        -_score(object_id, c)))
+        out[i] = pick
+        per_node[pick] = per_node.get(pick, 0) + 1
+        per_az[node_az[pick]] = per_az.get(node_az[pick], 0) + 1
+    return out

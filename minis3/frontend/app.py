@@ -30,6 +30,7 @@ from ..meta.client import MetaClient
 from ..rpc.http import client_session, use_fast_event_loop
 from ..storage.client import StorageClient
 from .datapath import DataPath
+from .health import NodeHealth
 from .routing import Target, route
 
 log = logging.getLogger("minis3.frontend")
@@ -81,6 +82,7 @@ class Frontend:
         self.hlc = HLC()
         self.codec = Codec(topo.erasure.k, topo.erasure.m, topo.erasure.backend)
         self.session = None
+        self.health: NodeHealth | None = None
         self.meta: MetaClient | None = None
         # (account, bucket) → when a positive answer expires; see bucket_exists().
         self._buckets_seen: dict[tuple[str, str], float] = {}
@@ -92,9 +94,11 @@ class Frontend:
         self.meta = MetaClient(self.session, [m.url for m in self.topo.metas], hlc=self.hlc)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
+        self.health = NodeHealth(self.session, {n.id: n.url for n in self.topo.nodes})
+        self.health.start()
         self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,
                                  segment_size=self.topo.erasure.segment_size,
-                                 inline_threshold=self.topo.erasure.inline_threshold)
+                                 inline_threshold=self.topo.erasure.inline_threshold, health=self.health)
 
     BUCKET_SEEN_TTL = 1.0
 
@@ -119,6 +123,8 @@ class Frontend:
             del self._buckets_seen[key]
 
     async def stop(self, app: web.Application) -> None:
+        if self.health is not None:
+            await self.health.stop()
         if self.session:
             await self.session.close()
 

@@ -14,6 +14,7 @@ import base64
 import itertools
 import logging
 import struct
+import time
 import uuid
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
@@ -23,10 +24,11 @@ import xxhash
 from ..core import errors as E
 from ..ec import layout
 from ..ec.codec import Codec
-from ..ec.placement import place
+from ..ec.placement import NotEnoughNodes, handoff, place
 from ..meta.client import MetaClient
 from ..storage import blocks
 from ..storage.client import FragmentError, StorageClient
+from .health import NodeHealth
 
 log = logging.getLogger("minis3.frontend.datapath")
 
@@ -55,9 +57,22 @@ class Stored:
 
 class DataPath:
     def __init__(self, *, codec: Codec, storage: StorageClient, meta: MetaClient,
-                 azs: list[tuple[str, list[str]]], segment_size: int, inline_threshold: int):
+                 azs: list[tuple[str, list[str]]], segment_size: int, inline_threshold: int,
+                 health: NodeHealth | None = None):
         self.codec, self.storage, self.meta = codec, storage, meta
         self.azs, self.segment_size, self.inline_threshold = azs, segment_size, inline_threshold
+        self.node_az = {n: az for az, nodes in azs for n in nodes}
+        self.health = health
+
+    def _up(self) -> set[str]:
+        return self.health.up_nodes() if self.health else set(self.node_az)
+
+    def _is_up(self, node: str) -> bool:
+        return self.health.is_up(node) if self.health else True
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.health and isinstance(exc, FragmentError) and exc.unreachable and exc.node:
+            self.health.mark_down(exc.node, str(exc))
 
     # ------------------------------------------------------------------ PUT
     async def store(self, body: AsyncIterator[bytes],
@@ -92,12 +107,34 @@ class DataPath:
 
     async def _store_ec(self, seg: "_Pieces", it, eof: bool, on_segment, verify) -> Stored:
         object_id = uuid.uuid4().hex
-        nodes = place(object_id, self.azs, self.codec.width)
+        # Preferred placement, with fragments of down nodes handed off to live
+        # ones; the record keeps where each fragment really is.
+        try:
+            nodes = handoff(object_id, place(object_id, self.azs, self.codec.width), self.node_az,
+                            self._up(), max_per_node=self.codec.m)
+        except NotEnoughNodes as exc:
+            raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
         ec = {"id": object_id, "k": self.codec.k, "m": self.codec.m, "backend": self.codec.backend,
               "seg": self.segment_size, "nodes": nodes}
         queues = [asyncio.Queue(QUEUE_DEPTH) for _ in nodes]
-        uploads = [asyncio.ensure_future(self.storage.put(n, object_id, i, _drain(queues[i])))
-                   for i, n in enumerate(nodes)]
+
+        async def upload(i: int, node: str) -> dict:
+            try:
+                return await self.storage.put(node, object_id, i, _drain(queues[i]))
+            except FragmentError as exc:
+                self._failed(exc)
+                raise
+        uploads = [asyncio.ensure_future(upload(i, n)) for i, n in enumerate(nodes)]
+
+        async def watchdog() -> None:
+            # A node that stops answering mid-upload (killed, frozen) is found
+            # by the health prober; abort its upload rather than wait on it.
+            while True:
+                await asyncio.sleep(0.2)
+                for n, up in zip(nodes, uploads):
+                    if not up.done() and not self._is_up(n):
+                        up.cancel()
+        watch = asyncio.ensure_future(watchdog()) if self.health else None
         segsums = bytearray()
         size = 0
 
@@ -163,11 +200,15 @@ class DataPath:
         except BaseException as exc:
             for task in [*uploads, *(task for _, task in stages)]:
                 task.cancel()
+            if watch is not None:
+                watch.cancel()
             await asyncio.gather(*uploads, *(task for _, task in stages), return_exceptions=True)
             await self.discard(ec, "failed-write")
             if isinstance(exc, FragmentError):
                 raise E.ServiceUnavailable(f"could not store every fragment: {exc}") from exc
             raise
+        if watch is not None:
+            watch.cancel()
         ec["segsums"] = base64.b64encode(bytes(segsums)).decode()
         return Stored(size=size, ec=ec)
 
@@ -175,8 +216,8 @@ class DataPath:
         """Remove an uncommitted write's fragments now, and queue them for GC
         in case a node was unreachable (best effort: the scrubber's inventory
         finds anything that still slips through)."""
-        await asyncio.gather(*(self.storage.delete(n, ec["id"], i) for i, n in enumerate(ec["nodes"])),
-                             return_exceptions=True)
+        await asyncio.gather(*(self.storage.delete(n, ec["id"], i) for i, n in enumerate(ec["nodes"])
+                               if self._is_up(n)), return_exceptions=True)
         try:
             await asyncio.shield(self.meta.gc_add(ec, reason))
         except Exception:
@@ -211,14 +252,18 @@ class DataPath:
 
 
 class _SegmentReader:
-    """k fragment streams read in lockstep; a failed one is replaced by a spare."""
+    """k fragment streams read in lockstep. A stream that fails is replaced by
+    a spare; one that is slow (a frozen node holds its socket open but never
+    answers) is *hedged*: after the health tracker's hedging delay a spare is
+    asked for the same segment, and whichever k blocks arrive first are used."""
 
     def __init__(self, dp: DataPath, ec: dict, first: int, last: int):
         self.dp, self.ec, self.last = dp, ec, last
         k, width = ec["k"], len(ec["nodes"])
-        # Prefer data fragments: decoding them is a concatenation.
-        self.spares = list(range(width))
+        # Data fragments first (decoding them is a copy), nodes believed down last.
+        self.spares = sorted(range(width), key=lambda i: (not dp._is_up(ec["nodes"][i]), i >= k, i))
         self.streams: dict[int, AsyncIterator[bytes]] = {}
+        self.pending: dict[int, asyncio.Future] = {}       # stream → its next block, in flight
         for _ in range(k):
             self._open(self.spares.pop(0), first)
 
@@ -226,21 +271,61 @@ class _SegmentReader:
         self.streams[index] = self.dp.storage.get(self.ec["nodes"][index], self.ec["id"], index,
                                                   first, self.last).__aiter__()
 
+    async def _drop(self, i: int) -> None:
+        fut = self.pending.pop(i, None)
+        if fut is not None and not fut.done():
+            fut.cancel()
+        stream = self.streams.pop(i, None)
+        if stream is not None:
+            await _aclose(stream)
+
+    async def _replace(self, i: int, seg: int, why: str) -> None:
+        log.warning("fragment %d of %s at segment %d: %s", i, self.ec["id"], seg, why)
+        await self._drop(i)
+        if not self.spares:
+            return
+        # Health may have changed since the read began: a spare on a live node first.
+        self.spares.sort(key=lambda j: not self.dp._is_up(self.ec["nodes"][j]))
+        self._open(self.spares.pop(0), seg)
+
     async def segment(self, seg: int) -> bytes:
         k = self.ec["k"]
+        health = self.dp.health
         got: dict[int, bytes] = {}
+        asked: dict[int, float] = {}               # stream → when its block was asked for
+        slow_total = False
         while len(got) < k:
-            want = [i for i in self.streams if i not in got]
-            results = await asyncio.gather(*(self.streams[i].__anext__() for i in want), return_exceptions=True)
-            for i, r in zip(want, results):
-                if isinstance(r, BaseException):
-                    log.warning("fragment %d of %s failed at segment %d: %s", i, self.ec["id"], seg, r)
-                    await _aclose(self.streams.pop(i))
+            now = time.monotonic()
+            for i in self.streams:
+                if i not in got and i not in self.pending:
+                    self.pending[i] = asyncio.ensure_future(self.streams[i].__anext__())
+                    asked[i] = now
+            if not self.pending:
+                raise E.InternalError("not enough fragments to decode the object")
+            timeout = None
+            if health is not None and self.spares:
+                timeout = max(0.0, min(asked[i] for i in self.pending) + health.hedge_delay() - now)
+            done, _ = await asyncio.wait(set(self.pending.values()), timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                # Hedge: a stream silent for the hedging delay is given up for a spare.
+                slow_total = True
+                now = time.monotonic()
+                for i in [i for i in self.pending if now - asked[i] >= health.hedge_delay()]:
                     if not self.spares:
-                        raise E.InternalError("not enough fragments to decode the object")
-                    self._open(self.spares.pop(0), seg)
+                        break
+                    await self._replace(i, seg, f"no block after {health.hedge_delay():.2f}s, hedging")
+                continue
+            for i, fut in [(i, f) for i, f in self.pending.items() if f in done]:
+                del self.pending[i]
+                exc = fut.exception()
+                if exc is None:
+                    got[i] = fut.result()
                 else:
-                    got[i] = r
+                    self.dp._failed(exc)
+                    await self._replace(i, seg, f"failed: {exc}")
+        if health is not None and not slow_total:
+            health.observe_block_wait(max(time.monotonic() - t for t in asked.values()) if asked else 0.0)
         # On the loop: from the k data fragments decode is a copy (~10 GB/s
         # here), degraded ~3.7 GB/s; a thread hop would cost more than it saves.
         return self.dp.codec.decode(list(got.values()))
@@ -269,9 +354,8 @@ class _SegmentReader:
         raise E.InternalError("no combination of fragments matches the recorded checksum")
 
     async def close(self) -> None:
-        for s in self.streams.values():
-            await _aclose(s)
-        self.streams.clear()
+        for i in list(self.streams):
+            await self._drop(i)
 
 
 async def _aclose(stream) -> None:
@@ -320,6 +404,8 @@ async def _drain(q: asyncio.Queue) -> AsyncIterator[bytes]:
 
 async def _put_or_fail(q: asyncio.Queue, item, upload: asyncio.Future) -> None:
     """Queue an item for an upload, unless that upload has already failed."""
+    if upload.cancelled():
+        raise FragmentError("upload aborted: its node stopped answering")
     if upload.done():
         exc = upload.exception() if not upload.cancelled() else None
         if exc is not None:
@@ -333,5 +419,7 @@ async def _put_or_fail(q: asyncio.Queue, item, upload: asyncio.Future) -> None:
     done, _ = await asyncio.wait({put, upload}, return_when=asyncio.FIRST_COMPLETED)
     if put not in done:
         put.cancel()
-        exc = upload.exception() if not upload.cancelled() else None
+        if upload.cancelled():
+            raise FragmentError("upload aborted: its node stopped answering")
+        exc = upload.exception()
         raise exc or FragmentError("fragment upload ended early")

@@ -236,7 +236,9 @@ class MetaService:
             "partitions": [p.stats() for p in self.objects.partitions]})
 
     async def health(self, request):
-        return web.json_response({"ok": True, "id": self.id, "serving": self.serving})
+        """200 once serving reads; 503 while catching up (so `minis3 up` waits for it)."""
+        return web.json_response({"ok": self.serving, "id": self.id, "serving": self.serving},
+                                 status=200 if self.serving else 503)
 
     def app(self, secret: str) -> web.Application:
         self.secret = self.secret or secret

@@ -10,7 +10,13 @@ from . import blocks
 
 
 class FragmentError(Exception):
-    """A fragment could not be written or read (node down, refused, corrupt)."""
+    """A fragment could not be written or read (node down, refused, corrupt).
+    ``unreachable`` says the node did not answer at all (as opposed to
+    answering with an error or a bad block)."""
+
+    def __init__(self, message: str, *, node: str | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.node, self.unreachable = node, unreachable
 
 
 class StorageClient:
@@ -26,7 +32,8 @@ class StorageClient:
                     raise FragmentError(f"node {node_id} answered {r.status}: {(await r.text())[:200]}")
                 return await r.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}") from exc
+            raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,
+                                unreachable=True) from exc
 
     async def get(self, node_id: str, object_id: str, index: int, first: int, last: int
                   ) -> AsyncIterator[bytes]:
@@ -48,12 +55,14 @@ class StorageClient:
                         raise FragmentError(f"node {node_id}: fragment {index} segment {seg} checksum mismatch")
                     yield data
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}") from exc
+            raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,
+                                unreachable=True) from exc
 
-    async def delete(self, node_id: str, object_id: str, index: int) -> None:
+    async def delete(self, node_id: str, object_id: str, index: int, timeout: float = 5.0) -> None:
+        """Best effort (garbage collection catches what this misses)."""
         url = f"{self.urls[node_id]}/fragment/{object_id}/{index}"
         try:
-            async with self.session.delete(url) as r:
+            async with self.session.delete(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 await r.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
             pass

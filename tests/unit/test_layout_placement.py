@@ -82,3 +82,43 @@ def test_codec_decodes_from_any_k_fragments(size, lost):
     frags = codec.encode(seg)
     assert len(frags) == 6
     assert codec.decode([f for i, f in enumerate(frags) if i not in lost]) == seg
+
+
+# ------------------------------------------------------------------ handoff placement
+from collections import Counter  # noqa: E402
+
+from minis3.ec.placement import NotEnoughNodes, handoff, place  # noqa: E402
+
+AZS6 = [("az-a", ["a1", "a2"]), ("az-b", ["b1", "b2"]), ("az-c", ["c1", "c2"])]
+NODE_AZ = {n: az for az, nodes in AZS6 for n in nodes}
+
+
+def test_handoff_changes_nothing_when_all_up():
+    pref = place("obj1", AZS6, 6)
+    assert handoff("obj1", pref, NODE_AZ, set(NODE_AZ), 2) == pref
+
+
+def test_handoff_one_node_down_moves_to_an_unused_node():
+    for oid in (f"o{i}" for i in range(50)):
+        pref = place(oid, AZS6, 6)
+        up = set(NODE_AZ) - {"b1"}
+        got = handoff(oid, pref, NODE_AZ, up, 2)
+        assert "b1" not in got and len(got) == 6
+        assert max(Counter(got).values()) <= 2
+        assert [g for g, p in zip(got, pref) if p != "b1"] == [p for p in pref if p != "b1"]
+
+
+def test_handoff_whole_az_down_keeps_every_fragment_on_a_live_node_at_most_m_each():
+    for oid in (f"o{i}" for i in range(50)):
+        pref = place(oid, AZS6, 6)
+        up = {"a1", "a2", "c1", "c2"}
+        got = handoff(oid, pref, NODE_AZ, up, 2)
+        assert set(got) <= up and max(Counter(got).values()) <= 2
+        # losing any one more node leaves at least k=4 fragments
+        assert all(sum(1 for g in got if g != lost) >= 4 for lost in up)
+
+
+def test_handoff_refuses_when_too_few_nodes():
+    pref = place("x", AZS6, 6)
+    with pytest.raises(NotEnoughNodes):
+        handoff("x", pref, NODE_AZ, {"a1", "c1"}, 2)

@@ -1,0 +1,87 @@
+"""Which storage nodes are answering, as the frontend sees it.
+
+A node is *down* from the moment a request to it fails (connection refused,
+reset, timeout) until a probe of its ``/health`` answers again. A background
+prober asks every node every ``PROBE_EVERY`` seconds with a short timeout, so
+a node that is frozen (SIGSTOP: its socket still accepts, nothing answers) is
+found within about a second, without any client request paying for it.
+
+The data path uses this to place fragments on live nodes (handoff), to abort
+an upload to a node that stopped answering, and to read from live nodes
+first. The same tracker keeps a moving estimate of how long a fragment block
+takes to arrive, from which GET derives its hedging delay.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+
+log = logging.getLogger("minis3.health")
+
+PROBE_EVERY = 0.5
+PROBE_TIMEOUT = 0.75
+HEDGE_MIN, HEDGE_MAX = 0.25, 2.0        # seconds: the bounds of GET's hedging delay
+
+
+class NodeHealth:
+    def __init__(self, session: aiohttp.ClientSession, urls: dict[str, str]):
+        self.session, self.urls = session, urls
+        self.down: dict[str, float] = {}          # node id → since when
+        self._block_wait = 0.02                   # EWMA of a fragment block's arrival, seconds
+        self._task: asyncio.Task | None = None
+
+    # -- state --------------------------------------------------------------------
+    def is_up(self, node: str) -> bool:
+        return node not in self.down
+
+    def up_nodes(self) -> set[str]:
+        return {n for n in self.urls if n not in self.down}
+
+    def mark_down(self, node: str, why: str) -> None:
+        if node not in self.down:
+            self.down[node] = time.time()
+            log.warning("storage node %s marked down: %s", node, why)
+
+    def _mark_up(self, node: str) -> None:
+        if self.down.pop(node, None) is not None:
+            log.warning("storage node %s is answering again", node)
+
+    # -- hedging ------------------------------------------------------------------
+    def observe_block_wait(self, seconds: float) -> None:
+        self._block_wait += 0.05 * (seconds - self._block_wait)
+
+    def hedge_delay(self) -> float:
+        """How long GET waits for a fragment block before asking a spare fragment too."""
+        return min(HEDGE_MAX, max(HEDGE_MIN, 8 * self._block_wait))
+
+    # -- probing ------------------------------------------------------------------
+    async def _probe(self, node: str, url: str) -> None:
+        try:
+            async with self.session.get(url + "/health",
+                                        timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)) as r:
+                ok = r.status == 200
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            ok = False
+        if ok:
+            self._mark_up(node)
+        else:
+            self.mark_down(node, "health probe failed")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.gather(*(self._probe(n, u) for n, u in self.urls.items()), return_exceptions=True)
+            await asyncio.sleep(PROBE_EVERY)
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
