@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test unit integration install clean bench bench-quick
+.PHONY: run test unit integration install clean bench bench-quick chaos
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,3 +41,7 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/minis3 bench --suite --quick --markdown bench-quick.md --json bench-quick.json
+
+# Long chaos runs: each AZ killed and frozen under a mixed workload, 30 s a phase.
+chaos: $(STAMP)
+	MINIS3_CHAOS_SECONDS=30 $(BIN)/python -m pytest -q -s -ra tests/integration/test_chaos.py
