@@ -29,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="minis3", description="A runnable S3-compatible object store")
     sub = p.add_subparsers(dest="cmd", required=True)
-    _topology_args(sub.add_parser("up", help="start the local cluster in the foreground"))
+    u = sub.add_parser("up", help="start the local cluster in the foreground")
+    _topology_args(u)
+    u.add_argument("--frontend-per-az", action="store_true",
+                   help="also run a frontend in each AZ (ports 9010, 9011, 9012 by default)")
     s = sub.add_parser("status", help="every process: AZ, up/down, disk use")
     _topology_args(s)
     s.add_argument("--json", action="store_true")
     a = sub.add_parser("az", help="run one AZ's processes (its supervisor)")
     a.add_argument("name")
+    a.add_argument("--frontend-per-az", action="store_true")
     _topology_args(a)
     sub.add_parser("bench", help="benchmark any S3 endpoint and this machine (minis3 bench -h)")
     c = sub.add_parser("chaos", help="kill, freeze, thaw or revive an AZ or a node of the running cluster")
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .cluster import topology
     topo = topology.load(args.topology, data_dir=args.data_dir)
+    if getattr(args, "frontend_per_az", False):
+        topo = topo.with_frontend_per_az()
     if args.cmd == "up":
         from .cluster.supervisor import up
         return up(topo)

@@ -63,6 +63,12 @@ def collect(topo: Topology) -> list[dict]:
     fe_up = _frontend_up(topo.frontend.url)
     rows = [{"process": "frontend", "az": "-", "address": topo.frontend.url, "up": fe_up,
              "state": "up" if fe_up else "down", "pid": None, "disk_bytes": None, "detail": ""}]
+    if topo.frontend.per_az:
+        for az in topo.azs:
+            spec, pid = topo.az_frontend(az.name), pids.get(f"frontend-{az.name}")
+            up = not _frozen(pid) and _frontend_up(spec.url)
+            rows.append({"process": f"frontend-{az.name}", "az": az.name, "address": spec.url, "up": up,
+                         "state": _state({} if up else None, pid), "pid": pid, "disk_bytes": None, "detail": ""})
     metas = []
     for az in topo.azs:
         pid = pids.get(az.meta.id)

@@ -89,6 +89,8 @@ def run_az(topo: Topology, az_name: str) -> int:
     args = _cli_args(topo)
     specs = {az.meta.id: ["meta", "--az", az.name, *args]}
     specs.update({f"node-{n.id}": ["storage", "--id", n.id, *args] for n in az.nodes})
+    if topo.frontend.per_az:
+        specs[f"frontend-{az.name}"] = ["frontend", "--az", az.name, *args]
     children: dict[str, subprocess.Popen | None] = {}
     for name in specs:
         children[name] = (None if hold_path(topo, name).exists()
@@ -137,7 +139,9 @@ def run_az(topo: Topology, az_name: str) -> int:
 
 def spawn_az(topo: Topology, az_name: str) -> subprocess.Popen:
     """Start an AZ supervisor as the leader of a new process group."""
-    return _spawn(["az", az_name, *_cli_args(topo)], log_dir(topo) / f"{az_name}.log", new_group=True)
+    per_az = ["--frontend-per-az"] if topo.frontend.per_az else []
+    return _spawn(["az", az_name, *per_az, *_cli_args(topo)], log_dir(topo) / f"{az_name}.log",
+                  new_group=True)
 
 
 def az_group(topo: Topology, az_name: str) -> int | None:
@@ -161,7 +165,7 @@ def _healthy(url: str) -> bool:
 
 def wait_healthy(topo: Topology, timeout: float = 30) -> None:
     urls = [n.url + "/health" for n in topo.nodes] + [m.url + "/health" for m in topo.metas]
-    urls.append(topo.frontend.url + "/")
+    urls += [f.url + "/" for f in topo.frontends]
     deadline = time.monotonic() + timeout
     pending = list(urls)
     while pending:
@@ -231,9 +235,11 @@ class Cluster:
 def banner(topo: Topology) -> str:
     ak, sk = next(iter(topo.credentials.items()))
     ep = topo.frontend.url
+    per_az = "".join(f"\n  {az.name} frontend  {topo.az_frontend(az.name).url}" for az in topo.azs
+                     if topo.frontend.per_az)
     return f"""
 minis3 is running: {len(topo.nodes)} storage nodes in {len(topo.azs)} AZs, EC {topo.erasure.k}+{topo.erasure.m}
-  endpoint    {ep}
+  endpoint    {ep}{per_az}
   access key  {ak}
   secret key  {sk}
   region      {topo.region}

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_ACCESS_KEY = "minis3admin"
@@ -84,6 +84,9 @@ class FrontendSpec:
     host: str = "127.0.0.1"
     port: int = 9000
     virtual_host_domains: tuple[str, ...] = ("localhost", "s3.localhost")
+    # Also run one frontend in each AZ (started by its supervisor, so it dies
+    # with its AZ), on the AZ's host at port + 10 + the AZ's position.
+    per_az: bool = False
 
     @property
     def url(self) -> str:
@@ -121,6 +124,19 @@ class Topology:
     @property
     def metas(self) -> list[MetaSpec]:
         return [az.meta for az in self.azs]
+
+    def az_frontend(self, az_name: str) -> FrontendSpec:
+        """The frontend an AZ runs when ``frontend.per_az`` is set."""
+        i = next(i for i, az in enumerate(self.azs) if az.name == az_name)
+        return replace(self.frontend, host=self.azs[i].meta.host, port=self.frontend.port + 10 + i)
+
+    @property
+    def frontends(self) -> list[FrontendSpec]:
+        """Every frontend a client may use: the main one, and one per AZ if so configured."""
+        return [self.frontend] + ([self.az_frontend(az.name) for az in self.azs] if self.frontend.per_az else [])
+
+    def with_frontend_per_az(self) -> "Topology":
+        return replace(self, frontend=replace(self.frontend, per_az=True))
 
 
 class TopologyError(ValueError):
@@ -215,7 +231,8 @@ def _toml_value(v) -> str:
 
 
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
-               credentials: list[tuple[str, str]] = (), erasure: dict | None = None) -> str:
+               credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
+               frontend_per_az: bool = False) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
     doc = default_doc(base_port)
@@ -225,6 +242,8 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
     if erasure:
         lines += ["", "[erasure]"] + [f"{k} = {_toml_value(v)}" for k, v in erasure.items()]
     lines += ["", "[frontend]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["frontend"].items()]
+    if frontend_per_az:
+        lines.append("per_az = true")
     for ak, sk in credentials:
         lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
     for az in doc["az"]:
@@ -249,6 +268,7 @@ def free_base_port(lo: int = 20000, hi: int = 60000) -> int:
         base = random.randrange(lo, hi, 1000)
         doc = default_doc(base)
         ports = [base] + [n["port"] for az in doc["az"] for n in az["nodes"]] + [az["meta"]["port"] for az in doc["az"]]
+        ports += [base + 10 + i for i in range(len(doc["az"]))]          # per-AZ frontends
         if all(_port_free(p) for p in ports):
             return base
     raise RuntimeError("no free port range")

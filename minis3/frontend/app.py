@@ -231,11 +231,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="minis3 frontend")
     p.add_argument("--topology")
     p.add_argument("--data-dir")
+    p.add_argument("--az", help="run this AZ's frontend (topology frontend.per_az)")
     a = p.parse_args(argv)
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
-    setup_logging("frontend")
+    spec = topo.az_frontend(a.az) if a.az else topo.frontend
+    setup_logging(f"frontend-{a.az}" if a.az else "frontend")
     tuned = tune_malloc()
     loop = use_fast_event_loop()
-    log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", topo.frontend.url, loop, tuned, os.getpid())
-    web.run_app(make_app(topo), host=topo.frontend.host, port=topo.frontend.port,
+    log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", spec.url, loop, tuned, os.getpid())
+    web.run_app(make_app(topo), host=spec.host, port=spec.port,
                 print=None, access_log=None, handle_signals=True)

@@ -20,21 +20,23 @@ def pick_base_port() -> int:
     return topology.free_base_port()
 
 
-def write_topology(path: Path, data_dir: Path, base_port: int, **erasure) -> Path:
+def write_topology(path: Path, data_dir: Path, base_port: int, frontend_per_az: bool = False,
+                   **erasure) -> Path:
     path.write_text(topology.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
                                         credentials=[(ACCESS_KEY, SECRET_KEY),
                                                      (SECOND_ACCESS_KEY, SECOND_SECRET_KEY)],
-                                        erasure=erasure))
+                                        erasure=erasure, frontend_per_az=frontend_per_az))
     return path
 
 
 class TestCluster:
     __test__ = False  # a helper, not a test class
 
-    def __init__(self, root: Path, **erasure):
+    def __init__(self, root: Path, frontend_per_az: bool = False, **erasure):
         self.root = root
         self.base = pick_base_port()
-        self.topo_path = write_topology(root / "topology.toml", root / "data", self.base, **erasure)
+        self.topo_path = write_topology(root / "topology.toml", root / "data", self.base,
+                                        frontend_per_az=frontend_per_az, **erasure)
         self.topo = topology.load(self.topo_path)
         self.cluster = Cluster(self.topo)
         self.endpoint = self.topo.frontend.url

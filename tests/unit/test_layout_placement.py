@@ -85,9 +85,9 @@ def test_codec_decodes_from_any_k_fragments(size, lost):
 
 
 # ------------------------------------------------------------------ handoff placement
-from collections import Counter  # noqa: E402
 
-from minis3.ec.placement import NotEnoughNodes, handoff, place  # noqa: E402
+
+from minis3.ec.placement import NotEnoughNodes, handoff  # noqa: E402
 
 AZS6 = [("az-a", ["a1", "a2"]), ("az-b", ["b1", "b2"]), ("az-c", ["c1", "c2"])]
 NODE_AZ = {n: az for az, nodes in AZS6 for n in nodes}

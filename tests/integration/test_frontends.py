@@ -1,0 +1,60 @@
+"""One frontend per AZ (`minis3 up --frontend-per-az`): stateless, so a client
+pointed at any live frontend sees the same store, and losing an AZ (its
+frontend included) leaves the others serving."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+
+from minis3.cluster import chaos
+
+from .cluster import TestCluster
+from .conftest import make_client
+
+
+@pytest.fixture(scope="module")
+def fc(tmp_path_factory):
+    c = TestCluster(tmp_path_factory.mktemp("frontends"), frontend_per_az=True).start()
+    yield c
+    c.stop()
+
+
+def test_every_frontend_serves_the_same_store(fc):
+    urls = [f.url for f in fc.topo.frontends]
+    assert len(urls) == 4
+    clients = [make_client(u) for u in urls]
+    clients[1].create_bucket(Bucket="everywhere")
+    for i, s3 in enumerate(clients):
+        s3.put_object(Bucket="everywhere", Key=f"from-{i}", Body=f"written via {urls[i]}".encode() * 1000)
+    for s3 in clients:                     # read-after-write through any other frontend
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="everywhere")["Contents"]]
+        assert keys == [f"from-{i}" for i in range(4)]
+        for i in range(4):
+            assert s3.get_object(Bucket="everywhere", Key=f"from-{i}")["Body"].read() == \
+                f"written via {urls[i]}".encode() * 1000
+    # `minis3 status` lists each AZ's frontend.
+    out = subprocess.run([str(Path(sys.executable).parent / "minis3"), "status", "--topology", str(fc.topo_path)],
+                         capture_output=True, text=True, timeout=30).stdout
+    assert all(f"frontend-{az.name}" in out for az in fc.topo.azs)
+
+
+def test_an_az_dies_with_its_frontend_and_the_others_serve(fc):
+    a_url, b_url = fc.topo.az_frontend("az-a").url, fc.topo.az_frontend("az-b").url
+    make_client(a_url).create_bucket(Bucket="survivors")
+    print(chaos.kill_az(fc.topo, "az-a"))
+    try:
+        with pytest.raises(botocore.exceptions.EndpointConnectionError):
+            make_client(a_url).list_buckets()
+        for url in (fc.endpoint, b_url):
+            s3 = make_client(url)
+            s3.put_object(Bucket="survivors", Key=url, Body=b"x" * 300_000)
+            assert s3.get_object(Bucket="survivors", Key=url)["Body"].read() == b"x" * 300_000
+    finally:
+        print(chaos.revive_az(fc.topo, "az-a"))
+        from minis3.cluster.supervisor import wait_healthy
+        wait_healthy(fc.topo, 60)
+    assert make_client(a_url).get_object(Bucket="survivors", Key=b_url)["Body"].read() == b"x" * 300_000
