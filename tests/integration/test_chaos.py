@@ -126,3 +126,40 @@ def test_metadata_replica_killed_during_writes_rejoins(cc):
         # The replica that was down holds it too: it caught up before serving.
         assert versions[1] is not None and versions[1]["etag"] == etag, key
         assert s3.get_object(Bucket=bucket, Key=key)["ETag"].strip('"') == etag
+
+
+def test_degraded_write_hands_fragments_off_and_records_where_they_are(cc):
+    """With a node (then a whole AZ) down, a PUT still stores all k+m
+    fragments on live nodes, never more than m on one, and the record says
+    where each is; every fragment file is really there."""
+    from collections import Counter
+
+    from .test_durability import fragment_path, meta_record
+    s3 = client(cc.endpoint)
+    s3.create_bucket(Bucket="handoff")
+    k, m = cc.topo.erasure.k, cc.topo.erasure.m
+    try:
+        print(chaos.kill_node(cc.topo, "b1"))
+        time.sleep(1.0)                          # let the frontend's prober see it
+        data = bytes(range(256)) * 5000
+        s3.put_object(Bucket="handoff", Key="one-down", Body=data)
+        rec = meta_record(cc, "handoff", "one-down")
+        nodes = rec["ec"]["nodes"]
+        # five live nodes for six fragments: b1's goes to its AZ's other node
+        assert "b1" not in nodes and len(nodes) == k + m and Counter(nodes)["b2"] == 2
+        assert max(Counter(nodes).values()) <= m
+        print(chaos.kill_az(cc.topo, "az-c"))
+        time.sleep(1.0)
+        s3.put_object(Bucket="handoff", Key="az-down", Body=data)
+        rec = meta_record(cc, "handoff", "az-down")
+        nodes = rec["ec"]["nodes"]
+        assert not {"b1", "c1", "c2"} & set(nodes) and len(nodes) == k + m
+        assert max(Counter(nodes).values()) <= m
+        for i in range(k + m):
+            assert fragment_path(cc, rec, i).exists()
+        assert s3.get_object(Bucket="handoff", Key="az-down")["Body"].read() == data
+    finally:
+        print(chaos.revive_node(cc.topo, "b1"))
+        print(chaos.revive_az(cc.topo, "az-c"))
+        wait_healthy(cc.topo, 60)
+    assert s3.get_object(Bucket="handoff", Key="one-down")["Body"].read() == data
