@@ -67,6 +67,15 @@ def derived_ceilings(limits: dict) -> dict:
     return out
 
 
+#: What bounds a large single-stream transfer: the CPU work on its bytes, and the HTTP stack.
+LARGE_CEILINGS = {
+    "PUT": [("put_work_mb_s", "one core doing MD5+SHA-256+encode+xxh3"),
+            ("bare_put_mb_s", "bare aiohttp single-stream upload")],
+    "GET": [("get_work_mb_s", "one core doing decode+2×xxh3"),
+            ("bare_get_mb_s", "bare aiohttp single-stream download")],
+}
+
+
 def ceilings(rows: list[dict], limits: dict, *, width: int = 6) -> list[dict]:
     """Each headline result beside the ceiling it is bound by, as a ratio."""
     lim = dict(limits, **derived_ceilings(limits))
@@ -82,22 +91,11 @@ def ceilings(rows: list[dict], limits: dict, *, width: int = 6) -> list[dict]:
         if r and size > 4096 and "fsync_rename_creates_per_s" in lim:
             checks.append((f"small PUT {size_label(size)} ×{top} ops/s", r["ops_per_s"],
                            f"fsync'd fragment creates/s ÷ {width} fragments", lim["fsync_rename_creates_per_s"] / width))
-    r = _find(rows, "large", "PUT")
-    if r:
-        if "put_work_mb_s" in lim:
-            checks.append((f"large PUT {size_label(r['size'])} MB/s", r["mb_per_s"],
-                           "one core doing MD5+SHA-256+encode+xxh3", lim["put_work_mb_s"]))
-        if "bare_put_mb_s" in lim:
-            checks.append((f"large PUT {size_label(r['size'])} MB/s", r["mb_per_s"],
-                           "bare aiohttp single-stream upload", lim["bare_put_mb_s"]))
-    r = _find(rows, "large", "GET")
-    if r:
-        if "get_work_mb_s" in lim:
-            checks.append((f"large GET {size_label(r['size'])} MB/s", r["mb_per_s"],
-                           "one core doing decode+2×xxh3", lim["get_work_mb_s"]))
-        if "bare_get_mb_s" in lim:
-            checks.append((f"large GET {size_label(r['size'])} MB/s", r["mb_per_s"],
-                           "bare aiohttp single-stream download", lim["bare_get_mb_s"]))
+    for op, bounds in LARGE_CEILINGS.items():
+        r = _find(rows, "large", op)
+        for key, label in bounds if r else ():
+            if key in lim:
+                checks.append((f"large {op} {size_label(r['size'])} MB/s", r["mb_per_s"], label, lim[key]))
     return [{"result": a, "value": v, "ceiling": c, "ceiling_value": round(cv, 1),
              "ratio": round(v / cv, 3) if cv else None} for a, v, c, cv in checks]
 
