@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from bisect import bisect_right
 from typing import Awaitable, Callable
@@ -46,6 +47,8 @@ log = logging.getLogger("minis3.meta.client")
 N_REPLICAS = 3
 WRITE_QUORUM = 2
 READ_QUORUM = 2
+READ_HEDGE = 0.25        # seconds a read waits for its first replicas before asking another
+SUSPECT_FOR = 2.0        # seconds a replica that failed to answer is asked last
 
 
 def version(rec: dict | None) -> tuple[int, str]:
@@ -65,7 +68,9 @@ def live(rec: dict | None) -> dict | None:
 
 
 class ReplicaError(Exception):
-    pass
+    def __init__(self, message: str, code: str | None = None, status: int = 0):
+        super().__init__(message)
+        self.code, self.status = code, status
 
 
 class Replica:
@@ -73,6 +78,7 @@ class Replica:
 
     def __init__(self, session: aiohttp.ClientSession, url: str, name: str = ""):
         self.session, self.url, self.name = session, url, name or url
+        self.suspect_until = 0.0          # after a failure to answer, asked last for a while
 
     async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None):
         url = self.url + path + ("?" + urlencode(params) if params else "")
@@ -80,9 +86,11 @@ class Replica:
             async with self.session.request(method, url, json=json) as r:
                 body = await r.json(content_type=None)
                 if r.status >= 400:
-                    raise ReplicaError(f"{self.name}: {r.status} {body.get('code')}")
+                    raise ReplicaError(f"{self.name}: {r.status} {body.get('code')}", body.get("code"), r.status)
+                self.suspect_until = 0.0
                 return body
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            self.suspect_until = time.monotonic() + SUSPECT_FOR
             raise ReplicaError(f"{self.name}: {exc.__class__.__name__}") from exc
 
 
@@ -103,22 +111,46 @@ class _Background:
 
 
 async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], need: int, *,
-                 finish_in_background: bool) -> list[tuple[Replica, object]]:
-    """Run call(r) on every replica; return the first `need` successes as
-    (replica, result). Raise ServiceUnavailable if fewer can succeed. Writes
-    let the others finish in the background; reads cancel them."""
-    tasks = {asyncio.ensure_future(call(r)): r for r in replicas}
+                 finish_in_background: bool, ask: int | None = None) -> list[tuple[Replica, object]]:
+    """Run call(r) on replicas; return the first `need` successes as (replica, result).
+
+    Writes ask every replica (``ask`` = all) and let the slower ones finish in
+    the background. Reads ask only ``ask`` = `need` of them, replicas that
+    recently failed to answer last; when one fails, or none has answered after
+    READ_HEDGE seconds (a frozen replica never answers), the next one is asked
+    too. If `need` cannot succeed: the S3 error that a quorum of replicas gave
+    (NoSuchBucket, AccessDenied), else 503 ServiceUnavailable."""
+    now = time.monotonic()
+    order = sorted(replicas, key=lambda r: r.suspect_until > now)
+    first = len(order) if ask is None else ask
+    tasks: dict[asyncio.Future, Replica] = {}
+    waiting = list(order[first:])
+    for r in order[:first]:
+        tasks[asyncio.ensure_future(call(r))] = r
     pending, ok, failed = set(tasks), [], []
     try:
-        while pending and len(ok) < need:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        while len(ok) < need:
+            if len(ok) + len(pending) < need and waiting:
+                r = waiting.pop(0)
+                t = asyncio.ensure_future(call(r))
+                tasks[t] = r
+                pending.add(t)
+                continue
+            if not pending:
+                break
+            done, pending = await asyncio.wait(pending, timeout=READ_HEDGE if waiting else None,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:                           # slow: ask one more replica
+                r = waiting.pop(0)
+                t = asyncio.ensure_future(call(r))
+                tasks[t] = r
+                pending.add(t)
+                continue
             for t in done:
                 if t.exception() is None:
                     ok.append((tasks[t], t.result()))
                 else:
-                    failed.append(str(t.exception()))
-            if len(ok) + len(pending) < need:
-                break
+                    failed.append(t.exception())
     finally:
         for t in pending:
             if finish_in_background:
@@ -126,7 +158,13 @@ async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], 
             else:
                 t.cancel()
     if len(ok) < need:
-        raise E.ServiceUnavailable(f"metadata quorum not reached ({len(ok)}/{need}): {'; '.join(failed)}")
+        codes = [e.code for e in failed if isinstance(e, ReplicaError) and 400 <= e.status < 500]
+        for code in set(codes):
+            cls = getattr(E, str(code), None)
+            if codes.count(code) >= need and isinstance(cls, type) and issubclass(cls, E.S3Error):
+                raise cls()
+        raise E.ServiceUnavailable(f"metadata quorum not reached ({len(ok)}/{need}): "
+                                   f"{'; '.join(map(str, failed))}")
     return ok
 
 
@@ -206,8 +244,11 @@ class MetaClient:
 
     # -- quorum primitives ---------------------------------------------------------
     async def _read(self, path: str, params: dict) -> list[tuple[Replica, dict]]:
-        return await quorum(self.replicas, lambda r: r.call("GET", path, params=params), self.r,
-                            finish_in_background=False)
+        # Start at a different replica each time, so reads spread over all three.
+        self._turn = (getattr(self, "_turn", 0) + 1) % self.n
+        replicas = self.replicas[self._turn:] + self.replicas[:self._turn]
+        return await quorum(replicas, lambda r: r.call("GET", path, params=params), self.r,
+                            finish_in_background=False, ask=self.r)
 
     async def _write(self, path: str, body: dict) -> None:
         await quorum(self.replicas, lambda r: r.call("POST", path, json=body), self.w,
@@ -266,6 +307,9 @@ class MetaClient:
         replies = await self._read("/v/object", {"bucket": bucket, "key": key})
         b = newest(body["bucket"] for _, body in replies)
         o = newest(body["object"] for _, body in replies)
+        for rec in (b, o):                 # our clock moves past any version we have seen
+            if rec is not None:
+                self.hlc.observe(int(rec["ts"]))
         stale = [r for r, body in replies if version(body["object"]) < version(o)]
         if stale and o is not None:                      # read repair, in the background
             for r in stale:
@@ -293,7 +337,13 @@ class MetaClient:
         if conditions:
             async with self._lock(bucket, key):
                 return await self._put_object(bucket, key, record, conditions)
-        return await self._put_object(bucket, key, record, None)
+        # Unconditional: one round. Each replica checks the bucket (live, and
+        # the caller's) in its own view before keeping the version; a quorum of
+        # refusals is the S3 error, a split is 503 (and the client retries).
+        rec = dict(record, **self._stamp())
+        rec["mtime"] = physical_ms(rec["ts"])
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "owner": self.account})
+        return rec
 
     async def _put_object(self, bucket: str, key: str, record: dict, conditions: dict | None) -> dict:
         b, cur = await self._object_versions(bucket, key)
@@ -305,14 +355,10 @@ class MetaClient:
         await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec})
         return rec
 
-    async def delete_object(self, bucket: str, key: str) -> bool:
-        b, cur = await self._object_versions(bucket, key)
-        self._check_owner(b)
-        if live(cur) is None:
-            return False
-        await self._write("/v/object", {"bucket": bucket, "key": key,
-                                        "record": dict(self._stamp(cur), deleted=True)})
-        return True
+    async def delete_object(self, bucket: str, key: str) -> None:
+        """A tombstone, in one round (S3's DELETE succeeds whether or not the key exists)."""
+        await self._write("/v/object", {"bucket": bucket, "key": key, "owner": self.account,
+                                        "record": dict(self._stamp(), deleted=True)})
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "", marker: str = "",
                            max_keys: int = 1000, _checked: bool = False) -> dict:

@@ -28,7 +28,9 @@ HTTP API (JSON, HMAC-signed):
     GET  /v/bucket?name=             GET  /v/buckets
     POST /v/bucket  {name, record}    → {"applied": bool}
     GET  /v/object?bucket=&key=      → {"bucket": version|null, "object": version|null}
-    POST /v/object  {bucket, key, record} → {"applied": bool}
+    POST /v/object  {bucket, key, record[, owner]} → {"applied": bool}; with ``owner``
+                    refused (404 NoSuchBucket / 403 AccessDenied) unless this replica
+                    sees the bucket live and the owner's
     GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=   (raw versions, tombstones too)
     POST /gc/add    GET /gc    GET /status    GET /health
 """
@@ -56,6 +58,10 @@ SCAN_LIMIT = 5000
 def version(rec: dict | None) -> tuple[int, str]:
     """The order of versions: later timestamp wins; equal ones by version id."""
     return (-1, "") if rec is None else (int(rec["ts"]), str(rec.get("vid", "")))
+
+
+def _refuse(status: int, code: str) -> web.Response:
+    return web.json_response({"code": code, "message": code}, status=status)
 
 
 class CatchingUp(web.HTTPServiceUnavailable):
@@ -124,6 +130,14 @@ class MetaService:
         body = await request.json()
         ikey = body["bucket"] + "/" + body["key"]
         rec = body["record"]
+        if "owner" in body:
+            # The coordinator's one-round write: refuse it unless this replica
+            # sees the bucket live and owned by the caller.
+            b = self.buckets.latest(body["bucket"])
+            if b is None or b.get("deleted"):
+                return _refuse(404, "NoSuchBucket")
+            if body["owner"] is not None and b.get("owner") != body["owner"]:
+                return _refuse(403, "AccessDenied")
         applied, cur = await self._put_version(self.objects.for_key(ikey), ikey, rec)
         if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
             await self._collect(cur["ec"], "deleted" if rec.get("deleted") else "replaced")

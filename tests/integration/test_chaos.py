@@ -163,3 +163,34 @@ def test_degraded_write_hands_fragments_off_and_records_where_they_are(cc):
         print(chaos.revive_az(cc.topo, "az-c"))
         wait_healthy(cc.topo, 60)
     assert s3.get_object(Bucket="handoff", Key="one-down")["Body"].read() == data
+
+
+def _cli(cc, *args) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+    p = subprocess.run([str(Path(sys.executable).parent / "minis3"), *args, "--topology", str(cc.topo_path)],
+                       capture_output=True, text=True, timeout=60)
+    return p.stdout + p.stderr
+
+
+def _states(cc) -> dict[str, str]:
+    return {r["process"]: r["state"] for r in json.loads(_cli(cc, "status", "--json"))}
+
+
+def test_chaos_commands_and_status_show_down_frozen_and_back(cc):
+    assert "killed node-a1" in _cli(cc, "chaos", "kill-node", "a1")
+    time.sleep(1.0)
+    assert _states(cc)["node-a1"] == "down"               # held down: not restarted
+    assert "released node-a1" in _cli(cc, "chaos", "revive-node", "a1")
+    assert "froze az-c" in _cli(cc, "chaos", "freeze-az", "az-c")
+    try:
+        states = _states(cc)
+        assert states["meta-az-c"] == states["node-c1"] == states["node-c2"] == "frozen"
+    finally:
+        assert "thawed az-c" in _cli(cc, "chaos", "thaw-az", "az-c")
+    wait_healthy(cc.topo, 60)
+    rows = {r["process"]: r for r in json.loads(_cli(cc, "status", "--json"))}
+    assert all(r["state"] == "up" for r in rows.values()), rows
+    assert all(rows[m.id]["replica"] == "serving" and "lag_ms" in rows[m.id] for m in cc.topo.metas)
+    assert "no AZ named" in _cli(cc, "chaos", "kill-az", "az-z")
