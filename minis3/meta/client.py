@@ -298,6 +298,9 @@ class MetaClient:
     async def delete_bucket(self, name: str) -> None:
         cur = self._check_owner(await self._bucket_version(name))
         page = await self.list_objects(name, max_keys=1, _checked=True)
+        # A page can end on tombstones alone (truncated, empty): go on from its marker.
+        while page["truncated"] and not page["entries"] and not page["prefixes"] and page["next_marker"]:
+            page = await self.list_objects(name, max_keys=1, marker=page["next_marker"], _checked=True)
         if page["entries"] or page["prefixes"]:
             raise E.BucketNotEmpty()
         await self._write("/v/bucket", {"name": name, "record": dict(self._stamp(cur), deleted=True)})
@@ -377,6 +380,7 @@ class MetaClient:
                           "end": end, "limit": limit, "fields": "list"}
                 replies = await self._read("/v/scan", params)
                 merged.add(need.pos, [body for _, body in replies])
+                limit = min(5000, limit * 2)      # runs of tombstones: fetch more each time
                 continue
             return {"entries": [(k, r) for k, r in page.entries], "prefixes": page.prefixes,
                     "truncated": page.truncated, "next_marker": page.next_marker}
