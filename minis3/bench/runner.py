@@ -13,10 +13,10 @@ from typing import Awaitable, Callable
 
 import aiohttp
 
+from ..procfs import CLK_TCK, PAGE_SIZE, cpu_seconds, proc_stat
 from .client import Result, S3Client
 from .stats import Phase
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAMPLE_INTERVAL = 0.1     # seconds between two samples of the frontend's RSS (from /proc)
 SAMPLE_INTERVAL_HTTP = 0.25   # … from its metrics endpoint, which costs the frontend ~1 ms a time
 _RSS = re.compile(rb"^process_resident_memory_bytes ([0-9.e+]+)$", re.M)
@@ -28,19 +28,14 @@ def machine_cpu_seconds() -> float:
     with open("/proc/stat", "rb") as f:
         fields = f.readline().split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat", "rb") as f:
-                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            tree.setdefault(ppid, []).append(int(d))
+        if d.isdigit() and (fields := proc_stat(int(d))):
+            tree.setdefault(int(fields[1]), []).append(int(d))
     return tree
 
 
@@ -52,23 +47,16 @@ def process_tree_cpu_seconds(pids: list[int]) -> float:
         if pid in seen:
             continue
         seen.add(pid)
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                rest = f.read().rsplit(b")", 1)[1].split()
-            total += (int(rest[11]) + int(rest[12])) / _CLK_TCK   # utime, stime
-        except (OSError, ValueError, IndexError):
-            pass
+        fields = proc_stat(pid)
+        if fields:
+            total += cpu_seconds(fields)
         todo += tree.get(pid, [])
     return total
 
 
 def _proc_rss_cpu(pid: int) -> tuple[float, float] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            rest = f.read().rsplit(b")", 1)[1].split()
-        return int(rest[21]) * os.sysconf("SC_PAGE_SIZE"), (int(rest[11]) + int(rest[12])) / _CLK_TCK
-    except (OSError, ValueError, IndexError):
-        return None
+    fields = proc_stat(pid)
+    return (int(fields[21]) * PAGE_SIZE, cpu_seconds(fields)) if fields else None
 
 
 class Runner:

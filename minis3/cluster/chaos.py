@@ -14,12 +14,11 @@ started from the same topology and data directory.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 
-from .supervisor import az_group, hold_path, run_dir, spawn_az
+from .supervisor import az_group, az_state, hold_path, run_dir, spawn_az
 from .topology import Topology
 
 
@@ -96,10 +95,10 @@ def _child_name(topo: Topology, ident: str) -> tuple[str, str]:
 
 
 def _child_pid(topo: Topology, az: str, child: str) -> int | None:
-    try:
-        return json.loads((run_dir(topo) / f"{az}.json").read_text())["children"].get(child)
-    except (OSError, ValueError, KeyError):
+    state = az_state(topo, az)
+    if state is None:
         raise ChaosError(f"{az} is not running")
+    return state["children"].get(child)
 
 
 def kill_node(topo: Topology, ident: str) -> str:

@@ -6,6 +6,7 @@ import urllib.error
 import urllib.request
 
 from ..rpc import auth
+from ..procfs import proc_stat
 from .topology import Topology
 
 
@@ -30,25 +31,17 @@ def _frontend_up(url: str) -> bool:
 
 def _run_pids(topo: Topology) -> dict[str, int | None]:
     """Child name → pid, from the AZ supervisors' run files."""
-    from .supervisor import run_dir
+    from .supervisor import az_state
     pids: dict[str, int | None] = {}
     for az in topo.azs:
-        try:
-            pids.update(json.loads((run_dir(topo) / f"{az.name}.json").read_text())["children"])
-        except (OSError, ValueError, KeyError):
-            pass
+        pids.update((az_state(topo, az.name) or {}).get("children", {}))
     return pids
 
 
 def _frozen(pid: int | None) -> bool:
     """Stopped by SIGSTOP (state T in /proc): alive, holding its sockets, answering nothing."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
-    except (OSError, IndexError):
-        return False
+    fields = proc_stat(pid) if pid else None
+    return bool(fields) and fields[0] in (b"T", b"t")
 
 
 def _state(st: dict | None, pid: int | None) -> str:
@@ -90,7 +83,7 @@ def collect(topo: Topology) -> list[dict]:
     # Replica lag: how far behind the newest version any replica holds.
     newest = max((m["max_ts"] or 0 for m in metas), default=0)
     for m in metas:
-        if m["max_ts"] is not None and newest:
+        if m["max_ts"] is not None:          # an empty cluster: lag 0
             m["lag_ms"] = physical_ms(newest) - physical_ms(m["max_ts"])
             m["detail"] += f"; lag {m['lag_ms']} ms"
     return rows

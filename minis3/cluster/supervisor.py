@@ -144,12 +144,18 @@ def spawn_az(topo: Topology, az_name: str) -> subprocess.Popen:
                   new_group=True)
 
 
-def az_group(topo: Topology, az_name: str) -> int | None:
-    """The process group of a running AZ (from its run file), or None."""
+def az_state(topo: Topology, az_name: str) -> dict | None:
+    """A running AZ's run file ({az, pid, pgid, children: {name: pid|None}}), or None."""
     try:
-        return json.loads((run_dir(topo) / f"{az_name}.json").read_text())["pgid"]
-    except (OSError, ValueError, KeyError):
+        return json.loads((run_dir(topo) / f"{az_name}.json").read_text())
+    except (OSError, ValueError):
         return None
+
+
+def az_group(topo: Topology, az_name: str) -> int | None:
+    """The process group of a running AZ, or None."""
+    state = az_state(topo, az_name)
+    return state.get("pgid") if state else None
 
 
 # ----------------------------------------------------------------------------- the cluster

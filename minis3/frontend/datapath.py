@@ -407,7 +407,7 @@ async def _put_or_fail(q: asyncio.Queue, item, upload: asyncio.Future) -> None:
     if upload.cancelled():
         raise FragmentError("upload aborted: its node stopped answering")
     if upload.done():
-        exc = upload.exception() if not upload.cancelled() else None
+        exc = upload.exception()
         if exc is not None:
             raise exc
         if item is None:

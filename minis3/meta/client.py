@@ -41,6 +41,7 @@ from ..core import errors as E
 from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
 from .listing import after_prefix, list_page
+from .partition import version
 
 log = logging.getLogger("minis3.meta.client")
 
@@ -49,10 +50,6 @@ WRITE_QUORUM = 2
 READ_QUORUM = 2
 READ_HEDGE = 0.25        # seconds a read waits for its first replicas before asking another
 SUSPECT_FOR = 2.0        # seconds a replica that failed to answer is asked last
-
-
-def version(rec: dict | None) -> tuple[int, str]:
-    return (-1, "") if rec is None else (int(rec["ts"]), str(rec.get("vid", "")))
 
 
 def newest(recs) -> dict | None:
@@ -254,10 +251,15 @@ class MetaClient:
         await quorum(self.replicas, lambda r: r.call("POST", path, json=body), self.w,
                      finish_in_background=True)
 
-    def _stamp(self, *seen: dict | None) -> dict:
-        for rec in seen:
-            if rec is not None:
-                self.hlc.observe(int(rec["ts"]))
+    def _newest(self, recs) -> dict | None:
+        """The newest of the versions replicas returned; this frontend's clock
+        moves past it, so a version stamped next is newer than any seen."""
+        best = newest(recs)
+        if best is not None:
+            self.hlc.observe(int(best["ts"]))
+        return best
+
+    def _stamp(self) -> dict:
         return {"ts": self.hlc.now(), "vid": uuid.uuid4().hex[:12]}
 
     def _check_owner(self, bucket_rec: dict | None) -> dict:
@@ -271,7 +273,7 @@ class MetaClient:
     # -- buckets -----------------------------------------------------------------------
     async def _bucket_version(self, name: str) -> dict | None:
         replies = await self._read("/v/bucket", {"name": name})
-        return newest(body["record"] for _, body in replies)
+        return self._newest(body["record"] for _, body in replies)
 
     async def list_buckets(self) -> list[dict]:
         replies = await self._read("/v/buckets", {})
@@ -290,29 +292,26 @@ class MetaClient:
         cur = live(await self._bucket_version(name))
         if cur is not None:
             raise E.BucketAlreadyOwnedByYou() if cur.get("owner") == self.account else E.BucketAlreadyExists()
-        rec = self._stamp(cur)
+        rec = self._stamp()
         rec.update(created_ms=physical_ms(rec["ts"]), region=region, owner=self.account)
         await self._write("/v/bucket", {"name": name, "record": rec})
         return rec
 
     async def delete_bucket(self, name: str) -> None:
-        cur = self._check_owner(await self._bucket_version(name))
+        self._check_owner(await self._bucket_version(name))
         page = await self.list_objects(name, max_keys=1, _checked=True)
         # A page can end on tombstones alone (truncated, empty): go on from its marker.
         while page["truncated"] and not page["entries"] and not page["prefixes"] and page["next_marker"]:
             page = await self.list_objects(name, max_keys=1, marker=page["next_marker"], _checked=True)
         if page["entries"] or page["prefixes"]:
             raise E.BucketNotEmpty()
-        await self._write("/v/bucket", {"name": name, "record": dict(self._stamp(cur), deleted=True)})
+        await self._write("/v/bucket", {"name": name, "record": dict(self._stamp(), deleted=True)})
 
     # -- objects ----------------------------------------------------------------------
     async def _object_versions(self, bucket: str, key: str) -> tuple[dict | None, dict | None]:
         replies = await self._read("/v/object", {"bucket": bucket, "key": key})
-        b = newest(body["bucket"] for _, body in replies)
-        o = newest(body["object"] for _, body in replies)
-        for rec in (b, o):                 # our clock moves past any version we have seen
-            if rec is not None:
-                self.hlc.observe(int(rec["ts"]))
+        b = self._newest(body["bucket"] for _, body in replies)
+        o = self._newest(body["object"] for _, body in replies)
         stale = [r for r, body in replies if version(body["object"]) < version(o)]
         if stale and o is not None:                      # read repair, in the background
             for r in stale:
@@ -353,7 +352,7 @@ class MetaClient:
         self._check_owner(b)
         cur_live = live(cur)
         check_write(conditions or {}, f'"{cur_live["etag"]}"' if cur_live else None)
-        rec = dict(record, **self._stamp(cur, b))
+        rec = dict(record, **self._stamp())
         rec["mtime"] = physical_ms(rec["ts"])
         await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec})
         return rec

@@ -18,6 +18,12 @@ from sortedcontainers import SortedDict
 from .wal import WAL
 
 
+def version(rec: dict | None) -> tuple[int, str]:
+    """The order of versions: later timestamp wins; equal ones by version id
+    (``vid``, random per write, so every replica breaks a tie the same way)."""
+    return (-1, "") if rec is None else (int(rec["ts"]), str(rec.get("vid", "")))
+
+
 class Partition:
     def __init__(self, pid: str, lo: str, hi: str | None, directory: Path, snapshot_every: int = 50_000):
         self.id, self.lo, self.hi = pid, lo, hi
@@ -36,8 +42,7 @@ class Partition:
         if value is None:                       # hard removal (GC queue entries only)
             self.table.pop(key, None)
             return
-        cur = self.table.get(key)
-        if cur is None or value["ts"] >= cur["ts"]:
+        if version(value) >= version(self.table.get(key)):
             self.table[key] = value
 
     def _rows(self) -> list[dict]:

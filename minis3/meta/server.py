@@ -47,17 +47,12 @@ from aiohttp import web
 
 from ..core.hlc import HLC
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
-from .partition import Partition, PartitionSet
+from .partition import Partition, PartitionSet, version
 
 log = logging.getLogger("minis3.meta")
 #: What a listing needs of an object version (never inline payloads or layouts).
 LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum")
 SCAN_LIMIT = 5000
-
-
-def version(rec: dict | None) -> tuple[int, str]:
-    """The order of versions: later timestamp wins; equal ones by version id."""
-    return (-1, "") if rec is None else (int(rec["ts"]), str(rec.get("vid", "")))
 
 
 def _refuse(status: int, code: str) -> web.Response:
