@@ -261,14 +261,34 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def free_base_port(lo: int = 20000, hi: int = 60000) -> int:
-    """A base port whose whole default port range (frontend, nodes, metas) is free."""
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' source ports (Linux default 32768-60999)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_base_port(lo: int = 10000, hi: int = 32000) -> int:
+    """A base port whose whole default port range (frontend, nodes, metas) is free.
+
+    Every port lies outside the kernel's ephemeral range. A listener there can be
+    stolen while it is down: a client that reconnects to it may be handed that very
+    port as its own source port and, on loopback, connect to itself (TCP
+    simultaneous open). The client then reads back its own request ("BadStatusLine:
+    GET /health") and the restarted server cannot bind its port.
+    """
     import random
+    eph_lo, eph_hi = _ephemeral_range()
     for _ in range(200):
         base = random.randrange(lo, hi, 1000)
         doc = default_doc(base)
         ports = [base] + [n["port"] for az in doc["az"] for n in az["nodes"]] + [az["meta"]["port"] for az in doc["az"]]
         ports += [base + 10 + i for i in range(len(doc["az"]))]          # per-AZ frontends
+        if any(eph_lo <= p <= eph_hi for p in ports):
+            continue
         if all(_port_free(p) for p in ports):
             return base
     raise RuntimeError("no free port range")

@@ -122,3 +122,16 @@ def test_handoff_refuses_when_too_few_nodes():
     pref = place("x", AZS6, 6)
     with pytest.raises(NotEnoughNodes):
         handoff("x", pref, NODE_AZ, {"a1", "c1"}, 2)
+
+
+def test_free_base_port_keeps_every_listener_out_of_the_ephemeral_range():
+    # A listener in the ephemeral range can be taken by a client's own source port
+    # while it is down (loopback self-connect): CI failed that way once.
+    eph_lo, eph_hi = topology._ephemeral_range()
+    for _ in range(20):
+        base = topology.free_base_port()
+        doc = topology.default_doc(base)
+        ports = [base, *(base + 10 + i for i in range(3)),
+                 *(n["port"] for az in doc["az"] for n in az["nodes"]),
+                 *(az["meta"]["port"] for az in doc["az"])]
+        assert not any(eph_lo <= p <= eph_hi for p in ports), (base, ports)
