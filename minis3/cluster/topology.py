@@ -22,6 +22,13 @@ Example (every key is optional; these are the defaults)::
     port = 9000
     virtual_host_domains = ["localhost", "s3.localhost"]
 
+    [scrub]                        # the scrubber process and background checks
+    host = "127.0.0.1"
+    port = 9300
+    interval_s = 60                # between the cluster scrubber's passes
+    audit_mb_per_s = 8             # each storage node re-verifies its fragments at this rate
+    gc_grace_s = 600               # an unreferenced fragment younger than this is never removed
+
     [[credentials]]
     access_key = "minis3admin"
     secret_key = "minis3secret"
@@ -94,6 +101,32 @@ class FrontendSpec:
 
 
 @dataclass(frozen=True)
+class ScrubSpec:
+    """The scrubber process and the background checks (see docs/ARCHITECTURE.md, "Scrubbing")."""
+    host: str = "127.0.0.1"
+    port: int = 9300
+    # Seconds between the cluster scrubber's passes (a node's return starts one at once).
+    interval_s: float = 60.0
+    # Each storage node re-reads and verifies its fragment files at this rate, MB/s (0: off).
+    audit_mb_per_s: float = 8.0
+    # An unreferenced fragment is removed only when older than this. Frontends
+    # never commit a fragment that landed more than grace/4 ago, and replicas
+    # refuse a new version stamped more than grace/4 ago, so no commit can
+    # land after a GC pass judged the fragment garbage (ARCHITECTURE.md).
+    gc_grace_s: float = 600.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def commit_window_s(self) -> float:
+        """How long after landing a fragment may be committed, and how old a
+        new version may be when a replica accepts it (each)."""
+        return self.gc_grace_s / 4
+
+
+@dataclass(frozen=True)
 class Topology:
     data_dir: Path
     cluster_secret: str
@@ -109,6 +142,7 @@ class Topology:
     # index is a list of key-range partitions from the start, so that later
     # work can split and move them; every metadata replica holds all of them.
     partition_bounds: tuple[str, ...] = ()
+    scrub: ScrubSpec = field(default_factory=ScrubSpec)
     source: str | None = None
 
     @property
@@ -173,7 +207,7 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     topo = Topology(data_dir=root, cluster_secret=str(doc.get("cluster_secret", "minis3-local-cluster-secret")),
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
-                    source=source)
+                    scrub=ScrubSpec(**doc.get("scrub", {})), source=source)
     validate(topo)
     return topo
 
@@ -193,6 +227,8 @@ def validate(topo: Topology) -> None:
     if len(topo.azs) > 1 and per_az > er.m:
         raise TopologyError(f"with {len(topo.azs)} AZs an AZ would hold {per_az} fragments of a segment, "
                             f"more than m={er.m}: losing it would lose data")
+    if topo.scrub.gc_grace_s <= 0 or topo.scrub.audit_mb_per_s < 0 or topo.scrub.interval_s <= 0:
+        raise TopologyError("scrub: gc_grace_s and interval_s must be > 0, audit_mb_per_s >= 0")
     if er.segment_size <= 0 or er.inline_threshold < 0:
         raise TopologyError("segment_size must be > 0 and inline_threshold >= 0")
 
@@ -207,7 +243,8 @@ def default_doc(base_port: int = 9000) -> dict:
             "nodes": [{"id": f"{letter}{j + 1}", "host": "127.0.0.1", "port": base_port + 101 + 2 * i + j}
                       for j in range(2)],
         })
-    return {"frontend": {"host": "127.0.0.1", "port": base_port}, "az": azs}
+    return {"frontend": {"host": "127.0.0.1", "port": base_port}, "az": azs,
+            "scrub": {"host": "127.0.0.1", "port": base_port + 300}}
 
 
 def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None) -> Topology:
@@ -232,10 +269,11 @@ def _toml_value(v) -> str:
 
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
                credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
-               frontend_per_az: bool = False) -> str:
+               frontend_per_az: bool = False, scrub: dict | None = None) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
     doc = default_doc(base_port)
+    doc["scrub"].update(scrub or {})
     lines = [f"data_dir = {_toml_value(str(data_dir))}"]
     if cluster_secret:
         lines.append(f"cluster_secret = {_toml_value(cluster_secret)}")
@@ -244,6 +282,7 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
     lines += ["", "[frontend]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["frontend"].items()]
     if frontend_per_az:
         lines.append("per_az = true")
+    lines += ["", "[scrub]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["scrub"].items()]
     for ak, sk in credentials:
         lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
     for az in doc["az"]:
@@ -287,6 +326,7 @@ def free_base_port(lo: int = 10000, hi: int = 32000) -> int:
         doc = default_doc(base)
         ports = [base] + [n["port"] for az in doc["az"] for n in az["nodes"]] + [az["meta"]["port"] for az in doc["az"]]
         ports += [base + 10 + i for i in range(len(doc["az"]))]          # per-AZ frontends
+        ports.append(doc["scrub"]["port"])
         if any(eph_lo <= p <= eph_hi for p in ports):
             continue
         if all(_port_free(p) for p in ports):
