@@ -35,7 +35,6 @@ log = logging.getLogger("minis3.frontend.datapath")
 QUEUE_DEPTH = 4       # segments in flight per fragment upload
 PIPELINE_DEPTH = 2    # segments waiting for each PUT stage (hashing, encoding)
 OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (a thread hop costs more)
-OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (a thread hop costs more)
 
 
 def segment_checksum(data: bytes) -> bytes:
@@ -48,6 +47,9 @@ class Stored:
     size: int
     inline: bytes | None = None
     ec: dict | None = None
+    # When the first fragment became durable (time.monotonic()): the commit
+    # must start within the commit window of it (see ScrubSpec, the GC rule).
+    landed_at: float | None = None
 
     def record_fields(self) -> dict:
         if self.inline is not None:
@@ -125,6 +127,9 @@ class DataPath:
                 self._failed(exc)
                 raise
         uploads = [asyncio.ensure_future(upload(i, n)) for i, n in enumerate(nodes)]
+        landed: list[float] = []
+        for up in uploads:
+            up.add_done_callback(lambda _t: landed.append(time.monotonic()))
 
         async def watchdog() -> None:
             # A node that stops answering mid-upload (killed, frozen) is found
@@ -210,7 +215,7 @@ class DataPath:
         if watch is not None:
             watch.cancel()
         ec["segsums"] = base64.b64encode(bytes(segsums)).decode()
-        return Stored(size=size, ec=ec)
+        return Stored(size=size, ec=ec, landed_at=min(landed))
 
     async def discard(self, ec: dict, reason: str) -> None:
         """Remove an uncommitted write's fragments now, and queue them for GC

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -91,7 +92,7 @@ async def put(ctx) -> web.Response:
     stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify)
     record = {"etag": up.etag(), "checksum": up.stored_checksum(), "headers": std, "meta": meta,
               "ts": fe.hlc.now(), **stored.record_fields()}
-    rec = await _commit(ctx, bucket, key, record, stored.ec, conditions)
+    rec = await _commit(ctx, bucket, key, record, stored, conditions)
     resp = web.Response(status=200)
     resp.headers["ETag"] = f'"{rec["etag"]}"'
     if up.algorithm:
@@ -108,15 +109,23 @@ async def _precheck_write(ctx, conditions: dict) -> None:
     check_write(conditions, f'"{cur["etag"]}"' if cur else None)
 
 
-async def _commit(ctx, bucket: str, key: str, record: dict, ec: dict | None, conditions: dict | None = None) -> dict:
+async def _commit(ctx, bucket: str, key: str, record: dict, stored, conditions: dict | None = None) -> dict:
     """Commit metadata: the object becomes visible here, or not at all."""
+    ec = stored.ec
+    window = ctx.fe.topo.scrub.commit_window_s
+    if stored.landed_at is not None and time.monotonic() - stored.landed_at > window:
+        # The scrubber may judge fragments this old garbage (the GC rule in
+        # docs/ARCHITECTURE.md): never point metadata at them.
+        await ctx.fe.datapath.discard(ec, "commit-too-late")
+        raise E.ServiceUnavailable(f"the write took more than {window:.0f} s from storing to commit")
     try:
         return await ctx.meta.put_object(bucket, key, record, conditions)
     except E.S3Error as exc:
-        # A definite "no" (bucket gone, precondition failed): the fragments are
-        # garbage now. An uncertain failure (metadata unreachable) may have
-        # committed, so its fragments stay for the scrubber's inventory to judge.
-        if ec is not None and exc.status < 500:
+        # A failed precondition is checked before any replica is written: the
+        # fragments are garbage now. Any other failure (a quorum refused, or
+        # metadata unreachable) may have left the version on one replica, so
+        # the fragments stay for the scrubber's GC to judge after its grace.
+        if ec is not None and isinstance(exc, (E.PreconditionFailed, E.ConditionalRequestConflict)):
             await ctx.fe.datapath.discard(ec, "rejected-commit")
         raise
 
@@ -273,6 +282,6 @@ async def copy(ctx) -> web.Response:
     got = digests.b64()
     record = {"etag": digests.results()["md5"].hex(), "checksum": {"alg": alg, "value": got[alg]},
               "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields()}
-    rec = await _commit(ctx, bucket, key, record, stored.ec, _write_conditions(ctx.request))
+    rec = await _commit(ctx, bucket, key, record, stored, _write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
     return web.Response(body=body, content_type="application/xml")

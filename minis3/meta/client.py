@@ -344,7 +344,8 @@ class MetaClient:
         # refusals is the S3 error, a split is 503 (and the client retries).
         rec = dict(record, **self._stamp())
         rec["mtime"] = physical_ms(rec["ts"])
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "owner": self.account})
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "owner": self.account,
+                                        "commit": True})
         return rec
 
     async def _put_object(self, bucket: str, key: str, record: dict, conditions: dict | None) -> dict:
@@ -354,7 +355,7 @@ class MetaClient:
         check_write(conditions or {}, f'"{cur_live["etag"]}"' if cur_live else None)
         rec = dict(record, **self._stamp())
         rec["mtime"] = physical_ms(rec["ts"])
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec})
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True})
         return rec
 
     async def delete_object(self, bucket: str, key: str) -> None:

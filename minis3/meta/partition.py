@@ -18,10 +18,15 @@ from sortedcontainers import SortedDict
 from .wal import WAL
 
 
-def version(rec: dict | None) -> tuple[int, str]:
+def version(rec: dict | None) -> tuple[int, str, int]:
     """The order of versions: later timestamp wins; equal ones by version id
-    (``vid``, random per write, so every replica breaks a tie the same way)."""
-    return (-1, "") if rec is None else (int(rec["ts"]), str(rec.get("vid", "")))
+    (``vid``, random per write, so every replica breaks a tie the same way);
+    then by placement epoch (``pe``): the scrubber moves a version's fragments
+    (rebuilt, or back home from a handoff node) by writing the same version
+    with ``pe`` + 1, which replaces it but can never replace a newer write."""
+    if rec is None:
+        return (-1, "", 0)
+    return (int(rec["ts"]), str(rec.get("vid", "")), int(rec.get("pe", 0)))
 
 
 class Partition:

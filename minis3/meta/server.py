@@ -28,11 +28,13 @@ HTTP API (JSON, HMAC-signed):
     GET  /v/bucket?name=             GET  /v/buckets
     POST /v/bucket  {name, record}    → {"applied": bool}
     GET  /v/object?bucket=&key=      → {"bucket": version|null, "object": version|null}
-    POST /v/object  {bucket, key, record[, owner]} → {"applied": bool}; with ``owner``
+    POST /v/object  {bucket, key, record[, owner][, commit]} → {"applied": bool}; with ``owner``
                     refused (404 NoSuchBucket / 403 AccessDenied) unless this replica
-                    sees the bucket live and the owner's
+                    sees the bucket live and the owner's; with ``commit`` (a new
+                    version, not a repair) refused (409 StaleCommit) if it has
+                    fragments and its timestamp is older than the commit window
     GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=   (raw versions, tombstones too)
-    POST /gc/add    GET /gc    GET /status    GET /health
+    POST /gc/add    GET /gc    POST /gc/forget {ids}    GET /status    GET /health    GET /metrics
 """
 from __future__ import annotations
 
@@ -45,7 +47,9 @@ import time
 import aiohttp
 from aiohttp import web
 
-from ..core.hlc import HLC
+import prometheus_client
+
+from ..core.hlc import HLC, physical_ms
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from .partition import Partition, PartitionSet, version
 
@@ -53,6 +57,12 @@ log = logging.getLogger("minis3.meta")
 #: What a listing needs of an object version (never inline payloads or layouts).
 LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum")
 SCAN_LIMIT = 5000
+REGISTRY = prometheus_client.CollectorRegistry()
+WRITES = prometheus_client.Counter("minis3_meta_versions_written", "versions this replica kept", ["table"],
+                                   registry=REGISTRY)
+STALE_COMMITS = prometheus_client.Counter("minis3_meta_stale_commits_refused",
+                                          "new versions refused for arriving after the commit window",
+                                          registry=REGISTRY)
 
 
 def _refuse(status: int, code: str) -> web.Response:
@@ -67,8 +77,9 @@ class CatchingUp(web.HTTPServiceUnavailable):
 
 class MetaService:
     def __init__(self, meta_id: str, az: str, data_dir, bounds: tuple[str, ...], snapshot_every: int = 50_000,
-                 peers: list[str] | None = None, secret: str | None = None):
+                 peers: list[str] | None = None, secret: str | None = None, commit_window_s: float = 150.0):
         self.id, self.az = meta_id, az
+        self.commit_window_ms = int(commit_window_s * 1000)
         root = os.path.abspath(data_dir)
         self.hlc = HLC()
         self.buckets = Partition("buckets", "", None, os.path.join(root, "buckets"), snapshot_every)
@@ -93,6 +104,7 @@ class MetaService:
             return False, cur
         self.hlc.observe(int(rec["ts"]))
         await part.write(key, rec)
+        WRITES.labels(part.id if part is self.buckets else "objects").inc()
         return True, cur
 
     def _require_serving(self, request: web.Request) -> None:
@@ -125,6 +137,12 @@ class MetaService:
         body = await request.json()
         ikey = body["bucket"] + "/" + body["key"]
         rec = body["record"]
+        if body.get("commit") and rec.get("ec") and physical_ms(int(rec["ts"])) < time.time() * 1000 - self.commit_window_ms:
+            # A new version that took too long to get here (a frozen replica
+            # thawed, a request stuck in a socket): its fragments may already
+            # be judged garbage by the scrubber, so it must never be kept.
+            STALE_COMMITS.inc()
+            return _refuse(409, "StaleCommit")
         if "owner" in body:
             # The coordinator's one-round write: refuse it unless this replica
             # sees the bucket live and owned by the caller.
@@ -228,6 +246,22 @@ class MetaService:
     async def gc_list(self, request):
         return web.json_response({"items": [{"id": k, **v} for k, v in self.gc.table.items()]})
 
+    async def gc_forget(self, request):
+        """Drop GC notes the scrubber has dealt with (its inventory-based GC
+        removes every unreferenced fragment; the notes only say why)."""
+        body = await request.json()
+        n = 0
+        for k in body.get("ids", []):
+            if k in self.gc.table:
+                await self.gc.write(k, None)
+                n += 1
+        return web.json_response({"forgotten": n})
+
+    async def metrics(self, request):
+        """Prometheus text format (unauthenticated: counts only, never keys)."""
+        return web.Response(body=prometheus_client.generate_latest(REGISTRY),
+                            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
     # -- status --------------------------------------------------------------------------
     def max_ts(self) -> int:
         return max((v.get("ts", 0) for p in [self.buckets, *self.objects.partitions]
@@ -251,7 +285,8 @@ class MetaService:
 
     def app(self, secret: str) -> web.Application:
         self.secret = self.secret or secret
-        app = web.Application(middlewares=[auth_middleware(secret)], client_max_size=64 << 20)
+        app = web.Application(middlewares=[auth_middleware(secret, open_paths=("/health", "/metrics"))],
+                              client_max_size=64 << 20)
         r = app.router
         r.add_get("/v/bucket", self.get_bucket)
         r.add_get("/v/buckets", self.list_buckets)
@@ -261,6 +296,8 @@ class MetaService:
         r.add_get("/v/scan", self.scan)
         r.add_post("/gc/add", self.gc_add)
         r.add_get("/gc", self.gc_list)
+        r.add_post("/gc/forget", self.gc_forget)
+        r.add_get("/metrics", self.metrics)
         r.add_get("/status", self.status)
         r.add_get("/health", self.health)
         app.on_startup.append(self._start_catch_up)
@@ -281,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(spec.id)
     peers = [m.url for m in topo.metas if m.id != spec.id]
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,
-                      secret=topo.cluster_secret)
+                      secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s)
     log.info("metadata replica %s on %s, data in %s, %d partitions, peers %s (%s)", spec.id, spec.url,
              spec.data_dir, len(svc.objects.partitions), ", ".join(peers) or "none", use_fast_event_loop())
     web.run_app(svc.app(topo.cluster_secret), host=spec.host, port=spec.port,
