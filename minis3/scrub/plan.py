@@ -1,0 +1,148 @@
+"""What the scrubber decides, with no I/O: the pure core of a scrub pass.
+
+Given what the metadata says (an object's recorded placement, ``ec.nodes``:
+fragment index → node), where the placement *should* be (``place()``: the
+object's home nodes, spread over the AZs), which nodes are up, and what each
+node's inventory holds, :func:`plan_object` says which fragments to rebuild
+and where, and which to move home from a handoff node. :func:`orphans` says
+which fragments no metadata points at and are old enough to remove.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+#: held(node, object id, index) → True (in the node's inventory), False (the
+#: node answered and does not hold it), None (the node is down: unknown).
+Held = Callable[[str, str, int], "bool | None"]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One fragment to write: ``index`` of the object, onto ``target``."""
+    index: int
+    target: str
+    why: str            # "missing", "quarantined" (the node found it corrupt), or "handoff" (moving home)
+
+
+@dataclass
+class ObjectPlan:
+    object_id: str
+    nodes: list[str]                 # the recorded placement
+    final: list[str]                 # the placement after the fixes
+    fixes: list[Fix] = field(default_factory=list)
+    present: list[int] = field(default_factory=list)     # indexes that can be read now
+    unknown: list[int] = field(default_factory=list)     # on nodes that are down
+    problem: str | None = None       # why it cannot be fixed now (too few fragments, no room)
+
+    @property
+    def damaged(self) -> list[Fix]:
+        return [f for f in self.fixes if f.why != "handoff"]
+
+    @property
+    def full(self) -> bool:
+        """Full redundancy, at home: every fragment present on its home node."""
+        return not self.fixes and not self.unknown and self.problem is None and self.final == self.nodes
+
+
+def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str], held: Held,
+                quarantined: Callable[[str, str, int], bool] = lambda n, o, i: False) -> ObjectPlan:
+    """Decide how to bring one erasure-coded object back to full redundancy.
+
+    * A fragment its node does not hold (deleted, wiped, or quarantined as
+      corrupt) is rebuilt from k others: on its home node if that is up, else
+      on a handoff node (the least loaded up node, its home AZ's first).
+    * A fragment held by a handoff node goes back home once home is up
+      (the outage that put it there is over).
+    * A fragment on a node that is down is left alone: down is not lost.
+      (Its object is not at full redundancy, and the next pass looks again.)
+
+    No node ends up with more than m fragments of the object, so losing any
+    one node still leaves k; at most ceil((k+m)/AZs) per AZ when home.
+    """
+    oid, nodes, k, m = ec["id"], list(ec["nodes"]), int(ec["k"]), int(ec["m"])
+    width = len(nodes)
+    state = [held(nodes[i], oid, i) for i in range(width)]
+    plan = ObjectPlan(oid, nodes, list(nodes))
+    plan.present = [i for i in range(width) if state[i]]
+    plan.unknown = [i for i in range(width) if state[i] is None]
+    final: list[str | None] = [None] * width
+    for i in range(width):
+        if state[i] is None:
+            final[i] = nodes[i]                  # down: leave it be
+        elif home[i] in up:
+            final[i] = home[i]                   # home is up: the fragment belongs there
+        elif state[i]:
+            final[i] = nodes[i]                  # present on a handoff node, home still down
+    load = Counter(n for n in final if n is not None)
+    az_load = Counter(node_az[n] for n in final if n is not None)
+    for i in range(width):
+        if final[i] is not None:
+            continue
+        pool = [c for c in up if load[c] < m]
+        if not pool:
+            plan.problem = f"no live node has room for fragment {i}"
+            return plan
+        pick = min(pool, key=lambda c: (load[c], node_az[c] != node_az[home[i]], az_load[node_az[c]], c))
+        final[i] = pick
+        load[pick] += 1
+        az_load[node_az[pick]] += 1
+    if max(load.values()) > m:
+        # Home placement collides with fragments kept where they are: move
+        # nothing this pass, rebuild only what is missing, in place.
+        final = list(nodes)
+        if max(Counter(final).values()) > m:
+            plan.problem = "no placement keeps at most m fragments a node"
+            return plan
+    for i in range(width):
+        if state[i] is False:
+            why = "quarantined" if quarantined(nodes[i], oid, i) else "missing"
+            plan.fixes.append(Fix(i, final[i], why))
+        elif state[i] and final[i] != nodes[i]:
+            plan.fixes.append(Fix(i, final[i], "handoff"))
+    plan.final = list(final)                  # type: ignore[arg-type]
+    if plan.fixes and len(plan.present) < k:
+        plan.problem = f"only {len(plan.present)} of the {k} fragments needed are readable"
+        plan.fixes = []
+        plan.final = list(nodes)
+    return plan
+
+
+def sources_for(plan: ObjectPlan, k: int) -> list[int]:
+    """The k present fragments to read: the ones moving home first (their
+    blocks are copied as they are), then data fragments (cheapest to decode)."""
+    moving = {f.index for f in plan.fixes if f.why == "handoff"}
+    return sorted(plan.present, key=lambda i: (i not in moving, i))[:k]
+
+
+def gc_min_age(grace_s: float, pass_started: float, inventory_received: float) -> float:
+    """The age (seconds, by the node's own clock) a fragment must have reached,
+    in an inventory received at ``inventory_received``, to be certainly older
+    than ``grace_s`` at ``pass_started`` (both times by the scrubber's clock).
+
+    The node measured the age at some moment before the answer arrived, so
+    it landed no later than inventory_received - age; asking for
+    ``age >= grace + (inventory_received - pass_started)`` makes that no later
+    than pass_started - grace, with no comparison of two machines' clocks."""
+    return grace_s + max(0.0, inventory_received - pass_started)
+
+
+def orphans(inventory: Iterable[tuple[str, int, int, float]], referenced: Callable[[str, int], bool],
+            min_age_s: float) -> list[tuple[str, int]]:
+    """Fragments of one node's inventory [(object id, index, size, age)] that
+    no metadata version points at (on this node) and are at least ``min_age_s`` old."""
+    return [(oid, idx) for oid, idx, _size, age in inventory if age >= min_age_s and not referenced(oid, idx)]
+
+
+def newest_and_stale(versions: list[dict | None], order: Callable[[dict | None], tuple]
+                     ) -> tuple[dict | None, list[int]]:
+    """Anti-entropy for one key: the newest of the replicas' versions, and
+    the positions of replicas that hold an older one (or none)."""
+    best = None
+    for v in versions:
+        if v is not None and order(v) > order(best):
+            best = v
+    if best is None:
+        return None, []
+    return best, [i for i, v in enumerate(versions) if order(v) < order(best)]
