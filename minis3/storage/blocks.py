@@ -23,6 +23,9 @@ VERSION = 1
 BLOCK_HEAD = struct.Struct(">IQ")       # length, xxh3_64
 FILE_HEAD = struct.Struct(">4sBBHI")     # magic, version, index, reserved, json length
 MAX_BLOCK = 64 << 20
+#: The header's JSON is a few hundred bytes; readers fetch the first 64 KiB of a
+#: file to parse it, so a longer one can only be a corrupt length field.
+MAX_HEADER_JSON = 64 * 1024 - FILE_HEAD.size - 8
 
 
 class CorruptBlock(Exception):
@@ -53,9 +56,15 @@ def parse_file_header(buf: bytes) -> tuple[int, dict, int]:
     """Return (fragment index, info, header length) or raise CorruptBlock."""
     if len(buf) < FILE_HEAD.size:
         raise CorruptBlock("short header")
-    magic, version, index, _, n = FILE_HEAD.unpack_from(buf)
+    magic, version, index, reserved, n = FILE_HEAD.unpack_from(buf)
     if magic != MAGIC or version != VERSION:
         raise CorruptBlock("bad magic or version")
+    # Every header field is checked, so that any one flipped byte is noticed:
+    # the reserved field is always written as 0, and the JSON has its own xxh3.
+    if reserved != 0:
+        raise CorruptBlock("reserved header field is not zero")
+    if n > MAX_HEADER_JSON:
+        raise CorruptBlock(f"header length {n} exceeds {MAX_HEADER_JSON}")
     end = FILE_HEAD.size + n
     if len(buf) < end + 8:
         raise CorruptBlock("short header")
