@@ -58,15 +58,67 @@ class StorageClient:
             raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,
                                 unreachable=True) from exc
 
-    async def delete(self, node_id: str, object_id: str, index: int, timeout: float = 5.0) -> None:
-        """Best effort (garbage collection catches what this misses)."""
+    async def delete(self, node_id: str, object_id: str, index: int, timeout: float = 5.0, *,
+                     min_age_s: float | None = None) -> bool:
+        """Best effort (garbage collection catches what this misses). Returns
+        True if the node answered that the fragment is gone (removed now, or
+        absent already); False if it refused or could not be asked. With
+        ``min_age_s`` the node keeps a fragment younger than that (by its
+        file's mtime) and answers 409 TooYoung: a GC pass must never remove a
+        fragment that a write in progress may still commit."""
         url = f"{self.urls[node_id]}/fragment/{object_id}/{index}"
+        if min_age_s is not None:
+            url += f"?min_age_s={float(min_age_s)!r}"
         try:
             async with self.session.delete(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 await r.read()
+                return r.status == 204
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-            pass
+            return False
 
     async def status(self, node_id: str) -> dict:
         async with self.session.get(f"{self.urls[node_id]}/status") as r:
             return await r.json()
+
+    async def _get_json(self, node_id: str, path: str, method: str = "GET") -> dict:
+        async with self.session.request(method, f"{self.urls[node_id]}{path}") as r:
+            if r.status != 200:
+                raise FragmentError(f"node {node_id} answered {r.status} to {method} {path}: "
+                                    f"{(await r.text())[:200]}", node=node_id)
+            return await r.json()
+
+    async def inventory_pages(self, node_id: str, page_size: int = 10000) -> AsyncIterator[list[list]]:
+        """A node's inventory one page at a time: lists of ``[oid, idx,
+        size_bytes, age_s]``, sorted by (oid, idx) across pages."""
+        after = None
+        while True:
+            q = f"/inventory?limit={page_size}" + (f"&after={after}" if after else "")
+            page = await self._get_json(node_id, q)
+            yield page["fragments"]
+            after = page["next"]
+            if not after:
+                return
+
+    async def inventory(self, node_id: str, page_size: int = 10000) -> list[list]:
+        """Every fragment on a node, ``[oid, idx, size_bytes, age_s]`` sorted
+        by (oid, idx), all pages fetched. Ages are by the node's clock at the
+        moment it listed each page."""
+        rows: list[list] = []
+        async for page in self.inventory_pages(node_id, page_size):
+            rows += page
+        return rows
+
+    async def quarantine(self, node_id: str) -> list[dict]:
+        """The fragments a node moved aside as bad: {"object_id", "index",
+        "problem", "detected_by", "detected_unix", "file"} each."""
+        return (await self._get_json(node_id, "/quarantine"))["items"]
+
+    async def start_audit(self, node_id: str, rate_mb_per_s: float | None = None) -> dict:
+        """Start a full audit pass on a node now (rate 0: unlimited; None: the
+        node's configured rate). Returns ``{"pass": id}``: the pass is done once
+        ``audit_status(node)["last_pass"]["id"] >= id`` (see storage/audit.py)."""
+        q = "/audit" if rate_mb_per_s is None else f"/audit?rate={float(rate_mb_per_s)!r}"
+        return await self._get_json(node_id, q, method="POST")
+
+    async def audit_status(self, node_id: str) -> dict:
+        return await self._get_json(node_id, "/audit")

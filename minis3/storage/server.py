@@ -1,17 +1,44 @@
 """A storage node: one process, one data directory, fragment files in it.
 
-HTTP API (every request HMAC-signed with the cluster secret, see rpc.auth):
+HTTP API (every request HMAC-signed with the cluster secret, see rpc.auth,
+except /health and /metrics):
 
     PUT    /fragment/{object_id}/{index}        body: framed blocks → 200 {"blocks", "bytes"}
     GET    /fragment/{object_id}/{index}?first=&last=   → framed blocks of those segments
-    DELETE /fragment/{object_id}/{index}        → 204 (idempotent)
-    GET    /status                              → {"id", "az", "fragments", "disk_bytes"}
-    GET    /health                              → 200 (unsigned)
+                                                  (404 NoSuchFragment; 409 CorruptFragment for a bad
+                                                  header; a bad block cuts the stream short)
+    DELETE /fragment/{object_id}/{index}[?min_age_s=S]  → 204 (removed, or already absent);
+                                                  409 {"code": "TooYoung", "age_s"} if the file is
+                                                  younger than S seconds (by its mtime): it is kept
+    GET    /inventory?after=<oid>.<idx>&limit=N → {"fragments": [[oid, idx, size_bytes, age_s], …],
+                                                  "next": "<oid>.<idx>" | null}   (N ≤ 10000, default 10000)
+    POST   /audit?rate=MBps                      → {"pass": id}    start a full audit pass now
+    GET    /audit                                → the audit's progress (see storage/audit.py for
+                                                  the fields and the exact POST-then-poll contract)
+    GET    /quarantine                           → {"items": [{"object_id", "index", "problem",
+                                                  "detected_by", "detected_unix", "file"}, …]}
+    GET    /status                               → {"id", "az", "fragments", "disk_bytes", "stats", "audit"}
+    GET    /metrics                              → Prometheus text (unsigned)
+    GET    /health                               → 200 (unsigned)
+
+Layout of the data directory::
+
+    fragments/<oid[:2]>/<oid>.<idx>      one fragment file (format: storage/blocks.py)
+    tmp/                                 PUTs in flight (emptied at start-up)
+    quarantine/<oid>.<idx>.<unix_ms>     a fragment found bad, moved aside, never deleted here
+    quarantine/<oid>.<idx>.<unix_ms>.json   why: {"object_id", "index", "problem",
+                                         "detected_by": "audit" | "read", "detected_unix"}
 
 Durability: a fragment is written to tmp/, every block's xxh3 verified as it
 arrives, fsynced, renamed into fragments/ and the directory fsynced *before* the
 200. The frontend commits metadata only after every fragment got its 200, so a
 committed object never points at bytes that a crash can take back.
+
+Afterwards the node keeps checking what it holds: every read verifies the
+blocks it serves, and a background *audit* re-reads every file at
+``[scrub] audit_mb_per_s``. A file found bad either way is moved to
+quarantine/ (so it is never served again, and a person can still look at it);
+the cluster scrubber notices the missing fragment and rebuilds it.
 
 Keys never reach this process: names come from the object id (32 hex digits,
 checked) and the fragment index, so no request can name a file outside the
@@ -21,20 +48,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import json
 import logging
+import math
 import os
 import re
+import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiofiles
-import aiofiles.os
+import prometheus_client
 from aiohttp import web
 
 from ..rpc.http import auth_middleware, use_fast_event_loop
 from ..fsutil import DurableFile, fsync_dir
-from . import blocks
+from . import audit, blocks
 
 #: Bytes a request body may buffer before aiohttp pauses the socket. Its
 #: default (64 KiB) stalls a stream of 256 KiB blocks every few kilobytes.
@@ -45,34 +76,65 @@ log = logging.getLogger("minis3.storage")
 #: Verified blocks are written to the temp file in batches of about this size.
 WRITE_BATCH = 1 << 20
 
+#: A continuous audit pass that took less than this waits out the rest before
+#: the next one, so a node with few files does not spin re-reading them.
+MIN_PASS_S = 1.0
+
 
 def _write_some(out: DurableFile | None, tmp: Path, pieces: list[bytes]) -> DurableFile:
-    f = out or DurableFile(tmp)
+    if out is None:
+        try:
+            out = DurableFile(tmp)
+        except FileNotFoundError:          # tmp/ was removed under us (say, a wiped disk)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            out = DurableFile(tmp)
     try:
-        f.write(*pieces)
+        out.write(*pieces)
     except BaseException:
-        f.close()
+        out.close()
         raise
-    return f
+    return out
 
 
 #: Blocks are read from disk and verified in batches of about this size.
 READ_BATCH = 1 << 20
 
 
+class BadFragmentFile(blocks.CorruptBlock):
+    """A fragment file whose header is bad, with the identity (st_dev, st_ino)
+    of the file that was read, for quarantine."""
+
+    def __init__(self, message: str, identity: tuple[int, int]):
+        super().__init__(message)
+        self.identity = identity
+
+
+def _identity(f) -> tuple[int, int]:
+    st = os.fstat(f.fileno())
+    return st.st_dev, st.st_ino
+
+
 def _open_at_segment(path: Path, idx: int, first: int):
-    """Open a fragment file positioned at block `first` (checks its header)."""
+    """Open a fragment file positioned at block `first` (checks its header).
+    Returns the file and its identity (st_dev, st_ino)."""
     f = open(path, "rb")
     try:
-        index, _info, hlen = blocks.parse_file_header(f.read(64 * 1024))
+        identity = _identity(f)
+        try:
+            index, _info, hlen = blocks.parse_file_header(f.read(64 * 1024))
+        except (blocks.CorruptBlock, ValueError) as exc:   # ValueError: JSON that will not parse
+            raise BadFragmentFile(str(exc), identity) from exc
         if index != idx:
-            raise blocks.CorruptBlock("fragment index in header differs from its name")
+            raise BadFragmentFile("fragment index in header differs from its name", identity)
         f.seek(hlen)
         bh = f.read(blocks.BLOCK_HEAD.size)
         if len(bh) == blocks.BLOCK_HEAD.size:          # else: zero segments, or EOF comes next
-            length0, _ = blocks.parse_block_head(bh)
+            try:
+                length0, _ = blocks.parse_block_head(bh)
+            except blocks.CorruptBlock as exc:
+                raise BadFragmentFile(f"block 0: {exc}", identity) from exc
             f.seek(hlen + first * (blocks.BLOCK_HEAD.size + length0))
-        return f
+        return f, identity
     except BaseException:
         f.close()
         raise
@@ -102,22 +164,67 @@ def _read_verified(f, seg: int, last: int, limit: int) -> tuple[list[tuple[bytes
     return got, None
 
 
-def _land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path) -> None:
+def _land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path, lock: threading.Lock) -> None:
     """The last pieces, then durable: fsync the file, rename it into place,
-    fsync the directory (so the new name survives a crash too)."""
+    fsync the directory (so the new name survives a crash too). The rename
+    holds `lock`, so a quarantine or a GC delete that checked the file at
+    `final` never acts on the new file that replaced it."""
     _write_some(out, tmp, pieces).sync_and_close()
     final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, final)
+    with lock:
+        os.replace(tmp, final)
     fsync_dir(final.parent)
+
+
 OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+class NodeMetrics:
+    """The node's Prometheus metrics, in a registry of its own (so that two
+    nodes in one test process do not share counters)."""
+
+    def __init__(self, quarantined_count):
+        r = self.registry = prometheus_client.CollectorRegistry()
+        c, g = prometheus_client.Counter, prometheus_client.Gauge
+        self.audit_bytes = c("minis3_audit_bytes_verified", "Bytes of fragment files re-read and checked by the audit", registry=r)
+        self.audit_fragments = c("minis3_audit_fragments_verified", "Fragment files checked to their end by the audit", registry=r)
+        self.corrupt = c("minis3_audit_corrupt_fragments", "Fragment files found bad and quarantined", ["detected_by"], registry=r)
+        self.passes = c("minis3_audit_passes", "Audit passes finished", registry=r)
+        self.last_pass_seconds = g("minis3_audit_last_pass_seconds", "How long the last finished audit pass took", registry=r)
+        self.quarantined = g("minis3_fragments_quarantined", "Fragment files in quarantine/ now", registry=r)
+        self.quarantined.set_function(quarantined_count)
+        self.fragments_written = c("minis3_storage_fragments_written", "Fragments stored (PUT answered 200)", registry=r)
+        self.bytes_written = c("minis3_storage_bytes_written", "Fragment data bytes stored", registry=r)
+        self.fragments_read = c("minis3_storage_fragments_read", "Fragment reads served to their end", registry=r)
+        self.bytes_read = c("minis3_storage_bytes_read", "Fragment data bytes served", registry=r)
+        self.fragments_deleted = c("minis3_storage_fragments_deleted", "Fragment files removed by DELETE", registry=r)
+        for label in ("audit", "read"):
+            self.corrupt.labels(label)            # show both series from the start, at 0
+        prometheus_client.ProcessCollector(registry=r)
+
+
+@dataclass
+class AuditPass:
+    """The progress of one audit pass (GET /audit shows the current or latest one)."""
+    id: int
+    rate_mb_per_s: float                 # 0: unlimited
+    started_unix: float
+    started_mono: float
+    running: bool = True
+    files_total: int = 0                 # counted when the pass starts
+    files_done: int = 0
+    bytes_verified: int = 0
+    corrupt_found: int = 0
+    task: asyncio.Task | None = field(default=None, repr=False)
+
+
 class StorageNode:
-    def __init__(self, node_id: str, az: str, data_dir: Path):
+    def __init__(self, node_id: str, az: str, data_dir: Path, *, audit_mb_per_s: float = 0.0):
         self.node_id, self.az = node_id, az
         self.root = Path(data_dir).resolve()
         self.frag_dir = self.root / "fragments"
         self.tmp_dir = self.root / "tmp"
+        self.quarantine_dir = self.root / "quarantine"
         for d in (self.frag_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         # A tmp file left by a crash was never acknowledged: drop it.
@@ -125,6 +232,17 @@ class StorageNode:
             p.unlink(missing_ok=True)
         self.stats = {"fragments_written": 0, "fragments_read": 0, "bytes_written": 0,
                       "bytes_read": 0, "corrupt_blocks": 0}
+        #: Held while a file is renamed into fragments/ and while a quarantine
+        #: or a GC delete checks which file a path names and then acts on it.
+        self.land_lock = threading.Lock()
+        self.metrics = NodeMetrics(self.quarantined_count)
+        # The audit: continuous at this rate (0: only passes asked for by POST /audit).
+        self.audit_mb_per_s = float(audit_mb_per_s)
+        self.audit_pass: AuditPass | None = None     # the current pass, or the latest
+        self.last_pass: dict | None = None           # the latest *finished* pass
+        self._last_pass_id = 0
+        self._audit_task: asyncio.Task | None = None
+        self._audit_switch = asyncio.Lock()
 
     # -- names -----------------------------------------------------------
     def path_for(self, object_id: str, index: int) -> Path:
@@ -176,7 +294,7 @@ class StorageNode:
                 if waiting_bytes >= WRITE_BATCH:
                     out = await asyncio.to_thread(_write_some, out, tmp, waiting)
                     waiting, waiting_bytes = [], 0
-            await asyncio.to_thread(_land, out, tmp, waiting, final)
+            await asyncio.to_thread(_land, out, tmp, waiting, final, self.land_lock)
         except (blocks.CorruptBlock, asyncio.IncompleteReadError) as exc:
             if out is not None:
                 await asyncio.to_thread(out.close)
@@ -190,6 +308,8 @@ class StorageNode:
             raise
         self.stats["fragments_written"] += 1
         self.stats["bytes_written"] += n_bytes
+        self.metrics.fragments_written.inc()
+        self.metrics.bytes_written.inc(n_bytes)
         return web.json_response({"blocks": n_blocks, "bytes": n_bytes})
 
     async def get_fragment(self, request: web.Request) -> web.StreamResponse:
@@ -201,12 +321,13 @@ class StorageNode:
         except ValueError:
             raise web.HTTPBadRequest(text="bad segment bounds")
         try:
-            f = await asyncio.to_thread(_open_at_segment, path, idx, first)
+            f, identity = await asyncio.to_thread(_open_at_segment, path, idx, first)
         except FileNotFoundError:
             return web.json_response({"code": "NoSuchFragment"}, status=404)
-        except blocks.CorruptBlock as exc:
+        except BadFragmentFile as exc:
             self.stats["corrupt_blocks"] += 1
             log.error("corrupt fragment %s: %s", path, exc)
+            await self._quarantine_after_read(oid, idx, exc.identity, str(exc))
             return web.json_response({"code": "CorruptFragment", "message": str(exc)}, status=409)
         resp = web.StreamResponse()
         try:
@@ -219,32 +340,292 @@ class StorageNode:
                     await resp.write(bh)
                     await resp.write(data)
                     self.stats["bytes_read"] += len(data)
+                    self.metrics.bytes_read.inc(len(data))
                     seg += 1
                 if problem:
                     # Never serve a bad block: cut the response short so the
-                    # reader notices and decodes from other fragments.
+                    # reader notices and decodes from other fragments; then
+                    # move the file aside so no later read trips on it.
                     self.stats["corrupt_blocks"] += 1
                     log.error("corrupt fragment %s: %s", path, problem)
                     if request.transport is not None:
                         request.transport.close()
+                    await self._quarantine_after_read(oid, idx, identity, problem)
                     return resp
                 if not got:
                     break
             await resp.write_eof()
             self.stats["fragments_read"] += 1
+            self.metrics.fragments_read.inc()
             return resp
         finally:
             await asyncio.to_thread(f.close)
 
+    def _delete_if_old(self, path: Path, min_age_s: float | None) -> tuple[str, float | None]:
+        """("removed" | "absent" | "young", the file's age). The age check and
+        the unlink hold the landing lock: a file that a PUT (say, a rebuild)
+        puts in place meanwhile is never removed on the strength of the old
+        file's age."""
+        with self.land_lock:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return "absent", None
+            age = time.time() - st.st_mtime
+            if min_age_s is not None and age < min_age_s:
+                return "young", age
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return "absent", None
+            return "removed", age
+
     async def delete_fragment(self, request: web.Request) -> web.Response:
         oid, idx = self.parse_name(request)
-        path = self.path_for(oid, idx)
-        try:
-            await aiofiles.os.remove(path)
-        except FileNotFoundError:
-            pass
+        min_age_s = None
+        if "min_age_s" in request.query:
+            try:
+                min_age_s = float(request.query["min_age_s"])
+            except ValueError:
+                raise web.HTTPBadRequest(text="bad min_age_s")
+            if not math.isfinite(min_age_s):
+                raise web.HTTPBadRequest(text="bad min_age_s")
+        outcome, age = await asyncio.to_thread(self._delete_if_old, self.path_for(oid, idx), min_age_s)
+        if outcome == "young":
+            return web.json_response({"code": "TooYoung", "age_s": round(age, 3), "min_age_s": min_age_s,
+                                      "message": f"fragment is {age:.1f}s old, younger than {min_age_s}s"},
+                                     status=409)
+        if outcome == "removed":
+            self.metrics.fragments_deleted.inc()
         return web.Response(status=204)
 
+    # -- quarantine --------------------------------------------------------
+    def quarantine(self, oid: str, idx: int, identity: tuple[int, int], problem: str,
+                   detected_by: str) -> str | None:
+        """Move a bad fragment file to quarantine/ with a sidecar saying why.
+
+        Blocking (run it in a thread). Moves the file only if the path still
+        names the very file that was found bad (same st_dev and st_ino): a PUT
+        may have put a fresh copy there since (a rebuild, say), and that one
+        must stay. Returns the quarantined file's name, or None if nothing was
+        moved (gone, or replaced).
+        """
+        path = self.path_for(oid, idx)
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        with self.land_lock:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return None
+            if (st.st_dev, st.st_ino) != identity:
+                log.info("not quarantining %s: replaced since it was checked", path)
+                return None
+            ms = int(now * 1000)
+            while any((self.quarantine_dir / (audit.quarantine_name(oid, idx, ms) + ext)).exists()
+                      for ext in ("", ".json")):
+                ms += 1                      # the same fragment twice in one millisecond
+            dest = self.quarantine_dir / audit.quarantine_name(oid, idx, ms)
+            os.rename(path, dest)
+        sidecar = {"object_id": oid, "index": idx, "problem": problem, "detected_by": detected_by,
+                   "detected_unix": round(now, 3)}
+        with open(dest.with_name(dest.name + ".json"), "x") as f:
+            json.dump(sidecar, f)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(self.quarantine_dir)
+        fsync_dir(path.parent)
+        self.metrics.corrupt.labels(detected_by).inc()
+        log.error("quarantined %s as %s (%s, found by %s)", path, dest.name, problem, detected_by)
+        return dest.name
+
+    async def _quarantine_after_read(self, oid: str, idx: int, identity: tuple[int, int], problem: str) -> None:
+        """Quarantine what a read found bad; a failure here (say, the disk
+        went away) is logged, never turned into the read's answer."""
+        try:
+            await asyncio.to_thread(self.quarantine, oid, idx, identity, problem, "read")
+        except Exception:
+            log.exception("could not quarantine %s.%d", oid, idx)
+
+    def quarantined_count(self) -> int:
+        try:
+            with os.scandir(self.quarantine_dir) as it:
+                return sum(1 for e in it if audit.QUARANTINE_NAME.match(e.name))
+        except FileNotFoundError:
+            return 0
+
+    def quarantine_items(self) -> list[dict]:
+        try:
+            names = sorted(os.listdir(self.quarantine_dir))
+        except FileNotFoundError:
+            return []
+        items = []
+        for name in names:
+            m = audit.QUARANTINE_NAME.match(name)
+            if not m:
+                continue
+            try:
+                with open(self.quarantine_dir / (name + ".json")) as f:
+                    item = json.load(f)
+            except (FileNotFoundError, ValueError):      # a crash between the move and the sidecar
+                item = {"object_id": m.group(1), "index": int(m.group(2)), "problem": None,
+                        "detected_by": None, "detected_unix": int(m.group(3)) / 1000}
+            item["file"] = name
+            items.append(item)
+        return items
+
+    async def get_quarantine(self, request: web.Request) -> web.Response:
+        return web.json_response({"items": await asyncio.to_thread(self.quarantine_items)})
+
+    # -- inventory ---------------------------------------------------------
+    async def inventory(self, request: web.Request) -> web.Response:
+        after = request.query.get("after") or None
+        try:
+            limit = int(request.query.get("limit", audit.INVENTORY_MAX))
+            if after:
+                audit.parse_cursor(after)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc))
+        if limit < 1:
+            raise web.HTTPBadRequest(text="limit must be at least 1")
+        limit = min(limit, audit.INVENTORY_MAX)
+        rows, nxt = await asyncio.to_thread(audit.list_fragments, self.frag_dir, after, limit)
+        return web.json_response({"fragments": rows, "next": nxt})
+
+    # -- audit -------------------------------------------------------------
+    def _new_pass(self, rate_mb_per_s: float) -> AuditPass:
+        # The start time in unix ms, at least one more than the last id: ids
+        # grow within a process and (clock permitting) across restarts.
+        now = time.time()
+        self._last_pass_id = max(self._last_pass_id + 1, int(now * 1000))
+        p = AuditPass(self._last_pass_id, rate_mb_per_s, now, time.monotonic())
+        self.audit_pass = p
+        return p
+
+    async def _audit_file(self, p: AuditPass, oid: str, idx: int, limiter: audit.TokenBucket,
+                          chunk: int) -> None:
+        path = self.path_for(oid, idx)
+        try:
+            check = await asyncio.to_thread(audit.open_check, path, idx, expected_object_id=oid,
+                                            read_chunk=chunk)
+        except FileNotFoundError:
+            return                                # deleted (by GC) since the directory was listed
+        try:
+            while not check.done:
+                try:
+                    n = await asyncio.to_thread(check.advance)
+                except OSError as exc:
+                    if exc.errno != errno.EIO:
+                        raise
+                    check.problem, check.done = f"read error: {exc}", True   # a bad sector
+                    break
+                p.bytes_verified += n
+                self.metrics.audit_bytes.inc(n)
+                await limiter.take(n)
+        finally:
+            await asyncio.to_thread(check.close)
+        p.files_done += 1
+        self.metrics.audit_fragments.inc()
+        if check.problem:
+            log.error("audit: fragment %s is bad: %s", path, check.problem)
+            moved = await asyncio.to_thread(self.quarantine, oid, idx, check.identity, check.problem, "audit")
+            if moved:
+                p.corrupt_found += 1
+
+    async def _run_pass(self, p: AuditPass) -> None:
+        """One pass over fragments/ in sorted order, each file checked in a
+        worker thread a chunk at a time, paced by a token bucket."""
+        rate_bytes = p.rate_mb_per_s * 1e6
+        # Smaller reads at low rates, so the pacing is smooth rather than bursty.
+        chunk = int(min(1 << 20, max(64 << 10, rate_bytes / 8))) if rate_bytes > 0 else 1 << 20
+        limiter = audit.TokenBucket(rate_bytes, burst=chunk)
+        try:
+            p.files_total = await asyncio.to_thread(audit.count_fragments, self.frag_dir)
+            for prefix in await asyncio.to_thread(audit.prefix_dirs, self.frag_dir):
+                for oid, idx in await asyncio.to_thread(audit.fragments_in, self.frag_dir / prefix):
+                    try:
+                        await self._audit_file(p, oid, idx, limiter, chunk)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("audit: could not check %s.%d; going on", oid, idx)
+            seconds = time.monotonic() - p.started_mono
+            self.last_pass = {"id": p.id, "files": p.files_done, "bytes": p.bytes_verified,
+                              "corrupt": p.corrupt_found, "seconds": round(seconds, 3),
+                              "finished_unix": round(time.time(), 3)}
+            self.metrics.passes.inc()
+            self.metrics.last_pass_seconds.set(seconds)
+            log.info("audit pass %d: %d files, %.1f MB in %.1fs, %d corrupt", p.id, p.files_done,
+                     p.bytes_verified / 1e6, seconds, p.corrupt_found)
+        finally:
+            p.running = False
+
+    async def _audit_loop(self, first: AuditPass | None) -> None:
+        """Run the requested pass (if any), then continuous passes at the
+        configured rate for as long as that rate is above 0."""
+        if first is not None:
+            try:
+                await self._run_pass(first)
+            except asyncio.CancelledError:
+                raise
+            except Exception:       # not recorded as finished: GET /audit shows it (running: false)
+                log.exception("audit pass %d failed", first.id)
+        while self.audit_mb_per_s > 0:
+            p = self._new_pass(self.audit_mb_per_s)
+            try:
+                await self._run_pass(p)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("audit pass %d failed", p.id)
+            await asyncio.sleep(max(0.0, MIN_PASS_S - (time.monotonic() - p.started_mono)))
+
+    async def start_audit(self, rate_mb_per_s: float | None) -> AuditPass:
+        """Abandon the pass running (if any) and start a new full pass now."""
+        async with self._audit_switch:
+            await self._stop_audit_task()
+            p = self._new_pass(self.audit_mb_per_s if rate_mb_per_s is None else rate_mb_per_s)
+            self._audit_task = asyncio.create_task(self._audit_loop(p), name=f"audit-{self.node_id}")
+            return p
+
+    async def _stop_audit_task(self) -> None:
+        task, self._audit_task = self._audit_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    def audit_status(self) -> dict:
+        p = self.audit_pass
+        return {"running": bool(p and p.running), "pass": p.id if p else 0,
+                "rate_mb_per_s": p.rate_mb_per_s if p else self.audit_mb_per_s,
+                "continuous_mb_per_s": self.audit_mb_per_s,
+                "files_done": p.files_done if p else 0, "files_total": p.files_total if p else 0,
+                "bytes_verified": p.bytes_verified if p else 0, "corrupt_found": p.corrupt_found if p else 0,
+                "started": round(p.started_unix, 3) if p else None, "last_pass": self.last_pass}
+
+    async def post_audit(self, request: web.Request) -> web.Response:
+        rate = None
+        if request.query.get("rate", "") != "":
+            try:
+                rate = float(request.query["rate"])
+            except ValueError:
+                raise web.HTTPBadRequest(text="bad rate")
+            if not math.isfinite(rate) or rate < 0:
+                raise web.HTTPBadRequest(text="rate must be a number of MB/s >= 0")
+        p = await self.start_audit(rate)
+        return web.json_response({"pass": p.id})
+
+    async def get_audit(self, request: web.Request) -> web.Response:
+        return web.json_response(self.audit_status())
+
+    async def _on_startup(self, app: web.Application) -> None:
+        if self.audit_mb_per_s > 0:
+            self._audit_task = asyncio.create_task(self._audit_loop(None), name=f"audit-{self.node_id}")
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        await self._stop_audit_task()
+
+    # -- status --------------------------------------------------------------
     def disk_usage(self) -> tuple[int, int]:
         count = size = 0
         for dirpath, _dirs, files in os.walk(self.frag_dir):
@@ -259,19 +640,33 @@ class StorageNode:
     async def status(self, request: web.Request) -> web.Response:
         count, size = await asyncio.to_thread(self.disk_usage)
         return web.json_response({"id": self.node_id, "az": self.az, "role": "storage", "pid": os.getpid(),
-                                  "fragments": count, "disk_bytes": size, "stats": self.stats})
+                                  "fragments": count, "disk_bytes": size, "stats": self.stats,
+                                  "audit": self.audit_status()})
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        """Prometheus text, unauthenticated like any scrape endpoint: counts
+        only, never names."""
+        body = await asyncio.to_thread(prometheus_client.generate_latest, self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "id": self.node_id})
 
     def app(self, secret: str) -> web.Application:
-        app = web.Application(middlewares=[auth_middleware(secret)], client_max_size=1 << 20,
-                              handler_args={"read_bufsize": STREAM_BUFSIZE})
+        app = web.Application(middlewares=[auth_middleware(secret, open_paths=("/health", "/metrics"))],
+                              client_max_size=1 << 20, handler_args={"read_bufsize": STREAM_BUFSIZE})
         app.router.add_put("/fragment/{oid}/{idx}", self.put_fragment)
         app.router.add_get("/fragment/{oid}/{idx}", self.get_fragment)
         app.router.add_delete("/fragment/{oid}/{idx}", self.delete_fragment)
+        app.router.add_get("/inventory", self.inventory)
+        app.router.add_post("/audit", self.post_audit)
+        app.router.add_get("/audit", self.get_audit)
+        app.router.add_get("/quarantine", self.get_quarantine)
         app.router.add_get("/status", self.status)
+        app.router.add_get("/metrics", self.metrics_page)
         app.router.add_get("/health", self.health)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
         return app
 
 
@@ -286,8 +681,8 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
     spec = topo.node(a.id)
     setup_logging(f"storage {spec.id}")
-    node = StorageNode(spec.id, spec.az, spec.data_dir)
-    log.info("storage node %s (%s) on %s, data in %s (%s)", spec.id, spec.az, spec.url, node.root,
-             use_fast_event_loop())
+    node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s)
+    log.info("storage node %s (%s) on %s, data in %s (%s, audit %s MB/s)", spec.id, spec.az, spec.url,
+             node.root, use_fast_event_loop(), node.audit_mb_per_s)
     web.run_app(node.app(topo.cluster_secret), host=spec.host, port=spec.port,
                 print=None, access_log=None, handle_signals=True)
