@@ -48,7 +48,9 @@ class StorageClient:
                         head = await r.content.readexactly(blocks.BLOCK_HEAD.size)
                         length, digest = blocks.parse_block_head(head)
                         data = await r.content.readexactly(length)
-                    except (asyncio.IncompleteReadError, blocks.CorruptBlock) as exc:
+                    except (asyncio.IncompleteReadError, blocks.CorruptBlock, aiohttp.ClientPayloadError) as exc:
+                        # The node answered, then stopped: it found a bad block and
+                        # quarantined the fragment (or died: its health probe says so).
                         raise FragmentError(f"node {node_id}: fragment {index} cut short at segment {seg}") from exc
                     # End-to-end: the frontend checks every block itself too.
                     if blocks.checksum(data) != digest:
