@@ -17,11 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "bench":        # its own, long option list
         from .bench.main import main as bench
         return bench(argv[1:])
-    if argv and argv[0] in ("frontend", "storage", "meta"):
+    if argv and argv[0] in ("frontend", "storage", "meta", "scrubber"):
         if argv[0] == "frontend":
             from .frontend.app import main as run
         elif argv[0] == "storage":
             from .storage.server import main as run
+        elif argv[0] == "scrubber":
+            from .scrub.scrubber import main as run
         else:
             from .meta.server import main as run
         run(argv[1:])
@@ -45,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node"])
     c.add_argument("target", help="an AZ name (az-b) or a node id (a1, meta-az-b)")
     _topology_args(c)
+    sc = sub.add_parser("scrub", help="run one scrub pass now: audit, rebuild, move home, repair metadata, GC")
+    sc.add_argument("--now", action="store_true", required=True, help="start a pass now and wait for it")
+    sc.add_argument("--no-audit", action="store_true", help="skip re-verifying every fragment file first")
+    sc.add_argument("--audit-rate", type=float, default=0.0, help="audit MB/s per node (0: as fast as it can)")
+    sc.add_argument("--json", action="store_true")
+    _topology_args(sc)
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
+    sub.add_parser("scrubber", help="run the cluster scrubber (internal)")
     sub.add_parser("storage", help="run one storage node (internal)")
     sub.add_parser("meta", help="run one metadata process (internal)")
     args = p.parse_args(argv)
@@ -68,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"minis3 chaos: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.cmd == "scrub":
+        from .scrub.cli import run as scrub_now
+        return scrub_now(topo, audit=not args.no_audit, rate=args.audit_rate, as_json=args.json)
     if args.cmd == "status":
         from .cluster.status import collect, render
         rows = collect(topo)

@@ -80,6 +80,7 @@ def collect(topo: Topology) -> list[dict]:
             rows.append({"process": f"node-{n.id}", "az": az.name, "address": n.url, "up": st is not None,
                          "state": _state(st, pid), "pid": (st and st["pid"]) or pid,
                          "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments"})
+    rows.append(_scrubber_row(topo))
     # Replica lag: how far behind the newest version any replica holds.
     newest = max((m["max_ts"] or 0 for m in metas), default=0)
     for m in metas:
@@ -87,6 +88,30 @@ def collect(topo: Topology) -> list[dict]:
             m["lag_ms"] = physical_ms(newest) - physical_ms(m["max_ts"])
             m["detail"] += f"; lag {m['lag_ms']} ms"
     return rows
+
+
+def _scrubber_row(topo: Topology) -> dict:
+    import time
+    st = _get(topo, topo.scrub.url, "/status")
+    detail = ""
+    if st:
+        last, cur = st.get("last_pass"), st.get("running")
+        if cur:
+            detail = f"pass {cur['id']} running: {cur['phase']}; "
+        if last:
+            ago = time.time() - last["started_unix"] - (last.get("seconds") or 0)
+            rebuilt = sum((last.get("rebuilt") or {}).values())
+            detail += (f"last pass {last['id']} {ago:.0f} s ago, {last['seconds']:.1f} s: {last['objects']} objects, "
+                       f"{sum((last.get('damaged') or {}).values())} damaged, {rebuilt} fragments written, "
+                       f"{last['orphans_removed']} orphans removed, "
+                       + ("full redundancy" if not last["not_full"] else f"{last['not_full']} not full"))
+        else:
+            detail += "no pass yet"
+        if st.get("last_recovery"):
+            detail += f"; last recovery {st['last_recovery']['seconds']:.1f} s"
+    return {"process": "scrubber", "az": "-", "address": topo.scrub.url, "up": st is not None,
+            "state": "up" if st else "down", "pid": st and st["pid"], "disk_bytes": None, "detail": detail,
+            "scrub": st}
 
 
 def _human(n: int | None) -> str:

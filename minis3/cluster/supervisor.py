@@ -1,7 +1,7 @@
 """Process management: the AZ supervisor and ``minis3 up``.
 
 ``minis3 up`` starts one *AZ supervisor* per AZ, each the leader of its own
-process group, plus the frontend. An AZ supervisor (``minis3 az NAME``) starts
+process group, plus the frontend and the scrubber. An AZ supervisor (``minis3 az NAME``) starts
 that AZ's storage nodes and metadata process as its children, so they share
 its process group: ``kill -9 -PGID`` takes a whole AZ down at once, the way a
 chaos test (or a burning building) does.
@@ -171,7 +171,7 @@ def _healthy(url: str) -> bool:
 
 def wait_healthy(topo: Topology, timeout: float = 30) -> None:
     urls = [n.url + "/health" for n in topo.nodes] + [m.url + "/health" for m in topo.metas]
-    urls += [f.url + "/" for f in topo.frontends]
+    urls += [f.url + "/" for f in topo.frontends] + [topo.scrub.url + "/health"]
     deadline = time.monotonic() + timeout
     pending = list(urls)
     while pending:
@@ -184,18 +184,21 @@ def wait_healthy(topo: Topology, timeout: float = 30) -> None:
 
 
 class Cluster:
-    """A running local cluster: AZ supervisors (one process group each) + frontend."""
+    """A running local cluster: AZ supervisors (one process group each), the
+    frontend and the scrubber."""
 
     def __init__(self, topo: Topology):
         self.topo = topo
         self.azs: dict[str, subprocess.Popen] = {}
         self.frontend: subprocess.Popen | None = None
+        self.scrubber: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
         args = _cli_args(self.topo)
         for az in self.topo.azs:
             self.azs[az.name] = spawn_az(self.topo, az.name)
         self.frontend = _spawn(["frontend", *args], log_dir(self.topo) / "frontend.log", new_group=True)
+        self.scrubber = _spawn(["scrubber", *args], log_dir(self.topo) / "scrubber.log", new_group=True)
         try:
             wait_healthy(self.topo, timeout)
         except BaseException:
@@ -210,7 +213,7 @@ class Cluster:
                     os.killpg(pgid, signal.SIGCONT)
                 except (ProcessLookupError, PermissionError):
                     pass
-        procs = [p for p in [self.frontend, *self.azs.values()] if p is not None]
+        procs = [p for p in [self.frontend, self.scrubber, *self.azs.values()] if p is not None]
         for p in procs:
             if p.poll() is None:
                 p.terminate()
@@ -250,6 +253,7 @@ minis3 is running: {len(topo.nodes)} storage nodes in {len(topo.azs)} AZs, EC {t
   secret key  {sk}
   region      {topo.region}
   data        {topo.data_dir}   (logs in {log_dir(topo)})
+  scrubber    {topo.scrub.url}  (a pass every {topo.scrub.interval_s:.0f} s; `minis3 scrub --now` runs one)
 
   boto3:   s3 = boto3.client("s3", endpoint_url="{ep}", aws_access_key_id="{ak}", aws_secret_access_key="{sk}", region_name="{topo.region}")
            s3.create_bucket(Bucket="demo"); s3.put_object(Bucket="demo", Key="hello.txt", Body=b"hi")
@@ -279,7 +283,7 @@ def up(topo: Topology) -> int:
     try:
         while not stopping:
             time.sleep(0.3)
-            for name, p in [("frontend", cluster.frontend), *cluster.azs.items()]:
+            for name, p in [("frontend", cluster.frontend), ("scrubber", cluster.scrubber), *cluster.azs.items()]:
                 if p.poll() is not None and not getattr(p, "_reported", False):
                     p._reported = True
                     print(f"warning: {name} exited ({p.returncode}); see {log_dir(topo)}", flush=True)

@@ -5,7 +5,11 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
+
+from minis3.rpc import auth
 
 from minis3.cluster import topology
 from minis3.cluster.supervisor import Cluster, run_dir, wait_healthy
@@ -21,22 +25,22 @@ def pick_base_port() -> int:
 
 
 def write_topology(path: Path, data_dir: Path, base_port: int, frontend_per_az: bool = False,
-                   **erasure) -> Path:
+                   scrub: dict | None = None, **erasure) -> Path:
     path.write_text(topology.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
                                         credentials=[(ACCESS_KEY, SECRET_KEY),
                                                      (SECOND_ACCESS_KEY, SECOND_SECRET_KEY)],
-                                        erasure=erasure, frontend_per_az=frontend_per_az))
+                                        erasure=erasure, frontend_per_az=frontend_per_az, scrub=scrub))
     return path
 
 
 class TestCluster:
     __test__ = False  # a helper, not a test class
 
-    def __init__(self, root: Path, frontend_per_az: bool = False, **erasure):
+    def __init__(self, root: Path, frontend_per_az: bool = False, scrub: dict | None = None, **erasure):
         self.root = root
         self.base = pick_base_port()
         self.topo_path = write_topology(root / "topology.toml", root / "data", self.base,
-                                        frontend_per_az=frontend_per_az, **erasure)
+                                        frontend_per_az=frontend_per_az, scrub=scrub, **erasure)
         self.topo = topology.load(self.topo_path)
         self.cluster = Cluster(self.topo)
         self.endpoint = self.topo.frontend.url
@@ -68,6 +72,47 @@ class TestCluster:
         self.stop()
         self.cluster = Cluster(self.topo)
         self.start()
+
+    def records(self, bucket: str) -> dict[str, dict]:
+        """key → newest object record, from a quorum of metadata replicas' raw scans."""
+        from minis3.meta.partition import version
+        out: dict[str, dict] = {}
+        answered = 0
+        for m in self.topo.metas:
+            path = "/v/scan?" + urlencode({"table": "objects", "start": bucket + "/", "end": bucket + "0",
+                                           "limit": 5000})
+            req = urllib.request.Request(m.url + path, headers={
+                auth.HEADER: auth.sign(self.topo.cluster_secret, "GET", path)})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    items = json.loads(r.read())["items"]
+            except OSError:
+                continue
+            answered += 1
+            for k, v in items:
+                key = k.partition("/")[2]
+                if version(v) > version(out.get(key)):
+                    out[key] = v
+        assert answered >= 2, "no metadata quorum"
+        return {k: v for k, v in out.items() if not v.get("deleted")}
+
+    def fragment_files(self) -> dict[tuple[str, int], Path]:
+        """(object id, index) → its fragment file, over every node's data directory."""
+        out = {}
+        for n in self.topo.nodes:
+            for p in (n.data_dir / "fragments").glob("*/*"):
+                oid, _, idx = p.name.partition(".")
+                out[(oid, int(idx))] = p
+        return out
+
+    def scrub_now(self, *args: str) -> dict:
+        """`minis3 scrub --now --json`: run a pass through the CLI, return its report."""
+        import subprocess
+        import sys
+        r = subprocess.run([sys.executable, "-m", "minis3", "scrub", "--now", "--json", "--topology",
+                            str(self.topo_path), *args], capture_output=True, text=True, timeout=300)
+        assert r.returncode in (0, 1), r.stderr
+        return json.loads(r.stdout)
 
     def wait_healthy(self):
         wait_healthy(self.topo, 30)

@@ -25,7 +25,8 @@ def test_up_status_and_ctrl_c(tmp_path):
                             text=True, timeout=30)
         assert st.returncode == 0, st.stdout + st.stderr
         rows = json.loads(st.stdout)
-        assert len(rows) == 1 + 3 + 6 and all(r["up"] for r in rows)
+        assert len(rows) == 1 + 3 + 6 + 1 and all(r["up"] for r in rows)     # + the scrubber
+        assert any(r["process"] == "scrubber" for r in rows)
         assert {r["az"] for r in rows if r["process"].startswith("node-")} == {"az-a", "az-b", "az-c"}
         pids = [r["pid"] for r in rows if r["pid"]]
         # Each AZ is one process group, led by its supervisor.

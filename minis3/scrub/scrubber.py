@@ -1,0 +1,575 @@
+"""The cluster scrubber: one process that keeps every object at full redundancy.
+
+A pass (every ``scrub.interval_s``, at once when a node comes back, or on
+``POST /pass`` from ``minis3 scrub --now``):
+
+1. **Nodes.** Probe every storage node. With ``audit``, ask each live node
+   to re-verify every fragment file now (``POST /audit``); a node moves a
+   corrupt fragment to its quarantine, so it drops out of the inventory.
+2. **Inventories.** Each live node lists what it holds, a page of 10,000
+   fragments per request: (object id, index, size, age). One request per
+   10,000 fragments, never one per fragment.
+3. **Metadata walk.** Scan the three metadata replicas together in key order
+   (buckets, then objects). Where they disagree, write the newest version to
+   the stale ones (anti-entropy). For every live erasure-coded version,
+   compare its recorded placement with the inventories and the home
+   placement (``scrub.plan``), and repair: rebuild missing or quarantined
+   fragments from any k others with pyeclib, move handed-off fragments home;
+   then record the new placement (same version, placement epoch + 1).
+4. **Garbage.** A fragment that no replica's version points at, older than
+   the grace period, is deleted (the node re-checks its age). Skipped unless
+   all three replicas were scanned completely. Why this never races a write:
+   docs/ARCHITECTURE.md, "Garbage collection".
+
+HTTP (HMAC-signed like every internal service; /health and /metrics open):
+    GET  /status      the running pass's progress, the last pass, recoveries
+    POST /pass?audit=1&audit_rate=MBps   start a pass now (or join the running one) → {"pass": id}
+    GET  /health      GET /metrics   (Prometheus)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import aiohttp
+import prometheus_client
+from aiohttp import web
+
+from ..core.hlc import physical_ms
+from ..ec import layout
+from ..ec.codec import Codec, tune_malloc
+from ..ec.placement import place
+from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
+from ..meta.client import Replica, ReplicaError, quorum
+from ..meta.partition import version
+from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
+from ..storage import blocks
+from ..storage.client import FragmentError, StorageClient
+from . import plan as P
+
+log = logging.getLogger("minis3.scrub")
+
+SCAN_PAGE = 1000          # metadata versions per replica request
+REPAIR_CONCURRENCY = 4    # objects repaired at once
+PROBE_EVERY = 1.0         # seconds between node health probes
+SOON = 3.0                # seconds to the next pass while an object is not at full redundancy
+
+REGISTRY = prometheus_client.CollectorRegistry()
+_C = lambda name, doc, *labels: prometheus_client.Counter(name, doc, labels, registry=REGISTRY)  # noqa: E731
+_G = lambda name, doc: prometheus_client.Gauge(name, doc, registry=REGISTRY)  # noqa: E731
+PASSES = _C("minis3_scrub_passes", "scrub passes finished")
+OBJECTS = _C("minis3_scrub_objects_checked", "erasure-coded objects whose placement was checked")
+FRAGMENTS = _C("minis3_scrub_fragments_checked", "fragments checked against the nodes' inventories")
+DAMAGED = _C("minis3_scrub_fragments_damaged", "fragments found missing or quarantined", "why")
+REBUILT = _C("minis3_scrub_fragments_rebuilt", "fragments written: rebuilt, or moved home", "why")
+REBUILT_BYTES = _C("minis3_scrub_bytes_rebuilt", "fragment bytes written by repairs")
+META_REPAIRS = _C("minis3_scrub_meta_repairs", "stale metadata replica versions overwritten by the newest")
+ORPHANS = _C("minis3_gc_orphans_removed", "unreferenced fragments deleted after the grace period")
+ORPHAN_BYTES = _C("minis3_gc_bytes_removed", "bytes of unreferenced fragments deleted")
+PASS_SECONDS = _G("minis3_scrub_last_pass_seconds", "duration of the last finished pass")
+DEGRADED = _G("minis3_scrub_objects_not_full", "objects not at full redundancy after the last pass")
+RECOVERY_SECONDS = _G("minis3_scrub_redundancy_restored_seconds",
+                      "seconds from a node's return to every object at full redundancy, last time")
+
+
+@dataclass
+class PassReport:
+    """What one pass saw and did (also its live progress while it runs)."""
+    id: int
+    started_unix: float
+    phase: str = "starting"
+    audit: bool = False
+    nodes_up: list[str] = field(default_factory=list)
+    nodes_down: list[str] = field(default_factory=list)
+    audit_bytes: int = 0
+    audit_fragments: int = 0
+    corrupt_found: int = 0           # by this pass's audits
+    keys_total: int = 0              # estimate, for progress
+    keys_done: int = 0
+    objects: int = 0                 # erasure-coded objects checked
+    fragments: int = 0
+    damaged: dict = field(default_factory=dict)       # why → count
+    rebuilt: dict = field(default_factory=dict)       # why → count
+    rebuilt_bytes: int = 0
+    repair_failures: int = 0
+    not_full: int = 0
+    unrepairable: list = field(default_factory=list)  # [key, problem], first few
+    meta_repairs: int = 0
+    replicas_scanned: int = 0
+    orphans_removed: int = 0
+    orphan_bytes: int = 0
+    gc_skipped: str | None = None
+    seconds: float | None = None
+    fixed: list = field(default_factory=list)         # [key, index, why, node], first 200
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class _Cursor:
+    """One replica's scan of a table, a page at a time."""
+
+    def __init__(self, replica: Replica, table: str):
+        self.replica, self.table = replica, table
+        self.buf: deque = deque()
+        self.start, self.inclusive, self.done, self.failed = "", True, False, False
+
+    async def fill(self) -> None:
+        if self.buf or self.done:
+            return
+        try:
+            body = await self.replica.call("GET", "/v/scan", params={
+                "table": self.table, "start": self.start, "inclusive": int(self.inclusive), "limit": SCAN_PAGE})
+        except ReplicaError as exc:
+            log.warning("scan of %s on %s failed: %s", self.table, self.replica.name, exc)
+            self.done = self.failed = True
+            return
+        self.buf.extend(body["items"])
+        if body["exhausted"] or not body["items"]:
+            self.done = True
+        else:
+            self.start, self.inclusive = body["items"][-1][0], False
+
+
+async def merged_scan(replicas: list[Replica], table: str, failed: list[bool] | None = None):
+    """(key, [version per replica | None], [replica still scanning?]) in key order.
+    At the end, ``failed`` (if given) says which replicas' scans broke off."""
+    cursors = [_Cursor(r, table) for r in replicas]
+    while True:
+        await asyncio.gather(*(c.fill() for c in cursors))
+        heads = [c.buf[0][0] for c in cursors if c.buf]
+        if not heads:
+            if failed is not None:
+                failed[:] = [c.failed for c in cursors]
+            return
+        k = min(heads)
+        versions = [c.buf.popleft()[1] if c.buf and c.buf[0][0] == k else None for c in cursors]
+        yield k, versions, [not c.failed for c in cursors]
+
+
+class Scrubber:
+    def __init__(self, topo, session: aiohttp.ClientSession):
+        self.topo = topo
+        er = topo.erasure
+        self.codec = Codec(er.k, er.m, er.backend)
+        self.session = session
+        self.storage = StorageClient(session, {n.id: n.url for n in topo.nodes})
+        self.replicas = [Replica(session, m.url, m.id) for m in topo.metas]
+        self.azs = [(az.name, [n.id for n in az.nodes]) for az in topo.azs]
+        self.node_az = {n.id: n.az for n in topo.nodes}
+        self.grace = topo.scrub.gc_grace_s
+        self.up: dict[str, bool] = {n.id: True for n in topo.nodes}
+        self.returned_at: float | None = None        # monotonic: a node came back, not yet all full
+        self.returned_nodes: set[str] = set()
+        self.last_recovery: dict | None = None
+        self.current: PassReport | None = None
+        self.last: PassReport | None = None
+        self.passes = 0
+        self._pass_task: asyncio.Future | None = None
+        self._queued: int | None = None
+        self._wake = asyncio.Event()
+
+    # ---------------------------------------------------------------- nodes
+    async def _probe(self, node_id: str) -> bool:
+        try:
+            async with self.session.get(self.storage.urls[node_id] + "/health",
+                                        timeout=aiohttp.ClientTimeout(total=1.0)) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return False
+
+    async def probe_nodes(self) -> set[str]:
+        ids = list(self.storage.urls)
+        results = await asyncio.gather(*(self._probe(n) for n in ids))
+        now = time.monotonic()
+        for n, ok in zip(ids, results):
+            if ok and not self.up.get(n, True):
+                log.info("node %s is back: a pass starts now", n)
+                self.returned_nodes.add(n)
+                if self.returned_at is None:
+                    self.returned_at = now
+                self._wake.set()
+            elif not ok and self.up.get(n, True):
+                log.warning("node %s is down", n)
+            self.up[n] = ok
+        return {n for n, ok in zip(ids, results) if ok}
+
+    async def _audit(self, nodes: set[str], rate: float, rep: PassReport) -> None:
+        async def one(n: str) -> dict | None:
+            try:
+                started = await self.storage.start_audit(n, rate)
+                while True:
+                    st = await self.storage.audit_status(n)
+                    last = st.get("last_pass") or {}
+                    if last.get("id", -1) >= started["pass"]:
+                        return last
+                    await asyncio.sleep(0.2)
+            except (FragmentError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError) as exc:
+                log.warning("audit on %s failed: %s", n, exc)
+                return None
+        for last in await asyncio.gather(*(one(n) for n in sorted(nodes))):
+            if last:
+                rep.audit_bytes += last.get("bytes", 0)
+                rep.audit_fragments += last.get("files", 0)
+                rep.corrupt_found += last.get("corrupt", 0)
+
+    async def _inventories(self, nodes: set[str]):
+        inv: dict[str, dict[tuple[str, int], tuple[int, float]]] = {}
+        received: dict[str, float] = {}
+        quarantined: dict[str, set[tuple[str, int]]] = {}
+
+        async def one(n: str) -> None:
+            try:
+                frags = {(oid, int(idx)): (size, age) for oid, idx, size, age in await self.storage.inventory(n)}
+                q = {(it["object_id"], int(it["index"])) for it in await self.storage.quarantine(n)}
+            except (FragmentError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError, ValueError) as exc:
+                log.warning("inventory of %s failed: %s", n, exc)
+                return
+            inv[n], quarantined[n], received[n] = frags, q, time.monotonic()
+        await asyncio.gather(*(one(n) for n in sorted(nodes)))
+        return inv, received, quarantined
+
+    # ---------------------------------------------------------------- a pass
+    async def _estimate_keys(self) -> int:
+        for r in self.replicas:
+            try:
+                st = await r.call("GET", "/status")
+                return sum(p.get("keys", 0) for p in st.get("partitions", []))
+            except ReplicaError:
+                continue
+        return 0
+
+    async def run_pass(self, *, audit: bool = False, audit_rate: float = 0.0) -> PassReport:
+        self.passes += 1
+        rep = self.current = PassReport(id=self.passes, started_unix=time.time(), audit=audit)
+        t0 = time.monotonic()
+        try:
+            rep.phase = "probing nodes"
+            up = await self.probe_nodes()
+            rep.nodes_up, rep.nodes_down = sorted(up), sorted(set(self.storage.urls) - up)
+            if audit:
+                rep.phase = "auditing fragments on the nodes"
+                await self._audit(up, audit_rate, rep)
+            rep.phase = "listing the nodes' inventories"
+            inv, received, quarantined = await self._inventories(up)
+            listed = set(inv)
+            referenced: dict[str, set[tuple[str, int]]] = {n: set() for n in listed}
+            rep.keys_total = await self._estimate_keys()
+            rep.phase = "walking the metadata"
+            await self._walk_buckets(rep)
+            complete = await self._walk_objects(rep, inv, quarantined, referenced, listed)
+            rep.phase = "collecting garbage"
+            if complete:
+                await self._collect(rep, inv, received, referenced, t0)
+            else:
+                rep.gc_skipped = "not every metadata replica could be scanned"
+            rep.phase = "done"
+        except Exception:
+            log.exception("scrub pass %d failed", rep.id)
+            rep.phase = "failed"
+        rep.seconds = round(time.monotonic() - t0, 3)
+        self._finish(rep)
+        return rep
+
+    def _finish(self, rep: PassReport) -> None:
+        PASSES.inc()
+        PASS_SECONDS.set(rep.seconds or 0)
+        DEGRADED.set(rep.not_full)
+        if rep.phase == "done" and rep.not_full == 0 and not rep.nodes_down and self.returned_at is not None:
+            secs = round(time.monotonic() - self.returned_at, 3)
+            self.last_recovery = {"nodes": sorted(self.returned_nodes), "seconds": secs,
+                                  "finished_unix": time.time(), "pass": rep.id}
+            RECOVERY_SECONDS.set(secs)
+            log.info("full redundancy %.2f s after %s came back", secs, ", ".join(sorted(self.returned_nodes)))
+            self.returned_at, self.returned_nodes = None, set()
+        self.last, self.current = rep, None
+        log.info("scrub pass %d: %d objects, %d damaged, %d rebuilt, %d moved home, %d meta repairs, "
+                 "%d orphans removed, %d not full, %.2f s", rep.id, rep.objects, sum(rep.damaged.values()),
+                 sum(v for k, v in rep.rebuilt.items() if k != "handoff"), rep.rebuilt.get("handoff", 0),
+                 rep.meta_repairs, rep.orphans_removed, rep.not_full, rep.seconds or 0)
+
+    async def _walk_buckets(self, rep: PassReport) -> None:
+        async for name, versions, alive in merged_scan(self.replicas, "buckets"):
+            await self._anti_entropy(rep, "/v/bucket", {"name": name}, versions, alive)
+
+    async def _anti_entropy(self, rep: PassReport, path: str, ident: dict, versions, alive) -> dict | None:
+        newest, stale = P.newest_and_stale([v if a else None for v, a in zip(versions, alive)], version)
+        for i in stale:
+            if not alive[i]:
+                continue
+            try:
+                await self.replicas[i].call("POST", path, json=dict(ident, record=newest))
+                rep.meta_repairs += 1
+                META_REPAIRS.inc()
+            except ReplicaError as exc:
+                log.warning("anti-entropy write to %s failed: %s", self.replicas[i].name, exc)
+        return newest
+
+    async def _walk_objects(self, rep, inv, quarantined, referenced, listed) -> bool:
+        up = set(listed)
+
+        def held(node: str, oid: str, idx: int):
+            if node not in listed:
+                return None
+            return (oid, idx) in inv[node]
+
+        def in_quarantine(node: str, oid: str, idx: int) -> bool:
+            return (oid, idx) in quarantined.get(node, ())
+
+        sem = asyncio.Semaphore(REPAIR_CONCURRENCY)
+        repairs: set[asyncio.Task] = set()
+        alive_all = True
+        failed: list[bool] = []
+        async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed):
+            rep.keys_done += 1
+            alive_all = alive_all and all(alive)
+            bucket, _, key = ikey.partition("/")
+            newest = await self._anti_entropy(rep, "/v/object", {"bucket": bucket, "key": key}, versions, alive)
+            for v in versions:                      # every replica's version keeps its fragments
+                if v and v.get("ec"):
+                    for idx, node in enumerate(v["ec"]["nodes"]):
+                        if node in referenced:
+                            referenced[node].add((v["ec"]["id"], idx))
+            if not newest or newest.get("deleted") or not newest.get("ec"):
+                continue
+            ec = newest["ec"]
+            rep.objects += 1
+            rep.fragments += len(ec["nodes"])
+            OBJECTS.inc()
+            FRAGMENTS.inc(len(ec["nodes"]))
+            home = place(ec["id"], self.azs, len(ec["nodes"]))
+            pl = P.plan_object(ec, home, self.node_az, up, held, in_quarantine)
+            for f in pl.damaged:
+                rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
+                DAMAGED.labels(f.why).inc()
+            if pl.problem:
+                rep.not_full += 1
+                if len(rep.unrepairable) < 50:
+                    rep.unrepairable.append([ikey, pl.problem])
+                continue
+            if not pl.fixes:
+                if not pl.full:
+                    rep.not_full += 1
+                continue
+            for f in pl.fixes:                     # the new copies are referenced too
+                if f.target in referenced:
+                    referenced[f.target].add((ec["id"], f.index))
+            await sem.acquire()
+            task = asyncio.ensure_future(self._repair_guarded(rep, bucket, key, newest, pl, sem))
+            repairs.add(task)
+            task.add_done_callback(repairs.discard)
+        if repairs:
+            await asyncio.gather(*repairs)
+        rep.replicas_scanned = failed.count(False)
+        return alive_all and not any(failed)
+
+    async def _repair_guarded(self, rep, bucket, key, rec, pl, sem) -> None:
+        try:
+            ok = await self.repair(bucket, key, rec, pl, rep)
+        except Exception as exc:                    # one object's failure never stops the pass
+            log.warning("repair of %s/%s failed: %s", bucket, key, exc)
+            ok = False
+        finally:
+            sem.release()
+        if not ok:
+            rep.repair_failures += 1
+            rep.not_full += 1
+        elif pl.unknown:
+            rep.not_full += 1
+
+    # ---------------------------------------------------------------- repair
+    async def repair(self, bucket: str, key: str, rec: dict, pl: P.ObjectPlan, rep: PassReport) -> bool:
+        """Write every fragment of ``pl.fixes`` (from k present ones, segment
+        by segment, each segment decoded and checked against its recorded
+        checksum first), then record the new placement."""
+        ec, k = rec["ec"], int(rec["ec"]["k"])
+        oid = ec["id"]
+        n_seg = layout.segment_count(int(rec["size"]), int(ec["seg"]))
+        sums = base64.b64decode(ec["segsums"])
+        srcs = P.sources_for(pl, k)
+        streams = {i: self.storage.get(ec["nodes"][i], oid, i, 0, n_seg - 1).__aiter__() for i in srcs}
+        queues = {f.index: asyncio.Queue(4) for f in pl.fixes}
+        uploads = {f.index: asyncio.ensure_future(self.storage.put(f.target, oid, f.index, _drain(queues[f.index])))
+                   for f in pl.fixes}
+        missing = [f.index for f in pl.fixes if f.index not in streams]
+        written = 0
+        try:
+            for seg in range(n_seg):
+                got = await asyncio.gather(*(streams[i].__anext__() for i in srcs))
+                frags = dict(zip(srcs, got))
+                data = await asyncio.to_thread(self.codec.decode, list(got))
+                if segment_checksum(data) != sums[8 * seg:8 * seg + 8]:
+                    raise FragmentError(f"segment {seg} of {oid} does not match its checksum")
+                if missing:
+                    frags.update(zip(missing, await asyncio.to_thread(self.codec.reconstruct, list(got), missing)))
+                for f in pl.fixes:
+                    piece = frags[f.index]
+                    written += len(piece)
+                    await _put_or_fail(queues[f.index], blocks.frame(piece), uploads[f.index])
+            for f in pl.fixes:
+                await _put_or_fail(queues[f.index], None, uploads[f.index])
+            await asyncio.gather(*uploads.values())
+        except BaseException:
+            for u in uploads.values():
+                u.cancel()
+            await asyncio.gather(*uploads.values(), return_exceptions=True)
+            raise
+        finally:
+            for s in streams.values():
+                try:
+                    await s.aclose()
+                except Exception:
+                    pass
+        if pl.final != list(ec["nodes"]):
+            moved = dict(rec, ec=dict(ec, nodes=pl.final), pe=int(rec.get("pe", 0)) + 1)
+            body = {"bucket": bucket, "key": key, "record": moved}
+            await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
+                         finish_in_background=True)
+        for f in pl.fixes:
+            rep.rebuilt[f.why] = rep.rebuilt.get(f.why, 0) + 1
+            REBUILT.labels(f.why).inc()
+            if len(rep.fixed) < 200:
+                rep.fixed.append([f"{bucket}/{key}", f.index, f.why, f.target])
+        rep.rebuilt_bytes += written
+        REBUILT_BYTES.inc(written)
+        return True
+
+    # ---------------------------------------------------------------- garbage
+    async def _collect(self, rep, inv, received, referenced, t0: float) -> None:
+        async def one(node: str) -> None:
+            min_age = P.gc_min_age(self.grace, t0, received[node])
+            entries = [(oid, idx, size, age) for (oid, idx), (size, age) in inv[node].items()]
+            refs = referenced[node]
+            for oid, idx in P.orphans(entries, lambda o, i: (o, i) in refs, min_age):
+                removed = await self.storage.delete(node, oid, idx, min_age_s=self.grace)
+                if removed:
+                    size = inv[node][(oid, idx)][0]
+                    rep.orphans_removed += 1
+                    rep.orphan_bytes += size
+                    ORPHANS.inc()
+                    ORPHAN_BYTES.inc(size)
+        await asyncio.gather(*(one(n) for n in sorted(inv)))
+        await self._forget_gc_notes()
+
+    async def _forget_gc_notes(self) -> None:
+        """The replicas' GC notes (why a fragment became garbage) are history
+        once older than the grace period: the inventory GC has dealt with them."""
+        cutoff_ms = (time.time() - self.grace) * 1000
+        for r in self.replicas:
+            try:
+                items = (await r.call("GET", "/gc"))["items"]
+                old = [it["id"] for it in items if physical_ms(int(it.get("ts", 0))) < cutoff_ms]
+                if old:
+                    await r.call("POST", "/gc/forget", json={"ids": old})
+            except ReplicaError:
+                continue
+
+    # ---------------------------------------------------------------- loop and HTTP
+    def start_pass(self, audit: bool = False, audit_rate: float = 0.0) -> int:
+        """Start a pass now and return its id. A pass already running is
+        joined, unless an audit is asked for and it runs none: then an
+        auditing pass follows it."""
+        running = self._pass_task is not None and not self._pass_task.done()
+        if not running:
+            self._pass_task = asyncio.ensure_future(self.run_pass(audit=audit, audit_rate=audit_rate))
+            return self.passes + 1
+        if self._queued is not None:
+            return self._queued
+        if self.current is not None and (self.current.audit or not audit):
+            return self.current.id
+        before = self._pass_task
+        self._queued = self.passes + 1 + (self.current is None)
+
+        async def after() -> PassReport:
+            await asyncio.gather(before, return_exceptions=True)
+            self._queued = None
+            return await self.run_pass(audit=audit, audit_rate=audit_rate)
+        self._pass_task = asyncio.ensure_future(after())
+        return self._queued
+
+    async def loop(self) -> None:
+        interval = self.topo.scrub.interval_s
+        next_pass = time.monotonic() + interval
+        while True:
+            await self.probe_nodes()
+            now = time.monotonic()
+            if self._wake.is_set() or now >= next_pass:
+                self._wake.clear()
+                if self._pass_task is None or self._pass_task.done():
+                    self._pass_task = asyncio.ensure_future(self.run_pass())
+                    rep = await asyncio.shield(self._pass_task)
+                    soon = rep.not_full or rep.phase != "done"
+                    next_pass = time.monotonic() + (min(SOON, interval) if soon else interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), PROBE_EVERY)
+            except asyncio.TimeoutError:
+                pass
+
+    def status(self) -> dict:
+        return {"role": "scrubber", "pid": os.getpid(), "passes": self.passes,
+                "running": self.current.as_dict() if self.current else None,
+                "last_pass": self.last.as_dict() if self.last else None,
+                "last_recovery": self.last_recovery, "nodes_up": self.up,
+                "settings": {"interval_s": self.topo.scrub.interval_s, "gc_grace_s": self.grace,
+                             "audit_mb_per_s": self.topo.scrub.audit_mb_per_s}}
+
+
+def app(topo) -> web.Application:
+    a = web.Application(middlewares=[auth_middleware(topo.cluster_secret, open_paths=("/health", "/metrics"))])
+    state: dict = {}
+
+    async def on_start(app_: web.Application) -> None:
+        state["session"] = client_session(topo.cluster_secret, timeout_s=30)
+        state["scrubber"] = Scrubber(topo, state["session"])
+        state["loop"] = asyncio.ensure_future(state["scrubber"].loop())
+
+    async def on_stop(app_: web.Application) -> None:
+        state["loop"].cancel()
+        await asyncio.gather(state["loop"], return_exceptions=True)
+        await state["session"].close()
+
+    async def status(request):
+        return web.json_response(state["scrubber"].status())
+
+    async def start(request):
+        audit = request.query.get("audit") == "1"
+        rate = float(request.query.get("audit_rate", 0))
+        return web.json_response({"pass": state["scrubber"].start_pass(audit, rate)})
+
+    async def health(request):
+        return web.json_response({"ok": True, "role": "scrubber"})
+
+    async def metrics(request):
+        return web.Response(body=prometheus_client.generate_latest(REGISTRY),
+                            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+    a.router.add_get("/status", status)
+    a.router.add_post("/pass", start)
+    a.router.add_get("/health", health)
+    a.router.add_get("/metrics", metrics)
+    a.on_startup.append(on_start)
+    a.on_cleanup.append(on_stop)
+    return a
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..cluster import topology as topo_mod
+    from ..cluster.logs import setup_logging
+    p = argparse.ArgumentParser(prog="minis3 scrubber")
+    p.add_argument("--topology")
+    p.add_argument("--data-dir")
+    a = p.parse_args(argv)
+    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    setup_logging("scrubber")
+    tune_malloc()
+    log.info("scrubber on %s: a pass every %.0f s, GC grace %.0f s, node audit %.1f MB/s (%s)",
+             topo.scrub.url, topo.scrub.interval_s, topo.scrub.gc_grace_s, topo.scrub.audit_mb_per_s,
+             use_fast_event_loop())
+    web.run_app(app(topo), host=topo.scrub.host, port=topo.scrub.port, print=None, access_log=None,
+                handle_signals=True)
