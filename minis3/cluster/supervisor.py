@@ -169,7 +169,22 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _frontend_sees_all_nodes(url: str) -> bool:
+    """The frontend's own view: every storage node believed up. (A frontend
+    that started before its nodes listened marked them down; until its next
+    probe it would place fragments on handoff nodes.)"""
+    from prometheus_client.parser import text_string_to_metric_families
+    try:
+        with urllib.request.urlopen(url + "/_minis3/metrics?name[]=minis3_storage_node_up", timeout=1) as r:
+            text = r.read().decode()
+    except OSError:
+        return False
+    values = [s.value for fam in text_string_to_metric_families(text) for s in fam.samples]
+    return bool(values) and all(v == 1 for v in values)
+
+
 def wait_healthy(topo: Topology, timeout: float = 30) -> None:
+    """Every process answers its health check, and every frontend sees every storage node up."""
     urls = [n.url + "/health" for n in topo.nodes] + [m.url + "/health" for m in topo.metas]
     urls += [f.url + "/" for f in topo.frontends] + [topo.scrub.url + "/health"]
     deadline = time.monotonic() + timeout
@@ -177,10 +192,18 @@ def wait_healthy(topo: Topology, timeout: float = 30) -> None:
     while pending:
         pending = [u for u in pending if not _healthy(u)]
         if not pending:
-            return
+            break
         if time.monotonic() > deadline:
             raise TimeoutError(f"not healthy after {timeout}s: {', '.join(pending)}")
         time.sleep(0.1)
+    views = [f.url for f in topo.frontends]
+    while True:
+        views = [u for u in views if not _frontend_sees_all_nodes(u)]
+        if not views:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"frontends still see storage nodes down after {timeout}s: {', '.join(views)}")
+        time.sleep(0.05)
 
 
 class Cluster:

@@ -53,5 +53,13 @@ class Codec:
         """Any k (or more) fragments of one segment → the segment's bytes."""
         return self._driver.decode(fragments)
 
+    def fragment_sizes(self, size: int, segment_size: int) -> tuple[int, int, int]:
+        """(fragment size of a full segment, of the last segment, segments) for
+        an object of ``size`` bytes: what each block of a fragment file holds."""
+        if size == 0:
+            return 0, 0, 0
+        info = self._driver.get_segment_info(size, segment_size)
+        return info["fragment_size"], info["last_fragment_size"], info["num_segments"]
+
     def reconstruct(self, fragments: list[bytes], indexes: list[int]) -> list[bytes]:
         return self._driver.reconstruct(fragments, indexes)

@@ -18,6 +18,7 @@ import logging
 import time
 
 import aiohttp
+import prometheus_client
 
 log = logging.getLogger("minis3.health")
 
@@ -26,10 +27,17 @@ PROBE_TIMEOUT = 0.75
 HEDGE_MIN, HEDGE_MAX = 0.25, 2.0        # seconds: the bounds of GET's hedging delay
 
 
+#: What this frontend believes of each storage node (``minis3 up`` waits for all 1s).
+NODE_UP = prometheus_client.Gauge("minis3_storage_node_up", "1 while this frontend believes the node is up",
+                                  ["node"])
+
+
 class NodeHealth:
     def __init__(self, session: aiohttp.ClientSession, urls: dict[str, str]):
         self.session, self.urls = session, urls
         self.down: dict[str, float] = {}          # node id → since when
+        for n in urls:
+            NODE_UP.labels(n).set(1)
         self._block_wait = 0.02                   # EWMA of a fragment block's arrival, seconds
         self._task: asyncio.Task | None = None
 
@@ -43,9 +51,11 @@ class NodeHealth:
     def mark_down(self, node: str, why: str) -> None:
         if node not in self.down:
             self.down[node] = time.time()
+            NODE_UP.labels(node).set(0)
             log.warning("storage node %s marked down: %s", node, why)
 
     def _mark_up(self, node: str) -> None:
+        NODE_UP.labels(node).set(1)
         if self.down.pop(node, None) is not None:
             log.warning("storage node %s is answering again", node)
 

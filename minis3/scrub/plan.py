@@ -23,7 +23,8 @@ class Fix:
     """One fragment to write: ``index`` of the object, onto ``target``."""
     index: int
     target: str
-    why: str            # "missing", "quarantined" (the node found it corrupt), or "handoff" (moving home)
+    why: str            # "missing", "quarantined" (the node found it corrupt), "truncated"
+                        # (the wrong size), or "handoff" (moving home)
 
 
 @dataclass
@@ -47,11 +48,11 @@ class ObjectPlan:
 
 
 def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str], held: Held,
-                quarantined: Callable[[str, str, int], bool] = lambda n, o, i: False) -> ObjectPlan:
+                why_lost: Callable[[str, str, int], str] = lambda n, o, i: "missing") -> ObjectPlan:
     """Decide how to bring one erasure-coded object back to full redundancy.
 
-    * A fragment its node does not hold (deleted, wiped, or quarantined as
-      corrupt) is rebuilt from k others: on its home node if that is up, else
+    * A fragment its node does not hold whole (deleted, wiped, quarantined as
+      corrupt, or the wrong size: ``why_lost`` says which) is rebuilt from k others: on its home node if that is up, else
       on a handoff node (the least loaded up node, its home AZ's first).
     * A fragment held by a handoff node goes back home once home is up
       (the outage that put it there is over).
@@ -97,8 +98,7 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
             return plan
     for i in range(width):
         if state[i] is False:
-            why = "quarantined" if quarantined(nodes[i], oid, i) else "missing"
-            plan.fixes.append(Fix(i, final[i], why))
+            plan.fixes.append(Fix(i, final[i], why_lost(nodes[i], oid, i)))
         elif state[i] and final[i] != nodes[i]:
             plan.fixes.append(Fix(i, final[i], "handoff"))
     plan.final = list(final)                  # type: ignore[arg-type]

@@ -314,13 +314,18 @@ class Scrubber:
     async def _walk_objects(self, rep, inv, quarantined, referenced, listed) -> bool:
         up = set(listed)
 
+        sizes: dict[tuple[str, int, str], int] = {}      # the current object's expected file sizes
+
         def held(node: str, oid: str, idx: int):
             if node not in listed:
                 return None
-            return (oid, idx) in inv[node]
+            got = inv[node].get((oid, idx))
+            return got is not None and got[0] == sizes[(oid, idx, node)]
 
-        def in_quarantine(node: str, oid: str, idx: int) -> bool:
-            return (oid, idx) in quarantined.get(node, ())
+        def why_lost(node: str, oid: str, idx: int) -> str:
+            if (oid, idx) in inv[node]:
+                return "truncated"            # whole blocks missing: its checksums cannot show it
+            return "quarantined" if (oid, idx) in quarantined.get(node, ()) else "missing"
 
         sem = asyncio.Semaphore(REPAIR_CONCURRENCY)
         repairs: set[asyncio.Task] = set()
@@ -344,7 +349,11 @@ class Scrubber:
             OBJECTS.inc()
             FRAGMENTS.inc(len(ec["nodes"]))
             home = place(ec["id"], self.azs, len(ec["nodes"]))
-            pl = P.plan_object(ec, home, self.node_az, up, held, in_quarantine)
+            frag, last, n_seg = self._codec(ec).fragment_sizes(int(newest["size"]), int(ec["seg"]))
+            sizes.clear()
+            for idx, node in enumerate(ec["nodes"]):
+                sizes[(ec["id"], idx, node)] = blocks.expected_file_size(ec["id"], idx, node, frag, last, n_seg)
+            pl = P.plan_object(ec, home, self.node_az, up, held, why_lost)
             for f in pl.damaged:
                 rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
                 DAMAGED.labels(f.why).inc()
@@ -383,6 +392,16 @@ class Scrubber:
         elif pl.unknown:
             rep.not_full += 1
 
+    def _codec(self, ec: dict) -> Codec:
+        """The codec an object was written with (the topology's, unless it changed since)."""
+        spec = (int(ec["k"]), int(ec["m"]), ec.get("backend", self.codec.backend))
+        if spec != (self.codec.k, self.codec.m, self.codec.backend):
+            cache = self.__dict__.setdefault("_codecs", {})
+            if spec not in cache:
+                cache[spec] = Codec(*spec)
+            return cache[spec]
+        return self.codec
+
     # ---------------------------------------------------------------- repair
     async def repair(self, bucket: str, key: str, rec: dict, pl: P.ObjectPlan, rep: PassReport) -> bool:
         """Write every fragment of ``pl.fixes`` (from k present ones, segment
@@ -403,11 +422,12 @@ class Scrubber:
             for seg in range(n_seg):
                 got = await asyncio.gather(*(streams[i].__anext__() for i in srcs))
                 frags = dict(zip(srcs, got))
-                data = await asyncio.to_thread(self.codec.decode, list(got))
+                codec = self._codec(ec)
+                data = await asyncio.to_thread(codec.decode, list(got))
                 if segment_checksum(data) != sums[8 * seg:8 * seg + 8]:
                     raise FragmentError(f"segment {seg} of {oid} does not match its checksum")
                 if missing:
-                    frags.update(zip(missing, await asyncio.to_thread(self.codec.reconstruct, list(got), missing)))
+                    frags.update(zip(missing, await asyncio.to_thread(codec.reconstruct, list(got), missing)))
                 for f in pl.fixes:
                     piece = frags[f.index]
                     written += len(piece)

@@ -47,6 +47,22 @@ def parse_block_head(head: bytes) -> tuple[int, int]:
     return length, digest
 
 
+def fragment_info(object_id: str, index: int, node: str, created_ms: int) -> dict:
+    """The JSON a fragment file's header carries."""
+    return {"object_id": object_id, "index": index, "created_ms": created_ms, "node": node}
+
+
+def expected_file_size(object_id: str, index: int, node: str, fragment_size: int,
+                       last_fragment_size: int, segments: int) -> int:
+    """The exact size of a whole fragment file as stored on ``node``: what a
+    file cut short at a block boundary (which its own checksums cannot show)
+    fails. ``created_ms`` has 13 digits from 2001 to 2286."""
+    head = len(file_header(index, fragment_info(object_id, index, node, 10 ** 12)))
+    if segments == 0:
+        return head
+    return head + (segments - 1) * (BLOCK_HEAD.size + fragment_size) + BLOCK_HEAD.size + last_fragment_size
+
+
 def file_header(index: int, info: dict) -> bytes:
     body = json.dumps(info, sort_keys=True).encode()
     return FILE_HEAD.pack(MAGIC, VERSION, index, 0, len(body)) + body + struct.pack(">Q", checksum(body))

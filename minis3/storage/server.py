@@ -262,8 +262,7 @@ class StorageNode:
     # -- handlers ----------------------------------------------------------
     async def put_fragment(self, request: web.Request) -> web.Response:
         oid, idx = self.parse_name(request)
-        info = {"object_id": oid, "index": idx, "created_ms": int(time.time() * 1000),
-                "node": self.node_id}
+        info = blocks.fragment_info(oid, idx, self.node_id, int(time.time() * 1000))
         tmp = self.tmp_dir / f"{oid}.{idx}.{uuid.uuid4().hex[:8]}"
         n_blocks = n_bytes = 0
         reader = request.content

@@ -37,7 +37,7 @@ def test_missing_and_quarantined_fragments_are_rebuilt_at_home():
     inv[home[0]].discard(("o2", 0))
     inv[home[4]].discard(("o2", 4))
     p = P.plan_object(ec_for("o2", home), home, NODE_AZ, ALL, holding(inv),
-                      quarantined=lambda n, o, i: i == 4)
+                      why_lost=lambda n, o, i: "quarantined" if i == 4 else "missing")
     assert {(f.index, f.target, f.why) for f in p.fixes} == {(0, home[0], "missing"), (4, home[4], "quarantined")}
     assert p.final == home and not p.full
     assert P.sources_for(p, 4) == [1, 2, 3, 5]
@@ -126,3 +126,22 @@ def test_newest_and_stale_use_the_version_order():
     assert P.newest_and_stale([v1, v1moved, None], version) == (v1moved, [0, 2])
     assert P.newest_and_stale([v2, v1moved, v2], version) == (v2, [1])
     assert P.newest_and_stale([None, None, None], version) == (None, [])
+
+
+def test_expected_file_size_matches_real_fragment_files():
+    """What lets the scrubber see a fragment file cut at a block boundary."""
+    import os
+    import time
+
+    from minis3.ec.codec import Codec
+    from minis3.storage import blocks
+    c, seg, oid = Codec(4, 2), 1 << 20, "ab" * 16
+    for size in (5000, seg, 3 * seg + 17):
+        data = os.urandom(size)
+        per_seg = [c.encode(data[i:i + seg]) for i in range(0, size, seg)]
+        for idx in range(6):
+            info = blocks.fragment_info(oid, idx, "b1", int(time.time() * 1000))
+            body = blocks.file_header(idx, info) + b"".join(blocks.frame(f[idx]) for f in per_seg)
+            want = blocks.expected_file_size(oid, idx, "b1", *c.fragment_sizes(size, seg))
+            assert len(body) == want
+            assert len(body[:-(12 + len(per_seg[-1][idx]))]) != want      # one block short
