@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test unit integration install clean bench bench-quick chaos
+.PHONY: run test unit integration install clean bench bench-quick bench-scrub chaos
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/minis3 bench --suite --quick --markdown bench-quick.md --json bench-quick.json
+
+# The scrubber: a clean pass, a full-speed audit, a wiped node rebuilt, an AZ's return to full redundancy.
+bench-scrub: $(STAMP)
+	$(BIN)/python -m minis3.bench.scrub --markdown docs/scrub-benchmarks.md
 
 # Long chaos runs: each AZ killed and frozen under a mixed workload, 30 s a phase.
 chaos: $(STAMP)

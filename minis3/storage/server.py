@@ -73,6 +73,9 @@ STREAM_BUFSIZE = 1 << 20
 
 log = logging.getLogger("minis3.storage")
 
+#: The node audit charges each file at least this many bytes of its rate.
+AUDIT_FILE_COST = 256 << 10
+
 #: Verified blocks are written to the temp file in batches of about this size.
 WRITE_BATCH = 1 << 20
 
@@ -215,6 +218,7 @@ class AuditPass:
     files_done: int = 0
     bytes_verified: int = 0
     corrupt_found: int = 0
+    requested: bool = False              # by POST /audit (else one of the continuous passes)
     task: asyncio.Task | None = field(default=None, repr=False)
 
 
@@ -523,6 +527,9 @@ class StorageNode:
                 await limiter.take(n)
         finally:
             await asyncio.to_thread(check.close)
+        # Opening and checking a file costs CPU whatever its size: a small
+        # file is paced as if it were AUDIT_FILE_COST bytes.
+        await limiter.take(max(0, AUDIT_FILE_COST - check.result.bytes))
         p.files_done += 1
         self.metrics.audit_fragments.inc()
         if check.problem:
@@ -554,8 +561,9 @@ class StorageNode:
                               "finished_unix": round(time.time(), 3)}
             self.metrics.passes.inc()
             self.metrics.last_pass_seconds.set(seconds)
-            log.info("audit pass %d: %d files, %.1f MB in %.1fs, %d corrupt", p.id, p.files_done,
-                     p.bytes_verified / 1e6, seconds, p.corrupt_found)
+            log.log(logging.INFO if p.corrupt_found or p.requested else logging.DEBUG,
+                    "audit pass %d: %d files, %.1f MB in %.1fs, %d corrupt", p.id, p.files_done,
+                    p.bytes_verified / 1e6, seconds, p.corrupt_found)
         finally:
             p.running = False
 
@@ -584,6 +592,7 @@ class StorageNode:
         async with self._audit_switch:
             await self._stop_audit_task()
             p = self._new_pass(self.audit_mb_per_s if rate_mb_per_s is None else rate_mb_per_s)
+            p.requested = True
             self._audit_task = asyncio.create_task(self._audit_loop(p), name=f"audit-{self.node_id}")
             return p
 
