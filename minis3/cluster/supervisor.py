@@ -183,27 +183,25 @@ def _frontend_sees_all_nodes(url: str) -> bool:
     return bool(values) and all(v == 1 for v in values)
 
 
+def _wait_for(pending: list[str], ok, deadline: float, what: str) -> None:
+    """Poll ``ok(url)`` for each pending url until all pass, or raise TimeoutError."""
+    while True:
+        pending = [u for u in pending if not ok(u)]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: {', '.join(pending)}")
+        time.sleep(0.05)
+
+
 def wait_healthy(topo: Topology, timeout: float = 30) -> None:
     """Every process answers its health check, and every frontend sees every storage node up."""
     urls = [n.url + "/health" for n in topo.nodes] + [m.url + "/health" for m in topo.metas]
     urls += [f.url + "/" for f in topo.frontends] + [topo.scrub.url + "/health"]
     deadline = time.monotonic() + timeout
-    pending = list(urls)
-    while pending:
-        pending = [u for u in pending if not _healthy(u)]
-        if not pending:
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not healthy after {timeout}s: {', '.join(pending)}")
-        time.sleep(0.1)
-    views = [f.url for f in topo.frontends]
-    while True:
-        views = [u for u in views if not _frontend_sees_all_nodes(u)]
-        if not views:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"frontends still see storage nodes down after {timeout}s: {', '.join(views)}")
-        time.sleep(0.05)
+    _wait_for(urls, _healthy, deadline, f"not healthy after {timeout}s")
+    _wait_for([f.url for f in topo.frontends], _frontend_sees_all_nodes, deadline,
+              f"frontends still see storage nodes down after {timeout}s")
 
 
 class Cluster:
