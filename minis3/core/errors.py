@@ -55,6 +55,11 @@ InvalidDigest = _e("InvalidDigest", 400, "The Content-MD5 or checksum you specif
 InvalidLocationConstraint = _e("InvalidLocationConstraint", 400,
                                "The specified location-constraint is not valid.")
 InvalidURI = _e("InvalidURI", 400, "Couldn't parse the specified URI.")
+InvalidPart = _e("InvalidPart", 400, "One or more of the specified parts could not be found. The part may not have "
+                 "been uploaded, or the specified entity tag may not match the part's entity tag.")
+InvalidPartOrder = _e("InvalidPartOrder", 400, "The list of parts was not in ascending order. The parts list must "
+                      "be specified in order by part number.")
+InvalidPartNumber = _e("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
 InvalidRange = _e("InvalidRange", 416, "The requested range is not satisfiable")
 InvalidRequest = _e("InvalidRequest", 400, "Invalid Request")
 KeyTooLongError = _e("KeyTooLongError", 400, "Your key is too long")

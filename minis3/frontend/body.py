@@ -48,7 +48,14 @@ def _is_hex_sha256(v: str) -> bool:
 
 
 class Upload:
-    def __init__(self, request: web.Request, auth: AuthResult):
+    def __init__(self, request: web.Request, auth: AuthResult, *, required_alg: str | None = None,
+                 extra_alg: str | None = None, checksum_headers: bool = True):
+        """``required_alg``: the checksum algorithm every part of a multipart
+        upload uses (computed here when the client sends none; another
+        algorithm from the client is refused). ``extra_alg``: one more
+        checksum to compute (``digests.b64()``), whatever the client sends.
+        ``checksum_headers`` False: x-amz-checksum-* headers are not about
+        this body (CompleteMultipartUpload's are the whole object's)."""
         self.request = request
         h = request.headers
         mode = auth.payload_hash
@@ -81,7 +88,7 @@ class Upload:
             raise E.EntityTooLarge()
 
         # Which checksum does the client promise: a header now, or a trailer later?
-        self.header_checksums = checksums.parse_checksum_headers(h)
+        self.header_checksums = checksums.parse_checksum_headers(h) if checksum_headers else {}
         self.trailer_alg: str | None = None
         trailer = h.get("x-amz-trailer", "").strip().lower()
         if trailer:
@@ -90,13 +97,17 @@ class Upload:
             if not trailer.startswith(checksums.HEADER_PREFIX):
                 raise E.InvalidRequest(f"unsupported trailer {trailer}")
             self.trailer_alg = checksums.normalize_algorithm(trailer[len(checksums.HEADER_PREFIX):])
-        sdk_alg = h.get("x-amz-sdk-checksum-algorithm") or h.get("x-amz-checksum-algorithm")
+        sdk_alg = (h.get("x-amz-sdk-checksum-algorithm") or h.get("x-amz-checksum-algorithm")) if checksum_headers \
+            else None
         self.algorithm = (next(iter(self.header_checksums), None) or self.trailer_alg
                           or (checksums.normalize_algorithm(sdk_alg) if sdk_alg else None))
+        if required_alg and self.algorithm and self.algorithm != required_alg:
+            raise E.InvalidRequest(f"Checksum Type mismatch occurred, expected checksum Type: {required_alg}, "
+                                   f"actual checksum Type: {self.algorithm}")
         # With no checksum from the client, S3 computes CRC64NVME itself.
-        self.stored_alg = self.algorithm or "crc64nvme"
+        self.stored_alg = self.algorithm or required_alg or "crc64nvme"
         self.content_md5 = checksums.content_md5(h["content-md5"]) if "content-md5" in h else None
-        wanted = {self.stored_alg}
+        wanted = {self.stored_alg} | ({extra_alg} if extra_alg else set())
         if self.expected_sha256:
             wanted.add("sha256")
         self.digests = checksums.BodyDigests(wanted)
@@ -154,11 +165,12 @@ class Upload:
         return {"alg": self.stored_alg, "value": self.digests.b64()[self.stored_alg]}
 
 
-async def read_small_body(request: web.Request, auth: AuthResult, limit: int = 2 * 1024 * 1024) -> bytes:
+async def read_small_body(request: web.Request, auth: AuthResult, limit: int = 2 * 1024 * 1024,
+                          checksum_headers: bool = True) -> bytes:
     """Read a small request document (XML) through the same decoding and checks."""
     if not request.content_length and "chunked" not in request.headers.get("transfer-encoding", "").lower():
         return b""
-    up = Upload(request, auth)
+    up = Upload(request, auth, checksum_headers=checksum_headers)
     buf = bytearray()
     async for piece in up.chunks():
         buf += piece

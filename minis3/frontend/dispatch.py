@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 from ..core import errors as E
-from . import bucket, object as obj, service
+from . import bucket, multipart, object as obj, service
 
 # Bucket sub-resources S3 has that minis3 does not implement (yet): a clear
 # 501 NotImplemented rather than a wrong answer.
 UNSUPPORTED_BUCKET = {"acl", "policy", "cors", "lifecycle", "tagging", "website", "logging",
                       "notification", "replication", "encryption", "accelerate", "requestPayment",
                       "analytics", "metrics", "inventory", "intelligent-tiering", "object-lock",
-                      "ownershipControls", "publicAccessBlock", "policyStatus", "versions", "uploads"}
+                      "ownershipControls", "publicAccessBlock", "policyStatus", "versions"}
 UNSUPPORTED_OBJECT = {"acl", "tagging", "retention", "legal-hold", "torrent", "restore", "attributes",
-                      "uploads", "uploadId", "select"}
+                      "select"}
 
 
 async def dispatch(ctx):
@@ -27,6 +27,8 @@ async def dispatch(ctx):
                 return await bucket.get_location(ctx)
             if "versioning" in q:
                 return await bucket.get_versioning(ctx)
+            if "uploads" in q:
+                return await multipart.list_uploads(ctx)
             if UNSUPPORTED_BUCKET & q.keys():
                 raise E.NotImplemented_(f"bucket sub-resource {sorted(UNSUPPORTED_BUCKET & q.keys())[0]} "
                                         "is not implemented by minis3")
@@ -48,6 +50,18 @@ async def dispatch(ctx):
         raise E.MethodNotAllowed()
     if UNSUPPORTED_OBJECT & q.keys():
         raise E.NotImplemented_(f"{sorted(UNSUPPORTED_OBJECT & q.keys())[0]} is not implemented by minis3 yet")
+    if "uploadId" in q:                     # an upload in progress
+        if m == "PUT":
+            return await multipart.upload_part(ctx)
+        if m == "POST":
+            return await multipart.complete(ctx)
+        if m == "DELETE":
+            return await multipart.abort(ctx)
+        if m == "GET":
+            return await multipart.list_parts(ctx)
+        raise E.MethodNotAllowed()
+    if m == "POST" and "uploads" in q:
+        return await multipart.create(ctx)
     if m == "PUT":
         if "x-amz-copy-source" in ctx.request.headers:
             return await obj.copy(ctx)

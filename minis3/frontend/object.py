@@ -74,7 +74,7 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
     ck = rec.get("checksum")
     if checksum_mode and ck:
         h[checksums.header_name(ck["alg"])] = ck["value"]
-        h["x-amz-checksum-type"] = "FULL_OBJECT"
+        h["x-amz-checksum-type"] = ck.get("type", "FULL_OBJECT")
     return h
 
 
@@ -111,15 +111,20 @@ async def _precheck_write(ctx, conditions: dict) -> None:
 
 async def _commit(ctx, bucket: str, key: str, record: dict, stored, conditions: dict | None = None) -> dict:
     """Commit metadata: the object becomes visible here, or not at all."""
+    return await commit_stored(ctx, stored, lambda: ctx.meta.put_object(bucket, key, record, conditions))
+
+
+async def commit_stored(ctx, stored, write):
+    """Run ``write()`` (a metadata commit pointing at ``stored``'s fragments)
+    under the GC rule: it must start within the commit window of the first
+    fragment landing (docs/ARCHITECTURE.md, "Garbage collection")."""
     ec = stored.ec
     window = ctx.fe.topo.scrub.commit_window_s
     if stored.landed_at is not None and time.monotonic() - stored.landed_at > window:
-        # The scrubber may judge fragments this old garbage (the GC rule in
-        # docs/ARCHITECTURE.md): never point metadata at them.
         await ctx.fe.datapath.discard(ec, "commit-too-late")
         raise E.ServiceUnavailable(f"the write took more than {window:.0f} s from storing to commit")
     try:
-        return await ctx.meta.put_object(bucket, key, record, conditions)
+        return await write()
     except E.S3Error as exc:
         # A failed precondition is checked before any replica is written: the
         # fragments are garbage now. Any other failure (a quorum refused, or
@@ -147,13 +152,27 @@ async def _readable_record(ctx) -> dict:
     return rec
 
 
+def _requested_range(ctx, rec: dict) -> tuple[tuple[int, int] | None, int | None]:
+    """The byte range a GET or HEAD asks for (a Range header, or ?partNumber),
+    and the object's parts count when a part was asked for."""
+    if "partNumber" in ctx.query:
+        from .multipart import _part_number, part_range
+        if ctx.request.headers.get("Range"):
+            raise E.InvalidRequest("Cannot specify both Range header and partNumber query parameter")
+        start, end, count = part_range(rec, _part_number(ctx.query))
+        return (start, end), count
+    return parse_range(ctx.request.headers.get("Range"), rec["size"]), None
+
+
 async def head(ctx) -> web.StreamResponse:
     rec = await _readable_record(ctx)
-    rng = parse_range(ctx.request.headers.get("Range"), rec["size"])
+    rng, parts_count = _requested_range(ctx, rec)
     headers = _object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None)
     # A StreamResponse, so that Content-Length says the object's size while
     # no body is sent (aiohttp's Response would compute it from an empty body).
     resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
+    if parts_count is not None and "parts" in rec:
+        resp.headers["x-amz-mp-parts-count"] = str(parts_count)
     if rng:
         resp.headers["Content-Range"] = content_range(rng[0], rng[1], rec["size"])
     resp.content_length = (rng[1] - rng[0] + 1) if rng else rec["size"]
@@ -171,12 +190,14 @@ def _checksum_mode(ctx) -> bool:
 async def get(ctx) -> web.StreamResponse:
     rec = await _readable_record(ctx)
     size = rec["size"]
-    rng = parse_range(ctx.request.headers.get("Range"), size)
+    rng, parts_count = _requested_range(ctx, rec)
     start, end = rng if rng else (0, size - 1)
-    # A whole-object checksum never goes with a range: the client would check
-    # it against the partial body and fail.
+    # A whole-object checksum never goes with a range or a part: the client
+    # would check it against the partial body and fail.
     resp = web.StreamResponse(status=206 if rng else 200,
                               headers=_object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None))
+    if parts_count is not None and "parts" in rec:
+        resp.headers["x-amz-mp-parts-count"] = str(parts_count)
     if rng:
         resp.headers["Content-Range"] = content_range(start, end, size)
     resp.content_length = end - start + 1

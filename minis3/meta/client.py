@@ -45,6 +45,10 @@ from .partition import version
 
 log = logging.getLogger("minis3.meta.client")
 
+#: Key spaces of raw records (see MetaClient.get_record).
+UPLOADS = "\x00u/"
+PARTS = "\x00p/"
+
 N_REPLICAS = 3
 WRITE_QUORUM = 2
 READ_QUORUM = 2
@@ -364,7 +368,11 @@ class MetaClient:
                                         "record": dict(self._stamp(), deleted=True)})
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "", marker: str = "",
-                           max_keys: int = 1000, _checked: bool = False) -> dict:
+                           max_keys: int = 1000, _checked: bool = False, full: bool = False) -> dict:
+        """One LIST page of a bucket's keys. ``full`` returns whole records
+        (else only what a listing shows). ``bucket`` may also be a key space
+        of raw records (``UPLOADS`` + bucket, ``PARTS`` + upload id), with
+        ``_checked`` (there is no bucket record to check)."""
         if not _checked:
             await self.get_bucket(bucket)
         merged = MergedScan()
@@ -377,7 +385,9 @@ class MetaClient:
             except _NeedMore as need:
                 start, after = need.pos
                 params = {"table": "objects", "start": start, "inclusive": "0" if after else "1",
-                          "end": end, "limit": limit, "fields": "list"}
+                          "end": end, "limit": limit}
+                if not full:
+                    params["fields"] = "list"
                 replies = await self._read("/v/scan", params)
                 merged.add(need.pos, [body for _, body in replies])
                 limit = min(5000, limit * 2)      # runs of tombstones: fetch more each time
@@ -385,6 +395,34 @@ class MetaClient:
             return {"entries": [(k, r) for k, r in page.entries], "prefixes": page.prefixes,
                     "truncated": page.truncated, "next_marker": page.next_marker}
         raise E.InternalError("listing did not converge")
+
+    # -- raw records: multipart uploads and their parts ------------------------------
+    # They live in the object partitions beside the objects, under key spaces
+    # no bucket's range contains ("\x00" sorts before every bucket name):
+    #   UPLOADS + bucket + "/" + key + "\x00" + upload id   an upload in progress
+    #   PARTS + upload id + "/" + part number (5 digits)     one part of it
+    # so they are replicated, versioned and scrubbed like objects.
+    @staticmethod
+    def _split(ikey: str) -> tuple[str, str]:
+        bucket, _, key = ikey.partition("/")
+        return bucket, key
+
+    async def get_record(self, ikey: str) -> dict | None:
+        """The newest live version of a raw record, or None."""
+        _, o = await self._object_versions(*self._split(ikey))
+        return live(o)
+
+    async def put_record(self, ikey: str, record: dict) -> dict:
+        """A new version of a raw record, in one round (no bucket check: the caller has checked)."""
+        bucket, key = self._split(ikey)
+        rec = dict(record, **self._stamp())
+        rec["mtime"] = physical_ms(rec["ts"])
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True})
+        return rec
+
+    async def delete_record(self, ikey: str) -> None:
+        bucket, key = self._split(ikey)
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": dict(self._stamp(), deleted=True)})
 
     # -- the rest --------------------------------------------------------------------
     async def gc_add(self, ec: dict, reason: str) -> None:

@@ -137,7 +137,7 @@ class MetaService:
         body = await request.json()
         ikey = body["bucket"] + "/" + body["key"]
         rec = body["record"]
-        if body.get("commit") and rec.get("ec") and physical_ms(int(rec["ts"])) < time.time() * 1000 - self.commit_window_ms:
+        if body.get("commit") and (rec.get("ec") or rec.get("parts")) and physical_ms(int(rec["ts"])) < time.time() * 1000 - self.commit_window_ms:
             # A new version that took too long to get here (a frozen replica
             # thawed, a request stuck in a socket): its fragments may already
             # be judged garbage by the scrubber, so it must never be kept.

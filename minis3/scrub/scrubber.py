@@ -46,7 +46,7 @@ from ..ec import layout
 from ..ec.codec import Codec, tune_malloc
 from ..ec.placement import place
 from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
-from ..meta.client import Replica, ReplicaError, quorum
+from ..meta.client import PARTS, UPLOADS, Replica, ReplicaError, quorum
 from ..meta.partition import version
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from ..storage import blocks
@@ -101,6 +101,7 @@ class PassReport:
     not_full: int = 0
     unrepairable: list = field(default_factory=list)  # [key, problem], first few
     meta_repairs: int = 0
+    parts_cleaned: int = 0           # part records of finished or abandoned uploads
     replicas_scanned: int = 0
     orphans_removed: int = 0
     orphan_bytes: int = 0
@@ -110,6 +111,16 @@ class PassReport:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def ec_units(rec: dict | None) -> list[tuple[int | None, dict, int]]:
+    """The erasure-coded fragment sets a version points at, as (part index or
+    None, ec, size): an object's one, or each part's of a multipart object."""
+    if not rec or rec.get("deleted"):
+        return []
+    if rec.get("ec"):
+        return [(None, rec["ec"], int(rec["size"]))]
+    return [(i, p["ec"], int(p["size"])) for i, p in enumerate(rec.get("parts") or []) if p.get("ec")]
 
 
 class _Cursor:
@@ -331,56 +342,90 @@ class Scrubber:
         repairs: set[asyncio.Task] = set()
         alive_all = True
         failed: list[bool] = []
+        part_records: dict[str, list[tuple[str, dict]]] = {}      # upload id → its live part records
+        live_uploads: set[str] = set()
         async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed):
             rep.keys_done += 1
             alive_all = alive_all and all(alive)
             bucket, _, key = ikey.partition("/")
             newest = await self._anti_entropy(rep, "/v/object", {"bucket": bucket, "key": key}, versions, alive)
             for v in versions:                      # every replica's version keeps its fragments
-                if v and v.get("ec"):
-                    for idx, node in enumerate(v["ec"]["nodes"]):
+                for _, ec, _ in ec_units(v):
+                    for idx, node in enumerate(ec["nodes"]):
                         if node in referenced:
-                            referenced[node].add((v["ec"]["id"], idx))
-            if not newest or newest.get("deleted") or not newest.get("ec"):
+                            referenced[node].add((ec["id"], idx))
+            if not newest or newest.get("deleted"):
                 continue
-            ec = newest["ec"]
-            rep.objects += 1
-            rep.fragments += len(ec["nodes"])
-            OBJECTS.inc()
-            FRAGMENTS.inc(len(ec["nodes"]))
-            home = place(ec["id"], self.azs, len(ec["nodes"]))
-            frag, last, n_seg = self._codec(ec).fragment_sizes(int(newest["size"]), int(ec["seg"]))
-            sizes.clear()
-            for idx, node in enumerate(ec["nodes"]):
-                sizes[(ec["id"], idx, node)] = blocks.expected_file_size(ec["id"], idx, node, frag, last, n_seg)
-            pl = P.plan_object(ec, home, self.node_az, up, held, why_lost)
-            for f in pl.damaged:
-                rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
-                DAMAGED.labels(f.why).inc()
-            if pl.problem:
+            if ikey.startswith(PARTS):
+                part_records.setdefault(key.partition("/")[0], []).append((key, newest))
+            elif ikey.startswith(UPLOADS):
+                live_uploads.add(key[-32:])
+            units = ec_units(newest)
+            if units:
+                rep.objects += 1
+                OBJECTS.inc()
+            plans = []
+            for part, ec, size in units:
+                rep.fragments += len(ec["nodes"])
+                FRAGMENTS.inc(len(ec["nodes"]))
+                home = place(ec["id"], self.azs, len(ec["nodes"]))
+                frag, last, n_seg = self._codec(ec).fragment_sizes(size, int(ec["seg"]))
+                sizes.clear()
+                for idx, node in enumerate(ec["nodes"]):
+                    sizes[(ec["id"], idx, node)] = blocks.expected_file_size(ec["id"], idx, node, frag, last, n_seg)
+                pl = P.plan_object(ec, home, self.node_az, up, held, why_lost)
+                for f in pl.damaged:
+                    rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
+                    DAMAGED.labels(f.why).inc()
+                if pl.problem and len(rep.unrepairable) < 50:
+                    rep.unrepairable.append([ikey if part is None else f"{ikey} part {part + 1}", pl.problem])
+                for f in pl.fixes:                 # the new copies are referenced too
+                    if f.target in referenced:
+                        referenced[f.target].add((ec["id"], f.index))
+                plans.append((part, ec, size, pl))
+            if any(pl.problem or (not pl.fixes and not pl.full) for *_, pl in plans):
                 rep.not_full += 1
-                if len(rep.unrepairable) < 50:
-                    rep.unrepairable.append([ikey, pl.problem])
+            todo = [u for u in plans if u[3].fixes and not u[3].problem]
+            if not todo:
                 continue
-            if not pl.fixes:
-                if not pl.full:
-                    rep.not_full += 1
-                continue
-            for f in pl.fixes:                     # the new copies are referenced too
-                if f.target in referenced:
-                    referenced[f.target].add((ec["id"], f.index))
             await sem.acquire()
-            task = asyncio.ensure_future(self._repair_guarded(rep, bucket, key, newest, pl, sem))
+            task = asyncio.ensure_future(self._repair_guarded(rep, bucket, key, newest, todo, sem))
             repairs.add(task)
             task.add_done_callback(repairs.discard)
         if repairs:
             await asyncio.gather(*repairs)
         rep.replicas_scanned = failed.count(False)
-        return alive_all and not any(failed)
+        complete = alive_all and not any(failed)
+        if complete:
+            await self._clean_parts(rep, part_records, live_uploads)
+        return complete
 
-    async def _repair_guarded(self, rep, bucket, key, rec, pl, sem) -> None:
+    async def _clean_parts(self, rep, part_records: dict, live_uploads: set[str]) -> None:
+        """Part records of uploads that are gone (completed: the manifest now
+        points at the fragments it needs; aborted, or cut short by a crash)
+        are tombstoned once older than the grace period; the next passes'
+        GC then removes every fragment nothing points at any more."""
+        cutoff_ms = (time.time() - self.grace) * 1000
+        for uid, recs in part_records.items():
+            if uid in live_uploads:
+                continue
+            for key, rec in recs:
+                if physical_ms(int(rec["ts"])) >= cutoff_ms:
+                    continue
+                # Just newer than the part: no later write can exist for an upload that is gone.
+                tomb = {"ts": int(rec["ts"]) + 1, "vid": "scrubber", "deleted": True}
+                body = {"bucket": PARTS.rstrip("/"), "key": key, "record": tomb}
+                try:
+                    await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
+                                 finish_in_background=True)
+                    rep.parts_cleaned += 1
+                except Exception as exc:       # noqa: BLE001 - the next pass tries again
+                    log.warning("could not clean part record %s: %s", key, exc)
+
+    async def _repair_guarded(self, rep, bucket, key, rec, todo, sem) -> None:
         try:
-            ok = await self.repair(bucket, key, rec, pl, rep)
+            await self.repair(bucket, key, rec, todo, rep)
+            ok = True
         except Exception as exc:                    # one object's failure never stops the pass
             log.warning("repair of %s/%s failed: %s", bucket, key, exc)
             ok = False
@@ -389,7 +434,7 @@ class Scrubber:
         if not ok:
             rep.repair_failures += 1
             rep.not_full += 1
-        elif pl.unknown:
+        elif any(pl.unknown for *_, pl in todo):
             rep.not_full += 1
 
     def _codec(self, ec: dict) -> Codec:
@@ -403,13 +448,42 @@ class Scrubber:
         return self.codec
 
     # ---------------------------------------------------------------- repair
-    async def repair(self, bucket: str, key: str, rec: dict, pl: P.ObjectPlan, rep: PassReport) -> bool:
-        """Write every fragment of ``pl.fixes`` (from k present ones, segment
-        by segment, each segment decoded and checked against its recorded
-        checksum first), then record the new placement."""
-        ec, k = rec["ec"], int(rec["ec"]["k"])
-        oid = ec["id"]
-        n_seg = layout.segment_count(int(rec["size"]), int(ec["seg"]))
+    async def repair(self, bucket: str, key: str, rec: dict, todo: list, rep: PassReport) -> None:
+        """Write the fixes of every fragment set of one record (the object's,
+        or each part's of a multipart object), then record the new placements
+        in one metadata write."""
+        moved = dict(rec)
+        changed = False
+        for part, ec, size, pl in todo:
+            written = await self._rewrite(ec, size, pl)
+            for f in pl.fixes:
+                rep.rebuilt[f.why] = rep.rebuilt.get(f.why, 0) + 1
+                REBUILT.labels(f.why).inc()
+                if len(rep.fixed) < 200:
+                    rep.fixed.append([f"{bucket}/{key}", f.index, f.why, f.target] + ([part + 1] if part is not None
+                                                                                      else []))
+            rep.rebuilt_bytes += written
+            REBUILT_BYTES.inc(written)
+            if pl.final != list(ec["nodes"]):
+                changed = True
+                if part is None:
+                    moved["ec"] = dict(ec, nodes=pl.final)
+                else:
+                    parts = moved["parts"] = list(moved["parts"])
+                    parts[part] = dict(parts[part], ec=dict(ec, nodes=pl.final))
+        if changed:
+            moved["pe"] = int(rec.get("pe", 0)) + 1
+            body = {"bucket": bucket, "key": key, "record": moved}
+            await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
+                         finish_in_background=True)
+
+    async def _rewrite(self, ec: dict, size: int, pl: P.ObjectPlan) -> int:
+        """Write every fragment of ``pl.fixes`` from k present ones, segment by
+        segment, each segment decoded and checked against its recorded checksum
+        first. Returns the bytes written."""
+        k, oid = int(ec["k"]), ec["id"]
+        codec = self._codec(ec)
+        n_seg = layout.segment_count(size, int(ec["seg"]))
         sums = base64.b64decode(ec["segsums"])
         srcs = P.sources_for(pl, k)
         streams = {i: self.storage.get(ec["nodes"][i], oid, i, 0, n_seg - 1).__aiter__() for i in srcs}
@@ -422,7 +496,6 @@ class Scrubber:
             for seg in range(n_seg):
                 got = await asyncio.gather(*(streams[i].__anext__() for i in srcs))
                 frags = dict(zip(srcs, got))
-                codec = self._codec(ec)
                 data = await asyncio.to_thread(codec.decode, list(got))
                 if segment_checksum(data) != sums[8 * seg:8 * seg + 8]:
                     raise FragmentError(f"segment {seg} of {oid} does not match its checksum")
@@ -446,19 +519,7 @@ class Scrubber:
                     await s.aclose()
                 except Exception:
                     pass
-        if pl.final != list(ec["nodes"]):
-            moved = dict(rec, ec=dict(ec, nodes=pl.final), pe=int(rec.get("pe", 0)) + 1)
-            body = {"bucket": bucket, "key": key, "record": moved}
-            await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
-                         finish_in_background=True)
-        for f in pl.fixes:
-            rep.rebuilt[f.why] = rep.rebuilt.get(f.why, 0) + 1
-            REBUILT.labels(f.why).inc()
-            if len(rep.fixed) < 200:
-                rep.fixed.append([f"{bucket}/{key}", f.index, f.why, f.target])
-        rep.rebuilt_bytes += written
-        REBUILT_BYTES.inc(written)
-        return True
+        return written
 
     # ---------------------------------------------------------------- garbage
     async def _collect(self, rep, inv, received, referenced, t0: float) -> None:

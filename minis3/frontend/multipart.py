@@ -1,0 +1,380 @@
+"""Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
+CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+
+The internals, step by step:
+
+* **Create** writes an *upload record* (the object's headers and metadata,
+  the checksum algorithm and type, the owner) to the metadata replicas under
+  ``UPLOADS + bucket/key \\0 upload id``: no bytes, no object yet.
+* **UploadPart** stores the part's bytes exactly like a PUT stores an object
+  (segments → erasure-coded fragments, fsynced on six nodes) and commits a
+  *part record* under ``PARTS + upload id/part number``: the part's size, MD5,
+  checksum and where its fragments are. Uploading a number again writes a
+  newer version; the earlier part's fragments become garbage (the scrubber's
+  GC removes them).
+* **Complete** reads the part records, checks the client's list, and commits
+  one object record, the *manifest*, whose ``parts`` point at the parts'
+  fragments. No byte is read, copied or re-encoded: completing a 2 GiB upload
+  costs what completing a 10 MiB one does (one metadata scan of its part
+  records and one write). The object becomes visible at that commit, like
+  any PUT; then the upload record is deleted.
+* **Abort** deletes the upload record and its part records; their fragments
+  become garbage. (Part records left behind by a crash are cleaned by the
+  scrubber, and their fragments then collected.)
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+from ..core import checksums, s3xml
+from ..core import errors as E
+from ..core.crc_combine import POLYNOMIALS, combine_all
+from ..core.conditions import check_read
+from ..core.names import validate_key
+from ..meta.client import PARTS, UPLOADS
+from .body import Upload, read_small_body
+from .object import _copy_source, _headers_from_request, commit_stored
+
+MIN_PART_SIZE = 5 * 1024 * 1024          # every part but the last
+MAX_PARTS = 10_000
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+CRCS = tuple(POLYNOMIALS)                 # the algorithms a FULL_OBJECT checksum can use
+
+
+def new_upload_id() -> str:
+    """32 hex digits, ordered by creation time (S3 lists one key's uploads oldest first)."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
+
+
+def upload_ikey(bucket: str, key: str, upload_id: str) -> str:
+    return f"{UPLOADS}{bucket}/{key}\x00{upload_id}"
+
+
+def part_ikey(upload_id: str, n: int) -> str:
+    return f"{PARTS}{upload_id}/{n:05d}"
+
+
+def _owner(ctx) -> tuple[str, str]:
+    return ctx.account, ctx.account
+
+
+# ----------------------------------------------------------------------------- checksums (pure)
+def checksum_spec(alg_header: str | None, type_header: str | None) -> dict | None:
+    """The upload's checksum {alg, type} from CreateMultipartUpload's headers,
+    with S3's rules: COMPOSITE is the default (FULL_OBJECT for CRC64NVME, which
+    has no composite form); FULL_OBJECT needs a CRC."""
+    if not alg_header:
+        if type_header:
+            raise E.InvalidRequest("x-amz-checksum-type requires x-amz-checksum-algorithm")
+        return None
+    alg = checksums.normalize_algorithm(alg_header)
+    ctype = (type_header or ("FULL_OBJECT" if alg == "crc64nvme" else "COMPOSITE")).upper()
+    if ctype not in ("COMPOSITE", "FULL_OBJECT"):
+        raise E.InvalidRequest(f"Value for x-amz-checksum-type header is invalid: {type_header}")
+    if ctype == "FULL_OBJECT" and alg not in CRCS:
+        raise E.InvalidRequest(f"The FULL_OBJECT checksum type cannot be used with the {alg} checksum algorithm.")
+    if ctype == "COMPOSITE" and alg == "crc64nvme":
+        raise E.InvalidRequest("The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.")
+    return {"alg": alg, "type": ctype}
+
+
+def object_checksum(spec: dict | None, parts: list[dict]) -> dict:
+    """The completed object's checksum from its parts' checksums, never their bytes.
+
+    COMPOSITE: the algorithm over the concatenated binary part checksums,
+    shown as ``base64-N``. FULL_OBJECT: the CRC of the whole object, combined
+    from the parts' CRCs and sizes. With no algorithm chosen, S3 gives a
+    multipart object a FULL_OBJECT CRC64NVME (every part was stored with one)."""
+    values = [p["checksum"]["value"] for p in parts]
+    if spec is None:
+        spec = {"alg": "crc64nvme", "type": "FULL_OBJECT"}
+        values = [p["crc64nvme"] for p in parts]
+    alg, n = spec["alg"], len(parts)
+    digests = [checksums.decode_checksum(alg, v) for v in values]
+    if spec["type"] == "COMPOSITE":
+        value = base64.b64encode(checksums.compute(alg, b"".join(digests))).decode() + f"-{n}"
+    else:
+        crc = combine_all(alg, [(int.from_bytes(d, "big"), p["size"]) for d, p in zip(digests, parts)])
+        value = base64.b64encode(crc.to_bytes(checksums.DIGEST_SIZES[alg], "big")).decode()
+    return {"alg": alg, "value": value, "type": spec["type"]}
+
+
+def copy_source_range(raw: str, size: int) -> tuple[int, int]:
+    """``x-amz-copy-source-range: bytes=first-last``, both given, inside the source."""
+    m = re.fullmatch(r"bytes=(\d+)-(\d+)", raw.strip())
+    if not m or int(m[1]) > int(m[2]) or int(m[2]) >= size:
+        raise E.InvalidArgument(f"Range specified is not valid for source object of size: {size}",
+                                ArgumentName="x-amz-copy-source-range", ArgumentValue=raw)
+    return int(m[1]), int(m[2])
+
+
+def multipart_etag(part_md5s: list[str]) -> str:
+    """S3's ETag of a multipart object: MD5 of the parts' binary MD5s, then -N."""
+    return hashlib.md5(b"".join(bytes.fromhex(m) for m in part_md5s)).hexdigest() + f"-{len(part_md5s)}"
+
+
+def check_complete_list(listed: list[dict], stored: dict[int, dict]) -> list[dict]:
+    """The parts a CompleteMultipartUpload names, checked as S3 checks them."""
+    prev = 0
+    out = []
+    for item in listed:
+        n = item["part"]
+        if not 1 <= n <= MAX_PARTS:
+            raise E.InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                                    ArgumentName="partNumber", ArgumentValue=str(n))
+        if n <= prev:
+            raise E.InvalidPartOrder()
+        prev = n
+        rec = stored.get(n)
+        if rec is None or rec["etag"] != item["etag"].strip('"').lower():
+            raise E.InvalidPart(PartNumber=str(n), ETag=item["etag"])
+        ck = rec.get("checksum") or {}
+        for alg, value in item.get("checksums", {}).items():
+            if ck.get("alg") != alg or ck.get("value") != value:
+                raise E.InvalidPart(PartNumber=str(n), ETag=item["etag"])
+        out.append(rec)
+    for rec in out[:-1]:
+        if rec["size"] < MIN_PART_SIZE:
+            raise E.EntityTooSmall(ProposedSize=str(rec["size"]), MinSizeAllowed=str(MIN_PART_SIZE))
+    return out
+
+
+# ----------------------------------------------------------------------------- handlers
+def _part_number(query: dict) -> int:
+    raw = query.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+        raise E.InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                                ArgumentName="partNumber", ArgumentValue=raw)
+    return int(raw)
+
+
+async def _upload(ctx) -> dict:
+    """The upload this request names, if it is in progress and the caller's."""
+    uid = ctx.query.get("uploadId", "")
+    bucket, key = ctx.target.bucket, ctx.target.key
+    validate_key(key)
+    rec = await ctx.meta.get_record(upload_ikey(bucket, key, uid)) if UPLOAD_ID.match(uid) else None
+    if rec is None:
+        await ctx.meta.get_bucket(bucket)             # NoSuchBucket / AccessDenied come first
+        raise E.NoSuchUpload(UploadId=uid)
+    if rec.get("owner") != ctx.account:
+        raise E.AccessDenied()
+    return rec
+
+
+async def create(ctx) -> web.Response:
+    bucket, key = ctx.target.bucket, ctx.target.key
+    validate_key(key)
+    await ctx.meta.get_bucket(bucket)
+    std, meta = _headers_from_request(ctx.request)
+    h = ctx.request.headers
+    spec = checksum_spec(h.get("x-amz-checksum-algorithm"), h.get("x-amz-checksum-type"))
+    uid = new_upload_id()
+    await ctx.meta.put_record(upload_ikey(bucket, key, uid), {
+        "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
+        "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000)})
+    resp = web.Response(body=s3xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml")
+    if spec:
+        resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
+        resp.headers["x-amz-checksum-type"] = spec["type"]
+    return resp
+
+
+async def upload_part(ctx) -> web.Response:
+    n = _part_number(ctx.query)
+    up_rec = await _upload(ctx)
+    spec = up_rec.get("checksum")
+    if "x-amz-copy-source" in ctx.request.headers:
+        return await _upload_part_copy(ctx, up_rec, n)
+    # With no algorithm chosen at Create, every part also gets a CRC64NVME
+    # (whatever the client sends): the object's FULL_OBJECT checksum is combined from them.
+    up = Upload(ctx.request, ctx.auth, required_alg=spec["alg"] if spec else None,
+                extra_alg=None if spec else "crc64nvme")
+    stored = await ctx.fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify)
+    part = {"part": n, "upload_id": up_rec["upload_id"], "etag": up.etag(), "checksum": up.stored_checksum(),
+            **stored.record_fields()}
+    if not spec:
+        part["crc64nvme"] = up.digests.b64()["crc64nvme"]
+    await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
+    resp = web.Response(status=200)
+    resp.headers["ETag"] = f'"{part["etag"]}"'
+    if spec or up.algorithm:
+        resp.headers[checksums.header_name(part["checksum"]["alg"])] = part["checksum"]["value"]
+    return resp
+
+
+async def _upload_part_copy(ctx, up_rec: dict, n: int) -> web.Response:
+    src_bucket, src_key = _copy_source(ctx.request.headers["x-amz-copy-source"])
+    src = await ctx.meta.get_object(src_bucket, src_key)
+    h = ctx.request.headers
+    cond = {k[len("x-amz-copy-source-"):]: v for k, v in ((k.lower(), v) for k, v in h.items())
+            if k.startswith("x-amz-copy-source-if-")}
+    try:
+        check_read(cond, f'"{src["etag"]}"', src["mtime"])
+    except E.NotModified:
+        raise E.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+    start, end = 0, src["size"] - 1
+    if "x-amz-copy-source-range" in h:
+        start, end = copy_source_range(h["x-amz-copy-source-range"], src["size"])
+    if end - start + 1 > 5 * 1024 ** 3:
+        raise E.EntityTooLarge()
+    spec = up_rec.get("checksum")
+    alg = spec["alg"] if spec else "crc64nvme"
+    digests = checksums.BodyDigests({alg})
+    stored = await ctx.fe.datapath.store(ctx.fe.datapath.read(src, start, end), on_segment=digests.update)
+    got = digests.b64()
+    part = {"part": n, "upload_id": up_rec["upload_id"], "etag": digests.results()["md5"].hex(),
+            "checksum": {"alg": alg, "value": got[alg]}, **stored.record_fields()}
+    if not spec:
+        part["crc64nvme"] = got[alg]
+    rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
+    body = s3xml.copy_part_result_xml(part["etag"], rec["mtime"], (alg, got[alg]) if spec else None)
+    return web.Response(body=body, content_type="application/xml")
+
+
+async def _all_parts(ctx, upload_id: str) -> dict[int, dict]:
+    parts: dict[int, dict] = {}
+    marker = ""
+    while True:
+        page = await ctx.meta.list_objects(PARTS + upload_id, marker=marker, max_keys=1000, _checked=True,
+                                           full=True)
+        for k, rec in page["entries"]:
+            parts[int(k)] = rec
+        if not page["truncated"] or not page["next_marker"]:
+            return parts
+        marker = page["next_marker"]
+
+
+async def complete(ctx) -> web.Response:
+    up_rec = await _upload(ctx)
+    bucket, key, uid = ctx.target.bucket, ctx.target.key, up_rec["upload_id"]
+    body = await read_small_body(ctx.request, ctx.auth, limit=s3xml.MAX_COMPLETE_MULTIPART_BODY,
+                                 checksum_headers=False)         # they are the whole object's
+    listed = s3xml.parse_complete_multipart_upload(body)
+    parts = check_complete_list(listed, await _all_parts(ctx, uid))
+    spec = up_rec.get("checksum")
+    checksum = object_checksum(spec, parts)
+    claimed = checksums.parse_checksum_headers(ctx.request.headers)
+    for alg, value in claimed.items():
+        if alg != checksum["alg"] or value.split("-")[0] != checksum["value"].split("-")[0]:
+            raise E.BadDigest(f"The {checksums.API_NAMES[alg]} you specified did not match the calculated checksum.")
+    manifest = [{k: p[k] for k in ("part", "size", "etag", "checksum", "ec", "inline") if k in p} for p in parts]
+    record = {"etag": multipart_etag([p["etag"] for p in parts]), "checksum": checksum,
+              "headers": up_rec.get("headers") or {}, "meta": up_rec.get("meta") or {},
+              "size": sum(p["size"] for p in parts), "parts": manifest}
+    rec = await ctx.meta.put_object(bucket, key, record)         # the moment the object becomes visible
+    try:
+        await ctx.meta.delete_record(upload_ikey(bucket, key, uid))
+    except E.S3Error:
+        pass          # the upload stays listed; its part records are cleaned by the scrubber
+    location = f"{ctx.request.scheme}://{ctx.request.host}/{bucket}/{key}"
+    body = s3xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
+                                               checksum=(checksum["alg"], checksum["value"]) if spec else None,
+                                               checksum_type=checksum["type"] if spec else None)
+    return web.Response(body=body, content_type="application/xml")
+
+
+async def abort(ctx) -> web.Response:
+    up_rec = await _upload(ctx)
+    uid = up_rec["upload_id"]
+    await ctx.meta.delete_record(upload_ikey(ctx.target.bucket, ctx.target.key, uid))
+    # The part records too (what a crash leaves, the scrubber cleans up).
+    sem = asyncio.Semaphore(32)
+
+    async def drop(n: int) -> None:
+        async with sem:
+            try:
+                await ctx.meta.delete_record(part_ikey(uid, n))
+            except E.S3Error:
+                pass
+    await asyncio.gather(*(drop(n) for n in await _all_parts(ctx, uid)))
+    return web.Response(status=204)
+
+
+def _int_arg(query: dict, name: str, default: int, hi: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.lstrip("-").isdigit() or int(raw) < 0:
+        raise E.InvalidArgument(f"Provided {name} not an integer or within integer range",
+                                ArgumentName=name, ArgumentValue=raw)
+    return min(int(raw), hi)
+
+
+async def list_parts(ctx) -> web.Response:
+    up_rec = await _upload(ctx)
+    marker = _int_arg(ctx.query, "part-number-marker", 0, MAX_PARTS)
+    max_parts = _int_arg(ctx.query, "max-parts", 1000, 1000)
+    page = await ctx.meta.list_objects(PARTS + up_rec["upload_id"], marker=f"{marker:05d}" if marker else "",
+                                       max_keys=max_parts, _checked=True, full=True)
+    parts = [{"part": int(k), "mtime_ms": r["mtime"], "etag": r["etag"], "size": r["size"],
+              "checksum": r.get("checksum") if up_rec.get("checksum") else None} for k, r in page["entries"]]
+    spec = up_rec.get("checksum") or {}
+    body = s3xml.list_parts_xml(bucket=ctx.target.bucket, key=ctx.target.key, upload_id=up_rec["upload_id"],
+                                part_number_marker=marker,
+                                next_part_number_marker=parts[-1]["part"] if parts else None,
+                                max_parts=max_parts, truncated=page["truncated"], parts=parts,
+                                owner=_owner(ctx), checksum_algorithm=spec.get("alg", "").upper() or None,
+                                checksum_type=spec.get("type"))
+    return web.Response(body=body, content_type="application/xml")
+
+
+async def list_uploads(ctx) -> web.Response:
+    bucket = ctx.target.bucket
+    await ctx.meta.get_bucket(bucket)
+    q = ctx.query
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    key_marker, uid_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
+    max_uploads = _int_arg(q, "max-uploads", 1000, 1000)
+    encoding = q.get("encoding-type")
+    if encoding is not None and encoding != "url":
+        raise E.InvalidArgument("Invalid Encoding Method specified in Request", ArgumentName="encoding-type",
+                                ArgumentValue=encoding)
+    # Index keys are "key \0 upload id": after key-marker alone means after all
+    # of that key's uploads ("\x01" sorts after "\0" + any id).
+    marker = ""
+    if key_marker:
+        marker = key_marker + ("\x00" + uid_marker if uid_marker else "\x01")
+    page = await ctx.meta.list_objects(UPLOADS + bucket, prefix=prefix, delimiter=delimiter, marker=marker,
+                                       max_keys=max_uploads, _checked=True, full=True)
+    uploads = []
+    for k, r in page["entries"]:
+        spec = r.get("checksum") or {}
+        uploads.append({"key": k[:-33], "upload_id": k[-32:], "initiated_ms": r.get("initiated", r["mtime"]),
+                        "checksum_algorithm": spec.get("alg", "").upper() or None,
+                        "checksum_type": spec.get("type")})
+    next_key = next_uid = None
+    if page["truncated"] and page["next_marker"]:
+        nm = page["next_marker"]
+        if len(nm) > 33 and nm[-33] == "\x00":
+            next_key, next_uid = nm[:-33], nm[-32:]
+        else:
+            next_key = nm                       # a common prefix
+    body = s3xml.list_multipart_uploads_xml(
+        bucket=bucket, prefix=prefix or None, delimiter=delimiter or None, key_marker=key_marker,
+        upload_id_marker=uid_marker, next_key_marker=next_key, next_upload_id_marker=next_uid,
+        max_uploads=max_uploads, truncated=page["truncated"], uploads=uploads, prefixes=page["prefixes"],
+        owner=_owner(ctx), encoding_type=encoding)
+    return web.Response(body=body, content_type="application/xml")
+
+
+# ----------------------------------------------------------------------------- GET / HEAD ?partNumber
+def part_range(rec: dict, n: int) -> tuple[int, int, int]:
+    """(first byte, last byte, parts count) of part n of an object. An object
+    that was not uploaded in parts is its own part 1."""
+    parts = rec.get("parts")
+    if parts is None:
+        if n != 1:
+            raise E.InvalidPartNumber()
+        return 0, rec["size"] - 1, 1
+    if n > len(parts):
+        raise E.InvalidPartNumber()
+    start = sum(p["size"] for p in parts[:n - 1])
+    return start, start + parts[n - 1]["size"] - 1, len(parts)
