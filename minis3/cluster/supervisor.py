@@ -304,7 +304,13 @@ def up(topo: Topology) -> int:
     try:
         while not stopping:
             time.sleep(0.3)
-            for name, p in [("frontend", cluster.frontend), ("scrubber", cluster.scrubber), *cluster.azs.items()]:
+            if cluster.scrubber is not None and cluster.scrubber.poll() is not None:
+                # The scrubber keeps no state a restart would lose: start it again.
+                print(f"warning: scrubber exited ({cluster.scrubber.returncode}); starting it again", flush=True)
+                time.sleep(1)
+                cluster.scrubber = _spawn(["scrubber", *_cli_args(topo)], log_dir(topo) / "scrubber.log",
+                                          new_group=True)
+            for name, p in [("frontend", cluster.frontend), *cluster.azs.items()]:
                 if p.poll() is not None and not getattr(p, "_reported", False):
                     p._reported = True
                     print(f"warning: {name} exited ({p.returncode}); see {log_dir(topo)}", flush=True)

@@ -183,6 +183,13 @@ def _node(raw: dict, az: str, data_dir: Path) -> NodeSpec:
                     data_dir=Path(raw.get("data_dir", data_dir / az / f"node-{nid}")))
 
 
+def _scrub_spec(raw: dict) -> ScrubSpec:
+    try:
+        return ScrubSpec(**raw)
+    except TypeError as exc:
+        raise TopologyError(f"[scrub]: {exc}") from None
+
+
 def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> Topology:
     root = Path(data_dir or doc.get("data_dir", "./data")).resolve()
     er = ErasureSpec(**doc.get("erasure", {}))
@@ -207,7 +214,7 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     topo = Topology(data_dir=root, cluster_secret=str(doc.get("cluster_secret", "minis3-local-cluster-secret")),
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
-                    scrub=ScrubSpec(**doc.get("scrub", {})), source=source)
+                    scrub=_scrub_spec(doc.get("scrub", {})), source=source)
     validate(topo)
     return topo
 

@@ -111,7 +111,9 @@ async def _precheck_write(ctx, conditions: dict) -> None:
 
 async def _commit(ctx, bucket: str, key: str, record: dict, stored, conditions: dict | None = None) -> dict:
     """Commit metadata: the object becomes visible here, or not at all."""
-    return await commit_stored(ctx, stored, lambda: ctx.meta.put_object(bucket, key, record, conditions))
+    stamp_by = None if stored.landed_at is None else stored.landed_at + ctx.fe.topo.scrub.commit_window_s
+    return await commit_stored(ctx, stored, lambda: ctx.meta.put_object(bucket, key, record, conditions,
+                                                                        stamp_by=stamp_by))
 
 
 async def commit_stored(ctx, stored, write):

@@ -339,10 +339,14 @@ class MetaClient:
             lock = self._locks[(bucket, key)] = asyncio.Lock()
         return lock
 
-    async def put_object(self, bucket: str, key: str, record: dict, conditions: dict | None = None) -> dict:
+    async def put_object(self, bucket: str, key: str, record: dict, conditions: dict | None = None,
+                         stamp_by: float | None = None) -> dict:
+        """``stamp_by``: the time.monotonic() after which the version must not
+        be stamped (the GC commit window; a conditional write waits for a lock
+        and a quorum read first)."""
         if conditions:
             async with self._lock(bucket, key):
-                return await self._put_object(bucket, key, record, conditions)
+                return await self._put_object(bucket, key, record, conditions, stamp_by)
         # Unconditional: one round. Each replica checks the bucket (live, and
         # the caller's) in its own view before keeping the version; a quorum of
         # refusals is the S3 error, a split is 503 (and the client retries).
@@ -352,11 +356,14 @@ class MetaClient:
                                         "commit": True})
         return rec
 
-    async def _put_object(self, bucket: str, key: str, record: dict, conditions: dict | None) -> dict:
+    async def _put_object(self, bucket: str, key: str, record: dict, conditions: dict | None,
+                          stamp_by: float | None = None) -> dict:
         b, cur = await self._object_versions(bucket, key)
         self._check_owner(b)
         cur_live = live(cur)
         check_write(conditions or {}, f'"{cur_live["etag"]}"' if cur_live else None)
+        if stamp_by is not None and time.monotonic() > stamp_by:
+            raise E.ServiceUnavailable("the write took too long from storing to commit")
         rec = dict(record, **self._stamp())
         rec["mtime"] = physical_ms(rec["ts"])
         await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True})

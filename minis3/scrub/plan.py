@@ -32,19 +32,23 @@ class ObjectPlan:
     object_id: str
     nodes: list[str]                 # the recorded placement
     final: list[str]                 # the placement after the fixes
+    home: list[str]                  # where every fragment belongs (ec.placement.place)
     fixes: list[Fix] = field(default_factory=list)
     present: list[int] = field(default_factory=list)     # indexes that can be read now
     unknown: list[int] = field(default_factory=list)     # on nodes that are down
     problem: str | None = None       # why it cannot be fixed now (too few fragments, no room)
 
+    lost: list[Fix] = field(default_factory=list)        # damage that cannot be repaired now
+
     @property
     def damaged(self) -> list[Fix]:
-        return [f for f in self.fixes if f.why != "handoff"]
+        return [f for f in self.fixes if f.why != "handoff"] + self.lost
 
     @property
     def full(self) -> bool:
-        """Full redundancy, at home: every fragment present on its home node."""
-        return not self.fixes and not self.unknown and self.problem is None and self.final == self.nodes
+        """Full redundancy, at home: every fragment present on its home node
+        (fragments on handoff nodes are all there, but the AZ spread is not)."""
+        return not self.fixes and not self.unknown and self.problem is None and self.nodes == self.home
 
 
 def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str], held: Held,
@@ -65,7 +69,7 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
     oid, nodes, k, m = ec["id"], list(ec["nodes"]), int(ec["k"]), int(ec["m"])
     width = len(nodes)
     state = [held(nodes[i], oid, i) for i in range(width)]
-    plan = ObjectPlan(oid, nodes, list(nodes))
+    plan = ObjectPlan(oid, nodes, list(nodes), list(home))
     plan.present = [i for i in range(width) if state[i]]
     plan.unknown = [i for i in range(width) if state[i] is None]
     final: list[str | None] = [None] * width
@@ -104,6 +108,7 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
     plan.final = list(final)                  # type: ignore[arg-type]
     if plan.fixes and len(plan.present) < k:
         plan.problem = f"only {len(plan.present)} of the {k} fragments needed are readable"
+        plan.lost = [f for f in plan.fixes if f.why != "handoff"]      # still counted as damage
         plan.fixes = []
         plan.final = list(nodes)
     return plan

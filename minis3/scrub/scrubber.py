@@ -58,7 +58,9 @@ log = logging.getLogger("minis3.scrub")
 SCAN_PAGE = 1000          # metadata versions per replica request
 REPAIR_CONCURRENCY = 4    # objects repaired at once
 PROBE_EVERY = 1.0         # seconds between node health probes
-SOON = 3.0                # seconds to the next pass while an object is not at full redundancy
+SOON = 3.0                # seconds to the next pass after one that repaired something
+AUDIT_WAIT = 3600.0       # seconds a pass waits for the nodes' audits at most
+FRESH_MS = 1_000          # versions stamped after the inventories began, less this (clock skew), wait for the next pass
 
 REGISTRY = prometheus_client.CollectorRegistry()
 _C = lambda name, doc, *labels: prometheus_client.Counter(name, doc, labels, registry=REGISTRY)  # noqa: E731
@@ -90,6 +92,7 @@ class PassReport:
     audit_bytes: int = 0
     audit_fragments: int = 0
     corrupt_found: int = 0           # by this pass's audits
+    inventory_unix: float = 0.0      # when the inventories were asked for
     keys_total: int = 0              # estimate, for progress
     keys_done: int = 0
     objects: int = 0                 # erasure-coded objects checked
@@ -106,6 +109,7 @@ class PassReport:
     orphans_removed: int = 0
     orphan_bytes: int = 0
     gc_skipped: str | None = None
+    complete: bool = False           # every replica's scan finished
     seconds: float | None = None
     fixed: list = field(default_factory=list)         # [key, index, why, node], first 200
 
@@ -184,6 +188,10 @@ class Scrubber:
         self.passes = 0
         self._pass_task: asyncio.Future | None = None
         self._queued: int | None = None
+        self._queued_audit = False
+        self._codecs: dict[tuple, Codec] = {}
+        self.next_pass = time.monotonic() + topo.scrub.interval_s
+        self.started_unix = time.time()
         self._wake = asyncio.Event()
 
     # ---------------------------------------------------------------- nodes
@@ -213,6 +221,7 @@ class Scrubber:
 
     async def _audit(self, nodes: set[str], rate: float, rep: PassReport) -> None:
         async def one(n: str) -> dict | None:
+            deadline = time.monotonic() + AUDIT_WAIT
             try:
                 started = await self.storage.start_audit(n, rate)
                 while True:
@@ -220,6 +229,14 @@ class Scrubber:
                     last = st.get("last_pass") or {}
                     if last.get("id", -1) >= started["pass"]:
                         return last
+                    if not st.get("running"):
+                        # The node restarted and forgot the request: its
+                        # fragments are audited by its own next pass.
+                        log.warning("audit on %s was lost (the node restarted?)", n)
+                        return None
+                    if time.monotonic() > deadline:
+                        log.warning("audit on %s still running after %.0f s: going on without it", n, AUDIT_WAIT)
+                        return None
                     await asyncio.sleep(0.2)
             except (FragmentError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError) as exc:
                 log.warning("audit on %s failed: %s", n, exc)
@@ -268,6 +285,7 @@ class Scrubber:
                 rep.phase = "auditing fragments on the nodes"
                 await self._audit(up, audit_rate, rep)
             rep.phase = "listing the nodes' inventories"
+            rep.inventory_unix = time.time()
             inv, received, quarantined = await self._inventories(up)
             listed = set(inv)
             referenced: dict[str, set[tuple[str, int]]] = {n: set() for n in listed}
@@ -276,6 +294,7 @@ class Scrubber:
             await self._walk_buckets(rep)
             complete = await self._walk_objects(rep, inv, quarantined, referenced, listed)
             rep.phase = "collecting garbage"
+            rep.complete = complete
             if complete:
                 await self._collect(rep, inv, received, referenced, t0)
             else:
@@ -292,7 +311,11 @@ class Scrubber:
         PASSES.inc()
         PASS_SECONDS.set(rep.seconds or 0)
         DEGRADED.set(rep.not_full)
-        if rep.phase == "done" and rep.not_full == 0 and not rep.nodes_down and self.returned_at is not None:
+        interval = self.topo.scrub.interval_s
+        repaired = sum(rep.rebuilt.values()) or rep.repair_failures
+        self.next_pass = time.monotonic() + (min(SOON, interval) if rep.phase != "done" or repaired else interval)
+        if (rep.phase == "done" and rep.complete and rep.not_full == 0 and not rep.nodes_down
+                and self.returned_at is not None):
             secs = round(time.monotonic() - self.returned_at, 3)
             self.last_recovery = {"nodes": sorted(self.returned_nodes), "seconds": secs,
                                   "finished_unix": time.time(), "pass": rep.id}
@@ -343,6 +366,7 @@ class Scrubber:
         alive_all = True
         failed: list[bool] = []
         part_records: dict[str, list[tuple[str, dict]]] = {}      # upload id → its live part records
+        fresh_ms = rep.inventory_unix * 1000 - FRESH_MS
         live_uploads: set[str] = set()
         async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed):
             rep.keys_done += 1
@@ -360,32 +384,16 @@ class Scrubber:
                 part_records.setdefault(key.partition("/")[0], []).append((key, newest))
             elif ikey.startswith(UPLOADS):
                 live_uploads.add(key[-32:])
-            units = ec_units(newest)
-            if units:
-                rep.objects += 1
-                OBJECTS.inc()
-            plans = []
-            for part, ec, size in units:
-                rep.fragments += len(ec["nodes"])
-                FRAGMENTS.inc(len(ec["nodes"]))
-                home = place(ec["id"], self.azs, len(ec["nodes"]))
-                frag, last, n_seg = self._codec(ec).fragment_sizes(size, int(ec["seg"]))
-                sizes.clear()
-                for idx, node in enumerate(ec["nodes"]):
-                    sizes[(ec["id"], idx, node)] = blocks.expected_file_size(ec["id"], idx, node, frag, last, n_seg)
-                pl = P.plan_object(ec, home, self.node_az, up, held, why_lost)
-                for f in pl.damaged:
-                    rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
-                    DAMAGED.labels(f.why).inc()
-                if pl.problem and len(rep.unrepairable) < 50:
-                    rep.unrepairable.append([ikey if part is None else f"{ikey} part {part + 1}", pl.problem])
-                for f in pl.fixes:                 # the new copies are referenced too
-                    if f.target in referenced:
-                        referenced[f.target].add((ec["id"], f.index))
-                plans.append((part, ec, size, pl))
-            if any(pl.problem or (not pl.fixes and not pl.full) for *_, pl in plans):
+            if physical_ms(int(newest["ts"])) > fresh_ms:
+                continue          # committed after the inventories were taken: the next pass looks
+            try:
+                todo = self._plan(rep, ikey, newest, up, held, why_lost, sizes, referenced)
+            except Exception as exc:          # an odd record never stops the pass
+                log.warning("cannot check %s: %s", ikey, exc)
                 rep.not_full += 1
-            todo = [u for u in plans if u[3].fixes and not u[3].problem]
+                if len(rep.unrepairable) < 50:
+                    rep.unrepairable.append([ikey, f"cannot check: {exc.__class__.__name__}: {exc}"])
+                continue
             if not todo:
                 continue
             await sem.acquire()
@@ -399,6 +407,35 @@ class Scrubber:
         if complete:
             await self._clean_parts(rep, part_records, live_uploads)
         return complete
+
+    def _plan(self, rep, ikey, newest, up, held, why_lost, sizes, referenced) -> list:
+        """Plan every fragment set of one record; return those with fixes to make."""
+        units = ec_units(newest)
+        if units:
+            rep.objects += 1
+            OBJECTS.inc()
+        plans = []
+        for part, ec, size in units:
+            rep.fragments += len(ec["nodes"])
+            FRAGMENTS.inc(len(ec["nodes"]))
+            home = place(ec["id"], self.azs, len(ec["nodes"]))
+            frag, last, n_seg = self._codec(ec).fragment_sizes(size, int(ec["seg"]))
+            sizes.clear()
+            for idx, node in enumerate(ec["nodes"]):
+                sizes[(ec["id"], idx, node)] = blocks.expected_file_size(ec["id"], idx, node, frag, last, n_seg)
+            pl = P.plan_object(ec, home, self.node_az, up, held, why_lost)
+            for f in pl.damaged:
+                rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
+                DAMAGED.labels(f.why).inc()
+            if pl.problem and len(rep.unrepairable) < 50:
+                rep.unrepairable.append([ikey if part is None else f"{ikey} part {part + 1}", pl.problem])
+            for f in pl.fixes:                 # the new copies are referenced too
+                if f.target in referenced:
+                    referenced[f.target].add((ec["id"], f.index))
+            plans.append((part, ec, size, pl))
+        if any(pl.problem or (not pl.fixes and not pl.full) for *_, pl in plans):
+            rep.not_full += 1
+        return [u for u in plans if u[3].fixes and not u[3].problem]
 
     async def _clean_parts(self, rep, part_records: dict, live_uploads: set[str]) -> None:
         """Part records of uploads that are gone (completed: the manifest now
@@ -441,10 +478,9 @@ class Scrubber:
         """The codec an object was written with (the topology's, unless it changed since)."""
         spec = (int(ec["k"]), int(ec["m"]), ec.get("backend", self.codec.backend))
         if spec != (self.codec.k, self.codec.m, self.codec.backend):
-            cache = self.__dict__.setdefault("_codecs", {})
-            if spec not in cache:
-                cache[spec] = Codec(*spec)
-            return cache[spec]
+            if spec not in self._codecs:
+                self._codecs[spec] = Codec(*spec)
+            return self._codecs[spec]
         return self.codec
 
     # ---------------------------------------------------------------- repair
@@ -472,7 +508,9 @@ class Scrubber:
                     parts = moved["parts"] = list(moved["parts"])
                     parts[part] = dict(parts[part], ec=dict(ec, nodes=pl.final))
         if changed:
-            moved["pe"] = int(rec.get("pe", 0)) + 1
+            # Later than the last placement, and distinct from one another
+            # pass's (equal epochs with different placements would never converge).
+            moved["pe"] = max(int(rec.get("pe", 0)) + 1, int(time.time() * 1000))
             body = {"bucket": bucket, "key": key, "record": moved}
             await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
                          finish_in_background=True)
@@ -553,19 +591,18 @@ class Scrubber:
 
     # ---------------------------------------------------------------- loop and HTTP
     def start_pass(self, audit: bool = False, audit_rate: float = 0.0) -> int:
-        """Start a pass now and return its id. A pass already running is
-        joined, unless an audit is asked for and it runs none: then an
-        auditing pass follows it."""
+        """Start a pass now and return its id. If one is running, a new pass
+        follows it (what a caller asks for must be seen by a pass that began
+        after the call); a pass already queued is shared."""
         running = self._pass_task is not None and not self._pass_task.done()
         if not running:
             self._pass_task = asyncio.ensure_future(self.run_pass(audit=audit, audit_rate=audit_rate))
             return self.passes + 1
-        if self._queued is not None:
+        if self._queued is not None and (self._queued_audit or not audit):
             return self._queued
-        if self.current is not None and (self.current.audit or not audit):
-            return self.current.id
         before = self._pass_task
-        self._queued = self.passes + 1 + (self.current is None)
+        self._queued = self.passes + 1 + (self.current is None) + (self._queued is not None)
+        self._queued_audit = audit
 
         async def after() -> PassReport:
             await asyncio.gather(before, return_exceptions=True)
@@ -575,25 +612,25 @@ class Scrubber:
         return self._queued
 
     async def loop(self) -> None:
-        interval = self.topo.scrub.interval_s
-        next_pass = time.monotonic() + interval
+        """Probe the nodes every PROBE_EVERY seconds (also while a pass runs,
+        so a node's return is timed from when it answers); start a pass when
+        one is due or a node came back."""
+        self.next_pass = time.monotonic() + self.topo.scrub.interval_s
         while True:
             await self.probe_nodes()
-            now = time.monotonic()
-            if self._wake.is_set() or now >= next_pass:
+            running = self._pass_task is not None and not self._pass_task.done()
+            if not running and (self._wake.is_set() or time.monotonic() >= self.next_pass):
                 self._wake.clear()
-                if self._pass_task is None or self._pass_task.done():
-                    self._pass_task = asyncio.ensure_future(self.run_pass())
-                    rep = await asyncio.shield(self._pass_task)
-                    soon = rep.not_full or rep.phase != "done"
-                    next_pass = time.monotonic() + (min(SOON, interval) if soon else interval)
+                self._pass_task = asyncio.ensure_future(self.run_pass())
             try:
                 await asyncio.wait_for(self._wake.wait(), PROBE_EVERY)
             except asyncio.TimeoutError:
                 pass
+            if running and self._wake.is_set():
+                await asyncio.sleep(PROBE_EVERY)      # a pass is running: the wake waits for it
 
     def status(self) -> dict:
-        return {"role": "scrubber", "pid": os.getpid(), "passes": self.passes,
+        return {"role": "scrubber", "pid": os.getpid(), "passes": self.passes, "started_unix": self.started_unix,
                 "running": self.current.as_dict() if self.current else None,
                 "last_pass": self.last.as_dict() if self.last else None,
                 "last_recovery": self.last_recovery, "nodes_up": self.up,
@@ -621,7 +658,8 @@ def app(topo) -> web.Application:
     async def start(request):
         audit = request.query.get("audit") == "1"
         rate = float(request.query.get("audit_rate", 0))
-        return web.json_response({"pass": state["scrubber"].start_pass(audit, rate)})
+        return web.json_response({"pass": state["scrubber"].start_pass(audit, rate),
+                                  "started_unix": state["scrubber"].started_unix})
 
     async def health(request):
         return web.json_response({"ok": True, "role": "scrubber"})

@@ -26,9 +26,10 @@ middle of the header, of a block head or of a block's data.
 One thing the file alone cannot show: a file cut off *exactly* at a block
 boundary looks like a whole, shorter fragment (there is no block count in the
 header, because the node writes the header before it knows how many blocks
-will come). That is why a check reports how many good blocks it saw
-(:attr:`AuditResult.blocks`): the cluster scrubber compares it with the
-segment count in the object's metadata.
+will come). The cluster scrubber catches it instead: it compares each file's
+size in the node's inventory with the exact size the object's metadata implies
+(``storage.blocks.expected_file_size``). A check still reports how many good
+blocks it saw (:attr:`AuditResult.blocks`).
 
 The audit contract (``POST /audit`` and ``GET /audit`` on a storage node)
 -------------------------------------------------------------------------

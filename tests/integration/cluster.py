@@ -105,6 +105,15 @@ class TestCluster:
                 out[(oid, int(idx))] = p
         return out
 
+    def fragment_locations(self) -> set[tuple[str, str, int]]:
+        """(node id, object id, index) of every fragment file on every node."""
+        out = set()
+        for n in self.topo.nodes:
+            for p in (n.data_dir / "fragments").glob("*/*"):
+                oid, _, idx = p.name.partition(".")
+                out.add((n.id, oid, int(idx)))
+        return out
+
     def scrub_now(self, *args: str) -> dict:
         """`minis3 scrub --now --json`: run a pass through the CLI, return its report."""
         import subprocess

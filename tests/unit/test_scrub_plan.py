@@ -68,7 +68,7 @@ def test_fragments_on_a_down_node_are_not_rebuilt():
     assert not p.fixes and p.unknown == [1] and not p.full
 
 
-def test_missing_while_home_down_goes_to_a_handoff_with_room():
+def test_missing_with_home_up_is_rebuilt_at_home_while_another_node_is_down():
     home = place("o5", AZS, 6)
     inv = {n: {("o5", i) for i, m in enumerate(home) if m == n} for n in ALL}
     up = ALL - {home[2]}
@@ -79,12 +79,34 @@ def test_missing_while_home_down_goes_to_a_handoff_with_room():
     assert p.final[3] == home[3]
 
 
+def test_on_handoff_nodes_is_not_full_redundancy():
+    home = place("o7", AZS, 6)
+    up = ALL - {"b1", "b2"}
+    written = handoff("o7", home, NODE_AZ, up, max_per_node=2)
+    inv = {n: {("o7", i) for i, m in enumerate(written) if m == n} for n in up}
+    p = P.plan_object(ec_for("o7", written), home, NODE_AZ, up, holding(inv))
+    assert not p.fixes and not p.full          # all there, but losing az-a or az-c would lose 3
+
+
+def test_a_lost_handoff_fragment_whose_home_is_down_goes_to_a_live_node_with_room():
+    home = place("o8", AZS, 6)
+    up = ALL - {home[2]}
+    written = handoff("o8", home, NODE_AZ, up, max_per_node=2)
+    inv = {n: {("o8", i) for i, m in enumerate(written) if m == n} for n in up}
+    inv[written[2]].discard(("o8", 2))
+    p = P.plan_object(ec_for("o8", written), home, NODE_AZ, up, holding(inv))
+    [fix] = p.fixes
+    assert fix.index == 2 and fix.why == "missing" and fix.target in up
+    assert max(Counter(p.final).values()) <= 2
+
+
 def test_too_few_fragments_is_a_problem_not_a_guess():
     home = place("o6", AZS, 6)
     inv = {n: set() for n in ALL}
     inv[home[0]].add(("o6", 0))
     p = P.plan_object(ec_for("o6", home), home, NODE_AZ, ALL, holding(inv))
     assert p.problem and not p.fixes and p.final == home
+    assert len(p.damaged) == 5                 # still counted as damage found
 
 
 @settings(max_examples=300, deadline=None)
