@@ -36,6 +36,7 @@ class Result:
     error: str | None = None         # S3 error code, or "HTTP 5xx", or the exception's name
     digest: int | None = None        # xxh3_64 of a GET's body, when asked for
     body: bytes = b""                # small response bodies (LIST), when asked for
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,14 @@ class S3Client:
                     return Result(resp.status, error=error_code(resp.status, await resp.read()))
                 if want_body:
                     data = await resp.read()
-                    return Result(resp.status, len(data), body=data)
+                    return Result(resp.status, len(data), body=data, etag=resp.headers.get("ETag"))
                 n, hasher = 0, xxhash.xxh3_64() if digest else None
                 async for chunk in resp.content.iter_chunked(1 << 20):
                     n += len(chunk)
                     if hasher:
                         hasher.update(chunk)
-                return Result(resp.status, n, digest=hasher.intdigest() if hasher else None)
+                return Result(resp.status, n, digest=hasher.intdigest() if hasher else None,
+                              etag=resp.headers.get("ETag"))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return Result(0, error=type(exc).__name__)
 
@@ -147,6 +149,31 @@ class S3Client:
             q.append(("start-after", start_after))
         query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(q))
         return await self.request("GET", self.url(bucket, query=query), want_body=True)
+
+    # -- multipart ----------------------------------------------------------------------
+    async def create_multipart(self, bucket: str, key: str) -> tuple[Result, str | None]:
+        r = await self.request("POST", self.url(bucket, key, "uploads="), want_body=True)
+        m = re.search(rb"<UploadId>([^<]+)</UploadId>", r.body or b"")
+        return r, (m.group(1).decode() if m else None)
+
+    async def upload_part(self, bucket: str, key: str, upload_id: str, n: int, payload: Payload) -> Result:
+        q = f"partNumber={n}&uploadId={quote(upload_id, safe='')}"
+        r = await self.request("PUT", self.url(bucket, key, q), body=body_of(payload.data), sha256=payload.sha256,
+                               headers={"Content-Length": str(len(payload.data))})
+        if not r.error:
+            r.nbytes = len(payload.data)
+        return r
+
+    async def complete_multipart(self, bucket: str, key: str, upload_id: str, etags: list[str]) -> Result:
+        doc = "<CompleteMultipartUpload>" + "".join(
+            f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>" for n, e in enumerate(etags, 1)
+        ) + "</CompleteMultipartUpload>"
+        body = doc.encode()
+        return await self.request("POST", self.url(bucket, key, f"uploadId={quote(upload_id, safe='')}"),
+                                  body=body, sha256=hashlib.sha256(body).hexdigest(), want_body=True)
+
+    async def get_part(self, bucket: str, key: str, n: int) -> Result:
+        return await self.request("GET", self.url(bucket, key, f"partNumber={n}"), digest=True)
 
     async def create_bucket(self, bucket: str) -> Result:
         r = await self.request("PUT", self.url(bucket))

@@ -55,8 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID", "minis3admin"))
     p.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY", "minis3secret"))
     p.add_argument("--region", default="us-east-1")
-    p.add_argument("--workloads", default="small,large,list,mixed",
-                   help="comma-separated: small, large, list, mixed")
+    p.add_argument("--workloads", default="small,large,list,mixed,multipart",
+                   help="comma-separated: small, large, list, mixed, multipart")
+    p.add_argument("--multipart-size", default="10MiB,1GiB,2GiB",
+                   help="multipart object sizes (completion time must not grow with them)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds for each small-object phase")
     p.add_argument("--max-ops", type=int, default=50_000, help="most operations in any one phase")
     p.add_argument("--sizes", default="4KiB,64KiB", help="small-object sizes")
@@ -91,12 +93,13 @@ def settings_from(a: argparse.Namespace) -> Settings:
                  large_sizes=_sizes(a.large_size), large_count=a.large_count,
                  list_keys=_ints(a.list_keys), list_pages=a.list_pages,
                  mixed_duration=a.mixed_duration, mixed_concurrency=a.mixed_concurrency,
-                 mixed_objects=a.mixed_objects)
+                 mixed_objects=a.mixed_objects, multipart_sizes=_sizes(a.multipart_size))
     if a.quick:
         s.duration, s.sizes, s.concurrency = 1.0, (4 * KiB,), (1, 32)
         s.large_sizes, s.large_count = (8 * MiB, 32 * MiB), 1
         s.list_keys, s.list_pages = (1_000, 3_000), 10
         s.mixed_duration, s.mixed_objects = 3.0, 200
+        s.multipart_sizes = (10 * MiB, 64 * MiB)
     unknown = set(s.workloads) - set(WORKLOADS)
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")

@@ -129,6 +129,21 @@ def targets(mine: list[dict], moto: list[dict] | None, limits: dict) -> list[dic
         add(f"frontend RSS flat in object size: peak at {size_label(lo)} ÷ peak at {size_label(hi)}",
             peak[lo] / peak[hi], 0.8, f"{peak[lo]:.0f} MiB at {size_label(lo)}, {peak[hi]:.0f} MiB at "
             f"{size_label(hi)}; {small_rss:.0f} MiB with small objects")
+    done = sorted((r for r in mine if r["workload"] == "multipart" and r["op"] == "COMPLETE"),
+                  key=lambda r: r["size"])
+    if len(done) >= 2 and done[-1]["p50_ms"]:
+        lo, hi = done[0], done[-1]
+        add(f"CompleteMultipartUpload flat in object size: time at {size_label(lo['size'])} ÷ time at "
+            f"{size_label(hi['size'])}", lo["p50_ms"] / hi["p50_ms"], 1 / 3,
+            f"{lo['p50_ms']:.0f} ms vs {hi['p50_ms']:.0f} ms ({hi['size'] // lo['size']}× the bytes)")
+    for op, big in (("PUT parts", "PUT"), ("GET parts", "GET")):
+        mp = [r for r in mine if r["workload"] == "multipart" and r["op"] == op and r["size"] >= 1 << 30]
+        one = _find(mine, "large", big)
+        if mp and one:
+            r = min(mp, key=lambda r: r["size"])
+            add(f"multipart {big} MB/s ({size_label(r['size'])}, {r['concurrency']} parts in flight) ÷ "
+                f"single-stream {big} ({size_label(one['size'])})", r["mb_per_s"] / one["mb_per_s"], 1.0,
+                f"{r['mb_per_s']:.0f} vs {one['mb_per_s']:.0f} MB/s")
     lists = sorted((r for r in mine if r["workload"] == "list"), key=lambda r: r["size"])
     if len(lists) >= 2:
         lo, hi = lists[0], lists[-1]
@@ -187,7 +202,8 @@ def comparison_cells(mine: list[dict], moto: list[dict]) -> list[list[str]]:
     cells = []
     for a in mine:
         b = _find(moto, a["workload"], a["op"], a["size"], a["concurrency"])
-        metric = "p50_ms" if a["workload"] == "list" else ("mb_per_s" if a["workload"] == "large" else "ops_per_s")
+        metric = ("p50_ms" if a["workload"] == "list" or a["op"] == "COMPLETE"
+                  else "mb_per_s" if a["workload"] in ("large", "multipart") else "ops_per_s")
         if b and b[metric]:
             ratio = b[metric] / a[metric] if metric == "p50_ms" and a[metric] else a[metric] / b[metric]
         else:

@@ -23,7 +23,7 @@ _KEY = re.compile(rb"<Key>([^<]*)</Key>")
 
 @dataclass
 class Settings:
-    workloads: tuple[str, ...] = ("small", "large", "list", "mixed")
+    workloads: tuple[str, ...] = ("small", "large", "list", "mixed", "multipart")
     duration: float = 5.0                     # seconds per small-object phase
     max_ops: int = 50_000                     # most ops in any one phase
     sizes: tuple[int, ...] = (4 * KiB, 64 * KiB)
@@ -37,6 +37,11 @@ class Settings:
     mixed_concurrency: int = 32
     mixed_objects: int = 1_000
     mixed_size: int = 4 * KiB
+    # Multipart: the completion of each size (it must not grow with the size),
+    # and a 1 GiB PUT and GET with 4 parts in flight against the single-stream ones.
+    multipart_sizes: tuple[int, ...] = (10 * MiB, 1024 * MiB, 2048 * MiB)
+    multipart_part: int = 8 * MiB
+    multipart_concurrency: int = 4
     bucket_prefix: str = "minis3-bench"
     seed: int = 1
     notes: list[str] = field(default_factory=list)
@@ -185,7 +190,62 @@ async def mixed(runner: Runner, s: Settings, run_id: str) -> None:
     await runner.client.delete_bucket(bucket)
 
 
-WORKLOADS = {"small": small, "large": large, "list": listing, "mixed": mixed}
+async def multipart(runner: Runner, s: Settings, run_id: str) -> None:
+    """Each size uploaded in parts (multipart_concurrency in flight), then its
+    CompleteMultipartUpload timed alone, then read back part by part with the
+    same concurrency, every part's bytes checked."""
+    bucket = f"{s.bucket_prefix}-{run_id}"
+    await _ensure_bucket(runner, bucket)
+    part = Payload.of(os.urandom(s.multipart_part))
+    for size in sorted(s.multipart_sizes):
+        n_parts = max(1, -(-size // s.multipart_part))
+        last = Payload.of(part.data[:size - (n_parts - 1) * s.multipart_part])
+        payloads = [part] * (n_parts - 1) + [last]
+        key = f"multipart/{size}"
+        state: dict = {}
+
+        async def upload(_i: int) -> Result:
+            r, uid = await runner.client.create_multipart(bucket, key)
+            if r.error or uid is None:
+                return Result(r.status, error=r.error or "NoUploadId")
+            state["uid"], etags = uid, [None] * n_parts
+            sem = asyncio.Semaphore(s.multipart_concurrency)
+
+            async def one(n: int) -> Result:
+                async with sem:
+                    pr = await runner.client.upload_part(bucket, key, uid, n + 1, payloads[n])
+                    etags[n] = pr.etag
+                    return pr
+            results = await asyncio.gather(*(one(n) for n in range(n_parts)))
+            bad = next((x for x in results if x.error), None)
+            state["etags"] = etags
+            return bad or Result(200, sum(x.nbytes for x in results))
+
+        label = f"multipart PUT {size_label(size)} ({n_parts} parts ×{s.multipart_concurrency})"
+        put = await runner.phase("multipart", "PUT parts", size, s.multipart_concurrency, upload, count=1,
+                                 label=label)
+        if put.errors:
+            continue
+        await runner.phase("multipart", "COMPLETE", size, 1,
+                           lambda i: runner.client.complete_multipart(bucket, key, state["uid"], state["etags"]),
+                           count=1, label=f"CompleteMultipartUpload {size_label(size)} ({n_parts} parts)")
+
+        async def read(_i: int) -> Result:
+            sem = asyncio.Semaphore(s.multipart_concurrency)
+
+            async def one(n: int) -> Result:
+                async with sem:
+                    return _check_get(await runner.client.get_part(bucket, key, n + 1), payloads[n])
+            results = await asyncio.gather(*(one(n) for n in range(n_parts)))
+            bad = next((x for x in results if x.error), None)
+            return bad or Result(200, sum(x.nbytes for x in results))
+        await runner.phase("multipart", "GET parts", size, s.multipart_concurrency, read, count=1,
+                           label=f"multipart GET {size_label(size)} by part ×{s.multipart_concurrency}")
+        await runner.client.delete(bucket, key)
+    await runner.client.delete_bucket(bucket)
+
+
+WORKLOADS = {"small": small, "large": large, "list": listing, "mixed": mixed, "multipart": multipart}
 
 
 def describe(s: Settings) -> str:
@@ -193,4 +253,6 @@ def describe(s: Settings) -> str:
             f"for {s.duration:g} s a phase; large {' and '.join(size_label(x) for x in s.large_sizes)} "
             f"×{s.large_count} each; "
             f"LIST in buckets of {', '.join(f'{n:,}' for n in s.list_keys)} keys ({s.list_pages} pages); "
-            f"mixed ×{s.mixed_concurrency} for {s.mixed_duration:g} s")
+            f"mixed ×{s.mixed_concurrency} for {s.mixed_duration:g} s; multipart "
+            f"{' and '.join(size_label(x) for x in s.multipart_sizes)} in {size_label(s.multipart_part)} parts "
+            f"×{s.multipart_concurrency}")

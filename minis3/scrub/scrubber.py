@@ -204,19 +204,25 @@ class Scrubber:
             return False
 
     async def probe_nodes(self) -> set[str]:
+        """Probe every node. The recovery clock starts when the outage is over:
+        a node came back and every node answers (reset while any is down)."""
         ids = list(self.storage.urls)
         results = await asyncio.gather(*(self._probe(n) for n in ids))
         now = time.monotonic()
+        came_back = False
         for n, ok in zip(ids, results):
             if ok and not self.up.get(n, True):
                 log.info("node %s is back: a pass starts now", n)
                 self.returned_nodes.add(n)
-                if self.returned_at is None:
-                    self.returned_at = now
+                came_back = True
                 self._wake.set()
             elif not ok and self.up.get(n, True):
                 log.warning("node %s is down", n)
             self.up[n] = ok
+        if not all(results):
+            self.returned_at = None
+        elif came_back:
+            self.returned_at = now
         return {n for n, ok in zip(ids, results) if ok}
 
     async def _audit(self, nodes: set[str], rate: float, rep: PassReport) -> None:

@@ -50,7 +50,7 @@ def aws(cluster, tmp_path_factory):
     cfg_dir = tmp_path_factory.mktemp("awscfg")
     (cfg_dir / "config").write_text(
         "[default]\nregion = us-east-1\n"
-        # Multipart uploads are a later issue: keep `aws s3 cp` to single PUTs.
+        # These tests check single-PUT ETags; test_multipart runs the CLI's multipart defaults.
         "s3 =\n    multipart_threshold = 5GB\n")
     env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
                AWS_CONFIG_FILE=str(cfg_dir / "config"), AWS_SHARED_CREDENTIALS_FILE=str(cfg_dir / "none"),
