@@ -172,8 +172,9 @@ class S3Client:
         return await self.request("POST", self.url(bucket, key, f"uploadId={quote(upload_id, safe='')}"),
                                   body=body, sha256=hashlib.sha256(body).hexdigest(), want_body=True)
 
-    async def get_part(self, bucket: str, key: str, n: int) -> Result:
-        return await self.request("GET", self.url(bucket, key, f"partNumber={n}"), digest=True)
+    async def get_range(self, bucket: str, key: str, first: int, last: int) -> Result:
+        return await self.request("GET", self.url(bucket, key), headers={"Range": f"bytes={first}-{last}"},
+                                  digest=True)
 
     async def create_bucket(self, bucket: str) -> Result:
         r = await self.request("PUT", self.url(bucket))

@@ -21,7 +21,8 @@ def test_bench_runs_every_workload_and_writes_json(cluster, tmp_path):
                         "--secret-key", SECRET_KEY, "--duration", "0.5", "--sizes", "4KiB,64KiB",
                         "--concurrency", "1,8", "--large-size", "8MiB", "--large-count", "1",
                         "--list-keys", "200,400", "--list-pages", "3", "--mixed-duration", "1",
-                        "--mixed-objects", "50", "--no-progress", "--json", str(out)],
+                        "--mixed-objects", "50", "--multipart-size", "9MiB,17MiB", "--no-progress",
+                        "--json", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads(out.read_text())
@@ -35,6 +36,8 @@ def test_bench_runs_every_workload_and_writes_json(cluster, tmp_path):
     assert {("large", "PUT", 8 << 20, 1), ("large", "GET", 8 << 20, 1),
             ("list", "LIST", 200, 1), ("list", "LIST", 400, 1)} <= seen
     assert {("mixed", op) for op in ("ALL", "GET", "PUT", "LIST")} <= {(w, o) for w, o, _, _ in seen}
+    assert {("multipart", op, size) for op in ("PUT parts", "COMPLETE", "GET parts")
+            for size in (9 << 20, 17 << 20)} <= {(w, o, n) for w, o, n, _ in seen}
     for r in rows:
         assert ROW_FIELDS <= set(r), r
         assert r["errors"] == 0 and r["ops"] > 0, r
