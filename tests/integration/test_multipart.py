@@ -298,3 +298,47 @@ def test_aws_cli_copies_2_gib_up_and_down_in_parts_with_bounded_frontend_memory(
     assert peak[0] < 400 * 1024, f"frontend RSS reached {peak[0] / 1024:.0f} MiB"
     (tmp_path / "back").unlink()
     src.unlink()
+
+
+def test_part_numbers_up_to_10000_and_list_parts_pages(s3, bucket):
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="many")["UploadId"]
+    numbers = list(range(1, 24)) + [10_000]
+    for n in numbers:
+        s3.upload_part(Bucket=bucket, Key="many", UploadId=uid, PartNumber=n, Body=str(n).encode())
+    seen, marker = [], 0
+    while True:
+        r = s3.list_parts(Bucket=bucket, Key="many", UploadId=uid, MaxParts=10, PartNumberMarker=marker)
+        seen += [p["PartNumber"] for p in r["Parts"]]
+        assert len(r["Parts"]) <= 10
+        if not r["IsTruncated"]:
+            break
+        marker = r["NextPartNumberMarker"]
+    assert seen == numbers
+    s3.abort_multipart_upload(Bucket=bucket, Key="many", UploadId=uid)
+
+
+def test_a_part_over_5_gib_is_refused_before_its_body(cluster, s3, bucket):
+    """The declared length alone is enough: EntityTooLarge, nothing read or stored."""
+    import datetime as dt
+    import http.client
+    from urllib.parse import urlsplit
+
+    from minis3.core.sigv4 import sign_request
+
+    from .cluster import ACCESS_KEY, SECRET_KEY
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="huge")["UploadId"]
+    url = f"{cluster.endpoint}/{bucket}/huge?partNumber=1&uploadId={uid}"
+    headers = {"Content-Length": str(5 * 1024 ** 3 + 1)}
+    headers.update(sign_request("PUT", url, headers, "UNSIGNED-PAYLOAD", ACCESS_KEY, SECRET_KEY, "us-east-1",
+                                dt.datetime.now(dt.timezone.utc)))
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.putrequest("PUT", f"{u.path}?{u.query}")
+    for k, v in headers.items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    assert r.status == 400 and b"<Code>EntityTooLarge</Code>" in body
+    s3.abort_multipart_upload(Bucket=bucket, Key="huge", UploadId=uid)
