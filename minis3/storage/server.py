@@ -351,9 +351,11 @@ class StorageNode:
                     # move the file aside so no later read trips on it.
                     self.stats["corrupt_blocks"] += 1
                     log.error("corrupt fragment %s: %s", path, problem)
+                    # Quarantine first: once the reader sees the cut, the
+                    # file is already out of the way of every later read.
+                    await self._quarantine_after_read(oid, idx, identity, problem)
                     if request.transport is not None:
                         request.transport.close()
-                    await self._quarantine_after_read(oid, idx, identity, problem)
                     return resp
                 if not got:
                     break
