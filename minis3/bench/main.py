@@ -42,6 +42,14 @@ def parse_size(text: str) -> int:
     return int(t)
 
 
+def _multipart_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    out = []
+    for item in (x for x in text.split(",") if x):
+        size, _, part = item.partition("/")
+        out.append((parse_size(size), parse_size(part) if part else 8 * MiB))
+    return tuple(out)
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x)
 
@@ -57,8 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--workloads", default="small,large,list,mixed,multipart",
                    help="comma-separated: small, large, list, mixed, multipart")
-    p.add_argument("--multipart-size", default="10MiB,1GiB,2GiB",
-                   help="multipart object sizes (completion time must not grow with them)")
+    p.add_argument("--multipart-size", default="10MiB/5MiB,1GiB/8MiB,2GiB/1GiB",
+                   help="multipart objects as SIZE/PART_SIZE (PART_SIZE defaults to 8MiB)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds for each small-object phase")
     p.add_argument("--max-ops", type=int, default=50_000, help="most operations in any one phase")
     p.add_argument("--sizes", default="4KiB,64KiB", help="small-object sizes")
@@ -93,13 +101,13 @@ def settings_from(a: argparse.Namespace) -> Settings:
                  large_sizes=_sizes(a.large_size), large_count=a.large_count,
                  list_keys=_ints(a.list_keys), list_pages=a.list_pages,
                  mixed_duration=a.mixed_duration, mixed_concurrency=a.mixed_concurrency,
-                 mixed_objects=a.mixed_objects, multipart_sizes=_sizes(a.multipart_size))
+                 mixed_objects=a.mixed_objects, multipart_sizes=_multipart_sizes(a.multipart_size))
     if a.quick:
         s.duration, s.sizes, s.concurrency = 1.0, (4 * KiB,), (1, 32)
         s.large_sizes, s.large_count = (8 * MiB, 32 * MiB), 1
         s.list_keys, s.list_pages = (1_000, 3_000), 10
         s.mixed_duration, s.mixed_objects = 3.0, 200
-        s.multipart_sizes = (10 * MiB, 64 * MiB)
+        s.multipart_sizes = ((10 * MiB, 5 * MiB), (64 * MiB, 8 * MiB))
     unknown = set(s.workloads) - set(WORKLOADS)
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")

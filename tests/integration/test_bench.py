@@ -21,7 +21,7 @@ def test_bench_runs_every_workload_and_writes_json(cluster, tmp_path):
                         "--secret-key", SECRET_KEY, "--duration", "0.5", "--sizes", "4KiB,64KiB",
                         "--concurrency", "1,8", "--large-size", "8MiB", "--large-count", "1",
                         "--list-keys", "200,400", "--list-pages", "3", "--mixed-duration", "1",
-                        "--mixed-objects", "50", "--multipart-size", "9MiB,17MiB", "--no-progress",
+                        "--mixed-objects", "50", "--multipart-size", "9MiB/5MiB,17MiB", "--no-progress",
                         "--json", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]

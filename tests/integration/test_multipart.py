@@ -191,7 +191,10 @@ def test_upload_fileobj_and_download_fileobj_with_threads(s3, bucket):
     data = os.urandom(23 * MiB + 5)
     cfg = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4)
     s3.upload_fileobj(io.BytesIO(data), bucket, "xfer", Config=cfg)
-    assert s3.head_object(Bucket=bucket, Key="xfer")["ETag"].endswith('-5"')
+    h = s3.head_object(Bucket=bucket, Key="xfer", ChecksumMode="ENABLED")
+    assert h["ETag"].endswith('-5"')
+    # boto3's default: CRC32 at Create, so a COMPOSITE checksum of the parts' CRC32s.
+    assert h["ChecksumType"] == "COMPOSITE" and h["ChecksumCRC32"].endswith("-5")
     out = io.BytesIO()
     s3.download_fileobj(bucket, "xfer", out, Config=cfg)
     assert out.getvalue() == data
