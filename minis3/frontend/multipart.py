@@ -36,11 +36,10 @@ from aiohttp import web
 from ..core import checksums, s3xml
 from ..core import errors as E
 from ..core.crc_combine import POLYNOMIALS, combine_all
-from ..core.conditions import check_read
 from ..core.names import validate_key
 from ..meta.client import PARTS, UPLOADS
 from .body import Upload, read_small_body
-from .object import _copy_source, _headers_from_request, commit_stored
+from .object import _headers_from_request, commit_stored, copy_source_record
 
 MIN_PART_SIZE = 5 * 1024 * 1024          # every part but the last
 MAX_PARTS = 10_000
@@ -211,15 +210,8 @@ async def upload_part(ctx) -> web.Response:
 
 
 async def _upload_part_copy(ctx, up_rec: dict, n: int) -> web.Response:
-    src_bucket, src_key = _copy_source(ctx.request.headers["x-amz-copy-source"])
-    src = await ctx.meta.get_object(src_bucket, src_key)
+    _, _, src = await copy_source_record(ctx)
     h = ctx.request.headers
-    cond = {k[len("x-amz-copy-source-"):]: v for k, v in ((k.lower(), v) for k, v in h.items())
-            if k.startswith("x-amz-copy-source-if-")}
-    try:
-        check_read(cond, f'"{src["etag"]}"', src["mtime"])
-    except E.NotModified:
-        raise E.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
     start, end = 0, src["size"] - 1
     if "x-amz-copy-source-range" in h:
         start, end = copy_source_range(h["x-amz-copy-source-range"], src["size"])

@@ -273,19 +273,26 @@ def _copy_source(header: str) -> tuple[str, str]:
     return bucket, key
 
 
-async def copy(ctx) -> web.Response:
-    fe = ctx.fe
-    bucket, key = ctx.target.bucket, ctx.target.key
-    validate_key(key)
+async def copy_source_record(ctx) -> tuple[str, str, dict]:
+    """The record ``x-amz-copy-source`` names, once its x-amz-copy-source-if-* hold
+    (CopyObject and UploadPartCopy)."""
     src_bucket, src_key = _copy_source(ctx.request.headers["x-amz-copy-source"])
     src = await ctx.meta.get_object(src_bucket, src_key)
-    h = ctx.request.headers
-    cond = {k[len("x-amz-copy-source-"):]: v for k, v in ((k.lower(), v) for k, v in h.items())
+    cond = {k[len("x-amz-copy-source-"):]: v for k, v in ((k.lower(), v) for k, v in ctx.request.headers.items())
             if k.startswith("x-amz-copy-source-if-")}
     try:
         check_read(cond, f'"{src["etag"]}"', src["mtime"])
     except E.NotModified:
         raise E.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
+    return src_bucket, src_key, src
+
+
+async def copy(ctx) -> web.Response:
+    fe = ctx.fe
+    bucket, key = ctx.target.bucket, ctx.target.key
+    validate_key(key)
+    src_bucket, src_key, src = await copy_source_record(ctx)
+    h = ctx.request.headers
     directive = h.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise E.InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")

@@ -479,6 +479,106 @@ class Scrubber:
         except Exception as exc:       # noqa: BLE001 - the next pass tries again
             log.warning("could not clean record %r: %s", ikey, exc)
 
+    async def _repair_guarded(self, rep, bucket, key, rec, todo, sem) -> None:
+        try:
+            await self.repair(bucket, key, rec, todo, rep)
+            ok = True
+        except Exception as exc:                    # one object's failure never stops the pass
+            log.warning("repair of %s/%s failed: %s", bucket, key, exc)
+            ok = False
+        finally:
+            sem.release()
+        if not ok:
+            rep.repair_failures += 1
+            rep.not_full += 1
+        elif any(pl.unknown for *_, pl in todo):
+            rep.not_full += 1
+
+    def _codec(self, ec: dict) -> Codec:
+        """The codec an object was written with (the topology's, unless it changed since)."""
+        spec = (int(ec["k"]), int(ec["m"]), ec.get("backend", self.codec.backend))
+        if spec != (self.codec.k, self.codec.m, self.codec.backend):
+            if spec not in self._codecs:
+                self._codecs[spec] = Codec(*spec)
+            return self._codecs[spec]
+        return self.codec
+
+    # ---------------------------------------------------------------- repair
+    async def repair(self, bucket: str, key: str, rec: dict, todo: list, rep: PassReport) -> None:
+        """Write the fixes of every fragment set of one record (the object's,
+        or each part's of a multipart object), then record the new placements
+        in one metadata write."""
+        moved = dict(rec)
+        changed = False
+        for part, ec, size, pl in todo:
+            written = await self._rewrite(ec, size, pl)
+            for f in pl.fixes:
+                rep.rebuilt[f.why] = rep.rebuilt.get(f.why, 0) + 1
+                REBUILT.labels(f.why).inc()
+                if len(rep.fixed) < 200:
+                    rep.fixed.append([f"{bucket}/{key}", f.index, f.why, f.target] + ([part + 1] if part is not None
+                                                                                      else []))
+            rep.rebuilt_bytes += written
+            REBUILT_BYTES.inc(written)
+            if pl.final != list(ec["nodes"]):
+                changed = True
+                if part is None:
+                    moved["ec"] = dict(ec, nodes=pl.final)
+                else:
+                    parts = moved["parts"] = list(moved["parts"])
+                    parts[part] = dict(parts[part], ec=dict(ec, nodes=pl.final))
+        if changed:
+            # Later than the last placement, and distinct from one another
+            # pass's (equal epochs with different placements would never converge).
+            moved["pe"] = max(int(rec.get("pe", 0)) + 1, int(time.time() * 1000))
+            body = {"bucket": bucket, "key": key, "record": moved}
+            await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
+                         finish_in_background=True)
+
+    async def _rewrite(self, ec: dict, size: int, pl: P.ObjectPlan) -> int:
+        """Write every fragment of ``pl.fixes`` from k present ones, segment by
+        segment, each segment decoded and checked against its recorded checksum
+        first. Returns the bytes written."""
+        k, oid = int(ec["k"]), ec["id"]
+        codec = self._codec(ec)
+        n_seg = layout.segment_count(size, int(ec["seg"]))
+        sums = base64.b64decode(ec["segsums"])
+        srcs = P.sources_for(pl, k)
+        streams = {i: self.storage.get(ec["nodes"][i], oid, i, 0, n_seg - 1).__aiter__() for i in srcs}
+        queues = {f.index: asyncio.Queue(4) for f in pl.fixes}
+        uploads = {f.index: asyncio.ensure_future(self.storage.put(f.target, oid, f.index, _drain(queues[f.index])))
+                   for f in pl.fixes}
+        missing = [f.index for f in pl.fixes if f.index not in streams]
+        written = 0
+        try:
+            for seg in range(n_seg):
+                got = await asyncio.gather(*(streams[i].__anext__() for i in srcs))
+                frags = dict(zip(srcs, got))
+                data = await asyncio.to_thread(codec.decode, list(got))
+                if segment_checksum(data) != sums[8 * seg:8 * seg + 8]:
+                    raise FragmentError(f"segment {seg} of {oid} does not match its checksum")
+                if missing:
+                    frags.update(zip(missing, await asyncio.to_thread(codec.reconstruct, list(got), missing)))
+                for f in pl.fixes:
+                    piece = frags[f.index]
+                    written += len(piece)
+                    await _put_or_fail(queues[f.index], blocks.frame(piece), uploads[f.index])
+            for f in pl.fixes:
+                await _put_or_fail(queues[f.index], None, uploads[f.index])
+            await asyncio.gather(*uploads.values())
+        except BaseException:
+            for u in uploads.values():
+                u.cancel()
+            await asyncio.gather(*uploads.values(), return_exceptions=True)
+            raise
+        finally:
+            for s in streams.values():
+                try:
+                    await s.aclose()
+                except Exception:
+                    pass
+        return written
+
     # ---------------------------------------------------------------- garbage
     async def _collect(self, rep, inv, received, referenced, t0: float) -> None:
         async def one(node: str) -> None:

@@ -7,11 +7,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote_plus
 
-import boto3
 import botocore.parsers
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,60 +25,9 @@ ALGS = [("crc32", "ChecksumCRC32"), ("crc32c", "ChecksumCRC32C"),
         ("crc64nvme", "ChecksumCRC64NVME"), ("sha1", "ChecksumSHA1"),
         ("sha256", "ChecksumSHA256")]
 
-TRICKY_KEYS = [
-    "plain.txt",
-    "a b.txt",
-    "a+b.txt",
-    "100%.csv",
-    "한글/x.txt",
-    "emoji 😀/🚀",
-    "tilde~star*.txt",
-    "amp&lt<gt>quote\"apos'",
-    "dir/sub dir/file?x=1#frag",
-    "  leading and trailing  ",
-]
-
-
-# ------------------------------------------------------------------ helpers
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_kw):
-        yield self._body
-
-
-class FakeS3:
-    """A boto3 S3 client whose every call is answered with ``self.body``."""
-
-    def __init__(self) -> None:
-        self.client = boto3.client(
-            "s3", endpoint_url="http://x", region_name="us-east-1",
-            aws_access_key_id="a", aws_secret_access_key="b",
-            config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}))
-        self.body = b""
-        self.requests: list = []
-        self.client.meta.events.register("before-send.s3.*", self._send)
-
-    def _send(self, request, **_kw):
-        self.requests.append(request)
-        return AWSResponse(request.url, 200, {"content-type": "application/xml"},
-                           _Raw(self.body))
-
-    def answer(self, body: bytes) -> None:
-        self.body = body
-
-    @property
-    def last_body(self) -> bytes:
-        body = self.requests[-1].body
-        if hasattr(body, "read"):
-            pos = body.tell()
-            body.seek(0)
-            data = body.read()
-            body.seek(pos)
-            return data
-        return body
+# A boto3 client answered by canned XML, and the keys that stress escaping: shared
+# with the object-listing documents' tests.
+from .test_s3xml import TRICKY_KEYS, FakeS3  # noqa: E402
 
 
 @pytest.fixture(scope="module")
