@@ -80,9 +80,11 @@ def _encoding(q) -> str | None:
 def _entries(raw: list) -> list[s3xml.ListEntry]:
     out = []
     for key, r in raw:
-        alg = (r.get("checksum") or {}).get("alg")
+        ck = r.get("checksum") or {}
+        alg = ck.get("alg")
         out.append(s3xml.ListEntry(key=key, last_modified_ms=r["mtime"], etag=r["etag"], size=r["size"],
-                                   checksum_algorithm=alg, checksum_type="FULL_OBJECT" if alg else None))
+                                   checksum_algorithm=alg,
+                                   checksum_type=ck.get("type", "FULL_OBJECT") if alg else None))
     return out
 
 

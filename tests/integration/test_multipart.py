@@ -158,6 +158,8 @@ def test_composite_crc32_checksum_as_boto3_asks_by_default(s3, bucket):
     assert r["ChecksumCRC32"] == composite + "-2" and r["ChecksumType"] == "COMPOSITE"
     h = s3.head_object(Bucket=bucket, Key="crc", ChecksumMode="ENABLED")
     assert h["ChecksumCRC32"] == composite + "-2" and h["ChecksumType"] == "COMPOSITE"
+    [listed] = s3.list_objects_v2(Bucket=bucket, Prefix="crc")["Contents"]
+    assert listed["ChecksumAlgorithm"] == ["CRC32"] and listed["ChecksumType"] == "COMPOSITE"
     # A part or a range never carries the whole object's checksum.
     assert "ChecksumCRC32" not in s3.get_object(Bucket=bucket, Key="crc", PartNumber=1, ChecksumMode="ENABLED")
     assert "ChecksumCRC32" not in s3.get_object(Bucket=bucket, Key="crc", Range="bytes=0-9", ChecksumMode="ENABLED")
