@@ -39,6 +39,7 @@ from ..core.crc_combine import POLYNOMIALS, combine_all
 from ..core.names import validate_key
 from ..meta.client import PARTS, UPLOADS
 from .body import Upload, read_small_body
+from .bucket import _encoding
 from .object import _headers_from_request, commit_stored, copy_source_record
 
 MIN_PART_SIZE = 5 * 1024 * 1024          # every part but the last
@@ -325,10 +326,7 @@ async def list_uploads(ctx) -> web.Response:
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, uid_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
     max_uploads = _int_arg(q, "max-uploads", 1000, 1000)
-    encoding = q.get("encoding-type")
-    if encoding is not None and encoding != "url":
-        raise E.InvalidArgument("Invalid Encoding Method specified in Request", ArgumentName="encoding-type",
-                                ArgumentValue=encoding)
+    encoding = _encoding(q)
     # Index keys are "key \0 upload id": after key-marker alone means after all
     # of that key's uploads ("\x01" sorts after "\0" + any id).
     marker = ""

@@ -293,12 +293,11 @@ class Scrubber:
             rep.phase = "listing the nodes' inventories"
             rep.inventory_unix = time.time()
             inv, received, quarantined = await self._inventories(up)
-            listed = set(inv)
-            referenced: dict[str, set[tuple[str, int]]] = {n: set() for n in listed}
+            referenced: dict[str, set[tuple[str, int]]] = {n: set() for n in inv}
             rep.keys_total = await self._estimate_keys()
             rep.phase = "walking the metadata"
             buckets = await self._walk_buckets(rep)
-            complete = await self._walk_objects(rep, inv, quarantined, referenced, listed, buckets)
+            complete = await self._walk_objects(rep, inv, quarantined, referenced, buckets)
             rep.phase = "collecting garbage"
             rep.complete = complete
             if complete:
@@ -357,32 +356,15 @@ class Scrubber:
                 log.warning("anti-entropy write to %s failed: %s", self.replicas[i].name, exc)
         return newest
 
-    async def _walk_objects(self, rep, inv, quarantined, referenced, listed, buckets: set[str] | None) -> bool:
-        up = set(listed)
-
-        sizes: dict[tuple[str, int, str], int] = {}      # the current object's expected file sizes
-
-        def held(node: str, oid: str, idx: int):
-            if node not in listed:
-                return None
-            got = inv[node].get((oid, idx))
-            return got is not None and got[0] == sizes[(oid, idx, node)]
-
-        def why_lost(node: str, oid: str, idx: int) -> str:
-            if (oid, idx) in inv[node]:
-                return "truncated"            # whole blocks missing: its checksums cannot show it
-            return "quarantined" if (oid, idx) in quarantined.get(node, ()) else "missing"
-
+    async def _walk_objects(self, rep, inv, quarantined, referenced, buckets: set[str] | None) -> bool:
         sem = asyncio.Semaphore(REPAIR_CONCURRENCY)
         repairs: set[asyncio.Task] = set()
-        alive_all = True
         failed: list[bool] = []
         part_records: dict[str, list[tuple[str, dict]]] = {}      # upload id → its live part records
         fresh_ms = rep.inventory_unix * 1000 - FRESH_MS
         live_uploads: set[str] = set()
         async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed):
             rep.keys_done += 1
-            alive_all = alive_all and all(alive)
             bucket, _, key = ikey.partition("/")
             newest = await self._anti_entropy(rep, "/v/object", {"bucket": bucket, "key": key}, versions, alive)
             for v in versions:                      # every replica's version keeps its fragments
@@ -403,7 +385,7 @@ class Scrubber:
             if physical_ms(int(newest["ts"])) > fresh_ms:
                 continue          # committed after the inventories were taken: the next pass looks
             try:
-                todo = self._plan(rep, ikey, newest, up, held, why_lost, sizes, referenced)
+                todo = self._plan(rep, ikey, newest, inv, quarantined, referenced)
             except Exception as exc:          # an odd record never stops the pass
                 log.warning("cannot check %s: %s", ikey, exc)
                 rep.not_full += 1
@@ -419,13 +401,15 @@ class Scrubber:
         if repairs:
             await asyncio.gather(*repairs)
         rep.replicas_scanned = failed.count(False)
-        complete = alive_all and not any(failed)
+        complete = not any(failed)          # (a replica whose scan broke off stays failed)
         if complete:
             await self._clean_parts(rep, part_records, live_uploads)
         return complete
 
-    def _plan(self, rep, ikey, newest, up, held, why_lost, sizes, referenced) -> list:
-        """Plan every fragment set of one record; return those with fixes to make."""
+    def _plan(self, rep, ikey, newest, inv, quarantined, referenced) -> list:
+        """Plan every fragment set of one record against the inventories
+        (``inv``: node → {(oid, idx): (size, age)}, nodes that answered only);
+        return the sets with fixes to make."""
         units = ec_units(newest)
         if units:
             rep.objects += 1
@@ -436,10 +420,19 @@ class Scrubber:
             FRAGMENTS.inc(len(ec["nodes"]))
             home = place(ec["id"], self.azs, len(ec["nodes"]))
             frag, last, n_seg = self._codec(ec).fragment_sizes(size, int(ec["seg"]))
-            sizes.clear()
-            for idx, node in enumerate(ec["nodes"]):
-                sizes[(ec["id"], idx, node)] = blocks.expected_file_size(ec["id"], idx, node, frag, last, n_seg)
-            pl = P.plan_object(ec, home, self.node_az, up, held, why_lost)
+
+            def held(node: str, oid: str, idx: int):
+                if node not in inv:
+                    return None                   # down: unknown
+                got = inv[node].get((oid, idx))
+                return got is not None and got[0] == blocks.expected_file_size(oid, idx, node, frag, last, n_seg)
+
+            def why_lost(node: str, oid: str, idx: int) -> str:
+                if (oid, idx) in inv[node]:
+                    return "truncated"            # whole blocks missing: its checksums cannot show it
+                return "quarantined" if (oid, idx) in quarantined.get(node, ()) else "missing"
+
+            pl = P.plan_object(ec, home, self.node_az, set(inv), held, why_lost)
             for f in pl.damaged:
                 rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
                 DAMAGED.labels(f.why).inc()
@@ -471,10 +464,8 @@ class Scrubber:
         if physical_ms(int(rec["ts"])) >= (time.time() - self.grace) * 1000:
             return
         bucket, _, key = ikey.partition("/")
-        body = {"bucket": bucket, "key": key, "record": {"ts": int(rec["ts"]) + 1, "vid": "scrubber", "deleted": True}}
         try:
-            await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
-                         finish_in_background=True)
+            await self._write_version(bucket, key, {"ts": int(rec["ts"]) + 1, "vid": "scrubber", "deleted": True})
             rep.parts_cleaned += 1
         except Exception as exc:       # noqa: BLE001 - the next pass tries again
             log.warning("could not clean record %r: %s", ikey, exc)
@@ -531,9 +522,12 @@ class Scrubber:
             # Later than the last placement, and distinct from one another
             # pass's (equal epochs with different placements would never converge).
             moved["pe"] = max(int(rec.get("pe", 0)) + 1, int(time.time() * 1000))
-            body = {"bucket": bucket, "key": key, "record": moved}
-            await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2,
-                         finish_in_background=True)
+            await self._write_version(bucket, key, moved)
+
+    async def _write_version(self, bucket: str, key: str, record: dict) -> None:
+        """Send a version to every replica; return when two have it (each keeps it only if newer)."""
+        body = {"bucket": bucket, "key": key, "record": record}
+        await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2, finish_in_background=True)
 
     async def _rewrite(self, ec: dict, size: int, pl: P.ObjectPlan) -> int:
         """Write every fragment of ``pl.fixes`` from k present ones, segment by
