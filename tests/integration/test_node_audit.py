@@ -307,11 +307,13 @@ async def test_audit_rate_is_honoured(nodes, sc):
     _, st, wall = await run_pass(sc, "a1", rate=1)
     expected = st["last_pass"]["bytes"] / 1e6
     print(f"audit at 1 MB/s: {st['last_pass']['bytes'] / 1e6:.2f} MB in {wall:.2f}s (expected {expected:.2f}s)")
-    assert 0.6 * expected <= wall <= 2 * expected + 2
+    # Paced: never faster than the rate allows (a slow machine only makes it slower,
+    # so no upper bound is asserted: timing belongs to benchmarks, not tests).
+    assert wall >= 0.6 * expected
     assert 0.6 * expected <= st["last_pass"]["seconds"] <= wall
 
     # a2 audits on its own from start-up; its first pass saw all 8 files.
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60                     # a wait, not a timing: CI may be slow
     while True:
         st2 = await sc.audit_status("a2")
         lp = st2["last_pass"]
@@ -322,7 +324,7 @@ async def test_audit_rate_is_honoured(nodes, sc):
     expected2 = lp["bytes"] / 1e6 / A2_RATE
     print(f"a2 continuous at {A2_RATE} MB/s: {lp['bytes'] / 1e6:.2f} MB in {lp['seconds']:.2f}s "
           f"(expected {expected2:.2f}s)")
-    assert lp["bytes"] >= A2_BYTES and 0.6 * expected2 <= lp["seconds"] <= 2 * expected2 + 2
+    assert lp["bytes"] >= A2_BYTES and lp["seconds"] >= 0.6 * expected2
     assert lp["corrupt"] == 0 and st2["continuous_mb_per_s"] == A2_RATE
 
 
