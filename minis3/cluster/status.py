@@ -44,14 +44,30 @@ def _frozen(pid: int | None) -> bool:
     return bool(fields) and fields[0] in (b"T", b"t")
 
 
-def _state(st: dict | None, pid: int | None) -> str:
+def _state(st: dict | None, pid: int | None, cut: bool = False) -> str:
     if _frozen(pid):
         return "frozen"
+    if cut:
+        return "partitioned"
     return "up" if st is not None else "down"
+
+
+def _network(cond: dict | None) -> str:
+    """What `minis3 chaos` did to an AZ's network, and by which mechanism."""
+    if not cond:
+        return ""
+    parts = []
+    if cond.get("partitioned"):
+        parts.append(f"PARTITIONED: {cond['partition_mechanism']} to/from {', '.join(cond['partitioned'])}")
+    if cond.get("latency_ms"):
+        parts.append(f"+{cond['latency_ms']:g} ms per request crossing the AZ: {cond['latency_mechanism']}")
+    return "; ".join(parts)
 
 
 def collect(topo: Topology) -> list[dict]:
     from ..core.hlc import physical_ms
+    from .chaos import network_conditions
+    conds = network_conditions(topo)
     pids = _run_pids(topo)
     fe_up = _frontend_up(topo.frontend.url)
     rows = [{"process": "frontend", "az": "-", "address": topo.frontend.url, "up": fe_up,
@@ -59,15 +75,17 @@ def collect(topo: Topology) -> list[dict]:
     if topo.frontend.per_az:
         for az in topo.azs:
             spec, pid = topo.az_frontend(az.name), pids.get(f"frontend-{az.name}")
-            up = not _frozen(pid) and _frontend_up(spec.url)
+            up = az.name not in conds or not conds[az.name].get("partitioned")
+            up = up and not _frozen(pid) and _frontend_up(spec.url)
             rows.append({"process": f"frontend-{az.name}", "az": az.name, "address": spec.url, "up": up,
                          "state": _state({} if up else None, pid), "pid": pid, "disk_bytes": None, "detail": ""})
     metas = []
     for az in topo.azs:
+        cut = bool(conds.get(az.name, {}).get("partitioned"))     # a probe would only hang
         pid = pids.get(az.meta.id)
-        st = None if _frozen(pid) else _get(topo, az.meta.url, "/status?ts=1")
+        st = None if _frozen(pid) or cut else _get(topo, az.meta.url, "/status?ts=1")
         row = {"process": az.meta.id, "az": az.name, "address": az.meta.url, "up": st is not None,
-               "state": _state(st, pid), "pid": (st and st["pid"]) or pid, "disk_bytes": st and st["disk_bytes"],
+               "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid, "disk_bytes": st and st["disk_bytes"],
                "replica": st and st.get("state"), "max_ts": st and st.get("max_ts"),
                "detail": st and f"{st.get('state', '?')}; {st['buckets']} buckets, "
                                 f"{sum(p['live_keys'] for p in st['partitions'])} keys in "
@@ -76,10 +94,13 @@ def collect(topo: Topology) -> list[dict]:
         metas.append(row)
         for n in az.nodes:
             pid = pids.get(f"node-{n.id}")
-            st = None if _frozen(pid) else _get(topo, n.url, "/status")
+            st = None if _frozen(pid) or cut else _get(topo, n.url, "/status")
             rows.append({"process": f"node-{n.id}", "az": az.name, "address": n.url, "up": st is not None,
-                         "state": _state(st, pid), "pid": (st and st["pid"]) or pid,
+                         "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
                          "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments"})
+    for r in rows:
+        if r["az"] in conds:
+            r["network"] = _network(conds[r["az"]])
     rows.append(_scrubber_row(topo))
     # Replica lag: how far behind the newest version any replica holds.
     newest = max((m["max_ts"] or 0 for m in metas), default=0)
@@ -130,4 +151,7 @@ def render(rows: list[dict]) -> str:
                        str(r["pid"] or "-"),
                        _human(r["disk_bytes"]), r["detail"] or "") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    network = {r["az"]: r["network"] for r in rows if r.get("network")}
+    lines += [f"network {az}: {what}" for az, what in sorted(network.items())]
+    return "\n".join(lines)

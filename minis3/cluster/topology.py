@@ -2,7 +2,9 @@
 
 One TOML file describes a whole cluster. With no file at all, :func:`default`
 gives the local cluster of ``make run``: a frontend on 127.0.0.1:9000, three
-AZs of two storage nodes each, one metadata process per AZ, EC 4+2.
+AZs of two storage nodes each, one metadata process per AZ, EC 4+2. On Linux
+each AZ binds its own loopback address (az-a 127.0.1.1, az-b 127.0.2.1, az-c
+127.0.3.1; see :func:`az_address`).
 
 Example (every key is optional; these are the defaults)::
 
@@ -36,15 +38,16 @@ Example (every key is optional; these are the defaults)::
 
     [[az]]
     name = "az-a"
-    meta = { host = "127.0.0.1", port = 9201 }
-    nodes = [ { id = "a1", host = "127.0.0.1", port = 9101 },
-              { id = "a2", host = "127.0.0.1", port = 9102 } ]
+    meta = { host = "127.0.1.1", port = 9201 }
+    nodes = [ { id = "a1", host = "127.0.1.1", port = 9101 },
+              { id = "a2", host = "127.0.1.1", port = 9102 } ]
 
 Hosts are names, so a topology can span machines.
 """
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -240,14 +243,30 @@ def validate(topo: Topology) -> None:
         raise TopologyError("segment_size must be > 0 and inline_threshold >= 0")
 
 
+def az_address(base_port: int, i: int) -> str:
+    """The loopback address the i-th AZ of a local cluster binds.
+
+    On Linux all of 127.0.0.0/8 is loopback, so each AZ gets an address of its
+    own (127.0.1.1, 127.0.2.1, 127.0.3.1 for the default cluster; clusters on
+    other port ranges use 127.<base/1000>.<i+1>.1). An AZ is then a network
+    location: ``minis3 chaos partition-az`` drops its packets with iptables,
+    and traffic between AZs can be told apart by address. Elsewhere (macOS has
+    only 127.0.0.1 without aliases) every AZ shares 127.0.0.1.
+    """
+    if not sys.platform.startswith("linux"):
+        return "127.0.0.1"
+    return f"127.{0 if base_port == 9000 else (base_port // 1000) % 256}.{i + 1}.1"
+
+
 def default_doc(base_port: int = 9000) -> dict:
     """The built-in local cluster (what `make run` starts)."""
     azs = []
     for i, letter in enumerate("abc"):
+        host = az_address(base_port, i)
         azs.append({
             "name": f"az-{letter}",
-            "meta": {"host": "127.0.0.1", "port": base_port + 201 + i},
-            "nodes": [{"id": f"{letter}{j + 1}", "host": "127.0.0.1", "port": base_port + 101 + 2 * i + j}
+            "meta": {"host": host, "port": base_port + 201 + i},
+            "nodes": [{"id": f"{letter}{j + 1}", "host": host, "port": base_port + 101 + 2 * i + j}
                       for j in range(2)],
         })
     return {"frontend": {"host": "127.0.0.1", "port": base_port}, "az": azs,
@@ -297,11 +316,11 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
     return "\n".join(lines) + "\n"
 
 
-def _port_free(port: int) -> bool:
+def _port_free(host: str, port: int) -> bool:
     import socket
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
             return True
         except OSError:
             return False
@@ -331,11 +350,13 @@ def free_base_port(lo: int = 10000, hi: int = 32000) -> int:
     for _ in range(200):
         base = random.randrange(lo, hi, 1000)
         doc = default_doc(base)
-        ports = [base] + [n["port"] for az in doc["az"] for n in az["nodes"]] + [az["meta"]["port"] for az in doc["az"]]
-        ports += [base + 10 + i for i in range(len(doc["az"]))]          # per-AZ frontends
-        ports.append(doc["scrub"]["port"])
-        if any(eph_lo <= p <= eph_hi for p in ports):
+        fe, sc = doc["frontend"], doc["scrub"]
+        addrs = [(fe["host"], fe["port"]), (sc["host"], sc["port"])]
+        for i, az in enumerate(doc["az"]):
+            addrs += [(n["host"], n["port"]) for n in az["nodes"]] + [(az["meta"]["host"], az["meta"]["port"])]
+            addrs.append((az["meta"]["host"], base + 10 + i))             # its per-AZ frontend
+        if any(eph_lo <= p <= eph_hi for _, p in addrs):
             continue
-        if all(_port_free(p) for p in ports):
+        if all(_port_free(h, p) for h, p in addrs):
             return base
     raise RuntimeError("no free port range")

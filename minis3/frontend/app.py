@@ -27,6 +27,7 @@ from ..core.hlc import HLC
 from ..core.sigv4 import AuthResult, SigningInput, verify
 from ..ec.codec import Codec, tune_malloc
 from ..meta.client import MetaClient
+from ..rpc.delay import InterAZDelay
 from ..rpc.http import client_session, use_fast_event_loop
 from ..storage.client import StorageClient
 from .datapath import DataPath
@@ -77,8 +78,9 @@ class Context:
 
 
 class Frontend:
-    def __init__(self, topo: Topology):
+    def __init__(self, topo: Topology, az: str | None = None):
         self.topo = topo
+        self.az = az                      # the AZ this frontend runs in (None: the main frontend)
         self.hlc = HLC()
         self.codec = Codec(topo.erasure.k, topo.erasure.m, topo.erasure.backend)
         self.session = None
@@ -89,7 +91,10 @@ class Frontend:
         self.datapath: DataPath | None = None
 
     async def start(self, app: web.Application) -> None:
-        self.session = client_session(self.topo.cluster_secret)
+        # A per-AZ frontend sends from its AZ's address, so partitioning the AZ cuts it off too.
+        self.session = client_session(self.topo.cluster_secret,
+                                      source_host=self.topo.az_frontend(self.az).host if self.az else None,
+                                      delay=InterAZDelay.for_topology(self.topo, self.az))
         # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
         self.meta = MetaClient(self.session, [m.url for m in self.topo.metas], hlc=self.hlc)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
@@ -212,8 +217,8 @@ async def _defer_continue(request: web.Request):
     return None
 
 
-def make_app(topo: Topology) -> web.Application:
-    fe = Frontend(topo)
+def make_app(topo: Topology, az: str | None = None) -> web.Application:
+    fe = Frontend(topo, az)
     # No size limit here: bodies are streamed by the handlers, never read whole.
     app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024,
                                                                   "read_bufsize": 1 << 20})
@@ -239,5 +244,5 @@ def main(argv: list[str] | None = None) -> None:
     tuned = tune_malloc()
     loop = use_fast_event_loop()
     log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", spec.url, loop, tuned, os.getpid())
-    web.run_app(make_app(topo), host=spec.host, port=spec.port,
+    web.run_app(make_app(topo, a.az), host=spec.host, port=spec.port,
                 print=None, access_log=None, handle_signals=True)

@@ -50,6 +50,7 @@ from aiohttp import web
 import prometheus_client
 
 from ..core.hlc import HLC, physical_ms
+from ..rpc.delay import InterAZDelay
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from .partition import Partition, PartitionSet, version
 
@@ -77,8 +78,10 @@ class CatchingUp(web.HTTPServiceUnavailable):
 
 class MetaService:
     def __init__(self, meta_id: str, az: str, data_dir, bounds: tuple[str, ...], snapshot_every: int = 50_000,
-                 peers: list[str] | None = None, secret: str | None = None, commit_window_s: float = 150.0):
+                 peers: list[str] | None = None, secret: str | None = None, commit_window_s: float = 150.0,
+                 rpc_options: dict | None = None):
         self.id, self.az = meta_id, az
+        self.rpc_options = rpc_options or {}       # client_session's source_host and delay, for catch-up
         self.commit_window_ms = int(commit_window_s * 1000)
         root = os.path.abspath(data_dir)
         self.hlc = HLC()
@@ -186,7 +189,7 @@ class MetaService:
         """Pull every version from the peers and keep the newer ones; serve
         reads once one peer has been merged completely. Runs at start."""
         started, merged = time.monotonic(), 0
-        session = client_session(self.secret, timeout_s=30)
+        session = client_session(self.secret, timeout_s=30, **self.rpc_options)
         try:
             while not self.serving:
                 for peer in self.peers:
@@ -318,7 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(spec.id)
     peers = [m.url for m in topo.metas if m.id != spec.id]
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,
-                      secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s)
+                      secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s,
+                      rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az)})
     log.info("metadata replica %s on %s, data in %s, %d partitions, peers %s (%s)", spec.id, spec.url,
              spec.data_dir, len(svc.objects.partitions), ", ".join(peers) or "none", use_fast_event_loop())
     web.run_app(svc.app(topo.cluster_secret), host=spec.host, port=spec.port,

@@ -30,18 +30,32 @@ def auth_middleware(secret: str, open_paths: tuple[str, ...] = ("/health",)):
     return mw
 
 
-def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 60.0):
-    """A pooled keep-alive client session that signs every request."""
+def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 60.0,
+                   source_host: str | None = None, delay=None):
+    """A pooled keep-alive client session that signs every request.
+
+    ``source_host``: the address outgoing connections come from. A process in
+    an AZ sends from its AZ's own address, so that cutting the AZ off
+    (``minis3 chaos partition-az``, which drops packets to and from that
+    address) cuts its outgoing traffic too; without it Linux would send from
+    127.0.0.1. ``delay``: an :class:`minis3.rpc.delay.InterAZDelay`, slept
+    before each request that crosses a delayed AZ's boundary.
+    """
     import aiohttp
 
     async def on_request_start(session, ctx, params):
         u = params.url
         path_qs = u.raw_path + (("?" + u.raw_query_string) if u.raw_query_string else "")
         params.headers[auth.HEADER] = auth.sign(secret, params.method, path_qs)
+        if delay is not None:
+            wait = delay.seconds(u.host, u.port)
+            if wait:
+                await asyncio.sleep(wait)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request_start)
-    conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30)
+    conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30,
+                                local_addr=(source_host, 0) if source_host else None)
     return aiohttp.ClientSession(connector=conn, trace_configs=[trace],
                                  timeout=aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=timeout_s),
                                  auto_decompress=False, read_bufsize=1 << 20)

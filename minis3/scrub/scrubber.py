@@ -48,6 +48,7 @@ from ..ec.placement import place
 from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
 from ..meta.client import PARTS, UPLOADS, Replica, ReplicaError, quorum
 from ..meta.partition import version
+from ..rpc.delay import InterAZDelay
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from ..storage import blocks
 from ..storage.client import FragmentError, StorageClient
@@ -657,7 +658,8 @@ def app(topo) -> web.Application:
     state: dict = {}
 
     async def on_start(app_: web.Application) -> None:
-        state["session"] = client_session(topo.cluster_secret, timeout_s=30)
+        state["session"] = client_session(topo.cluster_secret, timeout_s=30,
+                                          delay=InterAZDelay.for_topology(topo, None))
         state["scrubber"] = Scrubber(topo, state["session"])
         state["loop"] = asyncio.ensure_future(state["scrubber"].loop())
 
