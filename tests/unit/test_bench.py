@@ -111,3 +111,17 @@ async def test_bench_client_signs_like_botocore():
         S3SigV4Auth(Credentials("AKIDEXAMPLE", "secret/KEY+1"), "s3", "eu-west-1").add_auth(req)
     for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
         assert ours[name] == req.headers[name]
+
+
+def test_inter_az_latency_section_pairs_rows_without_and_with_the_delay():
+    from minis3.bench.suite import _latency_section, latency_cells
+    row = lambda op, size, p50, p99: {"op": op, "size": size, "p50_ms": p50, "p99_ms": p99}  # noqa: E731
+    lat = {"delay_ms": 5.0,
+           "without": [row("PUT", 4096, 11.0, 20.0), row("GET", 4096, 3.5, 8.0), row("DELETE", 4096, 9, 9)],
+           "with": [row("PUT", 4096, 17.5, 30.0), row("GET", 4096, 9.0, 15.0), row("DELETE", 4096, 9, 9)]}
+    cells = latency_cells(lat)
+    assert cells == [["PUT 4 KiB ×1", "11.0", "17.5", "+6.5", "20.0", "30.0"],
+                     ["GET 4 KiB ×1", "3.5", "9.0", "+5.5", "8.0", "15.0"]]
+    text = "\n".join(_latency_section(lat))
+    assert "## Inter-AZ latency: 5 ms" in text and "| PUT 4 KiB ×1 | 11.0 | 17.5 | +6.5 |" in text
+    assert _latency_section(None) == []
