@@ -7,8 +7,8 @@ import sys
 
 
 def _topology_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--topology", help="topology TOML file (default: the built-in local cluster)")
-    p.add_argument("--data-dir", help="where every process keeps its data (default ./data)")
+    from .cluster.topology import add_arguments
+    add_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--frontend-per-az", action="store_true")
     _topology_args(a)
     sub.add_parser("bench", help="benchmark any S3 endpoint and this machine (minis3 bench -h)")
-    c = sub.add_parser("chaos", help="kill, freeze, thaw or revive an AZ or a node of the running cluster")
-    c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node"])
-    c.add_argument("target", help="an AZ name (az-b) or a node id (a1, meta-az-b)")
+    c = sub.add_parser("chaos", help="kill, freeze, partition, slow down or revive an AZ or a node of the running cluster")
+    c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node",
+                                      "partition-az", "latency", "heal"])
+    c.add_argument("target", help="an AZ name (az-b; `all` for latency and heal) or a node id (a1, meta-az-b)")
+    c.add_argument("amount", nargs="?", help="for latency: the delay added to each request crossing the AZ (5ms, 0)")
     _topology_args(c)
     sc = sub.add_parser("scrub", help="run one scrub pass now: audit, rebuild, move home, repair metadata, GC")
     sc.add_argument("--now", action="store_true", required=True, help="start a pass now and wait for it")
@@ -53,6 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--audit-rate", type=float, default=0.0, help="audit MB/s per node (0: as fast as it can)")
     sc.add_argument("--json", action="store_true")
     _topology_args(sc)
+    d = sub.add_parser("demo", help="a narrated tour of the running cluster: put, locate, kill an AZ, read, heal")
+    d.add_argument("--yes", action="store_true", help="never prompt (the default)")
+    d.add_argument("--pause", action="store_true", help="wait for Enter between steps")
+    d.add_argument("--az", help="the AZ to kill (default: the second one, az-b)")
+    d.add_argument("--bucket", default="minis3-demo", help="the demo's own bucket (default minis3-demo): the demo's keys in it are overwritten, then deleted")
+    d.add_argument("--no-damage", action="store_true", help="do not flip a byte in a fragment file")
+    d.add_argument("--keep", action="store_true", help="keep the demo's objects at the end")
+    _topology_args(d)
+    h = sub.add_parser("health", help="exit 0 if a service's processes answer (a container's health check)")
+    h.add_argument("target", nargs="?", help="frontend, scrubber, all or an AZ name (default: $MINIS3_SERVICE)")
+    _topology_args(h)
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
     sub.add_parser("scrubber", help="run the cluster scrubber (internal)")
     sub.add_parser("storage", help="run one storage node (internal)")
@@ -72,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "chaos":
         from .cluster.chaos import ACTIONS, ChaosError
         try:
-            print(ACTIONS[args.action](topo, args.target))
+            if args.action == "latency":
+                from .cluster.chaos import set_latency
+                print(set_latency(topo, args.target, args.amount or ""))
+            else:
+                print(ACTIONS[args.action](topo, args.target))
         except ChaosError as exc:
             print(f"minis3 chaos: {exc}", file=sys.stderr)
             return 2
@@ -80,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "scrub":
         from .scrub.cli import run as scrub_now
         return scrub_now(topo, audit=not args.no_audit, rate=args.audit_rate, as_json=args.json)
+    if args.cmd == "demo":
+        from .demo import main as demo
+        return demo(topo, az=args.az, bucket=args.bucket, pause=args.pause and not args.yes,
+                    damage=not args.no_damage, keep=args.keep)
+    if args.cmd == "health":
+        from .cluster.health import run as health
+        return health(topo, args.target)
     if args.cmd == "status":
         from .cluster.status import collect, render
         rows = collect(topo)

@@ -273,6 +273,17 @@ def default_doc(base_port: int = 9000) -> dict:
             "scrub": {"host": "127.0.0.1", "port": base_port + 300}}
 
 
+def add_arguments(parser) -> None:
+    """``--topology`` and ``--data-dir``, for every `minis3` command and process.
+    Their defaults come from MINIS3_TOPOLOGY and MINIS3_DATA_DIR when set, so a
+    container image says once where its topology and data live."""
+    parser.add_argument("--topology", default=os.environ.get("MINIS3_TOPOLOGY") or None,
+                        help="topology TOML file (default: $MINIS3_TOPOLOGY if set, else the built-in local cluster)")
+    parser.add_argument("--data-dir", default=os.environ.get("MINIS3_DATA_DIR") or None,
+                        help="where every process keeps its data (default: $MINIS3_DATA_DIR if set, else the "
+                             "topology's data_dir, ./data)")
+
+
 def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None) -> Topology:
     if path is None:
         return parse(default_doc(), source=None, data_dir=data_dir)

@@ -234,8 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..cluster import topology as topo_mod
     from ..cluster.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 frontend")
-    p.add_argument("--topology")
-    p.add_argument("--data-dir")
+    topo_mod.add_arguments(p)
     p.add_argument("--az", help="run this AZ's frontend (topology frontend.per_az)")
     a = p.parse_args(argv)
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
