@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test unit integration install clean bench bench-quick bench-scrub chaos
+.PHONY: run test unit integration install clean bench bench-quick bench-scrub chaos demo
 
 # Debian packages the tests use, when we can install them (root): iptables for
 # `minis3 chaos partition-az` (its tests are skipped without root or iptables).
@@ -22,6 +22,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/minis3 up
+
+# A narrated tour of the running cluster: `make run` must be running in another terminal.
+demo: $(STAMP)
+	$(BIN)/minis3 demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra tests

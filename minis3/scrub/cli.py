@@ -48,7 +48,15 @@ def summary(p: dict, recovery: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-async def _run(topo: Topology, audit: bool, rate: float, as_json: bool, timeout: float) -> int:
+class ScrubError(Exception):
+    """The pass could not be asked for or watched (the message says why)."""
+
+
+async def request_pass(topo: Topology, *, audit: bool = True, rate: float = 0.0, timeout: float = 7200.0,
+                       progress: bool = True) -> tuple[dict, dict | None]:
+    """Ask the scrubber for a pass that starts after now and wait for it to
+    finish; return its report and the scrubber's last recovery (see
+    :func:`summary`). With ``progress``, a progress bar on a terminal's stderr."""
     import aiohttp
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -58,41 +66,45 @@ async def _run(topo: Topology, audit: bool, rate: float, as_json: bool, timeout:
         try:
             async with s.post(f"{url}/pass", params={"audit": int(audit), "audit_rate": rate}) as r:
                 if r.status != 200:
-                    print(f"minis3 scrub: the scrubber answered {r.status}: {(await r.text())[:200]}", file=sys.stderr)
-                    return 2
+                    raise ScrubError(f"the scrubber answered {r.status}: {(await r.text())[:200]}")
                 started = await r.json()
             want, instance = started["pass"], started["started_unix"]
             console = Console(stderr=True)
-            progress = Progress(TextColumn("[bold]scrub pass {task.fields[id]}[/] {task.description}"), BarColumn(),
-                                TextColumn("{task.completed}/{task.total} keys"), TimeElapsedColumn(),
-                                transient=True, disable=as_json or not console.is_terminal, console=console)
-            with progress:
-                task = progress.add_task("starting", total=None, id=want)
+            bar = Progress(TextColumn("[bold]scrub pass {task.fields[id]}[/] {task.description}"), BarColumn(),
+                           TextColumn("{task.completed}/{task.total} keys"), TimeElapsedColumn(),
+                           transient=True, disable=not progress or not console.is_terminal, console=console)
+            with bar:
+                task = bar.add_task("starting", total=None, id=want)
                 while True:
                     async with s.get(f"{url}/status") as r:
                         st = await r.json()
                     if st.get("started_unix") != instance:
-                        print("minis3 scrub: the scrubber restarted during the pass; run it again", file=sys.stderr)
-                        return 2
+                        raise ScrubError("the scrubber restarted during the pass; run it again")
                     last = st.get("last_pass")
                     if last and last["id"] >= want:
-                        break
+                        return last, st.get("last_recovery")
                     if time.monotonic() > deadline:
-                        print(f"minis3 scrub: no result after {timeout:.0f} s", file=sys.stderr)
-                        return 2
+                        raise ScrubError(f"no result after {timeout:.0f} s")
                     cur = st.get("running")
                     if cur and cur["id"] == want:
-                        progress.update(task, description=cur["phase"], completed=cur["keys_done"],
-                                        total=max(cur["keys_total"], cur["keys_done"]) or None)
+                        bar.update(task, description=cur["phase"], completed=cur["keys_done"],
+                                   total=max(cur["keys_total"], cur["keys_done"]) or None)
                     await asyncio.sleep(0.2)
         except (aiohttp.ClientError, OSError) as exc:
-            print(f"minis3 scrub: the scrubber at {url} does not answer ({exc.__class__.__name__}); "
-                  "is the cluster up?", file=sys.stderr)
-            return 2
+            raise ScrubError(f"the scrubber at {url} does not answer ({exc.__class__.__name__}); "
+                             "is the cluster up?") from exc
+
+
+async def _run(topo: Topology, audit: bool, rate: float, as_json: bool, timeout: float) -> int:
+    try:
+        last, recovery = await request_pass(topo, audit=audit, rate=rate, timeout=timeout, progress=not as_json)
+    except ScrubError as exc:
+        print(f"minis3 scrub: {exc}", file=sys.stderr)
+        return 2
     if as_json:
-        print(json.dumps({"pass": last, "last_recovery": st.get("last_recovery")}, indent=1))
+        print(json.dumps({"pass": last, "last_recovery": recovery}, indent=1))
     else:
-        print(summary(last, st.get("last_recovery")))
+        print(summary(last, recovery))
     return 0 if last["phase"] == "done" and not last["not_full"] else 1
 
 

@@ -354,6 +354,13 @@ def parse_cursor(cursor: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
+def cursor_before(object_id: str) -> str | None:
+    """The cursor just before an object's first fragment (None: list from the
+    start), so one inventory page from it begins with that object's fragments."""
+    n = int(object_id, 16)
+    return f"{n - 1:032x}.999" if n else None
+
+
 def list_fragments(frag_dir: Path, after: str | None = None, limit: int = INVENTORY_MAX,
                    now: float | None = None) -> tuple[list[list], str | None]:
     """One inventory page: ``[[oid, idx, size_bytes, age_s], …]`` sorted by

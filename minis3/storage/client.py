@@ -7,6 +7,7 @@ from typing import AsyncIterator
 import aiohttp
 
 from . import blocks
+from .audit import cursor_before
 
 
 class FragmentError(Exception):
@@ -109,6 +110,15 @@ class StorageClient:
         async for page in self.inventory_pages(node_id, page_size):
             rows += page
         return rows
+
+    async def fragments_of(self, node_id: str, object_id: str, width: int) -> dict[int, int]:
+        """The fragments of one object a node holds, {index: file size}: one
+        inventory request of at most ``width`` rows, from just before the
+        object's first fragment. Raises FragmentError (the node refused) or an
+        aiohttp/OS error (it did not answer)."""
+        after = cursor_before(object_id)
+        page = await self._get_json(node_id, f"/inventory?limit={width}" + (f"&after={after}" if after else ""))
+        return {int(idx): int(size) for oid, idx, size, _ in page["fragments"] if oid == object_id}
 
     async def quarantine(self, node_id: str) -> list[dict]:
         """The fragments a node moved aside as bad: {"object_id", "index",
