@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--audit-rate", type=float, default=0.0, help="audit MB/s per node (0: as fast as it can)")
     sc.add_argument("--json", action="store_true")
     _topology_args(sc)
+    pa = sub.add_parser("partitions", help="the index's partition map: ranges, keys, load, replicas, history")
+    pa.add_argument("--json", action="store_true")
+    _topology_args(pa)
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
     sub.add_parser("scrubber", help="run the cluster scrubber (internal)")
     sub.add_parser("storage", help="run one storage node (internal)")
@@ -80,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "scrub":
         from .scrub.cli import run as scrub_now
         return scrub_now(topo, audit=not args.no_audit, rate=args.audit_rate, as_json=args.json)
+    if args.cmd == "partitions":
+        from .cluster.partitions import collect as collect_partitions, render as render_partitions
+        data = collect_partitions(topo)
+        print(json.dumps(data, indent=1) if args.json else render_partitions(data))
+        return 0 if data["map"] is not None else 1
     if args.cmd == "status":
         from .cluster.status import collect, render
         rows = collect(topo)
