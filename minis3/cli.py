@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("health", help="exit 0 if a service's processes answer (a container's health check)")
     h.add_argument("target", nargs="?", help="frontend, scrubber, all or an AZ name (default: $MINIS3_SERVICE)")
     _topology_args(h)
+    pa = sub.add_parser("partitions", help="the index's partition map: ranges, keys, load, replicas, history")
+    pa.add_argument("--json", action="store_true")
+    _topology_args(pa)
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
     sub.add_parser("scrubber", help="run the cluster scrubber (internal)")
     sub.add_parser("storage", help="run one storage node (internal)")
@@ -104,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "health":
         from .cluster.health import run as health
         return health(topo, args.target)
+    if args.cmd == "partitions":
+        from .cluster.partitions import collect as collect_partitions, render as render_partitions
+        data = collect_partitions(topo)
+        print(json.dumps(data, indent=1) if args.json else render_partitions(data))
+        return 0 if data["map"] is not None else 1
     if args.cmd == "status":
         from .cluster.status import collect, render
         rows = collect(topo)

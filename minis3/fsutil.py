@@ -25,6 +25,22 @@ except (OSError, AttributeError):          # not Linux/glibc: the final fsync do
     _sync_file_range = None
 
 
+
+def write_json_durably(path, doc) -> None:
+    """Replace ``path`` with ``doc`` as JSON atomically: write a temporary
+    file, fsync it, rename it over ``path``, fsync the directory."""
+    import json
+    from pathlib import Path
+    path = Path(path)
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 class DurableFile:
     """A new file written in pieces and made durable at the end.
 

@@ -31,6 +31,16 @@ Example (every key is optional; these are the defaults)::
     audit_mb_per_s = 8             # each storage node re-verifies its fragments at this rate
     gc_grace_s = 600               # an unreferenced fragment younger than this is never removed
 
+    [index]                        # the object index's partitions (docs/index.md)
+    split_keys = 100000            # split a partition holding more keys than this,
+    split_bytes = 67108864         # or more bytes of records,
+    split_ops_per_s = 1500         # or serving more requests a second than this
+    hot_seconds = 10               # for this long (0 ops/s: never split for load)
+    write_ops_per_s = 3500         # a partition replica's budget (S3's per prefix): over it, 503 SlowDown
+    read_ops_per_s = 5500
+    max_inflight_writes = 2000     # writes waiting for one partition's WAL; beyond, SlowDown
+    check_every_s = 2              # how often the index manager (in the scrubber process) looks
+
     [[credentials]]
     access_key = "minis3admin"
     secret_key = "minis3secret"
@@ -130,6 +140,21 @@ class ScrubSpec:
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """The object index's partitions: when they split, and what one may serve
+    (docs/index.md). Request budgets are per partition replica, as S3's are per
+    partitioned prefix (3,500 writes and 5,500 reads a second)."""
+    split_keys: int = 100_000          # split a partition holding more keys than this
+    split_bytes: int = 64 << 20        # ... or more bytes of records (estimated from a sample)
+    split_ops_per_s: float = 1500.0    # ... or serving more requests a second than this (0: never) ...
+    hot_seconds: float = 10.0          # ... for this long
+    write_ops_per_s: float = 3500.0    # a partition replica's budget; over it: 503 SlowDown (0: none)
+    read_ops_per_s: float = 5500.0
+    max_inflight_writes: int = 2000    # writes waiting for a partition's WAL; beyond: SlowDown
+    check_every_s: float = 2.0         # how often the index manager looks at the partitions
+
+
+@dataclass(frozen=True)
 class Topology:
     data_dir: Path
     cluster_secret: str
@@ -146,6 +171,7 @@ class Topology:
     # work can split and move them; every metadata replica holds all of them.
     partition_bounds: tuple[str, ...] = ()
     scrub: ScrubSpec = field(default_factory=ScrubSpec)
+    index: IndexSpec = field(default_factory=IndexSpec)
     source: str | None = None
 
     @property
@@ -193,6 +219,13 @@ def _scrub_spec(raw: dict) -> ScrubSpec:
         raise TopologyError(f"[scrub]: {exc}") from None
 
 
+def _index_spec(raw: dict) -> IndexSpec:
+    try:
+        return IndexSpec(**raw)
+    except TypeError as exc:
+        raise TopologyError(f"[index]: {exc}") from None
+
+
 def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> Topology:
     root = Path(data_dir or doc.get("data_dir", "./data")).resolve()
     er = ErasureSpec(**doc.get("erasure", {}))
@@ -217,7 +250,8 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     topo = Topology(data_dir=root, cluster_secret=str(doc.get("cluster_secret", "minis3-local-cluster-secret")),
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
-                    scrub=_scrub_spec(doc.get("scrub", {})), source=source)
+                    scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),
+                    source=source)
     validate(topo)
     return topo
 
@@ -306,7 +340,7 @@ def _toml_value(v) -> str:
 
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
                credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
-               frontend_per_az: bool = False, scrub: dict | None = None) -> str:
+               frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
     doc = default_doc(base_port)
@@ -320,6 +354,8 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
     if frontend_per_az:
         lines.append("per_az = true")
     lines += ["", "[scrub]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["scrub"].items()]
+    if index:
+        lines += ["", "[index]"] + [f"{k} = {_toml_value(v)}" for k, v in index.items()]
     for ak, sk in credentials:
         lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
     for az in doc["az"]:

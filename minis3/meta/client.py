@@ -164,6 +164,9 @@ async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], 
             cls = getattr(E, str(code), None)
             if codes.count(code) >= need and isinstance(cls, type) and issubclass(cls, E.S3Error):
                 raise cls()
+        if any(isinstance(e, ReplicaError) and e.code == "SlowDown" for e in failed):
+            # A partition over its request budget: S3's answer, which clients retry with back-off.
+            raise E.SlowDown()
         raise E.ServiceUnavailable(f"metadata quorum not reached ({len(ok)}/{need}): "
                                    f"{'; '.join(map(str, failed))}")
     return ok

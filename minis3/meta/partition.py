@@ -9,13 +9,25 @@ removing the key, so that replicas (a later issue) can merge by timestamp.
 """
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import random
+import shutil
+import time
 from bisect import bisect_right
+from collections import deque
 from pathlib import Path
 from typing import Iterator
 
 from sortedcontainers import SortedDict
 
-from .wal import WAL
+from ..fsutil import fsync_dir, write_json_durably
+from .wal import WAL, encode_line
+
+#: How many recently asked-for keys a partition remembers: a hot partition is
+#: split at the median of these, so each half gets about half of the load.
+RECENT_KEYS = 512
 
 
 def version(rec: dict | None) -> tuple[int, str, int]:
@@ -29,18 +41,51 @@ def version(rec: dict | None) -> tuple[int, str, int]:
     return (int(rec["ts"]), str(rec.get("vid", "")), int(rec.get("pe", 0)))
 
 
+class TokenBucket:
+    """A request budget: ``rate`` per second, bursts up to one second's worth (0: unlimited)."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.tokens = rate
+        self.t = time.monotonic()
+
+    def take(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
 class Partition:
-    def __init__(self, pid: str, lo: str, hi: str | None, directory: Path, snapshot_every: int = 50_000):
+    def __init__(self, pid: str, lo: str, hi: str | None, directory: Path, snapshot_every: int = 50_000,
+                 *, table: SortedDict | None = None, generation: int = 0):
+        """Open (and recover) the partition stored in ``directory``; or, with
+        ``table``, adopt that table whose snapshot ``generation`` was just
+        written there (a half of a split)."""
         self.id, self.lo, self.hi = pid, lo, hi
         self.table: SortedDict = SortedDict()
         # Writes accepted but not yet durable. Conditional checks look here
         # first, so two conditional writers can't both pass; readers never do.
         self.pending: dict[str, dict] = {}
         self.wal = WAL(directory, self._apply, self._rows, snapshot_every)
-        self.recovered = self.wal.recover()
+        if table is None:
+            self.recovered = self.wal.recover()
+        else:
+            self.table, self.recovered, self.wal.generation = table, len(table), generation
         self.wal.open()
         self.writes = 0
         self.reads = 0
+        self.refused = 0                    # requests answered SlowDown (demand it did not serve)
+        self.inflight = 0                   # writes waiting for their WAL sync
+        self.splitting: asyncio.Event | None = None     # set while a split pauses writes
+        self.recent: deque[str] = deque(maxlen=RECENT_KEYS)
+        self.write_budget = TokenBucket(0)
+        self.read_budget = TokenBucket(0)
 
     def _apply(self, entry: dict) -> None:
         key, value = entry["k"], entry["v"]
@@ -58,6 +103,7 @@ class Partition:
 
     def get(self, key: str) -> dict | None:
         self.reads += 1
+        self.recent.append(key)
         return self.table.get(key)
 
     def latest(self, key: str) -> dict | None:
@@ -69,9 +115,12 @@ class Partition:
         if value is not None:
             self.pending[key] = value
         self.writes += 1
+        self.recent.append(key)
+        self.inflight += 1
         try:
             await self.wal.append({"k": key, "v": value})
         finally:
+            self.inflight -= 1
             if value is not None and self.pending.get(key) is value:
                 del self.pending[key]
 
@@ -81,23 +130,90 @@ class Partition:
                 return
             yield k, self.table[k]
 
-    def stats(self) -> dict:
-        live = sum(1 for v in self.table.values() if not v.get("deleted"))
-        return {"id": self.id, "lo": self.lo, "hi": self.hi, "keys": len(self.table), "live_keys": live,
-                "reads": self.reads, "writes": self.writes, "wal_syncs": self.wal.syncs,
-                "wal_generation": self.wal.generation}
+    def estimated_bytes(self, sample: int = 200) -> int:
+        """The size of the partition's records as stored (a WAL line each),
+        estimated from a random sample of them."""
+        n = len(self.table)
+        if n == 0:
+            return 0
+        idx = range(n) if n <= sample else random.sample(range(n), sample)
+        items = self.table.items()
+        total = sum(len(encode_line({"k": items[i][0], "v": items[i][1]})) for i in idx)
+        return int(total * n / len(idx))
+
+    def stats(self, *, live: bool = True) -> dict:
+        out = {"id": self.id, "lo": self.lo, "hi": self.hi, "keys": len(self.table),
+               "reads": self.reads, "writes": self.writes, "refused": self.refused, "wal_syncs": self.wal.syncs,
+               "wal_generation": self.wal.generation, "bytes": self.estimated_bytes(),
+               "inflight": self.inflight, "splitting": self.splitting is not None}
+        if live:          # a walk over every record: for status pages, not for the split check
+            out["live_keys"] = sum(1 for v in self.table.values() if not v.get("deleted"))
+        return out
+
+    def median_key(self) -> list[str]:
+        """Keys around the middle of the partition (for the split key)."""
+        n = len(self.table)
+        if n < 2:
+            return list(self.table.keys())
+        keys = self.table.keys()
+        span = max(1, n // 10)
+        return [keys[i] for i in range(max(0, n // 2 - span), min(n, n // 2 + span + 1))]
+
+
+MANIFEST = "partitions.json"
+
+
+def _seed(directory: Path, table: SortedDict, generation: int = 1) -> None:
+    """Write ``table`` as the snapshot of a new partition directory (durably)."""
+    if directory.exists():
+        shutil.rmtree(directory)           # a half-built leftover of a split that crashed
+    directory.mkdir(parents=True)
+    tmp = directory / f"snapshot-{generation:06d}.tmp"
+    with open(tmp, "wb") as f:
+        for k, v in table.items():
+            f.write(encode_line({"k": k, "v": v}))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / f"snapshot-{generation:06d}.jsonl")
+    fsync_dir(directory)
+    fsync_dir(directory.parent)
 
 
 class PartitionSet:
-    """The partitions of one metadata process, in key order."""
+    """The partitions one metadata process holds, in key order.
+
+    ``<root>/partitions.json`` (written atomically) lists them: id, lo, hi.
+    Each has its own directory (``<root>/<id>``: snapshot + WAL). A split
+    writes the two halves' directories, then the new list, then removes the
+    old directory, so a crash at any point leaves either the old partition or
+    the two new ones (directories not on the list are half-built leftovers and
+    are removed at start).
+    """
 
     def __init__(self, bounds: tuple[str, ...], root: Path, snapshot_every: int = 50_000):
-        edges = [""] + sorted(set(b for b in bounds if b))
-        self.partitions = []
-        for i, lo in enumerate(edges):
-            hi = edges[i + 1] if i + 1 < len(edges) else None
-            self.partitions.append(Partition(f"p{i:03d}", lo, hi, Path(root) / f"p{i:03d}", snapshot_every))
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.snapshot_every = snapshot_every
+        try:
+            listed = json.loads((self.root / MANIFEST).read_text())["partitions"]
+        except FileNotFoundError:
+            # A new replica (or one from before the manifest): the topology's initial cut.
+            edges = [""] + sorted(set(b for b in bounds if b))
+            listed = [{"id": f"p{i:03d}", "lo": lo, "hi": edges[i + 1] if i + 1 < len(edges) else None}
+                      for i, lo in enumerate(edges)]
+            write_json_durably(self.root / MANIFEST, {"partitions": listed})
+        self.partitions = [Partition(d["id"], d["lo"], d["hi"], self.root / d["id"], snapshot_every)
+                           for d in listed]
+        keep = {d["id"] for d in listed}
+        for child in self.root.iterdir():
+            if child.is_dir() and child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self.partitions.sort(key=lambda p: p.lo)
         self._los = [p.lo for p in self.partitions]
+        self.by_id = {p.id: p for p in self.partitions}
 
     def for_key(self, key: str) -> Partition:
         return self.partitions[bisect_right(self._los, key) - 1]
@@ -107,3 +223,44 @@ class PartitionSet:
         i = bisect_right(self._los, start) - 1
         for p in self.partitions[i:]:
             yield from p.iter_from(start, inclusive)
+
+    async def split(self, pid: str, key: str, left_id: str, right_id: str) -> float:
+        """Cut partition ``pid`` at ``key`` into ``left_id`` [lo, key) and
+        ``right_id`` [key, hi). Writes to it wait (for the seconds returned)
+        while in-flight ones finish and both halves are made durable; reads go on."""
+        p = self.by_id[pid]
+        if not (key > p.lo and (p.hi is None or key < p.hi)):
+            raise ValueError(f"split key {key!r} outside {pid}")
+        paused = time.monotonic()
+        p.splitting = asyncio.Event()
+        try:
+            while p.inflight:                    # let acknowledged-to-be writes land first
+                await asyncio.sleep(0.001)
+            left = SortedDict((k, p.table[k]) for k in p.table.irange(maximum=key, inclusive=(True, False)))
+            right = SortedDict((k, p.table[k]) for k in p.table.irange(minimum=key))
+            halves = []
+            try:
+                for hid, lo, hi, table in ((left_id, p.lo, key, left), (right_id, key, p.hi, right)):
+                    await asyncio.to_thread(_seed, self.root / hid, table)
+                    h = Partition(hid, lo, hi, self.root / hid, self.snapshot_every, table=table, generation=1)
+                    h.write_budget, h.read_budget = TokenBucket(p.write_budget.rate), TokenBucket(p.read_budget.rate)
+                    halves.append(h)
+                after = [x for x in self.partitions if x is not p] + halves
+                manifest = {"partitions": sorted(({"id": x.id, "lo": x.lo, "hi": x.hi} for x in after),
+                                                 key=lambda d: d["lo"])}
+                await asyncio.to_thread(write_json_durably, self.root / MANIFEST, manifest)
+            except BaseException:
+                for h in halves:
+                    h.wal.close()
+                for d in (left_id, right_id):
+                    shutil.rmtree(self.root / d, ignore_errors=True)
+                raise
+            # The new list is durable: from here on the halves are the partition.
+            self.partitions = after
+            self._reindex()
+        finally:
+            done, p.splitting = p.splitting, None
+            done.set()
+        p.wal.close()
+        await asyncio.to_thread(shutil.rmtree, self.root / pid, True)
+        return time.monotonic() - paused

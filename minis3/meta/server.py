@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import time
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -52,12 +54,16 @@ import prometheus_client
 from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
-from .partition import Partition, PartitionSet, version
+from ..cluster.topology import IndexSpec
+from ..fsutil import write_json_durably
+from .partition import Partition, PartitionSet, TokenBucket, version
+from .pmap import PartitionMap, choose_split_key
 
 log = logging.getLogger("minis3.meta")
 #: What a listing needs of an object version (never inline payloads or layouts).
 LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum")
 SCAN_LIMIT = 5000
+MAP_SYNC_S = 2.0          # how often a metadata process asks its peers for a newer partition map
 REGISTRY = prometheus_client.CollectorRegistry()
 WRITES = prometheus_client.Counter("minis3_meta_versions_written", "versions this replica kept", ["table"],
                                    registry=REGISTRY)
@@ -70,6 +76,20 @@ def _refuse(status: int, code: str) -> web.Response:
     return web.json_response({"code": code, "message": code}, status=status)
 
 
+SLOWDOWNS = prometheus_client.Counter("minis3_meta_slowdowns", "requests refused with SlowDown",
+                                      ["partition", "kind"], registry=REGISTRY)
+
+
+def _slow_down(part: Partition, kind: str) -> web.Response:
+    """503 SlowDown: this partition replica is over its request budget or its
+    WAL queue is full. Refusing at once keeps queues (and latency) bounded;
+    the client's retries, with back-off, then succeed."""
+    SLOWDOWNS.labels(part.id, kind).inc()
+    part.refused += 1
+    return web.json_response({"code": "SlowDown", "message": f"partition {part.id} is over its {kind} budget"},
+                             status=503)
+
+
 class CatchingUp(web.HTTPServiceUnavailable):
     def __init__(self):
         super().__init__(text='{"code": "CatchingUp", "message": "replica is catching up"}',
@@ -79,8 +99,12 @@ class CatchingUp(web.HTTPServiceUnavailable):
 class MetaService:
     def __init__(self, meta_id: str, az: str, data_dir, bounds: tuple[str, ...], snapshot_every: int = 50_000,
                  peers: list[str] | None = None, secret: str | None = None, commit_window_s: float = 150.0,
-                 rpc_options: dict | None = None):
+                 rpc_options: dict | None = None, index: IndexSpec | None = None,
+                 replicas: dict[str, str] | None = None):
+        """``replicas``: the initial replica of every partition, per AZ ({az: meta id});
+        ``index``: the partitions' request budgets."""
         self.id, self.az = meta_id, az
+        self.index = index or IndexSpec()
         self.rpc_options = rpc_options or {}       # client_session's source_host and delay, for catch-up
         self.commit_window_ms = int(commit_window_s * 1000)
         root = os.path.abspath(data_dir)
@@ -92,11 +116,33 @@ class MetaService:
             for v in p.table.values():
                 if "ts" in v:
                     self.hlc.observe(v["ts"])
+        for p in self.objects.partitions:
+            self._budget(p)
+        # The partition map: the newest version this process has seen.
+        self.map_path = os.path.join(root, "map.json")
+        try:
+            with open(self.map_path) as f:
+                self.pmap = PartitionMap.from_doc(json.load(f))
+        except FileNotFoundError:
+            self.pmap = PartitionMap.initial(bounds, replicas or {az: meta_id})
+        self.splits: list[dict] = []            # splits done here: partition, key, pause
         self.peers = list(peers or [])
         self.secret = secret
         self.serving = not self.peers          # a lone replica has nobody to catch up from
         self.catch_up_stats: dict = {}
         self.started = time.time()
+
+    def _budget(self, p: Partition) -> None:
+        p.write_budget, p.read_budget = TokenBucket(self.index.write_ops_per_s), TokenBucket(self.index.read_ops_per_s)
+
+    async def _object_partition(self, ikey: str) -> Partition:
+        """The partition holding ``ikey``, once no split of it is under way
+        (a split pauses its writes; the caller then writes with no await)."""
+        part = self.objects.for_key(ikey)
+        while part.splitting is not None:
+            await part.splitting.wait()
+            part = self.objects.for_key(ikey)
+        return part
 
     # -- versions ----------------------------------------------------------------------
     async def _put_version(self, part: Partition, key: str, rec: dict) -> tuple[bool, dict | None]:
@@ -133,8 +179,10 @@ class MetaService:
         self._require_serving(request)
         bucket, key = request.query["bucket"], request.query["key"]
         ikey = bucket + "/" + key
-        return web.json_response({"bucket": self.buckets.latest(bucket),
-                                  "object": self.objects.for_key(ikey).get(ikey)})
+        part = self.objects.for_key(ikey)
+        if request.query.get("peer") != "1" and not part.read_budget.take():
+            return _slow_down(part, "read")
+        return web.json_response({"bucket": self.buckets.latest(bucket), "object": part.get(ikey)})
 
     async def put_object(self, request):
         body = await request.json()
@@ -154,7 +202,10 @@ class MetaService:
                 return _refuse(404, "NoSuchBucket")
             if body["owner"] is not None and b.get("owner") != body["owner"]:
                 return _refuse(403, "AccessDenied")
-        applied, cur = await self._put_version(self.objects.for_key(ikey), ikey, rec)
+        part = await self._object_partition(ikey)
+        if part.inflight >= self.index.max_inflight_writes or not part.write_budget.take():
+            return _slow_down(part, "write")
+        applied, cur = await self._put_version(part, ikey, rec)
         if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
             await self._collect(cur["ec"], "deleted" if rec.get("deleted") else "replaced")
         return web.json_response({"applied": applied})
@@ -218,7 +269,7 @@ class MetaService:
                         raise ValueError(f"status {r.status}")
                     body = await r.json()
                 for k, v in body["items"]:
-                    part = self.buckets if table == "buckets" else self.objects.for_key(k)
+                    part = self.buckets if table == "buckets" else await self._object_partition(k)
                     applied, _ = await self._put_version(part, k, v)
                     merged += applied
                 if body["exhausted"] or not body["items"]:
@@ -234,6 +285,101 @@ class MetaService:
         task = app.get("catch_up")
         if task is not None and not task.done():
             task.cancel()
+
+    # -- the partition map -----------------------------------------------------------------
+    async def adopt_map(self, new: PartitionMap) -> bool:
+        """Keep ``new`` if it is newer than this process's map (durably), then
+        cut this process's own partitions to match it."""
+        if new.version <= self.pmap.version:
+            return False
+        await asyncio.to_thread(write_json_durably, Path(self.map_path), new.doc())
+        self.pmap = new
+        await self.reconcile()
+        return True
+
+    async def reconcile(self) -> None:
+        """Split each local partition that the map shows cut into several held
+        here. A replica that missed a split (its AZ was down) does it when it
+        learns the map; one that crashed mid-split finishes it at start."""
+        for local in list(self.objects.partitions):
+            mine = [e for e in self.pmap.covering(local.lo, local.hi) if self.id in dict(e.replicas).values()]
+            if len(mine) < 2 or mine[0].lo != local.lo or mine[-1].hi != local.hi:
+                continue
+            cur = local.id
+            for j in range(len(mine) - 1, 0, -1):          # from the right, so each split is one cut
+                left_id = mine[0].id if j == 1 else f"{local.id}.{j}"
+                pause = await self.objects.split(cur, mine[j].lo, left_id, mine[j].id)
+                self._budget(self.objects.by_id[left_id])
+                self._budget(self.objects.by_id[mine[j].id])
+                log.info("split %s at %r into %s and %s (map version %d): writes paused %.3f s",
+                         cur, mine[j].lo, left_id, mine[j].id, self.pmap.version, pause)
+                self.splits.append({"partition": cur, "key": mine[j].lo, "into": [left_id, mine[j].id],
+                                    "map_version": self.pmap.version, "pause_s": round(pause, 4),
+                                    "at_ms": int(time.time() * 1000)})
+                cur = left_id
+
+    async def get_map(self, request):
+        newer_than = int(request.query.get("newer_than", -1))
+        if self.pmap.version <= newer_than:
+            return web.Response(status=204)
+        return web.json_response({"map": self.pmap.doc()})
+
+    async def put_map(self, request):
+        """A new map version (the index manager's, or a peer's)."""
+        body = await request.json()
+        try:
+            new = PartitionMap.from_doc(body["map"])
+        except (KeyError, ValueError) as exc:
+            return _refuse(400, f"BadMap: {exc}")
+        applied = await self.adopt_map(new)
+        return web.json_response({"applied": applied, "version": self.pmap.version})
+
+    async def index_stats(self, request):
+        """Each local partition's counters (cheap: no walk over the records)."""
+        return web.json_response({
+            "id": self.id, "az": self.az, "map_version": self.pmap.version, "serving": self.serving,
+            "time": time.time(), "partitions": [p.stats(live=False) for p in self.objects.partitions],
+            "splits": self.splits[-50:]})
+
+    async def split_key(self, request):
+        """Where to split a partition: the median of its keys (``by=keys``) or
+        of the keys recently asked for (``by=load``), moved to a folder boundary."""
+        p = self.objects.by_id.get(request.query.get("partition", ""))
+        if p is None:
+            return _refuse(404, "NoSuchPartition")
+        keys = sorted(p.recent) if request.query.get("by") == "load" else p.median_key()
+        return web.json_response({"key": choose_split_key(keys, p.lo, p.hi), "keys": len(p.table)})
+
+    async def _sync_map(self, session: aiohttp.ClientSession) -> None:
+        """Adopt any newer map a peer has (one pushed while this process was away)."""
+        for peer in self.peers:
+            try:
+                async with session.get(f"{peer}/index/map", params={"newer_than": self.pmap.version},
+                                       timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    if r.status == 200:
+                        await self.adopt_map(PartitionMap.from_doc((await r.json())["map"]))
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError):
+                continue
+
+    async def _map_loop(self, app: web.Application) -> None:
+        session = client_session(self.secret, timeout_s=10, **self.rpc_options)
+        try:
+            await self.reconcile()
+            while True:
+                await self._sync_map(session)
+                await asyncio.sleep(MAP_SYNC_S)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("partition map loop failed")
+        finally:
+            await session.close()
+
+    async def _start_map_loop(self, app: web.Application) -> None:
+        app["map_loop"] = asyncio.ensure_future(self._map_loop(app))
+
+    async def _stop_map_loop(self, app: web.Application) -> None:
+        app["map_loop"].cancel()
 
     # -- garbage -------------------------------------------------------------------------
     async def _collect(self, ec: dict, reason: str) -> None:
@@ -301,10 +447,16 @@ class MetaService:
         r.add_get("/gc", self.gc_list)
         r.add_post("/gc/forget", self.gc_forget)
         r.add_get("/metrics", self.metrics)
+        r.add_get("/index/map", self.get_map)
+        r.add_post("/index/map", self.put_map)
+        r.add_get("/index/stats", self.index_stats)
+        r.add_get("/index/split-key", self.split_key)
         r.add_get("/status", self.status)
         r.add_get("/health", self.health)
         app.on_startup.append(self._start_catch_up)
+        app.on_startup.append(self._start_map_loop)
         app.on_cleanup.append(self._stop_catch_up)
+        app.on_cleanup.append(self._stop_map_loop)
         return app
 
 
@@ -321,6 +473,7 @@ def main(argv: list[str] | None = None) -> None:
     peers = [m.url for m in topo.metas if m.id != spec.id]
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,
                       secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s,
+                      index=topo.index, replicas={az.name: az.meta.id for az in topo.azs},
                       rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az)})
     log.info("metadata replica %s on %s, data in %s, %d partitions, peers %s (%s)", spec.id, spec.url,
              spec.data_dir, len(svc.objects.partitions), ", ".join(peers) or "none", use_fast_event_loop())

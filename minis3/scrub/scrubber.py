@@ -48,6 +48,7 @@ from ..ec.placement import place
 from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
 from ..meta.client import PARTS, UPLOADS, Replica, ReplicaError, quorum
 from ..meta.partition import version
+from ..meta.manager import IndexManager
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from ..storage import blocks
@@ -662,11 +663,18 @@ def app(topo) -> web.Application:
                                           delay=InterAZDelay.for_topology(topo, None))
         state["scrubber"] = Scrubber(topo, state["session"])
         state["loop"] = asyncio.ensure_future(state["scrubber"].loop())
+        # The index manager shares this process (and its session): see meta/manager.py.
+        state["index"] = IndexManager(topo, state["session"])
+        state["index_loop"] = asyncio.ensure_future(state["index"].loop())
 
     async def on_stop(app_: web.Application) -> None:
-        state["loop"].cancel()
-        await asyncio.gather(state["loop"], return_exceptions=True)
+        for task in ("loop", "index_loop"):
+            state[task].cancel()
+        await asyncio.gather(state["loop"], state["index_loop"], return_exceptions=True)
         await state["session"].close()
+
+    async def index_status(request):
+        return web.json_response(state["index"].status())
 
     async def status(request):
         return web.json_response(state["scrubber"].status())
@@ -685,6 +693,7 @@ def app(topo) -> web.Application:
                             headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
     a.router.add_get("/status", status)
+    a.router.add_get("/index", index_status)
     a.router.add_post("/pass", start)
     a.router.add_get("/health", health)
     a.router.add_get("/metrics", metrics)

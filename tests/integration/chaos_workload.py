@@ -57,9 +57,13 @@ class OpRecord:
 
 
 class Workload:
-    def __init__(self, make_client, bucket: str, workers: int = 4, keys_per_worker: int = 6, seed: int = 7):
+    def __init__(self, make_client, bucket: str, workers: int = 4, keys_per_worker: int = 6, seed: int = 7,
+                 sizes: list[int] = SIZES, list_page: int | None = None):
+        """``list_page``: LIST with pages of this many keys (small pages cross
+        more partition boundaries)."""
         self.make_client, self.bucket = make_client, bucket
         self.workers, self.keys_per_worker = workers, keys_per_worker
+        self.sizes, self.list_page = sizes, list_page
         self.seed = seed
         self.state: dict[str, KeyState] = {}
         self.ops: list[OpRecord] = []
@@ -103,7 +107,7 @@ class Workload:
             try:
                 if op == "PUT":
                     version += 1
-                    size = rng.choice(SIZES)
+                    size = rng.choice(self.sizes)
                     data = body_for(key, version, size)
                     try:
                         s3.put_object(Bucket=self.bucket, Key=key, Body=data)
@@ -151,8 +155,12 @@ class Workload:
 
     def _check_list(self, s3, prefix: str, keys: list[str]) -> None:
         before = {k: self.state[k].allowed() for k in keys}
-        listed = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-                  for o in page.get("Contents", [])}
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.list_page} if self.list_page else {})
+        in_order = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        if in_order != sorted(set(in_order)):
+            self._violation(f"LIST {prefix} is not in key order or repeats a key")
+        listed = set(in_order)
         after = {k: self.state[k].allowed() for k in keys}
         for k in keys:
             must_exist = ABSENT not in before[k] and ABSENT not in after[k]

@@ -1,0 +1,100 @@
+"""`minis3 partitions`: the index's partition map, live.
+
+For each partition: its key range, how many keys and bytes of records it
+holds, how many requests a second it is asked to serve (as the index manager
+last measured), the metadata process holding its replica in each AZ, and the
+history that made it (splits, moves, merges, with their reasons).
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+from ..meta.pmap import PartitionMap, newest
+from ..rpc import auth
+from .topology import Topology
+
+
+def _get(topo: Topology, url: str, path: str) -> dict | None:
+    req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(topo.cluster_secret, "GET", path)})
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+
+
+def collect(topo: Topology) -> dict:
+    maps, stats = [], {}
+    for m in topo.metas:
+        got = _get(topo, m.url, "/index/map")
+        if got:
+            maps.append(PartitionMap.from_doc(got["map"]))
+        st = _get(topo, m.url, "/index/stats")
+        if st:
+            stats[m.id] = st
+    pmap = newest(maps)
+    manager = _get(topo, topo.scrub.url, "/index") or {}
+    if pmap is None:
+        return {"map": None, "partitions": [], "manager": manager, "answered": list(stats)}
+    rows = []
+    for e in pmap.partitions:
+        held = [p for st in stats.values() for p in st["partitions"] if p["id"] == e.id]
+        rows.append({"id": e.id, "lo": e.lo, "hi": e.hi, "replicas": dict(e.replicas),
+                     "keys": max((p["keys"] for p in held), default=None),
+                     "bytes": max((p["bytes"] for p in held), default=None),
+                     "requests_per_s": (manager.get("rates") or {}).get(e.id),
+                     "replicas_reporting": len(held),
+                     "history": pmap.history_of(e.id)})
+    return {"map": {"version": pmap.version, "events": list(pmap.events)}, "partitions": rows,
+            "manager": manager, "answered": list(stats),
+            "splits_here": {mid: st.get("splits", []) for mid, st in stats.items()}}
+
+
+def _range(lo: str, hi: str | None) -> str:
+    show = lambda k: json.dumps(k)  # noqa: E731 - "\u0000u/" shows the multipart key spaces plainly
+    return f"[{show(lo)}, {show(hi) if hi is not None else 'end'})"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _event(ev: dict) -> str:
+    if ev["kind"] == "split":
+        return f"v{ev['version']} split of {ev['partition']} at {json.dumps(ev['key'])} ({ev['reason']})"
+    if ev["kind"] == "move":
+        return f"v{ev['version']} moved in {ev['az']} from {ev['from']} to {ev['to']} ({ev['reason']})"
+    return f"v{ev['version']} merged from {' and '.join(ev['partitions'])} ({ev['reason']})"
+
+
+def render(data: dict) -> str:
+    if data["map"] is None:
+        return "no metadata process answered: is the cluster running?"
+    m = data["manager"]
+    s = m.get("settings") or {}
+    ago = f"{time.time() - m['last_check_unix']:.0f} s ago" if m.get("last_check_unix") else "not yet"
+    head = [f"partition map version {data['map']['version']}: {len(data['partitions'])} partitions; "
+            f"metadata processes answering: {', '.join(data['answered'])}",
+            f"index manager: last look {ago}" + (f"; splits at {s['split_keys']:,} keys, "
+                                                 f"{_size(s['split_bytes'])}, or {s['split_ops_per_s']:,.0f} "
+                                                 f"requests/s for {s['hot_seconds']:g} s" if s else
+                                                 " (not answering)"), ""]
+    table = [("ID", "RANGE", "KEYS", "SIZE", "REQ/S", "REPLICAS", "HISTORY")]
+    for r in data["partitions"]:
+        h = r["history"]
+        hist = (_event(h[-1]) + (f" (+{len(h) - 1} earlier)" if len(h) > 1 else "")) if h else "initial"
+        rate = r["requests_per_s"]
+        table.append((r["id"], _range(r["lo"], r["hi"]), "-" if r["keys"] is None else f"{r['keys']:,}",
+                      _size(r["bytes"]), "-" if rate is None else f"{rate:,.0f}",
+                      " ".join(f"{az}:{mid}" for az, mid in r["replicas"].items()), hist))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in table]
+    return "\n".join(head + [ln.rstrip() for ln in lines])
