@@ -69,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     pa = sub.add_parser("partitions", help="the index's partition map: ranges, keys, load, replicas, history")
     pa.add_argument("--json", action="store_true")
     _topology_args(pa)
+    bl = sub.add_parser("bulk-load", help="commit many small objects fast, through the metadata commit path "
+                                          "(for measurement; see minis3/meta/bulkload.py)")
+    bl.add_argument("bucket")
+    bl.add_argument("--keys", type=int, default=1_000_000)
+    bl.add_argument("--prefix", default="k/")
+    bl.add_argument("--size", type=int, default=0, help="bytes per object (at most the inline threshold)")
+    bl.add_argument("--batch", type=int, default=1000)
+    bl.add_argument("--in-flight", type=int, default=4)
+    _topology_args(bl)
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
     sub.add_parser("scrubber", help="run the cluster scrubber (internal)")
     sub.add_parser("storage", help="run one storage node (internal)")
@@ -107,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "health":
         from .cluster.health import run as health
         return health(topo, args.target)
+    if args.cmd == "bulk-load":
+        if args.size > topo.erasure.inline_threshold:
+            print(f"minis3 bulk-load: --size is at most the inline threshold ({topo.erasure.inline_threshold})",
+                  file=sys.stderr)
+            return 2
+        from .meta.bulkload import main as bulk_load
+        return bulk_load(topo, args.bucket, args.keys, args.prefix, args.size, args.batch, args.in_flight)
     if args.cmd == "partitions":
         from .cluster.partitions import collect as collect_partitions, render as render_partitions
         data = collect_partitions(topo)

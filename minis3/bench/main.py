@@ -108,6 +108,7 @@ def settings_from(a: argparse.Namespace) -> Settings:
         s.list_keys, s.list_pages = (1_000, 3_000), 10
         s.mixed_duration, s.mixed_objects = 3.0, 200
         s.multipart_sizes = ((10 * MiB, 5 * MiB), (64 * MiB, 8 * MiB))
+        s.index_keys, s.hot_seconds = (1_000, 20_000), 12.0
     unknown = set(s.workloads) - set(WORKLOADS)
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import index as index_bench
 from . import report
 from .main import _free_port, _progress, _wait_port, all_limits, console, print_limits, print_rows, run_endpoint
 from .workloads import Settings, describe
@@ -160,8 +161,14 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
                 if "small" in s.workloads:
                     console.print(f"inter-AZ latency: small objects without and with {INTER_AZ_MS:g} ms…")
                     out["inter_az"] = await inter_az_latency(cluster, endpoint, s, pids, progress)
+                if "list" in s.workloads:
+                    console.print(f"the index: buckets of {', '.join(f'{n:,}' for n in s.index_keys)} keys…")
+                    out["index"] = await index_bench.scaling(cluster, endpoint, s, progress)
             finally:
                 cluster.stop()
+            if "list" in s.workloads:
+                console.print("the index: a hot prefix against small partition budgets…")
+                out["index"]["hot"] = await index_bench.hot_prefix(root, s.hot_seconds, progress)
             console.print("starting moto_server…")
             moto_proc, moto_url = _start_moto(root)
             moto_settings = dataclasses.replace(s, list_keys=moto_list_keys(s),
@@ -213,6 +220,53 @@ def _latency_section(lat: dict | None) -> list[str]:
     ]
 
 
+def _index_section(ix: dict | None) -> list[str]:
+    if not ix:
+        return []
+    rows = []
+    for size in ix["sizes"]:
+        for r in size["rows"]:
+            rows.append([f"{r['op']}", f"{size['keys']:,}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                         str(r["ops"]), str(r["errors"])])
+    loads = "; ".join(f"{sz['keys']:,} keys in {sz['load']['seconds']:.1f} s ({sz['load']['keys_per_s']:,.0f} keys/s)"
+                      for sz in ix["sizes"])
+    rs = ix["restart"]
+    cu = rs.get("catch_up") or {}
+    parts = [
+        "## The index: lookups and LIST pages in small and large buckets",
+        "",
+        f"Buckets filled by `minis3 bulk-load` (the commit path of a PUT, in batches; objects of "
+        f"{ix['body_bytes']} bytes, stored inline): {loads}. Then, one request at a time, HEAD and GET of "
+        f"random keys and 1,000-key LIST pages from random places. The largest bucket ended in "
+        f"{ix['partitions']} partitions (map version {ix['map_version']}).",
+        "",
+        report.markdown_table(["request", "bucket keys", "p50 ms", "p99 ms", "requests", "errors"], rows),
+        "",
+        f"- **Memory per key** in a metadata process (RSS after the loads minus before, over the keys, "
+        f"averaged over the three replicas, each of which holds every key): **{ix['bytes_per_key']:,.0f} bytes**.",
+        f"- **Restart** of a metadata process holding {rs['keys']:,} keys (kill -9, then started again): "
+        f"serving after **{rs['seconds_until_serving']:.1f} s**, of which catching up from its peers took "
+        f"{cu.get('seconds', '?')} s ({cu.get('versions_merged', '?')} newer versions merged).",
+    ]
+    hot = ix.get("hot")
+    if hot:
+        splits = "; ".join(f"at {sp['at_s']:.1f} s ({sp['reason']})" for sp in hot["splits"]) or "none"
+        parts += [
+            "",
+            "### A hot prefix",
+            "",
+            f"A separate cluster whose partitions each take at most {hot['budget']['write_ops_per_s']} writes a "
+            f"second (S3's budget per prefix is 3,500; this one is small enough for this machine to exceed) and "
+            f"split when asked for more than {hot['budget']['split_ops_per_s']} a second for "
+            f"{hot['budget']['hot_seconds']} s. {hot['concurrency']} clients PUT 1 KiB objects to random keys "
+            f"under one prefix for {hot['seconds']:.0f} s; a SlowDown costs the client a 50 ms back-off. "
+            f"Successful PUTs per second, second by second: {', '.join(str(b) for b in hot['ok_per_s'])}. "
+            f"First 3 s: **{hot['first_3s']:.0f}/s**; last 5 s: **{hot['last_5s']:.0f}/s**; "
+            f"{hot['refused']:,} SlowDowns. Splits: {splits}.",
+        ]
+    return parts + [""]
+
+
 def markdown(out: dict) -> str:
     m = out["machine"]
     parts = [
@@ -243,6 +297,7 @@ def markdown(out: dict) -> str:
         report.markdown_table(report.COMPARISON_COLUMNS, report.comparison_cells(out["minis3"], out["moto"])),
         "",
         *_latency_section(out.get("inter_az")),
+        *_index_section(out.get("index")),
         "## minis3 beside this machine's ceilings",
         "",
         report.markdown_table(["result", "value", "ceiling", "ceiling value", "ratio"],

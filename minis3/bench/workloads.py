@@ -44,6 +44,10 @@ class Settings:
     multipart_sizes: tuple[tuple[int, int], ...] = ((10 * MiB, 5 * MiB), (1024 * MiB, 8 * MiB),
                                                     (2048 * MiB, 1024 * MiB))
     multipart_concurrency: int = 4
+    # The index (suite only): buckets of these sizes filled by the bulk loader,
+    # and a hot-prefix run of this many seconds.
+    index_keys: tuple[int, ...] = (1_000, 1_000_000)
+    hot_seconds: float = 30.0
     bucket_prefix: str = "minis3-bench"
     seed: int = 1
     notes: list[str] = field(default_factory=list)

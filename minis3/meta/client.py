@@ -372,6 +372,17 @@ class MetaClient:
         await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True})
         return rec
 
+    async def put_objects(self, bucket: str, items: list[tuple[str, dict]]) -> None:
+        """Commit many unconditional versions of one bucket's keys in one round
+        (``minis3 bulk-load``): each stamped as by put_object, acknowledged by a
+        write quorum."""
+        stamped = []
+        for key, record in items:
+            rec = dict(record, **self._stamp())
+            rec["mtime"] = physical_ms(rec["ts"])
+            stamped.append([key, rec])
+        await self._write("/v/objects", {"bucket": bucket, "items": stamped, "owner": self.account})
+
     async def delete_object(self, bucket: str, key: str) -> None:
         """A tombstone, in one round (S3's DELETE succeeds whether or not the key exists)."""
         await self._write("/v/object", {"bucket": bucket, "key": key, "owner": self.account,

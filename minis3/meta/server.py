@@ -28,6 +28,7 @@ HTTP API (JSON, HMAC-signed):
     GET  /v/bucket?name=             GET  /v/buckets
     POST /v/bucket  {name, record}    → {"applied": bool}
     GET  /v/object?bucket=&key=      → {"bucket": version|null, "object": version|null}
+    POST /v/objects {bucket, items: [[key, record], ...][, owner]} → {"applied": n} (bulk load)
     POST /v/object  {bucket, key, record[, owner][, commit]} → {"applied": bool}; with ``owner``
                     refused (404 NoSuchBucket / 403 AccessDenied) unless this replica
                     sees the bucket live and the owner's; with ``commit`` (a new
@@ -209,6 +210,28 @@ class MetaService:
         if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
             await self._collect(cur["ec"], "deleted" if rec.get("deleted") else "replaced")
         return web.json_response({"applied": applied})
+
+    async def put_objects(self, request):
+        """Many new versions of one bucket's keys in one request (``minis3
+        bulk-load``): the bucket and owner check of POST /v/object once, then
+        each version as for one PUT (kept only if newer, WAL, fdatasync); the
+        versions share group commits. Not charged to the request budgets."""
+        body = await request.json()
+        b = self.buckets.latest(body["bucket"])
+        if b is None or b.get("deleted"):
+            return _refuse(404, "NoSuchBucket")
+        if body.get("owner") is not None and b.get("owner") != body["owner"]:
+            return _refuse(403, "AccessDenied")
+
+        async def one(key: str, rec: dict) -> bool:
+            ikey = body["bucket"] + "/" + key
+            part = await self._object_partition(ikey)
+            applied, cur = await self._put_version(part, ikey, rec)
+            if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
+                await self._collect(cur["ec"], "replaced")
+            return applied
+        results = await asyncio.gather(*(one(k, r) for k, r in body["items"]))
+        return web.json_response({"applied": sum(results)})
 
     async def scan(self, request):
         """Raw versions (tombstones too) from `start`, in key order, below `end`,
@@ -442,6 +465,7 @@ class MetaService:
         r.add_post("/v/bucket", self.put_bucket)
         r.add_get("/v/object", self.get_object)
         r.add_post("/v/object", self.put_object)
+        r.add_post("/v/objects", self.put_objects)
         r.add_get("/v/scan", self.scan)
         r.add_post("/gc/add", self.gc_add)
         r.add_get("/gc", self.gc_list)

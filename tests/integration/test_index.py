@@ -184,3 +184,26 @@ def test_a_partition_over_its_budget_answers_slowdown_and_retries_succeed(tmp_pa
         assert len(listed) == 100
     finally:
         c.stop()
+
+
+def test_bulk_load_commits_what_a_put_of_the_same_bytes_would(ic):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "minis3", "bulk-load", "bulk", "--keys", "2500", "--size", "100",
+                        "--batch", "300", "--topology", str(ic.topo_path)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "committed 2,500 objects" in r.stdout, r.stdout + r.stderr
+    s3 = client(ic.endpoint)
+    s3.put_object(Bucket="bulk", Key="by-put", Body=b"x" * 100, ChecksumAlgorithm="CRC64NVME")
+    put = s3.head_object(Bucket="bulk", Key="by-put", ChecksumMode="ENABLED")
+    loaded = s3.head_object(Bucket="bulk", Key="k/0001234", ChecksumMode="ENABLED")
+    for field in ("ETag", "ContentLength", "ChecksumCRC64NVME"):
+        assert loaded[field] == put[field], field
+    assert s3.get_object(Bucket="bulk", Key="k/0002499")["Body"].read() == b"x" * 100
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bulk", Prefix="k/")
+            for o in page.get("Contents", [])]
+    assert keys == [f"k/{i:07d}" for i in range(2500)]
+    # The bulk loader refuses what could not be inline.
+    big = subprocess.run([sys.executable, "-m", "minis3", "bulk-load", "bulk", "--keys", "1", "--size", "99999",
+                          "--topology", str(ic.topo_path)], capture_output=True, text=True, timeout=60)
+    assert big.returncode == 2 and "inline threshold" in big.stderr
