@@ -91,8 +91,8 @@ async def restart_meta(topo) -> dict:
     loop = asyncio.get_running_loop()
     while True:
         st = await loop.run_in_executor(None, _get, topo, meta.url, "/status")
-        if st is not None and st.get("state") == "serving":
-            break
+        if st is not None and st.get("state") == "serving" and "seconds" in (st.get("catch_up") or {}):
+            break                                  # serving, and done merging every peer
         if time.monotonic() - t0 > 900:
             raise TimeoutError("the metadata process did not come back")
         await asyncio.sleep(0.1)
