@@ -89,14 +89,18 @@ async def restart_meta(topo) -> dict:
     t0 = time.monotonic()
     chaos.revive_node(topo, meta.id)
     loop = asyncio.get_running_loop()
+    serving = None
     while True:
         st = await loop.run_in_executor(None, _get, topo, meta.url, "/status")
-        if st is not None and st.get("state") == "serving" and "seconds" in (st.get("catch_up") or {}):
-            break                                  # serving, and done merging every peer
+        if st is not None and st.get("state") == "serving" and serving is None:
+            serving = time.monotonic() - t0          # reads served: one peer merged
+        if serving is not None and "seconds" in (st.get("catch_up") or {}):
+            break                                  # every peer merged
         if time.monotonic() - t0 > 900:
             raise TimeoutError("the metadata process did not come back")
         await asyncio.sleep(0.1)
-    return {"process": meta.id, "seconds_until_serving": round(time.monotonic() - t0, 2),
+    return {"process": meta.id, "seconds_until_serving": round(serving, 2),
+            "seconds_until_caught_up": round(time.monotonic() - t0, 2),
             "catch_up": st.get("catch_up"), "keys": sum(p["keys"] for p in st["partitions"])}
 
 
@@ -123,6 +127,11 @@ async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin",
     st = _get(topo, topo.metas[0].url, "/index/stats")
     out["partitions"] = len(st["partitions"]) if st else None
     out["map_version"] = st["map_version"] if st else None
+    # How long each split paused its partition's writes, on every replica.
+    pauses = sorted(sp["pause_s"] for m in topo.metas for sp in (_get(topo, m.url, "/index/stats") or {}).get(
+        "splits", []))
+    out["split_pauses_s"] = {"count": len(pauses), "max": pauses[-1] if pauses else None,
+                             "median": pauses[len(pauses) // 2] if pauses else None}
     out["restart"] = await restart_meta(topo)
     return out
 

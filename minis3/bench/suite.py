@@ -242,11 +242,16 @@ def _index_section(ix: dict | None) -> list[str]:
         "",
         report.markdown_table(["request", "bucket keys", "p50 ms", "p99 ms", "requests", "errors"], rows),
         "",
+        (f"- **Splits while loading:** {ix['split_pauses_s']['count']} partition cuts over the three replicas; "
+         f"each paused its partition's writes for {ix['split_pauses_s']['median'] * 1000:.0f} ms "
+         f"(median), {ix['split_pauses_s']['max'] * 1000:.0f} ms at most."
+         if ix.get("split_pauses_s", {}).get("count") else "- **Splits while loading:** none."),
         f"- **Memory per key** in a metadata process (RSS after the loads minus before, over the keys, "
         f"averaged over the three replicas, each of which holds every key): **{ix['bytes_per_key']:,.0f} bytes**.",
         f"- **Restart** of a metadata process holding {rs['keys']:,} keys (kill -9, then started again): "
-        f"serving after **{rs['seconds_until_serving']:.1f} s**, of which catching up from its peers took "
-        f"{cu.get('seconds', '?')} s ({cu.get('versions_merged', '?')} newer versions merged).",
+        f"serving reads after **{rs['seconds_until_serving']:.1f} s** (its own snapshots and WALs loaded, "
+        f"one peer's versions merged), every peer merged after {rs.get('seconds_until_caught_up', 0):.1f} s "
+        f"({cu.get('versions_merged', '?')} newer versions found).",
     ]
     hot = ix.get("hot")
     if hot:

@@ -89,6 +89,8 @@ class Partition:
 
     def _apply(self, entry: dict) -> None:
         key, value = entry["k"], entry["v"]
+        if not self.contains(key):              # a half of a split recovering its parent's files
+            return
         if value is None:                       # hard removal (GC queue entries only)
             self.table.pop(key, None)
             return
@@ -163,20 +165,20 @@ class Partition:
 MANIFEST = "partitions.json"
 
 
-def _seed(directory: Path, table: SortedDict, generation: int = 1) -> None:
-    """Write ``table`` as the snapshot of a new partition directory (durably)."""
-    if directory.exists():
-        shutil.rmtree(directory)           # a half-built leftover of a split that crashed
-    directory.mkdir(parents=True)
-    tmp = directory / f"snapshot-{generation:06d}.tmp"
-    with open(tmp, "wb") as f:
-        for k, v in table.items():
-            f.write(encode_line({"k": k, "v": v}))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, directory / f"snapshot-{generation:06d}.jsonl")
-    fsync_dir(directory)
-    fsync_dir(directory.parent)
+def _link_files(src: Path, dst: Path) -> None:
+    """Give ``dst`` (a new half of a split) hard links to every snapshot and WAL
+    file of ``src`` (the partition being split, quiet and closed): the half
+    recovers from them, keeping only its own range, until its first snapshot
+    of its own replaces them. No record is copied, so a split costs the same
+    whatever the partition's size."""
+    if dst.exists():
+        shutil.rmtree(dst)                 # a leftover of a split that crashed
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.name.startswith(("snapshot-", "wal-")) and f.name.endswith((".jsonl", ".log")):
+            os.link(f, dst / f.name)
+    fsync_dir(dst)
+    fsync_dir(dst.parent)
 
 
 class PartitionSet:
@@ -184,10 +186,10 @@ class PartitionSet:
 
     ``<root>/partitions.json`` (written atomically) lists them: id, lo, hi.
     Each has its own directory (``<root>/<id>``: snapshot + WAL). A split
-    writes the two halves' directories, then the new list, then removes the
-    old directory, so a crash at any point leaves either the old partition or
-    the two new ones (directories not on the list are half-built leftovers and
-    are removed at start).
+    makes the two halves' directories (hard links to the old partition's
+    files), then writes the new list, then removes the old directory, so a
+    crash at any point leaves either the old partition or the two new ones
+    (directories not on the list are half-built leftovers, removed at start).
     """
 
     def __init__(self, bounds: tuple[str, ...], root: Path, snapshot_every: int = 50_000):
@@ -227,22 +229,30 @@ class PartitionSet:
     async def split(self, pid: str, key: str, left_id: str, right_id: str) -> float:
         """Cut partition ``pid`` at ``key`` into ``left_id`` [lo, key) and
         ``right_id`` [key, hi). Writes to it wait (for the seconds returned)
-        while in-flight ones finish and both halves are made durable; reads go on."""
+        while in-flight ones land and the halves are set up; reads go on.
+
+        On disk a split copies nothing: each half gets hard links to the
+        partition's snapshot and WAL files and a WAL generation of its own,
+        then the new partition list replaces the old (the moment of the
+        split). A half recovers from the linked files keeping only its range,
+        until its first snapshot, taken at once in the background, replaces them.
+        """
         p = self.by_id[pid]
         if not (key > p.lo and (p.hi is None or key < p.hi)):
             raise ValueError(f"split key {key!r} outside {pid}")
         paused = time.monotonic()
         p.splitting = asyncio.Event()
         try:
-            while p.inflight:                    # let acknowledged-to-be writes land first
+            while p.inflight or p.wal.writing:   # acknowledged-to-be writes land first
                 await asyncio.sleep(0.001)
-            left = SortedDict((k, p.table[k]) for k in p.table.irange(maximum=key, inclusive=(True, False)))
-            right = SortedDict((k, p.table[k]) for k in p.table.irange(minimum=key))
+            gen = p.wal.generation
+            p.wal.close(keep_snapshot=True)      # its WAL files are final from here on
             halves = []
             try:
-                for hid, lo, hi, table in ((left_id, p.lo, key, left), (right_id, key, p.hi, right)):
-                    await asyncio.to_thread(_seed, self.root / hid, table)
-                    h = Partition(hid, lo, hi, self.root / hid, self.snapshot_every, table=table, generation=1)
+                for hid, lo, hi in ((left_id, p.lo, key), (right_id, key, p.hi)):
+                    await asyncio.to_thread(_link_files, self.root / pid, self.root / hid)
+                    table = _slice(p.table, lo, hi)
+                    h = Partition(hid, lo, hi, self.root / hid, self.snapshot_every, table=table, generation=gen + 1)
                     h.write_budget, h.read_budget = TokenBucket(p.write_budget.rate), TokenBucket(p.read_budget.rate)
                     halves.append(h)
                 after = [x for x in self.partitions if x is not p] + halves
@@ -254,6 +264,7 @@ class PartitionSet:
                     h.wal.close()
                 for d in (left_id, right_id):
                     shutil.rmtree(self.root / d, ignore_errors=True)
+                p.wal.open()                     # the partition goes on as it was
                 raise
             # The new list is durable: from here on the halves are the partition.
             self.partitions = after
@@ -261,6 +272,15 @@ class PartitionSet:
         finally:
             done, p.splitting = p.splitting, None
             done.set()
-        p.wal.close()
+        for h in halves:
+            h.wal.request_snapshot()             # own files, only its own range
+        if p.wal._snapshot_task is not None:     # a snapshot of the old partition may still be writing:
+            await asyncio.gather(p.wal._snapshot_task, return_exceptions=True)   # let it finish first
         await asyncio.to_thread(shutil.rmtree, self.root / pid, True)
         return time.monotonic() - paused
+
+
+def _slice(table: SortedDict, lo: str, hi: str | None) -> SortedDict:
+    keys = list(table.irange(minimum=lo, maximum=hi, inclusive=(True, False)) if hi is not None
+                else table.irange(minimum=lo))
+    return SortedDict(zip(keys, map(table.__getitem__, keys)))

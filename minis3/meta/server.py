@@ -64,6 +64,13 @@ log = logging.getLogger("minis3.meta")
 #: What a listing needs of an object version (never inline payloads or layouts).
 LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum")
 SCAN_LIMIT = 5000
+SCAN_WALK = 200_000       # most keys one scan request walks (with since_ts, most are not sent)
+#: A restarting replica pulls the versions stamped since its own newest minus
+#: this margin: longer than any write can take from its stamp to a replica
+#: (request timeouts of 60 s, the commit window). A write older still that it
+#: missed is on both other replicas, so every read quorum still sees it, and
+#: the scrubber's anti-entropy brings it here too.
+CATCH_UP_MARGIN_MS = 10 * 60 * 1000
 MAP_SYNC_S = 2.0          # how often a metadata process asks its peers for a newer partition map
 REGISTRY = prometheus_client.CollectorRegistry()
 WRITES = prometheus_client.Counter("minis3_meta_versions_written", "versions this replica kept", ["table"],
@@ -127,6 +134,7 @@ class MetaService:
         except FileNotFoundError:
             self.pmap = PartitionMap.initial(bounds, replicas or {az: meta_id})
         self.splits: list[dict] = []            # splits done here: partition, key, pause
+        self._reconciling = asyncio.Lock()
         self.peers = list(peers or [])
         self.secret = secret
         self.serving = not self.peers          # a lone replica has nobody to catch up from
@@ -248,46 +256,70 @@ class MetaService:
             source = self.objects.scan(start, inclusive)
         else:
             source = {"buckets": self.buckets, "gc": self.gc}[table].iter_from(start, inclusive)
-        items, exhausted = [], True
+        # since_ts: only versions stamped at or after it (a catch-up after a short
+        # absence); the scan still walks every key, but sends only those, and
+        # says how far it walked ("last") so the next page starts there.
+        since = int(q["since_ts"]) if q.get("since_ts") else None
+        items, exhausted, last, walked = [], True, None, 0
         for k, v in source:
             if end is not None and k >= end:
                 break
-            if len(items) >= limit:
+            if len(items) >= limit or walked >= SCAN_WALK:
                 exhausted = False
                 break
+            walked += 1
+            last = k
+            if since is not None and int(v.get("ts", 0)) < since:
+                continue
             items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
-        return web.json_response({"items": items, "exhausted": exhausted})
+        return web.json_response({"items": items, "exhausted": exhausted, "last": last})
 
     # -- catching up -------------------------------------------------------------------
     async def catch_up(self, app: web.Application) -> None:
-        """Pull every version from the peers and keep the newer ones; serve
-        reads once one peer has been merged completely. Runs at start."""
+        """Pull from a peer the versions this replica may have missed and keep
+        the newer ones; serve reads once one peer has been merged completely.
+        Runs at start.
+
+        One peer is enough: a write acknowledged while this replica was down
+        is on both others (W = 2 of the two left), and one acknowledged
+        before is in this replica's own WAL. With data of its own, only the
+        versions stamped since its newest (minus ``CATCH_UP_MARGIN_MS``) are
+        sent; an empty replica pulls everything."""
         started, merged = time.monotonic(), 0
+        newest_ms = physical_ms(self.max_ts())
+        since = (newest_ms - CATCH_UP_MARGIN_MS) << 16 if newest_ms else None
         session = client_session(self.secret, timeout_s=30, **self.rpc_options)
         try:
             while not self.serving:
                 for peer in self.peers:
                     try:
-                        merged += await self._pull(session, peer)
+                        merged += await self._pull(session, peer, since)
                     except (aiohttp.ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
                         log.info("catch-up: peer %s not ready (%s)", peer, exc.__class__.__name__)
                         continue
                     self.serving = True
+                    break
                 if not self.serving:
                     await asyncio.sleep(0.5)
         finally:
             await session.close()
-        self.catch_up_stats = {"versions_merged": merged, "seconds": round(time.monotonic() - started, 3)}
-        log.info("caught up from peers: %d newer versions merged in %.2f s", merged,
-                 self.catch_up_stats["seconds"])
+        self.catch_up_stats = {"versions_merged": merged, "seconds": round(time.monotonic() - started, 3),
+                               "since_ms": since >> 16 if since else None}
+        log.info("caught up from a peer: %d newer versions merged in %.2f s (%s)", merged,
+                 self.catch_up_stats["seconds"],
+                 "everything" if since is None else f"versions stamped since {CATCH_UP_MARGIN_MS // 60000} min "
+                                                    "before this replica's newest")
 
-    async def _pull(self, session: aiohttp.ClientSession, peer: str) -> int:
+    async def _pull(self, session: aiohttp.ClientSession, peer: str, since: int | None = None) -> int:
         merged = 0
         for table in ("buckets", "objects"):
             start, inclusive = "", True
             while True:
                 url = f"{peer}/v/scan?table={table}&peer=1&limit={SCAN_LIMIT}&inclusive={int(inclusive)}"
-                async with session.get(url, params={"start": start}) as r:
+                params = {"start": start}
+                if since is not None and table == "objects":
+                    params["since_ts"] = str(since)
+                async with session.get(url, params=params) as r:
                     if r.status != 200:
                         raise ValueError(f"status {r.status}")
                     body = await r.json()
@@ -295,9 +327,9 @@ class MetaService:
                     part = self.buckets if table == "buckets" else await self._object_partition(k)
                     applied, _ = await self._put_version(part, k, v)
                     merged += applied
-                if body["exhausted"] or not body["items"]:
+                if body["exhausted"] or body.get("last") is None:
                     break
-                start, inclusive = body["items"][-1][0], False
+                start, inclusive = body["last"], False
         return merged
 
     async def _start_catch_up(self, app: web.Application) -> None:
@@ -323,7 +355,12 @@ class MetaService:
     async def reconcile(self) -> None:
         """Split each local partition that the map shows cut into several held
         here. A replica that missed a split (its AZ was down) does it when it
-        learns the map; one that crashed mid-split finishes it at start."""
+        learns the map; one that crashed mid-split finishes it at start.
+        One at a time (the start, a peer's map and the manager's may race)."""
+        async with self._reconciling:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         for local in list(self.objects.partitions):
             mine = [e for e in self.pmap.covering(local.lo, local.hi) if self.id in dict(e.replicas).values()]
             if len(mine) < 2 or mine[0].lo != local.lo or mine[-1].hi != local.hi:
@@ -379,17 +416,23 @@ class MetaService:
             try:
                 async with session.get(f"{peer}/index/map", params={"newer_than": self.pmap.version},
                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if r.status == 200:
-                        await self.adopt_map(PartitionMap.from_doc((await r.json())["map"]))
+                    if r.status != 200:
+                        continue
+                    new = PartitionMap.from_doc((await r.json())["map"])
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError):
                 continue
+            await self.adopt_map(new)
 
     async def _map_loop(self, app: web.Application) -> None:
         session = client_session(self.secret, timeout_s=10, **self.rpc_options)
         try:
             await self.reconcile()
             while True:
-                await self._sync_map(session)
+                try:
+                    await self._sync_map(session)
+                    await self.reconcile()        # also finishes what a failed attempt left
+                except Exception:
+                    log.exception("partition map sync failed; trying again")
                 await asyncio.sleep(MAP_SYNC_S)
         except asyncio.CancelledError:
             pass

@@ -61,6 +61,9 @@ class WAL:
         self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._wakeup: asyncio.Event | None = None
         self._flusher: asyncio.Task | None = None
+        self._flushing = False                    # a batch is being written
+        self._snapshot_task: asyncio.Task | None = None
+        self._snapshot_wanted = False
         self.syncs = 0
 
     # -- recovery ------------------------------------------------------------
@@ -129,19 +132,47 @@ class WAL:
         Visibility follows durability: the flusher applies a batch only after
         its fdatasync, so no reader sees a change a crash could take back.
         """
-        if self._flusher is None or self._flusher.done():
-            self._wakeup = asyncio.Event()
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        self._ensure_flusher()
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((encode_line(entry), fut))
         self._wakeup.set()
         await fut
 
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._wakeup = asyncio.Event()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    def request_snapshot(self) -> None:
+        """Take a snapshot soon (between batches), even if no write comes."""
+        self._snapshot_wanted = True
+        self._ensure_flusher()
+        self._wakeup.set()
+
+    @property
+    def writing(self) -> bool:
+        """A batch is waiting or being written (a snapshot may still be)."""
+        return bool(self._pending) or self._flushing
+
+    @property
+    def busy(self) -> bool:
+        """A batch or a snapshot is being written."""
+        return bool(self._pending) or self._flushing or (
+            self._snapshot_task is not None and not self._snapshot_task.done())
+
     async def _flush_loop(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
+            self._flushing = True
+            try:
+                await self._flush_pending()
+            finally:
+                self._flushing = False
+
+    async def _flush_pending(self) -> None:
+        while self._pending or self._snapshot_wanted:
+            if self._pending:
                 batch, self._pending = self._pending, []
                 data = b"".join(line for line, _ in batch)
                 try:
@@ -158,11 +189,11 @@ class WAL:
                     self.apply(decode_line(line))
                     if not fut.done():
                         fut.set_result(None)
-                if self.needs_snapshot():
-                    try:
-                        await self.snapshot()
-                    except Exception:
-                        log.exception("snapshot failed in %s (the WAL still has everything)", self.dir)
+            if (self.needs_snapshot() or self._snapshot_wanted) and not self.snapshotting:
+                self._snapshot_wanted = False
+                self.snapshot()
+            elif self._snapshot_wanted and not self._pending:
+                return                            # one is being written; this one waits for the next batch
 
     def _write_sync(self, data: bytes) -> None:
         self._file.write(data)
@@ -172,18 +203,35 @@ class WAL:
     def needs_snapshot(self) -> bool:
         return self.records_in_wal >= self.snapshot_every
 
-    async def snapshot(self) -> None:
-        """Start a new generation and write the table as of its start.
+    @property
+    def snapshotting(self) -> bool:
+        return self._snapshot_task is not None and not self._snapshot_task.done()
 
-        Runs inside the flusher, between batches, so the table holds exactly
-        what the closed WAL generations hold when ``rows()`` is taken.
+    def snapshot(self) -> asyncio.Task:
+        """Start a new generation and write the table as of its start, in the background.
+
+        Called by the flusher between batches, so the table holds exactly what
+        the closed WAL generations hold when ``rows()`` is taken (records are
+        replaced, never changed in place, so the captured rows stay as they
+        were). Writes go on into the new generation while the snapshot file
+        is written; until it is durable, recovery still has the older
+        snapshot and every WAL since.
         """
         gen = self.generation + 1
         old_file, self._file = self._file, open(self.dir / f"wal-{gen:06d}.log", "ab")
         self.generation, self.records_in_wal = gen, 0
         old_file.close()
         data = self.rows()
-        await asyncio.to_thread(self._write_snapshot, gen, data)
+
+        async def write() -> None:
+            try:
+                await asyncio.to_thread(self._write_snapshot, gen, data)
+            except Exception:
+                log.exception("snapshot failed in %s (the WAL still has everything)", self.dir)
+            if self._snapshot_wanted and self._wakeup is not None:
+                self._wakeup.set()                # one was asked for while this one ran
+        self._snapshot_task = asyncio.get_running_loop().create_task(write())
+        return self._snapshot_task
 
     def _write_snapshot(self, gen: int, data: list[dict]) -> None:
         tmp = self.dir / f"snapshot-{gen:06d}.tmp"
@@ -202,8 +250,11 @@ class WAL:
             if g < gen:
                 (self.dir / f"snapshot-{g:06d}.jsonl").unlink(missing_ok=True)
 
-    def close(self) -> None:
+    def close(self, keep_snapshot: bool = False) -> None:
+        """Stop appending. ``keep_snapshot``: let a snapshot being written finish."""
         if self._flusher:
             self._flusher.cancel()
+        if self._snapshot_task is not None and not keep_snapshot:
+            self._snapshot_task.cancel()
         if self._file:
             self._file.close()

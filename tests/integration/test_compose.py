@@ -299,7 +299,7 @@ class ComposeRun:
     def _in_container(self, argv: list[str]) -> list[str]:
         """Run `argv` where the service names resolve as in a container: a private mount
         namespace with our hosts file bind-mounted over /etc/hosts."""
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+        return [*UNSHARE, "--mount", "--propagation", "private", "sh", "-c",
                 'mount --bind "$1" /etc/hosts && shift && exec "$@"', "sh", str(self.hosts_file), *argv]
 
     # -- docker compose up / kill / start / exec -------------------------------------
@@ -409,6 +409,12 @@ def _group_members(pgid: int) -> list[int]:
     return out
 
 
+#: Root makes a mount namespace directly; anyone else in a user namespace of
+#: their own, where they are root (unprivileged user namespaces, on by default
+#: in Debian and most distributions).
+UNSHARE = ["unshare"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user"]
+
+
 def _fragment_files(volume: Path) -> list[Path]:
     return list(volume.glob("*/node-*/fragments/*/*"))
 
@@ -417,12 +423,12 @@ def _fragment_files(volume: Path) -> list[Path]:
 def compose():
     if not sys.platform.startswith("linux"):
         pytest.skip("needs Linux: a mount namespace per process and all of 127.0.0.0/8 on loopback")
-    if os.geteuid() != 0:
-        pytest.skip("needs root: each service runs in its own mount namespace (unshare --mount) with "
-                    "/etc/hosts bind-mounted to resolve the compose service names")
     missing = [t for t in ("unshare", "mount") if shutil.which(t) is None]
     if missing:
         pytest.skip(f"needs util-linux's {', '.join(missing)}")
+    if subprocess.run([*UNSHARE, "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root, or unprivileged user namespaces: each service runs in its own mount "
+                    "namespace (unshare --mount) with /etc/hosts bind-mounted to resolve the service names")
     run = ComposeRun(COMPOSE_FILE, DOCKERFILE)
     try:
         yield run

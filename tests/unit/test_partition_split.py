@@ -11,6 +11,16 @@ def rec(ts: int) -> dict:
     return {"ts": ts, "vid": f"v{ts}", "size": ts}
 
 
+async def quiesce(ps: PartitionSet) -> None:
+    """Wait for background snapshots, then close (a test reopens the same files)."""
+    for _ in range(500):
+        if not any(p.wal.busy for p in ps.partitions):
+            break
+        await asyncio.sleep(0.01)
+    for p in ps.partitions:
+        p.wal.close()
+
+
 async def write(ps: PartitionSet, key: str, value: dict) -> None:
     """What the metadata server does: wait out a split of the key's partition, then write."""
     p = ps.for_key(key)
@@ -33,8 +43,7 @@ async def test_split_cuts_in_place_and_survives_reopening(tmp_path):
     assert not (tmp_path / "p001").exists()
     assert [d["id"] for d in json.loads((tmp_path / MANIFEST).read_text())["partitions"]] == ["p000", "p002", "p003"]
     await write(ps, "h/0200", rec(999))                        # the new halves take writes
-    for p in ps.partitions:
-        p.wal.close()
+    await quiesce(ps)
     again = PartitionSet(("g",), tmp_path)                     # bounds are ignored once a manifest exists
     assert [p.id for p in again.partitions] == ["p000", "p002", "p003"]
     assert again.for_key("h/0200").get("h/0200")["ts"] == 999
@@ -53,8 +62,7 @@ async def test_writes_during_a_split_wait_and_none_is_lost(tmp_path):
     for i in range(2000):
         got = ps.for_key(f"k/{i:05d}").get(f"k/{i:05d}")
         assert got["ts"] == (2 if i % 7 == 0 else 3 if i % 7 == 3 else 1), i
-    for p in ps.partitions:
-        p.wal.close()
+    await quiesce(ps)
     again = PartitionSet((), tmp_path)
     assert [len(p.table) for p in again.partitions] == [1000, 1000]
     assert again.for_key("k/01004").get("k/01004")["ts"] == 3 and 1004 % 7 == 3
@@ -70,3 +78,29 @@ def test_half_built_leftovers_of_a_crashed_split_are_removed(tmp_path):
     (tmp_path / "p007" / "snapshot-000001.jsonl").write_text("")
     again = PartitionSet(("m",), tmp_path)
     assert [p.id for p in again.partitions] == ["p000", "p001"] and not (tmp_path / "p007").exists()
+
+
+async def test_a_half_recovers_from_its_parents_files_until_its_own_snapshot(tmp_path, monkeypatch):
+    ps = PartitionSet((), tmp_path, snapshot_every=100)
+    for i in range(250):                                   # two snapshots and a WAL tail in the parent
+        await write(ps, f"k/{i:04d}", rec(i + 1))
+    await quiesce(ps)
+    ps = PartitionSet((), tmp_path, snapshot_every=100)
+    from minis3.meta import wal
+    monkeypatch.setattr(wal.WAL, "request_snapshot", lambda self: None)   # a crash before the halves' own
+    await ps.split("p000", "k/0100", "p001", "p002")
+    monkeypatch.undo()
+    await quiesce(ps)
+    again = PartitionSet((), tmp_path, snapshot_every=100)
+    assert [len(p.table) for p in again.partitions] == [100, 150]
+    assert again.by_id["p002"].get("k/0249")["ts"] == 250 and again.by_id["p001"].get("k/0100") is None
+    # Once a half has written its own snapshot, its parent's files are gone from its directory.
+    for p in again.partitions:
+        p.wal.request_snapshot()
+    await asyncio.sleep(0.05)
+    gen = again.by_id["p001"].wal.generation
+    await quiesce(again)
+    names = sorted(f.name for f in (tmp_path / "p001").iterdir())
+    assert names == [f"snapshot-{gen:06d}.jsonl", f"wal-{gen:06d}.log"]
+    third = PartitionSet((), tmp_path, snapshot_every=100)
+    assert [len(p.table) for p in third.partitions] == [100, 150]
