@@ -40,7 +40,7 @@ clean:
 	rm -rf $(VENV) data .pytest_cache
 
 # Benchmarks: a fresh minis3 and a moto_server, the same workloads against both,
-# then this machine's limits; writes docs/benchmarks.md (about 17 min on 2 cores).
+# then this machine's limits; writes docs/benchmarks.md (about 23 min on 2 cores).
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
