@@ -18,13 +18,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import time
-import urllib.request
 from pathlib import Path
 
+from ..cluster.status import run_pids, signed_get
 from ..meta import bulkload
 from .client import Payload, S3Client
 from .runner import Runner
@@ -42,23 +41,8 @@ def _rss(pid: int) -> int:
 
 
 def meta_pids(topo) -> dict[str, int]:
-    from ..cluster.supervisor import az_state
-    out = {}
-    for az in topo.azs:
-        pid = ((az_state(topo, az.name) or {}).get("children") or {}).get(az.meta.id)
-        if pid:
-            out[az.meta.id] = pid
-    return out
-
-
-def _get(topo, url: str, path: str) -> dict | None:
-    from ..rpc import auth
-    req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(topo.cluster_secret, "GET", path)})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError):
-        return None
+    pids = run_pids(topo)
+    return {m.id: pids[m.id] for m in topo.metas if pids.get(m.id)}
 
 
 async def _lookups(runner: Runner, bucket: str, n: int, seconds: float, pages: int, seed: int) -> list[dict]:
@@ -91,7 +75,7 @@ async def restart_meta(topo) -> dict:
     loop = asyncio.get_running_loop()
     serving = None
     while True:
-        st = await loop.run_in_executor(None, _get, topo, meta.url, "/status")
+        st = await loop.run_in_executor(None, signed_get, topo, meta.url, "/status", 5)
         if st is not None and st.get("state") == "serving" and serving is None:
             serving = time.monotonic() - t0          # reads served: one peer merged
         if serving is not None and "seconds" in (st.get("catch_up") or {}):
@@ -124,12 +108,12 @@ async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin",
     rss1 = {m: _rss(p) for m, p in meta_pids(topo).items()}
     out["rss_before"], out["rss_after"] = rss0, rss1
     out["bytes_per_key"] = round(sum(rss1[m] - rss0.get(m, 0) for m in rss1) / len(rss1) / total, 1)
-    st = _get(topo, topo.metas[0].url, "/index/stats")
+    st = signed_get(topo, topo.metas[0].url, "/index/stats", timeout=5)
     out["partitions"] = len(st["partitions"]) if st else None
     out["map_version"] = st["map_version"] if st else None
     # How long each split paused its partition's writes, on every replica.
-    pauses = sorted(sp["pause_s"] for m in topo.metas for sp in (_get(topo, m.url, "/index/stats") or {}).get(
-        "splits", []))
+    reports = [signed_get(topo, m.url, "/index/stats", timeout=5) or {} for m in topo.metas]
+    pauses = sorted(sp["pause_s"] for rep in reports for sp in rep.get("splits", []))
     out["split_pauses_s"] = {"count": len(pauses), "max": pauses[-1] if pauses else None,
                              "median": pauses[len(pauses) // 2] if pauses else None}
     out["restart"] = await restart_meta(topo)
@@ -171,7 +155,7 @@ async def hot_prefix(root: Path, seconds: float, progress, concurrency: int = 32
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             if task is not None:
                 progress.remove_task(task)
-        pmap = _get(topo, topo.metas[0].url, "/index/map")
+        pmap = signed_get(topo, topo.metas[0].url, "/index/map", timeout=5)
     finally:
         cluster.stop()
     bins = [0] * int(seconds)

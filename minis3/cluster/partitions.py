@@ -9,33 +9,23 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 
 from ..meta.pmap import PartitionMap, newest
-from ..rpc import auth
+from .status import human_bytes, signed_get
 from .topology import Topology
-
-
-def _get(topo: Topology, url: str, path: str) -> dict | None:
-    req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(topo.cluster_secret, "GET", path)})
-    try:
-        with urllib.request.urlopen(req, timeout=3) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError):
-        return None
 
 
 def collect(topo: Topology) -> dict:
     maps, stats = [], {}
     for m in topo.metas:
-        got = _get(topo, m.url, "/index/map")
+        got = signed_get(topo, m.url, "/index/map", timeout=3)
         if got:
             maps.append(PartitionMap.from_doc(got["map"]))
-        st = _get(topo, m.url, "/index/stats")
+        st = signed_get(topo, m.url, "/index/stats", timeout=3)
         if st:
             stats[m.id] = st
     pmap = newest(maps)
-    manager = _get(topo, topo.scrub.url, "/index") or {}
+    manager = signed_get(topo, topo.scrub.url, "/index", timeout=3) or {}
     if pmap is None:
         return {"map": None, "partitions": [], "manager": manager, "answered": list(stats)}
     rows = []
@@ -57,16 +47,6 @@ def _range(lo: str, hi: str | None) -> str:
     return f"[{show(lo)}, {show(hi) if hi is not None else 'end'})"
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def _event(ev: dict) -> str:
     if ev["kind"] == "split":
         return f"v{ev['version']} split of {ev['partition']} at {json.dumps(ev['key'])} ({ev['reason']})"
@@ -84,7 +64,7 @@ def render(data: dict) -> str:
     head = [f"partition map version {data['map']['version']}: {len(data['partitions'])} partitions; "
             f"metadata processes answering: {', '.join(data['answered'])}",
             f"index manager: last look {ago}" + (f"; splits at {s['split_keys']:,} keys, "
-                                                 f"{_size(s['split_bytes'])}, or {s['split_ops_per_s']:,.0f} "
+                                                 f"{human_bytes(s['split_bytes'])}, or {s['split_ops_per_s']:,.0f} "
                                                  f"requests/s for {s['hot_seconds']:g} s" if s else
                                                  " (not answering)"), ""]
     table = [("ID", "RANGE", "KEYS", "SIZE", "REQ/S", "REPLICAS", "HISTORY")]
@@ -93,7 +73,7 @@ def render(data: dict) -> str:
         hist = (_event(h[-1]) + (f" (+{len(h) - 1} earlier)" if len(h) > 1 else "")) if h else "initial"
         rate = r["requests_per_s"]
         table.append((r["id"], _range(r["lo"], r["hi"]), "-" if r["keys"] is None else f"{r['keys']:,}",
-                      _size(r["bytes"]), "-" if rate is None else f"{rate:,.0f}",
+                      human_bytes(r["bytes"]), "-" if rate is None else f"{rate:,.0f}",
                       " ".join(f"{az}:{mid}" for az, mid in r["replicas"].items()), hist))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in table]

@@ -10,10 +10,11 @@ from ..procfs import proc_stat
 from .topology import Topology
 
 
-def _get(topo: Topology, url: str, path: str) -> dict | None:
+def signed_get(topo: Topology, url: str, path: str, timeout: float = 2) -> dict | None:
+    """GET an internal endpoint with the cluster's signature: its JSON, or None if it does not answer."""
     req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(topo.cluster_secret, "GET", path)})
     try:
-        with urllib.request.urlopen(req, timeout=2) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read())
     except (OSError, ValueError):
         return None
@@ -29,7 +30,7 @@ def _frontend_up(url: str) -> bool:
         return False
 
 
-def _run_pids(topo: Topology) -> dict[str, int | None]:
+def run_pids(topo: Topology) -> dict[str, int | None]:
     """Child name → pid, from the AZ supervisors' run files."""
     from .supervisor import az_state
     pids: dict[str, int | None] = {}
@@ -68,7 +69,7 @@ def collect(topo: Topology) -> list[dict]:
     from ..core.hlc import physical_ms
     from .chaos import network_conditions
     conds = network_conditions(topo)
-    pids = _run_pids(topo)
+    pids = run_pids(topo)
     fe_up = _frontend_up(topo.frontend.url)
     rows = [{"process": "frontend", "az": "-", "address": topo.frontend.url, "up": fe_up,
              "state": "up" if fe_up else "down", "pid": None, "disk_bytes": None, "detail": ""}]
@@ -83,7 +84,7 @@ def collect(topo: Topology) -> list[dict]:
     for az in topo.azs:
         cut = bool(conds.get(az.name, {}).get("partitioned"))     # a probe would only hang
         pid = pids.get(az.meta.id)
-        st = None if _frozen(pid) or cut else _get(topo, az.meta.url, "/status?ts=1")
+        st = None if _frozen(pid) or cut else signed_get(topo, az.meta.url, "/status?ts=1")
         row = {"process": az.meta.id, "az": az.name, "address": az.meta.url, "up": st is not None,
                "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid, "disk_bytes": st and st["disk_bytes"],
                "replica": st and st.get("state"), "max_ts": st and st.get("max_ts"),
@@ -94,7 +95,7 @@ def collect(topo: Topology) -> list[dict]:
         metas.append(row)
         for n in az.nodes:
             pid = pids.get(f"node-{n.id}")
-            st = None if _frozen(pid) or cut else _get(topo, n.url, "/status")
+            st = None if _frozen(pid) or cut else signed_get(topo, n.url, "/status")
             rows.append({"process": f"node-{n.id}", "az": az.name, "address": n.url, "up": st is not None,
                          "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
                          "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments"})
@@ -113,7 +114,7 @@ def collect(topo: Topology) -> list[dict]:
 
 def _scrubber_row(topo: Topology) -> dict:
     import time
-    st = _get(topo, topo.scrub.url, "/status")
+    st = signed_get(topo, topo.scrub.url, "/status")
     detail = ""
     if st:
         last, cur = st.get("last_pass"), st.get("running")
@@ -135,7 +136,7 @@ def _scrubber_row(topo: Topology) -> dict:
             "scrub": st}
 
 
-def _human(n: int | None) -> str:
+def human_bytes(n: int | None) -> str:
     if n is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -149,7 +150,7 @@ def render(rows: list[dict]) -> str:
     head = ("PROCESS", "AZ", "ADDRESS", "STATE", "PID", "DISK", "DETAIL")
     table = [head] + [(r["process"], r["az"], r["address"], r["state"].upper() if r["state"] != "up" else "up",
                        str(r["pid"] or "-"),
-                       _human(r["disk_bytes"]), r["detail"] or "") for r in rows]
+                       human_bytes(r["disk_bytes"]), r["detail"] or "") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     network = {r["az"]: r["network"] for r in rows if r.get("network")}

@@ -65,8 +65,8 @@ class Partition:
     def __init__(self, pid: str, lo: str, hi: str | None, directory: Path, snapshot_every: int = 50_000,
                  *, table: SortedDict | None = None, generation: int = 0):
         """Open (and recover) the partition stored in ``directory``; or, with
-        ``table``, adopt that table whose snapshot ``generation`` was just
-        written there (a half of a split)."""
+        ``table`` (a half of a split, whose directory holds links to its
+        parent's files), adopt that table and start WAL ``generation``."""
         self.id, self.lo, self.hi = pid, lo, hi
         self.table: SortedDict = SortedDict()
         # Writes accepted but not yet durable. Conditional checks look here
@@ -229,7 +229,8 @@ class PartitionSet:
     async def split(self, pid: str, key: str, left_id: str, right_id: str) -> float:
         """Cut partition ``pid`` at ``key`` into ``left_id`` [lo, key) and
         ``right_id`` [key, hi). Writes to it wait (for the seconds returned)
-        while in-flight ones land and the halves are set up; reads go on.
+        while in-flight ones land and the halves are set up; reads go on. The
+        halves get no request budgets: the caller sets them.
 
         On disk a split copies nothing: each half gets hard links to the
         partition's snapshot and WAL files and a WAL generation of its own,
@@ -252,9 +253,8 @@ class PartitionSet:
                 for hid, lo, hi in ((left_id, p.lo, key), (right_id, key, p.hi)):
                     await asyncio.to_thread(_link_files, self.root / pid, self.root / hid)
                     table = _slice(p.table, lo, hi)
-                    h = Partition(hid, lo, hi, self.root / hid, self.snapshot_every, table=table, generation=gen + 1)
-                    h.write_budget, h.read_budget = TokenBucket(p.write_budget.rate), TokenBucket(p.read_budget.rate)
-                    halves.append(h)
+                    halves.append(Partition(hid, lo, hi, self.root / hid, self.snapshot_every, table=table,
+                                            generation=gen + 1))
                 after = [x for x in self.partitions if x is not p] + halves
                 manifest = {"partitions": sorted(({"id": x.id, "lo": x.lo, "hi": x.hi} for x in after),
                                                  key=lambda d: d["lo"])}
@@ -270,14 +270,14 @@ class PartitionSet:
             self.partitions = after
             self._reindex()
         finally:
+            paused = time.monotonic() - paused
             done, p.splitting = p.splitting, None
             done.set()
         for h in halves:
             h.wal.request_snapshot()             # own files, only its own range
-        if p.wal._snapshot_task is not None:     # a snapshot of the old partition may still be writing:
-            await asyncio.gather(p.wal._snapshot_task, return_exceptions=True)   # let it finish first
+        await p.wal.snapshot_written()           # one of the old partition may still be writing there
         await asyncio.to_thread(shutil.rmtree, self.root / pid, True)
-        return time.monotonic() - paused
+        return paused
 
 
 def _slice(table: SortedDict, lo: str, hi: str | None) -> SortedDict:

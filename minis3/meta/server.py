@@ -206,18 +206,31 @@ class MetaService:
         if "owner" in body:
             # The coordinator's one-round write: refuse it unless this replica
             # sees the bucket live and owned by the caller.
-            b = self.buckets.latest(body["bucket"])
-            if b is None or b.get("deleted"):
-                return _refuse(404, "NoSuchBucket")
-            if body["owner"] is not None and b.get("owner") != body["owner"]:
-                return _refuse(403, "AccessDenied")
+            refused = self._bucket_refusal(body["bucket"], body["owner"])
+            if refused:
+                return refused
         part = await self._object_partition(ikey)
         if part.inflight >= self.index.max_inflight_writes or not part.write_budget.take():
             return _slow_down(part, "write")
+        return web.json_response({"applied": await self._keep_object(part, ikey, rec)})
+
+    def _bucket_refusal(self, bucket: str, owner: str | None) -> web.Response | None:
+        """404 NoSuchBucket unless this replica sees the bucket live; 403
+        AccessDenied unless it is ``owner``'s (None: anyone's)."""
+        b = self.buckets.latest(bucket)
+        if b is None or b.get("deleted"):
+            return _refuse(404, "NoSuchBucket")
+        if owner is not None and b.get("owner") != owner:
+            return _refuse(403, "AccessDenied")
+        return None
+
+    async def _keep_object(self, part: Partition, ikey: str, rec: dict) -> bool:
+        """Keep an object version if it is newer; note the fragments of the one
+        it replaces (or deletes) as GC candidates."""
         applied, cur = await self._put_version(part, ikey, rec)
         if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
             await self._collect(cur["ec"], "deleted" if rec.get("deleted") else "replaced")
-        return web.json_response({"applied": applied})
+        return applied
 
     async def put_objects(self, request):
         """Many new versions of one bucket's keys in one request (``minis3
@@ -225,19 +238,13 @@ class MetaService:
         each version as for one PUT (kept only if newer, WAL, fdatasync); the
         versions share group commits. Not charged to the request budgets."""
         body = await request.json()
-        b = self.buckets.latest(body["bucket"])
-        if b is None or b.get("deleted"):
-            return _refuse(404, "NoSuchBucket")
-        if body.get("owner") is not None and b.get("owner") != body["owner"]:
-            return _refuse(403, "AccessDenied")
+        refused = self._bucket_refusal(body["bucket"], body.get("owner"))
+        if refused:
+            return refused
 
         async def one(key: str, rec: dict) -> bool:
             ikey = body["bucket"] + "/" + key
-            part = await self._object_partition(ikey)
-            applied, cur = await self._put_version(part, ikey, rec)
-            if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
-                await self._collect(cur["ec"], "replaced")
-            return applied
+            return await self._keep_object(await self._object_partition(ikey), ikey, rec)
         results = await asyncio.gather(*(one(k, r) for k, r in body["items"]))
         return web.json_response({"applied": sum(results)})
 
@@ -426,8 +433,7 @@ class MetaService:
     async def _map_loop(self, app: web.Application) -> None:
         session = client_session(self.secret, timeout_s=10, **self.rpc_options)
         try:
-            await self.reconcile()
-            while True:
+            while True:                           # the first round finishes a split a crash cut short
                 try:
                     await self._sync_map(session)
                     await self.reconcile()        # also finishes what a failed attempt left

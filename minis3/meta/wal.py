@@ -157,8 +157,12 @@ class WAL:
     @property
     def busy(self) -> bool:
         """A batch or a snapshot is being written."""
-        return bool(self._pending) or self._flushing or (
-            self._snapshot_task is not None and not self._snapshot_task.done())
+        return self.writing or self.snapshotting
+
+    async def snapshot_written(self) -> None:
+        """Return once no snapshot is being written (one that fails is logged, not raised)."""
+        if self._snapshot_task is not None:
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
 
     async def _flush_loop(self) -> None:
         while True:
