@@ -69,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     pa = sub.add_parser("partitions", help="the index's partition map: ranges, keys, load, replicas, history")
     pa.add_argument("--json", action="store_true")
     _topology_args(pa)
+    pa_sub = pa.add_subparsers(dest="action")
+    mv = pa_sub.add_parser("move", help="move a partition's replica to another metadata process of the same AZ")
+    mv.add_argument("partition", help="partition id (see `minis3 partitions`)")
+    mv.add_argument("--to", required=True, help="metadata process id, e.g. meta-az-a-2")
+    mv.add_argument("--json", action="store_true")
+    _topology_args(mv)
     bl = sub.add_parser("bulk-load", help="commit many small objects fast, through the metadata commit path "
                                           "(for measurement; see minis3/meta/bulkload.py)")
     bl.add_argument("bucket")
@@ -123,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from .meta.bulkload import main as bulk_load
         return bulk_load(topo, args.bucket, args.keys, args.prefix, args.size, args.batch, args.in_flight)
+    if args.cmd == "partitions" and args.action == "move":
+        from .cluster.partitions import move, render_move
+        ok, got = move(topo, args.partition, args.to)
+        print(json.dumps(got, indent=1) if args.json else render_move(got) if ok else
+              f"minis3 partitions move: {got.get('message', got)}")
+        return 0 if ok else 1
     if args.cmd == "partitions":
         from .cluster.partitions import collect as collect_partitions, render as render_partitions
         data = collect_partitions(topo)

@@ -106,6 +106,8 @@ def _child_name(topo: Topology, ident: str) -> tuple[str, str]:
     for az in topo.azs:
         if ident in (az.meta.id, az.name + "-meta"):
             return az.name, az.meta.id
+        if ident in {m.id for m in az.extra_metas}:
+            return az.name, ident
         for n in az.nodes:
             if ident in (n.id, f"node-{n.id}"):
                 return az.name, f"node-{n.id}"

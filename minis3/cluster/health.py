@@ -41,7 +41,7 @@ class UnknownTarget(ValueError):
 
 def _az_checks(topo: Topology, az_name: str) -> list[tuple[str, str]]:
     az = next(a for a in topo.azs if a.name == az_name)
-    out = [(az.meta.id, az.meta.url + "/health")]
+    out = [(m.id, m.url + "/health") for m in az.all_metas]
     out += [(f"node-{n.id}", n.url + "/health") for n in az.nodes]
     if topo.frontend.per_az:
         out.append((f"frontend-{az.name}", topo.az_frontend(az.name).url + "/"))

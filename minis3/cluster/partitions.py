@@ -17,7 +17,7 @@ from .topology import Topology
 
 def collect(topo: Topology) -> dict:
     maps, stats = [], {}
-    for m in topo.metas:
+    for m in topo.all_metas:
         got = signed_get(topo, m.url, "/index/map", timeout=3)
         if got:
             maps.append(PartitionMap.from_doc(got["map"]))
@@ -30,8 +30,11 @@ def collect(topo: Topology) -> dict:
         return {"map": None, "partitions": [], "manager": manager, "answered": list(stats)}
     rows = []
     for e in pmap.partitions:
-        held = [p for st in stats.values() for p in st["partitions"] if p["id"] == e.id]
-        rows.append({"id": e.id, "lo": e.lo, "hi": e.hi, "replicas": dict(e.replicas),
+        holders = set(dict(e.replicas).values())
+        held = [p for mid, st in stats.items() if mid in holders for p in st["partitions"] if p["id"] == e.id]
+        incoming = sorted(mid for mid, st in stats.items() if mid in holders
+                          for p in st["partitions"] if p["id"] == e.id and p.get("state") == "incoming")
+        rows.append({"id": e.id, "lo": e.lo, "hi": e.hi, "replicas": dict(e.replicas), "incoming": incoming,
                      "keys": max((p["keys"] for p in held), default=None),
                      "bytes": max((p["bytes"] for p in held), default=None),
                      "requests_per_s": (manager.get("rates") or {}).get(e.id),
@@ -39,7 +42,41 @@ def collect(topo: Topology) -> dict:
                      "history": pmap.history_of(e.id)})
     return {"map": {"version": pmap.version, "events": list(pmap.events)}, "partitions": rows,
             "manager": manager, "answered": list(stats),
-            "splits_here": {mid: st.get("splits", []) for mid, st in stats.items()}}
+            "splits_here": {mid: st.get("splits", []) for mid, st in stats.items()},
+            "moves_here": {mid: st.get("moves", []) for mid, st in stats.items() if st.get("moves")}}
+
+
+def move(topo: Topology, partition: str, to: str, timeout: float = 3600) -> tuple[bool, dict]:
+    """Ask the index manager (in the scrubber's process) to move a replica; wait for the move."""
+    import urllib.error
+    import urllib.request
+    from ..rpc import auth
+    body = json.dumps({"partition": partition, "to": to}).encode()
+    req = urllib.request.Request(topo.scrub.url + "/index/move", data=body, method="POST", headers={
+        "Content-Type": "application/json", auth.HEADER: auth.sign(topo.cluster_secret, "POST", "/index/move")})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return True, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            return False, json.loads(exc.read())
+        except ValueError:
+            return False, {"message": f"the scrubber answered {exc.code}"}
+    except OSError as exc:
+        return False, {"message": f"the scrubber ({topo.scrub.url}) did not answer: {exc}"}
+
+
+def render_move(ev: dict) -> str:
+    c, f, u = ev["copied"], ev["fenced"], ev["caught_up"]
+    return "\n".join([
+        f"moved {ev['partition']}'s replica in {ev['az']} from {ev['from']} to {ev['to']} "
+        f"(map version {ev['version']}, {ev['seconds']:.2f} s)",
+        f"  1. copy     {c['versions']:,} versions from {ev['from']} in {c['seconds']:.2f} s, while it served",
+        f"  2. switch   map version {ev['version']} adopted by {ev['adopted_by']} metadata processes",
+        f"  3. fence    {ev['from']} refuses the range's writes; in-flight ones landed in {f['drained_s']:.3f} s",
+        f"  4. catch up {u['versions']:,} newer versions pulled in {u['seconds']:.2f} s; {ev['to']} serves reads "
+        f"({u['keys']:,} keys)",
+        f"  5. release  {ev['from']} dropped {', '.join(ev['released']['dropped']) or 'nothing'}"])
 
 
 def _range(lo: str, hi: str | None) -> str:
@@ -74,7 +111,8 @@ def render(data: dict) -> str:
         rate = r["requests_per_s"]
         table.append((r["id"], _range(r["lo"], r["hi"]), "-" if r["keys"] is None else f"{r['keys']:,}",
                       human_bytes(r["bytes"]), "-" if rate is None else f"{rate:,.0f}",
-                      " ".join(f"{az}:{mid}" for az, mid in r["replicas"].items()), hist))
+                      " ".join(f"{az}:{mid}" + (" (incoming)" if mid in r.get("incoming", ()) else "")
+                               for az, mid in r["replicas"].items()), hist))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1] for row in table]
     return "\n".join(head + [ln.rstrip() for ln in lines])

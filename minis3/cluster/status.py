@@ -83,16 +83,19 @@ def collect(topo: Topology) -> list[dict]:
     metas = []
     for az in topo.azs:
         cut = bool(conds.get(az.name, {}).get("partitioned"))     # a probe would only hang
-        pid = pids.get(az.meta.id)
-        st = None if _frozen(pid) or cut else signed_get(topo, az.meta.url, "/status?ts=1")
-        row = {"process": az.meta.id, "az": az.name, "address": az.meta.url, "up": st is not None,
-               "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid, "disk_bytes": st and st["disk_bytes"],
-               "replica": st and st.get("state"), "max_ts": st and st.get("max_ts"),
-               "detail": st and f"{st.get('state', '?')}; {st['buckets']} buckets, "
-                                f"{sum(p['live_keys'] for p in st['partitions'])} keys in "
-                                f"{len(st['partitions'])} partitions"}
-        rows.append(row)
-        metas.append(row)
+        for meta in az.all_metas:
+            pid = pids.get(meta.id)
+            st = None if _frozen(pid) or cut else signed_get(topo, meta.url, "/status?ts=1")
+            row = {"process": meta.id, "az": az.name, "address": meta.url, "up": st is not None,
+                   "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
+                   "disk_bytes": st and st["disk_bytes"], "replica": st and st.get("state"),
+                   "max_ts": st and st.get("max_ts"),
+                   "detail": st and f"{st.get('state', '?')}; {st['buckets']} buckets, "
+                                    f"{sum(p['live_keys'] for p in st['partitions'])} keys in "
+                                    f"{len(st['partitions'])} partitions"}
+            rows.append(row)
+            if meta is az.meta:
+                metas.append(row)
         for n in az.nodes:
             pid = pids.get(f"node-{n.id}")
             st = None if _frozen(pid) or cut else signed_get(topo, n.url, "/status")

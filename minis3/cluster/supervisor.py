@@ -88,6 +88,7 @@ def run_az(topo: Topology, az_name: str) -> int:
         return 2
     args = _cli_args(topo)
     specs = {az.meta.id: ["meta", "--az", az.name, *args]}
+    specs.update({m.id: ["meta", "--id", m.id, *args] for m in az.extra_metas})
     specs.update({f"node-{n.id}": ["storage", "--id", n.id, *args] for n in az.nodes})
     if topo.frontend.per_az:
         specs[f"frontend-{az.name}"] = ["frontend", "--az", az.name, *args]
@@ -196,7 +197,7 @@ def _wait_for(pending: list[str], ok, deadline: float, what: str) -> None:
 
 def wait_healthy(topo: Topology, timeout: float = 30) -> None:
     """Every process answers its health check, and every frontend sees every storage node up."""
-    urls = [n.url + "/health" for n in topo.nodes] + [m.url + "/health" for m in topo.metas]
+    urls = [n.url + "/health" for n in topo.nodes] + [m.url + "/health" for m in topo.all_metas]
     urls += [f.url + "/" for f in topo.frontends] + [topo.scrub.url + "/health"]
     deadline = time.monotonic() + timeout
     _wait_for(urls, _healthy, deadline, f"not healthy after {timeout}s")

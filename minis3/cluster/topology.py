@@ -87,7 +87,14 @@ MetaSpec = NodeSpec      # a metadata process is described by the same fields
 class AZSpec:
     name: str
     nodes: tuple[NodeSpec, ...]
-    meta: MetaSpec
+    meta: MetaSpec                          # the AZ's home metadata process (buckets, GC notes, partitions)
+    # More metadata processes in the AZ: they start holding nothing, and the
+    # index manager can move partitions' replicas to them (`minis3 partitions move`).
+    extra_metas: tuple[MetaSpec, ...] = ()
+
+    @property
+    def all_metas(self) -> tuple[MetaSpec, ...]:
+        return (self.meta,) + self.extra_metas
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,19 @@ class Topology:
 
     @property
     def metas(self) -> list[MetaSpec]:
+        """The AZs' home metadata processes, in AZ order (one replica of everything each, until a move)."""
         return [az.meta for az in self.azs]
+
+    @property
+    def all_metas(self) -> list[MetaSpec]:
+        """Every metadata process: the homes, then each AZ's extra ones."""
+        return self.metas + [m for az in self.azs for m in az.extra_metas]
+
+    def meta(self, meta_id: str) -> MetaSpec:
+        for m in self.all_metas:
+            if m.id == meta_id:
+                return m
+        raise KeyError(meta_id)
 
     def az_frontend(self, az_name: str) -> FrontendSpec:
         """The frontend an AZ runs when ``frontend.per_az`` is set."""
@@ -241,7 +260,10 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
         meta = MetaSpec(id=f"meta-{name}", az=name, host=str(m.get("host", "127.0.0.1")),
                         port=int(m.get("port", 9201 + i)),
                         data_dir=Path(m.get("data_dir", root / name / "meta")))
-        azs.append(AZSpec(name=name, nodes=nodes, meta=meta))
+        extras = tuple(MetaSpec(id=f"meta-{name}-{j + 2}", az=name, host=str(x.get("host", "127.0.0.1")),
+                                port=int(x["port"]), data_dir=Path(x.get("data_dir", root / name / f"meta-{j + 2}")))
+                       for j, x in enumerate(raw.get("extra_metas", [])))
+        azs.append(AZSpec(name=name, nodes=nodes, meta=meta, extra_metas=extras))
     creds = {str(c["access_key"]): str(c["secret_key"]) for c in doc.get("credentials", [])}
     accounts = {str(c["access_key"]): str(c.get("account", c["access_key"])) for c in doc.get("credentials", [])}
     if not creds:
@@ -263,6 +285,9 @@ def validate(topo: Topology) -> None:
     ids = [n.id for n in topo.nodes]
     if len(set(ids)) != len(ids):
         raise TopologyError("storage node ids must be unique")
+    addrs = [(m.host, m.port) for m in topo.all_metas] + [(n.host, n.port) for n in topo.nodes]
+    if len(set(addrs)) != len(addrs):
+        raise TopologyError("every storage node and metadata process needs an address of its own")
     if len(ids) < er.k + er.m:
         raise TopologyError(f"EC {er.k}+{er.m} needs at least {er.k + er.m} storage nodes, topology has {len(ids)}")
     # Losing any one AZ must leave at least k fragments of every segment. Placement
@@ -292,8 +317,9 @@ def az_address(base_port: int, i: int) -> str:
     return f"127.{0 if base_port == 9000 else (base_port // 1000) % 256}.{i + 1}.1"
 
 
-def default_doc(base_port: int = 9000) -> dict:
-    """The built-in local cluster (what `make run` starts)."""
+def default_doc(base_port: int = 9000, extra_metas: int = 0) -> dict:
+    """The built-in local cluster (what `make run` starts); ``extra_metas``
+    more metadata processes per AZ (ports base + 204 on)."""
     azs = []
     for i, letter in enumerate("abc"):
         host = az_address(base_port, i)
@@ -303,6 +329,8 @@ def default_doc(base_port: int = 9000) -> dict:
             "nodes": [{"id": f"{letter}{j + 1}", "host": host, "port": base_port + 101 + 2 * i + j}
                       for j in range(2)],
         })
+        if extra_metas:
+            azs[-1]["extra_metas"] = [{"host": host, "port": base_port + 204 + 3 * j + i} for j in range(extra_metas)]
     return {"frontend": {"host": "127.0.0.1", "port": base_port}, "az": azs,
             "scrub": {"host": "127.0.0.1", "port": base_port + 300}}
 
@@ -340,10 +368,11 @@ def _toml_value(v) -> str:
 
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
                credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
-               frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None) -> str:
+               frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None,
+               extra_metas: int = 0) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
-    doc = default_doc(base_port)
+    doc = default_doc(base_port, extra_metas)
     doc["scrub"].update(scrub or {})
     lines = [f"data_dir = {_toml_value(str(data_dir))}"]
     if cluster_secret:
@@ -402,6 +431,7 @@ def free_base_port(lo: int = 10000, hi: int = 32000) -> int:
         for i, az in enumerate(doc["az"]):
             addrs += [(n["host"], n["port"]) for n in az["nodes"]] + [(az["meta"]["host"], az["meta"]["port"])]
             addrs.append((az["meta"]["host"], base + 10 + i))             # its per-AZ frontend
+            addrs += [(az["meta"]["host"], base + 204 + 3 * j + i) for j in range(2)]   # room for extra metas
         if any(eph_lo <= p <= eph_hi for _, p in addrs):
             continue
         if all(_port_free(h, p) for h, p in addrs):

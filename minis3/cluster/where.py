@@ -238,7 +238,7 @@ async def locate(topo: Topology, session, bucket: str, key: str) -> Location | N
     (:func:`minis3.rpc.http.client_session` with the cluster secret)."""
     from ..meta.client import MetaClient
     from ..storage.client import StorageClient
-    record = await MetaClient(session, [m.url for m in topo.metas]).get_record(f"{bucket}/{key}")
+    record = await MetaClient.for_topology(session, topo).get_record(f"{bucket}/{key}")
     if record is None:
         return None
     storage = StorageClient(session, {n.id: n.url for n in topo.nodes})

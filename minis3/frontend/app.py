@@ -96,7 +96,7 @@ class Frontend:
                                       source_host=self.topo.az_frontend(self.az).host if self.az else None,
                                       delay=InterAZDelay.for_topology(self.topo, self.az))
         # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
-        self.meta = MetaClient(self.session, [m.url for m in self.topo.metas], hlc=self.hlc)
+        self.meta = MetaClient.for_topology(self.session, self.topo, hlc=self.hlc)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
         self.health = NodeHealth(self.session, {n.id: n.url for n in self.topo.nodes})

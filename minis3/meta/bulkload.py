@@ -47,7 +47,7 @@ async def load(topo, bucket: str, keys: int, *, prefix: str = "k/", body: bytes 
     started = time.monotonic()
     done = 0
     async with client_session(topo.cluster_secret, timeout_s=300) as session:
-        meta = MetaClient(session, [m.url for m in topo.metas], hlc=HLC()).as_account(account)
+        meta = MetaClient.for_topology(session, topo, hlc=HLC()).as_account(account)
         try:
             await meta.create_bucket(bucket, topo.region)
         except E.BucketAlreadyOwnedByYou:

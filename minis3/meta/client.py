@@ -42,6 +42,7 @@ from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
 from .listing import after_prefix, list_page
 from .partition import version
+from .routing import IndexRouter
 
 log = logging.getLogger("minis3.meta.client")
 
@@ -69,16 +70,16 @@ def live(rec: dict | None) -> dict | None:
 
 
 class ReplicaError(Exception):
-    def __init__(self, message: str, code: str | None = None, status: int = 0):
+    def __init__(self, message: str, code: str | None = None, status: int = 0, body: dict | None = None):
         super().__init__(message)
-        self.code, self.status = code, status
+        self.code, self.status, self.body = code, status, body or {}
 
 
 class Replica:
-    """One metadata replica, over HMAC-signed HTTP."""
+    """One metadata process, over HMAC-signed HTTP."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, name: str = ""):
-        self.session, self.url, self.name = session, url, name or url
+    def __init__(self, session: aiohttp.ClientSession, url: str, name: str = "", az: str = ""):
+        self.session, self.url, self.name, self.az = session, url, name or url, az
         self.suspect_until = 0.0          # after a failure to answer, asked last for a while
 
     async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | None = None):
@@ -87,7 +88,8 @@ class Replica:
             async with self.session.request(method, url, json=json) as r:
                 body = await r.json(content_type=None)
                 if r.status >= 400:
-                    raise ReplicaError(f"{self.name}: {r.status} {body.get('code')}", body.get("code"), r.status)
+                    raise ReplicaError(f"{self.name}: {r.status} {body.get('code')}", body.get("code"), r.status,
+                                       body)
                 self.suspect_until = 0.0
                 return body
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
@@ -192,8 +194,10 @@ class MergedScan:
         self.versions: SortedDict = SortedDict()
         self.intervals: list[tuple[tuple[str, bool], tuple[str, bool]]] = []   # [lo, hi), by lo
 
-    def add(self, lo: tuple[str, bool], replies: list[dict]) -> None:
-        hi = _END
+    def add(self, lo: tuple[str, bool], replies: list[dict], upto: str | None = None) -> None:
+        """Replicas' scans from ``lo``; ``upto``: the scans stopped at this key
+        (a partition's end), so what they cover ends there."""
+        hi = _END if upto is None else (upto, False)
         for body in replies:
             if not body["exhausted"] and body["items"]:
                 hi = min(hi, (body["items"][-1][0], True))
@@ -229,15 +233,24 @@ class MergedScan:
 # ------------------------------------------------------------------ the client
 class MetaClient:
     def __init__(self, session: aiohttp.ClientSession, urls: list[str], account: str | None = None,
-                 hlc: HLC | None = None, locks: dict | None = None):
+                 hlc: HLC | None = None, locks: dict | None = None, router: IndexRouter | None = None):
+        """``urls``: each AZ's home metadata process; ``router``: where each
+        key range's replicas are (without one, the homes hold everything)."""
         self.session = session
-        self.replicas = [Replica(session, u) for u in urls]
+        self.router = router or IndexRouter([Replica(session, u) for u in urls])
+        self.replicas = self.router.homes
         self.account = account
         self.hlc = hlc or HLC()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {} if locks is None else locks
         self.n = len(self.replicas)
         self.w = min(WRITE_QUORUM, self.n)
         self.r = min(READ_QUORUM, self.n)
+
+    @classmethod
+    def for_topology(cls, session: aiohttp.ClientSession, topo, **kw) -> "MetaClient":
+        router = IndexRouter([Replica(session, m.url, m.id, m.az) for m in topo.metas],
+                             [Replica(session, m.url, m.id, m.az) for az in topo.azs for m in az.extra_metas])
+        return cls(session, [m.url for m in topo.metas], router=router, **kw)
 
     def as_account(self, account: str) -> "MetaClient":
         """A view of the same client that acts for one account."""
@@ -247,15 +260,41 @@ class MetaClient:
         return view
 
     # -- quorum primitives ---------------------------------------------------------
-    async def _read(self, path: str, params: dict) -> list[tuple[Replica, dict]]:
+    async def call_routed(self, r: Replica, ikey: str | None, method: str, path: str, *, params: dict | None = None,
+                    json: dict | None = None, follow: bool = True):
+        """One replica's answer. For an object key (``ikey``), a process that no
+        longer holds the key's range answers 421 WrongPartition with its map:
+        adopt it and ask the holder it names in the same AZ (``follow``)."""
+        for _ in range(3):
+            try:
+                return await r.call(method, path, params=params, json=json)
+            except ReplicaError as exc:
+                if ikey is None or exc.code != "WrongPartition":
+                    raise
+                self.router.learn(exc.body.get("map"))
+                nxt = self.router.replica_in(r.az, ikey) if r.az else r
+                if not follow or nxt is r:
+                    raise
+                r = nxt
+        raise ReplicaError(f"{r.name}: the partition map kept changing")
+
+    async def _read(self, path: str, params: dict, ikey: str | None = None,
+                    follow: bool = True) -> list[tuple[Replica, dict]]:
+        """A read quorum, of the key's replicas (``ikey``) or of the home processes."""
+        if ikey is not None:
+            await self.router.ensure()
+        replicas = self.router.replicas_for(ikey) if ikey is not None else self.replicas
         # Start at a different replica each time, so reads spread over all three.
         self._turn = (getattr(self, "_turn", 0) + 1) % self.n
-        replicas = self.replicas[self._turn:] + self.replicas[:self._turn]
-        return await quorum(replicas, lambda r: r.call("GET", path, params=params), self.r,
-                            finish_in_background=False, ask=self.r)
+        replicas = replicas[self._turn:] + replicas[:self._turn]
+        return await quorum(replicas, lambda r: self.call_routed(r, ikey, "GET", path, params=params, follow=follow),
+                            self.r, finish_in_background=False, ask=self.r)
 
-    async def _write(self, path: str, body: dict) -> None:
-        await quorum(self.replicas, lambda r: r.call("POST", path, json=body), self.w,
+    async def _write(self, path: str, body: dict, ikey: str | None = None) -> None:
+        if ikey is not None:
+            await self.router.ensure()
+        replicas = self.router.replicas_for(ikey) if ikey is not None else self.replicas
+        await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", path, json=body), self.w,
                      finish_in_background=True)
 
     def _newest(self, recs) -> dict | None:
@@ -301,8 +340,15 @@ class MetaClient:
             raise E.BucketAlreadyOwnedByYou() if cur.get("owner") == self.account else E.BucketAlreadyExists()
         rec = self._stamp()
         rec.update(created_ms=physical_ms(rec["ts"]), region=region, owner=self.account)
-        await self._write("/v/bucket", {"name": name, "record": rec})
+        await self._write_bucket({"name": name, "record": rec})
         return rec
+
+    async def _write_bucket(self, body: dict) -> None:
+        """A bucket version: a write quorum of the home processes; the extra
+        ones (which check writes against their copy of the table) get it too."""
+        for r in self.router.extras:
+            _Background.keep(asyncio.ensure_future(r.call("POST", "/v/bucket", json=body)))
+        await self._write("/v/bucket", body)
 
     async def delete_bucket(self, name: str) -> None:
         self._check_owner(await self._bucket_version(name))
@@ -312,18 +358,19 @@ class MetaClient:
             page = await self.list_objects(name, max_keys=1, marker=page["next_marker"], _checked=True)
         if page["entries"] or page["prefixes"]:
             raise E.BucketNotEmpty()
-        await self._write("/v/bucket", {"name": name, "record": dict(self._stamp(), deleted=True)})
+        await self._write_bucket({"name": name, "record": dict(self._stamp(), deleted=True)})
 
     # -- objects ----------------------------------------------------------------------
     async def _object_versions(self, bucket: str, key: str) -> tuple[dict | None, dict | None]:
-        replies = await self._read("/v/object", {"bucket": bucket, "key": key})
+        ikey = bucket + "/" + key
+        replies = await self._read("/v/object", {"bucket": bucket, "key": key}, ikey)
         b = self._newest(body["bucket"] for _, body in replies)
         o = self._newest(body["object"] for _, body in replies)
         stale = [r for r, body in replies if version(body["object"]) < version(o)]
         if stale and o is not None:                      # read repair, in the background
             for r in stale:
                 _Background.keep(asyncio.ensure_future(
-                    r.call("POST", "/v/object", json={"bucket": bucket, "key": key, "record": o})))
+                    self.call_routed(r, ikey, "POST", "/v/object", json={"bucket": bucket, "key": key, "record": o})))
         return b, o
 
     async def get_object(self, bucket: str, key: str) -> dict:
@@ -356,7 +403,7 @@ class MetaClient:
         rec = dict(record, **self._stamp())
         rec["mtime"] = physical_ms(rec["ts"])
         await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "owner": self.account,
-                                        "commit": True})
+                                        "commit": True}, bucket + "/" + key)
         return rec
 
     async def _put_object(self, bucket: str, key: str, record: dict, conditions: dict | None,
@@ -369,24 +416,28 @@ class MetaClient:
             raise E.ServiceUnavailable("the write took too long from storing to commit")
         rec = dict(record, **self._stamp())
         rec["mtime"] = physical_ms(rec["ts"])
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True})
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True},
+                          bucket + "/" + key)
         return rec
 
     async def put_objects(self, bucket: str, items: list[tuple[str, dict]]) -> None:
         """Commit many unconditional versions of one bucket's keys in one round
         (``minis3 bulk-load``): each stamped as by put_object, acknowledged by a
         write quorum."""
-        stamped = []
+        await self.router.ensure()
+        groups: dict[tuple, list] = {}           # the items whose replicas are the same processes
         for key, record in items:
             rec = dict(record, **self._stamp())
             rec["mtime"] = physical_ms(rec["ts"])
-            stamped.append([key, rec])
-        await self._write("/v/objects", {"bucket": bucket, "items": stamped, "owner": self.account})
+            ikey = bucket + "/" + key
+            groups.setdefault(tuple(r.name for r in self.router.replicas_for(ikey)), []).append([key, rec])
+        await asyncio.gather(*(self._write("/v/objects", {"bucket": bucket, "items": g, "owner": self.account},
+                                           bucket + "/" + g[0][0]) for g in groups.values()))
 
     async def delete_object(self, bucket: str, key: str) -> None:
         """A tombstone, in one round (S3's DELETE succeeds whether or not the key exists)."""
         await self._write("/v/object", {"bucket": bucket, "key": key, "owner": self.account,
-                                        "record": dict(self._stamp(), deleted=True)})
+                                        "record": dict(self._stamp(), deleted=True)}, bucket + "/" + key)
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "", marker: str = "",
                            max_keys: int = 1000, _checked: bool = False, full: bool = False) -> dict:
@@ -400,17 +451,28 @@ class MetaClient:
         base = bucket + "/"
         end = base + after_prefix(prefix) if prefix else bucket + chr(ord("/") + 1)
         limit = max(16, min(5000, max_keys + 16))
+        await self.router.ensure()
         for _ in range(10_000):
             try:
                 page = list_page(merged.scan, bucket, prefix, delimiter, marker, max_keys)
             except _NeedMore as need:
                 start, after = need.pos
+                # One partition at a time: the scan stops at its end, and the
+                # page goes on in the next one (each with its own replicas).
+                e = self.router.entry(start)
+                upto = e.hi if e is not None and e.hi is not None and e.hi < end else None
                 params = {"table": "objects", "start": start, "inclusive": "0" if after else "1",
-                          "end": end, "limit": limit}
+                          "end": upto or end, "limit": limit}
                 if not full:
                     params["fields"] = "list"
-                replies = await self._read("/v/scan", params)
-                merged.add(need.pos, [body for _, body in replies])
+                seen = self.router.version
+                try:
+                    replies = await self._read("/v/scan", params, start, follow=False)
+                except E.ServiceUnavailable:
+                    if self.router.version == seen:
+                        raise
+                    continue                      # the range moved or split: again, with the new map
+                merged.add(need.pos, [body for _, body in replies], upto)
                 limit = min(5000, limit * 2)      # runs of tombstones: fetch more each time
                 continue
             return {"entries": [(k, r) for k, r in page.entries], "prefixes": page.prefixes,
@@ -438,12 +500,13 @@ class MetaClient:
         bucket, key = self._split(ikey)
         rec = dict(record, **self._stamp())
         rec["mtime"] = physical_ms(rec["ts"])
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True})
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True}, ikey)
         return rec
 
     async def delete_record(self, ikey: str) -> None:
         bucket, key = self._split(ikey)
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": dict(self._stamp(), deleted=True)})
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": dict(self._stamp(), deleted=True)},
+                          ikey)
 
     # -- the rest --------------------------------------------------------------------
     async def gc_add(self, ec: dict, reason: str) -> None:

@@ -68,6 +68,9 @@ class Partition:
         ``table`` (a half of a split, whose directory holds links to its
         parent's files), adopt that table and start WAL ``generation``."""
         self.id, self.lo, self.hi = pid, lo, hi
+        # "serving", or "incoming": a replica being moved here, which takes
+        # writes but answers no reads until it has caught up (meta/server.py).
+        self.state = "serving"
         self.table: SortedDict = SortedDict()
         # Writes accepted but not yet durable. Conditional checks look here
         # first, so two conditional writers can't both pass; readers never do.
@@ -147,7 +150,7 @@ class Partition:
         out = {"id": self.id, "lo": self.lo, "hi": self.hi, "keys": len(self.table),
                "reads": self.reads, "writes": self.writes, "refused": self.refused, "wal_syncs": self.wal.syncs,
                "wal_generation": self.wal.generation, "bytes": self.estimated_bytes(),
-               "inflight": self.inflight, "splitting": self.splitting is not None}
+               "inflight": self.inflight, "splitting": self.splitting is not None, "state": self.state}
         if live:          # a walk over every record: for status pages, not for the split check
             out["live_keys"] = sum(1 for v in self.table.values() if not v.get("deleted"))
         return out
@@ -163,6 +166,11 @@ class Partition:
 
 
 MANIFEST = "partitions.json"
+
+
+def overlaps(lo1: str, hi1: str | None, lo2: str, hi2: str | None) -> bool:
+    """Do the key ranges [lo1, hi1) and [lo2, hi2) share a key (None: to the end)?"""
+    return (hi2 is None or lo1 < hi2) and (hi1 is None or lo2 < hi1)
 
 
 def _link_files(src: Path, dst: Path) -> None:
@@ -192,20 +200,27 @@ class PartitionSet:
     (directories not on the list are half-built leftovers, removed at start).
     """
 
-    def __init__(self, bounds: tuple[str, ...], root: Path, snapshot_every: int = 50_000):
+    def __init__(self, bounds: tuple[str, ...] | None, root: Path, snapshot_every: int = 50_000):
+        """``bounds``: the topology's initial cut, for a new home replica (which
+        holds every partition); None for a new extra metadata process, which
+        holds none until one is moved to it."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.snapshot_every = snapshot_every
         try:
             listed = json.loads((self.root / MANIFEST).read_text())["partitions"]
         except FileNotFoundError:
-            # A new replica (or one from before the manifest): the topology's initial cut.
-            edges = [""] + sorted(set(b for b in bounds if b))
-            listed = [{"id": f"p{i:03d}", "lo": lo, "hi": edges[i + 1] if i + 1 < len(edges) else None}
-                      for i, lo in enumerate(edges)]
+            # A new replica (or one from before the manifest).
+            listed = []
+            if bounds is not None:
+                edges = [""] + sorted(set(b for b in bounds if b))
+                listed = [{"id": f"p{i:03d}", "lo": lo, "hi": edges[i + 1] if i + 1 < len(edges) else None}
+                          for i, lo in enumerate(edges)]
             write_json_durably(self.root / MANIFEST, {"partitions": listed})
         self.partitions = [Partition(d["id"], d["lo"], d["hi"], self.root / d["id"], snapshot_every)
                            for d in listed]
+        for p, d in zip(self.partitions, listed):
+            p.state = d.get("state", "serving")
         keep = {d["id"] for d in listed}
         for child in self.root.iterdir():
             if child.is_dir() and child.name not in keep:
@@ -217,14 +232,73 @@ class PartitionSet:
         self._los = [p.lo for p in self.partitions]
         self.by_id = {p.id: p for p in self.partitions}
 
-    def for_key(self, key: str) -> Partition:
-        return self.partitions[bisect_right(self._los, key) - 1]
+    def for_key(self, key: str) -> Partition | None:
+        """The local partition holding ``key``; None if this process holds none."""
+        i = bisect_right(self._los, key) - 1
+        p = self.partitions[i] if i >= 0 else None
+        return p if p is not None and p.contains(key) else None
+
+    def covers(self, start: str, end: str | None) -> bool:
+        """Do the local partitions hold every key in [start, end), with no gap?"""
+        pos = start
+        while True:
+            p = self.for_key(pos)
+            if p is None:
+                return False
+            if p.hi is None or (end is not None and p.hi >= end):
+                return True
+            pos = p.hi
 
     def scan(self, start: str, inclusive: bool = True) -> Iterator[tuple[str, dict]]:
-        """Every (key, record) from ``start`` on, in key order, across partitions."""
-        i = bisect_right(self._los, start) - 1
+        """Every (key, record) from ``start`` on, in key order, across the local
+        partitions (the caller checks they cover the range it reads)."""
+        i = max(0, bisect_right(self._los, start) - 1)
         for p in self.partitions[i:]:
             yield from p.iter_from(start, inclusive)
+
+    def _manifest(self, partitions: list[Partition]) -> dict:
+        return {"partitions": sorted(({"id": x.id, "lo": x.lo, "hi": x.hi,
+                                       **({"state": x.state} if x.state != "serving" else {})}
+                                      for x in partitions), key=lambda d: d["lo"])}
+
+    async def add(self, pid: str, lo: str, hi: str | None) -> Partition:
+        """A new, empty, incoming partition [lo, hi) (a replica moving here),
+        listed durably before it takes any write. Idempotent."""
+        if pid in self.by_id:
+            return self.by_id[pid]
+        for p in self.partitions:
+            if overlaps(p.lo, p.hi, lo, hi):
+                raise ValueError(f"{pid} [{lo!r}, {hi!r}) overlaps local partition {p.id}")
+        d = self.root / pid
+        if d.exists():
+            await asyncio.to_thread(shutil.rmtree, d)          # a leftover of an abandoned move
+        part = Partition(pid, lo, hi, d, self.snapshot_every)
+        part.state = "incoming"
+        after = self.partitions + [part]
+        await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
+        self.partitions = after
+        self._reindex()
+        return part
+
+    async def set_state(self, pid: str, state: str) -> None:
+        p = self.by_id[pid]
+        if p.state != state:
+            p.state = state
+            await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(self.partitions))
+
+    async def drop(self, pid: str) -> None:
+        """Forget a partition this process no longer holds (its replica moved
+        away and the new holder has caught up): off the list, then its files."""
+        p = self.by_id[pid]
+        while p.inflight or p.wal.writing:
+            await asyncio.sleep(0.001)
+        after = [x for x in self.partitions if x is not p]
+        await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
+        self.partitions = after
+        self._reindex()
+        p.wal.close()
+        await p.wal.snapshot_written()
+        await asyncio.to_thread(shutil.rmtree, self.root / pid, True)
 
     async def split(self, pid: str, key: str, left_id: str, right_id: str) -> float:
         """Cut partition ``pid`` at ``key`` into ``left_id`` [lo, key) and
@@ -255,10 +329,10 @@ class PartitionSet:
                     table = _slice(p.table, lo, hi)
                     halves.append(Partition(hid, lo, hi, self.root / hid, self.snapshot_every, table=table,
                                             generation=gen + 1))
+                for h in halves:
+                    h.state = p.state
                 after = [x for x in self.partitions if x is not p] + halves
-                manifest = {"partitions": sorted(({"id": x.id, "lo": x.lo, "hi": x.hi} for x in after),
-                                                 key=lambda d: d["lo"])}
-                await asyncio.to_thread(write_json_durably, self.root / MANIFEST, manifest)
+                await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
             except BaseException:
                 for h in halves:
                     h.wal.close()

@@ -65,6 +65,9 @@ class PartitionMap:
     next_id: int
     events: tuple[dict, ...] = field(default=())   # the most recent changes, oldest first
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_los", [p.lo for p in self.partitions])   # for locate's binary search
+
     # -- building ----------------------------------------------------------------------
     @classmethod
     def initial(cls, bounds: Sequence[str], replicas: dict[str, str]) -> "PartitionMap":
@@ -92,7 +95,7 @@ class PartitionMap:
     # -- lookups -----------------------------------------------------------------------
     def locate(self, key: str) -> Entry:
         """The partition holding ``key``: a binary search over the ranges' lower bounds."""
-        return self.partitions[bisect_right([p.lo for p in self.partitions], key) - 1]
+        return self.partitions[bisect_right(self._los, key) - 1]
 
     def get(self, pid: str) -> Entry:
         for p in self.partitions:
@@ -102,7 +105,7 @@ class PartitionMap:
 
     def covering(self, start: str, end: str | None = None) -> list[Entry]:
         """The partitions that hold keys in [start, end), in key order."""
-        i = bisect_right([p.lo for p in self.partitions], start) - 1
+        i = bisect_right(self._los, start) - 1
         out = []
         for p in self.partitions[i:]:
             if end is not None and p.lo >= end:
@@ -112,6 +115,17 @@ class PartitionMap:
 
     def held_by(self, meta_id: str) -> list[Entry]:
         return [p for p in self.partitions if meta_id in dict(p.replicas).values()]
+
+    def holds(self, meta_id: str, az: str, start: str, end: str | None = None) -> bool:
+        """Does ``meta_id`` hold ``az``'s replica of every key in [start, end)?"""
+        return all(p.replica_in(az) == meta_id for p in self.covering(start, end))
+
+    def last_move(self, pid: str, az: str) -> dict | None:
+        """The most recent recorded move of ``pid``'s replica in ``az``."""
+        for ev in reversed(self.events):
+            if ev["kind"] == "move" and ev["partition"] == pid and ev["az"] == az:
+                return ev
+        return None
 
     # -- changes -----------------------------------------------------------------------
     def _changed(self, partitions: list[Entry], event: dict, next_id: int | None = None) -> "PartitionMap":
@@ -133,8 +147,9 @@ class PartitionMap:
         return self._changed(parts, {"kind": "split", "partition": pid, "key": key, "into": [left.id, right.id],
                                      "reason": reason, "at_ms": at_ms}, self.next_id + 2)
 
-    def move(self, pid: str, az: str, to: str, *, reason: str, at_ms: int) -> "PartitionMap":
-        """Give partition ``pid``'s replica in ``az`` to metadata process ``to``."""
+    def move(self, pid: str, az: str, to: str, *, reason: str, at_ms: int, **extra) -> "PartitionMap":
+        """Give partition ``pid``'s replica in ``az`` to metadata process ``to``
+        (``extra``: more to record in the event, e.g. when the copy began)."""
         p = self.get(pid)
         frm = p.replica_in(az)
         if frm is None:
@@ -142,7 +157,7 @@ class PartitionMap:
         reps = tuple((a, to if a == az else m) for a, m in p.replicas)
         parts = [replace(x, replicas=reps) if x.id == pid else x for x in self.partitions]
         return self._changed(parts, {"kind": "move", "partition": pid, "az": az, "from": frm, "to": to,
-                                     "reason": reason, "at_ms": at_ms})
+                                     "reason": reason, "at_ms": at_ms, **extra})
 
     def merge(self, left_id: str, *, reason: str, at_ms: int) -> "PartitionMap":
         """Join ``left_id`` with its right neighbour (they must have the same replicas)."""

@@ -57,7 +57,7 @@ from ..rpc.delay import InterAZDelay
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from ..cluster.topology import IndexSpec
 from ..fsutil import write_json_durably
-from .partition import Partition, PartitionSet, TokenBucket, version
+from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
 from .pmap import PartitionMap, choose_split_key
 
 log = logging.getLogger("minis3.meta")
@@ -104,13 +104,30 @@ class CatchingUp(web.HTTPServiceUnavailable):
                          content_type="application/json")
 
 
+class _NoSource(Exception):
+    """No peer could send a range (catch-up tries again)."""
+
+
+class WrongPartition(web.HTTPMisdirectedRequest):
+    """421: this process does not hold the key's partition (its replica moved,
+    or was never here). The body carries this process's partition map, so the
+    caller can learn where the range went and ask there."""
+    def __init__(self, pmap: PartitionMap):
+        super().__init__(text=json.dumps({"code": "WrongPartition", "message": "this process does not hold "
+                                          "that key range", "map": pmap.doc()}),
+                         content_type="application/json")
+
+
 class MetaService:
     def __init__(self, meta_id: str, az: str, data_dir, bounds: tuple[str, ...], snapshot_every: int = 50_000,
-                 peers: list[str] | None = None, secret: str | None = None, commit_window_s: float = 150.0,
+                 peers: dict[str, str] | None = None, secret: str | None = None, commit_window_s: float = 150.0,
                  rpc_options: dict | None = None, index: IndexSpec | None = None,
-                 replicas: dict[str, str] | None = None):
+                 replicas: dict[str, str] | None = None, home: bool = True):
         """``replicas``: the initial replica of every partition, per AZ ({az: meta id});
-        ``index``: the partitions' request budgets."""
+        ``index``: the partitions' request budgets; ``home``: the AZ's first
+        metadata process, which starts with every partition (an extra one
+        starts with none). ``peers``: every other metadata process's URL, as
+        {url: az}."""
         self.id, self.az = meta_id, az
         self.index = index or IndexSpec()
         self.rpc_options = rpc_options or {}       # client_session's source_host and delay, for catch-up
@@ -119,7 +136,8 @@ class MetaService:
         self.hlc = HLC()
         self.buckets = Partition("buckets", "", None, os.path.join(root, "buckets"), snapshot_every)
         self.gc = Partition("gc", "", None, os.path.join(root, "gc"), snapshot_every)
-        self.objects = PartitionSet(bounds, os.path.join(root, "objects"), snapshot_every)
+        self.home = home
+        self.objects = PartitionSet(bounds if home else None, os.path.join(root, "objects"), snapshot_every)
         for p in [self.buckets, self.gc, *self.objects.partitions]:
             for v in p.table.values():
                 if "ts" in v:
@@ -135,7 +153,8 @@ class MetaService:
             self.pmap = PartitionMap.initial(bounds, replicas or {az: meta_id})
         self.splits: list[dict] = []            # splits done here: partition, key, pause
         self._reconciling = asyncio.Lock()
-        self.peers = list(peers or [])
+        self.peers = dict(peers or {})              # url → az
+        self.moves: list[dict] = []                 # replicas moved here or away: steps and numbers
         self.secret = secret
         self.serving = not self.peers          # a lone replica has nobody to catch up from
         self.catch_up_stats: dict = {}
@@ -144,13 +163,25 @@ class MetaService:
     def _budget(self, p: Partition) -> None:
         p.write_budget, p.read_budget = TokenBucket(self.index.write_ops_per_s), TokenBucket(self.index.read_ops_per_s)
 
-    async def _object_partition(self, ikey: str) -> Partition:
+    def _holds(self, ikey: str) -> bool:
+        """Does the partition map give this process its AZ's replica of ``ikey``?"""
+        return self.pmap.locate(ikey).replica_in(self.az) == self.id
+
+    async def _object_partition(self, ikey: str, *, peer: bool = False) -> Partition:
         """The partition holding ``ikey``, once no split of it is under way
-        (a split pauses its writes; the caller then writes with no await)."""
+        (a split pauses its writes; the caller then writes with no await).
+
+        421 WrongPartition unless the map gives this process the key's
+        replica, or its partition is incoming (moving here: it takes writes
+        before the map names it). A ``peer`` (catch-up, a move) may write to
+        any local partition. Checked after the last await, so once a move's
+        fence has adopted the new map, no write slips into the old replica."""
         part = self.objects.for_key(ikey)
-        while part.splitting is not None:
+        while part is not None and part.splitting is not None:
             await part.splitting.wait()
             part = self.objects.for_key(ikey)
+        if part is None or not (peer or part.state == "incoming" or self._holds(ikey)):
+            raise WrongPartition(self.pmap)
         return part
 
     # -- versions ----------------------------------------------------------------------
@@ -189,8 +220,15 @@ class MetaService:
         bucket, key = request.query["bucket"], request.query["key"]
         ikey = bucket + "/" + key
         part = self.objects.for_key(ikey)
-        if request.query.get("peer") != "1" and not part.read_budget.take():
-            return _slow_down(part, "read")
+        if request.query.get("peer") != "1":
+            if part is None or not self._holds(ikey):
+                raise WrongPartition(self.pmap)
+            if part.state == "incoming":
+                raise CatchingUp()          # a replica moving here answers reads once caught up
+            if not part.read_budget.take():
+                return _slow_down(part, "read")
+        elif part is None:
+            raise WrongPartition(self.pmap)
         return web.json_response({"bucket": self.buckets.latest(bucket), "object": part.get(ikey)})
 
     async def put_object(self, request):
@@ -245,6 +283,10 @@ class MetaService:
         async def one(key: str, rec: dict) -> bool:
             ikey = body["bucket"] + "/" + key
             return await self._keep_object(await self._object_partition(ikey), ikey, rec)
+        for key, _ in body["items"]:                 # refuse the batch before keeping any of it
+            part = self.objects.for_key(body["bucket"] + "/" + key)
+            if part is None or not (part.state == "incoming" or self._holds(body["bucket"] + "/" + key)):
+                raise WrongPartition(self.pmap)
         results = await asyncio.gather(*(one(k, r) for k, r in body["items"]))
         return web.json_response({"applied": sum(results)})
 
@@ -260,6 +302,12 @@ class MetaService:
         limit = min(int(q.get("limit", SCAN_LIMIT)), SCAN_LIMIT)
         fields = LIST_FIELDS if q.get("fields") == "list" else None
         if table == "objects":
+            peer = q.get("peer") == "1"
+            if not self.objects.covers(start, end) or not (peer or self.pmap.holds(self.id, self.az, start, end)):
+                raise WrongPartition(self.pmap)
+            if not peer and any(p.state == "incoming" for p in self.objects.partitions
+                                if (p.hi is None or p.hi > start) and (end is None or p.lo < end)):
+                raise CatchingUp()
             source = self.objects.scan(start, inclusive)
         else:
             source = {"buckets": self.buckets, "gc": self.gc}[table].iter_from(start, inclusive)
@@ -283,61 +331,168 @@ class MetaService:
 
     # -- catching up -------------------------------------------------------------------
     async def catch_up(self, app: web.Application) -> None:
-        """Pull from a peer the versions this replica may have missed and keep
-        the newer ones; serve reads once one peer has been merged completely.
-        Runs at start.
+        """Pull from peers the versions this replica may have missed and keep
+        the newer ones; serve reads once every range it holds has been merged
+        from one replica in another AZ. Runs at start.
 
-        One peer is enough: a write acknowledged while this replica was down
-        is on both others (W = 2 of the two left), and one acknowledged
-        before is in this replica's own WAL. With data of its own, only the
-        versions stamped since its newest (minus ``CATCH_UP_MARGIN_MS``) are
-        sent; an empty replica pulls everything."""
+        One replica per range is enough: a write acknowledged while this
+        replica was down is on both others (W = 2 of the two left), and one
+        acknowledged before is in this replica's own WAL. With data of its
+        own, only the versions stamped since its newest (minus
+        ``CATCH_UP_MARGIN_MS``) are sent; an empty replica pulls everything."""
         started, merged = time.monotonic(), 0
         newest_ms = physical_ms(self.max_ts())
         since = (newest_ms - CATCH_UP_MARGIN_MS) << 16 if newest_ms else None
         session = client_session(self.secret, timeout_s=30, **self.rpc_options)
         try:
             while not self.serving:
-                for peer in self.peers:
-                    try:
-                        merged += await self._pull(session, peer, since)
-                    except (aiohttp.ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
-                        log.info("catch-up: peer %s not ready (%s)", peer, exc.__class__.__name__)
-                        continue
+                try:
+                    merged += await self._catch_up_once(session, since)
                     self.serving = True
-                    break
-                if not self.serving:
+                except _NoSource as exc:
+                    log.info("catch-up: %s; trying again", exc)
                     await asyncio.sleep(0.5)
         finally:
             await session.close()
         self.catch_up_stats = {"versions_merged": merged, "seconds": round(time.monotonic() - started, 3),
                                "since_ms": since >> 16 if since else None}
-        log.info("caught up from a peer: %d newer versions merged in %.2f s (%s)", merged,
+        log.info("caught up from peers: %d newer versions merged in %.2f s (%s)", merged,
                  self.catch_up_stats["seconds"],
                  "everything" if since is None else f"versions stamped since {CATCH_UP_MARGIN_MS // 60000} min "
                                                     "before this replica's newest")
 
-    async def _pull(self, session: aiohttp.ClientSession, peer: str, since: int | None = None) -> int:
-        merged = 0
-        for table in ("buckets", "objects"):
-            start, inclusive = "", True
-            while True:
-                url = f"{peer}/v/scan?table={table}&peer=1&limit={SCAN_LIMIT}&inclusive={int(inclusive)}"
-                params = {"start": start}
-                if since is not None and table == "objects":
-                    params["since_ts"] = str(since)
-                async with session.get(url, params=params) as r:
-                    if r.status != 200:
-                        raise ValueError(f"status {r.status}")
-                    body = await r.json()
-                for k, v in body["items"]:
-                    part = self.buckets if table == "buckets" else await self._object_partition(k)
-                    applied, _ = await self._put_version(part, k, v)
-                    merged += applied
-                if body["exhausted"] or body.get("last") is None:
-                    break
-                start, inclusive = body["last"], False
+    async def _catch_up_once(self, session: aiohttp.ClientSession, since: int | None) -> int:
+        merged = await self._pull_from_any(session, list(self.peers), "buckets", "", None, None)
+        others = [u for u, az in self.peers.items() if az != self.az]
+        if not others:
+            return merged                     # the only AZ: nobody else holds these ranges
+        for part in list(self.objects.partitions):
+            merged += await self._pull_from_any(session, others, "objects", part.lo, part.hi, since)
         return merged
+
+    async def _pull_from_any(self, session, peers: list[str], table: str, lo: str, hi: str | None,
+                             since: int | None) -> int:
+        """Merge [lo, hi) of ``table`` from the first of ``peers`` that holds all of it."""
+        for peer in peers:
+            try:
+                return await self._pull(session, peer, table, lo, hi, since)
+            except (aiohttp.ClientError, OSError, TimeoutError, KeyError, ValueError) as exc:
+                log.debug("catch-up of %s [%r, %r) from %s failed: %s", table, lo, hi, peer, exc)
+        raise _NoSource(f"no peer could send {table} [{lo!r}, {hi!r})")
+
+    async def _pull(self, session: aiohttp.ClientSession, peer: str, table: str, lo: str = "",
+                    hi: str | None = None, since: int | None = None) -> int:
+        """Merge one peer's versions of ``table`` in [lo, hi) (those stamped since ``since``)."""
+        merged, start, inclusive = 0, lo, True
+        while True:
+            params = {"table": table, "peer": "1", "limit": str(SCAN_LIMIT), "inclusive": str(int(inclusive)),
+                      "start": start}
+            if hi is not None:
+                params["end"] = hi
+            if since is not None:
+                params["since_ts"] = str(since)
+            async with session.get(f"{peer}/v/scan", params=params) as r:
+                if r.status != 200:
+                    raise ValueError(f"status {r.status}")
+                body = await r.json()
+            merged += sum(await asyncio.gather(*(self._merge(table, k, v) for k, v in body["items"])))
+            if body["exhausted"] or body.get("last") is None:
+                return merged
+            start, inclusive = body["last"], False
+
+    async def _merge(self, table: str, k: str, v: dict) -> bool:
+        """Keep a peer's version if newer (a page's versions are merged together,
+        so they share the WAL's group commits)."""
+        if table == "buckets":
+            part = self.buckets
+        else:
+            try:
+                part = await self._object_partition(k, peer=True)
+            except web.HTTPException:
+                return False                      # no longer held here (moved away meanwhile)
+        applied, _ = await self._put_version(part, k, v)
+        return applied
+
+    # -- moving a replica here (meta/manager.py runs the steps) ---------------------------
+    def _move_log(self, step: str, pid: str, **numbers) -> dict:
+        entry = {"step": step, "partition": pid, "at_ms": int(time.time() * 1000), **numbers}
+        self.moves.append(entry)
+        del self.moves[:-100]
+        log.info("move of %s: %s %s", pid, step, " ".join(f"{k}={v}" for k, v in numbers.items()))
+        return entry
+
+    async def receive(self, request):
+        """Step 1 (on the new holder): list the partition as incoming, then copy
+        every version of its range from ``source`` (the current holder in this
+        AZ), which goes on serving meanwhile."""
+        body = await request.json()
+        e = body["partition"]
+        try:
+            part = await self.objects.add(e["id"], e["lo"], e.get("hi"))
+        except ValueError as exc:
+            return _refuse(409, f"Overlap: {exc}")
+        self._budget(part)
+        t0 = time.monotonic()
+        session = client_session(self.secret, timeout_s=60, **self.rpc_options)
+        try:
+            copied = await self._pull(session, body["source"], "objects", part.lo, part.hi)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            return _refuse(503, f"CopyFailed: {exc.__class__.__name__}")
+        finally:
+            await session.close()
+        return web.json_response(self._move_log("copied", part.id, versions=copied, keys=len(part.table),
+                                                seconds=round(time.monotonic() - t0, 3)))
+
+    async def fence(self, request):
+        """Step 3 (on the old holder): adopt the map that gives the range away
+        (from now on its writes are refused with WrongPartition), then wait
+        for the writes already accepted to be durable. After this, nothing
+        new lands here, so the new holder's last pull misses nothing."""
+        body = await request.json()
+        await self.adopt_map(PartitionMap.from_doc(body["map"]))
+        e = self.pmap.get(body["partition"])
+        if e.replica_in(self.az) == self.id:
+            return _refuse(409, "StillHolder")
+        t0 = time.monotonic()
+        for p in list(self.objects.partitions):
+            if overlaps(p.lo, p.hi, e.lo, e.hi):
+                while p.inflight or p.wal.writing or p.splitting is not None:
+                    await asyncio.sleep(0.001)
+        return web.json_response(self._move_log("fenced", e.id, map_version=self.pmap.version,
+                                                drained_s=round(time.monotonic() - t0, 4)))
+
+    async def finish(self, request):
+        """Step 4 (on the new holder): pull from the fenced old holder every
+        version stamped since the copy began (minus the catch-up margin), then
+        serve reads."""
+        body = await request.json()
+        part = self.objects.by_id.get(body["partition"])
+        if part is None:
+            return _refuse(404, "NoSuchPartition")
+        since = (int(body["since_ms"]) - CATCH_UP_MARGIN_MS) << 16
+        t0 = time.monotonic()
+        session = client_session(self.secret, timeout_s=60, **self.rpc_options)
+        try:
+            merged = await self._pull(session, body["source"], "objects", part.lo, part.hi, since)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            return _refuse(503, f"CatchUpFailed: {exc.__class__.__name__}")
+        finally:
+            await session.close()
+        await self.objects.set_state(part.id, "serving")
+        return web.json_response(self._move_log("caught-up", part.id, versions=merged, keys=len(part.table),
+                                                seconds=round(time.monotonic() - t0, 3)))
+
+    async def release(self, request):
+        """Step 5 (on the old holder): forget the range (the new holder serves it)."""
+        body = await request.json()
+        e = self.pmap.get(body["partition"])
+        if e.replica_in(self.az) == self.id:
+            return _refuse(409, "StillHolder")
+        gone = [p for p in list(self.objects.partitions)
+                if p.lo >= e.lo and (e.hi is None or (p.hi is not None and p.hi <= e.hi))]
+        for p in gone:
+            await self.objects.drop(p.id)
+        return web.json_response(self._move_log("released", e.id, dropped=[p.id for p in gone]))
 
     async def _start_catch_up(self, app: web.Application) -> None:
         if not self.serving:
@@ -404,9 +559,10 @@ class MetaService:
     async def index_stats(self, request):
         """Each local partition's counters (cheap: no walk over the records)."""
         return web.json_response({
-            "id": self.id, "az": self.az, "map_version": self.pmap.version, "serving": self.serving,
-            "time": time.time(), "partitions": [p.stats(live=False) for p in self.objects.partitions],
-            "splits": self.splits[-50:]})
+            "id": self.id, "az": self.az, "home": self.home, "map_version": self.pmap.version,
+            "serving": self.serving, "time": time.time(),
+            "partitions": [p.stats(live=False) for p in self.objects.partitions],
+            "splits": self.splits[-50:], "moves": self.moves[-50:]})
 
     async def split_key(self, request):
         """Where to split a partition: the median of its keys (``by=keys``) or
@@ -416,6 +572,17 @@ class MetaService:
             return _refuse(404, "NoSuchPartition")
         keys = sorted(p.recent) if request.query.get("by") == "load" else p.median_key()
         return web.json_response({"key": choose_split_key(keys, p.lo, p.hi), "keys": len(p.table)})
+
+    async def _sync_buckets(self, session: aiohttp.ClientSession) -> None:
+        """An extra metadata process keeps a copy of the buckets table (to check a
+        write's bucket and owner, as a home replica does): frontends send it
+        bucket changes as they happen; this pulls any it missed."""
+        newest_ms = physical_ms(max((v.get("ts", 0) for v in self.buckets.table.values()), default=0))
+        since = (newest_ms - CATCH_UP_MARGIN_MS) << 16 if newest_ms else None
+        try:
+            await self._pull_from_any(session, list(self.peers), "buckets", "", None, since)
+        except _NoSource:
+            pass
 
     async def _sync_map(self, session: aiohttp.ClientSession) -> None:
         """Adopt any newer map a peer has (one pushed while this process was away)."""
@@ -437,6 +604,8 @@ class MetaService:
                 try:
                     await self._sync_map(session)
                     await self.reconcile()        # also finishes what a failed attempt left
+                    if not self.home:
+                        await self._sync_buckets(session)
                 except Exception:
                     log.exception("partition map sync failed; trying again")
                 await asyncio.sleep(MAP_SYNC_S)
@@ -524,6 +693,10 @@ class MetaService:
         r.add_post("/index/map", self.put_map)
         r.add_get("/index/stats", self.index_stats)
         r.add_get("/index/split-key", self.split_key)
+        r.add_post("/index/receive", self.receive)
+        r.add_post("/index/fence", self.fence)
+        r.add_post("/index/finish", self.finish)
+        r.add_post("/index/release", self.release)
         r.add_get("/status", self.status)
         r.add_get("/health", self.health)
         app.on_startup.append(self._start_catch_up)
@@ -538,17 +711,21 @@ def main(argv: list[str] | None = None) -> None:
     from ..cluster.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 meta")
     topo_mod.add_arguments(p)
-    p.add_argument("--az", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--az", help="run this AZ's home metadata process")
+    which.add_argument("--id", help="run the metadata process with this id (e.g. an extra one, meta-az-a-2)")
     a = p.parse_args(argv)
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
-    spec = next(az.meta for az in topo.azs if az.name == a.az)
+    spec = topo.meta(a.id) if a.id else next(az.meta for az in topo.azs if az.name == a.az)
     setup_logging(spec.id)
-    peers = [m.url for m in topo.metas if m.id != spec.id]
+    peers = {m.url: m.az for m in topo.all_metas if m.id != spec.id}
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,
                       secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s,
                       index=topo.index, replicas={az.name: az.meta.id for az in topo.azs},
+                      home=spec in topo.metas,
                       rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az)})
-    log.info("metadata replica %s on %s, data in %s, %d partitions, peers %s (%s)", spec.id, spec.url,
-             spec.data_dir, len(svc.objects.partitions), ", ".join(peers) or "none", use_fast_event_loop())
+    log.info("metadata %s %s on %s, data in %s, %d partitions, peers %s (%s)", "replica" if svc.home else
+             "process (extra)", spec.id, spec.url, spec.data_dir, len(svc.objects.partitions),
+             ", ".join(peers) or "none", use_fast_event_loop())
     web.run_app(svc.app(topo.cluster_secret), host=spec.host, port=spec.port,
                 print=None, access_log=None, handle_signals=True)

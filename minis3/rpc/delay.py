@@ -67,7 +67,7 @@ class InterAZDelay:
     @classmethod
     def for_topology(cls, topo, own_az: str | None) -> "InterAZDelay":
         az_of = {(n.host, n.port): n.az for n in topo.nodes}
-        az_of.update({(m.host, m.port): m.az for m in topo.metas})
+        az_of.update({(m.host, m.port): m.az for m in topo.all_metas})
         for az in topo.azs:
             fe = topo.az_frontend(az.name)
             az_of[(fe.host, fe.port)] = az.name

@@ -46,9 +46,10 @@ from ..ec import layout
 from ..ec.codec import Codec, tune_malloc
 from ..ec.placement import place
 from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
-from ..meta.client import PARTS, UPLOADS, Replica, ReplicaError, quorum
+from ..meta.client import PARTS, UPLOADS, MetaClient, Replica, ReplicaError, quorum
+from ..meta.routing import IndexRouter
 from ..meta.partition import version
-from ..meta.manager import IndexManager
+from ..meta.manager import IndexManager, MoveError
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
 from ..storage import blocks
@@ -130,34 +131,53 @@ def ec_units(rec: dict | None) -> list[tuple[int | None, dict, int]]:
 
 
 class _Cursor:
-    """One replica's scan of a table, a page at a time."""
+    """One AZ's replica of a table, scanned a page at a time. The objects
+    table is scanned one partition at a time, each at the process the
+    partition map names for it in this AZ (``router``); other tables at the
+    AZ's home process."""
 
-    def __init__(self, replica: Replica, table: str):
-        self.replica, self.table = replica, table
+    def __init__(self, replica: Replica, table: str, router: IndexRouter | None = None):
+        self.replica, self.table, self.router = replica, table, router
         self.buf: deque = deque()
         self.start, self.inclusive, self.done, self.failed = "", True, False, False
 
     async def fill(self) -> None:
-        if self.buf or self.done:
-            return
-        try:
-            body = await self.replica.call("GET", "/v/scan", params={
-                "table": self.table, "start": self.start, "inclusive": int(self.inclusive), "limit": SCAN_PAGE})
-        except ReplicaError as exc:
-            log.warning("scan of %s on %s failed: %s", self.table, self.replica.name, exc)
-            self.done = self.failed = True
-            return
-        self.buf.extend(body["items"])
-        if body["exhausted"] or not body["items"]:
-            self.done = True
-        else:
-            self.start, self.inclusive = body["items"][-1][0], False
+        tries = 0
+        while not self.buf and not self.done:
+            r, end = self.replica, None
+            if self.router is not None:
+                await self.router.ensure()
+                e = self.router.entry(self.start)
+                r, end = self.router.replica_in(self.replica.az, self.start), e and e.hi
+            params = {"table": self.table, "start": self.start, "inclusive": int(self.inclusive), "limit": SCAN_PAGE}
+            if end is not None:
+                params["end"] = end
+            try:
+                body = await r.call("GET", "/v/scan", params=params)
+            except ReplicaError as exc:
+                tries += 1
+                if exc.code == "WrongPartition" and self.router is not None and tries < 5:
+                    self.router.learn(exc.body.get("map"))
+                    continue                      # the range moved or split: again, with the new map
+                log.warning("scan of %s on %s failed: %s", self.table, r.name, exc)
+                self.done = self.failed = True
+                return
+            self.buf.extend(body["items"])
+            if not (body["exhausted"] or not body["items"]):
+                self.start, self.inclusive = body["items"][-1][0], False
+            elif end is None:
+                self.done = True
+            else:
+                self.start, self.inclusive = end, True      # on into the next partition
 
 
-async def merged_scan(replicas: list[Replica], table: str, failed: list[bool] | None = None):
-    """(key, [version per replica | None], [replica still scanning?]) in key order.
-    At the end, ``failed`` (if given) says which replicas' scans broke off."""
-    cursors = [_Cursor(r, table) for r in replicas]
+async def merged_scan(replicas: list[Replica], table: str, failed: list[bool] | None = None,
+                      router: IndexRouter | None = None):
+    """(key, [version per AZ's replica | None], [replica still scanning?]) in
+    key order. At the end, ``failed`` (if given) says which replicas' scans
+    broke off. ``replicas``: each AZ's home process; ``router``: where the
+    objects table's ranges are."""
+    cursors = [_Cursor(r, table, router) for r in replicas]
     while True:
         await asyncio.gather(*(c.fill() for c in cursors))
         heads = [c.buf[0][0] for c in cursors if c.buf]
@@ -177,7 +197,9 @@ class Scrubber:
         self.codec = Codec(er.k, er.m, er.backend)
         self.session = session
         self.storage = StorageClient(session, {n.id: n.url for n in topo.nodes})
-        self.replicas = [Replica(session, m.url, m.id) for m in topo.metas]
+        self.meta = MetaClient.for_topology(session, topo)
+        self.router = self.meta.router
+        self.replicas = self.meta.replicas            # each AZ's home metadata process
         self.azs = [(az.name, [n.id for n in az.nodes]) for az in topo.azs]
         self.node_az = {n.id: n.az for n in topo.nodes}
         self.grace = topo.scrub.gc_grace_s
@@ -345,13 +367,17 @@ class Scrubber:
                 live.add(name)
         return None if any(failed) else live
 
-    async def _anti_entropy(self, rep: PassReport, path: str, ident: dict, versions, alive) -> dict | None:
+    async def _anti_entropy(self, rep: PassReport, path: str, ident: dict, versions, alive,
+                            ikey: str | None = None) -> dict | None:
+        """Write the newest version to each AZ's replica that lacks it (of an
+        object: at the process holding its range; else at the home process)."""
         newest, stale = P.newest_and_stale([v if a else None for v, a in zip(versions, alive)], version)
         for i in stale:
             if not alive[i]:
                 continue
             try:
-                await self.replicas[i].call("POST", path, json=dict(ident, record=newest))
+                await self.meta.call_routed(self.router.replica_in(self.replicas[i].az, ikey) if ikey else
+                                            self.replicas[i], ikey, "POST", path, json=dict(ident, record=newest))
                 rep.meta_repairs += 1
                 META_REPAIRS.inc()
             except ReplicaError as exc:
@@ -365,10 +391,11 @@ class Scrubber:
         part_records: dict[str, list[tuple[str, dict]]] = {}      # upload id → its live part records
         fresh_ms = rep.inventory_unix * 1000 - FRESH_MS
         live_uploads: set[str] = set()
-        async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed):
+        async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed, self.router):
             rep.keys_done += 1
             bucket, _, key = ikey.partition("/")
-            newest = await self._anti_entropy(rep, "/v/object", {"bucket": bucket, "key": key}, versions, alive)
+            newest = await self._anti_entropy(rep, "/v/object", {"bucket": bucket, "key": key}, versions, alive,
+                                              ikey)
             for v in versions:                      # every replica's version keeps its fragments
                 for _, ec, _ in ec_units(v):
                     for idx, node in enumerate(ec["nodes"]):
@@ -529,7 +556,10 @@ class Scrubber:
     async def _write_version(self, bucket: str, key: str, record: dict) -> None:
         """Send a version to every replica; return when two have it (each keeps it only if newer)."""
         body = {"bucket": bucket, "key": key, "record": record}
-        await quorum(self.replicas, lambda r: r.call("POST", "/v/object", json=body), 2, finish_in_background=True)
+        ikey = bucket + "/" + key
+        await quorum(self.router.replicas_for(ikey), lambda r: self.meta.call_routed(r, ikey, "POST", "/v/object",
+                                                                                     json=body),
+                     2, finish_in_background=True)
 
     async def _rewrite(self, ec: dict, size: int, pl: P.ObjectPlan) -> int:
         """Write every fragment of ``pl.fixes`` from k present ones, segment by
@@ -676,6 +706,15 @@ def app(topo) -> web.Application:
     async def index_status(request):
         return web.json_response(state["index"].status())
 
+    async def index_move(request):
+        """Move a partition's replica (``minis3 partitions move``): the five steps of meta/manager.py."""
+        body = await request.json()
+        try:
+            ev = await state["index"].move(str(body["partition"]), str(body["to"]), body.get("reason", "asked"))
+        except (MoveError, KeyError) as exc:
+            return web.json_response({"code": "MoveFailed", "message": str(exc)}, status=409)
+        return web.json_response(ev)
+
     async def status(request):
         return web.json_response(state["scrubber"].status())
 
@@ -694,6 +733,7 @@ def app(topo) -> web.Application:
 
     a.router.add_get("/status", status)
     a.router.add_get("/index", index_status)
+    a.router.add_post("/index/move", index_move)
     a.router.add_post("/pass", start)
     a.router.add_get("/health", health)
     a.router.add_get("/metrics", metrics)

@@ -25,12 +25,13 @@ def pick_base_port() -> int:
 
 
 def write_topology(path: Path, data_dir: Path, base_port: int, frontend_per_az: bool = False,
-                   scrub: dict | None = None, index: dict | None = None, **erasure) -> Path:
+                   scrub: dict | None = None, index: dict | None = None, extra_metas: int = 0,
+                   **erasure) -> Path:
     path.write_text(topology.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
                                         credentials=[(ACCESS_KEY, SECRET_KEY),
                                                      (SECOND_ACCESS_KEY, SECOND_SECRET_KEY)],
                                         erasure=erasure, frontend_per_az=frontend_per_az, scrub=scrub,
-                                        index=index))
+                                        index=index, extra_metas=extra_metas))
     return path
 
 
@@ -38,11 +39,12 @@ class TestCluster:
     __test__ = False  # a helper, not a test class
 
     def __init__(self, root: Path, frontend_per_az: bool = False, scrub: dict | None = None,
-                 index: dict | None = None, **erasure):
+                 index: dict | None = None, extra_metas: int = 0, **erasure):
         self.root = root
         self.base = pick_base_port()
         self.topo_path = write_topology(root / "topology.toml", root / "data", self.base,
-                                        frontend_per_az=frontend_per_az, scrub=scrub, index=index, **erasure)
+                                        frontend_per_az=frontend_per_az, scrub=scrub, index=index,
+                                        extra_metas=extra_metas, **erasure)
         self.topo = topology.load(self.topo_path)
         self.cluster = Cluster(self.topo)
         self.endpoint = self.topo.frontend.url
@@ -75,19 +77,50 @@ class TestCluster:
         self.cluster = Cluster(self.topo)
         self.start()
 
+    def signed_get(self, url: str, path: str, timeout: float = 5) -> dict:
+        req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(self.topo.cluster_secret, "GET",
+                                                                                 path)})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def partition_map(self):
+        """The newest partition map any metadata process has."""
+        from minis3.meta.pmap import PartitionMap, newest
+        maps = []
+        for m in self.topo.all_metas:
+            try:
+                maps.append(PartitionMap.from_doc(self.signed_get(m.url, "/index/map")["map"]))
+            except OSError:
+                continue
+        return newest(maps)
+
+    def replica_scan(self, az: str, start: str, end: str, peer: bool = False) -> list[tuple[str, dict]]:
+        """One AZ's replica of [start, end) of the objects table, raw (tombstones
+        too), each range read at the process the partition map names for it."""
+        pmap, out = self.partition_map(), []
+        for e in pmap.covering(start, end):
+            lo, hi = max(start, e.lo), end if e.hi is None else min(end, e.hi)
+            url = self.topo.meta(e.replica_in(az)).url
+            pos, inclusive = lo, 1
+            while True:
+                q = {"table": "objects", "start": pos, "end": hi, "limit": 5000, "inclusive": inclusive}
+                if peer:
+                    q["peer"] = 1
+                body = self.signed_get(url, "/v/scan?" + urlencode(q))
+                out += [(k, v) for k, v in body["items"]]
+                if body["exhausted"] or not body["items"]:
+                    break
+                pos, inclusive = body["items"][-1][0], 0
+        return out
+
     def records(self, bucket: str) -> dict[str, dict]:
         """key → newest object record, from a quorum of metadata replicas' raw scans."""
         from minis3.meta.partition import version
         out: dict[str, dict] = {}
         answered = 0
-        for m in self.topo.metas:
-            path = "/v/scan?" + urlencode({"table": "objects", "start": bucket + "/", "end": bucket + "0",
-                                           "limit": 5000})
-            req = urllib.request.Request(m.url + path, headers={
-                auth.HEADER: auth.sign(self.topo.cluster_secret, "GET", path)})
+        for az in self.topo.azs:
             try:
-                with urllib.request.urlopen(req, timeout=5) as r:
-                    items = json.loads(r.read())["items"]
+                items = self.replica_scan(az.name, bucket + "/", bucket + "0")
             except OSError:
                 continue
             answered += 1

@@ -104,3 +104,26 @@ async def test_a_half_recovers_from_its_parents_files_until_its_own_snapshot(tmp
     assert names == [f"snapshot-{gen:06d}.jsonl", f"wal-{gen:06d}.log"]
     third = PartitionSet((), tmp_path, snapshot_every=100)
     assert [len(p.table) for p in third.partitions] == [100, 150]
+
+
+async def test_an_extra_process_starts_empty_adds_an_incoming_partition_and_drops_it(tmp_path):
+    ps = PartitionSet(None, tmp_path)
+    assert ps.partitions == [] and ps.for_key("b/k") is None and not ps.covers("a", "c")
+    p = await ps.add("p001", "g", "n")
+    assert p.state == "incoming" and ps.for_key("h/1") is p and ps.for_key("a") is None
+    assert ps.covers("h", "m") and not ps.covers("a", "h") and not ps.covers("h", None)
+    try:
+        await ps.add("p009", "m", "z")
+        raise AssertionError("an overlapping partition was added")
+    except ValueError:
+        pass
+    await write(ps, "h/1", rec(5))
+    await ps.set_state("p001", "serving")
+    await quiesce(ps)
+    again = PartitionSet(None, tmp_path)               # the state and the record survive reopening
+    assert [(x.id, x.state) for x in again.partitions] == [("p001", "serving")]
+    assert again.for_key("h/1").table["h/1"] == rec(5)
+    await again.drop("p001")
+    assert again.partitions == [] and not (tmp_path / "p001").exists()
+    assert json.loads((tmp_path / MANIFEST).read_text()) == {"partitions": []}
+    assert PartitionSet(None, tmp_path).partitions == []

@@ -78,3 +78,14 @@ def test_split_key_always_splits_strictly_inside(keys):
     left = [x for x in keys if x < k]
     right = [x for x in keys if x >= k]
     assert left and right and k > lo
+
+
+def test_holds_and_last_move():
+    m = PartitionMap.initial(["g", "n"], {"az-a": "ma", "az-b": "mb"})
+    assert m.holds("ma", "az-a", "", None) and not m.holds("ma", "az-b", "h", "i")
+    m2 = m.move("p001", "az-a", "ma2", reason="asked", at_ms=5, copy_ms=4)
+    assert m2.holds("ma2", "az-a", "h", "m") and not m2.holds("ma2", "az-a", "h", "o")
+    assert not m2.holds("ma", "az-a", "", None) and m2.holds("ma", "az-a", "", "g")
+    ev = m2.last_move("p001", "az-a")
+    assert ev["from"] == "ma" and ev["to"] == "ma2" and ev["copy_ms"] == 4
+    assert m2.last_move("p001", "az-b") is None and m2.locate("h").replica_in("az-a") == "ma2"
