@@ -348,7 +348,9 @@ def add_arguments(parser) -> None:
 
 def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None) -> Topology:
     if path is None:
-        return parse(default_doc(), source=None, data_dir=data_dir)
+        # `make run`'s cluster: each AZ also runs one extra metadata process,
+        # empty at start, so `minis3 partitions move` has somewhere to move to.
+        return parse(default_doc(extra_metas=1), source=None, data_dir=data_dir)
     with open(path, "rb") as f:
         doc = tomllib.load(f)
     return parse(doc, source=str(path), data_dir=data_dir)
