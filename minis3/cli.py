@@ -66,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("health", help="exit 0 if a service's processes answer (a container's health check)")
     h.add_argument("target", nargs="?", help="frontend, scrubber, all or an AZ name (default: $MINIS3_SERVICE)")
     _topology_args(h)
+    tr = sub.add_parser("trace", help="a request's spans in every process it touched, as a waterfall")
+    tr.add_argument("request_id", nargs="?", help="the request's x-amz-request-id")
+    tr.add_argument("--last", action="store_true", help="the most recent request")
+    tr.add_argument("--follow", action="store_true", help="every request as it finishes (Ctrl-C to stop)")
+    tr.add_argument("--json", action="store_true", help="the spans as JSON (OpenTelemetry's fields)")
+    _topology_args(tr)
     pa = sub.add_parser("partitions", help="the index's partition map: ranges, keys, load, replicas, history")
     pa.add_argument("--json", action="store_true")
     _topology_args(pa)
@@ -129,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from .meta.bulkload import main as bulk_load
         return bulk_load(topo, args.bucket, args.keys, args.prefix, args.size, args.batch, args.in_flight)
+    if args.cmd == "trace":
+        from .cluster.trace import main as trace_main
+        return trace_main(topo, args.request_id, args.last, args.follow, args.json)
     if args.cmd == "partitions" and args.action == "move":
         from .cluster.partitions import move, render_move
         ok, got = move(topo, args.partition, args.to)

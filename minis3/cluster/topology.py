@@ -207,6 +207,13 @@ class Topology:
                 return m
         raise KeyError(meta_id)
 
+    def process_names(self) -> dict[tuple[str, int], str]:
+        """(host, port) → process name (node-a1, meta-az-a, …), for traces."""
+        out = {(n.host, n.port): f"node-{n.id}" for n in self.nodes}
+        out.update({(m.host, m.port): m.id for m in self.all_metas})
+        out[(self.scrub.host, self.scrub.port)] = "scrubber"
+        return out
+
     def az_frontend(self, az_name: str) -> FrontendSpec:
         """The frontend an AZ runs when ``frontend.per_az`` is set."""
         i = next(i for i, az in enumerate(self.azs) if az.name == az_name)

@@ -28,7 +28,10 @@ from ..core.sigv4 import AuthResult, SigningInput, verify
 from ..ec.codec import Codec, tune_malloc
 from ..meta.client import MetaClient
 from ..rpc.delay import InterAZDelay
+from ..core.trace import Span, trace_id_of
+from ..rpc.auth import HEADER as AUTH_HEADER, check as auth_check
 from ..rpc.http import client_session, use_fast_event_loop
+from ..rpc.tracing import TRACER, configure as configure_tracing, trace_handler
 from ..storage.client import StorageClient
 from .datapath import DataPath
 from .health import NodeHealth
@@ -40,6 +43,7 @@ access_log = logging.getLogger("minis3.access")
 #: Where the frontend serves its Prometheus metrics. No bucket name can start
 #: with "_", so the path can never be a path-style S3 request.
 METRICS_PATH = "/_minis3/metrics"
+TRACE_PATH = "/_minis3/trace"
 REQUESTS = prometheus_client.Counter("minis3_requests", "S3 requests answered", ["method", "status"])
 LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request latency to the response head",
                                       ["method"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25,
@@ -94,7 +98,8 @@ class Frontend:
         # A per-AZ frontend sends from its AZ's address, so partitioning the AZ cuts it off too.
         self.session = client_session(self.topo.cluster_secret,
                                       source_host=self.topo.az_frontend(self.az).host if self.az else None,
-                                      delay=InterAZDelay.for_topology(self.topo, self.az))
+                                      delay=InterAZDelay.for_topology(self.topo, self.az),
+                                      peer_names=self.topo.process_names())
         # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
         self.meta = MetaClient.for_topology(self.session, self.topo, hlc=self.hlc)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
@@ -123,6 +128,15 @@ class Frontend:
             self._buckets_seen.clear()
         self._buckets_seen[key] = now + self.BUCKET_SEEN_TTL
 
+    async def trace(self, request: web.Request) -> web.StreamResponse:
+        """This frontend's spans of one request (``?id=``), or its latest requests
+        (``?recent=N``): for ``minis3 trace`` and the console. Signed with the
+        cluster secret, like every internal call: spans name buckets and keys."""
+        if not auth_check(self.topo.cluster_secret, request.method, request.raw_path,
+                          request.headers.get(AUTH_HEADER)):
+            return await self.handle(request)       # not ours: an S3 request for a key named _minis3/trace
+        return await trace_handler(request)
+
     def forget_bucket(self, bucket: str) -> None:
         for key in [k for k in self._buckets_seen if k[1] == bucket]:
             del self._buckets_seen[key]
@@ -136,6 +150,15 @@ class Frontend:
     # -- the request pipeline ------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = uuid.uuid4().hex[:16].upper()
+        with TRACER.span(f"{request.method} {request.path[:120]}", trace_id=trace_id_of(request_id),
+                         request_id=request_id) as root:
+            resp = await self._handle(request, request_id, root)
+            root.attributes["status"] = resp.status
+            if resp.status >= 500:
+                root.status = "ERROR"
+            return resp
+
+    async def _handle(self, request: web.Request, request_id: str, root: Span) -> web.StreamResponse:
         ctx = None
         try:
             raw_path, _, raw_query = request.raw_path.partition("?")
@@ -147,13 +170,21 @@ class Frontend:
             headers = {k.lower(): v for k, v in request.headers.items()}
             sig_in = SigningInput(method=request.method, raw_path=raw_path, query=pairs, headers=headers,
                                   virtual_host_bucket=target.bucket if target.virtual_host else None)
-            auth = verify(sig_in, self.topo.credentials, dt.datetime.now(dt.timezone.utc))
+            with TRACER.span("verify signature (SigV4)") as s:
+                auth = verify(sig_in, self.topo.credentials, dt.datetime.now(dt.timezone.utc))
+                s.attributes.update(mode=auth.mode, access_key=auth.access_key)
             if auth.access_key is None:
                 raise E.AccessDenied()
+            root.attributes.update(bucket=target.bucket, key=target.key, access_key=auth.access_key)
             ctx = Context(request, request_id, target, dict(pairs), auth, self)
             from . import dispatch
             resp = await dispatch.dispatch(ctx)
         except E.S3Error as exc:
+            root.attributes["code"] = exc.code
+            if isinstance(exc, E.SignatureDoesNotMatch):
+                # What the server computed (never a secret): what a client author needs.
+                root.attributes.update({k: v for k, v in (exc.extra or {}).items()
+                                        if k in ("CanonicalRequest", "StringToSign", "AWSAccessKeyId")})
             resp = error_response(exc, request_id, resource=(ctx.resource if ctx else request.path),
                                   head=request.method == "HEAD")
         except Exception:
@@ -225,6 +256,7 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
     app.router.add_route("GET", METRICS_PATH, fe.metrics)
+    app.router.add_route("GET", TRACE_PATH, fe.trace)
     app.router.add_route("*", "/{tail:.*}", fe.handle, expect_handler=_defer_continue)
     app["frontend"] = fe
     return app
@@ -240,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
     spec = topo.az_frontend(a.az) if a.az else topo.frontend
     setup_logging(f"frontend-{a.az}" if a.az else "frontend")
+    configure_tracing(f"frontend-{a.az}" if a.az else "frontend")
     tuned = tune_malloc()
     loop = use_fast_event_loop()
     log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", spec.url, loop, tuned, os.getpid())

@@ -26,6 +26,7 @@ from ..ec import layout
 from ..ec.codec import Codec
 from ..ec.placement import NotEnoughNodes, handoff, place
 from ..meta.client import MetaClient
+from ..rpc.tracing import TRACER
 from ..storage import blocks
 from ..storage.client import FragmentError, StorageClient
 from .health import NodeHealth
@@ -121,11 +122,16 @@ class DataPath:
         queues = [asyncio.Queue(QUEUE_DEPTH) for _ in nodes]
 
         async def upload(i: int, node: str) -> dict:
-            try:
-                return await self.storage.put(node, object_id, i, _drain(queues[i]))
-            except FragmentError as exc:
-                self._failed(exc)
-                raise
+            kind = "data" if i < self.codec.k else "parity"
+            with TRACER.span(f"write fragment {i} ({kind})", node=node, az=self.node_az.get(node)) as span:
+                try:
+                    got = await self.storage.put(node, object_id, i, _drain(queues[i]))
+                except FragmentError as exc:
+                    self._failed(exc)
+                    raise
+                if span is not None and isinstance(got, dict):
+                    span.attributes.update({k: got[k] for k in ("bytes", "fsync_ms") if k in got})
+                return got
         uploads = [asyncio.ensure_future(upload(i, n)) for i, n in enumerate(nodes)]
         landed: list[float] = []
         for up in uploads:
@@ -160,8 +166,11 @@ class DataPath:
                     await asyncio.to_thread(on_segment, data)
 
         async def encoder(q: asyncio.Queue) -> None:
+            n_encoded = 0
             while (data := await q.get()) is not None:
-                frames = encode(data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(encode, data)
+                with TRACER.span(f"encode segment {n_encoded}", bytes=len(data)):
+                    frames = encode(data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(encode, data)
+                n_encoded += 1
                 for fq, frame, up in zip(queues, frames, uploads):
                     await _put_or_fail(fq, frame, up)
             for fq, up in zip(queues, uploads):

@@ -171,9 +171,10 @@ class IndexManager:
                                                          int(ev.get("copy_ms", ev["at_ms"]))))
                     except (MoveError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                         log.warning("resuming the move of %s to %s: %s", e.id, r["id"], exc)
-                elif holder is not None and holder != r["id"] and (holder, e.id) in held \
-                        and held[(holder, e.id)].get("state") == "serving":
-                    try:                            # a replica left behind by a finished move
+                elif holder is not None and holder != r["id"] and (
+                        p.get("state") == "incoming"             # a copy for a move never switched to
+                        or (holder, e.id) in held and held[(holder, e.id)].get("state") == "serving"):
+                    try:                            # or a replica left behind by a finished move
                         done.append(await self._post(r["url"], "/index/release", {"partition": e.id}))
                     except (MoveError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                         log.warning("releasing %s on %s: %s", e.id, r["id"], exc)

@@ -54,7 +54,8 @@ import prometheus_client
 
 from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
-from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
+from ..rpc import tracing
+from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..cluster.topology import IndexSpec
 from ..fsutil import write_json_durably
 from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
@@ -192,7 +193,8 @@ class MetaService:
         if version(rec) <= version(cur):
             return False, cur
         self.hlc.observe(int(rec["ts"]))
-        await part.write(key, rec)
+        with tracing.TRACER.span("WAL append + fdatasync (group commit)", partition=part.id):
+            await part.write(key, rec)
         WRITES.labels(part.id if part is self.buckets else "objects").inc()
         return True, cur
 
@@ -675,8 +677,7 @@ class MetaService:
 
     def app(self, secret: str) -> web.Application:
         self.secret = self.secret or secret
-        app = web.Application(middlewares=[auth_middleware(secret, open_paths=("/health", "/metrics"))],
-                              client_max_size=64 << 20)
+        app = internal_app(secret, client_max_size=64 << 20)
         r = app.router
         r.add_get("/v/bucket", self.get_bucket)
         r.add_get("/v/buckets", self.list_buckets)
@@ -718,6 +719,7 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
     spec = topo.meta(a.id) if a.id else next(az.meta for az in topo.azs if az.name == a.az)
     setup_logging(spec.id)
+    tracing.configure(spec.id)
     peers = {m.url: m.az for m in topo.all_metas if m.id != spec.id}
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,
                       secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s,

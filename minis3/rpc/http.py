@@ -30,8 +30,18 @@ def auth_middleware(secret: str, open_paths: tuple[str, ...] = ("/health",)):
     return mw
 
 
+def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metrics"), **kw) -> web.Application:
+    """An internal service's aiohttp app: requests signed with the cluster
+    secret (``open_paths`` excepted), spans recorded for requests that carry
+    a trace (``traceparent``), and ``GET /trace`` for ``minis3 trace``."""
+    from . import tracing
+    app = web.Application(middlewares=[auth_middleware(secret, open_paths=open_paths), tracing.middleware()], **kw)
+    app.router.add_get("/trace", tracing.trace_handler)
+    return app
+
+
 def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 60.0,
-                   source_host: str | None = None, delay=None):
+                   source_host: str | None = None, delay=None, peer_names: dict | None = None):
     """A pooled keep-alive client session that signs every request.
 
     ``source_host``: the address outgoing connections come from. A process in
@@ -39,9 +49,12 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     (``minis3 chaos partition-az``, which drops packets to and from that
     address) cuts its outgoing traffic too; without it Linux would send from
     127.0.0.1. ``delay``: an :class:`minis3.rpc.delay.InterAZDelay`, slept
-    before each request that crosses a delayed AZ's boundary.
+    before each request that crosses a delayed AZ's boundary. Calls made
+    inside a trace record a client span (``peer_names``: (host, port) → the
+    process's name, for the spans) and pass the trace on.
     """
     import aiohttp
+    from . import tracing
 
     async def on_request_start(session, ctx, params):
         u = params.url
@@ -53,7 +66,11 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
                 await asyncio.sleep(wait)
 
     trace = aiohttp.TraceConfig()
+    on_start, on_end, on_exception = tracing.client_hooks(peer_names)
+    trace.on_request_start.append(on_start)          # (traceparent is not part of the cluster signature)
     trace.on_request_start.append(on_request_start)
+    trace.on_request_end.append(on_end)
+    trace.on_request_exception.append(on_exception)
     conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30,
                                 local_addr=(source_host, 0) if source_host else None)
     return aiohttp.ClientSession(connector=conn, trace_configs=[trace],

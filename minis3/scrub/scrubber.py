@@ -48,10 +48,11 @@ from ..ec.placement import place
 from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
 from ..meta.client import PARTS, UPLOADS, MetaClient, Replica, ReplicaError, quorum
 from ..meta.routing import IndexRouter
+from ..rpc import tracing
 from ..meta.partition import version
 from ..meta.manager import IndexManager, MoveError
 from ..rpc.delay import InterAZDelay
-from ..rpc.http import auth_middleware, client_session, use_fast_event_loop
+from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..storage import blocks
 from ..storage.client import FragmentError, StorageClient
 from . import plan as P
@@ -685,7 +686,7 @@ class Scrubber:
 
 
 def app(topo) -> web.Application:
-    a = web.Application(middlewares=[auth_middleware(topo.cluster_secret, open_paths=("/health", "/metrics"))])
+    a = internal_app(topo.cluster_secret)
     state: dict = {}
 
     async def on_start(app_: web.Application) -> None:
@@ -713,6 +714,10 @@ def app(topo) -> web.Application:
             ev = await state["index"].move(str(body["partition"]), str(body["to"]), body.get("reason", "asked"))
         except (MoveError, KeyError) as exc:
             return web.json_response({"code": "MoveFailed", "message": str(exc)}, status=409)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return web.json_response({"code": "MoveFailed", "message": f"a metadata process did not answer "
+                                      f"({exc.__class__.__name__}); the index manager resumes the move"},
+                                     status=503)
         return web.json_response(ev)
 
     async def status(request):
@@ -750,6 +755,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
     setup_logging("scrubber")
+    tracing.configure("scrubber")
     tune_malloc()
     log.info("scrubber on %s: a pass every %.0f s, GC grace %.0f s, node audit %.1f MB/s (%s)",
              topo.scrub.url, topo.scrub.interval_s, topo.scrub.gc_grace_s, topo.scrub.audit_mb_per_s,

@@ -63,7 +63,8 @@ from pathlib import Path
 import prometheus_client
 from aiohttp import web
 
-from ..rpc.http import auth_middleware, use_fast_event_loop
+from ..rpc import tracing
+from ..rpc.http import internal_app, use_fast_event_loop
 from ..fsutil import DurableFile, fsync_dir
 from . import audit, blocks
 
@@ -295,9 +296,13 @@ class StorageNode:
                 n_blocks += 1
                 n_bytes += length
                 if waiting_bytes >= WRITE_BATCH:
-                    out = await asyncio.to_thread(_write_some, out, tmp, waiting)
+                    with tracing.TRACER.span("write blocks", bytes=waiting_bytes):
+                        out = await asyncio.to_thread(_write_some, out, tmp, waiting)
                     waiting, waiting_bytes = [], 0
-            await asyncio.to_thread(_land, out, tmp, waiting, final, self.land_lock)
+            with tracing.TRACER.span("land: write, fsync, rename, fsync dir", blocks=n_blocks, bytes=n_bytes):
+                t0 = time.monotonic()
+                await asyncio.to_thread(_land, out, tmp, waiting, final, self.land_lock)
+                land_ms = round((time.monotonic() - t0) * 1000, 3)
         except (blocks.CorruptBlock, asyncio.IncompleteReadError) as exc:
             if out is not None:
                 await asyncio.to_thread(out.close)
@@ -313,7 +318,7 @@ class StorageNode:
         self.stats["bytes_written"] += n_bytes
         self.metrics.fragments_written.inc()
         self.metrics.bytes_written.inc(n_bytes)
-        return web.json_response({"blocks": n_blocks, "bytes": n_bytes})
+        return web.json_response({"blocks": n_blocks, "bytes": n_bytes, "fsync_ms": land_ms})
 
     async def get_fragment(self, request: web.Request) -> web.StreamResponse:
         oid, idx = self.parse_name(request)
@@ -663,8 +668,7 @@ class StorageNode:
         return web.json_response({"ok": True, "id": self.node_id})
 
     def app(self, secret: str) -> web.Application:
-        app = web.Application(middlewares=[auth_middleware(secret, open_paths=("/health", "/metrics"))],
-                              client_max_size=1 << 20, handler_args={"read_bufsize": STREAM_BUFSIZE})
+        app = internal_app(secret, client_max_size=1 << 20, handler_args={"read_bufsize": STREAM_BUFSIZE})
         app.router.add_put("/fragment/{oid}/{idx}", self.put_fragment)
         app.router.add_get("/fragment/{oid}/{idx}", self.get_fragment)
         app.router.add_delete("/fragment/{oid}/{idx}", self.delete_fragment)
@@ -690,6 +694,7 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.load(a.topology, data_dir=a.data_dir)
     spec = topo.node(a.id)
     setup_logging(f"storage {spec.id}")
+    tracing.configure(f"node-{spec.id}")
     node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s)
     log.info("storage node %s (%s) on %s, data in %s (%s, audit %s MB/s)", spec.id, spec.az, spec.url,
              node.root, use_fast_event_loop(), node.audit_mb_per_s)

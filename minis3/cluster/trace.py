@@ -1,0 +1,120 @@
+"""`minis3 trace`: one request's journey through the processes, as a waterfall.
+
+    minis3 trace REQUEST_ID        the spans of one request (its x-amz-request-id)
+    minis3 trace --last            the frontend's most recent request
+    minis3 trace --follow          each request as it finishes (Ctrl-C to stop)
+
+Every process keeps its recent spans in memory (``minis3/rpc/tracing.py``);
+this asks each of them for one trace's spans (frontends at
+``/_minis3/trace``, the others at ``/trace``, signed with the cluster secret)
+and draws them with :func:`minis3.core.trace.waterfall`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import aiohttp
+
+from ..core.trace import Span, request_id_of, trace_id_of, waterfall
+from ..rpc.http import client_session
+from .topology import Topology
+
+FOLLOW_EVERY_S = 0.5
+SETTLE_S = 0.3            # a finished request's last spans (background replica writes) arrive a little later
+
+
+def _endpoints(topo: Topology) -> list[str]:
+    return ([f.url + "/_minis3/trace" for f in topo.frontends]
+            + [n.url + "/trace" for n in topo.nodes] + [m.url + "/trace" for m in topo.all_metas]
+            + [topo.scrub.url + "/trace"])
+
+
+async def _get(session: aiohttp.ClientSession, url: str, params: dict) -> dict | None:
+    try:
+        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=3)) as r:
+            return await r.json() if r.status == 200 else None
+    except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+        return None
+
+
+async def gather_spans(topo: Topology, request_id: str, session: aiohttp.ClientSession | None = None) -> list[Span]:
+    """Every process's spans of one request."""
+    own = session is None
+    session = session or client_session(topo.cluster_secret, timeout_s=5)
+    try:
+        tid = trace_id_of(request_id) if len(request_id) <= 16 else request_id.lower()
+        got = await asyncio.gather(*(_get(session, u, {"id": tid}) for u in _endpoints(topo)))
+    finally:
+        if own:
+            await session.close()
+    return [Span.from_doc(d) for body in got if body for d in body.get("spans", [])]
+
+
+async def recent(topo: Topology, n: int = 20, session: aiohttp.ClientSession | None = None) -> list[dict]:
+    """The frontends' latest finished requests, oldest first."""
+    own = session is None
+    session = session or client_session(topo.cluster_secret, timeout_s=5)
+    try:
+        got = await asyncio.gather(*(_get(session, f.url + "/_minis3/trace", {"recent": n}) for f in topo.frontends))
+    finally:
+        if own:
+            await session.close()
+    out = [dict(r, frontend=body["service"]) for body in got if body for r in body.get("recent", [])]
+    return sorted(out, key=lambda r: r["start_ns"])[-n:]
+
+
+def _print(spans: list[Span], as_json: bool, out=sys.stdout) -> None:
+    if as_json:
+        print(json.dumps([s.doc() for s in spans]), file=out, flush=True)
+        return
+    for line in waterfall(spans):
+        print(line, file=out)
+    root = next((s for s in spans if s.parent_span_id is None), None)
+    if root is not None and "StringToSign" in root.attributes:
+        print("\nthe signature did not match. What the server computed (compare with your client's):", file=out)
+        print("canonical request:\n" + root.attributes.get("CanonicalRequest", "(not available)"), file=out)
+        print("string to sign:\n" + root.attributes["StringToSign"], file=out)
+    print(file=out, flush=True)
+
+
+async def run(topo: Topology, request_id: str | None, last: bool, follow: bool, as_json: bool) -> int:
+    session = client_session(topo.cluster_secret, timeout_s=5)
+    try:
+        if follow:
+            seen: set[str] = {r["trace_id"] for r in await recent(topo, 200, session)}
+            while True:
+                await asyncio.sleep(FOLLOW_EVERY_S)
+                new = [r for r in await recent(topo, 200, session) if r["trace_id"] not in seen]
+                if new:
+                    await asyncio.sleep(SETTLE_S)
+                for r in new:
+                    seen.add(r["trace_id"])
+                    _print(await gather_spans(topo, r["trace_id"], session), as_json)
+        if last:
+            rs = await recent(topo, 1, session)
+            if not rs:
+                print("no request recorded yet (the frontend keeps its latest 200)", file=sys.stderr)
+                return 1
+            request_id = request_id_of(rs[-1]["trace_id"])
+        spans = await gather_spans(topo, request_id, session)
+        if not spans:
+            print(f"no spans for request {request_id}: the processes keep only their recent traces "
+                  f"(or it went to another frontend)", file=sys.stderr)
+            return 1
+        _print(spans, as_json)
+        return 0
+    finally:
+        await session.close()
+
+
+def main(topo: Topology, request_id: str | None, last: bool, follow: bool, as_json: bool) -> int:
+    if not (request_id or last or follow):
+        print("minis3 trace: give a REQUEST_ID, --last or --follow", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(run(topo, request_id, last, follow, as_json))
+    except KeyboardInterrupt:
+        return 0
+
