@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("health", help="exit 0 if a service's processes answer (a container's health check)")
     h.add_argument("target", nargs="?", help="frontend, scrubber, all or an AZ name (default: $MINIS3_SERVICE)")
     _topology_args(h)
+    ins = sub.add_parser("inspect", help="one object: its record, partition, fragments and their live health")
+    ins.add_argument("url", help="s3://BUCKET/KEY")
+    ins.add_argument("--json", action="store_true")
+    ins.add_argument("--no-verify", action="store_true", help="do not read the fragments back (only ask the nodes)")
+    ins.add_argument("--segment", type=int, help="with --bytes: which segment (default 0)")
+    ins.add_argument("--bytes", action="store_true", help="the first bytes of each fragment of the segment")
+    ins.add_argument("--count", type=int, default=16, help="how many bytes --bytes shows (default 16)")
+    _topology_args(ins)
     tr = sub.add_parser("trace", help="a request's spans in every process it touched, as a waterfall")
     tr.add_argument("request_id", nargs="?", help="the request's x-amz-request-id")
     tr.add_argument("--last", action="store_true", help="the most recent request")
@@ -135,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from .meta.bulkload import main as bulk_load
         return bulk_load(topo, args.bucket, args.keys, args.prefix, args.size, args.batch, args.in_flight)
+    if args.cmd == "inspect":
+        from .cluster.inspect import main as inspect_main
+        return inspect_main(topo, args.url, as_json=args.json, verify=not args.no_verify, segment=args.segment,
+                            show_bytes=args.bytes, count=args.count)
     if args.cmd == "trace":
         from .cluster.trace import main as trace_main
         return trace_main(topo, args.request_id, args.last, args.follow, args.json)

@@ -1,0 +1,299 @@
+"""`minis3 inspect s3://BUCKET/KEY`: everything minis3 knows about one object, checked live.
+
+    minis3 inspect s3://photos/cat.jpg               the record, its partition, its fragments
+    minis3 inspect s3://photos/cat.jpg --json
+    minis3 inspect s3://photos/cat.jpg --segment 0 --bytes   the first bytes of each fragment
+
+It shows
+
+* the **metadata record** (a quorum read, as the frontend does): version
+  (hybrid-logical-clock timestamp, version id, placement epoch), size, ETag,
+  checksum, content type and user metadata;
+* the **index partition** the key falls in: its key range and the metadata
+  process holding its replica in each AZ (the partition map);
+* how the bytes are stored: **inline** in the record, or **erasure-coded**:
+  segments, k data + m parity fragments, and for each fragment its node, AZ
+  and size, laid out with one column per AZ (``cluster/where.py``), with a
+  live **health check**: each fragment is read back whole from its node and
+  every block's checksum verified (``verified``), or found ``corrupt`` (the
+  node refuses it and moves it to quarantine; the scrubber rebuilds it),
+  ``missing``, on a ``node down``, or on a **handoff** node (written while
+  its home node was down);
+* with ``--segment N --bytes``, the first bytes of each fragment of segment
+  N: a data fragment is a slice of the object (its offset in the object is
+  shown), a parity fragment is computed from all of them and is no copy.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import sys
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from ..core.hlc import physical_ms
+from . import where
+from .topology import Topology
+
+VERIFIED, CORRUPT = "verified", "corrupt"
+PYECLIB_HEADER = 80            # bytes of liberasurecode's header at the start of every fragment
+
+
+# ----------------------------------------------------------------------------- pure
+def parse_s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://"):
+        raise ValueError("give the object as s3://BUCKET/KEY")
+    bucket, _, key = url[5:].partition("/")
+    if not bucket or not key:
+        raise ValueError("give the object as s3://BUCKET/KEY")
+    return bucket, key
+
+
+def version_of(record: dict) -> dict:
+    """The record's version, spelled out: the HLC timestamp's wall-clock part and counter."""
+    ts = int(record["ts"])
+    ms = physical_ms(ts)
+    when = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    return {"ts": ts, "wall_ms": ms, "wall": when, "counter": ts & 0xFFFF, "vid": record.get("vid"),
+            "placement_epoch": int(record.get("pe", 0))}
+
+
+def health_cell(f: where.Fragment, check: str | None) -> str:
+    """One fragment's table cell with its live check."""
+    text = f"{f.node} #{f.index} {f.kind}"
+    if f.state == where.OK:
+        text += f" {where.human(f.size)}"
+        text += {VERIFIED: " verified", CORRUPT: " CORRUPT", None: " present"}.get(check, f" {check}")
+    elif f.state == where.UNREACHABLE:
+        text += " (node down)"
+    elif f.state == where.MISSING:
+        text += f" CORRUPT ({check})" if check and check.startswith("quarantined") else " MISSING"
+    else:
+        text += f" WRONG SIZE ({f.size} B, not {f.expected_size})"
+    if f.handoff:
+        text += f" [handoff; home {f.home}]"
+    return text
+
+
+def health_table(p: where.Placement, checks: dict[int, str], indent: str = "  ") -> str:
+    columns, body = where.rows(p)
+    cells = [[health_cell(f, checks.get(f.index)) if f is not None else "" for f in row] for row in body]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in [columns, ["-" * w for w in widths]] + cells]
+    return "\n".join(indent + line for line in lines)
+
+
+def verdict(p: where.Placement, checks: dict[int, str], verified: bool = True) -> str:
+    good = [f for f in p.fragments if f.state == where.OK and checks.get(f.index, VERIFIED) == VERIFIED]
+    checked = "verified" if verified else "present"
+    text = f"{len(good)} of {len(p.fragments)} fragments {checked}; "
+    if len(good) >= p.k:
+        text += "readable (any k = %d decode every segment)" % p.k
+    else:
+        text += f"NOT READABLE: fewer than k = {p.k}"
+    full = len(good) == len(p.fragments) and not any(f.handoff for f in p.fragments)
+    text += "; full redundancy" if full else "; NOT at full redundancy (the scrubber repairs it)"
+    return text
+
+
+def hexdump(data: bytes, width: int = 16) -> str:
+    hx = " ".join(f"{b:02x}" for b in data[:width])
+    asc = "".join(chr(b) if 32 <= b < 127 else "." for b in data[:width])
+    return f"{hx.ljust(width * 3 - 1)}  |{asc}|"
+
+
+# ----------------------------------------------------------------------------- I/O
+@dataclass
+class Inspection:
+    bucket: str
+    key: str
+    location: where.Location
+    partition: dict
+    checks: list[dict[int, str]] = field(default_factory=list)     # per placement: index → check
+    segment_bytes: list[dict] = field(default_factory=list)
+    verified: bool = True                   # the fragments were read back (not only listed)
+
+    def doc(self) -> dict:
+        rec = self.location.record
+        out = {"bucket": self.bucket, "key": self.key, "version": version_of(rec), "size": int(rec.get("size", 0)),
+               "etag": rec.get("etag"), "checksum": rec.get("checksum"),
+               "content_type": (rec.get("headers") or {}).get("content-type", "binary/octet-stream"),
+               "headers": rec.get("headers") or {}, "user_metadata": rec.get("meta") or {},
+               "partition": self.partition,
+               "stored": "inline" if self.location.inline else ("multipart" if "parts" in rec else "erasure-coded"),
+               "sets": []}
+        pl = iter(zip(self.location.placements, self.checks))
+        for fs in self.location.sets:
+            if fs.ec is None:
+                out["sets"].append({"label": fs.label, "size": fs.size, "inline": True})
+                continue
+            p, checks = next(pl)
+            out["sets"].append({
+                "label": fs.label, "size": fs.size, "object_id": p.object_id, "k": p.k, "m": p.m,
+                "segment_size": p.segment_size, "segments": p.segments, "readable": p.readable, "full": p.full,
+                "fragments": [{"index": f.index, "kind": f.kind, "node": f.node, "az": f.az, "home": f.home,
+                               "handoff": f.handoff, "size": f.size, "expected_size": f.expected_size,
+                               "state": f.state, "check": checks.get(f.index)} for f in p.fragments]})
+        if self.segment_bytes:
+            out["segment_bytes"] = self.segment_bytes
+        return out
+
+
+async def _verify(storage, p: where.Placement) -> dict[int, str]:
+    """Read every present fragment back whole; each block's checksum is checked
+    by the node and again here (StorageClient.get)."""
+    from ..storage.client import FragmentError
+
+    async def one(f: where.Fragment) -> tuple[int, str | None]:
+        if f.state != where.OK:
+            return f.index, None
+        try:
+            async for _ in storage.get(f.node, p.object_id, f.index, 0, p.segments - 1):
+                pass
+            return f.index, VERIFIED
+        except FragmentError as exc:
+            return f.index, "unreachable" if exc.unreachable else CORRUPT
+    got = {i: c for i, c in await asyncio.gather(*(one(f) for f in p.fragments)) if c is not None}
+    return got | await _quarantined(storage, p)
+
+
+async def _quarantined(storage, p: where.Placement) -> dict[int, str]:
+    """Missing fragments their node found corrupt and moved to quarantine
+    (by its background audit, or on a read): index → "quarantined by …"."""
+    out = {}
+    for node in sorted({f.node for f in p.fragments if f.state == where.MISSING}):
+        try:
+            items = await storage.quarantine(node)
+        except Exception:              # a node that cannot say: the fragment stays "missing"
+            continue
+        for it in items:
+            if it.get("object_id") == p.object_id:
+                f = next((f for f in p.fragments if f.index == int(it["index"]) and f.node == node), None)
+                if f is not None:
+                    out[f.index] = f"quarantined by {it.get('detected_by', 'the node')}: {it.get('problem', '')}"
+    return out
+
+
+async def _segment_bytes(storage, p: where.Placement, seg: int, count: int) -> list[dict]:
+    """The first ``count`` bytes of each fragment of segment ``seg`` (after
+    pyeclib's header), and for a data fragment its offset in the object."""
+    from ..storage.client import FragmentError
+    if not 0 <= seg < p.segments:
+        raise ValueError(f"segment {seg} does not exist: {p.label} has segments 0..{p.segments - 1}")
+    out = []
+    for f in sorted(p.fragments, key=lambda f: f.index):
+        row = {"index": f.index, "kind": f.kind, "node": f.node}
+        try:
+            async for block in storage.get(f.node, p.object_id, f.index, seg, seg):
+                payload = block[PYECLIB_HEADER:]
+                row["fragment_bytes"] = len(payload)
+                row["first_bytes"] = base64.b64encode(payload[:count]).decode()
+                if f.kind == "data":
+                    row["object_offset"] = seg * p.segment_size + f.index * len(payload)
+        except FragmentError as exc:
+            row["error"] = str(exc)
+        out.append(row)
+    return out
+
+
+async def inspect(topo: Topology, session: aiohttp.ClientSession, bucket: str, key: str, *, verify: bool = True,
+                  segment: int | None = None, count: int = 32) -> Inspection | None:
+    from ..meta.client import MetaClient
+    from ..storage.client import StorageClient
+    loc = await where.locate(topo, session, bucket, key)
+    if loc is None:
+        return None
+    meta = MetaClient.for_topology(session, topo)
+    await meta.router.ensure()
+    e = meta.router.entry(f"{bucket}/{key}")
+    part = {"id": e.id, "lo": e.lo, "hi": e.hi, "replicas": dict(e.replicas),
+            "map_version": meta.router.version} if e else {}
+    storage = StorageClient(session, {n.id: n.url for n in topo.nodes})
+    checks = [await _verify(storage, p) if verify else await _quarantined(storage, p) for p in loc.placements]
+    ins = Inspection(bucket, key, loc, part, checks, verified=verify)
+    if segment is not None:
+        if not loc.placements:
+            raise ValueError("the object is stored inline: it has no fragments")
+        ins.segment_bytes = await _segment_bytes(storage, loc.placements[0], segment, count)
+    return ins
+
+
+def render(ins: Inspection) -> str:
+    d = ins.doc()
+    v = d["version"]
+    ck = d["checksum"] or {}
+    lines = [f"s3://{ins.bucket}/{ins.key}",
+             f"  version     {v['wall']} (HLC {v['ts']}: wall clock ms + counter {v['counter']}), "
+             f"version id {v['vid']}, placement epoch {v['placement_epoch']}",
+             f"  size        {d['size']:,} bytes ({where.human(d['size'])})",
+             f"  ETag        \"{d['etag']}\"",
+             f"  checksum    {ck.get('alg', '-')} {ck.get('value', '')} ({ck.get('type', 'FULL_OBJECT')})",
+             f"  content     {d['content_type']}" + (f"; user metadata {json.dumps(d['user_metadata'])}"
+                                                     if d["user_metadata"] else "")]
+    p = d["partition"]
+    if p:
+        hi = json.dumps(p["hi"]) if p["hi"] is not None else "end"
+        lines.append(f"  partition   {p['id']} [{json.dumps(p['lo'])}, {hi}) of map version {p['map_version']}; "
+                     "replicas " + ", ".join(f"{az}:{m}" for az, m in p["replicas"].items()))
+    if ins.location.inline:
+        lines.append(f"  stored      inline in the metadata record ({d['size']:,} bytes: at most the "
+                     f"inline threshold), on every metadata replica; no fragments")
+        return "\n".join(lines)
+    lines.append(f"  stored      {d['stored']}" + (f", {len(ins.location.sets)} parts" if d["stored"] == "multipart"
+                                                   else ""))
+    pl = iter(zip(ins.location.placements, ins.checks))
+    for fs in ins.location.sets:
+        if fs.ec is None:
+            lines += ["", f"  {fs.label}: {where.human(fs.size)} inline in the record"]
+            continue
+        pp, checks = next(pl)
+        lines += ["", f"  {where.describe(pp)}; object id {pp.object_id}", health_table(pp, checks, "    "),
+                  "    " + verdict(pp, checks, ins.verified)]
+        if any(c == CORRUPT or c.startswith("quarantined") for c in checks.values()):
+            lines.append("    a corrupt fragment was refused by its node and moved to its quarantine; "
+                         "the scrubber's next pass rebuilds it from k others")
+    if ins.segment_bytes:
+        lines += ["", "  first bytes of each fragment of the segment (after pyeclib's 80-byte header):"]
+        for row in ins.segment_bytes:
+            if "error" in row:
+                lines.append(f"    #{row['index']} {row['kind']:<6} {row['node']}: {row['error']}")
+                continue
+            data = base64.b64decode(row["first_bytes"])
+            where_from = (f"= object bytes {row['object_offset']:,}.." if row["kind"] == "data"
+                          else "computed from all data fragments")
+            lines.append(f"    #{row['index']} {row['kind']:<6} {row['node']:<4} {hexdump(data)}  {where_from}")
+    return "\n".join(lines)
+
+
+def main(topo: Topology, url: str, *, as_json: bool, verify: bool, segment: int | None, show_bytes: bool,
+         count: int = 32) -> int:
+    from ..rpc.http import client_session
+    try:
+        bucket, key = parse_s3_url(url)
+    except ValueError as exc:
+        print(f"minis3 inspect: {exc}", file=sys.stderr)
+        return 2
+    if show_bytes and segment is None:
+        segment = 0
+
+    async def run():
+        async with client_session(topo.cluster_secret, timeout_s=30) as session:
+            return await inspect(topo, session, bucket, key, verify=verify,
+                                 segment=segment if show_bytes else None, count=count)
+    try:
+        ins = asyncio.run(run())
+    except ValueError as exc:
+        print(f"minis3 inspect: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:        # an S3 error from the quorum read (NoSuchBucket, ServiceUnavailable)
+        print(f"minis3 inspect: {getattr(exc, 'code', exc.__class__.__name__)}: {exc}", file=sys.stderr)
+        return 1
+    if ins is None:
+        print(f"minis3 inspect: no object s3://{bucket}/{key}", file=sys.stderr)
+        return 1
+    print(json.dumps(ins.doc(), indent=1) if as_json else render(ins))
+    return 0
