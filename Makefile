@@ -7,12 +7,16 @@ STAMP   := $(VENV)/.installed
 .PHONY: run test unit integration install clean bench bench-quick bench-scrub chaos demo
 
 # Debian packages the tests use, when we can install them (root): iptables for
-# `minis3 chaos partition-az` (its tests are skipped without root or iptables).
+# `minis3 chaos partition-az`, and chromium for the web console's browser test
+# (Playwright drives Debian's chromium; it never downloads a browser of its own).
+# Without them those tests are skipped.
+DEBS := iptables chromium
 $(STAMP): pyproject.toml
-	@if [ "$$(id -u)" = 0 ] && ! command -v iptables >/dev/null && command -v apt-get >/dev/null; then \
-	  echo "installing iptables (Debian)"; \
-	  apt-get install -y -q iptables >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q iptables >/dev/null; } \
-	  || echo "could not install iptables: the partition tests will be skipped"; fi
+	@for deb in $(DEBS); do \
+	  if [ "$$(id -u)" = 0 ] && ! command -v $$deb >/dev/null && command -v apt-get >/dev/null; then \
+	    echo "installing $$deb (Debian)"; \
+	    apt-get install -y -q $$deb >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$deb >/dev/null; } \
+	    || echo "could not install $$deb: the tests that need it will be skipped"; fi; done
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "bench":        # its own, long option list
         from .bench.main import main as bench
         return bench(argv[1:])
-    if argv and argv[0] in ("frontend", "storage", "meta", "scrubber"):
-        if argv[0] == "frontend":
+    if argv and argv[0] in ("frontend", "storage", "meta", "scrubber", "console"):
+        if argv[0] == "console":
+            from .console.app import main as run
+        elif argv[0] == "frontend":
             from .frontend.app import main as run
         elif argv[0] == "storage":
             from .storage.server import main as run
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     _topology_args(bl)
     sub.add_parser("frontend", help="run the S3 frontend (internal)")
     sub.add_parser("scrubber", help="run the cluster scrubber (internal)")
+    sub.add_parser("console", help="run the web console (internal; `minis3 up` starts it)")
     sub.add_parser("storage", help="run one storage node (internal)")
     sub.add_parser("meta", help="run one metadata process (internal)")
     args = p.parse_args(argv)

@@ -199,6 +199,8 @@ def wait_healthy(topo: Topology, timeout: float = 30) -> None:
     """Every process answers its health check, and every frontend sees every storage node up."""
     urls = [n.url + "/health" for n in topo.nodes] + [m.url + "/health" for m in topo.all_metas]
     urls += [f.url + "/" for f in topo.frontends] + [topo.scrub.url + "/health"]
+    if topo.console.enabled:
+        urls.append(topo.console.url + "/health")
     deadline = time.monotonic() + timeout
     _wait_for(urls, _healthy, deadline, f"not healthy after {timeout}s")
     _wait_for([f.url for f in topo.frontends], _frontend_sees_all_nodes, deadline,
@@ -214,6 +216,7 @@ class Cluster:
         self.azs: dict[str, subprocess.Popen] = {}
         self.frontend: subprocess.Popen | None = None
         self.scrubber: subprocess.Popen | None = None
+        self.console: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
         args = _cli_args(self.topo)
@@ -221,6 +224,8 @@ class Cluster:
             self.azs[az.name] = spawn_az(self.topo, az.name)
         self.frontend = _spawn(["frontend", *args], log_dir(self.topo) / "frontend.log", new_group=True)
         self.scrubber = _spawn(["scrubber", *args], log_dir(self.topo) / "scrubber.log", new_group=True)
+        if self.topo.console.enabled:
+            self.console = _spawn(["console", *args], log_dir(self.topo) / "console.log", new_group=True)
         try:
             wait_healthy(self.topo, timeout)
         except BaseException:
@@ -235,7 +240,7 @@ class Cluster:
                     os.killpg(pgid, signal.SIGCONT)
                 except (ProcessLookupError, PermissionError):
                     pass
-        procs = [p for p in [self.frontend, self.scrubber, *self.azs.values()] if p is not None]
+        procs = [p for p in [self.frontend, self.scrubber, self.console, *self.azs.values()] if p is not None]
         for p in procs:
             if p.poll() is None:
                 p.terminate()
@@ -268,6 +273,8 @@ def banner(topo: Topology) -> str:
     ep = topo.frontend.url
     per_az = "".join(f"\n  {az.name} frontend  {topo.az_frontend(az.name).url}" for az in topo.azs
                      if topo.frontend.per_az)
+    console = (f"  console     {topo.console.url}  (log in with the access key and secret key)\n"
+               if topo.console.enabled else "")
     return f"""
 minis3 is running: {len(topo.nodes)} storage nodes in {len(topo.azs)} AZs, EC {topo.erasure.k}+{topo.erasure.m}
   endpoint    {ep}{per_az}
@@ -276,7 +283,7 @@ minis3 is running: {len(topo.nodes)} storage nodes in {len(topo.azs)} AZs, EC {t
   region      {topo.region}
   data        {topo.data_dir}   (logs in {log_dir(topo)})
   scrubber    {topo.scrub.url}  (a pass every {topo.scrub.interval_s:.0f} s; `minis3 scrub --now` runs one)
-
+{console}
   boto3:   s3 = boto3.client("s3", endpoint_url="{ep}", aws_access_key_id="{ak}", aws_secret_access_key="{sk}", region_name="{topo.region}")
            s3.create_bucket(Bucket="demo"); s3.put_object(Bucket="demo", Key="hello.txt", Body=b"hi")
   aws CLI: export AWS_ACCESS_KEY_ID={ak} AWS_SECRET_ACCESS_KEY={sk} AWS_DEFAULT_REGION={topo.region}
@@ -305,6 +312,11 @@ def up(topo: Topology) -> int:
     try:
         while not stopping:
             time.sleep(0.3)
+            if cluster.console is not None and cluster.console.poll() is not None:
+                print(f"warning: console exited ({cluster.console.returncode}); starting it again", flush=True)
+                time.sleep(1)
+                cluster.console = _spawn(["console", *_cli_args(topo)], log_dir(topo) / "console.log",
+                                         new_group=True)
             if cluster.scrubber is not None and cluster.scrubber.poll() is not None:
                 # The scrubber keeps no state a restart would lose: start it again.
                 print(f"warning: scrubber exited ({cluster.scrubber.returncode}); starting it again", flush=True)

@@ -147,6 +147,18 @@ class ScrubSpec:
 
 
 @dataclass(frozen=True)
+class ConsoleSpec:
+    """The web console (``minis3 console``, started by ``minis3 up``): loopback by default."""
+    host: str = "127.0.0.1"
+    port: int = 9001
+    enabled: bool = True
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class IndexSpec:
     """The object index's partitions: when they split, and what one may serve
     (docs/index.md). Request budgets are per partition replica, as S3's are per
@@ -179,6 +191,7 @@ class Topology:
     partition_bounds: tuple[str, ...] = ()
     scrub: ScrubSpec = field(default_factory=ScrubSpec)
     index: IndexSpec = field(default_factory=IndexSpec)
+    console: ConsoleSpec = field(default_factory=ConsoleSpec)
     source: str | None = None
 
     @property
@@ -245,6 +258,13 @@ def _scrub_spec(raw: dict) -> ScrubSpec:
         raise TopologyError(f"[scrub]: {exc}") from None
 
 
+def _console_spec(raw: dict) -> ConsoleSpec:
+    try:
+        return ConsoleSpec(**raw)
+    except TypeError as exc:
+        raise TopologyError(f"[console]: {exc}") from None
+
+
 def _index_spec(raw: dict) -> IndexSpec:
     try:
         return IndexSpec(**raw)
@@ -280,6 +300,7 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
                     scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),
+                    console=_console_spec(doc.get("console", {})),
                     source=source)
     validate(topo)
     return topo
@@ -339,7 +360,8 @@ def default_doc(base_port: int = 9000, extra_metas: int = 0) -> dict:
         if extra_metas:
             azs[-1]["extra_metas"] = [{"host": host, "port": base_port + 204 + 3 * j + i} for j in range(extra_metas)]
     return {"frontend": {"host": "127.0.0.1", "port": base_port}, "az": azs,
-            "scrub": {"host": "127.0.0.1", "port": base_port + 300}}
+            "scrub": {"host": "127.0.0.1", "port": base_port + 300},
+            "console": {"host": "127.0.0.1", "port": base_port + 1}}
 
 
 def add_arguments(parser) -> None:
@@ -378,11 +400,12 @@ def _toml_value(v) -> str:
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
                credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
                frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None,
-               extra_metas: int = 0) -> str:
+               extra_metas: int = 0, console: bool = False) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
     doc = default_doc(base_port, extra_metas)
     doc["scrub"].update(scrub or {})
+    doc["console"]["enabled"] = console          # a test cluster runs no console unless it tests it
     lines = [f"data_dir = {_toml_value(str(data_dir))}"]
     if cluster_secret:
         lines.append(f"cluster_secret = {_toml_value(cluster_secret)}")
@@ -392,6 +415,7 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
     if frontend_per_az:
         lines.append("per_az = true")
     lines += ["", "[scrub]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["scrub"].items()]
+    lines += ["", "[console]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["console"].items()]
     if index:
         lines += ["", "[index]"] + [f"{k} = {_toml_value(v)}" for k, v in index.items()]
     for ak, sk in credentials:
@@ -435,8 +459,8 @@ def free_base_port(lo: int = 10000, hi: int = 32000) -> int:
     for _ in range(200):
         base = random.randrange(lo, hi, 1000)
         doc = default_doc(base)
-        fe, sc = doc["frontend"], doc["scrub"]
-        addrs = [(fe["host"], fe["port"]), (sc["host"], sc["port"])]
+        fe, sc, co = doc["frontend"], doc["scrub"], doc["console"]
+        addrs = [(fe["host"], fe["port"]), (sc["host"], sc["port"]), (co["host"], co["port"])]
         for i, az in enumerate(doc["az"]):
             addrs += [(n["host"], n["port"]) for n in az["nodes"]] + [(az["meta"]["host"], az["meta"]["port"])]
             addrs.append((az["meta"]["host"], base + 10 + i))             # its per-AZ frontend

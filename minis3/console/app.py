@@ -1,0 +1,349 @@
+"""The web console (``minis3 console``; ``minis3 up`` starts it on :9001).
+
+Server-rendered pages (aiohttp + Jinja2, which escapes every key and name),
+a little JavaScript, and live updates over Server-Sent Events; no front-end
+build step. It shows what the command-line tools show:
+
+* ``/``            the AZs and their processes (up, down, frozen; disk use),
+                   with buttons to kill, freeze, thaw and revive an AZ
+                   (``minis3 chaos``), and the buckets;
+* ``/b/BUCKET``    the objects (by "folder"), and an upload form;
+* ``/o/BUCKET/KEY`` one object: ``minis3 inspect`` (record, partition,
+                   fragments per AZ with their health), a download link, and
+                   after an upload the PUT's waterfall (its fragments landing);
+* ``/requests``    a live feed of requests; ``/trace/ID`` one waterfall;
+* ``/partitions``  the index's partition map; ``/scrubber`` its progress and findings.
+
+It is an S3 client like any other: it lists, uploads and presigns downloads
+with the credentials the user logs in with (the topology's access keys), and
+reads the cluster's internal state with the cluster secret, as the CLI does.
+It binds loopback unless the topology says otherwise. A session is a random
+id in an HttpOnly, SameSite=Strict cookie; every form that changes anything
+carries the session's CSRF token.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import jinja2
+from aiohttp import web
+from defusedxml import ElementTree
+
+from ..cluster import chaos, inspect as inspect_mod, partitions, status, where
+from ..cluster import trace as trace_mod
+from ..cluster.topology import Topology
+from ..core.sigv4 import presign_url, sign_request
+from ..core.trace import ordered, request_id_of
+from ..rpc.http import client_session
+
+log = logging.getLogger("minis3.console")
+HERE = Path(__file__).parent
+COOKIE = "minis3_console"
+SESSION_S = 8 * 3600
+S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+CHAOS = {"kill": chaos.kill_az, "freeze": chaos.freeze_az, "thaw": chaos.thaw_az, "revive": chaos.revive_az}
+
+
+class Console:
+    def __init__(self, topo: Topology):
+        self.topo = topo
+        self.sessions: dict[str, dict] = {}       # session id → {access_key, secret_key, csrf, expires}
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                      autoescape=jinja2.select_autoescape(["html"]))
+        self.env.filters["human"] = lambda n: "-" if n is None else where.human(int(n))
+        self.env.filters["quote"] = lambda s: quote(s, safe="/")
+        self.internal: aiohttp.ClientSession | None = None
+        self.s3: aiohttp.ClientSession | None = None
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def start(self, app: web.Application) -> None:
+        self.internal = client_session(self.topo.cluster_secret, timeout_s=30)
+        self.s3 = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), auto_decompress=False)
+
+    async def stop(self, app: web.Application) -> None:
+        for s in (self.internal, self.s3):
+            if s is not None:
+                await s.close()
+
+    def render(self, name: str, request: web.Request, **ctx) -> web.Response:
+        user = request.get("user")
+        html = self.env.get_template(name).render(user=user, csrf=user and user["csrf"], topo=self.topo,
+                                                  path=request.path, **ctx)
+        return web.Response(text=html, content_type="text/html")
+
+    @web.middleware
+    async def auth(self, request: web.Request, handler):
+        """Every page but the login form and static files needs a session."""
+        if request.path in ("/login", "/health") or request.path.startswith("/static/"):
+            return await handler(request)
+        sid = request.cookies.get(COOKIE)
+        user = self.sessions.get(sid or "")
+        if user is None or user["expires"] < time.time():
+            self.sessions.pop(sid or "", None)
+            raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs))
+        request["user"] = user
+        if request.method == "POST":
+            form = await request.post()
+            if not hmac.compare_digest(str(form.get("csrf", "")), user["csrf"]):
+                raise web.HTTPForbidden(text="bad or missing CSRF token")
+            request["form"] = form
+        return await handler(request)
+
+    # -- S3, as the logged-in user ---------------------------------------------------------
+    async def _s3(self, request, method: str, bucket: str = "", key: str | None = None, query: str = "",
+                  body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:
+        user = request["user"]
+        url = self.topo.frontend.url + "/" + quote(bucket, safe="") + ("/" + quote(key, safe="/~") if key else "")
+        url += ("?" + query) if query else ""
+        h = dict(headers or {})
+        sha = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        h.update(sign_request(method, url, h, sha, user["access_key"], user["secret_key"], self.topo.region,
+                              dt.datetime.now(dt.timezone.utc)))
+        async with self.s3.request(method, url, data=body or None, headers=h) as r:
+            return r.status, dict(r.headers), await r.read()
+
+    @staticmethod
+    def _xml(body: bytes):
+        return ElementTree.fromstring(body)
+
+    async def list_buckets(self, request) -> list[dict]:
+        st, _, body = await self._s3(request, "GET")
+        if st != 200:
+            return []
+        root = self._xml(body)
+        return [{"name": b.findtext(f"{S3NS}Name"), "created": b.findtext(f"{S3NS}CreationDate")}
+                for b in root.iter(f"{S3NS}Bucket")]
+
+    async def list_objects(self, request, bucket: str, prefix: str, token: str) -> dict:
+        q = [("delimiter", "/"), ("list-type", "2"), ("max-keys", "200")]
+        if prefix:
+            q.append(("prefix", prefix))
+        if token:
+            q.append(("continuation-token", token))
+        query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(q))
+        st, _, body = await self._s3(request, "GET", bucket, query=query)
+        if st != 200:
+            raise web.HTTPNotFound(text=f"cannot list {bucket}: HTTP {st}")
+        root = self._xml(body)
+        return {"objects": [{"key": c.findtext(f"{S3NS}Key"), "size": int(c.findtext(f"{S3NS}Size") or 0),
+                             "modified": c.findtext(f"{S3NS}LastModified")} for c in root.iter(f"{S3NS}Contents")],
+                "folders": [p.findtext(f"{S3NS}Prefix") for p in root.iter(f"{S3NS}CommonPrefixes")],
+                "next": root.findtext(f"{S3NS}NextContinuationToken")}
+
+    def presigned(self, request, bucket: str, key: str) -> str:
+        user = request["user"]
+        url = self.topo.frontend.url + "/" + quote(bucket, safe="") + "/" + quote(key, safe="/~")
+        return presign_url("GET", url, user["access_key"], user["secret_key"], self.topo.region,
+                           dt.datetime.now(dt.timezone.utc), expires=3600)
+
+    # -- pages -----------------------------------------------------------------------------
+    async def health(self, request):
+        return web.json_response({"ok": True, "role": "console"})
+
+    async def login_form(self, request):
+        return self.render("login.html", request, next=request.query.get("next", "/"), error=None)
+
+    async def login(self, request):
+        form = await request.post()
+        ak, sk = str(form.get("access_key", "")), str(form.get("secret_key", ""))
+        nxt = str(form.get("next", "/"))
+        if not nxt.startswith("/") or nxt.startswith("//"):
+            nxt = "/"
+        want = self.topo.credentials.get(ak)
+        if want is None or not hmac.compare_digest(want, sk):
+            resp = self.render("login.html", request, next=nxt, error="Wrong access key or secret key.")
+            resp.set_status(403)
+            return resp
+        sid = secrets.token_urlsafe(32)
+        self.sessions[sid] = {"access_key": ak, "secret_key": sk, "csrf": secrets.token_urlsafe(24),
+                              "expires": time.time() + SESSION_S}
+        resp = web.HTTPSeeOther(nxt)
+        resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_S)
+        raise resp
+
+    async def logout(self, request):
+        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        resp = web.HTTPSeeOther("/login")
+        resp.del_cookie(COOKIE)
+        raise resp
+
+    async def _status_rows(self) -> list[dict]:
+        return await asyncio.to_thread(status.collect, self.topo)
+
+    def _az_states(self, rows: list[dict]) -> dict[str, str]:
+        """Each AZ's state as a person would say it: up, down, frozen, degraded."""
+        out = {}
+        for az in self.topo.azs:
+            mine = [r for r in rows if r["az"] == az.name]
+            states = {r["state"] for r in mine}
+            out[az.name] = ("up" if states == {"up"} else "frozen" if "frozen" in states and len(states) == 1
+                            else "down" if not any(r["up"] for r in mine) else "degraded")
+        return out
+
+    async def overview(self, request):
+        rows, buckets = await asyncio.gather(self._status_rows(), self.list_buckets(request))
+        return self.render("overview.html", request, rows=rows, azs=self._az_states(rows), buckets=buckets,
+                           message=request.query.get("message"))
+
+    async def status_fragment(self, request):
+        rows = await self._status_rows()
+        return self.render("_status.html", request, rows=rows, azs=self._az_states(rows))
+
+    async def chaos_action(self, request):
+        form = request["form"]
+        action, az = str(form.get("action", "")), str(form.get("az", ""))
+        if action not in CHAOS or az not in {a.name for a in self.topo.azs}:
+            raise web.HTTPBadRequest(text="unknown action or AZ")
+        try:
+            msg = await asyncio.to_thread(CHAOS[action], self.topo, az)
+        except chaos.ChaosError as exc:
+            msg = f"{action} {az}: {exc}"
+        log.info("chaos from the console (%s): %s", request["user"]["access_key"], msg)
+        raise web.HTTPSeeOther("/?message=" + quote(msg))
+
+    async def bucket(self, request):
+        bucket = request.match_info["bucket"]
+        prefix, token = request.query.get("prefix", ""), request.query.get("token", "")
+        listing = await self.list_objects(request, bucket, prefix, token)
+        return self.render("bucket.html", request, bucket=bucket, prefix=prefix, **listing)
+
+    async def create_bucket(self, request):
+        name = str(request["form"].get("name", "")).strip()
+        st, _, body = await self._s3(request, "PUT", name)
+        if st != 200:
+            raise web.HTTPSeeOther("/?message=" + quote(f"could not create {name}: HTTP {st}"))
+        raise web.HTTPSeeOther("/b/" + quote(name, safe=""))
+
+    async def upload(self, request):
+        bucket = request.match_info["bucket"]
+        form = request["form"]
+        f = form.get("file")
+        if not isinstance(f, web.FileField):
+            raise web.HTTPBadRequest(text="no file")
+        key = (str(form.get("prefix", "")) + (str(form.get("key", "")).strip() or f.filename)).lstrip("/")
+        data = f.file.read()
+        st, headers, body = await self._s3(request, "PUT", bucket, key, body=data,
+                                           headers={"Content-Type": f.content_type or "binary/octet-stream"})
+        if st != 200:
+            raise web.HTTPBadRequest(text=f"upload failed: HTTP {st}: {body[:300]!r}")
+        rid = headers.get("x-amz-request-id", "")
+        raise web.HTTPSeeOther(f"/o/{quote(bucket, safe='')}/{quote(key, safe='/')}?trace={quote(rid)}")
+
+    async def obj(self, request):
+        bucket, key = request.match_info["bucket"], request.match_info["key"]
+        verify = request.query.get("verify") == "1"
+        ins = await inspect_mod.inspect(self.topo, self.internal, bucket, key, verify=verify)
+        if ins is None:
+            raise web.HTTPNotFound(text=f"no object s3://{bucket}/{key}")
+        d = ins.doc()
+        spans = None
+        if request.query.get("trace"):
+            await asyncio.sleep(0.2)                     # the last replica's spans arrive just after the reply
+            spans = await trace_mod.gather_spans(self.topo, request.query["trace"], self.internal)
+        return self.render("object.html", request, bucket=bucket, key=key, d=d, verified=verify,
+                           placements=list(zip(ins.location.placements, ins.checks)),
+                           azs=[az.name for az in self.topo.azs], download=self.presigned(request, bucket, key),
+                           waterfall=_bars(spans) if spans else None, trace_id=request.query.get("trace"),
+                           verdict=inspect_mod.verdict)
+
+    async def requests_page(self, request):
+        recent = await trace_mod.recent(self.topo, 50, self.internal)
+        return self.render("requests.html", request, recent=list(reversed(recent)))
+
+    async def events(self, request):
+        """Server-Sent Events: each request as it finishes (``request``)."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        seen = {r["trace_id"] for r in await trace_mod.recent(self.topo, 200, self.internal)}
+        try:
+            while True:
+                await asyncio.sleep(0.5)
+                for r in await trace_mod.recent(self.topo, 200, self.internal):
+                    if r["trace_id"] in seen:
+                        continue
+                    seen.add(r["trace_id"])
+                    a = r.get("attributes") or {}
+                    ev = {"request_id": request_id_of(r["trace_id"]), "name": r["name"], "status": a.get("status"),
+                          "code": a.get("code"), "ms": r["duration_ms"], "frontend": r["frontend"]}
+                    await resp.write(f"event: request\ndata: {json.dumps(ev)}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    async def trace_page(self, request):
+        rid = request.match_info["rid"]
+        spans = await trace_mod.gather_spans(self.topo, rid, self.internal)
+        root = next((s for s in spans if s.parent_span_id is None), None)
+        return self.render("trace.html", request, rid=rid, bars=_bars(spans) if spans else [], root=root)
+
+    async def partitions_page(self, request):
+        data = await asyncio.to_thread(partitions.collect, self.topo)
+        return self.render("partitions.html", request, data=data)
+
+    async def scrubber_page(self, request):
+        st = await asyncio.to_thread(status.signed_get, self.topo, self.topo.scrub.url, "/status", 3)
+        return self.render("scrubber.html", request, st=st)
+
+
+def _bars(spans) -> list[dict]:
+    """A waterfall as rows for HTML: depth, name, process, offset and width (%)."""
+    t0 = min(s.start_ns for s in spans)
+    total = max(1, max(max(s.end_ns, s.start_ns) for s in spans) - t0)
+    return [{"depth": d, "name": s.name, "service": s.service, "ms": round(s.duration_ms, 2),
+             "left": round((s.start_ns - t0) / total * 100, 2),
+             "width": max(0.4, round((max(s.end_ns, s.start_ns) - s.start_ns) / total * 100, 2)),
+             "status": s.status, "attrs": {k: v for k, v in s.attributes.items()
+                                           if k in ("node", "az", "bytes", "status", "partition", "code", "peer")}}
+            for d, s in ordered(spans)]
+
+
+def make_app(topo: Topology) -> web.Application:
+    c = Console(topo)
+    app = web.Application(middlewares=[c.auth], client_max_size=256 << 20)
+    r = app.router
+    r.add_get("/health", c.health)
+    r.add_get("/login", c.login_form)
+    r.add_post("/login", c.login)
+    r.add_post("/logout", c.logout)
+    r.add_get("/", c.overview)
+    r.add_get("/status", c.status_fragment)
+    r.add_post("/chaos", c.chaos_action)
+    r.add_post("/buckets", c.create_bucket)
+    r.add_get("/b/{bucket}", c.bucket)
+    r.add_post("/b/{bucket}/upload", c.upload)
+    r.add_get("/o/{bucket}/{key:.+}", c.obj)
+    r.add_get("/requests", c.requests_page)
+    r.add_get("/events", c.events)
+    r.add_get("/trace/{rid}", c.trace_page)
+    r.add_get("/partitions", c.partitions_page)
+    r.add_get("/scrubber", c.scrubber_page)
+    r.add_static("/static/", HERE / "static")
+    app.on_startup.append(c.start)
+    app.on_cleanup.append(c.stop)
+    app["console"] = c
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..cluster import topology as topo_mod
+    from ..cluster.logs import setup_logging
+    p = argparse.ArgumentParser(prog="minis3 console")
+    topo_mod.add_arguments(p)
+    a = p.parse_args(argv)
+    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    setup_logging("console")
+    log.info("web console on %s (frontend %s)", topo.console.url, topo.frontend.url)
+    web.run_app(make_app(topo), host=topo.console.host, port=topo.console.port, print=None, access_log=None,
+                handle_signals=True)

@@ -1,0 +1,138 @@
+"""The web console in a real headless browser (Chromium from Debian, driven by Playwright).
+
+Log in, browse to an object and see its placement, upload a file and see its
+fragments land, press "Kill AZ" and see the AZ down while the object still
+downloads, watch the live request feed, revive the AZ. Screenshots of the
+pages go to a temporary directory, or to docs/console/ with
+MINIS3_SCREENSHOTS=docs/console.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (make test installs Debian's when root)")
+
+
+@pytest.fixture(scope="module")
+def cc(tmp_path_factory):
+    c = TestCluster(tmp_path_factory.mktemp("console"), console=True).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture()
+def page(cc, tmp_path):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 900})
+        pg.set_default_timeout(30_000)
+        yield pg
+        browser.close()
+
+
+def shot(page, name: str, tmp_path: Path) -> None:
+    out = Path(os.environ.get("MINIS3_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+
+
+def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path):
+    console = cc.topo.console.url
+    s3 = boto3.client("s3", endpoint_url=cc.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                      aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket="console-demo")
+    data = os.urandom((2 << 20) + 777)
+    s3.put_object(Bucket="console-demo", Key="photos/cat.bin", Body=data)
+
+    # Not logged in: the login form, which refuses a wrong secret.
+    page.goto(console + "/b/console-demo")
+    assert page.url.startswith(console + "/login")
+    page.fill("input[name=access_key]", ACCESS_KEY)
+    page.fill("input[name=secret_key]", "wrong")
+    page.click("button[type=submit]")
+    assert "Wrong access key or secret key" in page.content()
+    shot(page, "login", tmp_path)
+    page.fill("input[name=access_key]", ACCESS_KEY)
+    page.fill("input[name=secret_key]", SECRET_KEY)
+    page.click("button[type=submit]")
+    page.wait_for_url(console + "/b/console-demo")
+
+    # Browse to the object: its placement, one column per AZ.
+    page.click("text=photos/")
+    page.click("text=photos/cat.bin")
+    page.wait_for_selector("[data-testid=placement]")
+    assert page.locator("[data-testid=placement] th").all_inner_texts() == ["az-a", "az-b", "az-c"]
+    assert page.locator("[data-testid=placement] .frag").count() == 6
+    assert "full redundancy" in page.inner_text("[data-testid=verdict]")
+    shot(page, "object", tmp_path)
+
+    # Upload through the console: where the fragments landed, and the PUT's waterfall.
+    page.goto(console + "/b/console-demo")
+    page.set_input_files("input[type=file]", files=[{"name": "upload.bin", "mimeType": "application/octet-stream",
+                                                      "buffer": os.urandom(1_500_000)}])
+    page.click("form.upload button")
+    page.wait_for_selector("table.waterfall")
+    assert "/o/console-demo/upload.bin" in page.url
+    assert page.locator("[data-testid=placement] .frag").count() == 6
+    assert page.locator("table.waterfall td.name", has_text="write fragment").count() == 6
+    shot(page, "upload", tmp_path)
+
+    # Kill an AZ from the overview (after a confirmation): it shows down, and the object still downloads.
+    page.goto(console + "/")
+    page.on("dialog", lambda d: d.accept())
+    page.click("[data-testid=kill-az-b]")
+    page.wait_for_url(console + "/?message=*")
+    page.wait_for_function("document.querySelector('[data-testid=az-state-az-b]').textContent.trim() == 'down'")
+    shot(page, "cluster-az-down", tmp_path)
+    page.goto(console + "/o/console-demo/photos/cat.bin")
+    assert "node down" in page.inner_text("[data-testid=placement]")
+    href = page.get_attribute("[data-testid=download]", "href")
+    with urllib.request.urlopen(href, timeout=30) as r:         # the presigned link, as the browser follows it
+        assert r.read() == data
+    shot(page, "object-az-down", tmp_path)
+
+    # The live feed shows requests as they finish.
+    page.goto(console + "/requests")
+    rows = page.locator("#feed tr").count()
+    s3.head_object(Bucket="console-demo", Key="photos/cat.bin")
+    page.wait_for_function(f"document.querySelectorAll('#feed tr').length > {rows}")
+    shot(page, "requests", tmp_path)
+    page.click("#feed tr:nth-child(2) a")
+    page.wait_for_selector("table.waterfall")
+
+    for name in ("partitions", "scrubber"):
+        page.goto(console + "/" + name)
+        shot(page, name, tmp_path)
+
+    # Revive the AZ.
+    page.goto(console + "/")
+    page.click("[data-testid=revive-az-b]")
+    page.wait_for_url(console + "/?message=*", timeout=60_000)
+    page.wait_for_function("document.querySelector('[data-testid=az-state-az-b]').textContent.trim() == 'up'",
+                           timeout=60_000)
+    shot(page, "cluster", tmp_path)
+
+
+def test_a_post_without_the_csrf_token_is_refused(cc):
+    import http.cookiejar
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = urllib.parse.urlencode({"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "next": "/"}).encode()
+    opener.open(cc.topo.console.url + "/login", login, timeout=30)
+    assert any(c.name == "minis3_console" for c in jar)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(cc.topo.console.url + "/chaos", urllib.parse.urlencode({"action": "kill", "az": "az-a"}).encode(),
+                    timeout=30)
+    assert e.value.code == 403
