@@ -19,7 +19,7 @@ import logging
 import os
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..fsutil import fsync_dir
 
@@ -48,9 +48,10 @@ class WAL:
     """Durable, group-committed log of one partition."""
 
     def __init__(self, directory: Path, apply: Callable[[dict], None],
-                 rows: Callable[[], list[dict]], snapshot_every: int = 50_000):
+                 rows: Callable[[], Iterable[dict]], snapshot_every: int = 50_000):
         """``apply`` puts one durable entry into the in-memory table; ``rows``
-        returns the table as entries (for snapshots)."""
+        returns the table as entries (for snapshots), as of the call, that
+        another thread can go through while the table changes."""
         self.apply, self.rows = apply, rows
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -218,8 +219,9 @@ class WAL:
         the closed WAL generations hold when ``rows()`` is taken (records are
         replaced, never changed in place, so the captured rows stay as they
         were). Writes go on into the new generation while the snapshot file
-        is written; until it is durable, recovery still has the older
-        snapshot and every WAL since.
+        is written (its entries made and encoded in a thread, off the event
+        loop); until it is durable, recovery still has the older snapshot and
+        every WAL since.
         """
         gen = self.generation + 1
         old_file, self._file = self._file, open(self.dir / f"wal-{gen:06d}.log", "ab")
@@ -237,7 +239,7 @@ class WAL:
         self._snapshot_task = asyncio.get_running_loop().create_task(write())
         return self._snapshot_task
 
-    def _write_snapshot(self, gen: int, data: list[dict]) -> None:
+    def _write_snapshot(self, gen: int, data: Iterable[dict]) -> None:
         tmp = self.dir / f"snapshot-{gen:06d}.tmp"
         with open(tmp, "wb") as f:
             for e in data:

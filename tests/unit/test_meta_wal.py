@@ -75,3 +75,39 @@ def test_partition_set_routes_and_scans_in_order(tmp_path):
     assert ps.for_key("h/2").id == "p001" and ps.for_key("n/0").id == "p002"
     assert [k for k, _ in ps.scan("", True)] == sorted(keys)
     assert [k for k, _ in ps.scan("h/2", False)] == ["m/3", "n/0", "z/4"]
+
+
+def test_snapshot_entries_are_the_table_as_of_the_call(tmp_path):
+    """A snapshot's entries are made in its writing thread, later: they must
+    still be the table as it was when the WAL generation was cut."""
+    p = Partition("p0", "", None, tmp_path)
+
+    async def go():
+        for i in range(5):
+            await p.write(f"b/{i}", {"ts": 1})
+        rows = p._rows()
+        await p.write("b/0", {"ts": 2})                      # replaced after the cut
+        await p.write("b/9", {"ts": 2})                      # added after the cut
+        assert list(rows) == [{"k": f"b/{i}", "v": {"ts": 1}} for i in range(5)]
+    asyncio.run(go())
+    p.wal.close()
+
+
+def test_estimated_bytes_samples_again_only_after_enough_writes(tmp_path):
+    p = Partition("p0", "", None, tmp_path)
+    small = {"ts": 1, "x": "a"}
+    big = {"ts": 2, "x": "a" * 1000}
+
+    async def go():
+        for i in range(100):
+            await p.write(f"b/{i:03d}", small)
+        first = p.estimated_bytes(sample=100)               # samples again after 100 writes
+        assert first == len(encode_line({"k": "b/000", "v": small})) * 100
+        for i in range(50):                                  # 50 writes: no new sample
+            await p.write(f"b/{i:03d}", big)
+        assert p.estimated_bytes(sample=100) == first
+        for i in range(50, 100):                             # now the records are all big
+            await p.write(f"b/{i:03d}", big)
+        assert p.estimated_bytes(sample=100) == len(encode_line({"k": "b/000", "v": big})) * 100
+    asyncio.run(go())
+    p.wal.close()
