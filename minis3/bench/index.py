@@ -88,6 +88,29 @@ async def restart_meta(topo) -> dict:
             "catch_up": st.get("catch_up"), "keys": sum(p["keys"] for p in st["partitions"])}
 
 
+async def settle(topo, timeout: float = 300) -> float:
+    """Wait until the index is quiet after a load: every replica holds the same
+    number of keys, no partition is over the split thresholds or splitting,
+    and the map version has not changed for two of the manager's looks.
+    Lookups are then measured in the steady state (a split's work, and a
+    replica still draining the load, show in the time this took)."""
+    loop, t0 = asyncio.get_running_loop(), time.monotonic()
+    spec, last_version, since = topo.index, None, time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        stats = [await loop.run_in_executor(None, signed_get, topo, m.url, "/index/stats", 5) for m in topo.metas]
+        if all(stats):
+            keys = {sum(p["keys"] for p in s["partitions"]) for s in stats}
+            busy = any(p["splitting"] or p["keys"] > spec.split_keys or p["bytes"] > spec.split_bytes
+                       for s in stats for p in s["partitions"])
+            version = max(s["map_version"] for s in stats)
+            if version != last_version:
+                last_version, since = version, time.monotonic()
+            if len(keys) == 1 and not busy and time.monotonic() - since >= 2 * spec.check_every_s:
+                break
+        await asyncio.sleep(0.5)
+    return round(time.monotonic() - t0, 1)
+
+
 async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin", secret_key="minis3secret") -> dict:
     topo = cluster.topo
     pids = meta_pids(topo)
@@ -103,7 +126,8 @@ async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin",
                                        on_progress=(lambda d: progress.update(task, completed=d)) if task is not None
                                        else None)
             total += n
-            out["sizes"].append({"keys": n, "load": load,
+            settled = await settle(topo)
+            out["sizes"].append({"keys": n, "load": load, "settle_s": settled,
                                  "rows": await _lookups(runner, bucket, n, s.duration, s.list_pages, s.seed)})
     rss1 = {m: _rss(p) for m, p in meta_pids(topo).items()}
     out["rss_before"], out["rss_after"] = rss0, rss1

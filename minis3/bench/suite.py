@@ -228,7 +228,8 @@ def _index_section(ix: dict | None) -> list[str]:
         for r in size["rows"]:
             rows.append([f"{r['op']}", f"{size['keys']:,}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
                          str(r["ops"]), str(r["errors"])])
-    loads = "; ".join(f"{sz['keys']:,} keys in {sz['load']['seconds']:.1f} s ({sz['load']['keys_per_s']:,.0f} keys/s)"
+    loads = "; ".join(f"{sz['keys']:,} keys in {sz['load']['seconds']:.1f} s ({sz['load']['keys_per_s']:,.0f} keys/s"
+                      + (f"; the index then settled in {sz['settle_s']:.1f} s" if "settle_s" in sz else "") + ")"
                       for sz in ix["sizes"])
     rs = ix["restart"]
     cu = rs.get("catch_up") or {}
@@ -236,7 +237,8 @@ def _index_section(ix: dict | None) -> list[str]:
         "## The index: lookups and LIST pages in small and large buckets",
         "",
         f"Buckets filled by `minis3 bulk-load` (the commit path of a PUT, in batches; objects of "
-        f"{ix['body_bytes']} bytes, stored inline): {loads}. Then, one request at a time, HEAD and GET of "
+        f"{ix['body_bytes']} bytes, stored inline): {loads}. Once the index was quiet (every replica "
+        f"holding every key, the splits the load set off done), one request at a time, HEAD and GET of "
         f"random keys and 1,000-key LIST pages from random places. The largest bucket ended in "
         f"{ix['partitions']} partitions (map version {ix['map_version']}).",
         "",
