@@ -172,7 +172,8 @@ class Frontend:
                                   virtual_host_bucket=target.bucket if target.virtual_host else None)
             with TRACER.span("verify signature (SigV4)") as s:
                 auth = verify(sig_in, self.topo.credentials, dt.datetime.now(dt.timezone.utc))
-                s.attributes.update(mode=auth.mode, access_key=auth.access_key)
+                if s is not None:
+                    s.attributes.update(mode=auth.mode, access_key=auth.access_key)
             if auth.access_key is None:
                 raise E.AccessDenied()
             root.attributes.update(bucket=target.bucket, key=target.key, access_key=auth.access_key)
@@ -248,6 +249,10 @@ async def _defer_continue(request: web.Request):
     return None
 
 
+async def _server_header(request: web.Request, resp: web.StreamResponse) -> None:
+    resp.headers["Server"] = "minis3"
+
+
 def make_app(topo: Topology, az: str | None = None) -> web.Application:
     fe = Frontend(topo, az)
     # No size limit here: bodies are streamed by the handlers, never read whole.
@@ -255,6 +260,7 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
                                                                   "read_bufsize": 1 << 20})
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
+    app.on_response_prepare.append(_server_header)        # streamed responses too
     app.router.add_route("GET", METRICS_PATH, fe.metrics)
     app.router.add_route("GET", TRACE_PATH, fe.trace)
     app.router.add_route("*", "/{tail:.*}", fe.handle, expect_handler=_defer_continue)

@@ -14,6 +14,7 @@ holds them (and extra processes keep a copy of the buckets table).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -97,6 +98,7 @@ class IndexRouter:
         if time.monotonic() - self.checked < REFRESH_S or (self._refresh is not None and not self._refresh.done()):
             return
         try:
-            self._refresh = asyncio.ensure_future(self.refresh())
+            # In a context of its own: the refresh belongs to no request's trace.
+            self._refresh = asyncio.get_running_loop().create_task(self.refresh(), context=contextvars.Context())
         except RuntimeError:               # no running loop (a synchronous caller)
             pass
