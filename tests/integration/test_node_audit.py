@@ -140,7 +140,8 @@ async def test_audit_quarantines_exactly_the_flipped_fragment(nodes, sc):
     oids = [uuid.uuid4().hex for _ in range(4)]
     for oid in oids:
         for idx in (0, 1):
-            assert await put(sc, oid, idx, [os.urandom(10 * KiB), os.urandom(10 * KiB)]) == {"blocks": 2, "bytes": 20 * KiB}
+            got = await put(sc, oid, idx, [os.urandom(10 * KiB), os.urandom(10 * KiB)])
+            assert (got["blocks"], got["bytes"]) == (2, 20 * KiB) and got["fsync_ms"] >= 0
     bad = (oids[2], 1)
     flip_in_block(path_of(a1, *bad), 1)
 
@@ -340,6 +341,7 @@ async def test_a_wiped_data_directory_is_survived(nodes, sc):
     assert st["last_pass"]["files"] == 0
     assert (await sc.status("a1"))["fragments"] == 0
     oid = uuid.uuid4().hex
-    assert await put(sc, oid, 7, [b"after the wipe"]) == {"blocks": 1, "bytes": 14}
+    got = await put(sc, oid, 7, [b"after the wipe"])
+    assert (got["blocks"], got["bytes"]) == (1, 14)
     assert [(r[0], r[1]) for r in await inventory(sc)] == [(oid, 7)]
     assert [d async for d in sc.get("a1", oid, 7, 0, 0)] == [b"after the wipe"]

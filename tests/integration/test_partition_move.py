@@ -23,7 +23,7 @@ from .cluster import TestCluster
 from .test_index import client, local_partitions, run_workload
 
 
-BULK = 10_000
+BULK = 5_000
 
 
 @pytest.fixture(scope="module")
