@@ -181,9 +181,14 @@ class MetaService:
         while part is not None and part.splitting is not None:
             await part.splitting.wait()
             part = self.objects.for_key(ikey)
-        if part is None or not (peer or part.state == "incoming" or self._holds(ikey)):
+        if not (peer and part is not None) and not self._takes_writes(part, ikey):
             raise WrongPartition(self.pmap)
         return part
+
+    def _takes_writes(self, part: Partition | None, ikey: str) -> bool:
+        """A client's write of ``ikey`` may land in local ``part``: the map gives
+        this process the key's replica, or the partition is moving here."""
+        return part is not None and (part.state == "incoming" or self._holds(ikey))
 
     # -- versions ----------------------------------------------------------------------
     async def _put_version(self, part: Partition, key: str, rec: dict) -> tuple[bool, dict | None]:
@@ -286,8 +291,8 @@ class MetaService:
             ikey = body["bucket"] + "/" + key
             return await self._keep_object(await self._object_partition(ikey), ikey, rec)
         for key, _ in body["items"]:                 # refuse the batch before keeping any of it
-            part = self.objects.for_key(body["bucket"] + "/" + key)
-            if part is None or not (part.state == "incoming" or self._holds(body["bucket"] + "/" + key)):
+            ikey = body["bucket"] + "/" + key
+            if not self._takes_writes(self.objects.for_key(ikey), ikey):
                 raise WrongPartition(self.pmap)
         results = await asyncio.gather(*(one(k, r) for k, r in body["items"]))
         return web.json_response({"applied": sum(results)})
