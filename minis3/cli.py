@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "bench":        # its own, long option list
         from .bench.main import main as bench
         return bench(argv[1:])
-    if argv and argv[0] in ("frontend", "storage", "meta", "scrubber", "console"):
-        if argv[0] == "console":
+    if argv and argv[0] in ("frontend", "storage", "meta", "scrubber", "console", "dns"):
+        if argv[0] == "dns":
+            from .dns.process import main as run
+        elif argv[0] == "console":
             from .console.app import main as run
         elif argv[0] == "frontend":
             from .frontend.app import main as run
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     _topology_args(u)
     u.add_argument("--frontend-per-az", action="store_true",
                    help="also run a frontend in each AZ (ports 9010, 9011, 9012 by default)")
+    u.add_argument("--regions", help="several regions, e.g. us-east-1,eu-west-1: one cluster each (the first is "
+                                     "the global region, the others smaller) and a DNS server; the topology "
+                                     "made is written to <data-dir>/regions.toml")
     s = sub.add_parser("status", help="every process: AZ, up/down, disk use")
     _topology_args(s)
     s.add_argument("--json", action="store_true")
@@ -105,10 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("console", help="run the web console (internal; `minis3 up` starts it)")
     sub.add_parser("storage", help="run one storage node (internal)")
     sub.add_parser("meta", help="run one metadata process (internal)")
+    sub.add_parser("dns", help="run the authoritative DNS server of a topology with several regions (internal)")
     args = p.parse_args(argv)
 
     from .cluster import topology
-    topo = topology.load(args.topology, data_dir=args.data_dir)
+    if getattr(args, "regions", None):
+        if args.topology:
+            p.error("--regions makes its own topology: give it --data-dir, not --topology")
+        args.topology = _write_regions_topology(args.regions, args.data_dir)
+    topo = topology.from_args(args)
     if getattr(args, "frontend_per_az", False):
         topo = topo.with_frontend_per_az()
     if args.cmd == "up":
@@ -170,6 +180,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1) if args.json else render(rows))
         return 0 if all(r["up"] for r in rows) else 1
     return 2
+
+
+def _write_regions_topology(regions: str, data_dir: str | None) -> str:
+    """``minis3 up --regions a,b``: the local topology of those regions, as a
+    file every process of them reads (``<data-dir>/regions.toml``)."""
+    from pathlib import Path
+    from .cluster import topology
+    names = tuple(r.strip() for r in regions.split(",") if r.strip())
+    root = Path(data_dir or "./data").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "regions.toml"
+    path.write_text(topology.regions_toml(9000, root, names, console=True))
+    return str(path)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ CHILD_ENV = {
 
 
 def _cli_args(topo: Topology) -> list[str]:
+    if topo.world is not None:               # one region of several: the file, their root, which one
+        return ["--topology", str(topo.world.source), "--data-dir", str(topo.world.data_dir),
+                "--region", topo.region]
     args = ["--data-dir", str(topo.data_dir)]
     if topo.source:
         args = ["--topology", topo.source] + args
@@ -219,6 +222,14 @@ class Cluster:
         self.console: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
+        self.spawn()
+        try:
+            wait_healthy(self.topo, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def spawn(self) -> None:
         args = _cli_args(self.topo)
         for az in self.topo.azs:
             self.azs[az.name] = spawn_az(self.topo, az.name)
@@ -226,11 +237,23 @@ class Cluster:
         self.scrubber = _spawn(["scrubber", *args], log_dir(self.topo) / "scrubber.log", new_group=True)
         if self.topo.console.enabled:
             self.console = _spawn(["console", *args], log_dir(self.topo) / "console.log", new_group=True)
-        try:
-            wait_healthy(self.topo, timeout)
-        except BaseException:
-            self.stop()
-            raise
+
+    def restart_exited(self) -> None:
+        """What ``minis3 up`` does each moment: start the console and the
+        scrubber again if they exited (they keep no state a restart would
+        lose), and report a frontend or AZ supervisor that exited."""
+        topo = self.topo
+        for name in ("console", "scrubber"):
+            p = getattr(self, name)
+            if p is not None and p.poll() is not None:
+                print(f"warning: {topo.region} {name} exited ({p.returncode}); starting it again", flush=True)
+                time.sleep(1)
+                setattr(self, name, _spawn([name, *_cli_args(topo)], log_dir(topo) / f"{name}.log", new_group=True))
+        for name, p in [("frontend", self.frontend), *self.azs.items()]:
+            if p.poll() is not None and not getattr(p, "_reported", False):
+                p._reported = True
+                print(f"warning: {topo.region} {name} exited ({p.returncode}); see {log_dir(topo)}", flush=True)
+
 
     def stop(self, timeout: float = 15) -> None:
         for az in self.topo.azs:                 # a frozen AZ cannot stop until thawed
@@ -268,6 +291,51 @@ class Cluster:
                         pass
 
 
+class Regions:
+    """Several regions' clusters and the DNS server (``minis3 up --regions``)."""
+
+    def __init__(self, topo: Topology):
+        self.world = topo.world
+        self.clusters = [Cluster(r) for r in self.world.regions]
+        self.dns: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        try:
+            for c in self.clusters:              # every region starts at once, then each is waited for
+                c.spawn()
+            if self.world.dns is not None:
+                self.dns = _spawn(["dns", "--topology", str(self.world.source), "--data-dir", str(self.world.data_dir)],
+                                  self.world.data_dir / "logs" / "dns.log", new_group=True)
+            deadline = time.monotonic() + timeout
+            for c in self.clusters:
+                wait_healthy(c.topo, max(1.0, deadline - time.monotonic()))
+            if self.dns is not None:
+                _wait_for([self.world.dns.url + "/health"], _healthy, deadline, "the DNS server did not start")
+        except BaseException:
+            self.stop()
+            raise
+
+    def restart_exited(self) -> None:
+        for c in self.clusters:
+            c.restart_exited()
+        if self.dns is not None and self.dns.poll() is not None:
+            print(f"warning: dns exited ({self.dns.returncode}); starting it again", flush=True)
+            time.sleep(1)
+            self.dns = _spawn(["dns", "--topology", str(self.world.source), "--data-dir", str(self.world.data_dir)],
+                              self.world.data_dir / "logs" / "dns.log", new_group=True)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.dns is not None and self.dns.poll() is None:
+            self.dns.terminate()
+        for c in self.clusters:
+            c.stop(timeout)
+        if self.dns is not None:
+            try:
+                self.dns.wait(5)
+            except subprocess.TimeoutExpired:
+                self.dns.kill()
+                self.dns.wait()
+
 def banner(topo: Topology) -> str:
     ak, sk = next(iter(topo.credentials.items()))
     ep = topo.frontend.url
@@ -293,8 +361,25 @@ Ctrl-C stops every process.
 """
 
 
+def regions_banner(topo: Topology) -> str:
+    w = topo.world
+    ak, sk = next(iter(topo.credentials.items()))
+    lines = [f"\nminis3 is running {len(w.regions)} regions (the bucket registry lives in {w.global_region}):"]
+    for r in w.regions:
+        lines.append(f"  {r.region:<12} {r.frontend.url:<26} {len(r.nodes)} nodes in {len(r.azs)} AZs, "
+                     f"EC {r.erasure.k}+{r.erasure.m}   data {r.data_dir}")
+    if w.dns is not None:
+        d = w.dns
+        lines += [f"  DNS          {d.host}:{d.port} (udp), zone {d.domain}:",
+                  f"               dig @{d.host} -p {d.port} s3.{w.regions[-1].region}.{d.domain}",
+                  f"               dig @{d.host} -p {d.port} BUCKET.s3.{d.domain}   (the bucket's region decides)"]
+    lines += [f"  access key {ak}, secret key {sk}",
+              "  See docs/regions.md; Ctrl-C stops every process.", ""]
+    return "\n".join(lines)
+
+
 def up(topo: Topology) -> int:
-    cluster = Cluster(topo)
+    cluster = Regions(topo) if topo.world is not None else Cluster(topo)
     stopping = False
 
     def stop(signum, frame):
@@ -302,31 +387,17 @@ def up(topo: Topology) -> int:
         stopping = True
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"starting minis3 ({len(topo.azs)} AZs) ...", flush=True)
+    print(f"starting minis3 ({', '.join(topo.region_names)}) ...", flush=True)
     try:
         cluster.start()
     except TimeoutError as exc:
-        print(f"minis3 failed to start: {exc}; see {log_dir(topo)}", file=sys.stderr)
+        print(f"minis3 failed to start: {exc}; see the logs under {topo.data_dir}", file=sys.stderr)
         return 1
-    print(banner(topo), flush=True)
+    print(regions_banner(topo) if topo.world is not None else banner(topo), flush=True)
     try:
         while not stopping:
             time.sleep(0.3)
-            if cluster.console is not None and cluster.console.poll() is not None:
-                print(f"warning: console exited ({cluster.console.returncode}); starting it again", flush=True)
-                time.sleep(1)
-                cluster.console = _spawn(["console", *_cli_args(topo)], log_dir(topo) / "console.log",
-                                         new_group=True)
-            if cluster.scrubber is not None and cluster.scrubber.poll() is not None:
-                # The scrubber keeps no state a restart would lose: start it again.
-                print(f"warning: scrubber exited ({cluster.scrubber.returncode}); starting it again", flush=True)
-                time.sleep(1)
-                cluster.scrubber = _spawn(["scrubber", *_cli_args(topo)], log_dir(topo) / "scrubber.log",
-                                          new_group=True)
-            for name, p in [("frontend", cluster.frontend), *cluster.azs.items()]:
-                if p.poll() is not None and not getattr(p, "_reported", False):
-                    p._reported = True
-                    print(f"warning: {name} exited ({p.returncode}); see {log_dir(topo)}", flush=True)
+            cluster.restart_exited()
     finally:
         print("stopping minis3 ...", flush=True)
         cluster.stop()

@@ -53,6 +53,28 @@ Example (every key is optional; these are the defaults)::
               { id = "a2", host = "127.0.1.1", port = 9102 } ]
 
 Hosts are names, so a topology can span machines.
+
+**Several regions.** A file may instead list ``[[region]]`` tables, each a
+whole cluster as above (its own frontend, AZs, scrubber, erasure scheme),
+sharing the top level's ``data_dir`` (each region keeps ``<data_dir>/<name>``),
+``cluster_secret``, credentials and ``[index]``, plus a ``[dns]`` table for
+the authoritative DNS server (docs/regions.md)::
+
+    [dns]
+    host = "127.0.0.1"
+    port = 9053
+    domain = "minis3.test"        # s3.minis3.test, s3.REGION.minis3.test, BUCKET.s3.minis3.test
+    global_region = "us-east-1"   # s3.<domain> goes there; it holds the bucket registry
+
+    [[region]]
+    name = "us-east-1"
+    frontend = { host = "127.0.0.1", port = 9000 }
+    [[region.az]]
+    name = "az-a"
+    ...
+
+Every process of a region is started with ``--region NAME``
+(``$MINIS3_REGION``); without it, a command acts on the global region.
 """
 from __future__ import annotations
 
@@ -193,6 +215,36 @@ class Topology:
     index: IndexSpec = field(default_factory=IndexSpec)
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
     source: str | None = None
+    # The other regions, the DNS server and the bucket registry, when the
+    # topology has several regions (None: a cluster of one region).
+    world: "World | None" = field(default=None, repr=False, compare=False)
+
+    @property
+    def registry_region(self) -> str:
+        """The region whose metadata service holds the global bucket registry."""
+        return self.world.global_region if self.world else self.region
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(r.region for r in self.world.regions) if self.world else (self.region,)
+
+    def region_topology(self, name: str) -> "Topology":
+        """Another region's processes (its frontend, metadata processes)."""
+        if name == self.region:
+            return self
+        if self.world is None:
+            raise KeyError(name)
+        return self.world.region(name)
+
+    def endpoint(self, region: str, bucket: str | None = None) -> str:
+        """The host name a client should use for ``region`` (S3's ``Endpoint``
+        in a redirect): ``s3.REGION.<domain>``, or ``BUCKET.s3.REGION.<domain>``
+        virtual-hosted; the region's frontend address when there is no DNS."""
+        if self.world is not None and self.world.dns is not None:
+            host = f"s3.{region}.{self.world.dns.domain}"
+            return f"{bucket}.{host}" if bucket else host
+        fe = self.region_topology(region).frontend
+        return f"{fe.host}:{fe.port}"
 
     @property
     def nodes(self) -> list[NodeSpec]:
@@ -241,6 +293,35 @@ class Topology:
         return replace(self, frontend=replace(self.frontend, per_az=True))
 
 
+@dataclass(frozen=True)
+class DNSSpec:
+    """The authoritative DNS server of a topology with several regions (``minis3 dns``)."""
+    host: str = "127.0.0.1"
+    port: int = 9053
+    domain: str = "minis3.test"       # .test is reserved for testing (RFC 2606): never a real name
+    ttl: int = 5
+
+    @property
+    def url(self) -> str:               # its HTTP side (health, answers), one port up
+        return f"http://{self.host}:{self.port + 1}"
+
+
+@dataclass(frozen=True)
+class World:
+    """Every region of a topology, the DNS server and where the bucket registry lives."""
+    regions: tuple[Topology, ...] = field(repr=False, compare=False)
+    dns: DNSSpec | None
+    global_region: str
+    data_dir: Path
+    source: str | None = None
+
+    def region(self, name: str) -> Topology:
+        for r in self.regions:
+            if r.region == name:
+                return r
+        raise KeyError(name)
+
+
 class TopologyError(ValueError):
     pass
 
@@ -270,6 +351,49 @@ def _index_spec(raw: dict) -> IndexSpec:
         return IndexSpec(**raw)
     except TypeError as exc:
         raise TopologyError(f"[index]: {exc}") from None
+
+
+#: Top-level keys every region of a multi-region file shares.
+SHARED = ("cluster_secret", "credentials", "index", "partition_bounds")
+
+
+def parse_world(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> World:
+    """A topology with ``[[region]]`` tables: one :class:`Topology` per region."""
+    root = Path(data_dir or doc.get("data_dir", "./data")).resolve()
+    raw_regions = doc["region"]
+    names = [str(r.get("name", "")) for r in raw_regions]
+    if not names or "" in names or len(set(names)) != len(names):
+        raise TopologyError("every [[region]] needs a name of its own")
+    dns = None
+    global_region = str((doc.get("dns") or {}).get("global_region") or
+                        ("us-east-1" if "us-east-1" in names else names[0]))
+    if "dns" in doc:
+        try:
+            dns = DNSSpec(**{k: v for k, v in doc["dns"].items() if k != "global_region"})
+        except TypeError as exc:
+            raise TopologyError(f"[dns]: {exc}") from None
+    if global_region not in names:
+        raise TopologyError(f"dns.global_region {global_region!r} is not a region of the topology")
+    regions = []
+    for raw in raw_regions:
+        name = str(raw["name"])
+        rdoc = {k: doc[k] for k in SHARED if k in doc}
+        rdoc.update({k: v for k, v in raw.items() if k != "name"}, region=name)
+        if dns is not None:          # the region's names under the DNS domain are virtual-host domains too
+            fe = dict(rdoc.get("frontend", {}))
+            fe["virtual_host_domains"] = list(fe.get("virtual_host_domains", FrontendSpec.virtual_host_domains)) + [
+                f"s3.{name}.{dns.domain}", f"s3.{dns.domain}"]
+            rdoc["frontend"] = fe
+        regions.append(parse(rdoc, source=source, data_dir=root / name))
+    world = World(regions=tuple(regions), dns=dns, global_region=global_region, data_dir=root, source=source)
+    addrs = [(m.host, m.port) for r in regions for m in r.all_metas] + \
+            [(n.host, n.port) for r in regions for n in r.nodes] + [(r.frontend.host, r.frontend.port) for r in regions]
+    if len(set(addrs)) != len(addrs):
+        raise TopologyError("every process of every region needs an address of its own")
+    # Each region's topology knows the world, and the world's regions are those
+    # same topologies (a cycle, so neither compares nor prints the other).
+    object.__setattr__(world, "regions", tuple(replace(r, world=world) for r in regions))
+    return world
 
 
 def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> Topology:
@@ -364,25 +488,119 @@ def default_doc(base_port: int = 9000, extra_metas: int = 0) -> dict:
             "console": {"host": "127.0.0.1", "port": base_port + 1}}
 
 
+#: The second and later regions of ``minis3 up --regions`` are smaller, to fit
+#: one machine: one storage node per AZ and EC 2+1 (an AZ holds one fragment).
+SMALL_REGION_ERASURE = {"k": 2, "m": 1}
+
+
+def regions_doc(base_port: int = 9000, names: tuple[str, ...] = ("us-east-1", "eu-west-1"), *,
+                console: bool = True) -> dict:
+    """A local topology of several regions (``minis3 up --regions``).
+
+    The first region is the default local cluster. Region r (from 0) binds
+    its own loopback addresses, with the same port numbers: its frontend
+    127.X.0.(r+1), its AZ i 127.X.(i+1).(r+1), X as in :func:`az_address`. So
+    every region's frontend listens on the same port and the DNS server's A
+    record alone says which region a name goes to, as in S3. Needs Linux
+    (the whole of 127.0.0.0/8 is loopback there).
+    """
+    if len(names) > 1 and not sys.platform.startswith("linux"):
+        raise TopologyError("several local regions need loopback addresses of their own (Linux)")
+    if len(set(names)) != len(names):
+        raise TopologyError("region names must differ")
+    x = 0 if base_port == 9000 else (base_port // 1000) % 256
+    regions = []
+    for r, name in enumerate(names):
+        if r == 0:
+            d = default_doc(base_port)
+            d["console"]["enabled"] = console
+        else:
+            host = f"127.{x}.0.{r + 1}"
+            azs = [{"name": f"az-{letter}",
+                    "meta": {"host": f"127.{x}.{i + 1}.{r + 1}", "port": base_port + 201 + i},
+                    "nodes": [{"id": f"{letter}1", "host": f"127.{x}.{i + 1}.{r + 1}", "port": base_port + 101 + 2 * i}]}
+                   for i, letter in enumerate("abc")]
+            d = {"frontend": {"host": host, "port": base_port}, "az": azs, "erasure": dict(SMALL_REGION_ERASURE),
+                 "scrub": {"host": host, "port": base_port + 300},
+                 "console": {"host": host, "port": base_port + 1, "enabled": False}}
+        regions.append({"name": name, **d})
+    return {"dns": {"host": "127.0.0.1", "port": base_port + 53, "domain": "minis3.test",
+                    "global_region": names[0]}, "region": regions}
+
+
+def regions_toml(base_port: int, data_dir: str | os.PathLike, names: tuple[str, ...], *,
+                 cluster_secret: str | None = None, credentials: list[tuple[str, str]] = (),
+                 scrub: dict | None = None, console: bool = False) -> str:
+    """:func:`regions_doc` as a topology file's text."""
+    doc = regions_doc(base_port, names, console=console)
+    lines = [f"data_dir = {_toml_value(str(data_dir))}"]
+    if cluster_secret:
+        lines.append(f"cluster_secret = {_toml_value(cluster_secret)}")
+    lines += ["", "[dns]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["dns"].items()]
+    for ak, sk in credentials:
+        lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
+    for reg in doc["region"]:
+        lines += ["", "[[region]]", f"name = {_toml_value(reg['name'])}"]
+        for table in ("frontend", "erasure", "scrub", "console"):
+            if table in reg:
+                vals = dict(reg[table], **(scrub or {})) if table == "scrub" else reg[table]
+                lines += [f"[region.{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in vals.items()]
+        for az in reg["az"]:
+            lines += ["[[region.az]]"] + [f"{k} = {_toml_value(v)}" for k, v in az.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _doc_addresses(doc: dict, base: int) -> list[tuple[str, int]]:
+    """Every (host, port) a one-region document's processes may bind."""
+    fe, sc, co = doc["frontend"], doc["scrub"], doc["console"]
+    addrs = [(fe["host"], fe["port"]), (sc["host"], sc["port"]), (co["host"], co["port"])]
+    for i, az in enumerate(doc["az"]):
+        addrs += [(n["host"], n["port"]) for n in az["nodes"]] + [(az["meta"]["host"], az["meta"]["port"])]
+        addrs.append((az["meta"]["host"], base + 10 + i))             # its per-AZ frontend
+        addrs += [(az["meta"]["host"], base + 204 + 3 * j + i) for j in range(2)]   # room for extra metas
+    return addrs
+
+
 def add_arguments(parser) -> None:
-    """``--topology`` and ``--data-dir``, for every `minis3` command and process.
-    Their defaults come from MINIS3_TOPOLOGY and MINIS3_DATA_DIR when set, so a
-    container image says once where its topology and data live."""
+    """``--topology``, ``--data-dir`` and ``--region``, for every `minis3` command and process.
+    Their defaults come from MINIS3_TOPOLOGY, MINIS3_DATA_DIR and MINIS3_REGION when set,
+    so a container image says once where its topology and data live."""
     parser.add_argument("--topology", default=os.environ.get("MINIS3_TOPOLOGY") or None,
                         help="topology TOML file (default: $MINIS3_TOPOLOGY if set, else the built-in local cluster)")
     parser.add_argument("--data-dir", default=os.environ.get("MINIS3_DATA_DIR") or None,
                         help="where every process keeps its data (default: $MINIS3_DATA_DIR if set, else the "
                              "topology's data_dir, ./data)")
+    parser.add_argument("--region", default=os.environ.get("MINIS3_REGION") or None,
+                        help="with a topology of several regions: which one (default: $MINIS3_REGION, "
+                             "else the global region)")
 
 
-def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None) -> Topology:
+def from_args(a) -> Topology:
+    """The topology named by a command's ``--topology/--data-dir/--region``."""
+    return load(a.topology, data_dir=a.data_dir, region=getattr(a, "region", None))
+
+
+def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None,
+         region: str | None = None) -> Topology:
+    """One region's topology (the global region's, unless ``region`` names another)."""
     if path is None:
         # `make run`'s cluster: each AZ also runs one extra metadata process,
         # empty at start, so `minis3 partitions move` has somewhere to move to.
-        return parse(default_doc(extra_metas=1), source=None, data_dir=data_dir)
-    with open(path, "rb") as f:
-        doc = tomllib.load(f)
-    return parse(doc, source=str(path), data_dir=data_dir)
+        topo = parse(default_doc(extra_metas=1), source=None, data_dir=data_dir)
+    else:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+        if isinstance(doc.get("region"), list):
+            world = parse_world(doc, source=str(path), data_dir=data_dir)
+            try:
+                return world.region(region or world.global_region)
+            except KeyError:
+                raise TopologyError(f"no region {region!r} in {path} (it has "
+                                    f"{', '.join(r.region for r in world.regions)})") from None
+        topo = parse(doc, source=str(path), data_dir=data_dir)
+    if region is not None and region != topo.region:
+        raise TopologyError(f"the topology has one region, {topo.region}, not {region}")
+    return topo
 
 
 def _toml_value(v) -> str:
@@ -445,8 +663,9 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
-def free_base_port(lo: int = 10000, hi: int = 32000) -> int:
-    """A base port whose whole default port range (frontend, nodes, metas) is free.
+def free_base_port(lo: int = 10000, hi: int = 32000, regions: int = 1) -> int:
+    """A base port whose whole default port range (frontend, nodes, metas) is free
+    (for ``regions`` > 1: every region's of :func:`regions_doc`, and the DNS server's).
 
     Every port lies outside the kernel's ephemeral range. A listener there can be
     stolen while it is down: a client that reconnects to it may be handed that very
@@ -458,13 +677,12 @@ def free_base_port(lo: int = 10000, hi: int = 32000) -> int:
     eph_lo, eph_hi = _ephemeral_range()
     for _ in range(200):
         base = random.randrange(lo, hi, 1000)
-        doc = default_doc(base)
-        fe, sc, co = doc["frontend"], doc["scrub"], doc["console"]
-        addrs = [(fe["host"], fe["port"]), (sc["host"], sc["port"]), (co["host"], co["port"])]
-        for i, az in enumerate(doc["az"]):
-            addrs += [(n["host"], n["port"]) for n in az["nodes"]] + [(az["meta"]["host"], az["meta"]["port"])]
-            addrs.append((az["meta"]["host"], base + 10 + i))             # its per-AZ frontend
-            addrs += [(az["meta"]["host"], base + 204 + 3 * j + i) for j in range(2)]   # room for extra metas
+        if regions > 1:
+            doc = regions_doc(base, tuple(f"r{i}" for i in range(regions)))
+            addrs = [a for reg in doc["region"] for a in _doc_addresses(reg, base)]
+            addrs += [(doc["dns"]["host"], doc["dns"]["port"]), (doc["dns"]["host"], doc["dns"]["port"] + 1)]
+        else:
+            addrs = _doc_addresses(default_doc(base), base)
         if any(eph_lo <= p <= eph_hi for _, p in addrs):
             continue
         if all(_port_free(h, p) for h, p in addrs):

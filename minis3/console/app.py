@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="minis3 console")
     topo_mod.add_arguments(p)
     a = p.parse_args(argv)
-    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    topo = topo_mod.from_args(a)
     setup_logging("console")
     log.info("web console on %s (frontend %s)", topo.console.url, topo.frontend.url)
     web.run_app(make_app(topo), host=topo.console.host, port=topo.console.port, print=None, access_log=None,

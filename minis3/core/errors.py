@@ -52,6 +52,9 @@ InvalidAccessKeyId = _e("InvalidAccessKeyId", 403,
 InvalidArgument = _e("InvalidArgument", 400, "Invalid Argument")
 InvalidBucketName = _e("InvalidBucketName", 400, "The specified bucket is not valid.")
 InvalidDigest = _e("InvalidDigest", 400, "The Content-MD5 or checksum you specified is not valid.")
+IllegalLocationConstraintException = _e(
+    "IllegalLocationConstraintException", 400,
+    "The location constraint is incompatible for the region specific endpoint this request was sent to.")
 InvalidLocationConstraint = _e("InvalidLocationConstraint", 400,
                                "The specified location-constraint is not valid.")
 InvalidURI = _e("InvalidURI", 400, "Couldn't parse the specified URI.")
@@ -75,6 +78,9 @@ NoSuchKey = _e("NoSuchKey", 404, "The specified key does not exist.")
 NoSuchUpload = _e("NoSuchUpload", 404, "The specified upload does not exist.")
 NotImplemented_ = _e("NotImplemented", 501,
                      "A header you provided implies functionality that is not implemented")
+PermanentRedirect = _e("PermanentRedirect", 301,
+                       "The bucket you are attempting to access must be addressed using the specified endpoint. "
+                       "Please send all future requests to this endpoint.")
 PreconditionFailed = _e("PreconditionFailed", 412,
                         "At least one of the pre-conditions you specified did not hold")
 RequestTimeTooSkewed = _e("RequestTimeTooSkewed", 403,

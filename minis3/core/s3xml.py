@@ -277,16 +277,19 @@ def error_xml(code: str, message: str, *, resource: str | None = None,
     return _serialize(root)
 
 
-def list_buckets_xml(buckets: list[tuple[str, int]], owner_id: str, owner_name: str) -> bytes:
-    """ListAllMyBucketsResult for ``(name, creation epoch ms)`` pairs.
+def list_buckets_xml(buckets: list[tuple], owner_id: str, owner_name: str) -> bytes:
+    """ListAllMyBucketsResult for ``(name, creation epoch ms[, region])``
+    tuples (every region's buckets, with ``BucketRegion`` when given).
     DisplayName is left out when ``owner_name`` is empty."""
     root = _root("ListAllMyBucketsResult")
     _owner(root, (owner_id, owner_name))
     container = _sub(root, "Buckets")
-    for name, created_ms in buckets:
+    for name, created_ms, *region in buckets:
         b = _sub(container, "Bucket")
         _sub(b, "Name", name)
         _sub(b, "CreationDate", iso8601_ms(created_ms))
+        if region and region[0]:
+            _sub(b, "BucketRegion", region[0])
     return _serialize(root)
 
 

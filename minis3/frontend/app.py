@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ..cluster.topology import Topology
 from ..core import errors as E
-from ..core import s3xml
+from ..core import regions, s3xml
 from ..core.hlc import HLC
 from ..core.sigv4 import AuthResult, SigningInput, verify
 from ..ec.codec import Codec, tune_malloc
@@ -90,6 +90,10 @@ class Frontend:
         self.session = None
         self.health: NodeHealth | None = None
         self.meta: MetaClient | None = None
+        # The bucket registry: the global region's bucket table (this region's
+        # own when it is the global one, as in a cluster of one region).
+        self.registry: MetaClient | None = None
+        self._region_metas: dict[str, MetaClient] = {}
         # (account, bucket) → when a positive answer expires; see bucket_exists().
         self._buckets_seen: dict[tuple[str, str], float] = {}
         self.datapath: DataPath | None = None
@@ -102,6 +106,8 @@ class Frontend:
                                       peer_names=self.topo.process_names())
         # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
         self.meta = MetaClient.for_topology(self.session, self.topo, hlc=self.hlc)
+        self._region_metas[self.topo.region] = self.meta
+        self.registry = self.region_meta(self.topo.registry_region)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
         self.health = NodeHealth(self.session, {n.id: n.url for n in self.topo.nodes})
@@ -109,6 +115,66 @@ class Frontend:
         self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,
                                  segment_size=self.topo.erasure.segment_size,
                                  inline_threshold=self.topo.erasure.inline_threshold, health=self.health)
+
+    def region_meta(self, region: str) -> MetaClient:
+        """The metadata service of a region (this one's, or another's: for the
+        registry, and for a bucket created here in another region)."""
+        if region not in self._region_metas:
+            self._region_metas[region] = MetaClient.for_topology(self.session, self.topo.region_topology(region),
+                                                                 hlc=self.hlc)
+        return self._region_metas[region]
+
+    # -- the global bucket namespace ----------------------------------------------------
+    async def bucket_region(self, bucket: str) -> str | None:
+        """Where a bucket lives, from the registry (None: nowhere)."""
+        rec = await self.registry.as_account(None).bucket_record(bucket)
+        return rec.get("region", self.topo.registry_region) if rec else None
+
+    async def create_bucket(self, account: str, name: str, region: str) -> None:
+        """Register the name in the registry (unique across regions), then, for
+        a bucket of another region than the registry's, write the same record
+        in that region's metadata, which checks its object writes against it.
+        A creation cut short between the two is finished by the owner's next
+        CreateBucket (as S3, BucketAlreadyOwnedByYou otherwise)."""
+        reg = self.registry.as_account(account)
+        cur = await reg.bucket_record(name)
+        if cur is not None and cur.get("owner") == account:
+            home = cur.get("region", self.topo.registry_region)
+            if home != self.topo.registry_region:
+                local = await self.region_meta(home).as_account(None).bucket_record(name)
+                if local is None or local["ts"] < cur["ts"]:
+                    await self.region_meta(home).put_bucket_record(name, cur)
+                    return
+        rec = await reg.create_bucket(name, region)     # BucketAlreadyExists / OwnedByYou
+        if region != self.topo.registry_region:
+            await self.region_meta(region).put_bucket_record(name, rec)
+
+    async def delete_bucket(self, account: str, name: str) -> None:
+        """Delete the bucket in this region (it must be empty), then free the
+        name in the registry. If the registry step was cut short, the owner's
+        next DeleteBucket finishes it."""
+        reg = self.registry
+        try:
+            await self.meta.as_account(account).delete_bucket(name)
+        except E.NoSuchBucket:
+            if self.topo.region == self.topo.registry_region:
+                raise
+            rec = await reg.as_account(account).bucket_record(name)
+            if rec is None or rec.get("owner") != account or rec.get("region") != self.topo.region:
+                raise
+        if self.topo.region != self.topo.registry_region:
+            await reg.put_bucket_record(name, reg.tombstone())
+
+    async def misdirected(self, ctx: "Context | None", target: Target, auth: AuthResult) -> E.S3Error | None:
+        """S3's answer to a request for a bucket of another region, or signed
+        for another region than this one's (:mod:`minis3.core.regions`)."""
+        bucket = target.bucket
+        where = await self.bucket_region(bucket) if bucket else None
+        return regions.wrong_region(here=self.topo.region, signed_for=auth.region or self.topo.region,
+                                    bucket=bucket, bucket_region=where,
+                                    endpoint=self.topo.endpoint(where, bucket if target.virtual_host else None)
+                                    if where else None,
+                                    presigned=auth.mode == "presigned")
 
     BUCKET_SEEN_TTL = 1.0
 
@@ -151,7 +217,7 @@ class Frontend:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = uuid.uuid4().hex[:16].upper()
         with TRACER.span(f"{request.method} {request.path[:120]}", trace_id=trace_id_of(request_id),
-                         request_id=request_id) as root:
+                         request_id=request_id, host=request.headers.get("Host", "")[:200]) as root:
             resp = await self._handle(request, request_id, root)
             root.attributes["status"] = resp.status
             if resp.status >= 500:
@@ -176,10 +242,17 @@ class Frontend:
                     s.attributes.update(mode=auth.mode, access_key=auth.access_key)
             if auth.access_key is None:
                 raise E.AccessDenied()
-            root.attributes.update(bucket=target.bucket, key=target.key, access_key=auth.access_key)
+            root.attributes.update(bucket=target.bucket, key=target.key, access_key=auth.access_key,
+                                   region=self.topo.region, signed_for=auth.region)
             ctx = Context(request, request_id, target, dict(pairs), auth, self)
+            if auth.region and auth.region != self.topo.region:
+                raise await self.misdirected(ctx, target, auth)
             from . import dispatch
-            resp = await dispatch.dispatch(ctx)
+            try:
+                resp = await dispatch.dispatch(ctx)
+            except E.NoSuchBucket as exc:
+                # Not in this region: in another one (a redirect), or nowhere.
+                raise (await self.misdirected(ctx, target, auth) if target.bucket else None) or exc
         except E.S3Error as exc:
             root.attributes["code"] = exc.code
             if isinstance(exc, E.SignatureDoesNotMatch):
@@ -275,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     topo_mod.add_arguments(p)
     p.add_argument("--az", help="run this AZ's frontend (topology frontend.per_az)")
     a = p.parse_args(argv)
-    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    topo = topo_mod.from_args(a)
     spec = topo.az_frontend(a.az) if a.az else topo.frontend
     setup_logging(f"frontend-{a.az}" if a.az else "frontend")
     configure_tracing(f"frontend-{a.az}" if a.az else "frontend")

@@ -8,7 +8,7 @@ import binascii
 from aiohttp import web
 
 from ..core import errors as E
-from ..core import s3xml
+from ..core import regions, s3xml
 from ..core.names import validate_bucket_name
 from .body import read_small_body
 
@@ -21,11 +21,8 @@ async def create(ctx) -> web.Response:
     name = ctx.target.bucket
     validate_bucket_name(name)
     constraint = s3xml.parse_create_bucket(await read_small_body(ctx.request, ctx.auth))
-    region = ctx.fe.topo.region
-    # As S3: in us-east-1 no constraint is given; elsewhere it must name the region.
-    if (constraint or "us-east-1") != region or (constraint == "us-east-1"):
-        raise E.InvalidLocationConstraint(LocationConstraint=constraint or "")
-    await ctx.meta.create_bucket(name, region)
+    region = regions.creation_region(constraint, here=ctx.fe.topo.region, regions=ctx.fe.topo.region_names)
+    await ctx.fe.create_bucket(ctx.account, name, region)
     resp = web.Response(status=200)
     resp.headers["Location"] = "/" + name
     return resp
@@ -40,12 +37,17 @@ async def head(ctx) -> web.Response:
 
 async def delete(ctx) -> web.Response:
     ctx.fe.forget_bucket(ctx.target.bucket)
-    await ctx.meta.delete_bucket(ctx.target.bucket)
+    await ctx.fe.delete_bucket(ctx.account, ctx.target.bucket)
     return web.Response(status=204)
 
 
 async def get_location(ctx) -> web.Response:
-    b = await ctx.meta.get_bucket(ctx.target.bucket)
+    """Answered by any region's endpoint, from the bucket registry (no redirect)."""
+    b = await ctx.fe.registry.as_account(ctx.account).bucket_record(ctx.target.bucket)
+    if b is None:
+        raise E.NoSuchBucket(BucketName=ctx.target.bucket)
+    if b.get("owner") != ctx.account:
+        raise E.AccessDenied()
     return _xml(s3xml.location_xml(b.get("region", ctx.fe.topo.region)))
 
 

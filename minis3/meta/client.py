@@ -242,6 +242,7 @@ class MetaClient:
         self.account = account
         self.hlc = hlc or HLC()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {} if locks is None else locks
+        self.region: str | None = None      # the region this metadata service serves (for_topology)
         self.n = len(self.replicas)
         self.w = min(WRITE_QUORUM, self.n)
         self.r = min(READ_QUORUM, self.n)
@@ -250,7 +251,9 @@ class MetaClient:
     def for_topology(cls, session: aiohttp.ClientSession, topo, **kw) -> "MetaClient":
         router = IndexRouter([Replica(session, m.url, m.id, m.az) for m in topo.metas],
                              [Replica(session, m.url, m.id, m.az) for az in topo.azs for m in az.extra_metas])
-        return cls(session, [m.url for m in topo.metas], router=router, **kw)
+        client = cls(session, [m.url for m in topo.metas], router=router, **kw)
+        client.region = topo.region
+        return client
 
     def as_account(self, account: str) -> "MetaClient":
         """A view of the same client that acts for one account."""
@@ -310,7 +313,7 @@ class MetaClient:
 
     def _check_owner(self, bucket_rec: dict | None) -> dict:
         b = live(bucket_rec)
-        if b is None:
+        if b is None or not self._here(b):
             raise E.NoSuchBucket()
         if self.account is not None and b.get("owner") != self.account:
             raise E.AccessDenied()
@@ -322,6 +325,8 @@ class MetaClient:
         return self._newest(body["record"] for _, body in replies)
 
     async def list_buckets(self) -> list[dict]:
+        """The account's buckets in this bucket table: asked of the global
+        region (the registry), every region's, as S3's ListBuckets answers."""
         replies = await self._read("/v/buckets", {})
         merged: dict[str, dict] = {}
         for _, body in replies:
@@ -331,8 +336,21 @@ class MetaClient:
         return [{"name": n, **r} for n, r in sorted(merged.items())
                 if not r.get("deleted") and (self.account is None or r.get("owner") == self.account)]
 
+    def _here(self, b: dict) -> bool:
+        """Does the bucket live in this metadata service's region? (The global
+        region's bucket table is also the registry of every region's buckets:
+        there a bucket of another region has a record, and is not here.)"""
+        return self.region is None or b.get("region", self.region) == self.region
+
     async def get_bucket(self, name: str) -> dict:
+        """The bucket, if it lives in this region and the account owns it
+        (else NoSuchBucket, AccessDenied)."""
         return self._check_owner(await self._bucket_version(name))
+
+    async def bucket_record(self, name: str) -> dict | None:
+        """The bucket's live record, wherever it lives and whoever owns it (None:
+        none). Asked of the global region, this is the bucket registry."""
+        return live(await self._bucket_version(name))
 
     async def create_bucket(self, name: str, region: str) -> dict:
         cur = live(await self._bucket_version(name))
@@ -342,6 +360,15 @@ class MetaClient:
         rec.update(created_ms=physical_ms(rec["ts"]), region=region, owner=self.account)
         await self._write_bucket({"name": name, "record": rec})
         return rec
+
+    async def put_bucket_record(self, name: str, rec: dict) -> None:
+        """Write a bucket version made elsewhere (the registry's record of a
+        bucket, copied to the region it lives in; or its tombstone)."""
+        self.hlc.observe(int(rec["ts"]))
+        await self._write_bucket({"name": name, "record": rec})
+
+    def tombstone(self) -> dict:
+        return dict(self._stamp(), deleted=True)
 
     async def _write_bucket(self, body: dict) -> None:
         """A bucket version: a write quorum of the home processes; the extra

@@ -133,6 +133,7 @@ class MetaService:
         self.index = index or IndexSpec()
         self.rpc_options = rpc_options or {}       # client_session's source_host and delay, for catch-up
         self.commit_window_ms = int(commit_window_s * 1000)
+        self.region: str | None = None      # set by main(): a bucket of another region is not here
         root = os.path.abspath(data_dir)
         self.hlc = HLC()
         self.buckets = Partition("buckets", "", None, os.path.join(root, "buckets"), snapshot_every)
@@ -263,8 +264,8 @@ class MetaService:
         """404 NoSuchBucket unless this replica sees the bucket live; 403
         AccessDenied unless it is ``owner``'s (None: anyone's)."""
         b = self.buckets.latest(bucket)
-        if b is None or b.get("deleted"):
-            return _refuse(404, "NoSuchBucket")
+        if b is None or b.get("deleted") or (self.region is not None and b.get("region", self.region) != self.region):
+            return _refuse(404, "NoSuchBucket")   # (the global region's table also lists other regions' buckets)
         if owner is not None and b.get("owner") != owner:
             return _refuse(403, "AccessDenied")
         return None
@@ -721,7 +722,7 @@ def main(argv: list[str] | None = None) -> None:
     which.add_argument("--az", help="run this AZ's home metadata process")
     which.add_argument("--id", help="run the metadata process with this id (e.g. an extra one, meta-az-a-2)")
     a = p.parse_args(argv)
-    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    topo = topo_mod.from_args(a)
     spec = topo.meta(a.id) if a.id else next(az.meta for az in topo.azs if az.name == a.az)
     setup_logging(spec.id)
     tracing.configure(spec.id)
@@ -731,6 +732,7 @@ def main(argv: list[str] | None = None) -> None:
                       index=topo.index, replicas={az.name: az.meta.id for az in topo.azs},
                       home=spec in topo.metas,
                       rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az)})
+    svc.region = topo.region
     log.info("metadata %s %s on %s, data in %s, %d partitions, peers %s (%s)", "replica" if svc.home else
              "process (extra)", spec.id, spec.url, spec.data_dir, len(svc.objects.partitions),
              ", ".join(peers) or "none", use_fast_event_loop())

@@ -755,7 +755,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="minis3 scrubber")
     topo_mod.add_arguments(p)
     a = p.parse_args(argv)
-    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    topo = topo_mod.from_args(a)
     setup_logging("scrubber")
     tracing.configure("scrubber")
     tune_malloc()

@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> None:
     topo_mod.add_arguments(p)
     p.add_argument("--id", required=True)
     a = p.parse_args(argv)
-    topo = topo_mod.load(a.topology, data_dir=a.data_dir)
+    topo = topo_mod.from_args(a)
     spec = topo.node(a.id)
     setup_logging(f"storage {spec.id}")
     tracing.configure(f"node-{spec.id}")
