@@ -17,7 +17,8 @@ import sys
 
 import aiohttp
 
-from ..core.trace import Span, request_id_of, trace_id_of, waterfall
+from ..core.trace import Span, new_span_id, request_id_of, trace_id_of, waterfall
+from ..frontend.routing import split_host
 from ..rpc.http import client_session
 from .topology import Topology
 
@@ -46,10 +47,39 @@ async def gather_spans(topo: Topology, request_id: str, session: aiohttp.ClientS
     try:
         tid = trace_id_of(request_id) if len(request_id) <= 16 else request_id.lower()
         got = await asyncio.gather(*(_get(session, u, {"id": tid}) for u in _endpoints(topo)))
+        spans = [Span.from_doc(d) for body in got if body for d in body.get("spans", [])]
+        dns = await dns_span(topo, spans, session)
     finally:
         if own:
             await session.close()
-    return [Span.from_doc(d) for body in got if body for d in body.get("spans", [])]
+    return ([dns] if dns else []) + spans
+
+
+async def dns_span(topo: Topology, spans: list[Span], session: aiohttp.ClientSession) -> Span | None:
+    """The DNS answer the client used, when it reached the frontend through a
+    name of minis3's DNS zone: the DNS server's last answer for the request's
+    Host before the request began (a client caches it for the TTL, so that
+    answer may be seconds older than the request). As a span of the trace."""
+    if topo.world is None or topo.world.dns is None:
+        return None
+    root = next((s for s in spans if s.parent_span_id is None and s.attributes.get("host")), None)
+    if root is None:
+        return None
+    name = split_host(root.attributes["host"])
+    zone = topo.world.dns.domain
+    if not (name == zone or name.endswith("." + zone)):
+        return None                         # the client used an address, not DNS
+    got = await _get(session, topo.world.dns.url + "/answers",
+                     {"name": name, "before_ms": root.start_ns / 1e6, "limit": 1})
+    if not got:
+        return None
+    a = got[0]
+    start = int(a["t_ms"] * 1e6)
+    return Span(trace_id=root.trace_id, span_id=new_span_id(), parent_span_id=None,
+                name=f"DNS {a.get('qtype') or 'A'} {name} → {a.get('answer') or a.get('rcode')}", service="dns",
+                start_ns=start, end_ns=start + int(a.get("duration_ms", 0) * 1e6),
+                attributes={k: a.get(k) for k in ("answer", "rcode", "kind", "region", "bucket", "client")},
+                status="OK" if a.get("rcode") == "NOERROR" else "ERROR")
 
 
 async def recent(topo: Topology, n: int = 20, session: aiohttp.ClientSession | None = None) -> list[dict]:
@@ -69,6 +99,14 @@ def _print(spans: list[Span], as_json: bool, out=sys.stdout) -> None:
     if as_json:
         print(json.dumps([s.doc() for s in spans]), file=out, flush=True)
         return
+    if spans and spans[0].service == "dns":
+        # Shown on a line of its own: it may be seconds before the request (the
+        # client reuses an answer for its TTL), which would squash the waterfall.
+        d, spans = spans[0], spans[1:]
+        first = min((s.start_ns for s in spans), default=d.start_ns)
+        a = d.attributes
+        print(f"DNS  {d.name}  (region {a.get('region')}; answered by minis3 dns in {d.duration_ms:.2f} ms, "
+              f"{(first - d.start_ns) / 1e6:.1f} ms before the request reached the frontend)", file=out)
     for line in waterfall(spans):
         print(line, file=out)
     root = next((s for s in spans if s.parent_span_id is None), None)
