@@ -8,6 +8,7 @@ import pytest
 from botocore.config import Config
 
 from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .regions import TwoRegions
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,18 @@ def cluster(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("minis3")).start()
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """Two regions and the DNS server (tests/integration/regions.py); names
+    under the zone resolve with minis3's DNS server in this process."""
+    from minis3.dns.resolve import using_dns
+    w = TwoRegions(tmp_path_factory.mktemp("regions"))
+    w.regions.start(timeout=90)
+    with using_dns(w.dns.host, w.dns.port, w.dns.domain):
+        yield w
+    w.regions.stop()
 
 
 def make_client(endpoint, **cfg):
