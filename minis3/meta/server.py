@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -58,6 +59,7 @@ from ..rpc import tracing
 from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..cluster.topology import IndexSpec
 from ..fsutil import write_json_durably
+from .gcfreeze import Freezer
 from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
 from .pmap import PartitionMap, choose_split_key
 
@@ -134,6 +136,7 @@ class MetaService:
         self.rpc_options = rpc_options or {}       # client_session's source_host and delay, for catch-up
         self.commit_window_ms = int(commit_window_s * 1000)
         self.region: str | None = None      # set by main(): a bucket of another region is not here
+        self.freezer = Freezer()            # the records out of the cyclic GC's walks (meta/gcfreeze.py)
         root = os.path.abspath(data_dir)
         self.hlc = HLC()
         self.buckets = Partition("buckets", "", None, os.path.join(root, "buckets"), snapshot_every)
@@ -614,6 +617,7 @@ class MetaService:
                     await self.reconcile()        # also finishes what a failed attempt left
                     if not self.home:
                         await self._sync_buckets(session)
+                    self.freezer.maybe(sum(len(p.table) for p in self.objects.partitions))
                 except Exception:
                     log.exception("partition map sync failed; trying again")
                 await asyncio.sleep(MAP_SYNC_S)
@@ -674,6 +678,8 @@ class MetaService:
             "state": "serving" if self.serving else "catching-up", "catch_up": self.catch_up_stats,
             "buckets": sum(1 for v in self.buckets.table.values() if not v.get("deleted")),
             "gc_queue": len(self.gc.table), "max_ts": self.max_ts() if request.query.get("ts") else None,
+            "gc_freezes": {"count": self.freezer.freezes, "last_ms": round(self.freezer.last_ms, 1),
+                           "frozen_objects": gc.get_freeze_count()},
             "partitions": [p.stats() for p in self.objects.partitions]})
 
     async def health(self, request):
