@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test unit integration install clean bench bench-quick bench-scrub chaos demo
+.PHONY: run run-regions test unit integration install clean bench bench-quick bench-scrub chaos demo
 
 # Debian packages the tests use, when we can install them (root): iptables for
 # `minis3 chaos partition-az`, and chromium for the web console's browser test
@@ -27,12 +27,16 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/minis3 up
 
+# Two regions (us-east-1, and a smaller eu-west-1) and their DNS server (docs/regions.md).
+run-regions: $(STAMP)
+	$(BIN)/minis3 up --regions us-east-1,eu-west-1
+
 # A narrated tour of the running cluster: `make run` must be running in another terminal.
 demo: $(STAMP)
 	$(BIN)/minis3 demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra tests
+	$(BIN)/python -m pytest -q -ra --durations=15 tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
