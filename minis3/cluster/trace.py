@@ -78,7 +78,8 @@ async def dns_span(topo: Topology, spans: list[Span], session: aiohttp.ClientSes
     return Span(trace_id=root.trace_id, span_id=new_span_id(), parent_span_id=None,
                 name=f"DNS {a.get('qtype') or 'A'} {name} → {a.get('answer') or a.get('rcode')}", service="dns",
                 start_ns=start, end_ns=start + int(a.get("duration_ms", 0) * 1e6),
-                attributes={k: a.get(k) for k in ("answer", "rcode", "kind", "region", "bucket", "client")},
+                attributes={**{k: a.get(k) for k in ("answer", "rcode", "kind", "region", "bucket", "client")},
+                            "ttl_s": topo.world.dns.ttl},
                 status="OK" if a.get("rcode") == "NOERROR" else "ERROR")
 
 
@@ -104,9 +105,11 @@ def _print(spans: list[Span], as_json: bool, out=sys.stdout) -> None:
         # client reuses an answer for its TTL), which would squash the waterfall.
         d, spans = spans[0], spans[1:]
         first = min((s.start_ns for s in spans), default=d.start_ns)
-        a = d.attributes
+        a, age_ms = d.attributes, (first - d.start_ns) / 1e6
+        stale = (f"; older than its {a['ttl_s']} s TTL: the client may have kept a connection open since, "
+                 f"or not asked DNS at all" if a.get("ttl_s") is not None and age_ms > a["ttl_s"] * 1000 else "")
         print(f"DNS  {d.name}  (region {a.get('region')}; answered by minis3 dns in {d.duration_ms:.2f} ms, "
-              f"{(first - d.start_ns) / 1e6:.1f} ms before the request reached the frontend)", file=out)
+              f"{age_ms:.1f} ms before the request reached the frontend{stale})", file=out)
     for line in waterfall(spans):
         print(line, file=out)
     root = next((s for s in spans if s.parent_span_id is None), None)

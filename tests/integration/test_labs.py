@@ -5,7 +5,9 @@ longer behaves as its chapter (docs/course/0N-*.md) says, so the course
 cannot go stale. The cluster is the default local one with an extra metadata
 process per AZ (as `make run`'s), an index that splits at 2,000 keys (so lab 3
 sees splits) and a write budget of 50 requests a second per partition replica
-(so lab 3's burst meets 503 SlowDown).
+(so lab 3's burst meets 503 SlowDown). Lab 4 starts from the DNS lookup: it
+runs against the two regions and the DNS server of the `world` fixture
+(conftest.py), as it would against `minis3 up --regions us-east-1,eu-west-1`.
 """
 from __future__ import annotations
 
@@ -29,9 +31,11 @@ def lc(tmp_path_factory):
     c.stop()
 
 
-def run_lab(c: TestCluster, script: str) -> str:
+def run_lab(c: TestCluster | Path, script: str) -> str:
+    """Run a lab against a cluster (or the topology file at that path)."""
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, str(LABS / script), "--topology", str(c.topo_path)],
+    topo_path = c if isinstance(c, Path) else c.topo_path
+    r = subprocess.run([sys.executable, str(LABS / script), "--topology", str(topo_path)],
                        capture_output=True, text=True, timeout=300)
     print(r.stdout)
     print(r.stderr, file=sys.stderr)
@@ -55,5 +59,15 @@ def test_lab3_finding_any_object(lc):
     assert "split of" in out and "refused at once with 503 SlowDown" in out
 
 
-def test_lab4_journey_of_a_put(lc):
-    run_lab(lc, "lab4_journey_of_a_put.py")
+def test_lab4_journey_of_a_put(world):
+    out = run_lab(world.path, "lab4_journey_of_a_put.py")
+    # The lab began at the DNS lookup, as its chapter says.
+    assert "── Step 1: before any byte: DNS" in out and f"dig @{world.dns.host} -p {world.dns.port}" in out
+
+
+def test_lab4_needs_regions():
+    """Against `make run`'s topology (one region, no DNS) lab 4 stops at once, before any
+    request, and says what to start instead."""
+    r = subprocess.run([sys.executable, str(LABS / "lab4_journey_of_a_put.py")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "minis3 up --regions us-east-1,eu-west-1" in r.stderr, r.stderr

@@ -1,15 +1,22 @@
 """Lab 4: the journey of one PUT (docs/course/04-journey-of-a-put.md).
 
-    .venv/bin/python docs/course/labs/lab4_journey_of_a_put.py                  # against `make run`
-    .venv/bin/python docs/course/labs/lab4_journey_of_a_put.py --topology FILE  # any cluster
+    .venv/bin/minis3 up --regions us-east-1,eu-west-1                                # in another terminal
+    .venv/bin/python docs/course/labs/lab4_journey_of_a_put.py --topology data/regions.toml
 
-Routing (path style and virtual-hosted style reach the same object); SigV4
-(a request signed with a wrong secret, and what `minis3 trace --last` shows the
+It needs two regions and minis3's DNS server (`make run` starts one region and
+no DNS: the lab then stops at once, exit status 2). DNS first: the lab creates
+its bucket in us-east-1 and a second one in eu-west-1, asks minis3's DNS server
+for the regions' endpoints and the buckets' names, and makes its first PUT
+through the global name, the DNS answer picking the region (its trace begins
+with that answer); a client set to the wrong region is answered 400 and
+re-signs by itself. Then routing (the same object in path style); SigV4 (a
+request signed with a wrong secret, and what `minis3 trace --last` shows the
 server computed); then one real boto3 PUT of a few MiB followed through every
 process with `minis3 trace REQUEST_ID`: signature, bucket check, segments
 encoded, six fragment writes each fsynced on its node, the metadata commit on
 the replicas (the moment the object becomes visible), the 200; and a multipart
-upload, whose completion writes no data at all. Bucket: lab4-journey.
+upload, whose completion writes no data at all. Buckets: lab4-journey
+(us-east-1, left in place) and lab4-journey-eu (eu-west-1, deleted at the end).
 """
 from __future__ import annotations
 
@@ -26,6 +33,18 @@ import time
 from labkit import Lab, LabFailed, md5, mib
 
 BUCKET = "lab4-journey"
+EU_BUCKET = "lab4-journey-eu"
+NEEDS_REGIONS = """\
+Lab 4 starts from the DNS lookup, so it needs two regions and minis3's DNS server.
+Its topology has {what}: `make run` starts one region, without DNS.
+Start two regions instead (stop `make run` first: both use port 9000), from the repository's root:
+
+    .venv/bin/minis3 up --regions us-east-1,eu-west-1
+
+and run the lab with the topology that command wrote:
+
+    .venv/bin/python docs/course/labs/lab4_journey_of_a_put.py --topology data/regions.toml
+"""
 
 
 def by_name(spans: list[dict], prefix: str, service: str | None = None) -> list[dict]:
@@ -70,32 +89,119 @@ def sigv4_signature(secret: str, string_to_sign: str) -> str:
 
 
 def lab(L: Lab) -> None:
+    from minis3.dns.resolve import query_a, using_dns
     topo = L.topo
+    world, dns = topo.world, topo.world.dns
+    eu = next(r for r in world.regions if r.region != topo.region)      # eu-west-1
     s3 = L.s3()
+    s3_eu = L.s3(endpoint=eu.frontend.url, region=eu.region)
     L.fresh_bucket(s3, BUCKET)
 
     # ------------------------------------------------------------------------------------
-    L.step("routing: path style and virtual-hosted style name the same object")
-    L.say("The bucket can be in the path (`http://127.0.0.1:9000/BUCKET/KEY`, path style) or in the host "
-          "name (`http://BUCKET.localhost:9000/KEY`, virtual-hosted style, what AWS prefers). The "
-          "frontend's router (minis3/frontend/routing.py) takes the bucket from the Host header when it "
-          f"ends with one of {list(topo.frontend.virtual_host_domains)}, else from the first path segment.")
+    L.step("before any byte: DNS")
+    L.say(f"S3 is one namespace of bucket names over many regions, each a fleet of its own. Here: "
+          f"{topo.region} (frontend {topo.frontend.host}:{topo.frontend.port}) and {eu.region} (frontend "
+          f"{eu.frontend.host}:{eu.frontend.port}), and minis3's DNS server on {dns.host}:{dns.port} (UDP), "
+          f"authoritative for the zone {dns.domain}. The lab's bucket lives in {topo.region}; a second one is "
+          f"created in {eu.region}, through the {topo.region} endpoint (a LocationConstraint).")
+    try:
+        s3.create_bucket(Bucket=EU_BUCKET, CreateBucketConfiguration={"LocationConstraint": eu.region})
+    except s3.exceptions.BucketAlreadyOwnedByYou:       # left by an earlier run: empty it
+        for o in s3_eu.list_objects_v2(Bucket=EU_BUCKET).get("Contents", []):
+            s3_eu.delete_object(Bucket=EU_BUCKET, Key=o["Key"])
+    print(f"\n  s3.create_bucket(Bucket={EU_BUCKET!r}, CreateBucketConfiguration={{'LocationConstraint': "
+          f"{eu.region!r}}})   # sent to {topo.frontend.url}")
+    loc = s3.get_bucket_location(Bucket=EU_BUCKET)["LocationConstraint"]
+    L.check(loc == eu.region, f"{EU_BUCKET} lives in {loc}, though it was created through {topo.region}'s endpoint")
+
+    L.say("Before a client sends a byte it turns a host name into an address. Ask the DNS server what "
+          "dig would (dig is not needed by the lab; these are the commands to type):")
+    expect = {f"s3.{topo.region}.{dns.domain}": (topo.frontend.host, f"{topo.region}'s endpoint"),
+              f"s3.{eu.region}.{dns.domain}": (eu.frontend.host, f"{eu.region}'s endpoint"),
+              f"{BUCKET}.s3.{dns.domain}": (topo.frontend.host, f"bucket {BUCKET}: {topo.region}'s frontend"),
+              f"{EU_BUCKET}.s3.{dns.domain}": (eu.frontend.host, f"bucket {EU_BUCKET}: {eu.region}'s frontend")}
+    answers = {}
+    for name in expect:
+        try:
+            answers[name], rcode = query_a(name, dns.host, dns.port)
+        except OSError as exc:
+            raise LabFailed(f"minis3's DNS server at {dns.host}:{dns.port} did not answer ({exc}): is "
+                            "`.venv/bin/minis3 up --regions us-east-1,eu-west-1` running?") from None
+        print(f"\n  $ dig @{dns.host} -p {dns.port} +short {name}")
+        L.show("\n".join(answers[name]) or f"(no address: {rcode})")
+    for name, (ip, what) in expect.items():
+        L.check(answers[name] == [ip], f"{name} → {ip}  ({what})")
+    L.say(f"The two bucket names differ only in the bucket, and DNS sends them to different regions: "
+          f"the server looks each bucket up in the bucket registry (in {world.global_region}). So a client "
+          f"that only knows the global name s3.{dns.domain} still reaches the bucket's region.")
+
+    L.say(f"Now the lab's first PUT goes exactly that way: boto3 with endpoint http://s3.{dns.domain}:"
+          f"{topo.frontend.port}, virtual-hosted style (the bucket in the host name), this Python process "
+          f"resolving names under {dns.domain} with minis3's DNS server (minis3.dns.resolve.using_dns):")
     hello = b"hello from the journey lab\n"
-    r = s3.put_object(Bucket=BUCKET, Key="hello.txt", Body=hello)
+    glob = L.s3(endpoint=f"http://s3.{dns.domain}:{topo.frontend.port}", s3={"addressing_style": "virtual"})
+    with using_dns(dns.host, dns.port, dns.domain) as lookups:
+        r = glob.put_object(Bucket=BUCKET, Key="hello.txt", Body=hello)
     put_rid = r["ResponseMetadata"]["RequestId"]
-    print(f"\n  s3.put_object(Bucket={BUCKET!r}, Key='hello.txt', ...)   # boto3 here uses path style: "
-          f"PUT {topo.frontend.url}/{BUCKET}/hello.txt  → request {put_rid}")
-    host = f"{BUCKET}.{topo.frontend.virtual_host_domains[0]}:{topo.frontend.port}"
-    body, rid = virtual_hosted_get(L, host, "hello.txt")
-    L.check(body == hello, "the virtual-hosted GET returns the object the path-style PUT stored")
+    print(f"\n  s3.put_object(Bucket={BUCKET!r}, Key='hello.txt', ...)   # PUT http://{BUCKET}.s3.{dns.domain}:"
+          f"{topo.frontend.port}/hello.txt  → request {put_rid}")
+    for lk in lookups.seen:
+        print(f"    DNS lookup: {lk['name']} → {', '.join(lk['addresses']) or lk['rcode']}  ({lk['ms']:.1f} ms)")
+    L.check([lk["addresses"] for lk in lookups.seen] == [[topo.frontend.host]],
+            f"one DNS query, for {BUCKET}.s3.{dns.domain}; the answer, {topo.frontend.host}, is where the PUT went")
     time.sleep(0.5)
-    for label, req in (("path-style PUT", put_rid), ("virtual-hosted GET", rid)):
+    out = L.minis3("trace", put_rid).stdout
+    first = out.strip().splitlines()[0] if out.strip() else ""
+    spans = L.minis3_json("trace", put_rid)
+    L.check(first.startswith("DNS") and f"{BUCKET}.s3.{dns.domain} → {topo.frontend.host}" in first
+            and spans[0]["service"] == "dns" and spans[0]["attributes"].get("answer") == topo.frontend.host,
+            "the trace begins with the DNS answer the client used: the first step of the request's journey")
+
+    L.say(f"A client configured for the wrong region: the same boto3 client signs for {topo.region}, and "
+          f"PUTs into {EU_BUCKET}. DNS sends it to {eu.region}, which refuses a request signed for another "
+          "region: 400 AuthorizationHeaderMalformed, naming the right region. boto3 signs again for it and "
+          "resends, by itself, as S3's own clients do:")
+    answered: list[tuple[int, str | None]] = []
+
+    def seen(response, **_):
+        if response:
+            answered.append((response[0].status_code, response[1].get("Error", {}).get("Code")))
+    glob.meta.events.register("needs-retry.s3.PutObject", seen)
+    with using_dns(dns.host, dns.port, dns.domain) as lookups:
+        r = glob.put_object(Bucket=EU_BUCKET, Key="hello.txt", Body=hello)
+    eu_rid = r["ResponseMetadata"]["RequestId"]
+    print(f"\n  s3.put_object(Bucket={EU_BUCKET!r}, Key='hello.txt', ...)   # client region {topo.region}")
+    for lk in lookups.seen:
+        print(f"    DNS lookup: {lk['name']} → {', '.join(lk['addresses']) or lk['rcode']}")
+    for status, code in answered:
+        print(f"    answered {status}{' ' + code if code else ''}")
+    L.check([a[0] for a in answered] == [400, 200] and answered[0][1] == "AuthorizationHeaderMalformed",
+            f"400 AuthorizationHeaderMalformed, then 200 once boto3 re-signed for {eu.region}")
+    time.sleep(0.5)
+    eu_spans = L.minis3_json("trace", eu_rid, "--region", eu.region)
+    L.check(eu_spans[0]["service"] == "dns" and eu_spans[0]["attributes"].get("answer") == eu.frontend.host
+            and s3_eu.get_object(Bucket=EU_BUCKET, Key="hello.txt")["Body"].read() == hello,
+            f"the object is in {eu.region} (its trace, `minis3 trace {eu_rid} --region {eu.region}`, begins "
+            f"with DNS → {eu.frontend.host})")
+
+    # ------------------------------------------------------------------------------------
+    L.step("routing: path style and virtual-hosted style name the same object")
+    L.say(f"Step 1's PUT named its bucket in the host name ({BUCKET}.s3.{dns.domain}, virtual-hosted style: "
+          "what AWS prefers, and what lets DNS pick the region). The bucket can also be in the path "
+          f"(http://{topo.frontend.host}:{topo.frontend.port}/{BUCKET}/hello.txt, path style: the client must "
+          "then know the region's address itself). The frontend's router (minis3/frontend/routing.py) takes "
+          f"the bucket from the Host header when it ends with one of {list(topo.frontend.virtual_host_domains)}, "
+          "else from the first path segment. Here curl GETs the object in path style:")
+    body, rid = path_style_get(L, "hello.txt")
+    L.check(body == hello, "the path-style GET returns the object the virtual-hosted PUT stored")
+    time.sleep(0.5)
+    for label, req in (("virtual-hosted PUT", put_rid), ("path-style GET", rid)):
         root = root_of(L.minis3_json("trace", req))
         a = root["attributes"]
-        print(f"  {label}: root span {root['name']!r}, bucket={a.get('bucket')!r} key={a.get('key')!r}")
+        print(f"  {label}: root span {root['name']!r}, host={a.get('host')!r} bucket={a.get('bucket')!r} "
+              f"key={a.get('key')!r}")
         L.check(a.get("bucket") == BUCKET and a.get("key") == "hello.txt",
                 f"{label}: the router found bucket {BUCKET!r} and key 'hello.txt'")
-
     # ------------------------------------------------------------------------------------
     L.step("SigV4: a request signed with the wrong secret")
     L.say("Every request is signed: the client builds a canonical request (method, path, query, the signed "
@@ -227,19 +333,31 @@ def lab(L: Lab) -> None:
     L.check(s3.get_object(Bucket=BUCKET, Key="multipart.bin")["Body"].read() == part1 + part2,
             "GET walks the manifest and returns part 1 then part 2")
 
+    # ------------------------------------------------------------------------------------
+    L.step(f"cleaning up: {EU_BUCKET} is deleted, and its name resolves to the global region again")
+    for o in s3_eu.list_objects_v2(Bucket=EU_BUCKET).get("Contents", []):
+        s3_eu.delete_object(Bucket=EU_BUCKET, Key=o["Key"])
+    s3_eu.delete_bucket(Bucket=EU_BUCKET)
+    name = f"{EU_BUCKET}.s3.{dns.domain}"
+    ips, _ = query_a(name, dns.host, dns.port)
+    print(f"\n  s3.delete_bucket(Bucket={EU_BUCKET!r})   # sent to {eu.frontend.url}\n"
+          f"\n  $ dig @{dns.host} -p {dns.port} +short {name}")
+    L.show("\n".join(ips))
+    L.check(ips == [topo.frontend.host], f"{name} → {topo.frontend.host}: no such bucket, so the global "
+            f"region's frontend, as S3 answers (DNS never tells which buckets exist)")
 
-def virtual_hosted_get(L: Lab, host: str, key: str) -> tuple[bytes, str]:
-    """GET http://HOST/KEY, signed, connecting to the frontend's address: curl when
-    it can sign (7.75+ resolves *.localhost itself), else botocore's signer."""
+
+def path_style_get(L: Lab, key: str) -> tuple[bytes, str]:
+    """GET http://FRONTEND/BUCKET/KEY, signed: curl when it can sign (7.75+), else botocore's signer."""
     fe = L.topo.frontend
+    url = f"{fe.url}/{BUCKET}/{key}"
     curl = shutil.which("curl")
     if curl:
         argv = [curl, "-sS", "-i", "--aws-sigv4", f"aws:amz:{L.region}:s3", "--user",
-                f"{L.access_key}:{L.secret_key}", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-                f"http://{host}/{key}"]
+                f"{L.access_key}:{L.secret_key}", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", url]
         print(f"\n  $ {shlex.join(['curl', *argv[2:]])}")
         r = subprocess.run(argv, capture_output=True, timeout=30)
-        if r.returncode == 0 or b"aws-sigv4" not in r.stderr and r.returncode != 6:   # 6: could not resolve
+        if r.returncode == 0 or b"aws-sigv4" not in r.stderr:
             head, _, body = r.stdout.partition(b"\r\n\r\n")
             L.show(head.decode(errors="replace") + "\n\n" + body.decode(errors="replace"))
             rid = re.search(rb"x-amz-request-id: (\w+)", head, re.I)
@@ -250,11 +368,11 @@ def virtual_hosted_get(L: Lab, host: str, key: str) -> tuple[bytes, str]:
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
-    req = AWSRequest(method="GET", url=f"http://{host}/{key}", headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    req = AWSRequest(method="GET", url=url, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
     S3SigV4Auth(Credentials(L.access_key, L.secret_key), "s3", L.region).add_auth(req)
-    print(f"\n  GET http://{host}/{key}   (signed by botocore, sent to {fe.host}:{fe.port} with Host: {host})")
+    print(f"\n  GET {url}   (signed by botocore)")
     conn = http.client.HTTPConnection(fe.host, fe.port, timeout=30)
-    conn.request("GET", f"/{key}", headers={"Host": host, **dict(req.headers)})
+    conn.request("GET", f"/{BUCKET}/{key}", headers=dict(req.headers))
     resp = conn.getresponse()
     body = resp.read()
     print(f"    {resp.status} {resp.reason}, x-amz-request-id {resp.getheader('x-amz-request-id')}: {body!r}")
@@ -262,4 +380,10 @@ def virtual_hosted_get(L: Lab, host: str, key: str) -> tuple[bytes, str]:
 
 
 if __name__ == "__main__":
-    sys.exit(Lab(4, "The journey of a PUT").run(lab))
+    lab4 = Lab(4, "The journey of a PUT")
+    world = lab4.topo.world
+    if world is None or world.dns is None or len(world.regions) < 2:
+        print(NEEDS_REGIONS.format(what="one region and no DNS server" if world is None else
+                                   "no DNS server" if world.dns is None else "one region"), file=sys.stderr)
+        sys.exit(2)
+    sys.exit(lab4.run(lab))

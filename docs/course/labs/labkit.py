@@ -86,12 +86,14 @@ class Lab:
         print(f"  ✓ {seen}", flush=True)
 
     # -- S3 clients ------------------------------------------------------------------------
-    def s3(self, secret: str | None = None, attempts: int = 5, **cfg):
-        """A boto3 client for the cluster. ``attempts``: tries per request in all
-        (botocore's ``total_max_attempts``; its ``max_attempts`` counts retries only)."""
+    def s3(self, secret: str | None = None, attempts: int = 5, endpoint: str | None = None,
+           region: str | None = None, **cfg):
+        """A boto3 client for the cluster (or for ``endpoint``, signing for ``region``).
+        ``attempts``: tries per request in all (botocore's ``total_max_attempts``;
+        its ``max_attempts`` counts retries only)."""
         import boto3
         from botocore.config import Config
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=self.region,
+        return boto3.client("s3", endpoint_url=endpoint or self.endpoint, region_name=region or self.region,
                             aws_access_key_id=self.access_key, aws_secret_access_key=secret or self.secret_key,
                             config=Config(retries={"total_max_attempts": attempts, "mode": "standard"},
                                           connect_timeout=5, read_timeout=60, **cfg))
