@@ -6,14 +6,14 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: run run-regions test unit integration install clean bench bench-quick bench-scrub chaos demo
 
-# Debian packages the tests use, when we can install them (root): iptables for
-# `minis3 chaos partition-az`, and chromium for the web console's browser test
-# (Playwright drives Debian's chromium; it never downloads a browser of its own).
-# Without them those tests are skipped.
-DEBS := iptables chromium
+# Debian packages the tests use, when we can install them (root), as package:command:
+# iptables for `minis3 chaos partition-az`, chromium for the web console's browser test
+# (Playwright drives Debian's chromium; it never downloads a browser of its own), and dig
+# for the DNS server's test (docs/regions.md). Without them those tests are skipped.
+DEBS := iptables:iptables chromium:chromium bind9-dnsutils:dig
 $(STAMP): pyproject.toml
-	@for deb in $(DEBS); do \
-	  if [ "$$(id -u)" = 0 ] && ! command -v $$deb >/dev/null && command -v apt-get >/dev/null; then \
+	@for pair in $(DEBS); do deb=$${pair%%:*}; cmd=$${pair##*:}; \
+	  if [ "$$(id -u)" = 0 ] && ! command -v $$cmd >/dev/null && command -v apt-get >/dev/null; then \
 	    echo "installing $$deb (Debian)"; \
 	    apt-get install -y -q $$deb >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$deb >/dev/null; } \
 	    || echo "could not install $$deb: the tests that need it will be skipped"; fi; done

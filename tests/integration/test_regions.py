@@ -7,6 +7,7 @@ DNS); names under the zone are resolved by minis3's DNS server
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -204,3 +205,23 @@ def test_trace_starts_with_the_dns_answer(world):
     assert spans[0]["service"] == "dns" and spans[0]["attributes"]["answer"] == world.ip(EU)
     c.delete_object(Bucket=name, Key="t")
     c.delete_bucket(Bucket=name)
+
+
+@pytest.mark.skipif(shutil.which("dig") is None, reason="dig (Debian's bind9-dnsutils) is not installed")
+def test_dig_shows_it(world):
+    """What docs/regions.md tells a learner to type."""
+    d = world.dns.domain
+    name = _name("dig")
+
+    def dig(*args):
+        r = subprocess.run(["dig", f"@{world.dns.host}", "-p", str(world.dns.port), "+short", *args],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+    assert dig(f"s3.{EU}.{d}") == [world.ip(EU)]
+    assert dig(f"{name}.s3.{d}") == [world.ip(US)]
+    world.client(f"s3.{US}.{d}", US).create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": EU})
+    assert dig(f"{name}.s3.{d}") == [world.ip(EU)]
+    assert dig(f"{name}.s3.{d}", "AAAA") == []          # NODATA: no IPv6 address
+    world.client(f"s3.{EU}.{d}", EU).delete_bucket(Bucket=name)
+    assert dig(f"{name}.s3.{d}") == [world.ip(US)]
