@@ -105,14 +105,23 @@ class Console:
     async def _s3(self, request, method: str, bucket: str = "", key: str | None = None, query: str = "",
                   body: bytes = b"", headers: dict | None = None) -> tuple[int, dict, bytes]:
         user = request["user"]
-        url = self.topo.frontend.url + "/" + quote(bucket, safe="") + ("/" + quote(key, safe="/~") if key else "")
-        url += ("?" + query) if query else ""
-        h = dict(headers or {})
-        sha = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
-        h.update(sign_request(method, url, h, sha, user["access_key"], user["secret_key"], self.topo.region,
-                              dt.datetime.now(dt.timezone.utc)))
-        async with self.s3.request(method, url, data=body or None, headers=h) as r:
-            return r.status, dict(r.headers), await r.read()
+        region = self.topo.region
+        for _ in range(2):
+            fe = self.topo.region_topology(region).frontend
+            url = fe.url + "/" + quote(bucket, safe="") + ("/" + quote(key, safe="/~") if key else "")
+            url += ("?" + query) if query else ""
+            h = dict(headers or {})
+            sha = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+            h.update(sign_request(method, url, h, sha, user["access_key"], user["secret_key"], region,
+                                  dt.datetime.now(dt.timezone.utc)))
+            async with self.s3.request(method, url, data=body or None, headers=h) as r:
+                got = r.status, dict(r.headers), await r.read()
+            # A bucket of another region (several regions): go where S3's redirect says, once.
+            there = got[1].get("x-amz-bucket-region")
+            if got[0] not in (301, 400) or not there or there == region or there not in self.topo.region_names:
+                return got
+            region = there
+        return got
 
     @staticmethod
     def _xml(body: bytes):
