@@ -79,12 +79,8 @@ def health_cell(f: where.Fragment, check: str | None) -> str:
 
 
 def health_table(p: where.Placement, checks: dict[int, str], indent: str = "  ") -> str:
-    columns, body = where.rows(p)
-    cells = [[health_cell(f, checks.get(f.index)) if f is not None else "" for f in row] for row in body]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-             for row in [columns, ["-" * w for w in widths]] + cells]
-    return "\n".join(indent + line for line in lines)
+    """:func:`where.table`, each fragment with its live check."""
+    return where.table(p, indent, cell=lambda f: health_cell(f, checks.get(f.index)))
 
 
 def verdict(p: where.Placement, checks: dict[int, str], verified: bool = True) -> str:

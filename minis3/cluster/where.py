@@ -179,8 +179,8 @@ def rows(p: Placement) -> tuple[list[str], list[list[Fragment | None]]]:
     return columns, [[per_az[az][i] if i < len(per_az[az]) else None for az in columns] for i in range(height)]
 
 
-def table(p: Placement, indent: str = "  ") -> str:
-    """The placement as text, one column per AZ::
+def table(p: Placement, indent: str = "  ", cell=cell) -> str:
+    """The placement as text, one column per AZ (``cell`` writes each fragment)::
 
         az-a                     az-b                   az-c
         ----------------------   --------------------   ----------------------

@@ -44,7 +44,7 @@ from ..cluster import chaos, inspect as inspect_mod, partitions, status, where
 from ..cluster import trace as trace_mod
 from ..cluster.topology import Topology
 from ..core.sigv4 import presign_url, sign_request
-from ..core.trace import ordered, request_id_of
+from ..core.trace import layout, request_id_of
 from ..rpc.http import client_session
 
 log = logging.getLogger("minis3.console")
@@ -308,14 +308,11 @@ class Console:
 
 def _bars(spans) -> list[dict]:
     """A waterfall as rows for HTML: depth, name, process, offset and width (%)."""
-    t0 = min(s.start_ns for s in spans)
-    total = max(1, max(max(s.end_ns, s.start_ns) for s in spans) - t0)
-    return [{"depth": d, "name": s.name, "service": s.service, "ms": round(s.duration_ms, 2),
-             "left": round((s.start_ns - t0) / total * 100, 2),
-             "width": max(0.4, round((max(s.end_ns, s.start_ns) - s.start_ns) / total * 100, 2)),
-             "status": s.status, "attrs": {k: v for k, v in s.attributes.items()
-                                           if k in ("node", "az", "bytes", "status", "partition", "code", "peer")}}
-            for d, s in ordered(spans)]
+    return [{"depth": b.depth, "name": b.span.name, "service": b.span.service, "ms": round(b.span.duration_ms, 2),
+             "left": round(b.start * 100, 2), "width": max(0.4, round(b.length * 100, 2)),
+             "status": b.span.status, "attrs": {k: v for k, v in b.span.attributes.items()
+                                                if k in ("node", "az", "bytes", "status", "partition", "code", "peer")}}
+            for b in layout(spans)[2]]
 
 
 def make_app(topo: Topology) -> web.Application:

@@ -105,24 +105,42 @@ def _attrs(a: dict, keys=("node", "az", "bytes", "status", "partition", "replica
     return " ".join(shown)
 
 
+@dataclass(frozen=True)
+class Bar:
+    """A span's place in a waterfall: its depth in the tree, and where its bar
+    starts and how long it is, as fractions of the whole trace's time."""
+    depth: int
+    span: Span
+    start: float
+    length: float
+
+
+def layout(spans: list[Span]) -> tuple[int, int, list[Bar]]:
+    """(the trace's first start in ns, its length in ns, a :class:`Bar` per
+    span in tree order): what the text waterfall and the console both draw."""
+    t0 = min(s.start_ns for s in spans)
+    total = max(1, max(max(s.end_ns, s.start_ns) for s in spans) - t0)
+    return t0, total, [Bar(d, s, (s.start_ns - t0) / total, (max(s.end_ns, s.start_ns) - s.start_ns) / total)
+                       for d, s in ordered(spans)]
+
+
 def waterfall(spans: list[Span], width: int = 40, name_width: int = 44) -> list[str]:
     """Lines of text: one per span, indented by depth, with its process, its
     duration and a bar placed on the trace's time axis."""
     if not spans:
         return []
-    t0 = min(s.start_ns for s in spans)
-    t1 = max(max(s.end_ns, s.start_ns) for s in spans)
-    total = max(1, t1 - t0)
+    t0, total, bars = layout(spans)
     lines = [f"trace {spans[0].trace_id} (request {request_id_of(spans[0].trace_id)}): {len(spans)} spans "
              f"in {len({s.service for s in spans})} processes, {total / 1e6:.1f} ms"]
     svc_w = max(len(s.service) for s in spans)
-    for depth, s in ordered(spans):
-        a = int((s.start_ns - t0) / total * width)
-        b = max(a + 1, int((max(s.end_ns, s.start_ns) - t0) / total * width))
-        bar = " " * a + ("█" if s.status == "OK" else "▒") * (b - a) + " " * (width - b)
-        label = ("  " * depth + s.name)[:name_width].ljust(name_width)
+    for bar in bars:
+        s = bar.span
+        a = int(bar.start * width)
+        b = max(a + 1, int((bar.start + bar.length) * width))
+        line = " " * a + ("█" if s.status == "OK" else "▒") * (b - a) + " " * (width - b)
+        label = ("  " * bar.depth + s.name)[:name_width].ljust(name_width)
         extra = _attrs(s.attributes)
-        lines.append(f"{label} {s.service.ljust(svc_w)} {s.duration_ms:8.2f} ms |{bar}| "
+        lines.append(f"{label} {s.service.ljust(svc_w)} {s.duration_ms:8.2f} ms |{line}| "
                      f"+{(s.start_ns - t0) / 1e6:.1f}" + (f"  {extra}" if extra else "")
                      + ("  ERROR" if s.status != "OK" else ""))
     return lines

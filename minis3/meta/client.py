@@ -284,19 +284,22 @@ class MetaClient:
     async def _read(self, path: str, params: dict, ikey: str | None = None,
                     follow: bool = True) -> list[tuple[Replica, dict]]:
         """A read quorum, of the key's replicas (``ikey``) or of the home processes."""
-        if ikey is not None:
-            await self.router.ensure()
-        replicas = self.router.replicas_for(ikey) if ikey is not None else self.replicas
+        replicas = await self._replicas(ikey)
         # Start at a different replica each time, so reads spread over all three.
         self._turn = (getattr(self, "_turn", 0) + 1) % self.n
         replicas = replicas[self._turn:] + replicas[:self._turn]
         return await quorum(replicas, lambda r: self.call_routed(r, ikey, "GET", path, params=params, follow=follow),
                             self.r, finish_in_background=False, ask=self.r)
 
+    async def _replicas(self, ikey: str | None) -> list[Replica]:
+        """An object key's replicas, by the partition map; the home processes for the rest."""
+        if ikey is None:
+            return self.replicas
+        await self.router.ensure()
+        return self.router.replicas_for(ikey)
+
     async def _write(self, path: str, body: dict, ikey: str | None = None) -> None:
-        if ikey is not None:
-            await self.router.ensure()
-        replicas = self.router.replicas_for(ikey) if ikey is not None else self.replicas
+        replicas = await self._replicas(ikey)
         await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", path, json=body), self.w,
                      finish_in_background=True)
 
