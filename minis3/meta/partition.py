@@ -15,7 +15,7 @@ import os
 import random
 import shutil
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from pathlib import Path
 from typing import Iterator
@@ -75,6 +75,14 @@ class Partition:
         # Writes accepted but not yet durable. Conditional checks look here
         # first, so two conditional writers can't both pass; readers never do.
         self.pending: dict[str, dict] = {}
+        # While a split prepares its halves: the keys changed here since it
+        # copied the table (it copies them again before the cut).
+        self.changed: set[str] | None = None
+        # After the cut, until this partition's last accepted writes have
+        # landed: its halves (every change applied here is applied there too),
+        # and in each half, the partition it was cut from.
+        self.successors: list[Partition] = []
+        self.parent: Partition | None = None
         self.wal = WAL(directory, self._apply, self._rows, snapshot_every)
         if table is None:
             self.recovered = self.wal.recover()
@@ -87,7 +95,7 @@ class Partition:
         self._sampled_at = 0
         self.refused = 0                    # requests answered SlowDown (demand it did not serve)
         self.inflight = 0                   # writes waiting for their WAL sync
-        self.splitting: asyncio.Event | None = None     # set while a split pauses writes
+        self.splitting = False              # a split of it is under way (writes go on)
         self.recent: deque[str] = deque(maxlen=RECENT_KEYS)
         self.write_budget = TokenBucket(0)
         self.read_budget = TokenBucket(0)
@@ -96,6 +104,10 @@ class Partition:
         key, value = entry["k"], entry["v"]
         if not self.contains(key):              # a half of a split recovering its parent's files
             return
+        if self.changed is not None:
+            self.changed.add(key)
+        for h in self.successors:               # a write accepted before a split lands after the cut
+            h._apply(entry)
         if value is None:                       # hard removal (GC queue entries only)
             self.table.pop(key, None)
             return
@@ -122,8 +134,19 @@ class Partition:
         return self.table.get(key)
 
     def latest(self, key: str) -> dict | None:
-        """The newest record including not-yet-durable writes (for conditions)."""
-        return self.pending.get(key) or self.table.get(key)
+        """The newest record including not-yet-durable writes (for conditions),
+        also those the partition this was just cut from accepted."""
+        cur = self.pending.get(key) or self.table.get(key)
+        if self.parent is not None:
+            theirs = self.parent.latest(key)
+            if version(theirs) > version(cur):
+                return theirs
+        return cur
+
+    def landing(self) -> bool:
+        """Are writes accepted here not yet durable (or, just after a split,
+        writes the partition this was cut from accepted)?"""
+        return bool(self.inflight or self.wal.writing or (self.parent is not None and self.parent.landing()))
 
     async def write(self, key: str, value: dict | None) -> None:
         # Everything up to the first await runs atomically with the caller's check.
@@ -166,7 +189,7 @@ class Partition:
         out = {"id": self.id, "lo": self.lo, "hi": self.hi, "keys": len(self.table),
                "reads": self.reads, "writes": self.writes, "refused": self.refused, "wal_syncs": self.wal.syncs,
                "wal_generation": self.wal.generation, "bytes": self.estimated_bytes(),
-               "inflight": self.inflight, "splitting": self.splitting is not None, "state": self.state}
+               "inflight": self.inflight, "splitting": self.splitting, "state": self.state}
         if live:          # a walk over every record: for status pages, not for the split check
             out["live_keys"] = sum(1 for v in self.table.values() if not v.get("deleted"))
         return out
@@ -306,7 +329,7 @@ class PartitionSet:
         """Forget a partition this process no longer holds (its replica moved
         away and the new holder has caught up): off the list, then its files."""
         p = self.by_id[pid]
-        while p.inflight or p.wal.writing:
+        while p.landing():
             await asyncio.sleep(0.001)
         after = [x for x in self.partitions if x is not p]
         await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
@@ -316,63 +339,133 @@ class PartitionSet:
         await p.wal.snapshot_written()
         await asyncio.to_thread(shutil.rmtree, self.root / pid, True)
 
-    async def split(self, pid: str, key: str, left_id: str, right_id: str) -> float:
+    async def split(self, pid: str, key: str, left_id: str, right_id: str) -> dict:
         """Cut partition ``pid`` at ``key`` into ``left_id`` [lo, key) and
-        ``right_id`` [key, hi). Writes to it wait (for the seconds returned)
-        while in-flight ones land and the halves are set up; reads go on. The
-        halves get no request budgets: the caller sets them.
+        ``right_id`` [key, hi), while it serves reads and writes. Returns what
+        it took (seconds, keys): ``pause_s`` is the one moment writes to the
+        range cannot go on (the event loop copies the last changes to the
+        halves and switches to them, with no await). The halves get no
+        request budgets: the caller sets them.
 
-        On disk a split copies nothing: each half gets hard links to the
-        partition's snapshot and WAL files and a WAL generation of its own,
-        then the new partition list replaces the old (the moment of the
-        split). A half recovers from the linked files keeping only its range,
-        until its first snapshot, taken at once in the background, replaces them.
+        On disk a split copies nothing: the partition's WAL stays in its
+        generation from the start (no snapshot), so its files only grow, and
+        each half gets hard links to them and a WAL generation of its own.
+        Every write the partition acknowledges from then on is in a file
+        (the same file) that each half recovers from, keeping only its range.
+        So the new partition list can replace the old (the moment of the
+        split on disk) while the partition still takes writes, and a crash at
+        any point recovers either the partition or both halves, with every
+        acknowledged write. Each half's own snapshot replaces the linked
+        files once the partition's last writes have landed.
+
+        In memory: the table is copied to the halves (in a thread), which then
+        copy again the keys changed meanwhile (``catch_up``, in rounds); after
+        the list is durable, the last such copy and the switch. Writes already
+        queued for the partition's WAL are not waited for: they land in its
+        (linked) file and are applied to the halves' tables too (``landing``).
         """
         p = self.by_id[pid]
         if not (key > p.lo and (p.hi is None or key < p.hi)):
             raise ValueError(f"split key {key!r} outside {pid}")
-        paused = time.monotonic()
-        p.splitting = asyncio.Event()
+        if p.splitting or p.parent is not None:
+            raise RuntimeError(f"{pid} is being split")
+        took: dict = {"keys": len(p.table)}
+        t = time.monotonic()
+
+        def lap(phase: str) -> None:
+            nonlocal t
+            now = time.monotonic()
+            took[phase] = round(now - t, 4)
+            t = now
+        ranges = ((left_id, p.lo, key), (right_id, key, p.hi))
+        halves: list[Partition] = []
+        p.splitting = True
+        p.wal.hold_snapshots(True)
+        cut = False
         try:
-            while p.inflight or p.wal.writing:   # acknowledged-to-be writes land first
-                await asyncio.sleep(0.001)
+            await p.wal.snapshot_written()       # one under way would remove files while they are linked
             gen = p.wal.generation
-            p.wal.close(keep_snapshot=True)      # its WAL files are final from here on
-            halves = []
-            try:
-                for hid, lo, hi in ((left_id, p.lo, key), (right_id, key, p.hi)):
-                    await asyncio.to_thread(_link_files, self.root / pid, self.root / hid)
-                    # O(keys), so in a thread: the table cannot change while
-                    # writes are paused, and reads go on from the event loop.
-                    table = await asyncio.to_thread(_slice, p.table, lo, hi)
-                    halves.append(Partition(hid, lo, hi, self.root / hid, self.snapshot_every, table=table,
-                                            generation=gen + 1))
-                for h in halves:
-                    h.state = p.state
-                after = [x for x in self.partitions if x is not p] + halves
-                await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
-            except BaseException:
+            for hid, _, _ in ranges:
+                await asyncio.to_thread(_link_files, self.root / pid, self.root / hid)
+            # The table as of now (keys and records at C speed; records are
+            # replaced, never changed in place), made into the halves' tables
+            # in a thread; the keys changed from now on are noted in `changed`.
+            keys = list(p.table)
+            records = list(map(p.table.__getitem__, keys))
+            p.changed = set()
+            halves = await asyncio.to_thread(_halves, keys, records, ranges, self.root, self.snapshot_every, gen + 1)
+            del keys, records
+            for h in halves:
+                h.state = p.state
+                h.wal.hold_snapshots(True)      # the partition's WAL (their linked file) may still grow
+            lap("prepare_s")
+            took["caught_up"] = 0
+            while True:                            # in rounds, so that the event loop is held briefly
+                changed, p.changed = p.changed, set()
+                _copy(p.table, changed, halves, key)
+                took["caught_up"] += len(changed)
+                if len(changed) < 1000:
+                    break
+                await asyncio.sleep(0)
+            lap("catch_up_s")
+            after = [x for x in self.partitions if x is not p] + halves
+            await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
+            lap("manifest_s")
+            # The new list is durable: the halves are the partition. No await
+            # from here on: the halves get what changed during the write of the
+            # list, then every change the partition applies, and take its writes.
+            changed, p.changed = p.changed, None
+            _copy(p.table, changed, halves, key)
+            took["caught_up"] += len(changed)
+            p.successors = halves
+            for h in halves:
+                h.parent = p
+            self.partitions = after
+            self._reindex()
+            cut = True
+            lap("pause_s")
+        finally:
+            p.splitting = False
+            if not cut:                            # the partition goes on as it was
+                p.changed = None
                 for h in halves:
                     h.wal.close()
                 for d in (left_id, right_id):
                     shutil.rmtree(self.root / d, ignore_errors=True)
-                p.wal.open()                     # the partition goes on as it was
-                raise
-            # The new list is durable: from here on the halves are the partition.
-            self.partitions = after
-            self._reindex()
-        finally:
-            paused = time.monotonic() - paused
-            done, p.splitting = p.splitting, None
-            done.set()
+                p.wal.hold_snapshots(False)
+        # Writes accepted before the cut land in the old WAL, in the halves'
+        # tables too; then each half's own snapshot replaces the linked files.
+        while p.inflight or p.wal.writing:
+            await asyncio.sleep(0.001)
+        p.wal.close()
+        p.successors = []
         for h in halves:
+            h.parent = None
+            h.wal.hold_snapshots(False)
             h.wal.request_snapshot()             # own files, only its own range
-        await p.wal.snapshot_written()           # one of the old partition may still be writing there
+        lap("landing_s")
         await asyncio.to_thread(shutil.rmtree, self.root / pid, True)
-        return paused
+        return took
 
 
-def _slice(table: SortedDict, lo: str, hi: str | None) -> SortedDict:
-    keys = list(table.irange(minimum=lo, maximum=hi, inclusive=(True, False)) if hi is not None
-                else table.irange(minimum=lo))
-    return SortedDict(zip(keys, map(table.__getitem__, keys)))
+def _halves(keys: list[str], records: list[dict], ranges, root: Path, snapshot_every: int,
+            generation: int) -> list[Partition]:
+    """The two halves of a split (in a thread: O(keys)), each with the slice
+    of ``keys`` in its range and WAL ``generation`` opened in its directory."""
+    out = []
+    for hid, lo, hi in ranges:
+        i, j = bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
+        table = SortedDict(zip(keys[i:j], records[i:j]))
+        out.append(Partition(hid, lo, hi, root / hid, snapshot_every, table=table, generation=generation))
+    return out
+
+
+def _copy(src: SortedDict, keys: set[str], halves: list[Partition], cut: str) -> None:
+    """Make the halves hold what ``src`` holds for each of ``keys``."""
+    for k in keys:
+        h = halves[0] if k < cut else halves[1]
+        v = src.get(k)
+        if v is None:
+            h.table.pop(k, None)
+        else:
+            h.table[k] = v

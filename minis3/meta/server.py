@@ -172,9 +172,9 @@ class MetaService:
         """Does the partition map give this process its AZ's replica of ``ikey``?"""
         return self.pmap.locate(ikey).replica_in(self.az) == self.id
 
-    async def _object_partition(self, ikey: str, *, peer: bool = False) -> Partition:
-        """The partition holding ``ikey``, once no split of it is under way
-        (a split pauses its writes; the caller then writes with no await).
+    def _object_partition(self, ikey: str, *, peer: bool = False) -> Partition:
+        """The partition holding ``ikey`` (the caller then writes with no
+        await: a split switches to its halves between two event-loop steps).
 
         421 WrongPartition unless the map gives this process the key's
         replica, or its partition is incoming (moving here: it takes writes
@@ -182,9 +182,6 @@ class MetaService:
         any local partition. Checked after the last await, so once a move's
         fence has adopted the new map, no write slips into the old replica."""
         part = self.objects.for_key(ikey)
-        while part is not None and part.splitting is not None:
-            await part.splitting.wait()
-            part = self.objects.for_key(ikey)
         if not (peer and part is not None) and not self._takes_writes(part, ikey):
             raise WrongPartition(self.pmap)
         return part
@@ -258,7 +255,7 @@ class MetaService:
             refused = self._bucket_refusal(body["bucket"], body["owner"])
             if refused:
                 return refused
-        part = await self._object_partition(ikey)
+        part = self._object_partition(ikey)
         if part.inflight >= self.index.max_inflight_writes or not part.write_budget.take():
             return _slow_down(part, "write")
         return web.json_response({"applied": await self._keep_object(part, ikey, rec)})
@@ -293,7 +290,7 @@ class MetaService:
 
         async def one(key: str, rec: dict) -> bool:
             ikey = body["bucket"] + "/" + key
-            return await self._keep_object(await self._object_partition(ikey), ikey, rec)
+            return await self._keep_object(self._object_partition(ikey), ikey, rec)
         for key, _ in body["items"]:                 # refuse the batch before keeping any of it
             ikey = body["bucket"] + "/" + key
             if not self._takes_writes(self.objects.for_key(ikey), ikey):
@@ -418,7 +415,7 @@ class MetaService:
             part = self.buckets
         else:
             try:
-                part = await self._object_partition(k, peer=True)
+                part = self._object_partition(k, peer=True)
             except web.HTTPException:
                 return False                      # no longer held here (moved away meanwhile)
         applied, _ = await self._put_version(part, k, v)
@@ -467,7 +464,7 @@ class MetaService:
         t0 = time.monotonic()
         for p in list(self.objects.partitions):
             if overlaps(p.lo, p.hi, e.lo, e.hi):
-                while p.inflight or p.wal.writing or p.splitting is not None:
+                while p.landing():
                     await asyncio.sleep(0.001)
         return web.json_response(self._move_log("fenced", e.id, map_version=self.pmap.version,
                                                 drained_s=round(time.monotonic() - t0, 4)))
@@ -541,14 +538,14 @@ class MetaService:
             cur = local.id
             for j in range(len(mine) - 1, 0, -1):          # from the right, so each split is one cut
                 left_id = mine[0].id if j == 1 else f"{local.id}.{j}"
-                pause = await self.objects.split(cur, mine[j].lo, left_id, mine[j].id)
+                took = await self.objects.split(cur, mine[j].lo, left_id, mine[j].id)
                 self._budget(self.objects.by_id[left_id])
                 self._budget(self.objects.by_id[mine[j].id])
-                log.info("split %s at %r into %s and %s (map version %d): writes paused %.3f s",
-                         cur, mine[j].lo, left_id, mine[j].id, self.pmap.version, pause)
+                log.info("split %s at %r into %s and %s (map version %d): writes paused %.3f s (%s)",
+                         cur, mine[j].lo, left_id, mine[j].id, self.pmap.version, took["pause_s"],
+                         ", ".join(f"{k} {v}" for k, v in took.items() if k != "pause_s"))
                 self.splits.append({"partition": cur, "key": mine[j].lo, "into": [left_id, mine[j].id],
-                                    "map_version": self.pmap.version, "pause_s": round(pause, 4),
-                                    "at_ms": int(time.time() * 1000)})
+                                    "map_version": self.pmap.version, **took, "at_ms": int(time.time() * 1000)})
                 cur = left_id
 
     async def get_map(self, request):

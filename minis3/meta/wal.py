@@ -65,6 +65,7 @@ class WAL:
         self._flushing = False                    # a batch is being written
         self._snapshot_task: asyncio.Task | None = None
         self._snapshot_wanted = False
+        self._snapshots_held = False              # a split links this WAL's files: no new generation
         self.syncs = 0
 
     # -- recovery ------------------------------------------------------------
@@ -150,6 +151,16 @@ class WAL:
         self._ensure_flusher()
         self._wakeup.set()
 
+    def hold_snapshots(self, held: bool) -> None:
+        """While held, the WAL stays in its generation (no snapshot starts), so
+        its files only grow: a split links them into its halves' directories,
+        and a half's parent's WAL may still be landing writes into the
+        generation the half recovers from. A snapshot asked for meanwhile is
+        taken once released."""
+        self._snapshots_held = held
+        if not held and self._snapshot_wanted:
+            self.request_snapshot()
+
     @property
     def writing(self) -> bool:
         """A batch is waiting or being written (a snapshot may still be)."""
@@ -176,7 +187,7 @@ class WAL:
                 self._flushing = False
 
     async def _flush_pending(self) -> None:
-        while self._pending or self._snapshot_wanted:
+        while self._pending or (self._snapshot_wanted and not self._snapshots_held):
             if self._pending:
                 batch, self._pending = self._pending, []
                 data = b"".join(line for line, _ in batch)
@@ -194,6 +205,8 @@ class WAL:
                     self.apply(decode_line(line))
                     if not fut.done():
                         fut.set_result(None)
+            if self._snapshots_held:
+                continue
             if (self.needs_snapshot() or self._snapshot_wanted) and not self.snapshotting:
                 self._snapshot_wanted = False
                 self.snapshot()

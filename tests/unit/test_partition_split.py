@@ -22,12 +22,8 @@ async def quiesce(ps: PartitionSet) -> None:
 
 
 async def write(ps: PartitionSet, key: str, value: dict) -> None:
-    """What the metadata server does: wait out a split of the key's partition, then write."""
-    p = ps.for_key(key)
-    while p.splitting is not None:
-        await p.splitting.wait()
-        p = ps.for_key(key)
-    await p.write(key, value)
+    """What the metadata server does: find the key's partition, write to it with no await between."""
+    await ps.for_key(key).write(key, value)
 
 
 async def test_split_cuts_in_place_and_survives_reopening(tmp_path):
@@ -35,8 +31,8 @@ async def test_split_cuts_in_place_and_survives_reopening(tmp_path):
     for i in range(300):
         await write(ps, f"h/{i:04d}", rec(i + 1))
     await write(ps, "a/x", rec(1))
-    pause = await ps.split("p001", "h/0150", "p002", "p003")
-    assert pause >= 0
+    took = await ps.split("p001", "h/0150", "p002", "p003")
+    assert took["pause_s"] >= 0 and took["keys"] == 300
     assert [(p.id, p.lo, p.hi) for p in ps.partitions] == [("p000", "", "g"), ("p002", "g", "h/0150"),
                                                             ("p003", "h/0150", None)]
     assert len(ps.by_id["p002"].table) == 150 and len(ps.by_id["p003"].table) == 150
@@ -127,3 +123,146 @@ async def test_an_extra_process_starts_empty_adds_an_incoming_partition_and_drop
     assert again.partitions == [] and not (tmp_path / "p001").exists()
     assert json.loads((tmp_path / MANIFEST).read_text()) == {"partitions": []}
     assert PartitionSet(None, tmp_path).partitions == []
+
+
+def slow_halves(monkeypatch, seconds: float) -> None:
+    """Make a split's preparing of its halves (in a thread) take ``seconds``, so writes land meanwhile."""
+    import time as _time
+    from minis3.meta import partition
+    real = partition._halves
+
+    def slow(*args):
+        _time.sleep(seconds)
+        return real(*args)
+    monkeypatch.setattr(partition, "_halves", slow)
+
+
+async def test_writes_landing_while_the_halves_are_prepared_reach_the_right_half(tmp_path, monkeypatch):
+    ps = PartitionSet((), tmp_path)
+    for i in range(200):
+        await write(ps, f"k/{i:04d}", rec(1))
+    slow_halves(monkeypatch, 0.3)
+    split = asyncio.ensure_future(ps.split("p000", "k/0100", "p001", "p002"))
+    await asyncio.sleep(0.05)                        # the table is copied; the halves are being made
+    assert ps.by_id["p000"].splitting and ps.by_id["p000"].changed is not None
+    expect = {f"k/{i:04d}": 1 for i in range(200)}
+    for i in range(0, 200, 3):                       # overwrites, new keys and tombstones on both sides
+        await write(ps, f"k/{i:04d}", rec(2))
+        expect[f"k/{i:04d}"] = 2
+    for i in range(200, 260):
+        await write(ps, f"k/{i:04d}", rec(3))
+        expect[f"k/{i:04d}"] = 3
+    await write(ps, "k/0001", {"ts": 4, "vid": "v4", "deleted": True})
+    await write(ps, "a", rec(5))                     # below the split key
+    expect.update({"k/0001": 4, "a": 5})
+    took = await split
+    assert took["caught_up"] >= len(range(0, 200, 3)) + 60 and took["pause_s"] < 0.1, took
+    assert [p.id for p in ps.partitions] == ["p001", "p002"]
+    for k, ts in expect.items():
+        assert ps.for_key(k).get(k)["ts"] == ts, k
+    assert "a" in ps.by_id["p001"].table and "k/0250" in ps.by_id["p002"].table
+    await quiesce(ps)
+    again = PartitionSet((), tmp_path)
+    for k, ts in expect.items():
+        assert again.for_key(k).get(k)["ts"] == ts, k
+    assert sum(len(p.table) for p in again.partitions) == len(expect)
+
+
+async def test_writes_queued_for_the_old_wal_at_the_cut_land_in_the_halves_and_survive_a_crash(tmp_path, monkeypatch):
+    """The cut does not wait for the partition's queued writes: they land in
+    its WAL file, which each half links, and in the halves' tables; meanwhile
+    a half's conditions see them. A crash before the halves' own snapshots
+    recovers them from the linked file."""
+    import time as _time
+    ps = PartitionSet((), tmp_path)
+    for i in range(100):
+        await write(ps, f"k/{i:04d}", rec(1))
+    p = ps.by_id["p000"]
+    real = p.wal._write_sync
+
+    def slow_write(data):
+        _time.sleep(0.5)
+        real(data)
+    p.wal._write_sync = slow_write                   # the old partition's next batch is slow to land
+    from minis3.meta import wal
+    monkeypatch.setattr(wal.WAL, "request_snapshot", lambda self: None)   # a crash before the halves' own
+    late = [asyncio.ensure_future(write(ps, f"k/{i:04d}", rec(7))) for i in (10, 90)]
+    await asyncio.sleep(0.05)
+    assert p.inflight == 2
+    split = asyncio.ensure_future(ps.split("p000", "k/0050", "p001", "p002"))
+    for _ in range(200):
+        if "p002" in ps.by_id:
+            break
+        await asyncio.sleep(0.005)
+    right = ps.by_id["p002"]
+    assert not any(t.done() for t in late) and right.parent is p
+    assert right.get("k/0090")["ts"] == 1 and right.latest("k/0090")["ts"] == 7   # queued, seen by conditions
+    assert right.landing() and not split.done()
+    await write(ps, "k/0091", rec(8))                # the half takes writes meanwhile
+    await asyncio.gather(*late)
+    took = await split
+    assert took["pause_s"] < 0.25 and took["landing_s"] > 0.2, took
+    assert ps.for_key("k/0010").get("k/0010")["ts"] == 7 and right.get("k/0090")["ts"] == 7
+    assert right.parent is None and not p.successors
+    monkeypatch.undo()
+    await quiesce(ps)
+    again = PartitionSet((), tmp_path)
+    assert [p.id for p in again.partitions] == ["p001", "p002"]
+    assert [again.for_key(f"k/{i:04d}").get(f"k/{i:04d}")["ts"] for i in (10, 90, 91, 11)] == [7, 7, 8, 1]
+
+
+async def test_a_crash_just_after_the_new_list_is_durable_recovers_both_halves(tmp_path, monkeypatch):
+    """The list names the halves while the partition still takes writes:
+    whatever it acknowledged is in the files the halves link."""
+    import shutil
+    from minis3.meta import partition
+    ps = PartitionSet((), tmp_path / "live", snapshot_every=20)
+    for i in range(100):
+        await write(ps, f"k/{i:04d}", rec(1))
+    slow_halves(monkeypatch, 0.2)
+    real = partition.write_json_durably
+
+    def crash_image(path, doc):
+        real(path, doc)
+        shutil.copytree(tmp_path / "live", tmp_path / "image")   # the disk as a crash would leave it
+    monkeypatch.setattr(partition, "write_json_durably", crash_image)
+    split = asyncio.ensure_future(ps.split("p000", "k/0050", "p001", "p002"))
+    await asyncio.sleep(0.05)
+    await write(ps, "k/0003", rec(2))                # acknowledged during the split, before the list
+    for i in range(60, 90):                          # more than snapshot_every: its WAL must not move on
+        await write(ps, f"k/{i:04d}", rec(2))
+    await split
+    monkeypatch.undo()
+    await quiesce(ps)
+    image = PartitionSet((), tmp_path / "image")
+    assert [p.id for p in image.partitions] == ["p001", "p002"] and not (tmp_path / "image" / "p000").exists()
+    assert [len(p.table) for p in image.partitions] == [50, 50]
+    assert image.for_key("k/0003").get("k/0003")["ts"] == 2
+    assert all(image.for_key(f"k/{i:04d}").get(f"k/{i:04d}")["ts"] == 2 for i in range(60, 90))
+
+
+async def test_a_split_whose_list_cannot_be_written_leaves_the_partition_as_it_was(tmp_path, monkeypatch):
+    from minis3.meta import partition
+    ps = PartitionSet((), tmp_path, snapshot_every=50)
+    for i in range(100):
+        await write(ps, f"k/{i:04d}", rec(1))
+
+    def fail(path, doc):
+        raise OSError("disk full")
+    monkeypatch.setattr(partition, "write_json_durably", fail)
+    try:
+        await ps.split("p000", "k/0050", "p001", "p002")
+        raise AssertionError("the split went on")
+    except OSError:
+        pass
+    monkeypatch.undo()
+    p = ps.by_id["p000"]
+    assert [x.id for x in ps.partitions] == ["p000"] and not p.splitting and p.changed is None
+    assert not (tmp_path / "p001").exists() and not (tmp_path / "p002").exists()
+    for i in range(100, 160):                        # it takes writes, and snapshots again
+        await write(ps, f"k/{i:04d}", rec(2))
+    assert not p.wal._snapshots_held and p.wal.generation > 0
+    took = await ps.split("p000", "k/0050", "p001", "p002")   # and can be split after all
+    assert took["keys"] == 160
+    await quiesce(ps)
+    assert [len(x.table) for x in PartitionSet((), tmp_path).partitions] == [50, 110]
