@@ -52,16 +52,19 @@ async def _lookups(runner: Runner, bucket: str, n: int, seconds: float, pages: i
                               count=len(keys), duration=seconds, label=f"HEAD, bucket of {n:,}")
     get = await runner.phase("index", "GET", n, 1, lambda i: runner.client.get(bucket, keys[i]),
                              count=len(keys), duration=seconds, label=f"GET, bucket of {n:,}")
+    if not pages:
+        return [_row(ph, n) for ph in (head, get)]
     starts = [f"k/{rng.randrange(max(1, n - 1000)):07d}" if n > 1000 else "" for _ in range(pages)]
     lst = await runner.phase("index", "LIST", n, 1,
                              lambda i: runner.client.list_page(bucket, prefix="k/", start_after=starts[i]),
                              count=pages, label=f"LIST 1000-key page, bucket of {n:,}")
-    rows = []
-    for ph in (head, get, lst):
-        row = ph.row(os.cpu_count() or 1)
-        row["bucket_keys"] = n
-        rows.append(row)
-    return rows
+    return [_row(ph, n) for ph in (head, get, lst)]
+
+
+def _row(ph, n: int) -> dict:
+    row = ph.row(os.cpu_count() or 1)
+    row["bucket_keys"] = n
+    return row
 
 
 async def restart_meta(topo) -> dict:
@@ -111,6 +114,35 @@ async def settle(topo, timeout: float = 300) -> float:
     return round(time.monotonic() - t0, 1)
 
 
+async def scrub_idle(topo, timeout: float = 900) -> float:
+    """Wait until no scrub pass is running (the bench's cluster starts none by
+    itself: its interval is an hour), so lookups measure the index alone."""
+    loop, t0 = asyncio.get_running_loop(), time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        st = await loop.run_in_executor(None, signed_get, topo, topo.scrub.url, "/status", 5)
+        if st is not None and not st.get("running"):
+            break
+        await asyncio.sleep(1)
+    return round(time.monotonic() - t0, 1)
+
+
+async def start_scrub_pass(topo, timeout: float = 60) -> None:
+    """Start a scrub pass (without the nodes' audit) and return once it walks."""
+    import urllib.request
+    from ..rpc import auth
+    path = "/pass"
+    req = urllib.request.Request(topo.scrub.url + path, data=b"", method="POST",
+                                 headers={auth.HEADER: auth.sign(topo.cluster_secret, "POST", path)})
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, lambda: urllib.request.urlopen(req, timeout=10).read())
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        st = await loop.run_in_executor(None, signed_get, topo, topo.scrub.url, "/status", 5)
+        if st is not None and st.get("running") and st["running"].get("keys_done", 0) > 0:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin", secret_key="minis3secret") -> dict:
     topo = cluster.topo
     pids = meta_pids(topo)
@@ -127,8 +159,15 @@ async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin",
                                        else None)
             total += n
             settled = await settle(topo)
-            out["sizes"].append({"keys": n, "load": load, "settle_s": settled,
-                                 "rows": await _lookups(runner, bucket, n, s.duration, s.list_pages, s.seed)})
+            quiet = await scrub_idle(topo)
+            rows = await _lookups(runner, bucket, n, s.duration, s.list_pages, s.seed)
+            # The same lookups while a scrub pass walks the index (paced: scrub.meta_keys_per_s).
+            await start_scrub_pass(topo)
+            during = await _lookups(runner, bucket, n, s.duration, 0, s.seed + 1)
+            for r in during:
+                r["op"] += " (scrub pass running)"
+            out["sizes"].append({"keys": n, "load": load, "settle_s": settled, "scrub_wait_s": quiet,
+                                 "rows": rows + [r for r in during if not r["op"].startswith("LIST")]})
     rss1 = {m: _rss(p) for m, p in meta_pids(topo).items()}
     out["rss_before"], out["rss_after"] = rss0, rss1
     out["bytes_per_key"] = round(sum(rss1[m] - rss0.get(m, 0) for m in rss1) / len(rss1) / total, 1)

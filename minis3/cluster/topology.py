@@ -29,6 +29,7 @@ Example (every key is optional; these are the defaults)::
     port = 9300
     interval_s = 60                # between the cluster scrubber's passes
     audit_mb_per_s = 8             # each storage node re-verifies its fragments at this rate
+    meta_keys_per_s = 2000         # a pass walks the object index at most this fast (0: no limit)
     gc_grace_s = 600               # an unreferenced fragment younger than this is never removed
 
     [index]                        # the object index's partitions (docs/index.md)
@@ -151,6 +152,10 @@ class ScrubSpec:
     interval_s: float = 60.0
     # Each storage node re-reads and verifies its fragment files at this rate, MB/s (0: off).
     audit_mb_per_s: float = 8.0
+    # A pass walks the object index (every AZ's replica, merged) at most this
+    # many keys a second, so the walk takes a bounded share of the metadata
+    # processes (0: as fast as it can). At a million keys a pass takes ~8 min.
+    meta_keys_per_s: float = 2000.0
     # An unreferenced fragment is removed only when older than this. Frontends
     # never commit a fragment that landed more than grace/4 ago, and replicas
     # refuse a new version stamped more than grace/4 ago, so no commit can

@@ -18,7 +18,7 @@ recovery), :meth:`Freezer.maybe` collects what is not yet frozen (so no
 cyclic garbage is frozen with it) and then ``gc.freeze()`` moves every live
 object into the permanent generation, which collections never walk. Cost: one
 collection of the objects made since the last freeze, a few tens of ms per
-hundred thousand new records, while writes are coming in anyway.
+25,000 new records (the default step), while writes are coming in anyway.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ log = logging.getLogger("minis3.meta.gc")
 
 
 class Freezer:
-    def __init__(self, every: int = 100_000):
+    def __init__(self, every: int = 25_000):
         self.every = every
         self.frozen_at = -1           # records counted at the last freeze (-1: never)
         self.freezes = 0

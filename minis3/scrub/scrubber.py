@@ -59,7 +59,7 @@ from . import plan as P
 
 log = logging.getLogger("minis3.scrub")
 
-SCAN_PAGE = 1000          # metadata versions per replica request
+SCAN_PAGE = 250           # metadata versions per replica request (each holds its replica's event loop)
 REPAIR_CONCURRENCY = 4    # objects repaired at once
 PROBE_EVERY = 1.0         # seconds between node health probes
 SOON = 3.0                # seconds to the next pass after one that repaired something
@@ -131,14 +131,33 @@ def ec_units(rec: dict | None) -> list[tuple[int | None, dict, int]]:
     return [(i, p["ec"], int(p["size"])) for i, p in enumerate(rec.get("parts") or []) if p.get("ec")]
 
 
+class Pacer:
+    """Paces a walk: at most ``rate`` keys a second (0: no limit), a page
+    taken ahead when it is due. Background work at a bounded rate, as S3's
+    scrubbers run, so a pass over a big index leaves the foreground alone."""
+
+    def __init__(self, rate: float):
+        self.rate, self.due = rate, time.monotonic()
+
+    async def take(self, keys: int) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        self.due = max(self.due, now)
+        wait, self.due = self.due - now, self.due + keys / self.rate
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
 class _Cursor:
     """One AZ's replica of a table, scanned a page at a time. The objects
     table is scanned one partition at a time, each at the process the
     partition map names for it in this AZ (``router``); other tables at the
     AZ's home process."""
 
-    def __init__(self, replica: Replica, table: str, router: IndexRouter | None = None):
-        self.replica, self.table, self.router = replica, table, router
+    def __init__(self, replica: Replica, table: str, router: IndexRouter | None = None,
+                 pacer: Pacer | None = None):
+        self.replica, self.table, self.router, self.pacer = replica, table, router, pacer
         self.buf: deque = deque()
         self.start, self.inclusive, self.done, self.failed = "", True, False, False
 
@@ -153,6 +172,8 @@ class _Cursor:
             params = {"table": self.table, "start": self.start, "inclusive": int(self.inclusive), "limit": SCAN_PAGE}
             if end is not None:
                 params["end"] = end
+            if self.pacer is not None:
+                await self.pacer.take(SCAN_PAGE)
             try:
                 body = await r.call("GET", "/v/scan", params=params)
             except ReplicaError as exc:
@@ -173,12 +194,13 @@ class _Cursor:
 
 
 async def merged_scan(replicas: list[Replica], table: str, failed: list[bool] | None = None,
-                      router: IndexRouter | None = None):
+                      router: IndexRouter | None = None, keys_per_s: float = 0):
     """(key, [version per AZ's replica | None], [replica still scanning?]) in
     key order. At the end, ``failed`` (if given) says which replicas' scans
     broke off. ``replicas``: each AZ's home process; ``router``: where the
     objects table's ranges are."""
-    cursors = [_Cursor(r, table, router) for r in replicas]
+    pacer = Pacer(keys_per_s * len(replicas)) if keys_per_s else None       # each replica's page counts
+    cursors = [_Cursor(r, table, router, pacer) for r in replicas]
     while True:
         await asyncio.gather(*(c.fill() for c in cursors))
         heads = [c.buf[0][0] for c in cursors if c.buf]
@@ -394,7 +416,8 @@ class Scrubber:
         part_records: dict[str, list[tuple[str, dict]]] = {}      # upload id → its live part records
         fresh_ms = rep.inventory_unix * 1000 - FRESH_MS
         live_uploads: set[str] = set()
-        async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed, self.router):
+        async for ikey, versions, alive in merged_scan(self.replicas, "objects", failed, self.router,
+                                                       self.topo.scrub.meta_keys_per_s):
             rep.keys_done += 1
             bucket, _, key = ikey.partition("/")
             newest = await self._anti_entropy(rep, "/v/object", {"bucket": bucket, "key": key}, versions, alive,
