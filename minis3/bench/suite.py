@@ -249,7 +249,7 @@ def _index_section(ix: dict | None) -> list[str]:
         report.markdown_table(["request", "bucket keys", "p50 ms", "p99 ms", "requests", "errors"], rows),
         "",
         (f"- **Splits while loading:** {ix['split_pauses_s']['count']} partition cuts over the three replicas; "
-         f"each paused its partition's writes for {ix['split_pauses_s']['median'] * 1000:.0f} ms "
+         f"each paused its partition's writes for {ix['split_pauses_s']['median'] * 1000:.1f} ms "
          f"(median), {ix['split_pauses_s']['max'] * 1000:.0f} ms at most."
          if ix.get("split_pauses_s", {}).get("count") else "- **Splits while loading:** none."),
         f"- **Memory per key** in a metadata process (RSS after the loads minus before, over the keys, "
