@@ -54,6 +54,7 @@ from ..meta.manager import IndexManager, MoveError
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..storage import blocks
+from ..storage.audit import TokenBucket
 from ..storage.client import FragmentError, StorageClient
 from . import plan as P
 
@@ -131,24 +132,6 @@ def ec_units(rec: dict | None) -> list[tuple[int | None, dict, int]]:
     return [(i, p["ec"], int(p["size"])) for i, p in enumerate(rec.get("parts") or []) if p.get("ec")]
 
 
-class Pacer:
-    """Paces a walk: at most ``rate`` keys a second (0: no limit), a page
-    taken ahead when it is due. Background work at a bounded rate, as S3's
-    scrubbers run, so a pass over a big index leaves the foreground alone."""
-
-    def __init__(self, rate: float):
-        self.rate, self.due = rate, time.monotonic()
-
-    async def take(self, keys: int) -> None:
-        if self.rate <= 0:
-            return
-        now = time.monotonic()
-        self.due = max(self.due, now)
-        wait, self.due = self.due - now, self.due + keys / self.rate
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-
 class _Cursor:
     """One AZ's replica of a table, scanned a page at a time. The objects
     table is scanned one partition at a time, each at the process the
@@ -156,7 +139,7 @@ class _Cursor:
     AZ's home process."""
 
     def __init__(self, replica: Replica, table: str, router: IndexRouter | None = None,
-                 pacer: Pacer | None = None):
+                 pacer: TokenBucket | None = None):
         self.replica, self.table, self.router, self.pacer = replica, table, router, pacer
         self.buf: deque = deque()
         self.start, self.inclusive, self.done, self.failed = "", True, False, False
@@ -172,8 +155,6 @@ class _Cursor:
             params = {"table": self.table, "start": self.start, "inclusive": int(self.inclusive), "limit": SCAN_PAGE}
             if end is not None:
                 params["end"] = end
-            if self.pacer is not None:
-                await self.pacer.take(SCAN_PAGE)
             try:
                 body = await r.call("GET", "/v/scan", params=params)
             except ReplicaError as exc:
@@ -184,6 +165,8 @@ class _Cursor:
                 log.warning("scan of %s on %s failed: %s", self.table, r.name, exc)
                 self.done = self.failed = True
                 return
+            if self.pacer is not None:
+                await self.pacer.take(SCAN_PAGE)         # pay for the page read: rest as the rate requires
             self.buf.extend(body["items"])
             if not (body["exhausted"] or not body["items"]):
                 self.start, self.inclusive = body["items"][-1][0], False
@@ -199,7 +182,8 @@ async def merged_scan(replicas: list[Replica], table: str, failed: list[bool] | 
     key order. At the end, ``failed`` (if given) says which replicas' scans
     broke off. ``replicas``: each AZ's home process; ``router``: where the
     objects table's ranges are."""
-    pacer = Pacer(keys_per_s * len(replicas)) if keys_per_s else None       # each replica's page counts
+    # At most keys_per_s keys a second of the table (each replica's page counts), none saved up while idle.
+    pacer = TokenBucket(keys_per_s * len(replicas), burst=0) if keys_per_s else None
     cursors = [_Cursor(r, table, router, pacer) for r in replicas]
     while True:
         await asyncio.gather(*(c.fill() for c in cursors))
