@@ -254,7 +254,6 @@ class Cluster:
                 p._reported = True
                 print(f"warning: {topo.region} {name} exited ({p.returncode}); see {log_dir(topo)}", flush=True)
 
-
     def stop(self, timeout: float = 15) -> None:
         for az in self.topo.azs:                 # a frozen AZ cannot stop until thawed
             pgid = az_group(self.topo, az.name)
@@ -304,8 +303,7 @@ class Regions:
             for c in self.clusters:              # every region starts at once, then each is waited for
                 c.spawn()
             if self.world.dns is not None:
-                self.dns = _spawn(["dns", "--topology", str(self.world.source), "--data-dir", str(self.world.data_dir)],
-                                  self.world.data_dir / "logs" / "dns.log", new_group=True)
+                self._spawn_dns()
             deadline = time.monotonic() + timeout
             for c in self.clusters:
                 wait_healthy(c.topo, max(1.0, deadline - time.monotonic()))
@@ -321,8 +319,11 @@ class Regions:
         if self.dns is not None and self.dns.poll() is not None:
             print(f"warning: dns exited ({self.dns.returncode}); starting it again", flush=True)
             time.sleep(1)
-            self.dns = _spawn(["dns", "--topology", str(self.world.source), "--data-dir", str(self.world.data_dir)],
-                              self.world.data_dir / "logs" / "dns.log", new_group=True)
+            self._spawn_dns()
+
+    def _spawn_dns(self) -> None:
+        self.dns = _spawn(["dns", "--topology", str(self.world.source), "--data-dir", str(self.world.data_dir)],
+                          self.world.data_dir / "logs" / "dns.log", new_group=True)
 
     def stop(self, timeout: float = 15) -> None:
         if self.dns is not None and self.dns.poll() is None:
@@ -335,6 +336,7 @@ class Regions:
             except subprocess.TimeoutExpired:
                 self.dns.kill()
                 self.dns.wait()
+
 
 def banner(topo: Topology) -> str:
     ak, sk = next(iter(topo.credentials.items()))
