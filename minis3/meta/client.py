@@ -371,6 +371,7 @@ class MetaClient:
         await self._write_bucket({"name": name, "record": rec})
 
     def tombstone(self) -> dict:
+        """A deletion: a version newer than any seen, marked deleted."""
         return dict(self._stamp(), deleted=True)
 
     async def _write_bucket(self, body: dict) -> None:
@@ -388,7 +389,7 @@ class MetaClient:
             page = await self.list_objects(name, max_keys=1, marker=page["next_marker"], _checked=True)
         if page["entries"] or page["prefixes"]:
             raise E.BucketNotEmpty()
-        await self._write_bucket({"name": name, "record": dict(self._stamp(), deleted=True)})
+        await self._write_bucket({"name": name, "record": self.tombstone()})
 
     # -- objects ----------------------------------------------------------------------
     async def _object_versions(self, bucket: str, key: str) -> tuple[dict | None, dict | None]:
@@ -467,7 +468,7 @@ class MetaClient:
     async def delete_object(self, bucket: str, key: str) -> None:
         """A tombstone, in one round (S3's DELETE succeeds whether or not the key exists)."""
         await self._write("/v/object", {"bucket": bucket, "key": key, "owner": self.account,
-                                        "record": dict(self._stamp(), deleted=True)}, bucket + "/" + key)
+                                        "record": self.tombstone()}, bucket + "/" + key)
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "", marker: str = "",
                            max_keys: int = 1000, _checked: bool = False, full: bool = False) -> dict:
@@ -535,8 +536,7 @@ class MetaClient:
 
     async def delete_record(self, ikey: str) -> None:
         bucket, key = self._split(ikey)
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": dict(self._stamp(), deleted=True)},
-                          ikey)
+        await self._write("/v/object", {"bucket": bucket, "key": key, "record": self.tombstone()}, ikey)
 
     # -- the rest --------------------------------------------------------------------
     async def gc_add(self, ec: dict, reason: str) -> None:

@@ -125,7 +125,7 @@ class MetaService:
     def __init__(self, meta_id: str, az: str, data_dir, bounds: tuple[str, ...], snapshot_every: int = 50_000,
                  peers: dict[str, str] | None = None, secret: str | None = None, commit_window_s: float = 150.0,
                  rpc_options: dict | None = None, index: IndexSpec | None = None,
-                 replicas: dict[str, str] | None = None, home: bool = True):
+                 replicas: dict[str, str] | None = None, home: bool = True, region: str | None = None):
         """``replicas``: the initial replica of every partition, per AZ ({az: meta id});
         ``index``: the partitions' request budgets; ``home``: the AZ's first
         metadata process, which starts with every partition (an extra one
@@ -135,7 +135,7 @@ class MetaService:
         self.index = index or IndexSpec()
         self.rpc_options = rpc_options or {}       # client_session's source_host and delay, for catch-up
         self.commit_window_ms = int(commit_window_s * 1000)
-        self.region: str | None = None      # set by main(): a bucket of another region is not here
+        self.region = region                # a bucket of another region is not here (None: any region)
         self.freezer = Freezer()            # the records out of the cyclic GC's walks (meta/gcfreeze.py)
         root = os.path.abspath(data_dir)
         self.hlc = HLC()
@@ -734,8 +734,8 @@ def main(argv: list[str] | None = None) -> None:
                       secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s,
                       index=topo.index, replicas={az.name: az.meta.id for az in topo.azs},
                       home=spec in topo.metas,
-                      rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az)})
-    svc.region = topo.region
+                      rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az)},
+                      region=topo.region)
     log.info("metadata %s %s on %s, data in %s, %d partitions, peers %s (%s)", "replica" if svc.home else
              "process (extra)", spec.id, spec.url, spec.data_dir, len(svc.objects.partitions),
              ", ".join(peers) or "none", use_fast_event_loop())
