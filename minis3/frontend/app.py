@@ -165,7 +165,7 @@ class Frontend:
         if self.topo.region != self.topo.registry_region:
             await reg.put_bucket_record(name, reg.tombstone())
 
-    async def misdirected(self, ctx: "Context | None", target: Target, auth: AuthResult) -> E.S3Error | None:
+    async def misdirected(self, target: Target, auth: AuthResult) -> E.S3Error | None:
         """S3's answer to a request for a bucket of another region, or signed
         for another region than this one's (:mod:`minis3.core.regions`)."""
         bucket = target.bucket
@@ -246,13 +246,16 @@ class Frontend:
                                    region=self.topo.region, signed_for=auth.region)
             ctx = Context(request, request_id, target, dict(pairs), auth, self)
             if auth.region and auth.region != self.topo.region:
-                raise await self.misdirected(ctx, target, auth)
+                raise await self.misdirected(target, auth)
             from . import dispatch
             try:
                 resp = await dispatch.dispatch(ctx)
             except E.NoSuchBucket as exc:
-                # Not in this region: in another one (a redirect), or nowhere.
-                raise (await self.misdirected(ctx, target, auth) if target.bucket else None) or exc
+                # Not in this region: in another one (a redirect), or nowhere. (With
+                # one region there is no other one to ask about.)
+                if target.bucket is None or self.topo.world is None:
+                    raise
+                raise (await self.misdirected(target, auth)) or exc
         except E.S3Error as exc:
             root.attributes["code"] = exc.code
             if isinstance(exc, E.SignatureDoesNotMatch):
