@@ -23,8 +23,11 @@ import random
 import time
 from pathlib import Path
 
+import aiohttp
+
 from ..cluster.status import run_pids, signed_get
 from ..meta import bulkload
+from ..rpc.http import client_session
 from .client import Payload, S3Client
 from .runner import Runner
 
@@ -114,33 +117,38 @@ async def settle(topo, timeout: float = 300) -> float:
     return round(time.monotonic() - t0, 1)
 
 
+async def _scrub_status(session, topo) -> dict | None:
+    try:
+        async with session.get(topo.scrub.url + "/status") as r:
+            return await r.json() if r.status == 200 else None
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
+        return None
+
+
 async def scrub_idle(topo, timeout: float = 900) -> float:
     """Wait until no scrub pass is running (the bench's cluster starts none by
     itself: its interval is an hour), so lookups measure the index alone."""
-    loop, t0 = asyncio.get_running_loop(), time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        st = await loop.run_in_executor(None, signed_get, topo, topo.scrub.url, "/status", 5)
-        if st is not None and not st.get("running"):
-            break
-        await asyncio.sleep(1)
+    t0 = time.monotonic()
+    async with client_session(topo.cluster_secret, timeout_s=5) as session:
+        while time.monotonic() - t0 < timeout:
+            st = await _scrub_status(session, topo)
+            if st is not None and not st.get("running"):
+                break
+            await asyncio.sleep(1)
     return round(time.monotonic() - t0, 1)
 
 
 async def start_scrub_pass(topo, timeout: float = 60) -> None:
     """Start a scrub pass (without the nodes' audit) and return once it walks."""
-    import urllib.request
-    from ..rpc import auth
-    path = "/pass"
-    req = urllib.request.Request(topo.scrub.url + path, data=b"", method="POST",
-                                 headers={auth.HEADER: auth.sign(topo.cluster_secret, "POST", path)})
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, lambda: urllib.request.urlopen(req, timeout=10).read())
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        st = await loop.run_in_executor(None, signed_get, topo, topo.scrub.url, "/status", 5)
-        if st is not None and st.get("running") and st["running"].get("keys_done", 0) > 0:
-            return
-        await asyncio.sleep(0.2)
+    async with client_session(topo.cluster_secret, timeout_s=10) as session:
+        async with session.post(topo.scrub.url + "/pass") as r:
+            r.raise_for_status()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            st = await _scrub_status(session, topo)
+            if st is not None and st.get("running") and st["running"].get("keys_done", 0) > 0:
+                return
+            await asyncio.sleep(0.2)
 
 
 async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin", secret_key="minis3secret") -> dict:

@@ -19,7 +19,7 @@ from ..cluster import topology as topo_mod
 from ..meta.client import MetaClient
 from ..rpc.http import client_session, internal_app
 from .names import Zone
-from .server import DNSResolver, LookupFailed, http_routes, serve_udp
+from .server import DNSResolver, http_routes, serve_udp
 
 log = logging.getLogger("minis3.dns")
 
@@ -31,10 +31,8 @@ def make_app(topo: topo_mod.Topology) -> web.Application:
     state: dict = {}
 
     async def lookup(bucket: str) -> str | None:
-        try:
-            rec = await state["registry"].bucket_record(bucket)
-        except Exception as exc:           # no quorum of the registry: SERVFAIL, never a guess
-            raise LookupFailed(str(exc)) from exc
+        # No quorum of the registry raises: the resolver answers SERVFAIL, never a guess.
+        rec = await state["registry"].bucket_record(bucket)
         return rec.get("region", world.global_region) if rec else None
 
     resolver = DNSResolver(zone, lookup, ttl=world.dns.ttl)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
+import os
 import time
 from collections import OrderedDict, deque
-
-import logging
 
 from aiohttp import web
 
@@ -29,7 +29,6 @@ from ..core.trace import HEADER, Span, new_span_id, parse_traceparent, tracepare
 
 log = logging.getLogger("minis3.tracing")
 
-import os
 #: MINIS3_TRACE_OFF=1 records no span (to measure what tracing costs).
 _OFF = os.environ.get("MINIS3_TRACE_OFF") == "1"
 MAX_TRACES = 2000
