@@ -538,20 +538,15 @@ def regions_toml(base_port: int, data_dir: str | os.PathLike, names: tuple[str, 
                  scrub: dict | None = None, console: bool = False) -> str:
     """:func:`regions_doc` as a topology file's text."""
     doc = regions_doc(base_port, names, console=console)
-    lines = [f"data_dir = {_toml_value(str(data_dir))}"]
-    if cluster_secret:
-        lines.append(f"cluster_secret = {_toml_value(cluster_secret)}")
-    lines += ["", "[dns]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["dns"].items()]
-    for ak, sk in credentials:
-        lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
+    lines = _top_lines(data_dir, cluster_secret) + [""] + _table("[dns]", doc["dns"]) + _credentials(credentials)
     for reg in doc["region"]:
         lines += ["", "[[region]]", f"name = {_toml_value(reg['name'])}"]
         for table in ("frontend", "erasure", "scrub", "console"):
             if table in reg:
                 vals = dict(reg[table], **(scrub or {})) if table == "scrub" else reg[table]
-                lines += [f"[region.{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in vals.items()]
+                lines += _table(f"[region.{table}]", vals)
         for az in reg["az"]:
-            lines += ["[[region.az]]"] + [f"{k} = {_toml_value(v)}" for k, v in az.items()]
+            lines += _table("[[region.az]]", az)
     return "\n".join(lines) + "\n"
 
 
@@ -620,6 +615,21 @@ def _toml_value(v) -> str:
     return str(v)
 
 
+def _table(header: str, values: dict) -> list[str]:
+    """A TOML table's lines: its header, then ``key = value`` each."""
+    return [header] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+
+
+def _top_lines(data_dir, cluster_secret: str | None) -> list[str]:
+    return [f"data_dir = {_toml_value(str(data_dir))}"] + (
+        [f"cluster_secret = {_toml_value(cluster_secret)}"] if cluster_secret else [])
+
+
+def _credentials(credentials) -> list[str]:
+    return [line for ak, sk in credentials
+            for line in ("", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}")]
+
+
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
                credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
                frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None,
@@ -629,22 +639,18 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
     doc = default_doc(base_port, extra_metas)
     doc["scrub"].update(scrub or {})
     doc["console"]["enabled"] = console          # a test cluster runs no console unless it tests it
-    lines = [f"data_dir = {_toml_value(str(data_dir))}"]
-    if cluster_secret:
-        lines.append(f"cluster_secret = {_toml_value(cluster_secret)}")
+    lines = _top_lines(data_dir, cluster_secret)
     if erasure:
-        lines += ["", "[erasure]"] + [f"{k} = {_toml_value(v)}" for k, v in erasure.items()]
-    lines += ["", "[frontend]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["frontend"].items()]
+        lines += [""] + _table("[erasure]", erasure)
+    lines += [""] + _table("[frontend]", doc["frontend"])
     if frontend_per_az:
         lines.append("per_az = true")
-    lines += ["", "[scrub]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["scrub"].items()]
-    lines += ["", "[console]"] + [f"{k} = {_toml_value(v)}" for k, v in doc["console"].items()]
+    lines += [""] + _table("[scrub]", doc["scrub"]) + [""] + _table("[console]", doc["console"])
     if index:
-        lines += ["", "[index]"] + [f"{k} = {_toml_value(v)}" for k, v in index.items()]
-    for ak, sk in credentials:
-        lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
+        lines += [""] + _table("[index]", index)
+    lines += _credentials(credentials)
     for az in doc["az"]:
-        lines += ["", "[[az]]"] + [f"{k} = {_toml_value(v)}" for k, v in az.items()]
+        lines += [""] + _table("[[az]]", az)
     return "\n".join(lines) + "\n"
 
 
