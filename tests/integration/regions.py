@@ -37,18 +37,19 @@ class TwoRegions:
         return self.world.region(region).frontend.host
 
     def client(self, endpoint_host: str, region: str, *, virtual: bool = False, access=(ACCESS_KEY, SECRET_KEY),
-               seen: list | None = None):
+               seen: list | None = None, follow: bool = True):
         """boto3 at http://ENDPOINT_HOST:PORT signing for ``region``; ``seen``
         collects (operation, status, error code) of every response it got,
-        redirected ones included."""
+        redirected ones included; ``follow=False``: no retry and no region
+        redirect (boto3's needs-retry handlers removed), so the first answer shows."""
         c = boto3.client("s3", endpoint_url=f"http://{endpoint_host}:{self.base}", region_name=region,
                          aws_access_key_id=access[0], aws_secret_access_key=access[1],
                          config=Config(retries={"max_attempts": 2, "mode": "standard"},
                                        s3={"addressing_style": "virtual" if virtual else "path"}))
+        if not follow:
+            for h in list(c.meta.events._emitter._handlers.prefix_search("needs-retry.s3")):
+                c.meta.events.unregister("needs-retry.s3", h)
         if seen is not None:
-            def log(http_response, parsed, model, **kw):
-                seen.append((model.name, http_response.status_code, parsed.get("Error", {}).get("Code")))
-            c.meta.events.register("after-call.s3", lambda **kw: None)
             c.meta.events.register("needs-retry.s3", lambda response, operation, **kw: seen.append(
                 (operation.name, response[0].status_code, response[1].get("Error", {}).get("Code")))
                 if response else None, unique_id="minis3-seen")
