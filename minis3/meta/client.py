@@ -19,15 +19,16 @@ peers when it (re)starts. A read that sees two different versions writes the
 newer one back to the stale replica (read repair).
 
 S3's rules (ownership, conditions, empty buckets) are applied here, on what a
-quorum read returns. If-Match / If-None-Match writes are serialized per key
-within this frontend (a lock around read-check-write); across several
-frontends they are checked, not atomic: making them atomic needs a consensus
-round per key (see docs/ARCHITECTURE.md).
+quorum read returns. A conditional write (If-Match / If-None-Match, and every
+read-modify-write of a record, such as a tagging change) is a compare-and-set
+at the replicas in two rounds, prepare and accept (``meta/promises.py``): of
+two racing writes, whichever frontends they come through, at most one wins.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from bisect import bisect_right
@@ -55,6 +56,8 @@ WRITE_QUORUM = 2
 READ_QUORUM = 2
 READ_HEDGE = 0.25        # seconds a read waits for its first replicas before asking another
 SUSPECT_FOR = 2.0        # seconds a replica that failed to answer is asked last
+CAS_ATTEMPTS = 8         # rounds a conditional write tries before 409 ConditionalRequestConflict
+CAS_BACKOFF = 0.004      # seconds, doubled each attempt (randomised, so racing writers spread out)
 
 
 def newest(recs) -> dict | None:
@@ -233,7 +236,7 @@ class MergedScan:
 # ------------------------------------------------------------------ the client
 class MetaClient:
     def __init__(self, session: aiohttp.ClientSession, urls: list[str], account: str | None = None,
-                 hlc: HLC | None = None, locks: dict | None = None, router: IndexRouter | None = None):
+                 hlc: HLC | None = None, router: IndexRouter | None = None):
         """``urls``: each AZ's home metadata process; ``router``: where each
         key range's replicas are (without one, the homes hold everything)."""
         self.session = session
@@ -241,7 +244,6 @@ class MetaClient:
         self.replicas = self.router.homes
         self.account = account
         self.hlc = hlc or HLC()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {} if locks is None else locks
         self.region: str | None = None      # the region this metadata service serves (for_topology)
         self.n = len(self.replicas)
         self.w = min(WRITE_QUORUM, self.n)
@@ -411,23 +413,16 @@ class MetaClient:
             raise E.NoSuchKey()
         return o
 
-    def _lock(self, bucket: str, key: str) -> asyncio.Lock:
-        lock = self._locks.get((bucket, key))
-        if lock is None:
-            if len(self._locks) > 10_000:
-                for k in [k for k, v in self._locks.items() if not v.locked()]:
-                    del self._locks[k]
-            lock = self._locks[(bucket, key)] = asyncio.Lock()
-        return lock
-
     async def put_object(self, bucket: str, key: str, record: dict, conditions: dict | None = None,
                          stamp_by: float | None = None) -> dict:
         """``stamp_by``: the time.monotonic() after which the version must not
-        be stamped (the GC commit window; a conditional write waits for a lock
-        and a quorum read first)."""
+        be stamped (the GC commit window; a conditional write takes a round
+        of promises first)."""
         if conditions:
-            async with self._lock(bucket, key):
-                return await self._put_object(bucket, key, record, conditions, stamp_by)
+            def judged(cur: dict | None) -> dict:
+                check_write(conditions, f'"{cur["etag"]}"' if cur else None)
+                return record
+            return await self.compare_and_set(bucket, key, judged, stamp_by=stamp_by)
         # Unconditional: one round. Each replica checks the bucket (live, and
         # the caller's) in its own view before keeping the version; a quorum of
         # refusals is the S3 error, a split is 503 (and the client retries).
@@ -437,19 +432,69 @@ class MetaClient:
                                         "commit": True}, bucket + "/" + key)
         return rec
 
-    async def _put_object(self, bucket: str, key: str, record: dict, conditions: dict | None,
-                          stamp_by: float | None = None) -> dict:
-        b, cur = await self._object_versions(bucket, key)
-        self._check_owner(b)
-        cur_live = live(cur)
-        check_write(conditions or {}, f'"{cur_live["etag"]}"' if cur_live else None)
-        if stamp_by is not None and time.monotonic() > stamp_by:
-            raise E.ServiceUnavailable("the write took too long from storing to commit")
-        rec = dict(record, **self._stamp())
-        rec["mtime"] = physical_ms(rec["ts"])
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True},
-                          bucket + "/" + key)
-        return rec
+    async def update_object(self, bucket: str, key: str, change: Callable[[dict], dict]) -> dict:
+        """A new version of the key's current object made by ``change(current)``
+        (its tags, say), atomically: if another write lands meanwhile, it is
+        done again on that one, never over it. NoSuchKey if there is none."""
+        def judged(cur: dict | None) -> dict:
+            if cur is None:
+                raise E.NoSuchKey()
+            return change({k: v for k, v in cur.items() if k not in ("ts", "vid", "pe", "wid")})
+        return await self.compare_and_set(bucket, key, judged)
+
+    async def compare_and_set(self, bucket: str, key: str, judge: Callable[[dict | None], dict], *,
+                              stamp_by: float | None = None) -> dict:
+        """Write the version ``judge(current live version or None)`` returns (or
+        raise what it raises: 412, 404) if the key has not changed since it was
+        judged, in two rounds at the replicas (meta/promises.py). A round lost to
+        a racing write is tried again, up to CAS_ATTEMPTS times with a random
+        back-off, then 409 ConditionalRequestConflict, as S3 answers."""
+        ikey = bucket + "/" + key
+        wid = uuid.uuid4().hex[:16]          # this write, across its attempts
+        seen = None                         # the newest other version an earlier attempt saw
+        for attempt in range(CAS_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0.5, 1.5) * CAS_BACKOFF * 2 ** min(attempt, 5))
+            replicas = await self._replicas(ikey)
+            stamp = self._stamp()
+            prepare = {"bucket": bucket, "key": key, "ballot": [stamp["ts"], stamp["vid"]]}
+            if self.account is not None:
+                prepare["owner"] = self.account
+            try:
+                replies = await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", "/v/prepare",
+                                                                            json=prepare), self.w,
+                                       finish_in_background=True)
+            except E.ConditionalRequestConflict:
+                continue
+            self._check_owner(self._newest(body["bucket"] for _, body in replies))
+            found = [body["object"] for _, body in replies]
+            ours = [o for o in found if o is not None and o.get("wid") == wid]
+            if len(ours) >= self.w:          # an earlier attempt was accepted after all
+                return newest(ours)
+            # Our own earlier attempt, where one replica kept it, lies on top of
+            # a version no newer than one we judged then (``seen``).
+            cur = self._newest([o for o in found if o is None or o.get("wid") != wid] + [seen])
+            seen = cur
+            try:
+                record = judge(live(cur))
+            except E.S3Error as exc:
+                exc.maybe_written = attempt > 0       # an earlier attempt's accept may have landed
+                raise
+            if stamp_by is not None and time.monotonic() > stamp_by:
+                raise E.ServiceUnavailable("the write took too long from storing to commit")
+            rec = dict(record, **stamp, wid=wid)
+            rec.setdefault("mtime", physical_ms(rec["ts"]))
+            accept = {"bucket": bucket, "key": key, "record": rec, "commit": True,
+                      "cas": {"expect": list(version(cur)), "wid": wid}}
+            if self.account is not None:
+                accept["owner"] = self.account
+            try:
+                await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", "/v/object", json=accept),
+                             self.w, finish_in_background=True)
+            except E.ConditionalRequestConflict:
+                continue
+            return rec
+        raise E.ConditionalRequestConflict()
 
     async def put_objects(self, bucket: str, items: list[tuple[str, dict]]) -> None:
         """Commit many unconditional versions of one bucket's keys in one round

@@ -3,13 +3,15 @@
 Every AZ runs one replica, and every replica holds every partition. A replica
 has no opinion about S3's rules (ownership, conditions, empty buckets): the
 frontend is the coordinator that reads and writes quorums of replicas and
-applies those rules (``meta/quorum.py``). A replica only
+applies those rules (``meta/client.py``). A replica only
 
 * stores versions by key, keeping the newest: a version is ordered by its
   hybrid-logical-clock ``ts`` (assigned by the coordinator), then its ``vid``
   (a random id, so two coordinators' equal timestamps still order the same way
   everywhere); a delete is a tombstone version;
 * makes each accepted version durable (WAL, fdatasync) before it answers;
+* keeps the promises that make a conditional write a compare-and-set
+  (``meta/promises.py``);
 * notes, when an object version replaces or tombstones one that had
   fragments, those fragments as GC candidates (the scrubber checks a quorum
   before deleting anything);
@@ -29,11 +31,15 @@ HTTP API (JSON, HMAC-signed):
     POST /v/bucket  {name, record}    → {"applied": bool}
     GET  /v/object?bucket=&key=      → {"bucket": version|null, "object": version|null}
     POST /v/objects {bucket, items: [[key, record], ...][, owner]} → {"applied": n} (bulk load)
-    POST /v/object  {bucket, key, record[, owner][, commit]} → {"applied": bool}; with ``owner``
+    POST /v/object  {bucket, key, record[, owner][, commit][, cas]} → {"applied": bool}; with ``owner``
                     refused (404 NoSuchBucket / 403 AccessDenied) unless this replica
                     sees the bucket live and the owner's; with ``commit`` (a new
                     version, not a repair) refused (409 StaleCommit) if it has
-                    fragments and its timestamp is older than the commit window
+                    fragments and its timestamp is older than the commit window;
+                    with ``cas`` {expect, wid} (a conditional write's accept round)
+                    refused (409 ConditionalRequestConflict) unless promised (meta/promises.py)
+    POST /v/prepare {bucket, key, ballot[, owner]} → {"bucket": version|null, "object": version|null}
+                    a conditional write's first round: a promise, or 409 ConditionalRequestConflict
     GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=   (raw versions, tombstones too)
     POST /gc/add    GET /gc    POST /gc/forget {ids}    GET /status    GET /health    GET /metrics
 """
@@ -62,6 +68,7 @@ from ..fsutil import write_json_durably
 from .gcfreeze import Freezer
 from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
 from .pmap import PartitionMap, choose_split_key
+from .promises import Promises
 
 log = logging.getLogger("minis3.meta")
 #: What a listing needs of an object version (never inline payloads or layouts).
@@ -76,6 +83,9 @@ SCAN_WALK = 200_000       # most keys one scan request walks (with since_ts, mos
 CATCH_UP_MARGIN_MS = 10 * 60 * 1000
 MAP_SYNC_S = 2.0          # how often a metadata process asks its peers for a newer partition map
 REGISTRY = prometheus_client.CollectorRegistry()
+CAS_REFUSED = prometheus_client.Counter("minis3_meta_conditional_refused",
+                                        "conditional-write rounds refused (another write of the key won or raced)",
+                                        ["round"], registry=REGISTRY)
 WRITES = prometheus_client.Counter("minis3_meta_versions_written", "versions this replica kept", ["table"],
                                    registry=REGISTRY)
 STALE_COMMITS = prometheus_client.Counter("minis3_meta_stale_commits_refused",
@@ -157,6 +167,7 @@ class MetaService:
         except FileNotFoundError:
             self.pmap = PartitionMap.initial(bounds, replicas or {az: meta_id})
         self.splits: list[dict] = []            # splits done here: partition, key, pause
+        self.promises = Promises()              # conditional writes in progress (meta/promises.py)
         self._reconciling = asyncio.Lock()
         self.peers = dict(peers or {})              # url → az
         self.moves: list[dict] = []                 # replicas moved here or away: steps and numbers
@@ -258,7 +269,36 @@ class MetaService:
         part = self._object_partition(ikey)
         if part.inflight >= self.index.max_inflight_writes or not part.write_budget.take():
             return _slow_down(part, "write")
+        cas = body.get("cas")
+        if cas is not None:
+            # A conditional write's accept: under this replica's promise, and
+            # only if nothing the coordinator did not judge has landed since.
+            # Checked and written with no await between.
+            cur = part.latest(ikey)
+            if not self.promises.accept(ikey, version(rec), version(cur), tuple(cas["expect"]),
+                                        current_is_ours=cur is not None and cur.get("wid") == cas["wid"]):
+                CAS_REFUSED.labels("accept").inc()
+                return _refuse(409, "ConditionalRequestConflict")
         return web.json_response({"applied": await self._keep_object(part, ikey, rec)})
+
+    async def prepare(self, request):
+        """A conditional write's first round (meta/promises.py): promise the
+        ballot and answer this replica's current version of the key."""
+        self._require_serving(request)
+        body = await request.json()
+        bucket, ikey = body["bucket"], body["bucket"] + "/" + body["key"]
+        if "owner" in body:
+            refused = self._bucket_refusal(bucket, body["owner"])
+            if refused:
+                return refused
+        part = self._object_partition(ikey)
+        if part.state == "incoming":
+            raise CatchingUp()             # its versions may not all be here yet
+        cur = part.latest(ikey)
+        if not self.promises.prepare(ikey, (*body["ballot"], 0), version(cur)):
+            CAS_REFUSED.labels("prepare").inc()
+            return _refuse(409, "ConditionalRequestConflict")
+        return web.json_response({"bucket": self.buckets.latest(bucket), "object": cur})
 
     def _bucket_refusal(self, bucket: str, owner: str | None) -> web.Response | None:
         """404 NoSuchBucket unless this replica sees the bucket live; 403
@@ -694,6 +734,7 @@ class MetaService:
         r.add_get("/v/object", self.get_object)
         r.add_post("/v/object", self.put_object)
         r.add_post("/v/objects", self.put_objects)
+        r.add_post("/v/prepare", self.prepare)
         r.add_get("/v/scan", self.scan)
         r.add_post("/gc/add", self.gc_add)
         r.add_get("/gc", self.gc_list)

@@ -58,3 +58,53 @@ def test_an_az_dies_with_its_frontend_and_the_others_serve(fc):
         from minis3.cluster.supervisor import wait_healthy
         wait_healthy(fc.topo, 60)
     assert make_client(a_url).get_object(Bucket="survivors", Key=b_url)["Body"].read() == b"x" * 300_000
+
+
+def _race(clients, write) -> list:
+    """Run write(client, i) on every client at the same moment; each one's
+    outcome: "won", or the S3 error code it got."""
+    import threading
+    barrier = threading.Barrier(len(clients))
+    out = [None] * len(clients)
+
+    def one(i):
+        barrier.wait()
+        try:
+            write(clients[i], i)
+            out[i] = "won"
+        except botocore.exceptions.ClientError as exc:
+            out[i] = exc.response["Error"]["Code"]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def test_racing_conditional_writes_through_two_frontends_have_exactly_one_winner(fc):
+    """If-None-Match: * and If-Match, sent at once through two frontends (two
+    coordinators): the check is a compare-and-set at the metadata replicas, so
+    exactly one write wins each time and the other gets 412 (or 409
+    ConditionalRequestConflict, which S3 answers to a write that raced)."""
+    a, b = make_client(fc.topo.az_frontend("az-a").url), make_client(fc.topo.az_frontend("az-b").url)
+    a.create_bucket(Bucket="races")
+    losers = set()
+    for i in range(20):
+        key = f"new-{i}"
+        out = _race([a, b], lambda s3, j: s3.put_object(Bucket="races", Key=key, Body=f"writer {j}".encode(),
+                                                         IfNoneMatch="*"))
+        assert out.count("won") == 1, (key, out)
+        loser = [o for o in out if o != "won"][0]
+        assert loser in ("PreconditionFailed", "ConditionalRequestConflict"), out
+        losers.add(loser)
+        body = a.get_object(Bucket="races", Key=key)["Body"].read()
+        assert body == f"writer {out.index('won')}".encode()
+    for i in range(20):
+        key = f"existing-{i}"
+        etag = a.put_object(Bucket="races", Key=key, Body=b"first")["ETag"]
+        out = _race([a, b], lambda s3, j: s3.put_object(Bucket="races", Key=key, Body=f"writer {j}".encode(),
+                                                         IfMatch=etag))
+        assert out.count("won") == 1, (key, out)
+        assert b.get_object(Bucket="races", Key=key)["Body"].read() == f"writer {out.index('won')}".encode()
+    print("losers answered:", losers)
