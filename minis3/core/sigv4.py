@@ -14,7 +14,8 @@ reference:
 * "Authenticating Requests: Using Query Parameters" (presigned URLs),
 * "... Transferring Payload in Multiple Chunks" and "... Including Trailing
   Headers" (chunk and trailer strings to sign, used by ``chunked.py``),
-* "Signing and Authenticating REST Requests" (SigV2, query-string form only).
+* "Signing and Authenticating REST Requests" (SigV2: the ``Authorization: AWS
+  AKID:signature`` header and the query-string form; neither signs the body).
 
 S3 specifics worth knowing: the canonical URI is *not* normalised (no ``..``
 removal, no merging of ``//``) and each byte is encoded once; the canonical
@@ -30,7 +31,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 from urllib.parse import parse_qs, quote, unquote, unquote_to_bytes, urlsplit, urlunsplit
 
 from minis3.core import errors as E
@@ -48,7 +49,7 @@ STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 _PAYLOAD_KEYWORDS = frozenset(
     {UNSIGNED_PAYLOAD, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER})
 
-MAX_PRESIGN_EXPIRES = 604800          # one week, in seconds
+MAX_PRESIGN_EXPIRES = 604800          # one week, in seconds (SigV4 X-Amz-Expires; SigV2 Expires - now)
 DEFAULT_MAX_SKEW = timedelta(minutes=15)
 
 # Headers botocore never signs (botocore.auth.SIGNED_HEADERS_BLACKLIST), plus
@@ -96,7 +97,7 @@ class SigningInput:
 @dataclass
 class AuthResult:
     access_key: str | None              # None = anonymous (no auth at all)
-    mode: str                           # "header" | "presigned" | "sigv2-presigned" | "anonymous"
+    mode: str                           # "header" | "presigned" | "sigv2-header" | "sigv2-presigned" | "anonymous"
     payload_hash: str                   # what the body must match (hex / UNSIGNED-PAYLOAD / STREAMING-...)
     signing_key: bytes | None = None    # derived key (needed for aws-chunked chunk signatures)
     seed_signature: str | None = None
@@ -134,11 +135,6 @@ def parse_authorization(value: str) -> AuthHeader:
     """Split an Authorization header into credential scope, SignedHeaders and
     Signature ("Authenticating Requests: Using the Authorization Header")."""
     value = value.strip()
-    if value.startswith("AWS ") or value == "AWS":
-        raise E.InvalidRequest(
-            "Signature Version 2 header authentication (Authorization: AWS AccessKeyId:Signature) "
-            "is not supported by this server; sign requests with AWS Signature Version 4 "
-            "(AWS4-HMAC-SHA256).")
     algorithm, _, rest = value.partition(" ")
     if algorithm != ALGORITHM:
         raise E.InvalidArgument("Unsupported Authorization Type", ArgumentName="Authorization",
@@ -183,6 +179,22 @@ def _parse_signed_headers(value: str, error: type[E.S3Error], prefix: str) -> li
     if not value or any(not n or n != n.strip() for n in names):
         raise error(prefix + "the SignedHeaders component is malformed.")
     return names
+
+
+def is_sigv2_authorization(value: str) -> bool:
+    """``Authorization: AWS AKID:signature`` (SigV2) rather than AWS4-HMAC-SHA256."""
+    value = value.strip()
+    return value == "AWS" or value.startswith("AWS ")
+
+
+def parse_sigv2_authorization(value: str) -> tuple[str, str]:
+    """``AWS <AccessKeyId>:<Signature>`` -> (access key, signature)."""
+    _, _, rest = value.strip().partition(" ")
+    access_key, sep, sig = rest.strip().partition(":")
+    if not sep or not access_key or not sig:
+        raise E.InvalidArgument("AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+                                ArgumentName="Authorization", ArgumentValue=value[:200])
+    return access_key, sig
 
 
 def canonical_uri(raw_path: str) -> str:
@@ -269,7 +281,7 @@ def trailer_string_to_sign(amz_date: str, scope: str, previous_signature: str,
 
 
 # --------------------------------------------------------------------------
-# SigV2 (query-string authentication only)
+# SigV2 ("Signing and Authenticating REST Requests": header and query forms)
 # --------------------------------------------------------------------------
 
 def _lookup_ci(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
@@ -280,47 +292,71 @@ def _lookup_ci(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-def sigv2_string_to_sign(req: SigningInput, expires: str, *, bare_empty: bool = True) -> str:
-    """SigV2 StringToSign for query-string auth ("Signing and Authenticating
-    REST Requests"), as botocore's HmacV1QueryAuth builds it:
+def sigv2_canonical_amz_headers(pairs: Iterable[tuple[str, str]]) -> str:
+    """CanonicalizedAmzHeaders: every x-amz-* name lower-cased, values trimmed,
+    repeats joined with "," (no spaces), sorted by name, one "name:value\\n" each."""
+    amz: dict[str, str] = {}
+    for k, v in pairs:
+        lk = k.lower()
+        if lk.startswith("x-amz-"):
+            amz[lk] = f"{amz[lk]},{v.strip()}" if lk in amz else v.strip()
+    return "".join(f"{k}:{amz[k]}\n" for k in sorted(amz))
 
-    METHOD \\n Content-MD5 \\n Content-Type \\n Expires \\n CanonicalizedAmzHeaders
+
+def _is_bucket_path(raw_path: str) -> bool:
+    """A path-style request for a bucket itself ("/bucket", no trailing slash)."""
+    return raw_path.count("/") == 1 and len(raw_path) > 1
+
+
+def sigv2_canonical_resource(req: SigningInput, *, bare_empty: bool = True,
+                             bucket_slash: bool = False) -> str:
+    """CanonicalizedResource: the path as sent (with "/bucket" in front for
+    virtual-hosted requests) plus the S3 sub-resources in the query, sorted by
+    name, values decoded. Clients differ in two details, hence the options: a
+    sub-resource with an empty value is written bare ("?acl") or, with
+    ``bare_empty=False``, as "acl="; a path-style bucket request "/bucket" is
+    signed as sent or, with ``bucket_slash`` (botocore), as "/bucket/"."""
+    path = req.raw_path or "/"
+    if req.virtual_host_bucket:
+        path = "/" + req.virtual_host_bucket + path
+    elif bucket_slash and _is_bucket_path(path):
+        path += "/"
+    subs = sorted(((k, v) for k, v in req.query if k in SIGV2_SUBRESOURCES), key=lambda kv: kv[0])
+    if subs:
+        path += "?" + "&".join(k if (v == "" and bare_empty) else f"{k}={v}" for k, v in subs)
+    return path
+
+
+def sigv2_string_to_sign(req: SigningInput, when: str, *, query_auth: bool = True,
+                         bare_empty: bool = True, bucket_slash: bool = False,
+                         omit_amz: Collection[str] = ()) -> str:
+    """SigV2 StringToSign ("Signing and Authenticating REST Requests"):
+
+    METHOD \\n Content-MD5 \\n Content-Type \\n Date \\n CanonicalizedAmzHeaders
     CanonicalizedResource
 
-    Content-MD5 / Content-Type / x-amz-* come from the headers, or from the
-    query when botocore moved them there. The resource is the path as sent
-    (with "/bucket" in front for virtual-hosted requests) plus the S3
-    sub-resources in the query, sorted by name, values decoded. A sub-resource
-    with an empty value is written bare ("?acl") or, with
-    ``bare_empty=False``, as "acl=".
+    ``when`` is the Date line: the Date header (empty when x-amz-date is
+    present, which then signs as an amz header) for the Authorization-header
+    form, the Expires parameter for the query form. With ``query_auth``,
+    Content-MD5 / Content-Type / x-amz-* may also come from the query, where
+    botocore's HmacV1QueryAuth moves them. ``omit_amz``: amz headers left out
+    of the block (see :func:`_verify_sigv2_header`).
     """
     headers = {k.lower(): v for k, v in req.headers.items()}
 
     def standard(name: str) -> str:
         value = headers.get(name)
-        if value is None:
+        if value is None and query_auth:
             value = _lookup_ci(req.query, name)
         return (value or "").strip()
 
-    amz: dict[str, str] = {}
-    for k, v in req.query:
-        lk = k.lower()
-        if lk.startswith("x-amz-"):
-            amz[lk] = f"{amz[lk]},{v.strip()}" if lk in amz else v.strip()
-    for k, v in headers.items():
-        if k.startswith("x-amz-"):
-            amz[k] = v.strip()
-    amz_block = "".join(f"{k}:{amz[k]}\n" for k in sorted(amz))
-
-    path = req.raw_path or "/"
-    if req.virtual_host_bucket:
-        path = "/" + req.virtual_host_bucket + path
-    subs = sorted(((k, v) for k, v in req.query if k in SIGV2_SUBRESOURCES), key=lambda kv: kv[0])
-    if subs:
-        path += "?" + "&".join(k if (v == "" and bare_empty) else f"{k}={v}" for k, v in subs)
-
+    amz_pairs = [(k, v) for k, v in req.query if query_auth and k.lower().startswith("x-amz-")]
+    # A header overrides the same name from the query (botocore sends one or the other).
+    amz_pairs = [(k, v) for k, v in amz_pairs if k.lower() not in headers]
+    amz_pairs += [(k, v) for k, v in headers.items() if k.startswith("x-amz-") and k not in omit_amz]
     return (f"{req.method.upper()}\n{standard('content-md5')}\n{standard('content-type')}\n"
-            f"{expires}\n{amz_block}{path}")
+            f"{when}\n{sigv2_canonical_amz_headers(amz_pairs)}"
+            f"{sigv2_canonical_resource(req, bare_empty=bare_empty, bucket_slash=bucket_slash)}")
 
 
 def sigv2_signature(secret: str, string_to_sign: str) -> str:
@@ -347,6 +383,35 @@ def _parse_amz_date(value: str) -> datetime | None:
     try:
         return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
+        return None
+
+
+_INT_RE = re.compile(r"(-?)([0-9]+)", re.ASCII)
+
+
+def _parse_int(value: str) -> int | None:
+    """A decimal integer in ASCII digits only (``str.isdigit()`` and ``\\d``
+    also accept '²' or '١'), or None. Absurdly long numbers are clamped to
+    +-10**18, which is past every limit checked here (and int() of a string
+    of thousands of digits would raise)."""
+    m = _INT_RE.fullmatch(value)
+    if m is None:
+        return None
+    sign = -1 if m.group(1) else 1
+    digits = m.group(2).lstrip("0") or "0"
+    return sign * (10 ** 18 if len(digits) > 18 else int(digits))
+
+
+def _parse_http_date(value: str) -> datetime | None:
+    """An RFC 1123 date (``Tue, 27 Mar 2007 19:36:42 +0000``), as SigV2
+    clients send in Date / x-amz-date, or the ISO 8601 basic form."""
+    value = value.strip()
+    parsed = _parse_amz_date(value)
+    if parsed is not None:
+        return parsed
+    try:
+        return _as_utc(parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -406,11 +471,13 @@ def verify(req: SigningInput, secrets: Mapping[str, str], now: datetime, *,
             "Signature query string parameter or the Authorization header should be specified",
             ArgumentName="Authorization", ArgumentValue=(auth or "")[:200])
     if auth is not None:
+        if is_sigv2_authorization(auth):
+            return _verify_sigv2_header(req, headers, auth, secrets, now, max_skew)
         return _verify_header(req, headers, auth, secrets, now, max_skew)
     if v4_query:
         return _verify_presigned(req, headers, secrets, now, max_skew)
     if v2_query:
-        return _verify_sigv2_presigned(req, secrets, now)
+        return _verify_sigv2_presigned(req, secrets, now, max_skew)
     return AuthResult(access_key=None, mode="anonymous", payload_hash=UNSIGNED_PAYLOAD)
 
 
@@ -488,21 +555,23 @@ def _verify_presigned(req: SigningInput, headers: Mapping[str, str], secrets: Ma
         raise err("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     if date != amz_date[:8]:
         raise err("Invalid credential date. Date is not the same as X-Amz-Date.")
-    raw_expires = q["X-Amz-Expires"]
-    if not re.fullmatch(r"-?\d{1,12}", raw_expires):
+    expires = _parse_int(q["X-Amz-Expires"])
+    # S3's own answers: 400 for a value that is no number, negative or over a
+    # week; 0 is well-formed and simply expired (403, below).
+    if expires is None:
         raise err("X-Amz-Expires should be a number")
-    expires = int(raw_expires)
-    if expires < 1:
-        raise err("X-Amz-Expires must be a positive number of seconds")
+    if expires < 0:
+        raise err("X-Amz-Expires must be non-negative")
     if expires > MAX_PRESIGN_EXPIRES:
-        raise err("X-Amz-Expires must be less than a week (in seconds) that is 604800")
+        raise err("X-Amz-Expires must be less than a week (in seconds); that is, the given "
+                  f"X-Amz-Expires must be less than {MAX_PRESIGN_EXPIRES} seconds")
     signed_headers = _parse_signed_headers(q["X-Amz-SignedHeaders"], err,
                                            "Error parsing the X-Amz-SignedHeaders parameter; ")
 
     secret = _secret_for(secrets, access_key)
     if request_time - now > max_skew:
         _check_skew(request_time, amz_date, now, max_skew)
-    if now > request_time + timedelta(seconds=expires):
+    if expires == 0 or now > request_time + timedelta(seconds=expires):
         raise E.AccessDenied("Request has expired", **{
             "X-Amz-Expires": str(expires),
             "Expires": _iso(request_time + timedelta(seconds=expires)),
@@ -522,8 +591,8 @@ def _verify_presigned(req: SigningInput, headers: Mapping[str, str], secrets: Ma
                       region=region)
 
 
-def _verify_sigv2_presigned(req: SigningInput, secrets: Mapping[str, str],
-                            now: datetime) -> AuthResult:
+def _verify_sigv2_presigned(req: SigningInput, secrets: Mapping[str, str], now: datetime,
+                            max_skew: timedelta) -> AuthResult:
     """Query-string SigV2 (AWSAccessKeyId, Expires, Signature), the form boto3's
     generate_presigned_url produces by default for a custom us-east-1 endpoint."""
     q = _first_values(req.query)
@@ -532,27 +601,73 @@ def _verify_sigv2_presigned(req: SigningInput, secrets: Mapping[str, str],
             "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
     access_key = q["AWSAccessKeyId"]
     raw_expires = q["Expires"]
-    if not re.fullmatch(r"\d{1,12}", raw_expires):
+    expires = _parse_int(raw_expires)
+    if expires is None or expires < 0:
         raise E.AccessDenied("Invalid date (should be seconds since epoch): " + raw_expires[:64])
     secret = _secret_for(secrets, access_key)
-    expires_at = datetime.fromtimestamp(int(raw_expires), tz=timezone.utc)
-    if now > expires_at:
+    if expires < now.timestamp():
+        expires_at = datetime.fromtimestamp(expires, tz=timezone.utc)
         raise E.AccessDenied("Request has expired", Expires=_iso(expires_at), ServerTime=_iso(now))
+    # Cap SigV2 URLs at a week, like SigV4's X-Amz-Expires (a leaked URL must
+    # not stay valid until 2038), allowing the usual clock skew for the signer.
+    if expires > now.timestamp() + MAX_PRESIGN_EXPIRES + max_skew.total_seconds():
+        raise E.AccessDenied(
+            f"Expires must be at most {MAX_PRESIGN_EXPIRES} seconds (7 days) after the current time",
+            Expires=raw_expires[:64], ServerTime=_iso(now))
 
     # A '+' in base64 arrives as ' ' if the client left it unescaped.
     provided = q["Signature"].replace(" ", "+")
+    _check_sigv2_signature(req, secret, access_key, provided, [(raw_expires, ())], query_auth=True)
+    return AuthResult(access_key=access_key, mode="sigv2-presigned", payload_hash=UNSIGNED_PAYLOAD)
+
+
+def _verify_sigv2_header(req: SigningInput, headers: Mapping[str, str], auth: str,
+                         secrets: Mapping[str, str], now: datetime, max_skew: timedelta) -> AuthResult:
+    """``Authorization: AWS AKID:signature`` ("Signing and Authenticating REST
+    Requests"), still sent by older tools. SigV2 does not sign the body: the
+    result's payload hash is UNSIGNED-PAYLOAD, so the body is checked only
+    against Content-MD5 / x-amz-checksum-* (frontend/body.py)."""
+    access_key, provided = parse_sigv2_authorization(auth)
+    if "x-amz-date" in headers:
+        # "Time stamp requirement": x-amz-date wins over Date and is signed as an
+        # amz header, with an empty Date line. The guide's own DELETE example
+        # instead puts the x-amz-date value on the Date line (and no amz line);
+        # accept that shape second.
+        raw_date = headers["x-amz-date"]
+        date_lines = [("", ()), (raw_date.strip(), ("x-amz-date",))]
+    else:
+        raw_date = headers.get("date", "")
+        date_lines = [(raw_date.strip(), ())]
+    request_time = _parse_http_date(raw_date) if raw_date.strip() else None
+    if request_time is None:
+        raise E.AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
+    secret = _secret_for(secrets, access_key)
+    _check_skew(request_time, raw_date, now, max_skew)
+    _check_sigv2_signature(req, secret, access_key, provided, date_lines, query_auth=False)
+    return AuthResult(access_key=access_key, mode="sigv2-header", payload_hash=UNSIGNED_PAYLOAD)
+
+
+def _check_sigv2_signature(req: SigningInput, secret: str, access_key: str, provided: str,
+                           date_lines: Sequence[tuple[str, Collection[str]]], *, query_auth: bool) -> None:
+    """Accept the signature if it matches one of the StringToSign shapes
+    clients produce (each Date line; the resource shapes of
+    :func:`sigv2_canonical_resource`); otherwise SignatureDoesNotMatch with
+    the first, documented, StringToSign (never the secret)."""
     has_bare = any(k in SIGV2_SUBRESOURCES and v == "" for k, v in req.query)
-    variants = [True, False] if has_bare else [True]
-    first_sts = None
-    for bare in variants:
-        sts = sigv2_string_to_sign(req, raw_expires, bare_empty=bare)
-        first_sts = first_sts or sts
-        if hmac.compare_digest(sigv2_signature(secret, sts).encode("ascii"),
-                               provided.encode("utf-8", "replace")):
-            return AuthResult(access_key=access_key, mode="sigv2-presigned",
-                              payload_hash=UNSIGNED_PAYLOAD)
-    raise E.SignatureDoesNotMatch(AWSAccessKeyId=access_key, StringToSign=first_sts or "",
-                                  SignatureProvided=provided)
+    bucket_only = not req.virtual_host_bucket and _is_bucket_path(req.raw_path)
+    first_sts = ""
+    for when, omit in date_lines:
+        for bare in ([True, False] if has_bare else [True]):
+            for slash in ([False, True] if bucket_only else [False]):
+                sts = sigv2_string_to_sign(req, when, query_auth=query_auth, bare_empty=bare,
+                                           bucket_slash=slash, omit_amz=omit)
+                first_sts = first_sts or sts
+                if hmac.compare_digest(sigv2_signature(secret, sts).encode("ascii"),
+                                       provided.encode("utf-8", "replace")):
+                    return
+    raise E.SignatureDoesNotMatch(AWSAccessKeyId=access_key, StringToSign=first_sts,
+                                  SignatureProvided=provided,
+                                  StringToSignBytes=" ".join(f"{b:02x}" for b in first_sts.encode("utf-8")))
 
 
 # --------------------------------------------------------------------------

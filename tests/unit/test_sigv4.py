@@ -6,7 +6,9 @@ Known answers come from the S3 API reference:
   PUT Object, GET Bucket Lifecycle, GET Bucket (List Objects));
 * "Authenticating Requests: Using Query Parameters" (presigned GET test.txt);
 * "... Transferring Payload in Multiple Chunks" (seed signature of the chunked
-  PUT example).
+  PUT example);
+* "Signing and Authenticating REST Requests" (SigV2: the Object GET and the
+  Delete-with-x-amz-date examples).
 The rest cross-checks against botocore's own signers and against real boto3
 clients whose requests are captured before they leave the process.
 """
@@ -20,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import pytest
-from botocore.auth import HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth
+from botocore.auth import HmacV1Auth, HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest, AWSResponse
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -182,10 +184,17 @@ def test_parse_authorization_variants():
         assert ah.scope == "20130524/us-east-1/s3/aws4_request"
 
 
-def test_parse_authorization_sigv2_refused():
-    with pytest.raises(E.InvalidRequest) as ei:
-        S.parse_authorization(f"AWS {AK}:frJIUN8DYpKDtOLCwo//yllqDzg=")
-    assert "Version 4" in ei.value.message
+def test_parse_sigv2_authorization():
+    value = f"AWS {AK}:frJIUN8DYpKDtOLCwo//yllqDzg="
+    assert S.is_sigv2_authorization(value) and S.is_sigv2_authorization("  AWS")
+    assert not S.is_sigv2_authorization("AWS4-HMAC-SHA256 Credential=x")
+    assert S.parse_sigv2_authorization(value) == (AK, "frJIUN8DYpKDtOLCwo//yllqDzg=")
+    for bad in ("AWS", "AWS ", f"AWS {AK}", f"AWS {AK}:", "AWS :sig"):
+        with pytest.raises(E.InvalidArgument, match="Expected AwsAccessKeyId:signature"):
+            S.parse_sigv2_authorization(bad)
+    # The SigV4 parser does not take a SigV2 header.
+    with pytest.raises(E.InvalidArgument, match="Unsupported Authorization Type"):
+        S.parse_authorization(value)
 
 
 @pytest.mark.parametrize("value", [
@@ -578,10 +587,180 @@ def test_two_mechanisms_refused():
         S.verify(both, SECRETS, NOW)
 
 
-def test_sigv2_header_refused_by_verify():
-    inp = S.SigningInput("GET", "/b/k", [], {"host": "h", "authorization": f"AWS {AK}:abc="})
-    with pytest.raises(E.InvalidRequest, match="not supported"):
+# --------------------------------------------------------------------------
+# SigV2 in the Authorization header ("Signing and Authenticating REST Requests")
+# --------------------------------------------------------------------------
+
+def _v2(method, path, headers, bucket=None, query=()):
+    return S.SigningInput(method, path, list(query), {k.lower(): v for k, v in headers.items()}, bucket)
+
+
+# (method, path as sent, virtual-host bucket, headers, StringToSign, signature) from the guide's
+# "Authentication examples"; the Delete example signs the x-amz-date value on the Date line.
+AWS_V2_EXAMPLES = [
+    ("GET", "/photos/puppy.jpg", "awsexamplebucket1",
+     {"Host": "awsexamplebucket1.us-west-1.s3.amazonaws.com", "Date": "Tue, 27 Mar 2007 19:36:42 +0000"},
+     "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/awsexamplebucket1/photos/puppy.jpg",
+     "qgk2+6Sv9/oM7G3qLEjTH1a1l1g="),
+    ("GET", "/photos/puppy.jpg", "johnsmith",
+     {"Host": "johnsmith.s3.amazonaws.com", "Date": "Tue, 27 Mar 2007 19:36:42 +0000"},
+     "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/johnsmith/photos/puppy.jpg",
+     "bWq2s1WEIj+Ydj0vQ697zp+IXMU="),
+    ("PUT", "/photos/puppy.jpg", "johnsmith",
+     {"Host": "johnsmith.s3.amazonaws.com", "Date": "Tue, 27 Mar 2007 21:15:45 +0000",
+      "Content-Type": "image/jpeg", "Content-Length": "94328"},
+     "PUT\n\nimage/jpeg\nTue, 27 Mar 2007 21:15:45 +0000\n/johnsmith/photos/puppy.jpg",
+     "MyyxeRY7whkBe+bq8fHCL/2kKUg="),
+]
+
+
+@pytest.mark.parametrize("method,path,bucket,headers,sts,sig", AWS_V2_EXAMPLES)
+def test_aws_sigv2_header_examples(method, path, bucket, headers, sts, sig):
+    inp = _v2(method, path, headers, bucket)
+    assert S.sigv2_string_to_sign(inp, headers["Date"], query_auth=False) == sts
+    assert S.sigv2_signature(SK, sts) == sig
+    inp.headers["authorization"] = f"AWS {AK}:{sig}"
+    now = S._parse_http_date(headers["Date"]) + timedelta(minutes=3)
+    res = S.verify(inp, SECRETS, now)
+    assert res == S.AuthResult(access_key=AK, mode="sigv2-header", payload_hash="UNSIGNED-PAYLOAD")
+    # The same signature does not verify for another key, method or bucket.
+    for other in (_v2(method, path + "x", inp.headers, bucket), _v2("DELETE", path, inp.headers, bucket),
+                  _v2(method, path, inp.headers, "otherbucket")):
+        with pytest.raises(E.SignatureDoesNotMatch):
+            S.verify(other, SECRETS, now)
+
+
+def test_aws_sigv2_header_delete_example_with_x_amz_date():
+    headers = {"Host": "s3.us-west-1.amazonaws.com", "Date": "Tue, 27 Mar 2007 21:20:27 +0000",
+               "x-amz-date": "Tue, 27 Mar 2007 21:20:26 +0000",
+               "Authorization": f"AWS {AK}:lx3byBScXR6KzyMaifNkardMwNk="}
+    inp = _v2("DELETE", "/johnsmith/photos/puppy.jpg", headers)
+    assert S.verify(inp, SECRETS, datetime(2007, 3, 27, 21, 25, tzinfo=timezone.utc)).mode == "sigv2-header"
+
+
+def test_sigv2_header_x_amz_date_signed_as_amz_header_with_empty_date_line():
+    """The "Time stamp requirement": with x-amz-date, the Date line is empty
+    (a Date header, if any, is ignored) and x-amz-date signs as an amz header."""
+    xdate = "Fri, 01 Mar 2024 12:30:45 GMT"
+    sts = f"PUT\n\ntext/plain\n\nx-amz-date:{xdate}\nx-amz-meta-a:1,2\n/bucket/k"
+    headers = {"Host": "h", "Content-Type": "text/plain", "x-amz-date": xdate, "x-amz-meta-a": "1,2",
+               "Date": "Thu, 01 Jan 1970 00:00:00 GMT",
+               "Authorization": f"AWS {AK}:{S.sigv2_signature(SK, sts)}"}
+    assert S.verify(_v2("PUT", "/bucket/k", headers), SECRETS, NOW).mode == "sigv2-header"
+    # The ISO 8601 basic form of x-amz-date is taken too.
+    sts = "GET\n\n\n\nx-amz-date:20240301T123045Z\n/bucket/k"
+    headers = {"x-amz-date": "20240301T123045Z", "Authorization": f"AWS {AK}:{S.sigv2_signature(SK, sts)}"}
+    assert S.verify(_v2("GET", "/bucket/k", headers), SECRETS, NOW).access_key == AK
+
+
+def _hmacv1_sign(method, url, headers=None, auth_path=None):
+    req = AWSRequest(method=method, url=url, headers=dict(headers or {}), data=b"body")
+    req.auth_path = auth_path
+    with mock.patch.object(HmacV1Auth, "_get_date", return_value="Fri, 01 Mar 2024 12:30:45 GMT"):
+        HmacV1Auth(CREDS).add_auth(req)
+    return req
+
+
+@pytest.mark.parametrize("path,query", PATHS)
+@pytest.mark.parametrize("virtual", [False, True])
+def test_botocore_sigv2_header(path, query, virtual):
+    """botocore's HmacV1Auth (what boto3 uses for signature_version="s3")."""
+    if virtual and path.startswith("/bucket"):
+        url, auth_path, bucket = "http://bucket.localhost:9000" + (path[len("/bucket"):] or "/"), \
+            (path if path != "/bucket" else "/bucket/"), "bucket"
+    else:
+        url, auth_path, bucket = ENDPOINT + path, None, None
+    url += "?" + query if query else ""
+    extra = {"Content-Type": "text/plain", "Content-MD5": "XrY7u+Ae7tCTyyK7j1rNww==",
+             "x-amz-meta-k": "  v 1 ", "x-amz-acl": "private"}
+    req = _hmacv1_sign("PUT", url, extra, auth_path)
+    assert req.headers["Authorization"].startswith(f"AWS {AK}:")
+    inp = _to_input("PUT", req.url, req.headers, virtual_host_bucket=bucket)
+    res = S.verify(inp, SECRETS, NOW)
+    assert (res.access_key, res.mode, res.payload_hash) == (AK, "sigv2-header", "UNSIGNED-PAYLOAD")
+    assert res.region is None and res.signing_key is None
+    # Every signed part matters.
+    for name, value in (("content-type", "text/html"), ("content-md5", "AAAAAAAAAAAAAAAAAAAAAA=="),
+                        ("x-amz-meta-k", "v 2"), ("x-amz-acl", "public-read"),
+                        ("x-amz-meta-new", "1"), ("date", "Fri, 01 Mar 2024 12:30:46 GMT")):
+        changed = _to_input("PUT", req.url, dict(req.headers, **{name: value}), virtual_host_bucket=bucket)
+        with pytest.raises(E.SignatureDoesNotMatch):
+            S.verify(changed, SECRETS, NOW)
+    # Headers that SigV2 does not sign (Host, Content-Length, any other) may change.
+    loose = _to_input("PUT", req.url, dict(req.headers, **{"x-other": "1", "content-length": "9"}),
+                      virtual_host_bucket=bucket)
+    assert S.verify(loose, SECRETS, NOW).access_key == AK
+
+
+def test_sigv2_header_does_not_read_signed_values_from_the_query():
+    """Only the presigned form takes Content-Type / x-amz-* from the query."""
+    req = _hmacv1_sign("PUT", ENDPOINT + "/bucket/k", {"Content-Type": "text/plain", "x-amz-acl": "private"})
+    headers = {k: v for k, v in req.headers.items() if k.lower() not in ("content-type", "x-amz-acl")}
+    inp = _to_input("PUT", ENDPOINT + "/bucket/k?Content-Type=text%2Fplain&x-amz-acl=private", headers)
+    with pytest.raises(E.SignatureDoesNotMatch):
         S.verify(inp, SECRETS, NOW)
+
+
+def test_sigv2_header_wrong_secret_reports_string_to_sign():
+    req = _hmacv1_sign("GET", ENDPOINT + "/bucket/k?acl")
+    inp = _to_input("GET", req.url, req.headers)
+    with pytest.raises(E.SignatureDoesNotMatch) as ei:
+        S.verify(inp, {AK: SK + "x"}, NOW)
+    x = ei.value.extra
+    assert x["StringToSign"] == "GET\n\n\nFri, 01 Mar 2024 12:30:45 GMT\n/bucket/k?acl"
+    assert x["StringToSignBytes"].split() == [f"{b:02x}" for b in x["StringToSign"].encode()]
+    assert x["AWSAccessKeyId"] == AK and x["SignatureProvided"] == req.headers["Authorization"].split(":")[1]
+    assert ei.value.status == 403 and SK not in str(x)
+
+
+def test_sigv2_header_errors():
+    req = _hmacv1_sign("GET", ENDPOINT + "/bucket/k")
+    inp = _to_input("GET", req.url, req.headers)
+    with pytest.raises(E.InvalidAccessKeyId) as ei:
+        S.verify(inp, {"OTHER": SK}, NOW)
+    assert ei.value.status == 403 and ei.value.extra == {"AWSAccessKeyId": AK}
+    # No date, an empty one, or one that is no date: 403 AccessDenied.
+    for change in ({"date": None}, {"date": ""}, {"date": "yesterday"}, {"date": None, "x-amz-date": ""},
+                   {"x-amz-date": "2024-03-01T12:30:45Z"}):
+        h = {k: v for k, v in inp.headers.items()}
+        for k, v in change.items():
+            h.pop(k, None) if v is None else h.__setitem__(k, v)
+        with pytest.raises(E.AccessDenied, match="AWS authentication requires a valid Date or x-amz-date header"):
+            S.verify(S.SigningInput("GET", inp.raw_path, inp.query, h), SECRETS, NOW)
+    # More than 15 minutes either way: RequestTimeTooSkewed.
+    assert S.verify(inp, SECRETS, NOW + timedelta(minutes=14)).access_key == AK
+    for delta in (timedelta(minutes=16), -timedelta(minutes=16)):
+        with pytest.raises(E.RequestTimeTooSkewed) as ei:
+            S.verify(inp, SECRETS, NOW + delta)
+        assert ei.value.status == 403 and ei.value.extra["RequestTime"] == "Fri, 01 Mar 2024 12:30:45 GMT"
+    # Malformed header: 400 InvalidArgument.
+    bad = S.SigningInput("GET", inp.raw_path, inp.query, dict(inp.headers, authorization=f"AWS {AK}"))
+    with pytest.raises(E.InvalidArgument):
+        S.verify(bad, SECRETS, NOW)
+    # A SigV2 header together with a presigned query is two mechanisms.
+    both = S.SigningInput("GET", inp.raw_path, _sigv2_presigned_input(int(NOW.timestamp()) + 60).query,
+                          inp.headers)
+    with pytest.raises(E.InvalidArgument, match="Only one auth mechanism"):
+        S.verify(both, SECRETS, NOW)
+
+
+def test_boto3_sigv2_client_requests_verify():
+    client, captured = _capture_client(signature_version="s3", s3={"addressing_style": "path"})
+    now = datetime.now(timezone.utc)
+    client.put_object(Bucket="bkt", Key="dir/a b+c ü~.txt", Body=b"hello", ContentType="text/plain",
+                      Metadata={"k": "v"})
+    client.get_object_acl(Bucket="bkt", Key="k")
+    client.list_objects(Bucket="bkt", Prefix="a b/")
+    client.create_multipart_upload(Bucket="bkt", Key="mp")
+    assert captured
+    for p in captured:
+        assert p.headers["Authorization"].startswith(b"AWS ")
+        res = S.verify(_from_prepared(p), SECRETS, now)
+        assert res.access_key == AK and res.mode == "sigv2-header"
+    # Presigned bucket-level URLs: botocore signs "/bkt/" for the path "/bkt".
+    url = client.generate_presigned_url("list_objects", Params={"Bucket": "bkt", "Prefix": "a"})
+    assert urlsplit(url).path == "/bkt"
+    assert S.verify(_to_input("GET", url, {}), SECRETS, now).mode == "sigv2-presigned"
 
 
 def _presigned_query(**override):
@@ -597,9 +776,14 @@ def _presigned_query(**override):
 
 
 @pytest.mark.parametrize("override", [
-    {"X-Amz-Expires": "0"},
     {"X-Amz-Expires": "604801"},
+    {"X-Amz-Expires": "-1"},
     {"X-Amz-Expires": "abc"},
+    {"X-Amz-Expires": "\u0661\u0662\u0660"},     # Arabic-Indic "120": \\d and int() take it
+    {"X-Amz-Expires": "\u00b2"},                    # str.isdigit() takes it
+    {"X-Amz-Expires": "+60"},
+    {"X-Amz-Expires": " 60"},
+    {"X-Amz-Expires": ""},
     {"X-Amz-Algorithm": "AWS4-HMAC-SHA1"},
     {"X-Amz-Date": "20240301"},
     {"X-Amz-Date": "20240302T123045Z"},
@@ -612,6 +796,48 @@ def test_presigned_query_errors(override):
     q = _presigned_query(**override)
     with pytest.raises(E.AuthorizationQueryParametersError):
         S.verify(S.SigningInput("GET", "/bucket/key", q, {"host": "localhost:9000"}), SECRETS, NOW)
+
+
+@pytest.mark.parametrize("raw,message", [
+    ("abc", "X-Amz-Expires should be a number"),
+    ("\u0661\u0662\u0660", "X-Amz-Expires should be a number"),
+    ("-1", "X-Amz-Expires must be non-negative"),
+    ("-99999999999999999999999", "X-Amz-Expires must be non-negative"),
+    ("604801", "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires "
+               "must be less than 604800 seconds"),
+    ("9" * 5000, "X-Amz-Expires must be less than a week"),
+])
+def test_presigned_expires_messages_as_s3(raw, message):
+    """S3's own answers (400 AuthorizationQueryParametersError) for a bad X-Amz-Expires."""
+    q = _presigned_query(**{"X-Amz-Expires": raw})
+    with pytest.raises(E.AuthorizationQueryParametersError) as ei:
+        S.verify(S.SigningInput("GET", "/bucket/key", q, {"host": "localhost:9000"}), SECRETS, NOW)
+    assert ei.value.message.startswith(message) and ei.value.status == 400
+
+
+def test_presigned_expires_zero_is_expired():
+    """X-Amz-Expires=0 is well-formed and already expired: 403 AccessDenied, as S3 answers."""
+    url = S.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
+    q = [(k, "0" if k == "X-Amz-Expires" else v) for k, v in _to_input("GET", url, {}).query]
+    for now in (NOW, NOW + timedelta(seconds=1)):
+        with pytest.raises(E.AccessDenied, match="Request has expired") as ei:
+            S.verify(S.SigningInput("GET", "/bucket/key", q, {"host": "localhost:9000"}), SECRETS, now)
+        assert ei.value.status == 403 and ei.value.extra["X-Amz-Expires"] == "0"
+
+
+def test_presigned_expired_put():
+    url = S.presign_url("PUT", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
+    inp = _to_input("PUT", url, {"content-length": "5"})
+    assert S.verify(inp, SECRETS, NOW + timedelta(seconds=60)).mode == "presigned"
+    with pytest.raises(E.AccessDenied, match="Request has expired"):
+        S.verify(inp, SECRETS, NOW + timedelta(seconds=61))
+
+
+def test_parse_int_ascii_only():
+    assert S._parse_int("604800") == 604800 and S._parse_int("-7") == -7 and S._parse_int("007") == 7
+    for bad in ("\u00b2", "\u0661", "1\u0661", "+1", " 1", "1 ", "", "-", "1e3", "0x10"):
+        assert S._parse_int(bad) is None, bad
+    assert S._parse_int("1" * 5000) == 10 ** 18 and S._parse_int("-" + "1" * 5000) == -10 ** 18
 
 
 def test_presigned_max_expiry_accepted_and_future_date_skew():
@@ -632,13 +858,37 @@ def test_presigned_with_content_sha256_param():
 
 
 def test_sigv2_errors():
-    q = [("AWSAccessKeyId", AK), ("Expires", "abc"), ("Signature", "x")]
-    with pytest.raises(E.AccessDenied):
-        S.verify(S.SigningInput("GET", "/b/k", q, {}), SECRETS, NOW)
+    for raw in ("abc", "-5", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660", "+1709296245"):
+        q = [("AWSAccessKeyId", AK), ("Expires", raw), ("Signature", "x")]
+        with pytest.raises(E.AccessDenied, match="Invalid date"):
+            S.verify(S.SigningInput("GET", "/b/k", q, {}), SECRETS, NOW)
     with pytest.raises(E.AccessDenied):
         S.verify(S.SigningInput("GET", "/b/k", [("AWSAccessKeyId", AK)], {}), SECRETS, NOW)
     q = [("AWSAccessKeyId", "NOPE"), ("Expires", str(int(NOW.timestamp()) + 5)), ("Signature", "x")]
     with pytest.raises(E.InvalidAccessKeyId):
+        S.verify(S.SigningInput("GET", "/b/k", q, {}), SECRETS, NOW)
+
+
+def _sigv2_presigned_input(expires: int, method="GET") -> S.SigningInput:
+    req = AWSRequest(method=method, url=ENDPOINT + "/bucket/k", headers={})
+    with mock.patch.object(HmacV1QueryAuth, "_get_date", return_value=str(expires)):
+        HmacV1QueryAuth(CREDS, expires=1).add_auth(req)
+    return _to_input(method, req.url, {})
+
+
+def test_sigv2_presigned_expires_capped_at_a_week():
+    now_ts = int(NOW.timestamp())
+    week = S.MAX_PRESIGN_EXPIRES
+    # A week ahead (plus the clock skew allowed to the signer) is fine ...
+    for expires in (now_ts + week, now_ts + week + 15 * 60):
+        assert S.verify(_sigv2_presigned_input(expires), SECRETS, NOW).mode == "sigv2-presigned"
+    # ... beyond it, 403 AccessDenied, before the signature is even looked at.
+    for expires in (now_ts + week + 15 * 60 + 1, now_ts + 8 * 86400, 2 ** 31, 10 ** 30):
+        with pytest.raises(E.AccessDenied, match="7 days") as ei:
+            S.verify(_sigv2_presigned_input(expires, "PUT"), SECRETS, NOW)
+        assert ei.value.status == 403
+    q = [("AWSAccessKeyId", AK), ("Expires", str(now_ts + 8 * 86400)), ("Signature", "junk")]
+    with pytest.raises(E.AccessDenied, match="7 days"):
         S.verify(S.SigningInput("GET", "/b/k", q, {}), SECRETS, NOW)
 
 
