@@ -16,12 +16,13 @@ and ``>`` escaped).
 
 ``encoding-type=url``. S3 then URL-encodes ``Key``, ``Prefix``, ``Delimiter``,
 ``Marker``, ``NextMarker``, ``StartAfter`` and ``CommonPrefixes/Prefix``
-(continuation tokens are opaque and left alone). The encoding is the query-
-string form S3 uses: UTF-8 bytes, ``%XX`` for everything but letters, digits,
-``-``, ``_``, ``.``, ``/`` and ``*``; a space becomes ``+`` (so a literal ``+``
-is ``%2B``), and ``~`` is ``%7E``. botocore decodes these elements with
-``unquote_plus`` (``handlers.decode_list_object*``) when it set the encoding
-itself, so every key round-trips through boto3. Note: botocore decodes
+(continuation tokens are opaque and left alone). The encoding is the percent-
+encoding S3 uses: UTF-8 bytes, ``%XX`` for everything but letters, digits,
+``-``, ``_``, ``.``, ``/`` and ``*``; a space is ``%20`` and a literal ``+``
+is ``%2B`` (so a decoder that reads ``+`` as a space and one that does not
+both get the key back), and ``~`` is ``%7E``. botocore decodes these
+elements with ``unquote_plus`` (``handlers.decode_list_object*``) when it
+set the encoding itself, so every key round-trips through boto3. Note: botocore decodes
 ``Prefix`` for ListObjectsV2 but not for ListObjects (V1); S3 encodes it in
 both, and so do we.
 
@@ -36,7 +37,7 @@ import functools
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 import defusedxml.ElementTree as DET
 
@@ -76,12 +77,12 @@ def iso8601_ms(ms: int) -> str:
 
 def url_encode(value: str) -> str:
     """S3's ``encoding-type=url`` form of a key/prefix/delimiter (module doc)."""
-    if _URL_SAFE.fullmatch(value):         # the common key needs no encoding (and quote_plus is slow)
+    if _URL_SAFE.fullmatch(value):         # the common key needs no encoding (and quote is slow)
         return value
     try:
-        encoded = quote_plus(value, safe="/*", encoding="utf-8", errors="surrogateescape")
+        encoded = quote(value, safe="/*", encoding="utf-8", errors="surrogateescape")
     except UnicodeEncodeError:
-        encoded = quote_plus(value, safe="/*", encoding="utf-8", errors="surrogatepass")
+        encoded = quote(value, safe="/*", encoding="utf-8", errors="surrogatepass")
     return encoded.replace("~", "%7E")
 
 
@@ -277,10 +278,13 @@ def error_xml(code: str, message: str, *, resource: str | None = None,
     return _serialize(root)
 
 
-def list_buckets_xml(buckets: list[tuple], owner_id: str, owner_name: str) -> bytes:
+def list_buckets_xml(buckets: list[tuple], owner_id: str, owner_name: str, *,
+                     continuation_token: str | None = None, prefix: str | None = None) -> bytes:
     """ListAllMyBucketsResult for ``(name, creation epoch ms[, region])``
     tuples (every region's buckets, with ``BucketRegion`` when given).
-    DisplayName is left out when ``owner_name`` is empty."""
+    DisplayName is left out when ``owner_name`` is empty. ContinuationToken
+    (the next page's, when the list was cut short) and Prefix (when the
+    request had one) come last, as in the API reference's Response Syntax."""
     root = _root("ListAllMyBucketsResult")
     _owner(root, (owner_id, owner_name))
     container = _sub(root, "Buckets")
@@ -290,6 +294,10 @@ def list_buckets_xml(buckets: list[tuple], owner_id: str, owner_name: str) -> by
         _sub(b, "CreationDate", iso8601_ms(created_ms))
         if region and region[0]:
             _sub(b, "BucketRegion", region[0])
+    if continuation_token is not None:
+        _sub(root, "ContinuationToken", continuation_token)
+    if prefix is not None:
+        _sub(root, "Prefix", prefix)
     return _serialize(root)
 
 

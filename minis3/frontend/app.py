@@ -135,7 +135,9 @@ class Frontend:
         a bucket of another region than the registry's, write the same record
         in that region's metadata, which checks its object writes against it.
         A creation cut short between the two is finished by the owner's next
-        CreateBucket (as S3, BucketAlreadyOwnedByYou otherwise)."""
+        CreateBucket (as S3, BucketAlreadyOwnedByYou otherwise). Creating
+        again one's own bucket of us-east-1 in us-east-1 is, as in S3 (a legacy
+        of its first region), a success that leaves the bucket as it is."""
         reg = self.registry.as_account(account)
         cur = await reg.bucket_record(name)
         if cur is not None and cur.get("owner") == account:
@@ -145,6 +147,8 @@ class Frontend:
                 if local is None or local["ts"] < cur["ts"]:
                     await self.region_meta(home).put_bucket_record(name, cur)
                     return
+            if home == region == regions.DEFAULT_REGION:
+                return
         rec = await reg.create_bucket(name, region)     # BucketAlreadyExists / OwnedByYou
         if region != self.topo.registry_region:
             await self.region_meta(region).put_bucket_record(name, rec)
@@ -339,7 +343,9 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
     app.on_response_prepare.append(_server_header)        # streamed responses too
     app.router.add_route("GET", METRICS_PATH, fe.metrics)
     app.router.add_route("GET", TRACE_PATH, fe.trace)
-    app.router.add_route("*", "/{tail:.*}", fe.handle, expect_handler=_defer_continue)
+    # [\s\S], not ".": a key may hold a newline (or any control character),
+    # and "." would leave such a path to aiohttp's plain-text 404.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", fe.handle, expect_handler=_defer_continue)
     app["frontend"] = fe
     return app
 

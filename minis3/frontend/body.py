@@ -23,6 +23,7 @@ from aiohttp import web
 from ..core import checksums
 from ..core import errors as E
 from ..core.chunked import AwsChunkedDecoder
+from ..core.numbers import parse_int
 from ..core.sigv4 import AuthResult
 
 MAX_OBJECT_SIZE = 5 * 1024 ** 3
@@ -69,10 +70,11 @@ class Upload:
                 seed_signature=auth.seed_signature if signed else None,
                 amz_date=auth.amz_date, scope=auth.scope)
             dl = h.get("x-amz-decoded-content-length")
-            if dl is not None and not dl.strip().isdigit():
+            self.declared_length = parse_int(dl.strip()) if dl is not None else None
+            if dl is not None and (self.declared_length is None or self.declared_length < 0
+                                   or not dl.strip()[0].isdigit()):
                 raise E.InvalidArgument("x-amz-decoded-content-length must be a number",
                                         ArgumentName="x-amz-decoded-content-length", ArgumentValue=dl)
-            self.declared_length = int(dl) if dl is not None else None
         elif mode.startswith("STREAMING-"):
             raise E.NotImplemented_(f"x-amz-content-sha256 mode {mode} is not supported")
         else:

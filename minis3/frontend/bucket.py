@@ -9,7 +9,8 @@ from aiohttp import web
 
 from ..core import errors as E
 from ..core import regions, s3xml
-from ..core.names import validate_bucket_name
+from ..core.names import MAX_KEY_BYTES, validate_bucket_name
+from ..core.numbers import parse_int
 from .body import read_small_body
 
 
@@ -60,9 +61,8 @@ async def get_versioning(ctx) -> web.Response:
 
 def _max_keys(q) -> int:
     raw = q.get("max-keys", "1000")
-    try:
-        n = int(raw)
-    except ValueError:
+    n = parse_int(raw)
+    if n is None or n > 2**31 - 1:
         raise E.InvalidArgument("Provided max-keys not an integer or within integer range",
                                 ArgumentName="max-keys", ArgumentValue=raw)
     if n < 0:
@@ -90,9 +90,31 @@ def _entries(raw: list) -> list[s3xml.ListEntry]:
     return out
 
 
+def too_long_for_a_key(prefix: str) -> bool:
+    """No key starts with a prefix longer than a key can be: its listing is
+    empty (and never sent to the metadata service, whose scans carry keys)."""
+    return len(prefix.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES
+
+
+def clip_marker(marker: str) -> str:
+    """A marker cut to the longest start of it that a key could be: the keys
+    after the two are the same ones (no key lies between them, since it
+    would be longer than MAX_KEY_BYTES), and the cut one fits in a scan."""
+    data = marker.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_KEY_BYTES:
+        return marker
+    return data[:MAX_KEY_BYTES].decode("utf-8", "ignore")
+
+
+EMPTY_PAGE = {"entries": [], "prefixes": [], "truncated": False, "next_marker": None}
+
+
 async def _page(ctx, prefix: str, delimiter: str, marker: str, max_keys: int) -> dict:
+    if too_long_for_a_key(prefix):
+        await ctx.meta.get_bucket(ctx.target.bucket)          # NoSuchBucket / AccessDenied still apply
+        return dict(EMPTY_PAGE)
     return await ctx.meta.list_objects(ctx.target.bucket, prefix=prefix, delimiter=delimiter,
-                                          marker=marker, max_keys=max_keys)
+                                          marker=clip_marker(marker), max_keys=max_keys)
 
 
 async def list_objects_v1(ctx) -> web.Response:

@@ -11,12 +11,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from ..core.names import MAX_KEY_BYTES
+
 Scan = Callable[[str, bool], Iterator[tuple[str, dict]]]
 
 
+_LAST_CHAR = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)
+#: Greater than every key: a key can't hold 257 U+10FFFF (4 bytes each).
+_BEYOND_KEYS = chr(_LAST_CHAR) * (MAX_KEY_BYTES // 4 + 1)
+
+
 def after_prefix(p: str) -> str:
-    """The smallest string greater than every string that starts with ``p``."""
-    return p[:-1] + chr(ord(p[-1]) + 1)
+    """A string greater than every key that starts with ``p``, and not greater
+    than any other key greater than ``p``: the end of ``p``'s key range.
+
+    Increment the last character that can be incremented: trailing U+10FFFF
+    (the last code point) are dropped first, and U+D7FF goes to U+E000
+    (surrogates are never in a key, and can't be encoded to send in a scan).
+    A ``p`` of U+10FFFF only has no such string; keys are at most
+    MAX_KEY_BYTES long, so a run of U+10FFFF longer than any key will do."""
+    q = p.rstrip(chr(_LAST_CHAR))
+    if not q:
+        return _BEYOND_KEYS
+    nxt = ord(q[-1]) + 1
+    if nxt in _SURROGATES:
+        nxt = _SURROGATES.stop
+    return q[:-1] + chr(nxt)
 
 
 @dataclass

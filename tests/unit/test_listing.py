@@ -100,3 +100,34 @@ def test_max_scan_bounds_a_page_of_tombstones():
 def test_after_prefix():
     assert after_prefix("a/") == "a0"
     assert all(not ("a/" + s < "a/" or "a/" + s >= after_prefix("a/")) for s in ["", "zz", "\U0010FFFF"])
+
+
+def test_after_prefix_at_the_ends_of_unicode():
+    # U+10FFFF has no successor: the last character before it is incremented.
+    assert after_prefix("a\U0010ffff") == "b"
+    assert after_prefix("a\U0010ffff\U0010ffff") == "b"
+    # U+D7FF's successor would be a surrogate, which no key holds (nor a scan can send).
+    assert after_prefix("a\ud7ff") == "a\ue000"
+    # Only U+10FFFF: past every key (at most 1024 UTF-8 bytes, 256 of these).
+    end = after_prefix("\U0010ffff")
+    assert end.encode("utf-8") and len(end.encode("utf-8")) <= 1100
+    for p in ("a\U0010ffff", "a\ud7ff", "\U0010ffff", "\U0010ffff\U0010ffff", "x\U0010ffff\U0010ffffy"):
+        end = after_prefix(p)
+        end.encode("utf-8")                                   # no surrogate
+        for s in ("", "z", "\U0010ffff" * 3, "\U0010ffff" * 250):
+            assert p + s < end
+        assert not any("\ud800" <= c <= "\udfff" for c in end)
+
+
+def test_list_page_with_prefix_ending_in_the_last_code_point():
+    keys = ["a\U0010ffff", "a\U0010ffffz", "b", "\U0010ffff\U0010ffff"]
+    data = {"bkt/" + k: {"etag": "e"} for k in keys}
+
+    def scan(start, inclusive):
+        for k in sorted(data):
+            if k > start or (inclusive and k == start):
+                yield k, data[k]
+    assert [k for k, _ in list_page(scan, "bkt", prefix="a\U0010ffff").entries] == ["a\U0010ffff", "a\U0010ffffz"]
+    assert [k for k, _ in list_page(scan, "bkt", prefix="\U0010ffff").entries] == ["\U0010ffff\U0010ffff"]
+    page = list_page(scan, "bkt", delimiter="\U0010ffff")
+    assert page.prefixes == ["a\U0010ffff", "\U0010ffff"] and [k for k, _ in page.entries] == ["b"]

@@ -113,7 +113,7 @@ def test_iso8601_ms():
 
 
 def test_url_encode_form():
-    assert X.url_encode("a b") == "a+b"
+    assert X.url_encode("a b") == "a%20b"           # %20, not "+": any URL decoder gets the space back
     assert X.url_encode("a+b") == "a%2Bb"
     assert X.url_encode("100%.csv") == "100%25.csv"
     assert X.url_encode("한글/x.txt") == "%ED%95%9C%EA%B8%80/x.txt"
@@ -418,17 +418,17 @@ def test_v1_url_encoding_round_trips_through_boto(s3, key):
 
 def test_v1_prefix_is_encoded_like_s3_though_botocore_leaves_it(s3):
     body = _v1(["a b/c"], prefix="a b/", encoding_type="url")
-    assert ET.fromstring(body).find(NS + "Prefix").text == "a+b/"
+    assert ET.fromstring(body).find(NS + "Prefix").text == "a%20b/"
     s3.answer(body)
     resp = s3.client.list_objects(Bucket="bkt", Prefix="a b/")
     assert resp["Contents"][0]["Key"] == "a b/c"
-    assert resp["Prefix"] == "a+b/"  # botocore's decode_list_object skips V1 Prefix
+    assert resp["Prefix"] == "a%20b/"  # botocore's decode_list_object skips V1 Prefix
 
 
 def test_user_requested_encoding_is_left_encoded(s3):
     s3.answer(_v2(["a b+c"], encoding_type="url"))
     resp = s3.client.list_objects_v2(Bucket="bkt", EncodingType="url")
-    assert resp["Contents"][0]["Key"] == "a+b%2Bc"
+    assert resp["Contents"][0]["Key"] == "a%20b%2Bc"
 
 
 def test_tokens_not_url_encoded():

@@ -640,7 +640,7 @@ def test_list_uploads_url_encoded_reaches_boto_as_written(s3):
     s3.answer(_lmu(uploads=_uploads(["a b+c"]), encoding_type="url"))
     resp = s3.client.list_multipart_uploads(Bucket="bkt", EncodingType="url")
     assert resp["EncodingType"] == "url"
-    assert resp["Uploads"][0]["Key"] == "a+b%2Bc"   # botocore does not decode this listing
+    assert resp["Uploads"][0]["Key"] == "a%20b%2Bc"   # botocore does not decode this listing
 
 
 def test_list_uploads_special_chars_escaped():
