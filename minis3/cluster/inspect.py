@@ -8,7 +8,7 @@ It shows
 
 * the **metadata record** (a quorum read, as the frontend does): version
   (hybrid-logical-clock timestamp, version id, placement epoch), size, ETag,
-  checksum, content type and user metadata;
+  checksum, content type, user metadata and tags;
 * the **index partition** the key falls in: its key range and the metadata
   process holding its replica in each AZ (the partition map);
 * how the bytes are stored: **inline** in the record, or **erasure-coded**:
@@ -119,6 +119,7 @@ class Inspection:
                "etag": rec.get("etag"), "checksum": rec.get("checksum"),
                "content_type": (rec.get("headers") or {}).get("content-type", "binary/octet-stream"),
                "headers": rec.get("headers") or {}, "user_metadata": rec.get("meta") or {},
+               "tags": [list(t) for t in rec.get("tags") or []],
                "partition": self.partition,
                "stored": "inline" if self.location.inline else ("multipart" if "parts" in rec else "erasure-coded"),
                "sets": []}
@@ -229,7 +230,9 @@ def render(ins: Inspection) -> str:
              f"  ETag        \"{d['etag']}\"",
              f"  checksum    {ck.get('alg', '-')} {ck.get('value', '')} ({ck.get('type', 'FULL_OBJECT')})",
              f"  content     {d['content_type']}" + (f"; user metadata {json.dumps(d['user_metadata'])}"
-                                                     if d["user_metadata"] else "")]
+                                                     if d["user_metadata"] else ""),
+             "  tags        " + (", ".join(f"{k}={v}" for k, v in d["tags"]) + " (in the record: a tagging "
+                                 "change writes a new version of it, never the fragments)" if d["tags"] else "none")]
     p = d["partition"]
     if p:
         hi = json.dumps(p["hi"]) if p["hi"] is not None else "end"

@@ -139,7 +139,7 @@ def decode_checksum(alg: str, value: str) -> bytes:
     return raw
 
 
-def parse_checksum_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def parse_checksum_headers(headers: Mapping[str, str], *, composite: bool = False) -> dict[str, str]:
     """The ``x-amz-checksum-<alg>`` headers present, as ``{alg: base64}``.
 
     Header names are matched case-insensitively. Other ``x-amz-checksum-*``
@@ -161,7 +161,15 @@ def parse_checksum_headers(headers: Mapping[str, str]) -> dict[str, str]:
         raise E.InvalidRequest(
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
     for alg, value in found.items():
-        decode_checksum(alg, value)
+        base, dash, parts = value.partition("-")
+        if composite and dash:
+            # A COMPOSITE multipart object's checksum: base64-N (N parts), as
+            # SDKs send it on CompleteMultipartUpload.
+            if not (parts.isascii() and parts.isdigit() and 1 <= int(parts) <= 10_000):
+                raise E.InvalidRequest(f"Value for {header_name(alg)} header is invalid.")
+            decode_checksum(alg, base)
+        else:
+            decode_checksum(alg, value)
     return found
 
 

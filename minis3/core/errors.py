@@ -95,5 +95,8 @@ XAmzContentSHA256Mismatch = _e("XAmzContentSHA256Mismatch", 400,
 ConditionalRequestConflict = _e("ConditionalRequestConflict", 409,
                                 "A conflicting conditional operation is currently in progress against this resource.")
 InvalidObjectState = _e("InvalidObjectState", 403, "The operation is not valid for the current state of the object.")
+BadRequest = _e("BadRequest", 400, "Bad Request")
+InvalidTag = _e("InvalidTag", 400, "The tag provided was not a valid tag.")
+NoSuchTagSet = _e("NoSuchTagSet", 404, "The TagSet does not exist")
 # 304 is not an error in S3's sense, but it ends a request early exactly like one.
 NotModified = _e("NotModified", 304, "Not Modified")

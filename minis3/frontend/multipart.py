@@ -37,10 +37,12 @@ from ..core import checksums, s3xml
 from ..core import errors as E
 from ..core.crc_combine import POLYNOMIALS, combine_all
 from ..core.names import validate_key
+from ..core.numbers import parse_int
 from ..meta.client import PARTS, UPLOADS
+from . import tagging
 from .body import Upload, read_small_body
-from .bucket import _encoding
-from .object import _headers_from_request, commit_stored, copy_source_record
+from .bucket import EMPTY_PAGE, _encoding, clip_marker, too_long_for_a_key
+from .object import _headers_from_request, _write_conditions, commit_stored, copy_source_record
 
 MIN_PART_SIZE = 5 * 1024 * 1024          # every part but the last
 MAX_PARTS = 10_000
@@ -107,12 +109,22 @@ def object_checksum(spec: dict | None, parts: list[dict]) -> dict:
 
 
 def copy_source_range(raw: str, size: int) -> tuple[int, int]:
-    """``x-amz-copy-source-range: bytes=first-last``, both given, inside the source."""
-    m = re.fullmatch(r"bytes=(\d+)-(\d+)", raw.strip())
-    if not m or int(m[1]) > int(m[2]) or int(m[2]) >= size:
+    """``x-amz-copy-source-range: bytes=first-last``, both given (ASCII
+    digits), inside the source. S3's answers: a value of another form is
+    InvalidArgument with the form in its message; a range that is not inside
+    the source (or ends before it starts) is InvalidArgument "Range specified
+    is not valid for source object of size: N" (what S3 answers; not 416
+    InvalidRange, which GET answers for an unsatisfiable Range)."""
+    m = re.fullmatch(r"bytes=([0-9]{1,30})-([0-9]{1,30})", raw.strip())
+    if not m:
+        raise E.InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last where "
+                                "first and last are the zero-based offsets of the first and last bytes to copy",
+                                ArgumentName="x-amz-copy-source-range", ArgumentValue=raw)
+    first, last = int(m[1]), int(m[2])
+    if first > last or last >= size:
         raise E.InvalidArgument(f"Range specified is not valid for source object of size: {size}",
                                 ArgumentName="x-amz-copy-source-range", ArgumentValue=raw)
-    return int(m[1]), int(m[2])
+    return first, last
 
 
 def multipart_etag(part_md5s: list[str]) -> str:
@@ -149,10 +161,11 @@ def check_complete_list(listed: list[dict], stored: dict[int, dict]) -> list[dic
 # ----------------------------------------------------------------------------- handlers
 def _part_number(query: dict) -> int:
     raw = query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+    n = parse_int(raw)
+    if n is None or not 1 <= n <= MAX_PARTS:
         raise E.InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
                                 ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
+    return n
 
 
 async def _upload(ctx) -> dict:
@@ -176,10 +189,12 @@ async def create(ctx) -> web.Response:
     std, meta = _headers_from_request(ctx.request)
     h = ctx.request.headers
     spec = checksum_spec(h.get("x-amz-checksum-algorithm"), h.get("x-amz-checksum-type"))
+    tags = tagging.from_request(ctx)
     uid = new_upload_id()
     await ctx.meta.put_record(upload_ikey(bucket, key, uid), {
         "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
-        "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000)})
+        "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000),
+        **({"tags": tags} if tags else {})})
     resp = web.Response(body=s3xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml")
     if spec:
         resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
@@ -245,33 +260,76 @@ async def _all_parts(ctx, upload_id: str) -> dict[int, dict]:
         marker = page["next_marker"]
 
 
-async def complete(ctx) -> web.Response:
-    up_rec = await _upload(ctx)
-    bucket, key, uid = ctx.target.bucket, ctx.target.key, up_rec["upload_id"]
-    body = await read_small_body(ctx.request, ctx.auth, limit=s3xml.MAX_COMPLETE_MULTIPART_BODY,
-                                 checksum_headers=False)         # they are the whole object's
-    listed = s3xml.parse_complete_multipart_upload(body)
-    parts = check_complete_list(listed, await _all_parts(ctx, uid))
-    spec = up_rec.get("checksum")
-    checksum = object_checksum(spec, parts)
-    claimed = checksums.parse_checksum_headers(ctx.request.headers)
+def _checksum_claims(ctx, checksum: dict) -> None:
+    """The whole object's checksum the client sends on Complete (FULL_OBJECT:
+    base64; COMPOSITE: base64-N), checked against the one computed from the
+    parts: BadDigest if it differs."""
+    claimed = checksums.parse_checksum_headers(ctx.request.headers, composite=True)
     for alg, value in claimed.items():
-        if alg != checksum["alg"] or value.split("-")[0] != checksum["value"].split("-")[0]:
+        base, _, n = value.partition("-")
+        ours, _, our_n = checksum["value"].partition("-")
+        if alg != checksum["alg"] or base != ours or (n and n != our_n):
             raise E.BadDigest(f"The {checksums.API_NAMES[alg]} you specified did not match the calculated checksum.")
-    manifest = [{k: p[k] for k in ("part", "size", "etag", "checksum", "ec", "inline") if k in p} for p in parts]
-    record = {"etag": multipart_etag([p["etag"] for p in parts]), "checksum": checksum,
-              "headers": up_rec.get("headers") or {}, "meta": up_rec.get("meta") or {},
-              "size": sum(p["size"] for p in parts), "parts": manifest}
-    rec = await ctx.meta.put_object(bucket, key, record)         # the moment the object becomes visible
-    try:
-        await ctx.meta.delete_record(upload_ikey(bucket, key, uid))
-    except E.S3Error:
-        pass          # the upload stays listed; its part records are cleaned by the scrubber
+
+
+def _completed(ctx, rec: dict) -> web.Response:
+    bucket, key = ctx.target.bucket, ctx.target.key
+    checksum = rec["checksum"]
+    spec = checksum if rec.get("checksum_chosen") else None       # chosen at Create (else S3's default)
     location = f"{ctx.request.scheme}://{ctx.request.host}/{bucket}/{key}"
     body = s3xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
                                                checksum=(checksum["alg"], checksum["value"]) if spec else None,
                                                checksum_type=checksum["type"] if spec else None)
     return web.Response(body=body, content_type="application/xml")
+
+
+async def _completed_before(ctx, listed: list[dict]) -> web.Response | None:
+    """A Complete the client retries (its answer was lost) after the upload
+    completed: S3 answers 200 with the same object, if the key's object is
+    still the one this upload made, with the same parts."""
+    uid = ctx.query.get("uploadId", "")
+    try:
+        rec = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
+    except E.NoSuchKey:
+        return None
+    if rec.get("upload_id") != uid:
+        return None
+    made = [(p["part"], p["etag"]) for p in rec.get("parts", [])]
+    if made != [(item["part"], item["etag"].strip('"').lower()) for item in listed]:
+        return None                 # another request than the one that completed it: the upload is gone
+    return _completed(ctx, rec)
+
+
+async def complete(ctx) -> web.Response:
+    body = await read_small_body(ctx.request, ctx.auth, limit=s3xml.MAX_COMPLETE_MULTIPART_BODY,
+                                 checksum_headers=False)         # they are the whole object's
+    listed = s3xml.parse_complete_multipart_upload(body)
+    try:
+        up_rec = await _upload(ctx)
+    except E.NoSuchUpload:
+        done = await _completed_before(ctx, listed)
+        if done is None:
+            raise
+        return done
+    bucket, key, uid = ctx.target.bucket, ctx.target.key, up_rec["upload_id"]
+    parts = check_complete_list(listed, await _all_parts(ctx, uid))
+    spec = up_rec.get("checksum")
+    checksum = object_checksum(spec, parts)
+    _checksum_claims(ctx, checksum)
+    manifest = [{k: p[k] for k in ("part", "size", "etag", "checksum", "ec", "inline") if k in p} for p in parts]
+    record = {"etag": multipart_etag([p["etag"] for p in parts]), "checksum": checksum, "checksum_chosen": bool(spec),
+              "headers": up_rec.get("headers") or {}, "meta": up_rec.get("meta") or {},
+              "size": sum(p["size"] for p in parts), "parts": manifest, "upload_id": uid}
+    if up_rec.get("tags"):
+        record["tags"] = up_rec["tags"]
+    # The moment the object becomes visible; If-Match / If-None-Match as on
+    # PutObject, a compare-and-set at the metadata replicas.
+    rec = await ctx.meta.put_object(bucket, key, record, _write_conditions(ctx.request))
+    try:
+        await ctx.meta.delete_record(upload_ikey(bucket, key, uid))
+    except E.S3Error:
+        pass          # the upload stays listed; its part records are cleaned by the scrubber
+    return _completed(ctx, rec)
 
 
 async def abort(ctx) -> web.Response:
@@ -295,10 +353,14 @@ def _int_arg(query: dict, name: str, default: int, hi: int) -> int:
     raw = query.get(name)
     if raw is None:
         return default
-    if not raw.lstrip("-").isdigit() or int(raw) < 0:
+    n = parse_int(raw)
+    if n is None or not -2**31 <= n < 2**31:
         raise E.InvalidArgument(f"Provided {name} not an integer or within integer range",
                                 ArgumentName=name, ArgumentValue=raw)
-    return min(int(raw), hi)
+    if n < 0:
+        raise E.InvalidArgument(f"Argument {name} must be an integer between 0 and 2147483647",
+                                ArgumentName=name, ArgumentValue=raw)
+    return min(n, hi)
 
 
 async def list_parts(ctx) -> web.Response:
@@ -331,9 +393,13 @@ async def list_uploads(ctx) -> web.Response:
     # of that key's uploads ("\x01" sorts after "\0" + any id).
     marker = ""
     if key_marker:
-        marker = key_marker + ("\x00" + uid_marker if uid_marker else "\x01")
-    page = await ctx.meta.list_objects(UPLOADS + bucket, prefix=prefix, delimiter=delimiter, marker=marker,
-                                       max_keys=max_uploads, _checked=True, full=True)
+        clipped = clip_marker(key_marker)        # a longer one: no upload's key lies between the two
+        marker = clipped + ("\x00" + uid_marker if uid_marker and clipped == key_marker else "\x01")
+    if too_long_for_a_key(prefix):
+        page = dict(EMPTY_PAGE)
+    else:
+        page = await ctx.meta.list_objects(UPLOADS + bucket, prefix=prefix, delimiter=delimiter, marker=marker,
+                                           max_keys=max_uploads, _checked=True, full=True)
     uploads = []
     for k, r in page["entries"]:
         spec = r.get("checksum") or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from urllib.parse import unquote
 
@@ -17,10 +18,11 @@ from aiohttp import web
 
 from ..core import checksums
 from ..core import errors as E
-from ..core import s3xml
+from ..core import metadata, s3xml
 from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
+from . import tagging
 from .body import Upload, read_small_body
 
 log = logging.getLogger("minis3.frontend.object")
@@ -32,6 +34,9 @@ RESPONSE_OVERRIDES = {"response-content-type": "Content-Type", "response-content
                       "response-content-disposition": "Content-Disposition",
                       "response-content-encoding": "Content-Encoding"}
 MAX_USER_METADATA = 2048
+#: Control characters (TAB aside) and DEL: an HTTP header value can't hold them
+#: (RFC 9110 field-value); CR/LF would end the header.
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
@@ -43,14 +48,16 @@ def _headers_from_request(request: web.Request) -> tuple[dict, dict]:
         if v is None:
             continue
         if h == "content-encoding":
-            # aws-chunked is transfer framing, not a property of the object.
-            v = ",".join(p.strip() for p in v.split(",") if p.strip() and p.strip().lower() != "aws-chunked")
+            # aws-chunked is transfer framing, not a property of the object:
+            # S3 drops that token and keeps the rest as written.
+            v = ",".join(p for p in v.split(",") if p.strip().lower() != "aws-chunked").strip(" \t,")
             if not v:
                 continue
         std[h] = v
-    meta = {k.lower()[len("x-amz-meta-"):]: v for k, v in request.headers.items()
+    meta = {k.lower()[len("x-amz-meta-"):]: metadata.decode_value(v) for k, v in request.headers.items()
             if k.lower().startswith("x-amz-meta-")}
-    if sum(len(k) + len(v.encode()) for k, v in meta.items()) > MAX_USER_METADATA:
+    if sum(len(k.encode("utf-8", "surrogateescape")) + len(v.encode("utf-8", "surrogatepass"))
+           for k, v in meta.items()) > MAX_USER_METADATA:
         raise E.MetadataTooLarge(MaxSizeAllowed=str(MAX_USER_METADATA))
     return std, meta
 
@@ -67,10 +74,14 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
         if name in std:
             h["-".join(p.capitalize() for p in name.split("-"))] = std[name]
     for k, v in (rec.get("meta") or {}).items():
-        h["x-amz-meta-" + k] = v
+        h["x-amz-meta-" + k] = metadata.encode_value(v)
     for q, header in RESPONSE_OVERRIDES.items():
         if q in query:
+            if _NOT_IN_A_HEADER.search(query[q]):
+                raise E.InvalidArgument(f"{q} holds a character that is not allowed in an HTTP header value",
+                                        ArgumentName=q, ArgumentValue=query[q])
             h[header] = query[q]
+    h.update(tagging.count_header(rec))
     ck = rec.get("checksum")
     if checksum_mode and ck:
         h[checksums.header_name(ck["alg"])] = ck["value"]
@@ -83,6 +94,7 @@ async def put(ctx) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
     std, meta = _headers_from_request(ctx.request)
+    tags = tagging.from_request(ctx)
     conditions = _write_conditions(ctx.request)
     fe = ctx.fe
     await fe.bucket_exists(ctx, bucket)              # fail fast, before any byte is stored
@@ -92,6 +104,8 @@ async def put(ctx) -> web.Response:
     stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify)
     record = {"etag": up.etag(), "checksum": up.stored_checksum(), "headers": std, "meta": meta,
               "ts": fe.hlc.now(), **stored.record_fields()}
+    if tags:
+        record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
     resp = web.Response(status=200)
     resp.headers["ETag"] = f'"{rec["etag"]}"'
@@ -128,11 +142,13 @@ async def commit_stored(ctx, stored, write):
     try:
         return await write()
     except E.S3Error as exc:
-        # A failed precondition is checked before any replica is written: the
-        # fragments are garbage now. Any other failure (a quorum refused, or
-        # metadata unreachable) may have left the version on one replica, so
-        # the fragments stay for the scrubber's GC to judge after its grace.
-        if ec is not None and isinstance(exc, (E.PreconditionFailed, E.ConditionalRequestConflict)):
+        # A precondition that failed before any replica was sent the version
+        # makes the fragments garbage now. Any other failure (a quorum refused,
+        # a conditional write that lost a race after one of its rounds reached
+        # a replica, metadata unreachable) may have left the version on one
+        # replica, so the fragments stay for the scrubber's GC to judge after
+        # its grace.
+        if ec is not None and isinstance(exc, E.PreconditionFailed) and not getattr(exc, "maybe_written", False):
             await ctx.fe.datapath.discard(ec, "rejected-commit")
         raise
 
@@ -304,6 +320,7 @@ async def copy(ctx) -> web.Response:
             raise E.InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                    "without changing the object's metadata, storage class, website redirect "
                                    "location or encryption attributes.")
+    tags = tagging.for_copy(ctx, src)
     alg_header = h.get("x-amz-checksum-algorithm")
     alg = checksums.normalize_algorithm(alg_header) if alg_header else (src.get("checksum") or {}).get("alg",
                                                                                                         "crc64nvme")
@@ -312,6 +329,8 @@ async def copy(ctx) -> web.Response:
     got = digests.b64()
     record = {"etag": digests.results()["md5"].hex(), "checksum": {"alg": alg, "value": got[alg]},
               "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields()}
+    if tags:
+        record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, _write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
     return web.Response(body=body, content_type="application/xml")

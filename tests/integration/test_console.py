@@ -54,7 +54,7 @@ def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path)
                       aws_secret_access_key=SECRET_KEY)
     s3.create_bucket(Bucket="console-demo")
     data = os.urandom((2 << 20) + 777)
-    s3.put_object(Bucket="console-demo", Key="photos/cat.bin", Body=data)
+    s3.put_object(Bucket="console-demo", Key="photos/cat.bin", Body=data, Tagging="animal=cat&size=large")
 
     # Not logged in: the login form, which refuses a wrong secret.
     page.goto(console + "/b/console-demo")
@@ -76,6 +76,7 @@ def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path)
     assert page.locator("[data-testid=placement] th").all_inner_texts() == ["az-a", "az-b", "az-c"]
     assert page.locator("[data-testid=placement] .frag").count() == 6
     assert "full redundancy" in page.inner_text("[data-testid=verdict]")
+    assert page.inner_text("[data-testid=tags]") == "animal = cat, size = large"
     shot(page, "object", tmp_path)
 
     # Upload through the console: where the fragments landed, and the PUT's waterfall.
