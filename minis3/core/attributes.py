@@ -70,7 +70,9 @@ def attributes_xml(rec: dict, wanted: list[str], *, marker: int = 0, max_parts: 
         _sub(el, "NextPartNumberMarker", shown[-1]["part"] if shown else marker)
         _sub(el, "MaxParts", max_parts)
         _sub(el, "IsTruncated", _bool(truncated))
-        for p in shown:
+        # S3 lists each part only when the upload had a checksum algorithm
+        # (GetObjectAttributesParts: otherwise "doesn't return the Part element").
+        for p in shown if part_checksums else ():
             pe = _sub(el, "Part")
             _sub(pe, "PartNumber", p["part"])
             _sub(pe, "Size", p["size"])

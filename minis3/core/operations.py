@@ -142,6 +142,11 @@ SAME_AS = {
 IGNORED_QUERY = frozenset({"x-id"})
 
 
+def is_auth_parameter(name: str) -> bool:
+    """A presigned URL's own parameters (SigV4's X-Amz-*, SigV2's), never a sub-resource."""
+    return name.lower().startswith("x-amz-") or name in ("AWSAccessKeyId", "Signature", "Expires")
+
+
 def level_of(bucket: str | None, key: str | None) -> str:
     return "service" if bucket is None else "bucket" if key is None else "object"
 

@@ -1,4 +1,4 @@
-"""Object and bucket tags: S3's limits, the ``x-amz-tagging`` header and the
+r"""Object and bucket tags: S3's limits, the ``x-amz-tagging`` header and the
 ``Tagging`` document. Pure: no I/O.
 
 A tag set is a list of ``(key, value)`` pairs, kept in the order the client
@@ -7,10 +7,13 @@ PutObjectTagging / PutBucketTagging references):
 
 * an object has at most 10 tags, a bucket at most 50;
 * a key is 1 to 128 Unicode characters, a value 0 to 256; keys are unique
-  within a set, and the ``aws:`` prefix is reserved for AWS.
+  within a set, and the ``aws:`` prefix is reserved for AWS;
+* both are letters, numbers and spaces in any script, and ``_ . : / = + - @``
+  (the pattern ``[\p{L}\p{Z}\p{N}_.:/=+\-@]*`` of AWS's tagging rules).
 """
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import parse_qsl, quote
 
 from . import errors as E
@@ -24,6 +27,14 @@ MAX_TAGGING_BODY = 64 * 1024
 TAGGING_HEADER = "x-amz-tagging"
 
 Tags = list[tuple[str, str]]
+
+
+_SYMBOLS = frozenset("_.:/=+-@")
+
+
+def allowed(text: str) -> bool:
+    """Only characters AWS's tag pattern allows (module doc)."""
+    return all(c in _SYMBOLS or unicodedata.category(c)[0] in "LZN" for c in text)
 
 
 def validate(tags: Tags, *, bucket: bool = False) -> Tags:
@@ -41,6 +52,10 @@ def validate(tags: Tags, *, bucket: bool = False) -> Tags:
             raise E.InvalidTag(f"The TagKey you have provided is too long, max {MAX_KEY}", TagKey=key)
         if len(value) > MAX_VALUE:
             raise E.InvalidTag(f"The TagValue you have provided is too long, max {MAX_VALUE}", TagKey=key)
+        if not allowed(key):
+            raise E.InvalidTag("The TagKey you have provided is invalid", TagKey=key)
+        if not allowed(value):
+            raise E.InvalidTag("The TagValue you have provided is invalid", TagKey=key)
         if key.lower().startswith("aws:"):
             raise E.InvalidTag("Your TagKey cannot be prefixed with aws:", TagKey=key)
         if key in seen:
@@ -52,7 +67,7 @@ def validate(tags: Tags, *, bucket: bool = False) -> Tags:
 def parse_header(value: str) -> Tags:
     """``x-amz-tagging``: the tags as URL query parameters (``k1=v1&k2=v2``)."""
     try:
-        pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=bool(value), errors="strict")
+        pairs = parse_qsl(value, keep_blank_values=True, errors="strict")     # "a" is tag a, value ""
     except (ValueError, UnicodeDecodeError):
         raise E.InvalidArgument("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query "
                                 "parameters without tag name duplicates.", ArgumentName=TAGGING_HEADER,

@@ -51,9 +51,10 @@ def operation(ctx) -> str:
     op = operations.resolve(ctx.request.method, level, query, dict.fromkeys(headers, ""))
     if op is None:
         raise E.MethodNotAllowed()
-    if level == "bucket" and op in ("CreateBucket", "DeleteBucket") and query:
+    unknown = [k for k in query if not operations.is_auth_parameter(k)]
+    if level == "bucket" and op in ("CreateBucket", "DeleteBucket") and unknown:
         # A configuration minis3 does not know of: never create or delete the bucket for it.
-        raise E.NotImplemented_(f"the bucket sub-resource {sorted(query)[0]!r} is not implemented by minis3")
+        raise E.NotImplemented_(f"the bucket sub-resource {sorted(unknown)[0]!r} is not implemented by minis3")
     return op
 
 

@@ -72,6 +72,35 @@ def live(rec: dict | None) -> dict | None:
     return None if rec is None or rec.get("deleted") else rec
 
 
+# ------------------------------------------------------------------ a compare-and-set's decisions (pure)
+def cas_settled(found: list[dict | None], wid: str, w: int) -> dict | None:
+    """One earlier attempt of write ``wid`` that a quorum of the prepare
+    replies hold (the same version on ``w`` of them): it was acknowledged,
+    though its answer was lost."""
+    ours = [version(o) for o in found if o is not None and o.get("wid") == wid]
+    for v in set(ours):
+        if ours.count(v) >= w:
+            return next(o for o in found if o is not None and version(o) == v)
+    return None
+
+
+def cas_judged(found: list[dict | None], wid: str, seen: dict | None) -> dict | None:
+    """The version a condition is judged on: the newest in the replies that is
+    not this write's own earlier attempt. Where one replica kept such an
+    attempt, it lies on top of a version no newer than one an earlier
+    attempt judged (``seen``), which counts too."""
+    return newest([o for o in found if o is None or o.get("wid") != wid] + [seen])
+
+
+def cas_outcome_unknown(judged: dict | None, sent: tuple | None) -> bool:
+    """A write that now fails its condition, after an earlier attempt of it
+    was sent (``sent``: that version) and may have landed on one replica:
+    if that version is newer than the one judged, it could still surface
+    under last-writer-wins, so the honest answer is "unknown" (503, the
+    client retries), never 412."""
+    return sent is not None and version(judged) < sent
+
+
 class ReplicaError(Exception):
     def __init__(self, message: str, code: str | None = None, status: int = 0, body: dict | None = None):
         super().__init__(message)
@@ -448,10 +477,12 @@ class MetaClient:
         raise what it raises: 412, 404) if the key has not changed since it was
         judged, in two rounds at the replicas (meta/promises.py). A round lost to
         a racing write is tried again, up to CAS_ATTEMPTS times with a random
-        back-off, then 409 ConditionalRequestConflict, as S3 answers."""
+        back-off, then 409 ConditionalRequestConflict, as S3 answers (503 if a
+        round of it may have landed on one replica: its outcome is unknown)."""
         ikey = bucket + "/" + key
         wid = uuid.uuid4().hex[:16]          # this write, across its attempts
         seen = None                         # the newest other version an earlier attempt saw
+        sent = None                         # the newest version an earlier attempt sent to be accepted
         for attempt in range(CAS_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(random.uniform(0.5, 1.5) * CAS_BACKOFF * 2 ** min(attempt, 5))
@@ -461,24 +492,24 @@ class MetaClient:
             if self.account is not None:
                 prepare["owner"] = self.account
             try:
-                replies = await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", "/v/prepare",
-                                                                            json=prepare), self.w,
+                replies = await quorum(replicas, lambda r: self._cas_call(r, ikey, "/v/prepare", prepare), self.w,
                                        finish_in_background=True)
             except E.ConditionalRequestConflict:
                 continue
             self._check_owner(self._newest(body["bucket"] for _, body in replies))
             found = [body["object"] for _, body in replies]
-            ours = [o for o in found if o is not None and o.get("wid") == wid]
-            if len(ours) >= self.w:          # an earlier attempt was accepted after all
-                return newest(ours)
-            # Our own earlier attempt, where one replica kept it, lies on top of
-            # a version no newer than one we judged then (``seen``).
-            cur = self._newest([o for o in found if o is None or o.get("wid") != wid] + [seen])
-            seen = cur
+            done = cas_settled(found, wid, self.w)
+            if done is not None:             # an earlier attempt was accepted by a quorum after all
+                return done
+            cur = seen = self._newest([cas_judged(found, wid, seen)])
             try:
                 record = judge(live(cur))
             except E.S3Error as exc:
-                exc.maybe_written = attempt > 0       # an earlier attempt's accept may have landed
+                if cas_outcome_unknown(cur, sent):
+                    unknown = E.ServiceUnavailable("the outcome of an earlier round of this write is unknown")
+                    unknown.maybe_written = True
+                    raise unknown from exc
+                exc.maybe_written = sent is not None
                 raise
             if stamp_by is not None and time.monotonic() > stamp_by:
                 raise E.ServiceUnavailable("the write took too long from storing to commit")
@@ -488,13 +519,30 @@ class MetaClient:
                       "cas": {"expect": list(version(cur)), "wid": wid}}
             if self.account is not None:
                 accept["owner"] = self.account
+            sent = version(rec)
             try:
-                await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", "/v/object", json=accept),
-                             self.w, finish_in_background=True)
+                await quorum(replicas, lambda r: self._cas_call(r, ikey, "/v/object", accept), self.w,
+                             finish_in_background=True)
             except E.ConditionalRequestConflict:
                 continue
             return rec
+        if sent is not None:            # a round of it may have landed on one replica
+            unknown = E.ServiceUnavailable("the outcome of this write is unknown: it raced others too long")
+            unknown.maybe_written = True
+            raise unknown
         raise E.ConditionalRequestConflict()
+
+    async def _cas_call(self, r: Replica, ikey: str, path: str, body: dict):
+        """One replica's round of a compare-and-set. A refusal says the newest
+        stamp the replica knows (its version, or the ballot it promised): this
+        frontend's clock moves past it, so the next attempt's ballot can win
+        even if another frontend's clock runs ahead of this one's."""
+        try:
+            return await self.call_routed(r, ikey, "POST", path, json=body)
+        except ReplicaError as exc:
+            if exc.code == "ConditionalRequestConflict" and exc.body.get("seen_ts"):
+                self.hlc.observe(int(exc.body["seen_ts"]))
+            raise
 
     async def put_objects(self, bucket: str, items: list[tuple[str, dict]]) -> None:
         """Commit many unconditional versions of one bucket's keys in one round

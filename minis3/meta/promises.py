@@ -90,5 +90,10 @@ class Promises:
         del self._by_key[key]
         return True
 
+    def newest_stamp(self, key: str) -> int | None:
+        """The timestamp of the ballot promised for ``key``, if a promise holds."""
+        p = self._current(key)
+        return int(p.ballot[0]) if p is not None else None
+
     def __len__(self) -> int:
         return len(self._by_key)

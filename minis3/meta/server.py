@@ -278,7 +278,7 @@ class MetaService:
             if not self.promises.accept(ikey, version(rec), version(cur), tuple(cas["expect"]),
                                         current_is_ours=cur is not None and cur.get("wid") == cas["wid"]):
                 CAS_REFUSED.labels("accept").inc()
-                return _refuse(409, "ConditionalRequestConflict")
+                return self._cas_refusal(ikey, cur)
         return web.json_response({"applied": await self._keep_object(part, ikey, rec)})
 
     async def prepare(self, request):
@@ -297,8 +297,15 @@ class MetaService:
         cur = part.latest(ikey)
         if not self.promises.prepare(ikey, (*body["ballot"], 0), version(cur)):
             CAS_REFUSED.labels("prepare").inc()
-            return _refuse(409, "ConditionalRequestConflict")
+            return self._cas_refusal(ikey, cur)
         return web.json_response({"bucket": self.buckets.latest(bucket), "object": cur})
+
+    def _cas_refusal(self, ikey: str, cur: dict | None) -> web.Response:
+        """409, with the newest stamp this replica knows of the key (its version
+        or a promised ballot): the coordinator's clock moves past it."""
+        seen = max(version(cur)[0], self.promises.newest_stamp(ikey) or -1)
+        return web.json_response({"code": "ConditionalRequestConflict", "message": "ConditionalRequestConflict",
+                                  "seen_ts": seen}, status=409)
 
     def _bucket_refusal(self, bucket: str, owner: str | None) -> web.Response | None:
         """404 NoSuchBucket unless this replica sees the bucket live; 403

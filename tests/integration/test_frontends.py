@@ -108,3 +108,33 @@ def test_racing_conditional_writes_through_two_frontends_have_exactly_one_winner
         assert out.count("won") == 1, (key, out)
         assert b.get_object(Bucket="races", Key=key)["Body"].read() == f"writer {out.index('won')}".encode()
     print("losers answered:", losers)
+
+
+def test_a_coordinator_whose_clock_runs_ahead_does_not_block_the_key(fc):
+    """A frontend whose clock ran 20 s ahead promised itself the key on every
+    replica and died before its accept round. A tagging change and a
+    conditional PUT through a frontend with the right time still succeed: a
+    refusal tells the coordinator the newer ballot, and its clock moves past it.
+    (Last in this module: every clock of this cluster is then 20 s ahead.)"""
+    import asyncio
+    import time as _time
+    from minis3.rpc.http import client_session
+    s3, bucket = make_client(fc.endpoint), "skewed"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v1")
+
+    async def promise_the_future():
+        session = client_session(fc.topo.cluster_secret)
+        try:
+            ballot = [(int(_time.time() * 1000) + 20_000) << 16, "ahead"]
+            for m in fc.topo.metas:
+                async with session.post(m.url + "/v/prepare",
+                                        json={"bucket": bucket, "key": "k", "ballot": ballot}) as r:
+                    assert r.status == 200, await r.text()
+        finally:
+            await session.close()
+    asyncio.run(promise_the_future())
+    s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "after", "Value": "skew"}]})
+    etag = s3.head_object(Bucket=bucket, Key="k")["ETag"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v2", IfMatch=etag)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v2"

@@ -72,6 +72,7 @@ def cluster_inspect(cluster, bucket: str, key: str) -> str:
     ([{"Key": "k" * 129, "Value": "v"}], "InvalidTag"),
     ([{"Key": "k", "Value": "v" * 257}], "InvalidTag"),
     ([{"Key": "aws:reserved", "Value": "v"}], "InvalidTag"),
+    ([{"Key": "k", "Value": "a#b"}], "InvalidTag"),           # not a character AWS's tag pattern allows
 ])
 def test_object_tag_limits_are_s3s(s3, bucket, tagset, code):
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
@@ -230,6 +231,29 @@ def test_conditional_complete_multipart_upload(s3, bucket):
     uid, mpu = upload("fresh")
     s3.complete_multipart_upload(Bucket=bucket, Key="fresh", UploadId=uid, MultipartUpload=mpu, IfNoneMatch="*")
     assert s3.get_object(Bucket=bucket, Key="fresh")["Body"].read() == b"part"
+    # Uploaded with no checksum algorithm: S3 gives the parts count, and no Part elements.
+    parts = s3.get_object_attributes(Bucket=bucket, Key="fresh", ObjectAttributes=["ObjectParts"])["ObjectParts"]
+    assert parts["TotalPartsCount"] == 1 and "Parts" not in parts
+
+
+def test_presigned_create_and_delete_bucket(s3, bucket):
+    """A presigned URL's own query parameters are not a bucket sub-resource."""
+    import urllib.error
+    import urllib.request
+    name = bucket + "-presigned"
+    for op, method, status in (("create_bucket", "PUT", 200), ("delete_bucket", "DELETE", 204)):
+        url = s3.generate_presigned_url(op, Params={"Bucket": name}, ExpiresIn=300)
+        req = urllib.request.Request(url, method=method, data=b"" if method == "PUT" else None)
+        req.add_header("Content-Type", "")          # urllib would add one, which the URL did not sign
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert r.status == status
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(exc.read()) from exc
+        if op == "create_bucket":
+            s3.head_bucket(Bucket=name)
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.head_bucket(Bucket=name)
 
 
 def test_every_operation_minis3_lacks_answers_not_implemented_naming_it(s3, bucket):

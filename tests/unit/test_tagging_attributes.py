@@ -12,12 +12,13 @@ NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
 def test_the_header_round_trips_and_keeps_the_order():
-    tags = [("b", "2"), ("a b", "x&y=z"), ("é", "")]
+    tags = [("b", "2"), ("a b", "x+y=z"), ("é", "")]
     assert tagging.parse_header(tagging.header_value(tags)) == tags
     assert tagging.parse_header("") == []
+    assert tagging.parse_header("flag") == [("flag", "")]
 
 
-@pytest.mark.parametrize("value", ["a=1&a=2", "a=%FF"])
+@pytest.mark.parametrize("value", ["a=1&a=2", "a=%FF", "a&a"])
 def test_a_bad_header_is_invalid_argument(value):
     with pytest.raises(E.InvalidArgument):
         tagging.parse_header(value)
@@ -31,13 +32,15 @@ def test_limits():
     with pytest.raises(E.InvalidTag):
         tagging.validate([(f"k{i}", "v") for i in range(51)], bucket=True)
     tagging.validate([("k" * 128, "v" * 256)])
-    for bad in ([("k" * 129, "v")], [("k", "v" * 257)], [("", "v")], [("aws:x", "v")], [("a", "1"), ("a", "2")]):
+    tagging.validate([("Ünï cødé 7", "a b_c.d:e/f=g+h-i@j")])
+    for bad in ([("k" * 129, "v")], [("k", "v" * 257)], [("", "v")], [("aws:x", "v")], [("a", "1"), ("a", "2")],
+                [("k", "a#b")], [("k%", "v")], [("k", "\x00")]):
         with pytest.raises(E.InvalidTag):
             tagging.validate(bad)
 
 
 def test_the_tagging_document_round_trips():
-    tags = [("a", "<&>"), ("\u00e9", "")]
+    tags = [("a", "x/y@z"), ("\u00e9", "")]
     assert tagging.parse_tagging(tagging.tagging_xml(tags)) == tags
     for body in (b"<Tagging/>", b"<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>", b"<nope/>"):
         with pytest.raises(E.MalformedXML):
@@ -69,5 +72,8 @@ def test_the_attributes_document_pages_parts():
     assert parts.findtext(NS + "NextPartNumberMarker") == "2"
     assert [p.findtext(NS + "PartNumber") for p in parts.findall(NS + "Part")] == ["2"]
     assert parts.find(f"{NS}Part/{NS}ChecksumSHA256").text == "p2"
+    # No checksum algorithm at upload: the count, no Part elements (as S3).
+    plain = ET.fromstring(attributes.attributes_xml(rec, ["ObjectParts"])).find(NS + "ObjectParts")
+    assert plain.findtext(NS + "PartsCount") == "3" and plain.findall(NS + "Part") == []
     single = ET.fromstring(attributes.attributes_xml({"etag": "e", "size": 1}, ["ObjectParts", "Checksum"]))
     assert list(single) == []
