@@ -5,7 +5,8 @@ partitioned (iptables drops every packet to and from its address; as root): a
 mixed workload of several boto3 clients runs before, during and after the
 outage, and every acknowledged operation is checked (chaos_workload.py).
 Each phase lasts MINIS3_CHAOS_SECONDS (4 s in `make test`; `make chaos` runs
-a long version). The fraction of operations that succeeded and the p99
+a long version of every AZ in every mode; `make test` kills every AZ and
+freezes and partitions one each). The fraction of operations that succeeded and the p99
 latency of each phase are printed.
 """
 from __future__ import annotations
@@ -49,9 +50,24 @@ BREAK = {"kill": chaos.kill_az, "freeze": chaos.freeze_az, "partition": chaos.pa
 MEND = {"kill": chaos.revive_az, "freeze": chaos.thaw_az, "partition": chaos.heal}
 
 
-@pytest.mark.parametrize("mode", ["kill", "freeze", pytest.param("partition", marks=pytest.mark.skipif(
-    not CAN_PARTITION, reason="partitioning an AZ needs root and iptables (`make test` installs iptables as root)"))])
-@pytest.mark.parametrize("az", ["az-a", "az-b", "az-c"])
+AZS = ["az-a", "az-b", "az-c"]
+_PARTITION_NEEDS = pytest.mark.skipif(not CAN_PARTITION, reason="partitioning an AZ needs root and iptables "
+                                      "(`make test` installs iptables as root)")
+
+
+def _cases():
+    """`make chaos` (MINIS3_CHAOS_ALL=1): every AZ lost in every way. `make
+    test`: every AZ killed, and each other way once, on an AZ of its own (the
+    same code paths; a third of the time)."""
+    every = os.environ.get("MINIS3_CHAOS_ALL") == "1"
+    for mode in ("kill", "freeze", "partition"):
+        for i, az in enumerate(AZS):
+            if every or mode == "kill" or (mode, i) in (("freeze", 1), ("partition", 2)):
+                yield pytest.param(az, mode, id=f"{az}-{mode}",
+                                   marks=[_PARTITION_NEEDS] if mode == "partition" else [])
+
+
+@pytest.mark.parametrize("az, mode", list(_cases()))
 def test_lose_an_az_under_load(cc, az, mode):
     try:
         _lose_an_az_under_load(cc, az, mode)

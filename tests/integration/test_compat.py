@@ -271,3 +271,16 @@ def test_response_override_with_crlf(s3, shared, param):
         if call is s3.get_object:
             assert err(e) == ("InvalidArgument", 400)
     assert s3.get_object(Bucket=shared, Key="resp/k", ResponseContentType="text/x")["ContentType"] == "text/x"
+
+
+@pytest.mark.parametrize("value", ["\u0661\u0662", "1\u00b2", "+12"])
+def test_decoded_content_length_is_ascii_digits(cluster, bucket, value):
+    """x-amz-decoded-content-length (an aws-chunked PUT, raw HTTP: boto3 sends
+    it only over TLS) with Unicode digits or a sign is InvalidArgument; it was
+    a 500 or taken as a number."""
+    from .test_wire import SIGNED, assert_error, build_chunked, send
+    path, h, body = build_chunked(cluster, bucket, "k", b"x" * 12, SIGNED,
+                                  extra_headers={"x-amz-decoded-content-length": value})
+    # Signed as the server reads it (UTF-8); sent as those bytes.
+    h["x-amz-decoded-content-length"] = value.encode("utf-8").decode("latin-1")
+    assert_error(send(cluster, "PUT", path, h, body), "InvalidArgument", 400)
