@@ -2,7 +2,6 @@
 import email.header
 import json
 import uuid
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import boto3
 import pytest
@@ -12,25 +11,12 @@ from botocore.handlers import validate_ascii_metadata
 
 from .cluster import SECOND_ACCESS_KEY, SECOND_SECRET_KEY
 from .conftest import make_client
+from .test_listing import raw_query_client
 
 
 def err(exc_info) -> tuple[str, int]:
     e = exc_info.value.response
     return e["Error"]["Code"], e["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def raw_query_client(cluster, op, **query):
-    """A client whose ``op`` requests carry ``query`` as raw query parameters
-    (``None`` removes one), rewritten before signing."""
-    c = make_client(cluster.endpoint)
-
-    def patch(params, **_):
-        parts = urlsplit(params["url"])
-        pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in query]
-        pairs += [(k, v) for k, v in query.items() if v is not None]
-        params["url"] = urlunsplit(parts._replace(query=urlencode(pairs, quote_via=quote, safe="-_.~")))
-    c.meta.events.register(f"before-call.s3.{op}", patch)
-    return c
 
 
 @pytest.fixture(scope="module")
