@@ -312,6 +312,15 @@ async def complete(ctx) -> web.Response:
             raise
         return done
     bucket, key, uid = ctx.target.bucket, ctx.target.key, up_rec["upload_id"]
+    conditions = _write_conditions(ctx.request)
+    if conditions:
+        # Completed already, but its upload record outlived the commit (its
+        # deletion failed): a retry must get the same 200, not a 412 against
+        # the object it made itself.
+        done = await _completed_before(ctx, listed)
+        if done is not None:
+            await _forget_upload(ctx, uid)
+            return done
     parts = check_complete_list(listed, await _all_parts(ctx, uid))
     spec = up_rec.get("checksum")
     checksum = object_checksum(spec, parts)
@@ -324,12 +333,16 @@ async def complete(ctx) -> web.Response:
         record["tags"] = up_rec["tags"]
     # The moment the object becomes visible; If-Match / If-None-Match as on
     # PutObject, a compare-and-set at the metadata replicas.
-    rec = await ctx.meta.put_object(bucket, key, record, _write_conditions(ctx.request))
+    rec = await ctx.meta.put_object(bucket, key, record, conditions)
+    await _forget_upload(ctx, uid)
+    return _completed(ctx, rec)
+
+
+async def _forget_upload(ctx, uid: str) -> None:
     try:
-        await ctx.meta.delete_record(upload_ikey(bucket, key, uid))
+        await ctx.meta.delete_record(upload_ikey(ctx.target.bucket, ctx.target.key, uid))
     except E.S3Error:
         pass          # the upload stays listed; its part records are cleaned by the scrubber
-    return _completed(ctx, rec)
 
 
 async def abort(ctx) -> web.Response:

@@ -9,6 +9,8 @@ import json
 import botocore.exceptions
 import pytest
 
+from .cluster import ACCESS_KEY
+
 MiB = 1024 * 1024
 
 
@@ -209,7 +211,26 @@ def test_multipart_attributes_composite_checksum_and_a_retried_complete(s3, buck
     assert [p["PartNumber"] for p in rest["Parts"]] == [3] and not rest["IsTruncated"]
 
 
-def test_conditional_complete_multipart_upload(s3, bucket):
+def _bring_back_upload_record(cluster, bucket: str, key: str, uid: str) -> None:
+    """Write a completed upload's record again, through the metadata service's own client."""
+    import asyncio
+    from minis3.frontend.multipart import upload_ikey
+    from minis3.meta.client import MetaClient
+    from minis3.rpc.http import client_session
+
+    async def put():
+        session = client_session(cluster.topo.cluster_secret)
+        try:
+            meta = MetaClient.for_topology(session, cluster.topo)
+            await meta.put_record(upload_ikey(bucket, key, uid), {
+                "upload_id": uid, "bucket": bucket, "key": key, "headers": {}, "meta": {},
+                "owner": ACCESS_KEY, "checksum": None, "initiated": 0})
+        finally:
+            await session.close()
+    asyncio.run(put())
+
+
+def test_conditional_complete_multipart_upload(s3, bucket, cluster):
     def upload(key):
         up = s3.create_multipart_upload(Bucket=bucket, Key=key)
         etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=1, Body=b"part")["ETag"]
@@ -231,6 +252,12 @@ def test_conditional_complete_multipart_upload(s3, bucket):
     uid, mpu = upload("fresh")
     s3.complete_multipart_upload(Bucket=bucket, Key="fresh", UploadId=uid, MultipartUpload=mpu, IfNoneMatch="*")
     assert s3.get_object(Bucket=bucket, Key="fresh")["Body"].read() == b"part"
+    # Its upload record outlives the commit (as when deleting it failed): a
+    # conditional retry is still answered 200 with the object it made.
+    _bring_back_upload_record(cluster, bucket, "fresh", uid)
+    again = s3.complete_multipart_upload(Bucket=bucket, Key="fresh", UploadId=uid, MultipartUpload=mpu,
+                                         IfNoneMatch="*")
+    assert again["ETag"] == s3.head_object(Bucket=bucket, Key="fresh")["ETag"]
     # Uploaded with no checksum algorithm: S3 gives the parts count, and no Part elements.
     parts = s3.get_object_attributes(Bucket=bucket, Key="fresh", ObjectAttributes=["ObjectParts"])["ObjectParts"]
     assert parts["TotalPartsCount"] == 1 and "Parts" not in parts
