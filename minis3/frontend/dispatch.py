@@ -46,9 +46,9 @@ HANDLERS = {
 def operation(ctx) -> str:
     t = ctx.target
     query = {k: v for k, v in ctx.query.items() if k not in operations.IGNORED_QUERY}
-    headers = {k.lower() for k in ctx.request.headers}
+    headers = {k.lower(): v for k, v in ctx.request.headers.items()}
     level = operations.level_of(t.bucket, t.key)
-    op = operations.resolve(ctx.request.method, level, query, dict.fromkeys(headers, ""))
+    op = operations.resolve(ctx.request.method, level, query, headers)
     if op is None:
         raise E.MethodNotAllowed()
     unknown = [k for k in query if not operations.is_auth_parameter(k)]

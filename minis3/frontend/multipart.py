@@ -275,11 +275,11 @@ def _checksum_claims(ctx, checksum: dict) -> None:
 def _completed(ctx, rec: dict) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     checksum = rec["checksum"]
-    spec = checksum if rec.get("checksum_chosen") else None       # chosen at Create (else S3's default)
+    shown = rec.get("checksum_chosen")              # an algorithm chosen at Create (else S3's default, unshown)
     location = f"{ctx.request.scheme}://{ctx.request.host}/{bucket}/{key}"
     body = s3xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
-                                               checksum=(checksum["alg"], checksum["value"]) if spec else None,
-                                               checksum_type=checksum["type"] if spec else None)
+                                               checksum=(checksum["alg"], checksum["value"]) if shown else None,
+                                               checksum_type=checksum["type"] if shown else None)
     return web.Response(body=body, content_type="application/xml")
 
 

@@ -35,6 +35,11 @@ def tags_of(rec: dict) -> tagging.Tags:
     return [tuple(t) for t in rec.get("tags") or []]
 
 
+def stored(tags: tagging.Tags) -> list[list[str]]:
+    """A tag set as a record keeps it (JSON: pairs as lists)."""
+    return [list(t) for t in tags]
+
+
 def count_header(rec: dict) -> dict[str, str]:
     """``x-amz-tagging-count`` for GET and HEAD, when the object has tags."""
     tags = rec.get("tags")
@@ -45,7 +50,7 @@ def from_request(ctx) -> list | None:
     """The tags ``x-amz-tagging`` gives a new object (PutObject,
     CreateMultipartUpload), or None."""
     raw = ctx.request.headers.get(tagging.TAGGING_HEADER)
-    return [list(t) for t in tagging.parse_header(raw)] if raw is not None else None
+    return stored(tagging.parse_header(raw)) if raw is not None else None
 
 
 def for_copy(ctx, src: dict) -> list | None:
@@ -64,9 +69,9 @@ async def put_object_tagging(ctx) -> web.Response:
     tags = tagging.parse_tagging(await read_small_body(ctx.request, ctx.auth, limit=tagging.MAX_TAGGING_BODY))
 
     def retag(rec: dict) -> dict:
-        rec["tags"] = [list(t) for t in tags]
-        if not tags:
-            del rec["tags"]
+        rec.pop("tags", None)
+        if tags:
+            rec["tags"] = stored(tags)
         return rec
     await ctx.meta.update_object(ctx.target.bucket, ctx.target.key, retag)
     return web.Response(status=200)
@@ -97,7 +102,7 @@ async def _bucket_tags_ikey(ctx) -> str:
 async def put_bucket_tagging(ctx) -> web.Response:
     tags = tagging.parse_tagging(await read_small_body(ctx.request, ctx.auth, limit=tagging.MAX_TAGGING_BODY),
                                  bucket=True)
-    await ctx.meta.put_record(await _bucket_tags_ikey(ctx), {"tags": [list(t) for t in tags]})
+    await ctx.meta.put_record(await _bucket_tags_ikey(ctx), {"tags": stored(tags)})
     return web.Response(status=204)
 
 

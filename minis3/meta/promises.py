@@ -52,7 +52,6 @@ class Promises:
     def __init__(self, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic, most: int = 10_000):
         self.ttl, self.clock, self.most = ttl, clock, most
         self._by_key: dict[str, Promise] = {}
-        self.refused = 0
 
     def _current(self, key: str) -> Promise | None:
         p = self._by_key.get(key)
@@ -66,7 +65,6 @@ class Promises:
         ballot = tuple(ballot)
         p = self._current(key)
         if ballot <= tuple(current) or (p is not None and p.ballot > ballot):
-            self.refused += 1
             return False
         if len(self._by_key) >= self.most:
             now = self.clock()
@@ -85,7 +83,6 @@ class Promises:
         ballot = tuple(ballot)
         p = self._current(key)
         if p is None or p.ballot != ballot or (tuple(current) > tuple(expect) and not current_is_ours):
-            self.refused += 1
             return False
         del self._by_key[key]
         return True

@@ -93,8 +93,8 @@ STALE_COMMITS = prometheus_client.Counter("minis3_meta_stale_commits_refused",
                                           registry=REGISTRY)
 
 
-def _refuse(status: int, code: str) -> web.Response:
-    return web.json_response({"code": code, "message": code}, status=status)
+def _refuse(status: int, code: str, **extra) -> web.Response:
+    return web.json_response({"code": code, "message": code, **extra}, status=status)
 
 
 SLOWDOWNS = prometheus_client.Counter("minis3_meta_slowdowns", "requests refused with SlowDown",
@@ -304,8 +304,7 @@ class MetaService:
         """409, with the newest stamp this replica knows of the key (its version
         or a promised ballot): the coordinator's clock moves past it."""
         seen = max(version(cur)[0], self.promises.newest_stamp(ikey) or -1)
-        return web.json_response({"code": "ConditionalRequestConflict", "message": "ConditionalRequestConflict",
-                                  "seen_ts": seen}, status=409)
+        return _refuse(409, "ConditionalRequestConflict", seen_ts=seen)
 
     def _bucket_refusal(self, bucket: str, owner: str | None) -> web.Response | None:
         """404 NoSuchBucket unless this replica sees the bucket live; 403
