@@ -100,3 +100,11 @@ InvalidTag = _e("InvalidTag", 400, "The tag provided was not a valid tag.")
 NoSuchTagSet = _e("NoSuchTagSet", 404, "The TagSet does not exist")
 # 304 is not an error in S3's sense, but it ends a request early exactly like one.
 NotModified = _e("NotModified", 304, "Not Modified")
+NoSuchVersion = _e("NoSuchVersion", 404,
+                   "The specified version does not exist.")
+IllegalVersioningConfigurationException = _e(
+    "IllegalVersioningConfigurationException", 400,
+    "The versioning configuration specified in the request is invalid.")
+# Between the frontend and a metadata replica only (never sent to a client):
+# an unversioned write refused in a bucket that keeps versions.
+VersionedBucket = _e("VersionedBucket", 409, "The bucket keeps versions: this write must keep the one it replaces.")

@@ -224,17 +224,18 @@ def parse_create_bucket(body: bytes) -> str | None:
     return value or None
 
 
-def parse_delete_objects(body: bytes) -> tuple[list[str], bool]:
-    """Keys and Quiet flag of a DeleteObjects ``<Delete>`` body.
+def parse_delete_objects(body: bytes) -> tuple[list[tuple[str, str | None]], bool]:
+    """Objects, as (key, version id or None), and Quiet flag of a DeleteObjects
+    ``<Delete>`` body.
 
     MalformedXML when: not well-formed, oversized, no ``<Object>``, more than
     1000 of them, an ``<Object>`` without exactly one non-empty ``<Key>``, or a
-    ``<Quiet>`` that is not true/false. VersionId, ETag and other
-    per-object elements are accepted and ignored. Key text is returned as
-    written (XML entity-decoded, whitespace kept).
+    ``<Quiet>`` that is not true/false. ETag and other per-object elements
+    are accepted and ignored. Key text is returned as written (XML
+    entity-decoded, whitespace kept).
     """
     root = _parse(body, MAX_DELETE_BODY, "Delete")
-    keys: list[str] = []
+    keys: list[tuple[str, str | None]] = []
     quiet = False
     seen_quiet = False
     for child in root:
@@ -245,7 +246,8 @@ def parse_delete_objects(body: bytes) -> tuple[list[str], bool]:
             key_els = _children(child, "Key")
             if len(key_els) != 1 or len(key_els[0]) or not key_els[0].text:
                 raise E.MalformedXML()
-            keys.append(key_els[0].text)
+            vid_els = _children(child, "VersionId")
+            keys.append((key_els[0].text, (vid_els[0].text or "") if vid_els else None))
         elif name == "Quiet":
             if seen_quiet:
                 raise E.MalformedXML()
@@ -444,20 +446,126 @@ def copy_object_result_xml(etag: str, last_modified_ms: int,
     return _serialize(root)
 
 
-def delete_result_xml(deleted: list[str], errors: list[tuple[str, str, str]],
+def delete_result_xml(deleted: list, errors: list[tuple],
                       quiet: bool) -> bytes:
-    """DeleteResult: a ``<Deleted><Key>`` per deleted key (left out when
-    ``quiet``), then an ``<Error><Key><Code><Message>`` per failure."""
+    """DeleteResult: a ``<Deleted>`` per deleted key (left out when
+    ``quiet``), then an ``<Error><Key>[<VersionId>]<Code><Message>`` per failure.
+
+    A deleted item is a key, or (key, version id asked for, delete marker?,
+    delete marker's version id): ``<Key>[<VersionId>][<DeleteMarker>
+    <DeleteMarkerVersionId>]``, as S3 answers for a versioned bucket."""
     root = _root("DeleteResult")
     if not quiet:
-        for key in deleted:
+        for item in deleted:
+            key, vid, marker, marker_vid = (item, None, False, None) if isinstance(item, str) else item
             d = _sub(root, "Deleted")
             _sub(d, "Key", key)
-    for key, code, message in errors:
+            if vid is not None:
+                _sub(d, "VersionId", vid)
+            if marker:
+                _sub(d, "DeleteMarker", "true")
+                if marker_vid is not None:
+                    _sub(d, "DeleteMarkerVersionId", marker_vid)
+    for item in errors:
+        key, code, message = item[0], item[-2], item[-1]
         err = _sub(root, "Error")
         _sub(err, "Key", key)
+        if len(item) == 4 and item[1] is not None:
+            _sub(err, "VersionId", item[1])
         _sub(err, "Code", code)
         _sub(err, "Message", message)
+    return _serialize(root)
+
+
+# ---------------------------------------------------------------- versioning
+def versioning_xml(status: str | None) -> bytes:
+    """GetBucketVersioning: ``<Status>`` once versioning was ever enabled, else empty."""
+    root = _root("VersioningConfiguration")
+    if status:
+        _sub(root, "Status", status)
+    return _serialize(root)
+
+
+def parse_versioning(body: bytes) -> tuple[str | None, str | None]:
+    """(Status, MfaDelete) of a PutBucketVersioning body (None where absent).
+    MalformedXML for a body that is not one; IllegalVersioningConfigurationException
+    for a Status or MfaDelete S3 does not know."""
+    root = _parse(body, 64 * 1024, "VersioningConfiguration")
+    status = mfa = None
+    for child in root:
+        name = _local(child.tag)
+        if name == "Status":
+            status = (child.text or "").strip()
+            if status not in ("Enabled", "Suspended"):
+                raise E.IllegalVersioningConfigurationException()
+        elif name == "MfaDelete":
+            mfa = (child.text or "").strip()
+            if mfa not in ("Enabled", "Disabled"):
+                raise E.IllegalVersioningConfigurationException()
+    return status, mfa
+
+
+@dataclass(slots=True)
+class VersionEntry:
+    """One version or delete marker in a ListObjectVersions page."""
+    key: str
+    version_id: str
+    is_latest: bool
+    last_modified_ms: int
+    marker: bool = False
+    etag: str = ""
+    size: int = 0
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
+
+
+def list_versions_xml(*, bucket: str, prefix: str, delimiter: str | None, key_marker: str,
+                      version_id_marker: str, max_keys: int, is_truncated: bool,
+                      entries: list[VersionEntry], common_prefixes: list[str],
+                      next_key_marker: str | None, next_version_id_marker: str | None,
+                      encoding_type: str | None, owner: tuple[str, str]) -> bytes:
+    """ListVersionsResult, in S3's element order: Name, Prefix, KeyMarker,
+    VersionIdMarker, [NextKeyMarker, NextVersionIdMarker], MaxKeys,
+    [Delimiter], [EncodingType], IsTruncated, then Version and DeleteMarker
+    elements in key order (newest first within a key), CommonPrefixes."""
+    enc = encoding_type == "url"
+
+    def e(v: str) -> str:
+        return url_encode(v) if enc else v
+
+    root = _root("ListVersionsResult")
+    _sub(root, "Name", bucket)
+    _sub(root, "Prefix", e(prefix))
+    _sub(root, "KeyMarker", e(key_marker))
+    _sub(root, "VersionIdMarker", version_id_marker)
+    if is_truncated and next_key_marker is not None:
+        _sub(root, "NextKeyMarker", e(next_key_marker))
+        if next_version_id_marker is not None:
+            _sub(root, "NextVersionIdMarker", next_version_id_marker)
+    _sub(root, "MaxKeys", max_keys)
+    if delimiter:
+        _sub(root, "Delimiter", e(delimiter))
+    if encoding_type:
+        _sub(root, "EncodingType", encoding_type)
+    _sub(root, "IsTruncated", _bool(is_truncated))
+    oid, oname = owner
+    who = f"<Owner><ID>{_escape_text(oid)}</ID>" + (f"<DisplayName>{_escape_text(oname)}</DisplayName>"
+                                                     if oname else "") + "</Owner>"
+    for v in entries:
+        head = (f"<Key>{_escape_text(e(v.key))}</Key><VersionId>{_escape_text(v.version_id)}</VersionId>"
+                f"<IsLatest>{_bool(v.is_latest)}</IsLatest>"
+                f"<LastModified>{iso8601_ms(v.last_modified_ms)}</LastModified>")
+        if v.marker:
+            root.children.append(_Raw(f"<DeleteMarker>{head}{who}</DeleteMarker>"))
+            continue
+        xml = [f"<Version>{head}<ETag>{_escape_text(quote_etag(v.etag))}</ETag>"]
+        if v.checksum_algorithm:
+            xml.append(f"<ChecksumAlgorithm>{_escape_text(v.checksum_algorithm.upper())}</ChecksumAlgorithm>")
+            if v.checksum_type:
+                xml.append(f"<ChecksumType>{_escape_text(v.checksum_type)}</ChecksumType>")
+        xml.append(f"<Size>{int(v.size)}</Size><StorageClass>STANDARD</StorageClass>{who}</Version>")
+        root.children.append(_Raw("".join(xml)))
+    _common_prefixes(root, common_prefixes, enc)
     return _serialize(root)
 
 

@@ -1,5 +1,5 @@
 """Bucket operations: CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-GetBucketVersioning, ListObjects (v1) and ListObjectsV2."""
+Get/PutBucketVersioning, ListObjects (v1), ListObjectsV2 and ListObjectVersions."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +8,7 @@ import binascii
 from aiohttp import web
 
 from ..core import errors as E
-from ..core import regions, s3xml
+from ..core import regions, s3xml, versions
 from ..core.names import MAX_KEY_BYTES, validate_bucket_name
 from ..core.numbers import parse_int
 from .body import read_small_body
@@ -53,10 +53,23 @@ async def get_location(ctx) -> web.Response:
 
 
 async def get_versioning(ctx) -> web.Response:
-    await ctx.meta.get_bucket(ctx.target.bucket)
-    # Versioning is never enabled in minis3: S3 answers an empty configuration.
-    return _xml(b'<?xml version="1.0" encoding="UTF-8"?>\n'
-                b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>')
+    # (Never enabled: S3 answers an empty configuration.)
+    return _xml(s3xml.versioning_xml(await ctx.meta.versioning(ctx.target.bucket)))
+
+
+async def put_versioning(ctx) -> web.Response:
+    """Enabled ⇄ Suspended; a bucket never goes back to unversioned (S3 has no
+    such state to send). MFA delete is not implemented: asking for it is
+    refused, never ignored."""
+    status, mfa = s3xml.parse_versioning(await read_small_body(ctx.request, ctx.auth))
+    if mfa == "Enabled" or "x-amz-mfa" in ctx.request.headers:
+        raise E.NotImplemented_("MFA delete is not implemented by minis3")
+    cur = await ctx.meta.versioning(ctx.target.bucket)
+    if status is None:
+        raise E.MalformedXML()
+    if status != cur:
+        await ctx.meta.set_versioning(ctx.target.bucket, status)
+    return web.Response(status=200)
 
 
 def _max_keys(q) -> int:
@@ -114,7 +127,7 @@ async def _page(ctx, prefix: str, delimiter: str, marker: str, max_keys: int) ->
         await ctx.meta.get_bucket(ctx.target.bucket)          # NoSuchBucket / AccessDenied still apply
         return dict(EMPTY_PAGE)
     return await ctx.meta.list_objects(ctx.target.bucket, prefix=prefix, delimiter=delimiter,
-                                          marker=clip_marker(marker), max_keys=max_keys)
+                                       marker=clip_marker(marker), max_keys=max_keys, heads=True)
 
 
 async def list_objects_v1(ctx) -> web.Response:
@@ -160,4 +173,38 @@ async def list_objects_v2(ctx) -> web.Response:
         continuation_token=token, next_continuation_token=_token(page["next_marker"]) if page["truncated"] else None,
         start_after=start_after or None, key_count=len(entries) + len(page["prefixes"]), encoding_type=enc,
         fetch_owner=q.get("fetch-owner") == "true", owner=ctx.owner)
+    return _xml(body)
+
+
+async def list_object_versions(ctx) -> web.Response:
+    q = ctx.query
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
+    max_keys, enc = _max_keys(q), _encoding(q)
+    if vid_marker and not key_marker:
+        raise E.InvalidArgument("A version-id marker cannot be specified without a key marker.",
+                                ArgumentName="version-id-marker", ArgumentValue=vid_marker)
+    if vid_marker:
+        versions.parse_id(vid_marker)
+    if too_long_for_a_key(prefix):
+        await ctx.meta.get_bucket(ctx.target.bucket)
+        page = {"entries": [], "prefixes": [], "truncated": False, "next_key_marker": None,
+                "next_version_marker": None}
+    else:
+        page = await ctx.meta.list_versions(ctx.target.bucket, prefix=prefix, delimiter=delimiter,
+                                            key_marker=clip_marker(key_marker), version_marker=vid_marker,
+                                            max_keys=max_keys)
+    entries = []
+    for key, r, latest in page["entries"]:
+        ck = r.get("checksum") or {}
+        alg = ck.get("alg") if not r.get("marker") else None
+        entries.append(s3xml.VersionEntry(
+            key=key, version_id=versions.id_of(r), is_latest=latest, last_modified_ms=r["mtime"],
+            marker=bool(r.get("marker")), etag=r.get("etag", ""), size=r.get("size", 0), checksum_algorithm=alg,
+            checksum_type=ck.get("type", "FULL_OBJECT") if alg else None))
+    body = s3xml.list_versions_xml(
+        bucket=ctx.target.bucket, prefix=prefix, delimiter=delimiter, key_marker=key_marker,
+        version_id_marker=vid_marker, max_keys=max_keys, is_truncated=page["truncated"], entries=entries,
+        common_prefixes=page["prefixes"], next_key_marker=page["next_key_marker"],
+        next_version_id_marker=page["next_version_marker"], encoding_type=enc, owner=ctx.owner)
     return _xml(body)

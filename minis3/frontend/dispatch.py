@@ -16,6 +16,8 @@ HANDLERS = {
     "DeleteBucket": bucket.delete,
     "GetBucketLocation": bucket.get_location,
     "GetBucketVersioning": bucket.get_versioning,
+    "PutBucketVersioning": bucket.put_versioning,
+    "ListObjectVersions": bucket.list_object_versions,
     "ListObjects": bucket.list_objects_v1,
     "ListObjectsV2": bucket.list_objects_v2,
     "DeleteObjects": obj.delete_objects,

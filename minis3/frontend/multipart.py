@@ -244,7 +244,10 @@ async def _upload_part_copy(ctx, up_rec: dict, n: int) -> web.Response:
         part["crc64nvme"] = got[alg]
     rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
     body = s3xml.copy_part_result_xml(part["etag"], rec["mtime"], (alg, got[alg]) if spec else None)
-    return web.Response(body=body, content_type="application/xml")
+    resp = web.Response(body=body, content_type="application/xml")
+    if src.get("version_id"):
+        resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
+    return resp
 
 
 async def _all_parts(ctx, upload_id: str) -> dict[int, dict]:
@@ -280,7 +283,10 @@ def _completed(ctx, rec: dict) -> web.Response:
     body = s3xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
                                                checksum=(checksum["alg"], checksum["value"]) if shown else None,
                                                checksum_type=checksum["type"] if shown else None)
-    return web.Response(body=body, content_type="application/xml")
+    resp = web.Response(body=body, content_type="application/xml")
+    if rec.get("version_id"):
+        resp.headers["x-amz-version-id"] = rec["version_id"]
+    return resp
 
 
 async def _completed_before(ctx, listed: list[dict]) -> web.Response | None:
@@ -313,14 +319,13 @@ async def complete(ctx) -> web.Response:
         return done
     bucket, key, uid = ctx.target.bucket, ctx.target.key, up_rec["upload_id"]
     conditions = _write_conditions(ctx.request)
-    if conditions:
-        # Completed already, but its upload record outlived the commit (its
-        # deletion failed): a retry must get the same 200, not a 412 against
-        # the object it made itself.
-        done = await _completed_before(ctx, listed)
-        if done is not None:
-            await _forget_upload(ctx, uid)
-            return done
+    # Completed already, but its upload record outlived the commit (its
+    # deletion failed): a retry must get the same 200, not a 412 against the
+    # object it made itself, nor a second version of it.
+    done = await _completed_before(ctx, listed)
+    if done is not None:
+        await _forget_upload(ctx, uid)
+        return done
     parts = check_complete_list(listed, await _all_parts(ctx, uid))
     spec = up_rec.get("checksum")
     checksum = object_checksum(spec, parts)

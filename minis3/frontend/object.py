@@ -18,11 +18,12 @@ from aiohttp import web
 
 from ..core import checksums
 from ..core import errors as E
-from ..core import metadata, s3xml
+from ..core import metadata, s3xml, versions
 from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
 from . import tagging
+from ..meta.versioned import marker_headers
 from .body import Upload, read_small_body
 
 log = logging.getLogger("minis3.frontend.object")
@@ -82,6 +83,7 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
                                         ArgumentName=q, ArgumentValue=query[q])
             h[header] = query[q]
     h.update(tagging.count_header(rec))
+    h.update(version_header(rec))
     ck = rec.get("checksum")
     if checksum_mode and ck:
         h[checksums.header_name(ck["alg"])] = ck["value"]
@@ -107,7 +109,7 @@ async def put(ctx) -> web.Response:
     if tags:
         record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
-    resp = web.Response(status=200)
+    resp = web.Response(status=200, headers=version_header(rec))
     resp.headers["ETag"] = f'"{rec["etag"]}"'
     if up.algorithm:
         resp.headers[checksums.header_name(rec["checksum"]["alg"])] = rec["checksum"]["value"]
@@ -159,10 +161,31 @@ def _not_modified(exc: E.S3Error, rec: dict) -> E.S3Error:
     return exc
 
 
+def version_header(rec: dict) -> dict[str, str]:
+    """``x-amz-version-id`` for a version made in a bucket that keeps versions
+    (an object from before versioning has none, as in S3)."""
+    return {"x-amz-version-id": rec["version_id"]} if rec.get("version_id") else {}
+
+
+async def readable_version(ctx, bucket: str, key: str, raw_version_id: str | None) -> dict:
+    """The current version of a key, or the one ``?versionId=`` names: 404
+    NoSuchKey / NoSuchVersion, and 405 MethodNotAllowed for a delete marker
+    asked for by its id (with S3's x-amz-delete-marker headers)."""
+    if raw_version_id is None:
+        return await ctx.meta.get_object(bucket, key)
+    rec = await ctx.meta.get_version(bucket, key, versions.parse_id(raw_version_id))
+    if versions.is_marker(rec):
+        exc = E.MethodNotAllowed("The specified method is not allowed against this resource.",
+                                 Method=ctx.request.method, ResourceType="DeleteMarker")
+        exc.headers.update(marker_headers(rec))
+        raise exc
+    return rec
+
+
 async def _readable_record(ctx) -> dict:
     """The object's record, once its GET/HEAD preconditions hold (else 304/412)."""
     validate_key(ctx.target.key)
-    rec = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
+    rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"))
     try:
         check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
@@ -253,47 +276,77 @@ async def get(ctx) -> web.StreamResponse:
 # ----------------------------------------------------------------------------- DELETE
 async def delete(ctx) -> web.Response:
     validate_key(ctx.target.key)
-    await ctx.meta.delete_object(ctx.target.bucket, ctx.target.key)
-    return web.Response(status=204)
+    return web.Response(status=204, headers=await _delete_one(ctx, ctx.target.key, ctx.query.get("versionId")))
+
+
+async def _delete_one(ctx, key: str, raw_version_id: str | None) -> dict[str, str]:
+    """Delete a key (a delete marker, in a bucket that keeps versions) or one
+    version of it for good; the headers S3 answers with."""
+    bucket = ctx.target.bucket
+    if raw_version_id is None:
+        marker = await ctx.meta.delete_object(bucket, key)
+        return {} if marker is None else {"x-amz-delete-marker": "true", "x-amz-version-id": versions.id_of(marker)}
+    vid = versions.parse_id(raw_version_id)
+    gone = await ctx.meta.delete_version(bucket, key, vid)
+    out = {"x-amz-version-id": vid}
+    if versions.is_marker(gone):
+        out["x-amz-delete-marker"] = "true"
+    return out
 
 
 async def delete_objects(ctx) -> web.Response:
     # S3 once required Content-MD5 here; current SDKs send an x-amz-checksum-*
     # header instead. read_small_body verifies whichever is present.
     body = await read_small_body(ctx.request, ctx.auth)
-    keys, quiet = s3xml.parse_delete_objects(body)
+    objects, quiet = s3xml.parse_delete_objects(body)
     await ctx.meta.get_bucket(ctx.target.bucket)
     sem = asyncio.Semaphore(32)
 
-    async def one(key: str):
+    async def one(key: str, vid: str | None):
         async with sem:
             try:
                 validate_key(key)
-                await ctx.meta.delete_object(ctx.target.bucket, key)
-                return key, None
+                h = await _delete_one(ctx, key, vid)
+                marker = h.get("x-amz-delete-marker") == "true"
+                return (key, vid, marker, h.get("x-amz-version-id") if marker else None), None
             except E.S3Error as exc:
-                return key, exc
-    results = await asyncio.gather(*(one(k) for k in keys))
-    deleted = [k for k, exc in results if exc is None]
-    errors = [(k, exc.code, exc.message) for k, exc in results if exc is not None]
+                return (key, vid), exc
+    results = await asyncio.gather(*(one(k, v) for k, v in objects))
+    deleted = [d for d, exc in results if exc is None]
+    errors = [(d[0], d[1], exc.code, exc.message) for d, exc in results if exc is not None]
     return web.Response(body=s3xml.delete_result_xml(deleted, errors, quiet), content_type="application/xml")
 
 
 # ----------------------------------------------------------------------------- COPY
-def _copy_source(header: str) -> tuple[str, str]:
-    src = unquote(header.split("?", 1)[0]).lstrip("/")
+def _copy_source(header: str) -> tuple[str, str, str | None]:
+    """(bucket, key, version id or None) of an ``x-amz-copy-source`` header:
+    ``bucket/key`` (URL-encoded), optionally ``?versionId=``."""
+    path, _, query = header.partition("?")
+    src = unquote(path).lstrip("/")
     bucket, _, key = src.partition("/")
     if not bucket or not key:
         raise E.InvalidArgument("Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
                                 ArgumentName="x-amz-copy-source", ArgumentValue=header)
-    return bucket, key
+    vid = None
+    if query:
+        name, _, value = query.partition("=")
+        if name != "versionId":
+            raise E.InvalidArgument("Copy Source can only name a versionId", ArgumentName="x-amz-copy-source",
+                                    ArgumentValue=header)
+        vid = unquote(value)
+    return bucket, key, vid
 
 
 async def copy_source_record(ctx) -> tuple[str, str, dict]:
-    """The record ``x-amz-copy-source`` names, once its x-amz-copy-source-if-* hold
-    (CopyObject and UploadPartCopy)."""
-    src_bucket, src_key = _copy_source(ctx.request.headers["x-amz-copy-source"])
-    src = await ctx.meta.get_object(src_bucket, src_key)
+    """The record ``x-amz-copy-source`` names (a version of it, with
+    ``?versionId=``), once its x-amz-copy-source-if-* hold (CopyObject and
+    UploadPartCopy). A delete marker named by its id is 400 InvalidRequest,
+    as S3 answers."""
+    src_bucket, src_key, src_vid = _copy_source(ctx.request.headers["x-amz-copy-source"])
+    if src_vid is not None and versions.is_marker(await _version_or_none(ctx, src_bucket, src_key, src_vid)):
+        raise E.InvalidRequest("The source of a copy request may not specifically refer to a delete marker "
+                               "by version id.")
+    src = await readable_version(ctx, src_bucket, src_key, src_vid)
     cond = {k[len("x-amz-copy-source-"):]: v for k, v in ((k.lower(), v) for k, v in ctx.request.headers.items())
             if k.startswith("x-amz-copy-source-if-")}
     try:
@@ -301,6 +354,13 @@ async def copy_source_record(ctx) -> tuple[str, str, dict]:
     except E.NotModified:
         raise E.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
     return src_bucket, src_key, src
+
+
+async def _version_or_none(ctx, bucket: str, key: str, raw: str) -> dict | None:
+    try:
+        return await ctx.meta.get_version(bucket, key, versions.parse_id(raw))
+    except E.NoSuchVersion:
+        return None
 
 
 async def copy(ctx) -> web.Response:
@@ -316,7 +376,9 @@ async def copy(ctx) -> web.Response:
         std, meta = _headers_from_request(ctx.request)
     else:
         std, meta = src.get("headers") or {}, src.get("meta") or {}
-        if (src_bucket, src_key) == (bucket, key) and "x-amz-checksum-algorithm" not in h:
+        # (Copying an older version over the key is how a version is restored: allowed.)
+        if (src_bucket, src_key) == (bucket, key) and "x-amz-checksum-algorithm" not in h \
+                and _copy_source(h["x-amz-copy-source"])[2] is None:
             raise E.InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                    "without changing the object's metadata, storage class, website redirect "
                                    "location or encryption attributes.")
@@ -333,4 +395,7 @@ async def copy(ctx) -> web.Response:
         record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, _write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
-    return web.Response(body=body, content_type="application/xml")
+    resp = web.Response(body=body, content_type="application/xml", headers=version_header(rec))
+    if src.get("version_id"):
+        resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
+    return resp

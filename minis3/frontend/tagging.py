@@ -19,6 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..core import errors as E
+from ..core import versions
 from ..core import tagging
 from ..core.names import validate_key
 from .body import read_small_body
@@ -73,14 +74,29 @@ async def put_object_tagging(ctx) -> web.Response:
         if tags:
             rec["tags"] = stored(tags)
         return rec
-    await ctx.meta.update_object(ctx.target.bucket, ctx.target.key, retag)
-    return web.Response(status=200)
+    rec = await _change(ctx, retag)
+    return web.Response(status=200, headers=_version_of(rec))
+
+
+async def _change(ctx, change) -> dict:
+    """A change in place of the current version, or of the one ``?versionId=`` names."""
+    raw = ctx.query.get("versionId")
+    if raw is None:
+        return await ctx.meta.update_object(ctx.target.bucket, ctx.target.key, change)
+    return await ctx.meta.update_version(ctx.target.bucket, ctx.target.key, versions.parse_id(raw), change)
+
+
+def _version_of(rec: dict) -> dict[str, str]:
+    return {"x-amz-version-id": rec["version_id"]} if rec.get("version_id") else {}
 
 
 async def get_object_tagging(ctx) -> web.Response:
     validate_key(ctx.target.key)
-    rec = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
-    return _xml(tagging.tagging_xml(tags_of(rec)))
+    from .object import readable_version
+    rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"))
+    resp = _xml(tagging.tagging_xml(tags_of(rec)))
+    resp.headers.update(_version_of(rec))
+    return resp
 
 
 async def delete_object_tagging(ctx) -> web.Response:
@@ -89,8 +105,8 @@ async def delete_object_tagging(ctx) -> web.Response:
     def untag(rec: dict) -> dict:
         rec.pop("tags", None)
         return rec
-    await ctx.meta.update_object(ctx.target.bucket, ctx.target.key, untag)
-    return web.Response(status=204)
+    rec = await _change(ctx, untag)
+    return web.Response(status=204, headers=_version_of(rec))
 
 
 # ----------------------------------------------------------------------------- buckets

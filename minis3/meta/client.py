@@ -41,9 +41,11 @@ from sortedcontainers import SortedDict
 from ..core import errors as E
 from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
-from .listing import after_prefix, list_page
+from ..core import versions as V
+from .listing import after_prefix, list_page, versions_page
 from .partition import version
 from .routing import IndexRouter
+from .versioned import VersionedObjects, marker_headers
 
 log = logging.getLogger("minis3.meta.client")
 
@@ -263,7 +265,7 @@ class MergedScan:
 
 
 # ------------------------------------------------------------------ the client
-class MetaClient:
+class MetaClient(VersionedObjects):
     def __init__(self, session: aiohttp.ClientSession, urls: list[str], account: str | None = None,
                  hlc: HLC | None = None, router: IndexRouter | None = None):
         """``urls``: each AZ's home metadata process; ``router``: where each
@@ -274,6 +276,7 @@ class MetaClient:
         self.account = account
         self.hlc = hlc or HLC()
         self.region: str | None = None      # the region this metadata service serves (for_topology)
+        self.versioned_buckets: set[str] = set()    # buckets seen keeping versions (meta/versioned.py)
         self.n = len(self.replicas)
         self.w = min(WRITE_QUORUM, self.n)
         self.r = min(READ_QUORUM, self.n)
@@ -414,10 +417,13 @@ class MetaClient:
 
     async def delete_bucket(self, name: str) -> None:
         self._check_owner(await self._bucket_version(name))
-        page = await self.list_objects(name, max_keys=1, _checked=True)
+        # Every version counts, delete markers too (S3: a bucket is empty when
+        # it holds no version at all): a scan of heads and version rows.
+        page = await self.list_objects(name, max_keys=1, _checked=True, markers=True)
         # A page can end on tombstones alone (truncated, empty): go on from its marker.
         while page["truncated"] and not page["entries"] and not page["prefixes"] and page["next_marker"]:
-            page = await self.list_objects(name, max_keys=1, marker=page["next_marker"], _checked=True)
+            page = await self.list_objects(name, max_keys=1, marker=page["next_marker"], _checked=True,
+                                           markers=True)
         if page["entries"] or page["prefixes"]:
             raise E.BucketNotEmpty()
         await self._write_bucket({"name": name, "record": self.tombstone()})
@@ -436,10 +442,14 @@ class MetaClient:
         return b, o
 
     async def get_object(self, bucket: str, key: str) -> dict:
+        """The key's current version; 404 NoSuchKey if none (saying so, if a delete marker is current)."""
         b, o = await self._object_versions(bucket, key)
         self._check_owner(b)
         if live(o) is None:
-            raise E.NoSuchKey()
+            exc = E.NoSuchKey()
+            if V.is_marker(o):
+                exc.headers.update(marker_headers(o))
+            raise exc
         return o
 
     async def put_object(self, bucket: str, key: str, record: dict, conditions: dict | None = None,
@@ -447,19 +457,27 @@ class MetaClient:
         """``stamp_by``: the time.monotonic() after which the version must not
         be stamped (the GC commit window; a conditional write takes a round
         of promises first)."""
-        if conditions:
-            def judged(cur: dict | None) -> dict:
-                check_write(conditions, f'"{cur["etag"]}"' if cur else None)
-                return record
-            return await self.compare_and_set(bucket, key, judged, stamp_by=stamp_by)
-        # Unconditional: one round. Each replica checks the bucket (live, and
-        # the caller's) in its own view before keeping the version; a quorum of
-        # refusals is the S3 error, a split is 503 (and the client retries).
-        rec = dict(record, **self._stamp())
-        rec["mtime"] = physical_ms(rec["ts"])
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "owner": self.account,
-                                        "commit": True}, bucket + "/" + key)
-        return rec
+        if bucket in self.versioned_buckets:
+            state = await self.versioning(bucket)
+            if state:
+                return await self.put_version(bucket, key, record, state, conditions, stamp_by)
+        try:
+            if conditions:
+                def judged(cur: dict | None) -> dict:
+                    check_write(conditions, f'"{cur["etag"]}"' if cur else None)
+                    return record
+                return await self.compare_and_set(bucket, key, judged, stamp_by=stamp_by)
+            # Unconditional: one round. Each replica checks the bucket (live, and
+            # the caller's) in its own view before keeping the version; a quorum of
+            # refusals is the S3 error, a split is 503 (and the client retries).
+            rec = dict(record, **self._stamp())
+            rec["mtime"] = physical_ms(rec["ts"])
+            await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "owner": self.account,
+                                            "commit": True}, bucket + "/" + key)
+            return rec
+        except E.VersionedBucket:
+            self.versioned_buckets.add(bucket)
+            return await self.put_object(bucket, key, record, conditions, stamp_by)
 
     async def update_object(self, bucket: str, key: str, change: Callable[[dict], dict]) -> dict:
         """A new version of the key's current object made by ``change(current)``
@@ -469,16 +487,22 @@ class MetaClient:
             if cur is None:
                 raise E.NoSuchKey()
             return change({k: v for k, v in cur.items() if k not in ("ts", "vid", "pe", "wid")})
-        return await self.compare_and_set(bucket, key, judged)
+        # (A change in place never makes a version: a bucket that keeps them takes it too.)
+        return await self.compare_and_set(bucket, key, judged, versioned=True)
 
-    async def compare_and_set(self, bucket: str, key: str, judge: Callable[[dict | None], dict], *,
-                              stamp_by: float | None = None) -> dict:
+    async def compare_and_set(self, bucket: str, key: str, judge: Callable[[dict | None], dict | None], *,
+                              stamp_by: float | None = None, raw: bool = False, versioned: bool = False) -> dict:
         """Write the version ``judge(current live version or None)`` returns (or
         raise what it raises: 412, 404) if the key has not changed since it was
         judged, in two rounds at the replicas (meta/promises.py). A round lost to
         a racing write is tried again, up to CAS_ATTEMPTS times with a random
         back-off, then 409 ConditionalRequestConflict, as S3 answers (503 if a
-        round of it may have landed on one replica: its outcome is unknown)."""
+        round of it may have landed on one replica: its outcome is unknown).
+
+        ``raw``: ``judge`` is given the current record as it is (a delete
+        marker or a tombstone too), and may return None: nothing to write
+        (the current record is returned). ``versioned``: the write keeps
+        versions itself (meta/versioned.py), so a versioned bucket takes it."""
         ikey = bucket + "/" + key
         wid = uuid.uuid4().hex[:16]          # this write, across its attempts
         seen = None                         # the newest other version an earlier attempt saw
@@ -503,7 +527,9 @@ class MetaClient:
                 return done
             cur = seen = self._newest([cas_judged(found, wid, seen)])
             try:
-                record = judge(live(cur))
+                record = judge(cur if raw else live(cur))
+                if record is None:
+                    return cur
             except E.S3Error as exc:
                 if cas_outcome_unknown(cur, sent):
                     unknown = E.ServiceUnavailable("the outcome of an earlier round of this write is unknown")
@@ -519,6 +545,8 @@ class MetaClient:
                       "cas": {"expect": list(version(cur)), "wid": wid}}
             if self.account is not None:
                 accept["owner"] = self.account
+            if versioned:
+                accept["versioned"] = True
             sent = version(rec)
             try:
                 await quorum(replicas, lambda r: self._cas_call(r, ikey, "/v/object", accept), self.w,
@@ -558,19 +586,48 @@ class MetaClient:
         await asyncio.gather(*(self._write("/v/objects", {"bucket": bucket, "items": g, "owner": self.account},
                                            bucket + "/" + g[0][0]) for g in groups.values()))
 
-    async def delete_object(self, bucket: str, key: str) -> None:
-        """A tombstone, in one round (S3's DELETE succeeds whether or not the key exists)."""
-        await self._write("/v/object", {"bucket": bucket, "key": key, "owner": self.account,
-                                        "record": self.tombstone()}, bucket + "/" + key)
+    async def delete_object(self, bucket: str, key: str) -> dict | None:
+        """A tombstone, in one round (S3's DELETE succeeds whether or not the key
+        exists); in a bucket that keeps versions, a delete marker (returned)."""
+        if bucket in self.versioned_buckets:
+            state = await self.versioning(bucket)
+            if state:
+                return await self.delete_current(bucket, key, state)
+        try:
+            await self._write("/v/object", {"bucket": bucket, "key": key, "owner": self.account,
+                                            "record": self.tombstone()}, bucket + "/" + key)
+        except E.VersionedBucket:
+            self.versioned_buckets.add(bucket)
+            return await self.delete_object(bucket, key)
+        return None
 
     async def list_objects(self, bucket: str, *, prefix: str = "", delimiter: str = "", marker: str = "",
-                           max_keys: int = 1000, _checked: bool = False, full: bool = False) -> dict:
+                           max_keys: int = 1000, _checked: bool = False, full: bool = False,
+                           heads: bool = False, markers: bool = False) -> dict:
         """One LIST page of a bucket's keys. ``full`` returns whole records
         (else only what a listing shows). ``bucket`` may also be a key space
         of raw records (``UPLOADS`` + bucket, ``PARTS`` + upload id), with
-        ``_checked`` (there is no bucket record to check)."""
+        ``_checked`` (there is no bucket record to check). ``heads``: current
+        versions only (the replicas skip version rows, core/versions.py);
+        ``markers``: delete markers are listed too."""
         if not _checked:
             await self.get_bucket(bucket)
+        return await self._merged_page(
+            bucket, prefix, heads, full,
+            lambda scan: list_page(scan, bucket, prefix, delimiter, marker, max_keys, markers=markers), max_keys)
+
+    async def list_versions(self, bucket: str, *, prefix: str = "", delimiter: str = "", key_marker: str = "",
+                            version_marker: str = "", max_keys: int = 1000) -> dict:
+        """One ListObjectVersions page: every version and delete marker, newest first within a key."""
+        await self.get_bucket(bucket)
+        return await self._merged_page(
+            bucket, prefix, False, False,
+            lambda scan: versions_page(scan, bucket, prefix, delimiter, key_marker, version_marker, max_keys),
+            max_keys)
+
+    async def _merged_page(self, bucket: str, prefix: str, heads: bool, full: bool, make_page, max_keys: int):
+        """Run the (pure) page function over replicas' scans merged, fetching
+        the key ranges it asks for, a partition at a time."""
         merged = MergedScan()
         base = bucket + "/"
         end = base + after_prefix(prefix) if prefix else bucket + chr(ord("/") + 1)
@@ -578,7 +635,7 @@ class MetaClient:
         await self.router.ensure()
         for _ in range(10_000):
             try:
-                page = list_page(merged.scan, bucket, prefix, delimiter, marker, max_keys)
+                page = make_page(merged.scan)
             except _NeedMore as need:
                 start, after = need.pos
                 # One partition at a time: the scan stops at its end, and the
@@ -589,6 +646,8 @@ class MetaClient:
                           "end": upto or end, "limit": limit}
                 if not full:
                     params["fields"] = "list"
+                if heads:
+                    params["heads"] = "1"
                 seen = self.router.version
                 try:
                     replies = await self._read("/v/scan", params, start, follow=False)
@@ -599,8 +658,7 @@ class MetaClient:
                 merged.add(need.pos, [body for _, body in replies], upto)
                 limit = min(5000, limit * 2)      # runs of tombstones: fetch more each time
                 continue
-            return {"entries": [(k, r) for k, r in page.entries], "prefixes": page.prefixes,
-                    "truncated": page.truncated, "next_marker": page.next_marker}
+            return page.as_dict()
         raise E.InternalError("listing did not converge")
 
     # -- raw records: multipart uploads and their parts ------------------------------

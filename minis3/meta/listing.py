@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from ..core import versions as V
 from ..core.names import MAX_KEY_BYTES
 
 Scan = Callable[[str, bool], Iterator[tuple[str, dict]]]
@@ -47,9 +48,14 @@ class Page:
     truncated: bool = False
     next_marker: str | None = None      # last key or common prefix returned (or scanned)
 
+    def as_dict(self) -> dict:
+        return {"entries": list(self.entries), "prefixes": self.prefixes, "truncated": self.truncated,
+                "next_marker": self.next_marker}
+
 
 def list_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = "", marker: str = "",
-              max_keys: int = 1000, max_scan: int = 10_000) -> Page:
+              max_keys: int = 1000, max_scan: int = 10_000, markers: bool = False) -> Page:
+    """``markers``: delete markers count as entries (else, like tombstones, they are skipped)."""
     page = Page()
     base = bucket + "/"
     if max_keys <= 0:
@@ -71,7 +77,7 @@ def list_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = "", ma
                 return page
             key = ikey[len(base):]
             scanned += 1
-            if rec.get("deleted"):
+            if rec.get("deleted") and not (markers and rec.get("marker")):
                 if scanned >= max_scan:
                     page.truncated, page.next_marker = True, key
                     return page
@@ -94,3 +100,133 @@ def list_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = "", ma
         else:
             return page
         start, inclusive = restart, True
+
+
+@dataclass
+class VersionsPage:
+    entries: list[tuple[str, dict, bool]] = field(default_factory=list)   # (key, record, is latest)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    next_key_marker: str | None = None
+    next_version_marker: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"entries": list(self.entries), "prefixes": self.prefixes, "truncated": self.truncated,
+                "next_key_marker": self.next_key_marker, "next_version_marker": self.next_version_marker}
+
+
+class _Peek:
+    def __init__(self, it):
+        self.it, self.buf = iter(it), []
+
+    def peek(self):
+        if not self.buf:
+            self.buf.append(next(self.it, None))
+        return self.buf[0]
+
+    def pop(self):
+        item = self.peek()
+        self.buf.clear()
+        return item
+
+
+def _rows_of(src: _Peek, ikey: str):
+    """The version rows of head ``ikey`` that follow it in the scan."""
+    run = ikey + V.SEP
+    while True:
+        nxt = src.peek()
+        if nxt is None or not nxt[0].startswith(run):
+            return
+        yield src.pop()
+
+
+def versions_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
+                  version_marker: str = "", max_keys: int = 1000) -> VersionsPage:
+    """One ListObjectVersions page from a scan of raw rows (heads, version rows
+    and tombstones, core/versions.py): each key's versions newest first, keys
+    in order, rolled up into common prefixes by ``delimiter``. Resuming after
+    (``key_marker``, ``version_marker``) reads that key's head and null row,
+    then seeks to the marker's row: a page costs a page, however many
+    versions the key has."""
+    page = VersionsPage()
+    base = bucket + "/"
+    if max_keys <= 0:
+        return page
+    count = 0
+
+    def emit(key: str, head: dict | None, rows, after: str | None) -> bool:
+        """List one key's versions (those after version ``after``); False once the page is full."""
+        nonlocal count
+        skipping = after is not None
+        for vrec, latest in V.key_versions(head, rows):
+            vid = V.id_of(vrec)
+            if skipping:
+                if vid == after:
+                    skipping = False
+                    continue
+                if after == V.NULL or V.vts(vrec) > V.stamp_of(after):
+                    continue
+                skipping = False                # the marker's version is gone: go on after where it was
+            if count >= max_keys:
+                page.truncated = True
+                return False
+            page.entries.append((key, vrec, latest))
+            page.next_key_marker, page.next_version_marker = key, vid
+            count += 1
+        return True
+
+    start = base + prefix
+    if key_marker and key_marker >= prefix:
+        start = base + key_marker + "\x01"        # after every version of key_marker
+        if delimiter and key_marker.startswith(prefix) and key_marker.find(delimiter, len(prefix)) >= 0:
+            i = key_marker.find(delimiter, len(prefix))
+            start = base + after_prefix(key_marker[:i + len(delimiter)])
+        elif version_marker:
+            # The marker's key: its head and null row, then its rows after the marker.
+            hk = base + key_marker
+            src = _Peek(scan(hk, True))
+            head = src.pop()[1] if (src.peek() or ("",))[0] == hk else None
+            null_key = base + V.row_key(key_marker, V.NULL)
+            null = [src.pop()] if (src.peek() or ("",))[0] == null_key else []
+            if version_marker != V.NULL:
+                rest = _Peek(scan(base + V.row_key(key_marker, version_marker), False))
+            else:                               # the null version's place: by when it was made
+                nrec = null[0][1] if null else (head if V.is_version(head) and V.id_of(head) == V.NULL else None)
+                rest = _Peek(scan(base + V.rows_after(key_marker, nrec), False) if nrec else iter(()))
+            if not emit(key_marker, head, _chain(null, _rows_of(rest, hk)), version_marker):
+                return page
+    while True:
+        restart = None
+        src = _Peek(scan(start, True))
+        while True:
+            item = src.pop()
+            if item is None:
+                return page
+            ikey, rec = item
+            if not ikey.startswith(base + prefix):
+                return page
+            if V.is_row(ikey):                  # rows whose head is not in the scan
+                head_key, head, rows = V.head_of_row(ikey), None, _chain([item], _rows_of(src, V.head_of_row(ikey)))
+            else:
+                head_key, head, rows = ikey, rec, _rows_of(src, ikey)
+            key = head_key[len(base):]
+            if delimiter:
+                i = key.find(delimiter, len(prefix))
+                if i >= 0:
+                    cp = key[:i + len(delimiter)]
+                    if count >= max_keys:
+                        page.truncated = True
+                        return page
+                    page.prefixes.append(cp)
+                    page.next_key_marker, page.next_version_marker = cp, None
+                    count += 1
+                    restart = base + after_prefix(cp)
+                    break
+            if not emit(key, head, rows, None):
+                return page
+        start = restart
+
+
+def _chain(first, rest):
+    yield from first
+    yield from rest

@@ -226,6 +226,10 @@ def choose_split_key(keys: Sequence[str], lo: str, hi: str | None, window: float
     ``keys`` may be a sample (for a hot partition, the keys recently asked
     for), as long as it is sorted.
     """
+    # A cut never falls inside a key's run of version rows (core/versions.py):
+    # a row stands for its head key, so every cut is at a head (or a prefix
+    # boundary), and the rows sort on the same side as their head.
+    keys = [k if k.startswith("\x00") else k.split("\x00", 1)[0] for k in keys]
     n = len(keys)
     if n < 2:
         return None

@@ -59,6 +59,7 @@ from aiohttp import web
 
 import prometheus_client
 
+from ..core import versions
 from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
 from ..rpc import tracing
@@ -72,7 +73,7 @@ from .promises import Promises
 
 log = logging.getLogger("minis3.meta")
 #: What a listing needs of an object version (never inline payloads or layouts).
-LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum")
+LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum", "version_id", "vts", "marker")
 SCAN_LIMIT = 5000
 SCAN_WALK = 200_000       # most keys one scan request walks (with since_ts, most are not sent)
 #: A restarting replica pulls the versions stamped since its own newest minus
@@ -266,6 +267,11 @@ class MetaService:
             refused = self._bucket_refusal(body["bucket"], body["owner"])
             if refused:
                 return refused
+            if not body.get("versioned") and (self.buckets.latest(body["bucket"]) or {}).get("versioning"):
+                # A write that would replace the key's version in a bucket that
+                # keeps versions: the coordinator must take the versioned path
+                # (core/versions.py), which keeps the one it replaces.
+                return _refuse(409, "VersionedBucket")
         part = self._object_partition(ikey)
         if part.inflight >= self.index.max_inflight_writes or not part.write_budget.take():
             return _slow_down(part, "write")
@@ -333,6 +339,8 @@ class MetaService:
         refused = self._bucket_refusal(body["bucket"], body.get("owner"))
         if refused:
             return refused
+        if (self.buckets.latest(body["bucket"]) or {}).get("versioning"):
+            return _refuse(409, "VersionedBucket")      # a bulk load would replace versions, not keep them
 
         async def one(key: str, rec: dict) -> bool:
             ikey = body["bucket"] + "/" + key
@@ -369,18 +377,30 @@ class MetaService:
         # absence); the scan still walks every key, but sends only those, and
         # says how far it walked ("last") so the next page starts there.
         since = int(q["since_ts"]) if q.get("since_ts") else None
+        # heads=1 (a LIST of current versions): a key's run of version rows
+        # (core/versions.py) is skipped with one seek, so a page costs a page
+        # however many old versions its keys have.
+        heads = q.get("heads") == "1" and table == "objects"
         items, exhausted, last, walked = [], True, None, 0
-        for k, v in source:
-            if end is not None and k >= end:
+        while True:
+            skip_to = None
+            for k, v in source:
+                if end is not None and k >= end:
+                    break
+                if len(items) >= limit or walked >= SCAN_WALK:
+                    exhausted = False
+                    break
+                walked += 1
+                last = k
+                if heads and versions.is_row(k):
+                    skip_to = versions.head_of_row(k) + "\x01"
+                    break
+                if since is not None and int(v.get("ts", 0)) < since:
+                    continue
+                items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
+            if skip_to is None:
                 break
-            if len(items) >= limit or walked >= SCAN_WALK:
-                exhausted = False
-                break
-            walked += 1
-            last = k
-            if since is not None and int(v.get("ts", 0)) < since:
-                continue
-            items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
+            source = self.objects.scan(skip_to, True)
         return web.json_response({"items": items, "exhausted": exhausted, "last": last})
 
     # -- catching up -------------------------------------------------------------------

@@ -324,9 +324,9 @@ def test_get_bucket_versioning_missing(s3):
     lambda s3, b: s3.get_bucket_cors(Bucket=b),
     lambda s3, b: s3.get_bucket_acl(Bucket=b),
     lambda s3, b: s3.get_bucket_lifecycle_configuration(Bucket=b),
-    lambda s3, b: s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"}),
+    lambda s3, b: s3.get_object_lock_configuration(Bucket=b),
     lambda s3, b: s3.delete_bucket_policy(Bucket=b),
-], ids=["get-policy", "get-cors", "get-acl", "get-lifecycle", "put-versioning", "delete-policy"])
+], ids=["get-policy", "get-cors", "get-acl", "get-lifecycle", "get-object-lock", "delete-policy"])
 def test_unsupported_bucket_subresource_is_not_implemented(s3, bucket, call):
     with pytest.raises(ClientError) as e:
         call(s3, bucket)

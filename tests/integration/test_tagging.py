@@ -287,9 +287,10 @@ def test_every_operation_minis3_lacks_answers_not_implemented_naming_it(s3, buck
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     for op, call, kw in [
             ("GetBucketAcl", s3.get_bucket_acl, {}),
-            ("PutBucketVersioning", s3.put_bucket_versioning, {"VersioningConfiguration": {"Status": "Enabled"}}),
+            ("PutBucketLifecycleConfiguration", s3.put_bucket_lifecycle_configuration, {"LifecycleConfiguration": {
+                "Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}}),
             ("GetObjectLockConfiguration", s3.get_object_lock_configuration, {}),
-            ("ListObjectVersions", s3.list_object_versions, {}),
+            ("GetBucketPolicy", s3.get_bucket_policy, {}),
             ("GetObjectAcl", s3.get_object_acl, {"Key": "k"}),
             ("PutBucketCors", s3.put_bucket_cors, {"CORSConfiguration": {"CORSRules": [
                 {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}})]:

@@ -535,7 +535,7 @@ def test_parse_delete_objects_from_boto(s3, quiet):
     s3.client.delete_objects(Bucket="b", Delete={
         "Objects": [{"Key": k} for k in keys[:-1]] + [{"Key": keys[-1], "VersionId": "v1"}],
         "Quiet": quiet})
-    assert X.parse_delete_objects(s3.last_body) == (keys, quiet)
+    assert X.parse_delete_objects(s3.last_body) == ([(k, None) for k in keys[:-1]] + [(keys[-1], "v1")], quiet)
 
 
 def test_delete_result_through_boto(s3):
@@ -566,7 +566,7 @@ def _delete_body(n: int, quiet: str | None = None) -> bytes:
 
 def test_parse_delete_objects_limits():
     keys, quiet = X.parse_delete_objects(_delete_body(1000))
-    assert len(keys) == 1000 and keys[0] == "k0" and quiet is False
+    assert len(keys) == 1000 and keys[0] == ("k0", None) and quiet is False
     with pytest.raises(E.MalformedXML):
         X.parse_delete_objects(_delete_body(1001))
     with pytest.raises(E.MalformedXML):
@@ -575,7 +575,7 @@ def test_parse_delete_objects_limits():
 
 @pytest.mark.parametrize("q, expected", [("true", True), ("false", False), (" TRUE ", True)])
 def test_parse_delete_objects_quiet(q, expected):
-    assert X.parse_delete_objects(_delete_body(1, q)) == (["k0"], expected)
+    assert X.parse_delete_objects(_delete_body(1, q)) == ([("k0", None)], expected)
 
 
 @pytest.mark.parametrize("body", [
@@ -604,7 +604,7 @@ def test_parse_delete_objects_malformed(body):
 def test_parse_delete_objects_keeps_whitespace_and_entities():
     body = (b"<Delete><Object><Key>  a &amp; b&#13;\t</Key><VersionId>x</VersionId></Object>"
             b"<Object><Key>\xed\x95\x9c</Key></Object></Delete>")
-    assert X.parse_delete_objects(body) == (["  a & b\r\t", "한"], False)
+    assert X.parse_delete_objects(body) == ([("  a & b\r\t", "x"), ("한", None)], False)
 
 
 # The hand-written serializer writes exactly what ElementTree wrote before it.

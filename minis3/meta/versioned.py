@@ -1,0 +1,197 @@
+"""Versions, coordinated: the writes and reads of a bucket that keeps versions.
+
+Where each version lives is in ``core/versions.py``: the key's **head** holds
+the current version, a **row** beside it each version that is not. Here is
+how the coordinator keeps that true over three replicas, with every head
+change a compare-and-set (meta/promises.py), so that two writers never both
+replace the same head:
+
+* **a new version** (PutObject, CopyObject, CompleteMultipartUpload, a delete
+  marker): prepare the head; if it holds a version that must be kept (any
+  version but the ``null`` one a suspended bucket's write replaces), write
+  that version to its row first, then accept the new head. A crash between
+  leaves the old version in its row and still in the head: in two places,
+  never in none. The new version's id is made from a stamp newer than the
+  head's, so ids order versions as the heads did.
+* **removing a version** (DELETE ?versionId=): if it is the head, the newest
+  version left is copied into the head (or a tombstone, when none is left);
+  then its row gets a tombstone. Its fragments are then referenced by no
+  record, and the scrubber's GC removes them after its grace period.
+* **reads** of the current version read the head only (one lookup however
+  many versions the key has); ``?versionId=`` reads the head, and the row if
+  the head is another version.
+
+A bucket's replicas refuse a one-round (unversioned) write once the bucket
+keeps versions (409 VersionedBucket): the coordinator then takes this path,
+and remembers the bucket, so it goes here first next time.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..core import errors as E
+from ..core import versions as V
+from ..core.conditions import check_write
+from ..core.hlc import physical_ms
+from .partition import version
+
+if TYPE_CHECKING:
+    from .client import MetaClient
+
+_STAMPS = ("ts", "vid", "pe", "wid")
+
+
+class _KeepFirst(Exception):
+    """The head holds a version that must go to its row before it is replaced."""
+    def __init__(self, cur: dict):
+        self.cur = cur
+
+
+class _Restamp(Exception):
+    """The head holds a version made after this one was stamped: stamp it again."""
+
+
+def _content(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if k not in _STAMPS}
+
+
+class VersionedObjects:
+    """The versioned half of MetaClient (mixed in)."""
+
+    versioned_buckets: set
+
+    async def versioning(self: "MetaClient", bucket: str) -> str | None:
+        """The bucket's versioning state: None (never enabled), Enabled or Suspended."""
+        b = await self.get_bucket(bucket)
+        state = b.get("versioning")
+        if state:
+            self.versioned_buckets.add(bucket)
+        else:
+            self.versioned_buckets.discard(bucket)
+        return state
+
+    async def set_versioning(self: "MetaClient", bucket: str, state: str) -> None:
+        """A new version of the bucket's record (same bucket id, ``vid``) with its state."""
+        b = await self.get_bucket(bucket)
+        rec = dict(b, ts=self.hlc.now(), versioning=state)
+        await self._write_bucket({"name": bucket, "record": rec})
+        self.versioned_buckets.add(bucket)
+
+    # -- writes ------------------------------------------------------------------------
+    async def put_version(self: "MetaClient", bucket: str, key: str, record: dict, state: str,
+                          conditions: dict | None = None, stamp_by: float | None = None) -> dict:
+        """Make ``record`` the key's new current version (``state``: the bucket's)."""
+        kept: set = set()
+        for _ in range(16):
+            stamp = self._stamp()
+            vid = V.make_id(stamp["ts"], stamp["vid"]) if state == V.ENABLED else V.NULL
+            new = dict(record, version_id=vid, vts=stamp["ts"])
+
+            def judge(cur: dict | None) -> dict:
+                if conditions:
+                    shown = cur if V.is_version(cur) and not V.is_marker(cur) else None
+                    check_write(conditions, f'"{shown["etag"]}"' if shown else None)
+                if V.is_version(cur):
+                    if V.vts(cur) >= new["vts"]:
+                        raise _Restamp()
+                    if V.id_of(cur) != vid and version(cur) not in kept:
+                        raise _KeepFirst(cur)
+                return new
+            try:
+                rec = await self.compare_and_set(bucket, key, judge, stamp_by=stamp_by, raw=True, versioned=True)
+            except _KeepFirst as k:
+                await self.write_row(bucket, key, k.cur)
+                kept.add(version(k.cur))
+                continue
+            except _Restamp:
+                continue                    # (the prepare's replies moved this clock past the head)
+            if state == V.SUSPENDED:
+                # The null version is replaced wherever it was: its row (if it
+                # was not current) goes too.
+                await self._write_tombstone(bucket, V.row_key(key, V.NULL))
+            return rec
+        raise E.ServiceUnavailable("the key's head kept changing")
+
+    async def write_row(self: "MetaClient", bucket: str, key: str, rec: dict) -> None:
+        """A version, as it is (stamps too), into its row."""
+        self.hlc.observe(int(rec["ts"]))
+        await self._write("/v/object", {"bucket": bucket, "key": V.row_key(key, V.id_of(rec)), "record": rec,
+                                        "owner": self.account, "versioned": True},
+                          bucket + "/" + V.row_key(key, V.id_of(rec)))
+
+    async def _write_tombstone(self: "MetaClient", bucket: str, rkey: str) -> None:
+        await self._write("/v/object", {"bucket": bucket, "key": rkey, "record": self.tombstone(),
+                                        "owner": self.account, "versioned": True}, bucket + "/" + rkey)
+
+    async def delete_current(self: "MetaClient", bucket: str, key: str, state: str) -> dict:
+        """DELETE without a version id: a delete marker becomes the current version."""
+        return await self.put_version(bucket, key, {"deleted": True, "marker": True}, state)
+
+    async def delete_version(self: "MetaClient", bucket: str, key: str, version_id: str) -> dict | None:
+        """Remove one version for good (a delete marker too). Returns it (None: there was none)."""
+        try:
+            target = await self.get_version(bucket, key, version_id)
+        except E.NoSuchVersion:
+            target = None
+        if target is not None:
+            left = [r for r, _ in V.key_versions(None, await self._rows(bucket, key)) if V.id_of(r) != version_id]
+
+            def judge(cur: dict | None) -> dict | None:
+                if not (V.is_version(cur) and V.id_of(cur) == version_id):
+                    return None                 # not current: only its row goes
+                if left:
+                    return _content(left[0])    # the newest left becomes current again
+                return {"deleted": True}
+            await self.compare_and_set(bucket, key, judge, raw=True, versioned=True)
+        await self._write_tombstone(bucket, V.row_key(key, version_id))
+        return target
+
+    async def _rows(self: "MetaClient", bucket: str, key: str, n: int = 3) -> list[tuple[str, dict]]:
+        """The newest few live rows of a key (the null row first, if any)."""
+        page = await self.list_objects(bucket, prefix=V.row_key(key, V.NULL), max_keys=n, _checked=True,
+                                       full=True, markers=True)
+        return [(k, r) for k, r in page["entries"]]
+
+    # -- reads -------------------------------------------------------------------------
+    async def get_version(self: "MetaClient", bucket: str, key: str, version_id: str) -> dict:
+        """One version by id (an object or a delete marker); 404 NoSuchVersion if none."""
+        b, head = await self._object_versions(bucket, key)
+        self._check_owner(b)
+        if V.is_version(head) and V.id_of(head) == version_id:
+            return head
+        _, rec = await self._object_versions(bucket, V.row_key(key, version_id))
+        if V.is_version(rec) and V.id_of(rec) == version_id:
+            return rec
+        raise E.NoSuchVersion(Key=key, VersionId=version_id)
+
+    async def update_version(self: "MetaClient", bucket: str, key: str, version_id: str, change) -> dict:
+        """``change`` one version's record (its tags), in place: the head if it
+        is current (a compare-and-set), else its row."""
+        def judge(cur: dict | None) -> dict | None:
+            if V.is_version(cur) and V.id_of(cur) == version_id:
+                if V.is_marker(cur):
+                    raise E.MethodNotAllowed()
+                return change(_content(cur))
+            return None
+        rec = await self.compare_and_set(bucket, key, judge, raw=True, versioned=True)
+        if V.is_version(rec) and V.id_of(rec) == version_id:
+            return rec
+        rkey = V.row_key(key, version_id)
+
+        def judge_row(cur: dict | None) -> dict:
+            if not (V.is_version(cur) and V.id_of(cur) == version_id):
+                raise E.NoSuchVersion(Key=key, VersionId=version_id)
+            if V.is_marker(cur):
+                raise E.MethodNotAllowed()
+            return change(_content(cur))
+        return await self.compare_and_set(bucket, rkey, judge_row, raw=True, versioned=True)
+
+
+def marker_headers(rec: dict) -> dict[str, str]:
+    return {"x-amz-delete-marker": "true", "x-amz-version-id": V.id_of(rec),
+            "Last-Modified": _http_date(rec)}
+
+
+def _http_date(rec: dict) -> str:
+    from ..core.conditions import http_date
+    return http_date(rec.get("mtime") or physical_ms(int(rec["ts"])))
