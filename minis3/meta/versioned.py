@@ -11,8 +11,10 @@ replace the same head:
   version but the ``null`` one a suspended bucket's write replaces), write
   that version to its row first, then accept the new head. A crash between
   leaves the old version in its row and still in the head: in two places,
-  never in none. The new version's id is made from a stamp newer than the
-  head's, so ids order versions as the heads did.
+  never in none. A version's id is made from its stamp before the first
+  round and kept through every retry: one request, one version. If a write
+  racing it made a version stamped later and that one is current already,
+  this one is older: it goes straight to its row.
 * **removing a version** (DELETE ?versionId=): if it is the head, the newest
   version left is copied into the head (or a tombstone, when none is left);
   then its row gets a tombstone. Its fragments are then referenced by no
@@ -27,6 +29,7 @@ and remembers the bucket, so it goes here first next time.
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from ..core import errors as E
@@ -47,8 +50,10 @@ class _KeepFirst(Exception):
         self.cur = cur
 
 
-class _Restamp(Exception):
-    """The head holds a version made after this one was stamped: stamp it again."""
+class _Older(Exception):
+    """The head holds a version made after this one (stamped later): this one is not current."""
+    def __init__(self, cur: dict):
+        self.cur = cur
 
 
 def _content(rec: dict) -> dict:
@@ -80,31 +85,50 @@ class VersionedObjects:
     # -- writes ------------------------------------------------------------------------
     async def put_version(self: "MetaClient", bucket: str, key: str, record: dict, state: str,
                           conditions: dict | None = None, stamp_by: float | None = None) -> dict:
-        """Make ``record`` the key's new current version (``state``: the bucket's)."""
-        kept: set = set()
-        for _ in range(16):
-            stamp = self._stamp()
-            vid = V.make_id(stamp["ts"], stamp["vid"]) if state == V.ENABLED else V.NULL
-            new = dict(record, version_id=vid, vts=stamp["ts"])
+        """Make ``record`` a new version of the key (``state``: the bucket's):
+        its current one, unless a version made after it (stamped later, by a
+        write racing this one) is current already; then it goes to its row.
 
-            def judge(cur: dict | None) -> dict:
-                if conditions:
-                    shown = cur if V.is_version(cur) and not V.is_marker(cur) else None
-                    check_write(conditions, f'"{shown["etag"]}"' if shown else None)
-                if V.is_version(cur):
-                    if V.vts(cur) >= new["vts"]:
-                        raise _Restamp()
-                    if V.id_of(cur) != vid and version(cur) not in kept:
-                        raise _KeepFirst(cur)
-                return new
+        The version id is fixed before the first round and kept through every
+        retry, so that one request makes one version, whatever rounds of it
+        landed where (another writer may find a round of it in the head and
+        keep it in its row: the same version, the same row)."""
+        stamp = self._stamp()
+        vid = V.make_id(stamp["ts"], stamp["vid"]) if state == V.ENABLED else V.NULL
+        new = dict(record, version_id=vid, vts=stamp["ts"])
+        order = (new["vts"], vid)
+        kept: set = set()
+
+        def judge(cur: dict | None) -> dict:
+            if V.is_version(cur) and vid != V.NULL and V.id_of(cur) == vid:
+                return new                      # an earlier round of this write: finish it
+            if conditions:
+                shown = cur if V.is_version(cur) and not V.is_marker(cur) else None
+                check_write(conditions, f'"{shown["etag"]}"' if shown else None)
+            if V.is_version(cur):
+                if (V.vts(cur), V.id_of(cur)) > order:
+                    raise _Older(cur)
+                if V.id_of(cur) != vid and version(cur) not in kept:
+                    raise _KeepFirst(cur)
+            return new
+        for _ in range(16):
             try:
                 rec = await self.compare_and_set(bucket, key, judge, stamp_by=stamp_by, raw=True, versioned=True)
             except _KeepFirst as k:
                 await self.write_row(bucket, key, k.cur)
                 kept.add(version(k.cur))
                 continue
-            except _Restamp:
-                continue                    # (the prepare's replies moved this clock past the head)
+            except _Older as o:
+                # A later version is current: this one is older, so it is kept
+                # beside it in its row (a null one that a later null one
+                # replaced is simply gone, as if it had landed first).
+                rec = dict(new, ts=stamp["ts"], vid=stamp["vid"], mtime=physical_ms(stamp["ts"]))
+                if vid == V.NULL and V.id_of(o.cur) == V.NULL:
+                    return rec
+                if stamp_by is not None and time.monotonic() > stamp_by:
+                    raise E.ServiceUnavailable("the write took too long from storing to commit")
+                await self.write_row(bucket, key, rec, commit=True)
+                return rec
             if state == V.SUSPENDED:
                 # The null version is replaced wherever it was: its row (if it
                 # was not current) goes too.
@@ -112,12 +136,15 @@ class VersionedObjects:
             return rec
         raise E.ServiceUnavailable("the key's head kept changing")
 
-    async def write_row(self: "MetaClient", bucket: str, key: str, rec: dict) -> None:
-        """A version, as it is (stamps too), into its row."""
+    async def write_row(self: "MetaClient", bucket: str, key: str, rec: dict, commit: bool = False) -> None:
+        """A version, as it is (stamps too), into its row. ``commit``: a new
+        version's first write (replicas refuse it after the commit window)."""
         self.hlc.observe(int(rec["ts"]))
-        await self._write("/v/object", {"bucket": bucket, "key": V.row_key(key, V.id_of(rec)), "record": rec,
-                                        "owner": self.account, "versioned": True},
-                          bucket + "/" + V.row_key(key, V.id_of(rec)))
+        body = {"bucket": bucket, "key": V.row_key(key, V.id_of(rec)), "record": rec, "owner": self.account,
+                "versioned": True}
+        if commit:
+            body["commit"] = True
+        await self._write("/v/object", body, bucket + "/" + V.row_key(key, V.id_of(rec)))
 
     async def _write_tombstone(self: "MetaClient", bucket: str, rkey: str) -> None:
         await self._write("/v/object", {"bucket": bucket, "key": rkey, "record": self.tombstone(),

@@ -12,6 +12,11 @@ acknowledged state or that attempt's. Anything else is a violation:
   have undone (read-after-write);
 * a deleted key that reappears;
 * a LIST that misses a key that must exist or shows one that must not.
+
+With ``versioned`` (the bucket keeps versions), every acknowledged PUT's
+version and every delete marker is noted, and old versions are removed by
+id now and then: at the end, every acknowledged version must still be
+listed and read back with its bytes, and no removed version may come back.
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ class KeyState:
     acked: str | None = ABSENT                        # md5 of the last acknowledged state (None: absent)
     acked_size: int = 0
     unknown: dict = field(default_factory=dict)       # md5 (or None for delete) → size, of failed attempts
+    versions: list = field(default_factory=list)      # acknowledged (version id, md5 or None for a marker, size)
+    removed: set = field(default_factory=set)         # version ids removed for good (acknowledged)
 
     def allowed(self) -> dict:
         out = {self.acked: self.acked_size}
@@ -58,9 +65,10 @@ class OpRecord:
 
 class Workload:
     def __init__(self, make_client, bucket: str, workers: int = 4, keys_per_worker: int = 6, seed: int = 7,
-                 sizes: list[int] = SIZES, list_page: int | None = None):
+                 sizes: list[int] = SIZES, list_page: int | None = None, versioned: bool = False):
         """``list_page``: LIST with pages of this many keys (small pages cross
-        more partition boundaries)."""
+        more partition boundaries); ``versioned``: the bucket keeps versions."""
+        self.versioned = versioned
         self.make_client, self.bucket = make_client, bucket
         self.workers, self.keys_per_worker = workers, keys_per_worker
         self.sizes, self.list_page = sizes, list_page
@@ -102,7 +110,8 @@ class Workload:
         while not self._stop.is_set():
             key = rng.choice(keys)
             st = self.state[key]
-            op = rng.choices(["PUT", "GET", "HEAD", "DELETE", "LIST"], weights=[35, 30, 10, 10, 15])[0]
+            op = rng.choices(["PUT", "GET", "HEAD", "DELETE", "LIST", "REMOVE"],
+                             weights=[35, 30, 10, 10, 15, 8 if self.versioned else 0])[0]
             t0 = time.monotonic()
             try:
                 if op == "PUT":
@@ -110,18 +119,31 @@ class Workload:
                     size = rng.choice(self.sizes)
                     data = body_for(key, version, size)
                     try:
-                        s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+                        r = s3.put_object(Bucket=self.bucket, Key=key, Body=data)
                     except Exception:
                         st.unknown[digest(data)] = size
                         raise
                     st.acked, st.acked_size, st.unknown = digest(data), size, {}
+                    if self.versioned:
+                        st.versions.append((r["VersionId"], digest(data), size))
                 elif op == "DELETE":
                     try:
-                        s3.delete_object(Bucket=self.bucket, Key=key)
+                        r = s3.delete_object(Bucket=self.bucket, Key=key)
                     except Exception:
                         st.unknown[ABSENT] = 0
                         raise
                     st.acked, st.acked_size, st.unknown = ABSENT, 0, {}
+                    if self.versioned:
+                        st.versions.append((r["VersionId"], None, 0))
+                elif op == "REMOVE":
+                    # An old version (never the newest acknowledged one, so the
+                    # key's current state stays what the model says).
+                    if len(st.versions) < 2:
+                        continue
+                    vid = rng.choice(st.versions[:-1])[0]
+                    s3.delete_object(Bucket=self.bucket, Key=key, VersionId=vid)
+                    st.versions = [v for v in st.versions if v[0] != vid]
+                    st.removed.add(vid)
                 elif op == "GET":
                     self._check_read(s3, key, st, body=True)
                 elif op == "HEAD":
@@ -189,6 +211,36 @@ class Workload:
                                 f"{'absent' if st.acked is ABSENT else st.acked_size})")
             if (got is ABSENT) == (key in listed):
                 self._violation(f"final: LIST and GET disagree on {key}")
+        if self.versioned:
+            self._check_versions(s3)
+
+    def _check_versions(self, s3) -> None:
+        """Every acknowledged version listed and readable with its bytes; no removed one back."""
+        listed: dict[tuple[str, str], bool] = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
+            for v in page.get("Versions", []):
+                listed[(v["Key"], v["VersionId"])] = False
+            for m in page.get("DeleteMarkers", []):
+                listed[(m["Key"], m["VersionId"])] = True
+        for key, st in self.state.items():
+            for vid, md5, size in st.versions:
+                if (key, vid) not in listed:
+                    self._violation(f"final: {key} version {vid} was acknowledged and is not listed")
+                    continue
+                if listed[(key, vid)] != (md5 is None):
+                    self._violation(f"final: {key} version {vid} is listed as the wrong kind")
+                if md5 is not None:
+                    got = digest(s3.get_object(Bucket=self.bucket, Key=key, VersionId=vid)["Body"].read())
+                    if got != md5:
+                        self._violation(f"final: {key} version {vid} reads other bytes")
+            for vid in st.removed:
+                if (key, vid) in listed:
+                    self._violation(f"final: {key} version {vid} was removed and is listed again")
+                try:
+                    s3.head_object(Bucket=self.bucket, Key=key, VersionId=vid)
+                    self._violation(f"final: {key} version {vid} was removed and reads again")
+                except botocore.exceptions.ClientError:
+                    pass
 
     def summary(self, windows: dict[str, tuple[float, float]]) -> dict:
         out = {}

@@ -110,6 +110,38 @@ def test_racing_conditional_writes_through_two_frontends_have_exactly_one_winner
     print("losers answered:", losers)
 
 
+def test_versions_written_at_once_through_two_frontends_are_all_kept(fc):
+    """Versioning enabled through one frontend; another, which never saw the
+    bucket, writes there too (its first one-round write is refused by the
+    replicas and goes the versioned way). Writes racing on one key through
+    both frontends: every acknowledged one is a version, none is lost."""
+    a, b = make_client(fc.topo.az_frontend("az-a").url), make_client(fc.topo.az_frontend("az-c").url)
+    a.create_bucket(Bucket="vraces")
+    b.put_object(Bucket="vraces", Key="k", Body=b"before")            # b knows the bucket unversioned
+    a.put_bucket_versioning(Bucket="vraces", VersioningConfiguration={"Status": "Enabled"})
+    first = b.put_object(Bucket="vraces", Key="k", Body=b"through b")
+    assert first["VersionId"] != "null"
+    made = {first["VersionId"]: b"through b"}
+    for i in range(10):
+        ids = [None, None]
+
+        def write(s3, j):
+            ids[j] = s3.put_object(Bucket="vraces", Key="k", Body=f"round {i} writer {j}".encode())["VersionId"]
+        out = _race([a, b], write)
+        assert out == ["won", "won"], out
+        made.update({ids[j]: f"round {i} writer {j}".encode() for j in (0, 1)})
+    listed = a.list_object_versions(Bucket="vraces")
+    ids_listed = [v["VersionId"] for v in listed["Versions"]]
+    assert set(ids_listed) == set(made) | {"null"} and len(ids_listed) == len(made) + 1
+    assert sum(v["IsLatest"] for v in listed["Versions"]) == 1
+    latest = next(v["VersionId"] for v in listed["Versions"] if v["IsLatest"])
+    assert ids_listed[0] == latest                          # newest first
+    for vid, body in made.items():
+        assert b.get_object(Bucket="vraces", Key="k", VersionId=vid)["Body"].read() == body
+    assert a.get_object(Bucket="vraces", Key="k")["Body"].read() == made[latest]
+    assert a.get_object(Bucket="vraces", Key="k", VersionId="null")["Body"].read() == b"before"
+
+
 def test_a_coordinator_whose_clock_runs_ahead_does_not_block_the_key(fc):
     """A frontend whose clock ran 20 s ahead promised itself the key on every
     replica and died before its accept round. A tagging change and a

@@ -510,3 +510,47 @@ def test_multipart_leftovers_and_a_frontend_killed_mid_part_leave_nothing_behind
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     assert gc.fragment_locations() == _wanted_fragments(gc, buckets)
     assert s3.get_object(Bucket="mpu", Key="resumed")["Body"].read() == b"".join(parts)
+
+
+def test_every_version_is_scrubbed_kept_and_collected_only_once_removed(gc):
+    """Versioning (issue 18): a version that is not current keeps its
+    fragments, the scrubber rebuilds them like any object's, and once every
+    version of every key is removed, one grace period later the storage nodes
+    hold no fragment of the bucket."""
+    from .test_versioning import empty_every_version
+    s3 = make_client(gc.endpoint)
+    s3.create_bucket(Bucket="vgc")
+    s3.put_bucket_versioning(Bucket="vgc", VersioningConfiguration={"Status": "Enabled"})
+    rng = random.Random(18)
+    bodies = {}
+    for key in ("a", "b", "c"):
+        for _ in range(3):
+            body = rng.randbytes(300 * KiB)
+            bodies[(key, s3.put_object(Bucket="vgc", Key=key, Body=body)["VersionId"])] = body
+    s3.delete_object(Bucket="vgc", Key="c")                    # a marker over three versions
+    rows = {k: r for k, r in gc.records("vgc").items() if "\0" in k}
+    assert len(rows) == 7                                      # two old versions of a and b, three of c
+    ids = {r["ec"]["id"] for r in gc.records("vgc").values() if r.get("ec")}
+    assert len(ids) == 9
+
+    # An old version's fragment lost: a pass rebuilds it, as for any object.
+    files = gc.fragment_files()
+    old = next(r for k, r in rows.items() if k.startswith("a\0"))
+    files[(old["ec"]["id"], 0)].unlink()
+    time.sleep(GRACE + 0.5)                                     # (versions older than the grace: not fresh)
+    rep = gc.scrub_now("--no-audit")["pass"]
+    assert any(k.startswith("vgc/a\0") and idx == 0 for k, idx, *_ in rep["fixed"]), rep["fixed"]
+    assert (old["ec"]["id"], 0) in gc.fragment_files()
+    # Nothing that a version points at was collected.
+    assert {oid for _, oid, _ in gc.fragment_locations()} >= ids
+    for (key, vid), body in bodies.items():
+        assert s3.get_object(Bucket="vgc", Key=key, VersionId=vid)["Body"].read() == body
+
+    # Every version removed: after the grace period nothing of the bucket is left.
+    empty_every_version(s3, "vgc")
+    s3.delete_bucket(Bucket="vgc")
+    time.sleep(GRACE + 0.5)
+    gc.scrub_now("--no-audit")
+    gc.scrub_now("--no-audit")
+    left = {oid for _, oid, _ in gc.fragment_locations()} & ids
+    assert not left, left
