@@ -155,22 +155,44 @@ class VersionedObjects:
         return await self.put_version(bucket, key, {"deleted": True, "marker": True}, state)
 
     async def delete_version(self: "MetaClient", bucket: str, key: str, version_id: str) -> dict | None:
-        """Remove one version for good (a delete marker too). Returns it (None: there was none)."""
+        """Remove one version for good (a delete marker too). Returns it (None: there was none).
+
+        If it is current, the newest version left becomes current again (a
+        copy of its row into the head). A removal racing this one may take
+        away the version just made current: then that one is replaced too,
+        until the head holds a version nobody removed."""
         try:
             target = await self.get_version(bucket, key, version_id)
         except E.NoSuchVersion:
             target = None
-        if target is not None:
-            left = [r for r, _ in V.key_versions(None, await self._rows(bucket, key)) if V.id_of(r) != version_id]
+        gone, first = {version_id}, True
+        while target is not None:
+            rows = await self._rows(bucket, key, 2 + len(gone))
+            left = [r for r, _ in V.key_versions(None, rows) if V.id_of(r) not in gone]
+            promoted: list[dict] = []
 
             def judge(cur: dict | None) -> dict | None:
-                if not (V.is_version(cur) and V.id_of(cur) == version_id):
+                if not (V.is_version(cur) and V.id_of(cur) in gone):
                     return None                 # not current: only its row goes
                 if left:
+                    promoted.append(left[0])
                     return _content(left[0])    # the newest left becomes current again
                 return {"deleted": True}
             await self.compare_and_set(bucket, key, judge, raw=True, versioned=True)
-        await self._write_tombstone(bucket, V.row_key(key, version_id))
+            if first:
+                await self._write_tombstone(bucket, V.row_key(key, version_id))
+                first = False
+            if not promoted:
+                break
+            pid = V.id_of(promoted[-1])
+            _, row = await self._object_versions(bucket, V.row_key(key, pid))
+            if V.is_version(row) and V.id_of(row) == pid:
+                break
+            gone.add(pid)                       # removed meanwhile: it must not stay current
+            if len(gone) > 32:
+                raise E.ServiceUnavailable("the key's versions kept changing")
+        if first:
+            await self._write_tombstone(bucket, V.row_key(key, version_id))
         return target
 
     async def _rows(self: "MetaClient", bucket: str, key: str, n: int = 3) -> list[tuple[str, dict]]:

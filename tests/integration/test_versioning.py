@@ -330,3 +330,27 @@ def test_versioning_with_the_aws_cli(aws, s3, bucket, tmp_path):
     aws("s3api", "delete-object", "--bucket", bucket, "--key", "c", "--version-id", ids[1])
     assert s3.get_object(Bucket=bucket, Key="c")["Body"].read() == b"cli 0"
     empty_every_version(s3, bucket)
+
+
+def test_removing_the_two_newest_versions_at_once_leaves_the_third_current(s3, vbucket, cluster):
+    """Two removals racing (the current version and the one below it, which
+    the first removal would make current): neither removed version may stay
+    or come back as current."""
+    import threading
+    from .conftest import make_client
+    other = make_client(cluster.endpoint)
+    for round_ in range(8):
+        key = f"race{round_}"
+        ids = [s3.put_object(Bucket=vbucket, Key=key, Body=f"{round_}-{i}".encode())["VersionId"] for i in range(4)]
+        barrier = threading.Barrier(2)
+
+        def remove(client, vid):
+            barrier.wait()
+            client.delete_object(Bucket=vbucket, Key=key, VersionId=vid)
+        threads = [threading.Thread(target=remove, args=(c, v)) for c, v in ((s3, ids[3]), (other, ids[2]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert s3.get_object(Bucket=vbucket, Key=key)["Body"].read() == f"{round_}-1".encode()
+        assert [(v[1], v[2]) for v in _versions(s3, vbucket, Prefix=key)] == [(ids[1], True), (ids[0], False)]
