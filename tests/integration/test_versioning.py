@@ -288,6 +288,9 @@ def test_multipart_versions_and_a_retried_complete(s3, vbucket):
                                          MultipartUpload={"Parts": parts})
     assert again["ETag"] == done["ETag"] and again["VersionId"] == done["VersionId"]
     assert [x[1] for x in _versions(s3, vbucket, Prefix="mp")] == [done["VersionId"]]
+    s3.put_object(Bucket=vbucket, Key="mp", Body=b"newer")           # the multipart one is now old
+    part = s3.get_object(Bucket=vbucket, Key="mp", VersionId=done["VersionId"], PartNumber=2)
+    assert part["ContentLength"] == 1000 and part["PartsCount"] == 2 and part["VersionId"] == done["VersionId"]
     # a part copied from an old version
     old = s3.put_object(Bucket=vbucket, Key="src", Body=b"old" * 2000)["VersionId"]
     s3.put_object(Bucket=vbucket, Key="src", Body=b"new")
