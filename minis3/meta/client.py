@@ -27,6 +27,7 @@ two racing writes, whichever frontends they come through, at most one wins.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -277,6 +278,7 @@ class MetaClient(VersionedObjects):
         self.hlc = hlc or HLC()
         self.region: str | None = None      # the region this metadata service serves (for_topology)
         self.versioned_buckets: set[str] = set()    # buckets seen keeping versions (meta/versioned.py)
+        self._turns = itertools.count()             # which replica a read asks first
         self.n = len(self.replicas)
         self.w = min(WRITE_QUORUM, self.n)
         self.r = min(READ_QUORUM, self.n)
@@ -319,9 +321,10 @@ class MetaClient(VersionedObjects):
                     follow: bool = True) -> list[tuple[Replica, dict]]:
         """A read quorum, of the key's replicas (``ikey``) or of the home processes."""
         replicas = await self._replicas(ikey)
-        # Start at a different replica each time, so reads spread over all three.
-        self._turn = (getattr(self, "_turn", 0) + 1) % self.n
-        replicas = replicas[self._turn:] + replicas[:self._turn]
+        # Start at a different replica each time, so reads spread over all three
+        # (one counter shared by every per-account view of this client).
+        turn = next(self._turns) % len(replicas)
+        replicas = replicas[turn:] + replicas[:turn]
         return await quorum(replicas, lambda r: self.call_routed(r, ikey, "GET", path, params=params, follow=follow),
                             self.r, finish_in_background=False, ask=self.r)
 
