@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument("--segment", type=int, help="with --bytes: which segment (default 0)")
     ins.add_argument("--bytes", action="store_true", help="the first bytes of each fragment of the segment")
     ins.add_argument("--count", type=int, default=16, help="how many bytes --bytes shows (default 16)")
+    ins.add_argument("--version-id", help="this version of the key (default: the current one)")
     _topology_args(ins)
     tr = sub.add_parser("trace", help="a request's spans in every process it touched, as a waterfall")
     tr.add_argument("request_id", nargs="?", help="the request's x-amz-request-id")
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "inspect":
         from .cluster.inspect import main as inspect_main
         return inspect_main(topo, args.url, as_json=args.json, verify=not args.no_verify, segment=args.segment,
-                            show_bytes=args.bytes, count=args.count)
+                            show_bytes=args.bytes, count=args.count, version_id=args.version_id)
     if args.cmd == "trace":
         from .cluster.trace import main as trace_main
         return trace_main(topo, args.request_id, args.last, args.follow, args.json)

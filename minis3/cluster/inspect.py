@@ -3,6 +3,7 @@
     minis3 inspect s3://photos/cat.jpg               the record, its partition, its fragments
     minis3 inspect s3://photos/cat.jpg --json
     minis3 inspect s3://photos/cat.jpg --segment 0 --bytes   the first bytes of each fragment
+    minis3 inspect s3://photos/cat.jpg --version-id V        one version of the key, in full
 
 It shows
 
@@ -21,7 +22,14 @@ It shows
   its home node was down);
 * with ``--segment N --bytes``, the first bytes of each fragment of segment
   N: a data fragment is a slice of the object (its offset in the object is
-  shown), a parity fragment is computed from all of them and is no copy.
+  shown), a parity fragment is computed from all of them and is no copy;
+* every **version** of the key (core/versions.py), newest first, as
+  ListObjectVersions lists them (``MetaClient.list_versions``): its version
+  id, time, size, whether it is a delete marker and whether it is the latest,
+  and where its fragments are (each node and AZ, from the nodes' inventories,
+  not read back; for the newest 100 versions). The object shown in full is the current version (a delete
+  marker, when one is current: it has no data), or the one ``--version-id``
+  names. A key of a bucket that never kept versions has one, ``null``.
 """
 from __future__ import annotations
 
@@ -34,11 +42,13 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from ..core import versions as V
 from ..core.hlc import physical_ms
 from . import where
 from .topology import Topology
 
 VERIFIED, CORRUPT = "verified", "corrupt"
+LOCATE_VERSIONS = 100          # the newest versions whose fragments are looked up (the rest: listed only)
 PYECLIB_HEADER = 80            # bytes of liberasurecode's header at the start of every fragment
 
 
@@ -52,13 +62,82 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, key
 
 
+def wall(ms: int) -> str:
+    """Milliseconds since the epoch, for a person: 2023-11-14 22:13:20.123 UTC."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
 def version_of(record: dict) -> dict:
     """The record's version, spelled out: the HLC timestamp's wall-clock part and counter."""
     ts = int(record["ts"])
     ms = physical_ms(ts)
-    when = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-    return {"ts": ts, "wall_ms": ms, "wall": when, "counter": ts & 0xFFFF, "vid": record.get("vid"),
+    return {"ts": ts, "wall_ms": ms, "wall": wall(ms), "counter": ts & 0xFFFF, "vid": record.get("vid"),
             "placement_epoch": int(record.get("pe", 0))}
+
+
+def stored_as(record: dict) -> str:
+    """How a version's bytes are kept: a delete marker has none."""
+    if V.is_marker(record):
+        return "delete marker"
+    if not (record.get("ec") or any(p.get("ec") for p in record.get("parts") or [])):
+        return "inline"
+    return "multipart" if "parts" in record else "erasure-coded"
+
+
+def key_entries(entries: list, key: str) -> tuple[list[tuple[dict, bool]], bool]:
+    """The versions of ``key`` in one ListObjectVersions page asked with
+    ``prefix=key`` (which also lists the keys ``key`` is a prefix of: they sort
+    after all of its versions), as (record, is latest); and whether the page
+    went past them (so no later page holds any)."""
+    mine = [(rec, latest) for k, rec, latest in entries if k == key]
+    return mine, len(mine) < len(entries)
+
+
+def version_doc(record: dict, latest: bool, sets: list[where.FragmentSet] | None = None,
+                placements: list[where.Placement] | None = None) -> dict:
+    """One version of a key, as inspect lists it: id, time, size, delete
+    marker or not, latest or not, and where its bytes are (``sets``: each
+    fragment set inline, or its fragments' nodes and AZs; None: not looked up)."""
+    marker = V.is_marker(record)
+    ms = int(record.get("mtime") or physical_ms(int(record["ts"])))
+    out = {"version_id": V.id_of(record), "latest": latest, "delete_marker": marker, "mtime_ms": ms,
+           "time": wall(ms), "size": None if marker else int(record.get("size", 0)), "etag": record.get("etag"),
+           "stored": stored_as(record), "sets": [] if marker else None}
+    if sets is not None and not marker:
+        pl = iter(placements or [])
+        out["sets"] = []
+        for fs in sets:
+            if fs.ec is None:
+                out["sets"].append({"label": fs.label, "size": fs.size, "inline": True})
+                continue
+            p = next(pl)
+            out["sets"].append({"label": fs.label, "size": fs.size, "object_id": p.object_id, "readable": p.readable,
+                                "full": p.full, "fragments": [
+                                    {"index": f.index, "kind": f.kind, "node": f.node, "az": f.az,
+                                     "state": f.state, "handoff": f.handoff} for f in p.fragments]})
+    return out
+
+
+def where_text(v: dict) -> str:
+    """Where one version's bytes are, on one line: its fragments' nodes by AZ."""
+    if v["delete_marker"]:
+        return "delete marker: no data"
+    if v["sets"] is None:
+        return f"({v.get('note') or 'not looked up'})"
+    out = []
+    for s in v["sets"]:
+        label = "" if s["label"] == "object" else s["label"] + ": "
+        if s.get("inline"):
+            out.append(label + "inline in the record")
+            continue
+        per_az: dict[str, list[str]] = {}
+        for f in sorted(s["fragments"], key=lambda f: (f["az"], f["index"])):
+            cell = f"{f['node']} #{f['index']}"
+            if f["state"] != where.OK:
+                cell += f" ({'node down' if f['state'] == where.UNREACHABLE else f['state']})"
+            per_az.setdefault(f["az"], []).append(cell)
+        out.append(label + "; ".join(f"{az}: {', '.join(cells)}" for az, cells in per_az.items()))
+    return " | ".join(out)
 
 
 def health_cell(f: where.Fragment, check: str | None) -> str:
@@ -112,17 +191,21 @@ class Inspection:
     checks: list[dict[int, str]] = field(default_factory=list)     # per placement: index → check
     segment_bytes: list[dict] = field(default_factory=list)
     verified: bool = True                   # the fragments were read back (not only listed)
+    latest: bool = True                     # the record is the key's current version
+    versioning: str | None = None           # the bucket's: None (never enabled), Enabled, Suspended
+    versions: list[dict] = field(default_factory=list)     # every version of the key (version_doc), newest first
 
     def doc(self) -> dict:
         rec = self.location.record
-        out = {"bucket": self.bucket, "key": self.key, "version": version_of(rec), "size": int(rec.get("size", 0)),
+        out = {"bucket": self.bucket, "key": self.key, "version": version_of(rec), "version_id": V.id_of(rec),
+               "is_latest": self.latest, "delete_marker": V.is_marker(rec), "versioning": self.versioning,
+               "size": int(rec.get("size", 0)),
                "etag": rec.get("etag"), "checksum": rec.get("checksum"),
                "content_type": (rec.get("headers") or {}).get("content-type", "binary/octet-stream"),
                "headers": rec.get("headers") or {}, "user_metadata": rec.get("meta") or {},
                "tags": [list(t) for t in rec.get("tags") or []],
                "partition": self.partition,
-               "stored": "inline" if self.location.inline else ("multipart" if "parts" in rec else "erasure-coded"),
-               "sets": []}
+               "stored": stored_as(rec), "sets": [], "versions": self.versions}
         pl = iter(zip(self.location.placements, self.checks))
         for fs in self.location.sets:
             if fs.ec is None:
@@ -197,35 +280,131 @@ async def _segment_bytes(storage, p: where.Placement, seg: int, count: int) -> l
     return out
 
 
+async def key_versions(meta, bucket: str, key: str, page_size: int = 1000) -> list[tuple[dict, bool]]:
+    """Every version of one key, newest first, as (listed record, is latest):
+    ListObjectVersions pages (``MetaClient.list_versions``) with ``prefix=key``,
+    kept to ``key`` itself. The records hold only what a listing shows."""
+    out: list[tuple[dict, bool]] = []
+    key_marker = version_marker = ""
+    while True:
+        page = await meta.list_versions(bucket, prefix=key, key_marker=key_marker, version_marker=version_marker,
+                                        max_keys=page_size)
+        mine, past = key_entries(page["entries"], key)
+        out += mine
+        if past or not page["truncated"]:
+            return out
+        key_marker, version_marker = page["next_key_marker"], page["next_version_marker"]
+
+
+async def versions_of(topo: Topology, session: aiohttp.ClientSession, bucket: str, key: str) -> list[tuple[dict, bool]]:
+    """:func:`key_versions`, from a topology (the console asks it after removing one)."""
+    from ..meta.client import MetaClient
+    return await key_versions(MetaClient.for_topology(session, topo), bucket, key)
+
+
+async def _version_docs(topo: Topology, session, meta, bucket: str, key: str, listed: list[tuple[dict, bool]],
+                        shown: where.Location) -> list[dict]:
+    """:func:`version_doc` for each listed version, with where its fragments
+    are (each version's full record, and the nodes' inventories) for the
+    newest :data:`LOCATE_VERSIONS`."""
+    from ..core import errors as E
+    sem = asyncio.Semaphore(8)
+
+    async def one(i: int, rec: dict, latest: bool) -> dict:
+        if V.is_marker(rec):
+            return version_doc(rec, latest)
+        if V.id_of(rec) == V.id_of(shown.record):
+            return version_doc(shown.record, latest, shown.sets, shown.placements)
+        if i >= LOCATE_VERSIONS:
+            return dict(version_doc(rec, latest), note=f"not looked up: only the newest {LOCATE_VERSIONS} are")
+        async with sem:
+            try:
+                full = await meta.get_version(bucket, key, V.id_of(rec))
+            except E.NoSuchVersion:
+                return dict(version_doc(rec, latest), note="removed since it was listed")
+            loc = await where.locate_record(topo, session, bucket, key, full)
+        return version_doc(full, latest, loc.sets, loc.placements)
+    return list(await asyncio.gather(*(one(i, r, latest) for i, (r, latest) in enumerate(listed))))
+
+
 async def inspect(topo: Topology, session: aiohttp.ClientSession, bucket: str, key: str, *, verify: bool = True,
-                  segment: int | None = None, count: int = 32) -> Inspection | None:
+                  segment: int | None = None, count: int = 32, version_id: str | None = None) -> Inspection | None:
+    """The key's current version (a delete marker, if one is current), or
+    the version ``version_id`` names (NoSuchVersion if none), and every
+    version of the key; None if the key has no version at all."""
     from ..meta.client import MetaClient
     from ..storage.client import StorageClient
-    loc = await where.locate(topo, session, bucket, key)
-    if loc is None:
-        return None
     meta = MetaClient.for_topology(session, topo)
+    listed = await key_versions(meta, bucket, key)
+    want = version_id
+    if want is None:
+        current = next((rec for rec, latest in listed if latest), None)
+        if current is None:
+            return None
+        want = V.id_of(current)
+    rec = await meta.get_version(bucket, key, want)
+    if V.is_marker(rec):
+        loc = where.Location(bucket, key, rec, [], [])
+    else:
+        loc = await where.locate_record(topo, session, bucket, key, rec)
+    latest = next((lt for r, lt in listed if V.id_of(r) == V.id_of(rec)), version_id is None)
+    versioning = (await meta.get_bucket(bucket)).get("versioning")
     await meta.router.ensure()
     e = meta.router.entry(f"{bucket}/{key}")
     part = {"id": e.id, "lo": e.lo, "hi": e.hi, "replicas": dict(e.replicas),
             "map_version": meta.router.version} if e else {}
     storage = StorageClient(session, {n.id: n.url for n in topo.nodes})
     checks = [await _verify(storage, p) if verify else await _quarantined(storage, p) for p in loc.placements]
-    ins = Inspection(bucket, key, loc, part, checks, verified=verify)
+    ins = Inspection(bucket, key, loc, part, checks, verified=verify, latest=latest, versioning=versioning,
+                     versions=await _version_docs(topo, session, meta, bucket, key, listed, loc))
     if segment is not None:
+        if V.is_marker(rec):
+            raise ValueError("a delete marker has no data: it has no fragments")
         if not loc.placements:
             raise ValueError("the object is stored inline: it has no fragments")
         ins.segment_bytes = await _segment_bytes(storage, loc.placements[0], segment, count)
     return ins
 
 
+def versions_lines(d: dict) -> list[str]:
+    """The key's versions, one line each, newest first (``*``: the one shown in full)."""
+    vs = d.get("versions") or []
+    state = d.get("versioning") or "never enabled"
+    lines = [f"  versions    {len(vs)}, newest first (bucket versioning: {state}; * the one shown above):"]
+    for v in vs:
+        size = "-" if v["size"] is None else where.human(v["size"])
+        lines.append(f"    {'*' if v['version_id'] == d['version_id'] else ' '} {v['version_id']:<28}  "
+                     f"{'latest' if v['latest'] else '':<6}  {v['time']}  {size:>9}  {where_text(v)}")
+    return lines
+
+
 def render(ins: Inspection) -> str:
     d = ins.doc()
+    lines = _render_record(ins, d)
+    return "\n".join(lines + [""] + versions_lines(d))
+
+
+def _partition_line(d: dict) -> list[str]:
+    p = d["partition"]
+    if not p:
+        return []
+    hi = json.dumps(p["hi"]) if p["hi"] is not None else "end"
+    return [f"  partition   {p['id']} [{json.dumps(p['lo'])}, {hi}) of map version {p['map_version']}; "
+            "replicas " + ", ".join(f"{az}:{m}" for az, m in p["replicas"].items())]
+
+
+def _render_record(ins: Inspection, d: dict) -> list[str]:
     v = d["version"]
     ck = d["checksum"] or {}
-    lines = [f"s3://{ins.bucket}/{ins.key}",
-             f"  version     {v['wall']} (HLC {v['ts']}: wall clock ms + counter {v['counter']}), "
-             f"version id {v['vid']}, placement epoch {v['placement_epoch']}",
+    head = [f"s3://{ins.bucket}/{ins.key}",
+            f"  version     {v['wall']} (HLC {v['ts']}: wall clock ms + counter {v['counter']}), "
+            f"version id {v['vid']}, placement epoch {v['placement_epoch']}",
+            f"  versionId   {d['version_id']} ({'the latest' if d['is_latest'] else 'not the latest'})"]
+    if d["delete_marker"]:
+        head.append("  DELETE MARKER " + ("(the current version: GET and HEAD of the key answer 404 NoSuchKey); "
+                                          if d["is_latest"] else "(not current); ") + "it has no data, no fragments")
+        return head + _partition_line(d)
+    lines = head + [
              f"  size        {d['size']:,} bytes ({where.human(d['size'])})",
              f"  ETag        \"{d['etag']}\"",
              f"  checksum    {ck.get('alg', '-')} {ck.get('value', '')} ({ck.get('type', 'FULL_OBJECT')})",
@@ -233,15 +412,11 @@ def render(ins: Inspection) -> str:
                                                      if d["user_metadata"] else ""),
              "  tags        " + (", ".join(f"{k}={v}" for k, v in d["tags"]) + " (in the record: a tagging "
                                  "change writes a new version of it, never the fragments)" if d["tags"] else "none")]
-    p = d["partition"]
-    if p:
-        hi = json.dumps(p["hi"]) if p["hi"] is not None else "end"
-        lines.append(f"  partition   {p['id']} [{json.dumps(p['lo'])}, {hi}) of map version {p['map_version']}; "
-                     "replicas " + ", ".join(f"{az}:{m}" for az, m in p["replicas"].items()))
+    lines += _partition_line(d)
     if ins.location.inline:
         lines.append(f"  stored      inline in the metadata record ({d['size']:,} bytes: at most the "
                      f"inline threshold), on every metadata replica; no fragments")
-        return "\n".join(lines)
+        return lines
     lines.append(f"  stored      {d['stored']}" + (f", {len(ins.location.sets)} parts" if d["stored"] == "multipart"
                                                    else ""))
     pl = iter(zip(ins.location.placements, ins.checks))
@@ -265,15 +440,17 @@ def render(ins: Inspection) -> str:
             where_from = (f"= object bytes {row['object_offset']:,}.." if row["kind"] == "data"
                           else "computed from all data fragments")
             lines.append(f"    #{row['index']} {row['kind']:<6} {row['node']:<4} {hexdump(data)}  {where_from}")
-    return "\n".join(lines)
+    return lines
 
 
 def main(topo: Topology, url: str, *, as_json: bool, verify: bool, segment: int | None, show_bytes: bool,
-         count: int = 32) -> int:
+         count: int = 32, version_id: str | None = None) -> int:
     from ..rpc.http import client_session
     try:
         bucket, key = parse_s3_url(url)
-    except ValueError as exc:
+        if version_id is not None:
+            V.parse_id(version_id)
+    except Exception as exc:        # a bad URL, or a version id minis3 never makes
         print(f"minis3 inspect: {exc}", file=sys.stderr)
         return 2
     if show_bytes and segment is None:
@@ -282,7 +459,7 @@ def main(topo: Topology, url: str, *, as_json: bool, verify: bool, segment: int 
     async def run():
         async with client_session(topo.cluster_secret, timeout_s=30) as session:
             return await inspect(topo, session, bucket, key, verify=verify,
-                                 segment=segment if show_bytes else None, count=count)
+                                 segment=segment if show_bytes else None, count=count, version_id=version_id)
     try:
         ins = asyncio.run(run())
     except ValueError as exc:

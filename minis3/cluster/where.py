@@ -237,10 +237,16 @@ async def locate(topo: Topology, session, bucket: str, key: str) -> Location | N
     exist. ``session``: an internal-API session
     (:func:`minis3.rpc.http.client_session` with the cluster secret)."""
     from ..meta.client import MetaClient
-    from ..storage.client import StorageClient
     record = await MetaClient.for_topology(session, topo).get_record(f"{bucket}/{key}")
     if record is None:
         return None
+    return await locate_record(topo, session, bucket, key, record)
+
+
+async def locate_record(topo: Topology, session, bucket: str, key: str, record: dict) -> Location:
+    """Where the fragments of one (live) record are: of the current version,
+    or of any version of a key (``minis3 inspect`` lists them all)."""
+    from ..storage.client import StorageClient
     storage = StorageClient(session, {n.id: n.url for n in topo.nodes})
     sets = fragment_sets(record)
     placements = [placement(fs, topo, await holdings(storage, fs.ec)) for fs in sets if fs.ec is not None]

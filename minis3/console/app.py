@@ -11,6 +11,10 @@ build step. It shows what the command-line tools show:
 * ``/o/BUCKET/KEY`` one object: ``minis3 inspect`` (record, partition,
                    fragments per AZ with their health), a download link, and
                    after an upload the PUT's waterfall (its fragments landing);
+                   the key's versions, each with where its fragments are, a
+                   download link (a GET with its versionId) and a button that
+                   removes it for good (a DELETE with its versionId);
+                   ``?versionId=V`` shows that version in full;
 * ``/requests``    a live feed of requests; ``/trace/ID`` one waterfall;
 * ``/partitions``  the index's partition map; ``/scrubber`` its progress and findings.
 
@@ -43,6 +47,8 @@ from defusedxml import ElementTree
 from ..cluster import chaos, inspect as inspect_mod, partitions, status, where
 from ..cluster import trace as trace_mod
 from ..cluster.topology import Topology
+from ..core import errors as E
+from ..core import versions
 from ..core.sigv4 import presign_url, sign_request
 from ..core.trace import layout, request_id_of
 from ..rpc.http import client_session
@@ -151,9 +157,12 @@ class Console:
                 "folders": [p.findtext(f"{S3NS}Prefix") for p in root.iter(f"{S3NS}CommonPrefixes")],
                 "next": root.findtext(f"{S3NS}NextContinuationToken")}
 
-    def presigned(self, request, bucket: str, key: str) -> str:
+    def presigned(self, request, bucket: str, key: str, version_id: str | None = None) -> str:
+        """A GET of the object (of one version of it, with ``version_id``), presigned for an hour."""
         user = request["user"]
         url = self.topo.frontend.url + "/" + quote(bucket, safe="") + "/" + quote(key, safe="/~")
+        if version_id is not None:
+            url += "?versionId=" + quote(version_id, safe="")
         return presign_url("GET", url, user["access_key"], user["secret_key"], self.topo.region,
                            dt.datetime.now(dt.timezone.utc), expires=3600)
 
@@ -226,7 +235,8 @@ class Console:
         bucket = request.match_info["bucket"]
         prefix, token = request.query.get("prefix", ""), request.query.get("token", "")
         listing = await self.list_objects(request, bucket, prefix, token)
-        return self.render("bucket.html", request, bucket=bucket, prefix=prefix, **listing)
+        return self.render("bucket.html", request, bucket=bucket, prefix=prefix,
+                           message=request.query.get("message"), **listing)
 
     async def create_bucket(self, request):
         name = str(request["form"].get("name", "")).strip()
@@ -253,19 +263,48 @@ class Console:
     async def obj(self, request):
         bucket, key = request.match_info["bucket"], request.match_info["key"]
         verify = request.query.get("verify") == "1"
-        ins = await inspect_mod.inspect(self.topo, self.internal, bucket, key, verify=verify)
+        version_id = request.query.get("versionId") or None
+        try:
+            ins = await inspect_mod.inspect(self.topo, self.internal, bucket, key, verify=verify,
+                                            version_id=version_id and versions.parse_id(version_id))
+        except (E.NoSuchVersion, E.InvalidArgument, E.NoSuchBucket) as exc:
+            raise web.HTTPNotFound(text=f"s3://{bucket}/{key}: {exc.code}: {exc}")
         if ins is None:
             raise web.HTTPNotFound(text=f"no object s3://{bucket}/{key}")
         d = ins.doc()
+        downloads = {v["version_id"]: self.presigned(request, bucket, key, v["version_id"])
+                     for v in d["versions"] if not v["delete_marker"]}
         spans = None
         if request.query.get("trace"):
             await asyncio.sleep(0.2)                     # the last replica's spans arrive just after the reply
             spans = await trace_mod.gather_spans(self.topo, request.query["trace"], self.internal)
         return self.render("object.html", request, bucket=bucket, key=key, d=d, verified=verify,
                            placements=list(zip(ins.location.placements, ins.checks)),
-                           azs=[az.name for az in self.topo.azs], download=self.presigned(request, bucket, key),
+                           azs=[az.name for az in self.topo.azs],
+                           download=None if d["delete_marker"] else self.presigned(request, bucket, key, version_id),
+                           downloads=downloads, version_id=version_id, where_text=inspect_mod.where_text,
+                           message=request.query.get("message"),
                            waterfall=_bars(spans) if spans else None, trace_id=request.query.get("trace"),
                            verdict=inspect_mod.verdict)
+
+    async def object_action(self, request):
+        """Remove one version of a key for good (a DELETE with its versionId, as the user)."""
+        bucket, key = request.match_info["bucket"], request.match_info["key"]
+        form = request["form"]
+        action, vid = str(form.get("action", "")), str(form.get("version_id", ""))
+        if action != "delete-version" or not vid:
+            raise web.HTTPBadRequest(text="unknown action, or no version id")
+        st, _, body = await self._s3(request, "DELETE", bucket, key, query="versionId=" + quote(vid, safe=""))
+        if st in (200, 204):
+            msg = f"deleted version {vid} of {key} for good"
+        else:
+            msg = f"could not delete version {vid} of {key}: HTTP {st}: {body[:200].decode(errors='replace')}"
+        log.info("from the console (%s): %s", request["user"]["access_key"], msg)
+        if not await inspect_mod.versions_of(self.topo, self.internal, bucket, key):
+            folder = key.rpartition("/")[0] + "/" if "/" in key else ""
+            raise web.HTTPSeeOther(f"/b/{quote(bucket, safe='')}?prefix={quote(folder, safe='')}"
+                                   f"&message={quote(msg)}")
+        raise web.HTTPSeeOther(f"/o/{quote(bucket, safe='')}/{quote(key, safe='/')}?message={quote(msg)}")
 
     async def requests_page(self, request):
         recent = await trace_mod.recent(self.topo, 50, self.internal)
@@ -330,6 +369,7 @@ def make_app(topo: Topology) -> web.Application:
     r.add_get("/b/{bucket}", c.bucket)
     r.add_post("/b/{bucket}/upload", c.upload)
     r.add_get("/o/{bucket}/{key:.+}", c.obj)
+    r.add_post("/o/{bucket}/{key:.+}", c.object_action)
     r.add_get("/requests", c.requests_page)
     r.add_get("/events", c.events)
     r.add_get("/trace/{rid}", c.trace_page)

@@ -2,7 +2,8 @@
 
 Log in, browse to an object and see its placement, upload a file and see its
 fragments land, press "Kill AZ" and see the AZ down while the object still
-downloads, watch the live request feed, revive the AZ. Screenshots of the
+downloads, watch the live request feed, revive the AZ; list an object's
+versions, download an old one and delete one. Screenshots of the
 pages go to a temporary directory, or to docs/console/ with
 MINIS3_SCREENSHOTS=docs/console.
 """
@@ -77,6 +78,9 @@ def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path)
     assert page.locator("[data-testid=placement] .frag").count() == 6
     assert "full redundancy" in page.inner_text("[data-testid=verdict]")
     assert page.inner_text("[data-testid=tags]") == "animal = cat, size = large"
+    # A bucket that never kept versions: the key's one version, null.
+    assert page.locator("[data-testid=version]").count() == 1
+    assert page.get_attribute("[data-testid=version]", "data-version-id") == "null"
     shot(page, "object", tmp_path)
 
     # Upload through the console: where the fragments landed, and the PUT's waterfall.
@@ -124,6 +128,64 @@ def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path)
     page.wait_for_function("document.querySelector('[data-testid=az-state-az-b]').textContent.trim() == 'up'",
                            timeout=60_000)
     shot(page, "cluster", tmp_path)
+
+
+def log_in(page, console: str, path: str) -> None:
+    page.goto(console + path)
+    page.fill("input[name=access_key]", ACCESS_KEY)
+    page.fill("input[name=secret_key]", SECRET_KEY)
+    page.click("button[type=submit]")
+    page.wait_for_url(console + path)
+
+
+def test_an_objects_versions_listed_one_downloaded_and_one_deleted(cc, page, tmp_path):
+    console = cc.topo.console.url
+    s3 = boto3.client("s3", endpoint_url=cc.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                      aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket="console-versions")
+    s3.put_bucket_versioning(Bucket="console-versions", VersioningConfiguration={"Status": "Enabled"})
+    first = os.urandom((1 << 20) + 99)                   # erasure-coded
+    v1 = s3.put_object(Bucket="console-versions", Key="docs/report.bin", Body=first)["VersionId"]
+    v2 = s3.put_object(Bucket="console-versions", Key="docs/report.bin", Body=b"second")["VersionId"]
+    v3 = s3.put_object(Bucket="console-versions", Key="docs/report.bin", Body=b"third")["VersionId"]
+    path = "/o/console-versions/docs/report.bin"
+    log_in(page, console, path)
+
+    def listed() -> list[tuple[str, bool, str]]:
+        rows = page.locator("[data-testid=version]")
+        return [(rows.nth(i).get_attribute("data-version-id"), rows.nth(i).locator("[data-testid=latest]").count() == 1,
+                 rows.nth(i).locator("[data-testid=kind]").inner_text()) for i in range(rows.count())]
+
+    assert listed() == [(v3, True, "object"), (v2, False, "object"), (v1, False, "object")]
+    assert "az-a: " in page.inner_text(f"[data-version-id='{v1}']")          # where the old one's fragments are
+    shot(page, "object-versions", tmp_path)
+
+    # Download the oldest version: the link GETs it with its versionId.
+    href = page.get_attribute(f"[data-version-id='{v1}'] [data-testid=download-version]", "href")
+    assert "versionId=" + v1 in href
+    with urllib.request.urlopen(href, timeout=30) as r:
+        assert r.read() == first
+
+    # Delete the middle one for good (after a confirmation): it leaves the list, and S3.
+    page.on("dialog", lambda d: d.accept())
+    page.click(f"[data-version-id='{v2}'] [data-testid=delete-version]")
+    page.wait_for_url(console + path + "?message=**")
+    assert "deleted version " + v2 in page.inner_text("[role=status]")
+    assert listed() == [(v3, True, "object"), (v1, False, "object")]
+    vs = s3.list_object_versions(Bucket="console-versions", Prefix="docs/report.bin")["Versions"]
+    assert [v["VersionId"] for v in vs] == [v3, v1]
+
+    # A delete marker made current: the page still shows the key, and says so; an old version in full.
+    m = s3.delete_object(Bucket="console-versions", Key="docs/report.bin")["VersionId"]
+    page.goto(console + path)
+    assert "delete marker" in page.inner_text("[data-testid=delete-marker]")
+    assert page.locator("[data-testid=download]").count() == 0
+    assert listed() == [(m, True, "delete marker"), (v3, False, "object"), (v1, False, "object")]
+    page.click(f"[data-version-id='{v1}'] [data-testid=version-link]")
+    page.wait_for_selector("[data-testid=placement]")
+    assert page.inner_text("[data-testid=version-id]") == f"{v1} (not the latest)"
+    with urllib.request.urlopen(page.get_attribute("[data-testid=download]", "href"), timeout=30) as r:
+        assert r.read() == first
 
 
 def test_a_post_without_the_csrf_token_is_refused(cc):

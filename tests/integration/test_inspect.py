@@ -50,6 +50,11 @@ def test_an_inline_object_shows_its_record_and_partition(ic):
     assert d["partition"]["id"] == e.id and d["partition"]["replicas"] == dict(e.replicas)
     rc, text, _ = inspect(ic, "s3://seen/notes/a.txt")
     assert rc == 0 and "inline in the metadata record" in text and f"partition   {e.id}" in text
+    # A bucket that never kept versions: the key has one version, null, the latest.
+    assert d["version_id"] == "null" and d["is_latest"] and not d["delete_marker"] and d["versioning"] is None
+    assert [(v["version_id"], v["latest"], v["size"], v["stored"]) for v in d["versions"]] == \
+        [("null", True, 5, "inline")]
+    assert "versions    1, newest first (bucket versioning: never enabled" in text
 
 
 def test_an_erasure_coded_object_shows_its_fragments_one_column_per_az_and_their_bytes(ic):
@@ -112,6 +117,55 @@ def test_a_killed_node_and_a_corrupt_fragment_show_as_such(ic):
     finally:
         print(chaos.revive_node(ic.topo, down["node"]))
         ic.wait_healthy()
+
+
+def test_every_version_is_listed_one_is_inspected_by_id_and_a_current_delete_marker_says_so(ic):
+    ic.s3.create_bucket(Bucket="kept")
+    ic.s3.put_bucket_versioning(Bucket="kept", VersioningConfiguration={"Status": "Enabled"})
+    big = os.urandom((1 << 20) + 5)
+    v1 = ic.s3.put_object(Bucket="kept", Key="doc", Body=big)["VersionId"]
+    v2 = ic.s3.put_object(Bucket="kept", Key="doc", Body=b"small")["VersionId"]
+    ic.s3.put_object(Bucket="kept", Key="doc/other", Body=b"x")     # "doc" is its prefix: not one of doc's
+    d = doc(ic, "s3://kept/doc")
+    assert (d["version_id"], d["is_latest"], d["delete_marker"], d["stored"], d["versioning"]) == \
+        (v2, True, False, "inline", "Enabled")
+    assert [(v["version_id"], v["latest"], v["delete_marker"], v["size"], v["stored"]) for v in d["versions"]] == \
+        [(v2, True, False, 5, "inline"), (v1, False, False, len(big), "erasure-coded")]
+    assert d["versions"][0]["sets"] == [{"label": "object", "size": 5, "inline": True}]
+    assert d["versions"][0]["time"].endswith(" UTC") and d["versions"][0]["mtime_ms"] >= d["versions"][1]["mtime_ms"]
+    (old,) = d["versions"][1]["sets"]                    # the old version's fragments: node and AZ of each
+    assert len(old["fragments"]) == 6 and all(f["state"] == "ok" for f in old["fragments"])
+    assert sorted(f["az"] for f in old["fragments"]) == ["az-a", "az-a", "az-b", "az-b", "az-c", "az-c"]
+
+    # --version-id: that version in full, its fragments read back.
+    d1 = doc(ic, "s3://kept/doc", "--version-id", v1)
+    assert (d1["version_id"], d1["is_latest"], d1["stored"], d1["size"]) == (v1, False, "erasure-coded", len(big))
+    (s,) = d1["sets"]
+    assert s["object_id"] == old["object_id"] and [f["check"] for f in s["fragments"]] == ["verified"] * 6
+    rc, text, _ = inspect(ic, "s3://kept/doc", "--version-id", v1)
+    assert rc == 0 and f"versionId   {v1} (not the latest)" in text and "6 of 6 fragments verified" in text
+    shown = next(ln for ln in text.splitlines() if v1 in ln and ln.strip().startswith("*"))
+    assert "az-a: " in shown and "az-b: " in shown and "az-c: " in shown
+
+    # A delete marker is current: GET says NoSuchKey, and inspect still shows the key, saying so.
+    m = ic.s3.delete_object(Bucket="kept", Key="doc")["VersionId"]
+    d = doc(ic, "s3://kept/doc")
+    assert (d["version_id"], d["is_latest"], d["delete_marker"], d["stored"], d["sets"]) == \
+        (m, True, True, "delete marker", [])
+    assert [(v["version_id"], v["latest"], v["delete_marker"], v["size"]) for v in d["versions"]] == \
+        [(m, True, True, None), (v2, False, False, 5), (v1, False, False, len(big))]
+    rc, text, _ = inspect(ic, "s3://kept/doc")
+    assert rc == 0 and "DELETE MARKER (the current version" in text and "versions    3, newest first" in text
+    marker_line = next(ln for ln in text.splitlines() if m in ln and ln.strip().startswith("*"))
+    assert "latest" in marker_line and "delete marker" in marker_line
+    rc, _, err = inspect(ic, "s3://kept/doc", "--segment", "0", "--bytes")
+    assert rc == 2 and "delete marker" in err
+
+    # A version id that is not there, or that minis3 never makes.
+    rc, _, err = inspect(ic, "s3://kept/doc", "--version-id", "f" * 28)
+    assert rc == 1 and "NoSuchVersion" in err
+    rc, _, err = inspect(ic, "s3://kept/doc", "--version-id", "v1")
+    assert rc == 2 and "Invalid version id" in err
 
 
 def test_a_missing_object_and_a_bad_url_are_errors(ic):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from minis3.cluster import where
-from minis3.cluster.inspect import CORRUPT, VERIFIED, health_cell, hexdump, parse_s3_url, verdict, version_of
+from minis3.cluster.inspect import (CORRUPT, VERIFIED, health_cell, hexdump, key_entries, parse_s3_url, stored_as,
+                                    verdict, version_doc, version_of, where_text)
 
 
 def test_parse_s3_url():
@@ -41,3 +42,33 @@ def test_cells_and_verdicts():
 
 def test_hexdump():
     assert hexdump(b"AB\x00") == "41 42 00" + " " * 39 + "  |AB.|"
+
+
+def test_the_versions_of_one_key_from_a_listing_by_its_prefix():
+    a, b, c = {"version_id": "a"}, {"version_id": "b"}, {"version_id": "c"}
+    assert key_entries([("k", a, True), ("k", b, False)], "k") == ([(a, True), (b, False)], False)
+    # "k/x" sorts after every version of "k": the page went past them.
+    assert key_entries([("k", a, True), ("k/x", c, True)], "k") == ([(a, True)], True)
+    assert key_entries([("k/x", c, True)], "k") == ([], True)
+
+
+def test_a_version_listed_with_where_its_bytes_are():
+    ec = {"id": "oid", "k": 4, "m": 2, "seg": 16, "nodes": [f"n{i}" for i in range(6)]}
+    rec = {"ts": (1_700_000_000_123 << 16), "mtime": 1_700_000_000_123, "version_id": "7f" * 14, "size": 40,
+           "etag": "e", "ec": ec}
+    frs = tuple(frag(i, f"n{i}", where.UNREACHABLE if i == 5 else where.OK) for i in range(6))
+    frs = tuple(where.Fragment(**{**f.__dict__, "az": "az-b" if f.index % 2 else "az-a"}) for f in frs)
+    p = where.Placement("object", "oid", 40, 4, 2, 16, 1, ("az-a", "az-b"), frs)
+    v = version_doc(rec, False, where.fragment_sets(rec), [p])
+    assert (v["version_id"], v["latest"], v["delete_marker"], v["size"], v["stored"]) == \
+        ("7f" * 14, False, False, 40, "erasure-coded")
+    assert v["time"] == "2023-11-14 22:13:20.123 UTC"
+    assert where_text(v) == "az-a: n0 #0, n2 #2, n4 #4; az-b: n1 #1, n3 #3, n5 #5 (node down)"
+    inline = {"ts": 1 << 16, "size": 3, "inline": "YWJj"}
+    v = version_doc(inline, True, where.fragment_sets(inline), [])
+    assert v["version_id"] == "null" and where_text(v) == "inline in the record"
+    marker = {"ts": 1 << 16, "mtime": 1, "deleted": True, "marker": True, "version_id": "ab" * 14}
+    v = version_doc(marker, True)
+    assert v["delete_marker"] and v["size"] is None and v["sets"] == [] and where_text(v) == "delete marker: no data"
+    assert where_text(version_doc(rec, True)).startswith("(not looked up")
+    assert stored_as({"parts": [{"inline": ""}]}) == "inline" and stored_as({"parts": [{"ec": ec}]}) == "multipart"
