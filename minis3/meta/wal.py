@@ -136,7 +136,7 @@ class WAL:
         """
         self._ensure_flusher()
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((encode_line(entry), fut))
+        self._pending.append((encode_line(entry), entry, fut))
         self._wakeup.set()
         await fut
 
@@ -190,19 +190,22 @@ class WAL:
         while self._pending or (self._snapshot_wanted and not self._snapshots_held):
             if self._pending:
                 batch, self._pending = self._pending, []
-                data = b"".join(line for line, _ in batch)
+                data = b"".join(line for line, _, _ in batch)
                 try:
                     await asyncio.to_thread(self._write_sync, data)
                 except Exception as exc:  # disk full, I/O error: fail the writers, never ack
                     log.exception("WAL write failed in %s", self.dir)
-                    for _, fut in batch:
+                    for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
                 self.syncs += 1
                 self.records_in_wal += len(batch)
-                for line, fut in batch:
-                    self.apply(decode_line(line))
+                for _, entry, fut in batch:
+                    # The entry as written, not its line parsed again (a JSON
+                    # decode per write, for nothing): records are replaced,
+                    # never changed in place, so it is what the line holds.
+                    self.apply(entry)
                     if not fut.done():
                         fut.set_result(None)
             if self._snapshots_held:
