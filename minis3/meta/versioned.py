@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from ..core import errors as E
 from ..core import versions as V
-from ..core.conditions import check_write
+from ..core.conditions import check_write, http_date
 from ..core.hlc import physical_ms
 from .partition import version
 
@@ -237,10 +237,6 @@ class VersionedObjects:
 
 
 def marker_headers(rec: dict) -> dict[str, str]:
+    """What S3 answers about a delete marker, on the 404 or 405 it causes."""
     return {"x-amz-delete-marker": "true", "x-amz-version-id": V.id_of(rec),
-            "Last-Modified": _http_date(rec)}
-
-
-def _http_date(rec: dict) -> str:
-    from ..core.conditions import http_date
-    return http_date(rec.get("mtime") or physical_ms(int(rec["ts"])))
+            "Last-Modified": http_date(rec.get("mtime") or physical_ms(int(rec["ts"])))}
