@@ -48,7 +48,8 @@ clean:
 	rm -rf $(VENV) data .pytest_cache
 
 # Benchmarks: a fresh minis3 and a moto_server, the same workloads against both,
-# then this machine's limits; writes docs/benchmarks.md (about 23 min on 2 cores).
+# then this machine's limits, and (minis3 only) the index at scale and versioning;
+# writes docs/benchmarks.md (about 24 min on 2 cores).
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'

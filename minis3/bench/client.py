@@ -182,6 +182,12 @@ class S3Client:
             return Result(200)
         return r
 
+    async def put_bucket_versioning(self, bucket: str, status: str = "Enabled") -> Result:
+        body = (f'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                f"<Status>{status}</Status></VersioningConfiguration>").encode()
+        return await self.request("PUT", self.url(bucket, query="versioning="), body=body,
+                                  sha256=hashlib.sha256(body).hexdigest())
+
     async def delete_bucket(self, bucket: str) -> Result:
         return await self.request("DELETE", self.url(bucket))
 

@@ -100,8 +100,9 @@ def ceilings(rows: list[dict], limits: dict, *, width: int = 6) -> list[dict]:
              "ratio": round(v / cv, 3) if cv else None} for a, v, c, cv in checks]
 
 
-def targets(mine: list[dict], moto: list[dict] | None, limits: dict) -> list[dict]:
-    """The ratios later issues are held to, each from this one run."""
+def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning: dict | None = None) -> list[dict]:
+    """The ratios later issues are held to, each from this one run
+    (``versioning``: the suite's versioning results, bench/versioning.py)."""
     lim = dict(limits, **derived_ceilings(limits))
     out = []
 
@@ -153,6 +154,13 @@ def targets(mine: list[dict], moto: list[dict] | None, limits: dict) -> list[dic
         add(f"LIST page time flat: p50 at {lo['size']:,} keys ÷ p50 at {hi['size']:,} keys",
             lo["p50_ms"] / hi["p50_ms"] if hi["p50_ms"] else None, 1 / 1.5,
             f"{lo['p50_ms']:.1f} ms vs {hi['p50_ms']:.1f} ms")
+    for r in (versioning or {}).get("ratios", []):
+        what = "a 1,000-key LIST page" if r["op"] == "LIST" else f"{r['op']} of the current version"
+        many = f"{r['many'] - 1:,} old versions a key" if r["op"] == "LIST" else f"{r['many']:,} versions"
+        few = "none" if r["op"] == "LIST" else "1"
+        add(f"{what} flat in versions: p50 with {few} ÷ p50 with {many}",
+            1 / r["p50"] if r["p50"] else None, 1 / 1.5,
+            f"{many} ÷ {few}: p50 {r['p50']:.2f}×, p99 {r['p99']:.2f}×" if r["p50"] and r["p99"] else "")
     return out
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import index as index_bench
 from . import report
+from . import versioning as versioning_bench
 from .main import _free_port, _progress, _wait_port, all_limits, console, print_limits, print_rows, run_endpoint
 from .workloads import Settings, describe
 
@@ -62,6 +63,10 @@ The targets later issues are held to, each a ratio taken from the same run
   ≥ 0.67): completion commits a manifest and reads no part, so only the part count costs (the
   1 GiB upload's 128-part completion shows that cost). Multipart PUT and GET of 1 GiB with 4
   parts in flight are shown against the single-stream figures (a ratio, not a target).
+- Old versions cost nothing to what reads the current one (issue 18): GET and HEAD of a
+  key's current version take no more than 1.5× as long with 1,000 versions of the key as
+  with 1, and a 1,000-key LIST page no more than 1.5× as long in a bucket whose every key
+  has 100 old versions as in one with none (inverted, ≥ 0.67).
 """
 
 READING = """\
@@ -163,6 +168,12 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
                 if "small" in s.workloads:
                     console.print(f"inter-AZ latency: small objects without and with {INTER_AZ_MS:g} ms…")
                     out["inter_az"] = await inter_az_latency(cluster, endpoint, s, pids, progress)
+                if "versioning" in s.workloads:
+                    # Before the index bench: that one ends with a scrub pass over
+                    # a million keys still walking, which this would wait for.
+                    console.print(f"versioning: a key of 1 and of {s.version_count:,} versions; LIST with 0 and "
+                                  f"{s.version_old} old versions a key…")
+                    out["versioning"] = await versioning_bench.run(cluster.topo, endpoint, s, progress)
                 if "list" in s.workloads:
                     console.print(f"the index: buckets of {', '.join(f'{n:,}' for n in s.index_keys)} keys…")
                     out["index"] = await index_bench.scaling(cluster, endpoint, s, progress)
@@ -187,12 +198,15 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
         shutil.rmtree(root, ignore_errors=True)
     out["moto_list_keys"] = list(moto_list_keys(s))
     out.update(minis3=mine, moto=moto, limits=limits, ceilings=report.ceilings(mine, limits),
-               targets=report.targets(mine, moto, limits),
-               errors={"minis3": sum(r["errors"] for r in mine), "moto": sum(r["errors"] for r in moto)},
+               targets=report.targets(mine, moto, limits, out.get("versioning")),
+               errors={"minis3": sum(r["errors"] for r in mine) + out.get("versioning", {}).get("errors", 0),
+                       "moto": sum(r["errors"] for r in moto)},
                seconds=round(time.monotonic() - started, 1))
     print_rows("minis3", mine)
     print_rows("moto_server", moto)
     print_limits(limits, mine)
+    if out.get("versioning"):
+        console.print(report.rich_table("versioning", VERSIONING_COLUMNS, versioning_cells(out["versioning"])))
     console.print(report.rich_table("targets", ["target", "value", "goal", "", "note"],
                                     report.target_cells(out["targets"])))
     if a.json_path:
@@ -278,6 +292,56 @@ def _index_section(ix: dict | None) -> list[str]:
     return parts + [""]
 
 
+VERSIONING_COLUMNS = ["request", "versions", "p50 ms", "p99 ms", "requests", "errors"]
+
+
+def versioning_cells(v: dict) -> list[list[str]]:
+    cells = []
+    for r in v["rows"]:
+        what = (f"LIST 1000-key page, {v['list_keys']:,} keys" if r["op"] == "LIST"
+                else f"{r['op']} of the current version")
+        versions = f"{r['versions']:,} a key" if r["op"] == "LIST" else f"{r['versions']:,}"
+        cells.append([what, versions, f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['ops']:,}",
+                      str(r["errors"])])
+    for q in v["ratios"]:
+        versions = (f"{q['many'] - 1:,} old a key ÷ none" if q["op"] == "LIST"
+                    else f"{q['many']:,} ÷ {q['few']:,}")
+        cells.append([f"{q['op']}: ratio", versions, _ratio(q["p50"]), _ratio(q["p99"]), "", ""])
+    return cells
+
+
+def _ratio(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"**{x:.2f}×**" if x > 1.5 else f"{x:.2f}×"
+
+
+def _versioning_section(v: dict | None) -> list[str]:
+    if not v:
+        return []
+    loads = "; ".join(f"{'no' if k == '0' else k} old versions a key: {ld['keys']:,} records in "
+                      f"{ld['seconds']:.1f} s" for k, ld in v["loads"].items())
+    return [
+        "## Versioning: the current version with many old ones",
+        "",
+        f"A key's current version is its head, each older version a row beside it in the index "
+        f"(`minis3/core/versions.py`): GET and HEAD read the head only, and a LIST page asks the replicas "
+        f"for heads only (each key's run of rows is passed with one seek). One request at a time: GET and "
+        f"HEAD of a key with 1 version and of a key with {v['version_count']:,}, in one bucket (the "
+        f"{v['version_count']:,} made by versioned PUTs, {v['puts']['seconds']:.1f} s, "
+        f"{v['puts']['p50_ms']:.1f} ms each at p50); then 1,000-key LIST pages (max-keys 1000) in a "
+        f"versioned bucket of {v['list_keys']:,} keys with no old versions and in one whose every key has "
+        f"{v['list_old']} ({v['list_keys'] * v['list_old']:,} rows). The LIST buckets were filled by the "
+        f"bulk loader before versioning was enabled on them: each head and row committed as a plain index "
+        f"record ({v['body_bytes']} bytes, inline) with its version id ({loads}"
+        + (f"; the index then settled in {v['settle_s']:.1f} s" if "settle_s" in v else "")
+        + "). Ratios over 1.5× (the target) are in bold.",
+        "",
+        report.markdown_table(VERSIONING_COLUMNS, versioning_cells(v)),
+        "",
+    ]
+
+
 def markdown(out: dict) -> str:
     m = out["machine"]
     parts = [
@@ -309,6 +373,7 @@ def markdown(out: dict) -> str:
         "",
         *_latency_section(out.get("inter_az")),
         *_index_section(out.get("index")),
+        *_versioning_section(out.get("versioning")),
         "## minis3 beside this machine's ceilings",
         "",
         report.markdown_table(["result", "value", "ceiling", "ceiling value", "ratio"],

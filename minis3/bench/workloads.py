@@ -23,7 +23,7 @@ _KEY = re.compile(rb"<Key>([^<]*)</Key>")
 
 @dataclass
 class Settings:
-    workloads: tuple[str, ...] = ("small", "large", "list", "mixed", "multipart")
+    workloads: tuple[str, ...] = ("small", "large", "list", "mixed", "multipart", "versioning")
     duration: float = 5.0                     # seconds per small-object phase
     max_ops: int = 50_000                     # most ops in any one phase
     sizes: tuple[int, ...] = (4 * KiB, 64 * KiB)
@@ -48,6 +48,13 @@ class Settings:
     # and a hot-prefix run of this many seconds.
     index_keys: tuple[int, ...] = (1_000, 1_000_000)
     hot_seconds: float = 30.0
+    # Versioning (suite only): GET and HEAD of a key with 1 and with this many
+    # versions; LIST pages in a bucket of version_list_keys keys with no old
+    # versions and in one whose every key has version_old.
+    version_count: int = 1_000
+    version_list_keys: int = 1_000
+    version_old: int = 100
+    version_list_pages: int = 100
     bucket_prefix: str = "minis3-bench"
     seed: int = 1
     notes: list[str] = field(default_factory=list)
@@ -260,6 +267,9 @@ async def multipart(runner: Runner, s: Settings, run_id: str) -> None:
 
 
 WORKLOADS = {"small": small, "large": large, "list": listing, "mixed": mixed, "multipart": multipart}
+#: Run by `minis3 bench --suite` only, on the cluster it starts (they load
+#: through its metadata service): "versioning" (bench/versioning.py).
+SUITE_WORKLOADS = ("versioning",)
 
 
 def describe(s: Settings) -> str:
@@ -269,4 +279,7 @@ def describe(s: Settings) -> str:
             f"LIST in buckets of {', '.join(f'{n:,}' for n in s.list_keys)} keys ({s.list_pages} pages); "
             f"mixed ×{s.mixed_concurrency} for {s.mixed_duration:g} s; multipart "
             f"{', '.join(f'{size_label(n)} in {size_label(p)} parts' for n, p in s.multipart_sizes)}, "
-            f"×{s.multipart_concurrency} in flight")
+            f"×{s.multipart_concurrency} in flight"
+            + (f"; versioning: GET/HEAD of a key with 1 and {s.version_count:,} versions, LIST in buckets of "
+               f"{s.version_list_keys:,} keys with 0 and {s.version_old} old versions a key ({s.version_list_pages} "
+               f"pages)" if "versioning" in s.workloads else ""))

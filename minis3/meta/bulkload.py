@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import time
 
 from ..core import checksums
@@ -42,8 +43,17 @@ async def load(topo, bucket: str, keys: int, *, prefix: str = "k/", body: bytes 
                in_flight: int = 4, start: int = 0, on_progress=None) -> dict:
     """Create ``bucket`` (if needed) for the topology's first access key's
     account and commit ``keys`` objects named ``{prefix}{i:07d}``."""
-    account = topo.accounts[next(iter(topo.credentials))]
     record = inline_record(body)
+    return await load_records(topo, bucket, ((f"{prefix}{i:07d}", record) for i in range(start, start + keys)),
+                              batch=batch, in_flight=in_flight, on_progress=on_progress)
+
+
+async def load_records(topo, bucket: str, items, *, batch: int = 1000, in_flight: int = 4,
+                       on_progress=None) -> dict:
+    """Create ``bucket`` (if needed) as :func:`load` does and commit the
+    (key, record) pairs of ``items`` (an iterable, read a batch at a time),
+    each record as :func:`inline_record` makes it, perhaps with more fields."""
+    account = topo.accounts[next(iter(topo.credentials))]
     started = time.monotonic()
     done = 0
     async with client_session(topo.cluster_secret, timeout_s=300) as session:
@@ -54,16 +64,22 @@ async def load(topo, bucket: str, keys: int, *, prefix: str = "k/", body: bytes 
             pass
         sem = asyncio.Semaphore(in_flight)
 
-        async def one(lo: int, hi: int) -> None:
+        async def one(chunk: list) -> None:
             nonlocal done
-            async with sem:
-                await meta.put_objects(bucket, [(f"{prefix}{i:07d}", record) for i in range(lo, hi)])
-            done += hi - lo
+            try:
+                await meta.put_objects(bucket, chunk)
+            finally:
+                sem.release()
+            done += len(chunk)
             if on_progress:
                 on_progress(done)
-        await asyncio.gather(*(one(lo, min(start + keys, lo + batch)) for lo in range(start, start + keys, batch)))
+        tasks, it = [], iter(items)
+        while chunk := list(itertools.islice(it, batch)):
+            await sem.acquire()             # at most in_flight batches built and sent at once
+            tasks.append(asyncio.ensure_future(one(chunk)))
+        await asyncio.gather(*tasks)
     seconds = time.monotonic() - started
-    return {"bucket": bucket, "keys": keys, "seconds": round(seconds, 2), "keys_per_s": round(keys / seconds, 1)}
+    return {"bucket": bucket, "keys": done, "seconds": round(seconds, 2), "keys_per_s": round(done / seconds, 1)}
 
 
 def main(topo, bucket: str, keys: int, prefix: str, size: int, batch: int, in_flight: int) -> int:

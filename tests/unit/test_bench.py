@@ -125,3 +125,25 @@ def test_inter_az_latency_section_pairs_rows_without_and_with_the_delay():
     text = "\n".join(_latency_section(lat))
     assert "## Inter-AZ latency: 5 ms" in text and "| PUT 4 KiB ×1 | 11.0 | 17.5 | +6.5 |" in text
     assert _latency_section(None) == []
+
+
+def test_versioning_ratios_become_targets_and_a_section():
+    from minis3.bench.suite import _versioning_section
+    row = lambda op, versions, p50, p99: {"op": op, "versions": versions, "p50_ms": p50, "p99_ms": p99,  # noqa: E731
+                                          "ops": 100, "errors": 0}
+    v = {"body_bytes": 100, "version_count": 1000, "list_keys": 1000, "list_old": 100, "settle_s": 2.0,
+         "puts": {"count": 1000, "seconds": 8.0, "p50_ms": 8.0},
+         "loads": {"0": {"keys": 1000, "seconds": 0.1}, "100": {"keys": 101_000, "seconds": 10.0}},
+         "rows": [row("HEAD", 1, 2.0, 4.0), row("HEAD", 1000, 2.2, 4.0), row("LIST", 1, 20.0, 40.0),
+                  row("LIST", 101, 40.0, 50.0)],
+         "ratios": [{"op": "HEAD", "few": 1, "many": 1000, "p50": 1.1, "p99": 1.0},
+                    {"op": "LIST", "few": 1, "many": 101, "p50": 2.0, "p99": 1.25}]}
+    got = {t["target"]: t for t in report.targets([], None, {}, v)}
+    head = got["HEAD of the current version flat in versions: p50 with 1 ÷ p50 with 1,000 versions"]
+    assert head["value"] == round(1 / 1.1, 3) and head["met"] is True
+    lst = got["a 1,000-key LIST page flat in versions: p50 with none ÷ p50 with 100 old versions a key"]
+    assert lst["value"] == 0.5 and lst["met"] is False and "p99 1.25×" in lst["note"]
+    text = "\n".join(_versioning_section(v))
+    assert "## Versioning" in text and "| HEAD: ratio | 1,000 ÷ 1 | 1.10× | 1.00× |" in text
+    assert "| LIST: ratio | 100 old a key ÷ none | **2.00×** | 1.25× |" in text     # over 1.5: in bold
+    assert _versioning_section(None) == []
