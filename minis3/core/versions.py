@@ -14,8 +14,9 @@ never hold sorts before every character a key can):
 A version is written to its row when a newer one replaces it as the head (the
 row first, then the head: a crash between leaves it in both places, never in
 none), so the head costs one lookup however many versions a key has, a LIST
-page reads heads only (the scan seeks past each run of rows), and a partition
-split, which cuts only at a head key, never separates a key's versions.
+page reads heads only (a partition keeps its rows in a sorted map apart from
+its heads, meta/partition.py), and a partition split, which cuts only at a
+head key, never separates a key's versions.
 """
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def rows_after(key: str, rec: dict) -> str:
 
 
 def is_row(ikey: str) -> bool:
-    """Is an index key a version row (not a head)?"""
-    return SEP in ikey
+    """Is an index key a version row (not a head)? (Raw key spaces, which
+    start with ``\x00`` and sort before every bucket, are not.)"""
+    return SEP in ikey and not ikey.startswith(SEP)
 
 
 def head_of_row(ikey: str) -> str:

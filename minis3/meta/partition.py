@@ -10,6 +10,7 @@ removing the key, so that replicas (a later issue) can merge by timestamp.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import os
 import random
@@ -22,6 +23,7 @@ from typing import Iterator
 
 from sortedcontainers import SortedDict
 
+from ..core import versions
 from ..fsutil import fsync_dir, write_json_durably
 from .wal import WAL, encode_line
 
@@ -63,15 +65,19 @@ class TokenBucket:
 
 class Partition:
     def __init__(self, pid: str, lo: str, hi: str | None, directory: Path, snapshot_every: int = 50_000,
-                 *, table: SortedDict | None = None, generation: int = 0):
+                 *, table: SortedDict | None = None, rows: SortedDict | None = None, generation: int = 0):
         """Open (and recover) the partition stored in ``directory``; or, with
-        ``table`` (a half of a split, whose directory holds links to its
-        parent's files), adopt that table and start WAL ``generation``."""
+        ``table`` and ``rows`` (a half of a split, whose directory holds links
+        to its parent's files), adopt them and start WAL ``generation``."""
         self.id, self.lo, self.hi = pid, lo, hi
         # "serving", or "incoming": a replica being moved here, which takes
         # writes but answers no reads until it has caught up (meta/server.py).
         self.state = "serving"
         self.table: SortedDict = SortedDict()
+        # Version rows (``bucket/key\0<version id>``, core/versions.py) in a
+        # sorted map of their own: a LIST of current versions walks ``table``
+        # only and never meets them; a raw scan merges the two.
+        self.rows: SortedDict = SortedDict()
         # Writes accepted but not yet durable. Conditional checks look here
         # first, so two conditional writers can't both pass; readers never do.
         self.pending: dict[str, dict] = {}
@@ -87,7 +93,8 @@ class Partition:
         if table is None:
             self.recovered = self.wal.recover()
         else:
-            self.table, self.recovered, self.wal.generation = table, len(table), generation
+            self.table, self.rows, self.wal.generation = table, rows if rows is not None else SortedDict(), generation
+            self.recovered = len(self.table) + len(self.rows)
         self.wal.open()
         self.writes = 0
         self.reads = 0
@@ -108,11 +115,12 @@ class Partition:
             self.changed.add(key)
         for h in self.successors:               # a write accepted before a split lands after the cut
             h._apply(entry)
+        store = self.store(key)
         if value is None:                       # hard removal (GC queue entries only)
-            self.table.pop(key, None)
+            store.pop(key, None)
             return
-        if version(value) >= version(self.table.get(key)):
-            self.table[key] = value
+        if version(value) >= version(store.get(key)):
+            store[key] = value
 
     def _rows(self) -> Iterator[dict]:
         """The table as snapshot entries, frozen now but made later, by the
@@ -121,9 +129,16 @@ class Partition:
         place), so a snapshot of 100,000 keys holds the event loop for
         milliseconds, not the 0.1 s (seconds under load) of building every
         entry here."""
-        keys = list(self.table)
-        records = list(map(self.table.__getitem__, keys))
-        return ({"k": k, "v": v} for k, v in zip(keys, records))
+        keys, rows = list(self.table), list(self.rows)
+        records = list(map(self.table.__getitem__, keys)) + list(map(self.rows.__getitem__, rows))
+        return ({"k": k, "v": v} for k, v in zip(keys + rows, records))
+
+    def store(self, key: str) -> SortedDict:
+        """The sorted map ``key`` lives in: ``rows`` for a version row, else ``table``."""
+        return self.rows if versions.is_row(key) else self.table
+
+    def __len__(self) -> int:
+        return len(self.table) + len(self.rows)
 
     def contains(self, key: str) -> bool:
         return key >= self.lo and (self.hi is None or key < self.hi)
@@ -131,12 +146,12 @@ class Partition:
     def get(self, key: str) -> dict | None:
         self.reads += 1
         self.recent.append(key)
-        return self.table.get(key)
+        return self.store(key).get(key)
 
     def latest(self, key: str) -> dict | None:
         """The newest record including not-yet-durable writes (for conditions),
         also those the partition this was just cut from accepted."""
-        cur = self.pending.get(key) or self.table.get(key)
+        cur = self.pending.get(key) or self.store(key).get(key)
         if self.parent is not None:
             theirs = self.parent.latest(key)
             if version(theirs) > version(cur):
@@ -163,6 +178,19 @@ class Partition:
                 del self.pending[key]
 
     def iter_from(self, start: str, inclusive: bool) -> Iterator[tuple[str, dict]]:
+        """Every record from ``start`` on, heads and version rows merged in key order."""
+        if not self.rows:
+            yield from self.iter_heads_from(start, inclusive)
+            return
+        heads = self.table.irange(minimum=start, inclusive=(inclusive, True))
+        rows = self.rows.irange(minimum=start, inclusive=(inclusive, True))
+        for k in heapq.merge(heads, rows):
+            if self.hi is not None and k >= self.hi:
+                return
+            yield k, self.store(k)[k]
+
+    def iter_heads_from(self, start: str, inclusive: bool) -> Iterator[tuple[str, dict]]:
+        """Every record from ``start`` on but version rows: a LIST of current versions."""
         for k in self.table.irange(minimum=start, inclusive=(inclusive, True)):
             if self.hi is not None and k >= self.hi:
                 return
@@ -175,27 +203,32 @@ class Partition:
         ``sample``): the index manager asks for every partition's stats every
         few seconds, and encoding 200 records of each partition each time held
         the event loop for 0.1-0.4 s at a million keys."""
-        n = len(self.table)
+        n = len(self)
         if n == 0:
             return 0
         if self._line_bytes is None or self.writes - self._sampled_at >= max(sample, n // 10):
             idx = range(n) if n <= sample else random.sample(range(n), sample)
-            items = self.table.items()
-            total = sum(len(encode_line({"k": items[i][0], "v": items[i][1]})) for i in idx)
+            heads, rows, nh = self.table.items(), self.rows.items(), len(self.table)
+
+            def item(i: int):
+                return heads[i] if i < nh else rows[i - nh]
+            total = sum(len(encode_line({"k": item(i)[0], "v": item(i)[1]})) for i in idx)
             self._line_bytes, self._sampled_at = total / len(idx), self.writes
         return int(self._line_bytes * n)
 
     def stats(self, *, live: bool = True) -> dict:
-        out = {"id": self.id, "lo": self.lo, "hi": self.hi, "keys": len(self.table),
+        out = {"id": self.id, "lo": self.lo, "hi": self.hi, "keys": len(self), "version_rows": len(self.rows),
                "reads": self.reads, "writes": self.writes, "refused": self.refused, "wal_syncs": self.wal.syncs,
                "wal_generation": self.wal.generation, "bytes": self.estimated_bytes(),
                "inflight": self.inflight, "splitting": self.splitting, "state": self.state}
         if live:          # a walk over every record: for status pages, not for the split check
-            out["live_keys"] = sum(1 for v in self.table.values() if not v.get("deleted"))
+            out["live_keys"] = sum(1 for v in self.table.values() if not v.get("deleted")) + \
+                sum(1 for v in self.rows.values() if not v.get("deleted"))
         return out
 
     def median_key(self) -> list[str]:
-        """Keys around the middle of the partition (for the split key)."""
+        """Keys around the middle of the partition (for the split key): heads
+        only, since a split never separates a key's versions."""
         n = len(self.table)
         if n < 2:
             return list(self.table.keys())
@@ -288,12 +321,13 @@ class PartitionSet:
                 return True
             pos = p.hi
 
-    def scan(self, start: str, inclusive: bool = True) -> Iterator[tuple[str, dict]]:
+    def scan(self, start: str, inclusive: bool = True, *, heads: bool = False) -> Iterator[tuple[str, dict]]:
         """Every (key, record) from ``start`` on, in key order, across the local
-        partitions (the caller checks they cover the range it reads)."""
+        partitions (the caller checks they cover the range it reads);
+        ``heads``: no version rows."""
         i = max(0, bisect_right(self._los, start) - 1)
         for p in self.partitions[i:]:
-            yield from p.iter_from(start, inclusive)
+            yield from (p.iter_heads_from if heads else p.iter_from)(start, inclusive)
 
     def _manifest(self, partitions: list[Partition]) -> dict:
         return {"partitions": sorted(({"id": x.id, "lo": x.lo, "hi": x.hi,
@@ -369,7 +403,7 @@ class PartitionSet:
             raise ValueError(f"split key {key!r} outside {pid}")
         if p.splitting or p.parent is not None:
             raise RuntimeError(f"{pid} is being split")
-        took: dict = {"keys": len(p.table)}
+        took: dict = {"keys": len(p)}
         t = time.monotonic()
 
         def lap(phase: str) -> None:
@@ -390,11 +424,12 @@ class PartitionSet:
             # The table as of now (keys and records at C speed; records are
             # replaced, never changed in place), made into the halves' tables
             # in a thread; the keys changed from now on are noted in `changed`.
-            keys = list(p.table)
-            records = list(map(p.table.__getitem__, keys))
+            keys, rkeys = list(p.table), list(p.rows)
+            records, rrecords = list(map(p.table.__getitem__, keys)), list(map(p.rows.__getitem__, rkeys))
             p.changed = set()
-            halves = await asyncio.to_thread(_halves, keys, records, ranges, self.root, self.snapshot_every, gen + 1)
-            del keys, records
+            halves = await asyncio.to_thread(_halves, (keys, records), (rkeys, rrecords), ranges, self.root,
+                                             self.snapshot_every, gen + 1)
+            del keys, records, rkeys, rrecords
             for h in halves:
                 h.state = p.state
                 h.wal.hold_snapshots(True)      # the partition's WAL (their linked file) may still grow
@@ -402,7 +437,7 @@ class PartitionSet:
             took["caught_up"] = 0
             while True:                            # in rounds, so that the event loop is held briefly
                 changed, p.changed = p.changed, set()
-                _copy(p.table, changed, halves, key)
+                _copy(p, changed, halves, key)
                 took["caught_up"] += len(changed)
                 if len(changed) < 1000:
                     break
@@ -415,7 +450,7 @@ class PartitionSet:
             # from here on: the halves get what changed during the write of the
             # list, then every change the partition applies, and take its writes.
             changed, p.changed = p.changed, None
-            _copy(p.table, changed, halves, key)
+            _copy(p, changed, halves, key)
             took["caught_up"] += len(changed)
             p.successors = halves
             for h in halves:
@@ -448,24 +483,24 @@ class PartitionSet:
         return took
 
 
-def _halves(keys: list[str], records: list[dict], ranges, root: Path, snapshot_every: int,
+def _halves(heads: tuple[list, list], rows: tuple[list, list], ranges, root: Path, snapshot_every: int,
             generation: int) -> list[Partition]:
     """The two halves of a split (in a thread: O(keys)), each with the slice
-    of ``keys`` in its range and WAL ``generation`` opened in its directory."""
-    out = []
-    for hid, lo, hi in ranges:
+    of the heads and of the version rows (each (sorted keys, records)) in its
+    range and WAL ``generation`` opened in its directory."""
+    def cut(keys: list[str], records: list[dict], lo: str, hi: str | None) -> SortedDict:
         i, j = bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
-        table = SortedDict(zip(keys[i:j], records[i:j]))
-        out.append(Partition(hid, lo, hi, root / hid, snapshot_every, table=table, generation=generation))
-    return out
+        return SortedDict(zip(keys[i:j], records[i:j]))
+    return [Partition(hid, lo, hi, root / hid, snapshot_every, table=cut(*heads, lo, hi), rows=cut(*rows, lo, hi),
+                      generation=generation) for hid, lo, hi in ranges]
 
 
-def _copy(src: SortedDict, keys: set[str], halves: list[Partition], cut: str) -> None:
+def _copy(src: Partition, keys: set[str], halves: list[Partition], cut: str) -> None:
     """Make the halves hold what ``src`` holds for each of ``keys``."""
     for k in keys:
-        h = halves[0] if k < cut else halves[1]
-        v = src.get(k)
+        h = (halves[0] if k < cut else halves[1]).store(k)
+        v = src.store(k).get(k)
         if v is None:
-            h.table.pop(k, None)
+            h.pop(k, None)
         else:
-            h.table[k] = v
+            h[k] = v

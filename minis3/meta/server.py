@@ -59,7 +59,6 @@ from aiohttp import web
 
 import prometheus_client
 
-from ..core import versions
 from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
 from ..rpc import tracing
@@ -155,7 +154,7 @@ class MetaService:
         self.home = home
         self.objects = PartitionSet(bounds if home else None, os.path.join(root, "objects"), snapshot_every)
         for p in [self.buckets, self.gc, *self.objects.partitions]:
-            for v in p.table.values():
+            for v in [*p.table.values(), *p.rows.values()]:
                 if "ts" in v:
                     self.hlc.observe(v["ts"])
         for p in self.objects.partitions:
@@ -370,37 +369,29 @@ class MetaService:
             if not peer and any(p.state == "incoming" for p in self.objects.partitions
                                 if (p.hi is None or p.hi > start) and (end is None or p.lo < end)):
                 raise CatchingUp()
-            source = self.objects.scan(start, inclusive)
+            # heads=1 (a LIST of current versions): the partitions' heads
+            # only; version rows (core/versions.py) live in a sorted map of
+            # their own, so a page costs a page however many old versions
+            # its keys have.
+            source = self.objects.scan(start, inclusive, heads=q.get("heads") == "1")
         else:
             source = {"buckets": self.buckets, "gc": self.gc}[table].iter_from(start, inclusive)
         # since_ts: only versions stamped at or after it (a catch-up after a short
         # absence); the scan still walks every key, but sends only those, and
         # says how far it walked ("last") so the next page starts there.
         since = int(q["since_ts"]) if q.get("since_ts") else None
-        # heads=1 (a LIST of current versions): a key's run of version rows
-        # (core/versions.py) is skipped with one seek, so a page costs a page
-        # however many old versions its keys have.
-        heads = q.get("heads") == "1" and table == "objects"
         items, exhausted, last, walked = [], True, None, 0
-        while True:
-            skip_to = None
-            for k, v in source:
-                if end is not None and k >= end:
-                    break
-                if len(items) >= limit or walked >= SCAN_WALK:
-                    exhausted = False
-                    break
-                walked += 1
-                last = k
-                if heads and versions.is_row(k):
-                    skip_to = versions.head_of_row(k) + "\x01"
-                    break
-                if since is not None and int(v.get("ts", 0)) < since:
-                    continue
-                items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
-            if skip_to is None:
+        for k, v in source:
+            if end is not None and k >= end:
                 break
-            source = self.objects.scan(skip_to, True)
+            if len(items) >= limit or walked >= SCAN_WALK:
+                exhausted = False
+                break
+            walked += 1
+            last = k
+            if since is not None and int(v.get("ts", 0)) < since:
+                continue
+            items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
         return web.json_response({"items": items, "exhausted": exhausted, "last": last})
 
     # -- catching up -------------------------------------------------------------------
@@ -514,7 +505,7 @@ class MetaService:
             return _refuse(503, f"CopyFailed: {exc.__class__.__name__}")
         finally:
             await session.close()
-        return web.json_response(self._move_log("copied", part.id, versions=copied, keys=len(part.table),
+        return web.json_response(self._move_log("copied", part.id, versions=copied, keys=len(part),
                                                 seconds=round(time.monotonic() - t0, 3)))
 
     async def fence(self, request):
@@ -553,7 +544,7 @@ class MetaService:
         finally:
             await session.close()
         await self.objects.set_state(part.id, "serving")
-        return web.json_response(self._move_log("caught-up", part.id, versions=merged, keys=len(part.table),
+        return web.json_response(self._move_log("caught-up", part.id, versions=merged, keys=len(part),
                                                 seconds=round(time.monotonic() - t0, 3)))
 
     async def release(self, request):
@@ -645,7 +636,7 @@ class MetaService:
         if p is None:
             return _refuse(404, "NoSuchPartition")
         keys = sorted(p.recent) if request.query.get("by") == "load" else p.median_key()
-        return web.json_response({"key": choose_split_key(keys, p.lo, p.hi), "keys": len(p.table)})
+        return web.json_response({"key": choose_split_key(keys, p.lo, p.hi), "keys": len(p)})
 
     async def _sync_buckets(self, session: aiohttp.ClientSession) -> None:
         """An extra metadata process keeps a copy of the buckets table (to check a
@@ -680,7 +671,7 @@ class MetaService:
                     await self.reconcile()        # also finishes what a failed attempt left
                     if not self.home:
                         await self._sync_buckets(session)
-                    self.freezer.maybe(sum(len(p.table) for p in self.objects.partitions))
+                    self.freezer.maybe(sum(len(p) for p in self.objects.partitions))
                 except Exception:
                     log.exception("partition map sync failed; trying again")
                 await asyncio.sleep(MAP_SYNC_S)
@@ -730,7 +721,7 @@ class MetaService:
     # -- status --------------------------------------------------------------------------
     def max_ts(self) -> int:
         return max((v.get("ts", 0) for p in [self.buckets, *self.objects.partitions]
-                    for v in p.table.values()), default=0)
+                    for t in (p.table, p.rows) for v in t.values()), default=0)
 
     async def status(self, request):
         disk = 0

@@ -266,3 +266,32 @@ async def test_a_split_whose_list_cannot_be_written_leaves_the_partition_as_it_w
     assert took["keys"] == 160
     await quiesce(ps)
     assert [len(x.table) for x in PartitionSet((), tmp_path).partitions] == [50, 110]
+
+
+async def test_version_rows_live_apart_from_heads_and_follow_them_through_splits_and_restarts(tmp_path):
+    """Versioning (issue 18): a key's version rows (``key\\0<id>``) are kept in
+    a sorted map of their own, so a heads-only scan never walks them; a raw
+    scan merges both in key order; a split and a restart (WAL, snapshot)
+    keep every row on its head's side."""
+    ps = PartitionSet((), tmp_path, snapshot_every=150)
+    for i in range(100):
+        head = f"b/k{i:03d}"
+        await write(ps, head, rec(1000 + i))
+        for j in range(3):
+            await write(ps, f"{head}\0{j:028x}", rec(j + 1))
+    await write(ps, "\0u/b/k000\0upload", rec(5))               # a raw record with \0: not a row
+    p = ps.partitions[0]
+    assert len(p.table) == 101 and len(p.rows) == 300 and len(p) == 401
+    heads = [k for k, _ in ps.scan("b/", heads=True)]
+    assert heads == [f"b/k{i:03d}" for i in range(100)]
+    raw = [k for k, _ in ps.scan("b/")]
+    assert raw == sorted(raw) and len(raw) == 400 and raw[1] == "b/k000\0" + "0" * 28
+    await ps.split("p000", "b/k050", "p001", "p002")
+    left, right = ps.by_id["p001"], ps.by_id["p002"]
+    assert (len(left.table), len(left.rows), len(right.table), len(right.rows)) == (51, 150, 50, 150)
+    await write(ps, "b/k070\0" + "f" * 28, rec(9))            # a row written after the split
+    await quiesce(ps)
+    again = PartitionSet((), tmp_path)
+    l2, r2 = again.by_id["p001"], again.by_id["p002"]
+    assert (len(l2.table), len(l2.rows), len(r2.table), len(r2.rows)) == (51, 150, 50, 151)
+    assert r2.get("b/k070\0" + "f" * 28)["ts"] == 9 and [k for k, _ in again.scan("b/k07", heads=True)][:1] == ["b/k070"]
