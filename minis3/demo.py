@@ -340,10 +340,24 @@ class Demo:
         self.print()
         self.explain_pass(last, recovery, damaged)
         keys = [k for k in ("photo-3.5MiB.bin", "during-outage-1.5MiB.bin") if k in self.objects]
+        located = self.locate(keys)
+        if not all(loc is not None and all(p.full for p in loc.placements) for loc in located.values()):
+            # A pass leaves for the next one a record committed just before its
+            # inventories, and a node it had not yet seen come back; on a busy
+            # machine that happens (make test saw it): run the next one now.
+            self.say("That pass left something for the next one (a record too fresh to judge, or a node it "
+                     "had not yet seen come back): one more pass.")
+            try:
+                last, recovery = asyncio.run(request_pass(topo, audit=False, progress=True))
+            except ScrubError as exc:
+                raise DemoError(f"scrub: {exc}") from None
+            self.print(textwrap.indent(summary(last, recovery), "  "))
+            self.print()
+            located = self.locate(keys)
         self.print("  where they are now:")
         self.print()
         healed = True
-        for key, loc in self.locate(keys).items():
+        for key, loc in located.items():
             if loc is None:
                 raise DemoError(f"{key} has no record")
             self.print(f"  {key}")
