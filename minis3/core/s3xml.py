@@ -353,6 +353,17 @@ def _common_prefixes(root: _El, prefixes: list[str], enc: bool) -> None:
         _sub(cp, "Prefix", url_encode(p) if enc else p)
 
 
+def _page_settings(root: _El, max_keys: int, delimiter: str | None, encoding_type: str | None,
+                   is_truncated: bool, e) -> None:
+    """MaxKeys, [Delimiter], [EncodingType], IsTruncated: every listing's, in S3's order."""
+    _sub(root, "MaxKeys", max_keys)
+    if delimiter:
+        _sub(root, "Delimiter", e(delimiter))
+    if encoding_type:
+        _sub(root, "EncodingType", encoding_type)
+    _sub(root, "IsTruncated", _bool(is_truncated))
+
+
 def list_objects_v1_xml(*, bucket: str, prefix: str | None, marker: str | None,
                         delimiter: str | None, max_keys: int, is_truncated: bool,
                         entries: list[ListEntry], common_prefixes: list[str],
@@ -378,12 +389,7 @@ def list_objects_v1_xml(*, bucket: str, prefix: str | None, marker: str | None,
     _sub(root, "Marker", e(marker or ""))
     if next_marker is not None and delimiter and is_truncated:
         _sub(root, "NextMarker", e(next_marker))
-    _sub(root, "MaxKeys", max_keys)
-    if delimiter:
-        _sub(root, "Delimiter", e(delimiter))
-    if encoding_type:
-        _sub(root, "EncodingType", encoding_type)
-    _sub(root, "IsTruncated", _bool(is_truncated))
+    _page_settings(root, max_keys, delimiter, encoding_type, is_truncated, e)
     for entry in entries:
         _contents(root, entry, enc, owner)
     _common_prefixes(root, common_prefixes, enc)
@@ -418,12 +424,7 @@ def list_objects_v2_xml(*, bucket: str, prefix: str | None, delimiter: str | Non
     if next_continuation_token is not None:
         _sub(root, "NextContinuationToken", next_continuation_token)
     _sub(root, "KeyCount", key_count)
-    _sub(root, "MaxKeys", max_keys)
-    if delimiter:
-        _sub(root, "Delimiter", e(delimiter))
-    if encoding_type:
-        _sub(root, "EncodingType", encoding_type)
-    _sub(root, "IsTruncated", _bool(is_truncated))
+    _page_settings(root, max_keys, delimiter, encoding_type, is_truncated, e)
     for entry in entries:
         _contents(root, entry, enc, owner if fetch_owner else None)
     _common_prefixes(root, common_prefixes, enc)
@@ -542,12 +543,7 @@ def list_versions_xml(*, bucket: str, prefix: str, delimiter: str | None, key_ma
         _sub(root, "NextKeyMarker", e(next_key_marker))
         if next_version_id_marker is not None:
             _sub(root, "NextVersionIdMarker", next_version_id_marker)
-    _sub(root, "MaxKeys", max_keys)
-    if delimiter:
-        _sub(root, "Delimiter", e(delimiter))
-    if encoding_type:
-        _sub(root, "EncodingType", encoding_type)
-    _sub(root, "IsTruncated", _bool(is_truncated))
+    _page_settings(root, max_keys, delimiter, encoding_type, is_truncated, e)
     oid, oname = owner
     who = f"<Owner><ID>{_escape_text(oid)}</ID>" + (f"<DisplayName>{_escape_text(oname)}</DisplayName>"
                                                      if oname else "") + "</Owner>"
