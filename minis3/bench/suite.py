@@ -326,7 +326,7 @@ def _versioning_section(v: dict | None) -> list[str]:
         "",
         f"A key's current version is its head, each older version a row beside it in the index "
         f"(`minis3/core/versions.py`): GET and HEAD read the head only, and a LIST page asks the replicas "
-        f"for heads only (each key's run of rows is passed with one seek). One request at a time: GET and "
+        f"for heads only (a partition keeps its rows in a sorted map apart from its heads, so a page never meets them). One request at a time: GET and "
         f"HEAD of a key with 1 version and of a key with {v['version_count']:,}, in one bucket (the "
         f"{v['version_count']:,} made by versioned PUTs, {v['puts']['seconds']:.1f} s, "
         f"{v['puts']['p50_ms']:.1f} ms each at p50); then 1,000-key LIST pages (max-keys 1000) in a "

@@ -3,8 +3,9 @@ that read only the current one.
 
 A key's current version is its **head**, every older version a **row**
 beside it (core/versions.py). GET and HEAD read the head only, and a
-ListObjectsV2 page asks the replicas for heads only (each key's run of rows
-is passed with one seek), so neither should cost more as versions pile up:
+ListObjectsV2 page asks the replicas for heads only (a partition keeps its
+rows in a sorted map apart from its heads), so neither should cost more as
+versions pile up:
 
 1. GET and HEAD, one request at a time, of a key with 1 version and of a key
    with ``version_count`` (1,000) versions, every one made by a real
