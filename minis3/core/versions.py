@@ -80,6 +80,12 @@ def vts(rec: dict) -> int:
     return int(rec.get("vts", rec["ts"]))
 
 
+def header(rec: dict) -> dict[str, str]:
+    """``x-amz-version-id`` for a version made in a bucket that keeps versions
+    (an object from before versioning has none, as in S3)."""
+    return {"x-amz-version-id": rec["version_id"]} if rec.get("version_id") else {}
+
+
 def is_version(rec: dict | None) -> bool:
     """An object or a delete marker (not a removal's tombstone, not nothing)."""
     return rec is not None and (not rec.get("deleted") or bool(rec.get("marker")))

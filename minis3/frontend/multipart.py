@@ -33,7 +33,7 @@ import uuid
 
 from aiohttp import web
 
-from ..core import checksums, s3xml
+from ..core import checksums, s3xml, versions
 from ..core import errors as E
 from ..core.crc_combine import POLYNOMIALS, combine_all
 from ..core.names import validate_key
@@ -283,10 +283,7 @@ def _completed(ctx, rec: dict) -> web.Response:
     body = s3xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
                                                checksum=(checksum["alg"], checksum["value"]) if shown else None,
                                                checksum_type=checksum["type"] if shown else None)
-    resp = web.Response(body=body, content_type="application/xml")
-    if rec.get("version_id"):
-        resp.headers["x-amz-version-id"] = rec["version_id"]
-    return resp
+    return web.Response(body=body, content_type="application/xml", headers=versions.header(rec))
 
 
 async def _completed_before(ctx, listed: list[dict]) -> web.Response | None:

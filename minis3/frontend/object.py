@@ -83,7 +83,7 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
                                         ArgumentName=q, ArgumentValue=query[q])
             h[header] = query[q]
     h.update(tagging.count_header(rec))
-    h.update(version_header(rec))
+    h.update(versions.header(rec))
     ck = rec.get("checksum")
     if checksum_mode and ck:
         h[checksums.header_name(ck["alg"])] = ck["value"]
@@ -109,7 +109,7 @@ async def put(ctx) -> web.Response:
     if tags:
         record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
-    resp = web.Response(status=200, headers=version_header(rec))
+    resp = web.Response(status=200, headers=versions.header(rec))
     resp.headers["ETag"] = f'"{rec["etag"]}"'
     if up.algorithm:
         resp.headers[checksums.header_name(rec["checksum"]["alg"])] = rec["checksum"]["value"]
@@ -159,12 +159,6 @@ async def commit_stored(ctx, stored, write):
 def _not_modified(exc: E.S3Error, rec: dict) -> E.S3Error:
     exc.headers.update({"ETag": f'"{rec["etag"]}"', "Last-Modified": http_date(rec["mtime"])})
     return exc
-
-
-def version_header(rec: dict) -> dict[str, str]:
-    """``x-amz-version-id`` for a version made in a bucket that keeps versions
-    (an object from before versioning has none, as in S3)."""
-    return {"x-amz-version-id": rec["version_id"]} if rec.get("version_id") else {}
 
 
 async def readable_version(ctx, bucket: str, key: str, raw_version_id: str | None) -> dict:
@@ -343,10 +337,13 @@ async def copy_source_record(ctx) -> tuple[str, str, dict]:
     UploadPartCopy). A delete marker named by its id is 400 InvalidRequest,
     as S3 answers."""
     src_bucket, src_key, src_vid = _copy_source(ctx.request.headers["x-amz-copy-source"])
-    if src_vid is not None and versions.is_marker(await _version_or_none(ctx, src_bucket, src_key, src_vid)):
-        raise E.InvalidRequest("The source of a copy request may not specifically refer to a delete marker "
-                               "by version id.")
-    src = await readable_version(ctx, src_bucket, src_key, src_vid)
+    if src_vid is None:
+        src = await ctx.meta.get_object(src_bucket, src_key)
+    else:
+        src = await ctx.meta.get_version(src_bucket, src_key, versions.parse_id(src_vid))
+        if versions.is_marker(src):
+            raise E.InvalidRequest("The source of a copy request may not specifically refer to a delete marker "
+                                   "by version id.")
     cond = {k[len("x-amz-copy-source-"):]: v for k, v in ((k.lower(), v) for k, v in ctx.request.headers.items())
             if k.startswith("x-amz-copy-source-if-")}
     try:
@@ -354,13 +351,6 @@ async def copy_source_record(ctx) -> tuple[str, str, dict]:
     except E.NotModified:
         raise E.PreconditionFailed(Condition="x-amz-copy-source-If-None-Match")
     return src_bucket, src_key, src
-
-
-async def _version_or_none(ctx, bucket: str, key: str, raw: str) -> dict | None:
-    try:
-        return await ctx.meta.get_version(bucket, key, versions.parse_id(raw))
-    except E.NoSuchVersion:
-        return None
 
 
 async def copy(ctx) -> web.Response:
@@ -395,7 +385,7 @@ async def copy(ctx) -> web.Response:
         record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, _write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
-    resp = web.Response(body=body, content_type="application/xml", headers=version_header(rec))
+    resp = web.Response(body=body, content_type="application/xml", headers=versions.header(rec))
     if src.get("version_id"):
         resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
     return resp

@@ -75,7 +75,7 @@ async def put_object_tagging(ctx) -> web.Response:
             rec["tags"] = stored(tags)
         return rec
     rec = await _change(ctx, retag)
-    return web.Response(status=200, headers=_version_of(rec))
+    return web.Response(status=200, headers=versions.header(rec))
 
 
 async def _change(ctx, change) -> dict:
@@ -86,16 +86,12 @@ async def _change(ctx, change) -> dict:
     return await ctx.meta.update_version(ctx.target.bucket, ctx.target.key, versions.parse_id(raw), change)
 
 
-def _version_of(rec: dict) -> dict[str, str]:
-    return {"x-amz-version-id": rec["version_id"]} if rec.get("version_id") else {}
-
-
 async def get_object_tagging(ctx) -> web.Response:
     validate_key(ctx.target.key)
     from .object import readable_version
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"))
     resp = _xml(tagging.tagging_xml(tags_of(rec)))
-    resp.headers.update(_version_of(rec))
+    resp.headers.update(versions.header(rec))
     return resp
 
 
@@ -106,7 +102,7 @@ async def delete_object_tagging(ctx) -> web.Response:
         rec.pop("tags", None)
         return rec
     rec = await _change(ctx, untag)
-    return web.Response(status=204, headers=_version_of(rec))
+    return web.Response(status=204, headers=versions.header(rec))
 
 
 # ----------------------------------------------------------------------------- buckets

@@ -46,7 +46,7 @@ from ..core import versions as V
 from .listing import after_prefix, list_page, versions_page
 from .partition import version
 from .routing import IndexRouter
-from .versioned import VersionedObjects, marker_headers
+from .versioned import VersionedObjects, content, marker_headers
 
 log = logging.getLogger("minis3.meta.client")
 
@@ -489,7 +489,7 @@ class MetaClient(VersionedObjects):
         def judged(cur: dict | None) -> dict:
             if cur is None:
                 raise E.NoSuchKey()
-            return change({k: v for k, v in cur.items() if k not in ("ts", "vid", "pe", "wid")})
+            return change(content(cur))
         # (A change in place never makes a version: a bucket that keeps them takes it too.)
         return await self.compare_and_set(bucket, key, judged, versioned=True)
 

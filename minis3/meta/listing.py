@@ -9,6 +9,7 @@ a whole common prefix with one seek, and stops after ``max_keys`` results (or
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Callable, Iterator
 
 from ..core import versions as V
@@ -193,7 +194,7 @@ def versions_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = ""
             else:                               # the null version's place: by when it was made
                 nrec = null[0][1] if null else (head if V.is_version(head) and V.id_of(head) == V.NULL else None)
                 rest = _Peek(scan(base + V.rows_after(key_marker, nrec), False) if nrec else iter(()))
-            if not emit(key_marker, head, _chain(null, _rows_of(rest, hk)), version_marker):
+            if not emit(key_marker, head, chain(null, _rows_of(rest, hk)), version_marker):
                 return page
     while True:
         restart = None
@@ -206,7 +207,7 @@ def versions_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = ""
             if not ikey.startswith(base + prefix):
                 return page
             if V.is_row(ikey):                  # rows whose head is not in the scan
-                head_key, head, rows = V.head_of_row(ikey), None, _chain([item], _rows_of(src, V.head_of_row(ikey)))
+                head_key, head, rows = V.head_of_row(ikey), None, chain([item], _rows_of(src, V.head_of_row(ikey)))
             else:
                 head_key, head, rows = ikey, rec, _rows_of(src, ikey)
             key = head_key[len(base):]
@@ -225,8 +226,3 @@ def versions_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = ""
             if not emit(key, head, rows, None):
                 return page
         start = restart
-
-
-def _chain(first, rest):
-    yield from first
-    yield from rest

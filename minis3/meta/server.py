@@ -266,7 +266,7 @@ class MetaService:
             refused = self._bucket_refusal(body["bucket"], body["owner"])
             if refused:
                 return refused
-            if not body.get("versioned") and (self.buckets.latest(body["bucket"]) or {}).get("versioning"):
+            if not body.get("versioned") and self._keeps_versions(body["bucket"]):
                 # A write that would replace the key's version in a bucket that
                 # keeps versions: the coordinator must take the versioned path
                 # (core/versions.py), which keeps the one it replaces.
@@ -321,6 +321,10 @@ class MetaService:
             return _refuse(403, "AccessDenied")
         return None
 
+    def _keeps_versions(self, bucket: str) -> bool:
+        """Has the bucket's record (in this replica's view) had versioning turned on?"""
+        return bool((self.buckets.latest(bucket) or {}).get("versioning"))
+
     async def _keep_object(self, part: Partition, ikey: str, rec: dict) -> bool:
         """Keep an object version if it is newer; note the fragments of the one
         it replaces (or deletes) as GC candidates."""
@@ -338,7 +342,7 @@ class MetaService:
         refused = self._bucket_refusal(body["bucket"], body.get("owner"))
         if refused:
             return refused
-        if (self.buckets.latest(body["bucket"]) or {}).get("versioning"):
+        if self._keeps_versions(body["bucket"]):
             return _refuse(409, "VersionedBucket")      # a bulk load would replace versions, not keep them
 
         async def one(key: str, rec: dict) -> bool:

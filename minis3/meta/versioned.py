@@ -41,7 +41,7 @@ from .partition import version
 if TYPE_CHECKING:
     from .client import MetaClient
 
-_STAMPS = ("ts", "vid", "pe", "wid")
+_STAMPS = ("ts", "vid", "pe", "wid")      # what a write stamps; the rest is the version's content
 
 
 class _KeepFirst(Exception):
@@ -56,7 +56,8 @@ class _Older(Exception):
         self.cur = cur
 
 
-def _content(rec: dict) -> dict:
+def content(rec: dict) -> dict:
+    """A record without what a write stamps on it: what a new version of it starts from."""
     return {k: v for k, v in rec.items() if k not in _STAMPS}
 
 
@@ -176,7 +177,7 @@ class VersionedObjects:
                     return None                 # not current: only its row goes
                 if left:
                     promoted.append(left[0])
-                    return _content(left[0])    # the newest left becomes current again
+                    return content(left[0])    # the newest left becomes current again
                 return {"deleted": True}
             await self.compare_and_set(bucket, key, judge, raw=True, versioned=True)
             if first:
@@ -220,7 +221,7 @@ class VersionedObjects:
             if V.is_version(cur) and V.id_of(cur) == version_id:
                 if V.is_marker(cur):
                     raise E.MethodNotAllowed()
-                return change(_content(cur))
+                return change(content(cur))
             return None
         rec = await self.compare_and_set(bucket, key, judge, raw=True, versioned=True)
         if V.is_version(rec) and V.id_of(rec) == version_id:
@@ -232,7 +233,7 @@ class VersionedObjects:
                 raise E.NoSuchVersion(Key=key, VersionId=version_id)
             if V.is_marker(cur):
                 raise E.MethodNotAllowed()
-            return change(_content(cur))
+            return change(content(cur))
         return await self.compare_and_set(bucket, rkey, judge_row, raw=True, versioned=True)
 
 
