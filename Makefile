@@ -49,14 +49,16 @@ clean:
 
 # Benchmarks: a fresh minis3 and a moto_server, the same workloads against both,
 # then this machine's limits, and (minis3 only) the index at scale and versioning;
-# writes docs/benchmarks.md (about 24 min on 2 cores).
+# writes docs/benchmarks.md (about 24 min on 2 cores). Its "before" columns come from
+# docs/benchmarks-before.json, the run kept from before the performance work (issue 19).
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(BIN)/minis3 bench --suite --markdown docs/benchmarks.md --json docs/benchmarks.json
+	$(BIN)/minis3 bench --suite --markdown docs/benchmarks.md --json docs/benchmarks.json \
+		--before docs/benchmarks-before.json
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/minis3 bench --suite --quick --markdown bench-quick.md --json bench-quick.json

@@ -3,6 +3,7 @@
     minis3 bench --endpoint http://127.0.0.1:9000 --access-key K --secret-key S [--json FILE]
     minis3 bench --limits                       # this machine's ceilings only
     minis3 bench --suite --markdown docs/benchmarks.md   # fresh minis3 + moto_server, one report
+    minis3 bench --suite --markdown docs/benchmarks.md --before docs/benchmarks-before.json  # … beside an earlier run
 
 A run exits 1 when any request failed (each failure is listed by its S3 code).
 """
@@ -92,6 +93,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a one-minute version (smaller, shorter)")
     p.add_argument("--json", dest="json_path", help="write the results as JSON here")
     p.add_argument("--markdown", help="write the report as Markdown here")
+    p.add_argument("--before", metavar="FILE", help="(--suite) an earlier run's --json: the report shows its "
+                   "values beside this run's targets and minis3 ÷ moto ratios (skipped if FILE is missing)")
     p.add_argument("--no-progress", action="store_true")
 
 

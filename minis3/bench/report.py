@@ -204,34 +204,93 @@ def ceiling_cells(checks: list[dict]) -> list[list[str]]:
              "-" if c["ratio"] is None else f"{c['ratio']:.2f}"] for c in checks]
 
 
-def target_cells(ts: list[dict]) -> list[list[str]]:
-    return [[t["target"], "-" if t["value"] is None else f"{t['value']:.2f}",
-             "-" if t["goal"] is None else f"≥ {t['goal']:.2f}",
-             "shown" if t["goal"] is None else {True: "met", False: "**missed**", None: "not measured"}[t["met"]],
-             t["note"]] for t in ts]
+def target_cells(ts: list[dict], before: list[dict] | None = None) -> list[list[str]]:
+    """The targets table's cells; with ``before`` (the targets of an earlier
+    run), a "before" column after the value: the same target's value then."""
+    then = {t["target"]: t["value"] for t in before or []}
+    cells = []
+    for t in ts:
+        row = [t["target"], "-" if t["value"] is None else f"{t['value']:.2f}"]
+        if before is not None:
+            row.append("-" if then.get(t["target"]) is None else f"{then[t['target']]:.2f}")
+        row += ["-" if t["goal"] is None else f"≥ {t['goal']:.2f}",
+                "shown" if t["goal"] is None else {True: "met", False: "**missed**", None: "not measured"}[t["met"]],
+                t["note"]]
+        cells.append(row)
+    return cells
 
 
-def comparison_cells(mine: list[dict], moto: list[dict]) -> list[list[str]]:
+def target_columns(with_before: bool = False) -> list[str]:
+    return ["target", "value", *(["before"] if with_before else []), "goal", "", "note"]
+
+
+def comparison_ratio(a: dict, b: dict | None) -> float | None:
+    """minis3 ÷ moto_server for one row: ops/s (small, mixed), MB/s (large,
+    multipart), moto's page time ÷ minis3's (LIST, COMPLETE)."""
+    metric = ("p50_ms" if a["workload"] == "list" or a["op"] == "COMPLETE"
+              else "mb_per_s" if a["workload"] in ("large", "multipart") else "ops_per_s")
+    if not b or not b[metric]:
+        return None
+    if metric == "p50_ms":
+        return b[metric] / a[metric] if a[metric] else None
+    return a[metric] / b[metric]
+
+
+def comparison_cells(mine: list[dict], moto: list[dict], before: dict | None = None) -> list[list[str]]:
+    """The minis3-vs-moto table; with ``before`` (an earlier run's JSON, with its
+    "minis3" and "moto" rows), a last column: that run's minis3 ÷ moto for the
+    same workload, op, size and concurrency ("-" where it had no such row)."""
     cells = []
     for a in mine:
         b = _find(moto, a["workload"], a["op"], a["size"], a["concurrency"])
-        metric = ("p50_ms" if a["workload"] == "list" or a["op"] == "COMPLETE"
-                  else "mb_per_s" if a["workload"] in ("large", "multipart") else "ops_per_s")
-        if b and b[metric]:
-            ratio = b[metric] / a[metric] if metric == "p50_ms" and a[metric] else a[metric] / b[metric]
-        else:
-            ratio = None
-        cells.append([a["workload"], a["op"], _size(a), str(a["concurrency"]),
-                      _n(a["ops_per_s"]), _n(b and b["ops_per_s"]),
-                      _n(a["mb_per_s"]), _n(b and b["mb_per_s"]),
-                      f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}",
-                      f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}",
-                      _n(a["server_cpu_ms_per_op"], 2), _n(b and b["server_cpu_ms_per_op"], 2),
-                      "-" if ratio is None else f"{ratio:.2f}×",
-                      f"{a['errors']} / {b['errors'] if b else '-'}"])
+        ratio = comparison_ratio(a, b)
+        row = [a["workload"], a["op"], _size(a), str(a["concurrency"]),
+               _n(a["ops_per_s"]), _n(b and b["ops_per_s"]),
+               _n(a["mb_per_s"]), _n(b and b["mb_per_s"]),
+               f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}",
+               f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}",
+               _n(a["server_cpu_ms_per_op"], 2), _n(b and b["server_cpu_ms_per_op"], 2),
+               "-" if ratio is None else f"{ratio:.2f}×"]
+        if before is not None:
+            key = (a["workload"], a["op"], a["size"], a["concurrency"])
+            then_a = _find(before.get("minis3") or [], *key)
+            then = comparison_ratio(then_a, _find(before.get("moto") or [], *key)) if then_a else None
+            row.append("-" if then is None else f"{then:.2f}×")
+        row.append(f"{a['errors']} / {b['errors'] if b else '-'}")
+        cells.append(row)
     return cells
 
 
 COMPARISON_COLUMNS = ["workload", "op", "size", "conc", "minis3 ops/s", "moto ops/s", "minis3 MB/s", "moto MB/s",
                       "minis3 p50/p99 ms", "moto p50/p99 ms", "minis3 server CPU ms/op",
                       "moto server CPU ms/op", "minis3 ÷ moto", "errors (minis3/moto)"]
+
+
+def comparison_columns(with_before: bool = False) -> list[str]:
+    cols = list(COMPARISON_COLUMNS)
+    if with_before:
+        cols.insert(cols.index("minis3 ÷ moto") + 1, "before minis3 ÷ moto")
+    return cols
+
+
+#: The CPU table's columns after the row's name: each role (runner.ROLES), the client, the total.
+CPU_ROLE_COLUMNS = [("frontend", "frontend"), ("nodes", "storage nodes"), ("replicas", "metadata replicas"),
+                    ("other", "other"), ("client", "client")]
+CPU_COLUMNS = ["workload", "op", "size", "conc", *(label for _, label in CPU_ROLE_COLUMNS), "total"]
+
+
+def cpu_cells(rows: list[dict]) -> list[list[str]]:
+    """Where the CPU goes: for each row whose CPU was split by process (a
+    minis3 cluster's; not a mixed run's per-op shares), ms of CPU per operation
+    of the frontend, the storage nodes, the metadata replicas, the rest of the
+    cluster, the client, and their total."""
+    cells = []
+    for r in rows:
+        by = r.get("cpu_ms_per_op_by_role")
+        if not by:
+            continue
+        vals = [by.get(key) for key, _ in CPU_ROLE_COLUMNS]
+        cells.append([r["workload"], r["op"], _size(r), str(r["concurrency"]),
+                      *(_n(v, 2) for v in vals),
+                      _n(sum(v or 0.0 for v in vals), 2)])
+    return cells

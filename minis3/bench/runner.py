@@ -54,6 +54,78 @@ def process_tree_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+#: The roles of a minis3 cluster's processes, as the report splits its CPU:
+#: the frontend, the storage nodes, the metadata replicas, and everything
+#: else (the AZ supervisors, the scrubber with the index manager, the console,
+#: DNS). A process that is not minis3's (moto_server) is "other".
+ROLES = ("frontend", "nodes", "replicas", "other")
+_ROLE_OF_COMMAND = {"frontend": "frontend", "storage": "nodes", "meta": "replicas"}
+
+
+def role_of(argv: list[str]) -> str | None:
+    """A process's role from its argv: ``python -m minis3 storage …`` or
+    ``…/bin/minis3 storage …`` is a storage node, and so on; None for a
+    process that is not a minis3 command (it takes its parent's role: a
+    worker a server spawned is that server's)."""
+    for i, arg in enumerate(argv[:-1]):
+        if (arg == "minis3" and i > 0 and argv[i - 1] == "-m") or (i <= 1 and os.path.basename(arg) == "minis3"):
+            return _ROLE_OF_COMMAND.get(argv[i + 1], "other")
+    return None
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+class ServerCpu:
+    """The CPU seconds of server processes (given pids and their descendants),
+    process by process, so that a phase's share can be split by role.
+
+    A snapshot walks /proc once (like :func:`process_tree_cpu_seconds`); each
+    process's role is read from its cmdline the first time it is seen (keyed
+    by pid and start time, so a reused pid is read again), and a process that
+    is no minis3 command takes its parent's role ("other" at the top)."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = list(pids)
+        self._roles: dict[tuple[int, bytes], str | None] = {}
+
+    def snapshot(self) -> dict[tuple[int, bytes], tuple[str, float]]:
+        tree, out, seen = _children(), {}, set()
+        todo: list[tuple[int, str]] = [(pid, "other") for pid in self.pids]
+        while todo:
+            pid, inherited = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            fields = proc_stat(pid)
+            if not fields:
+                continue
+            key = (pid, fields[19])                        # starttime
+            if key not in self._roles:
+                self._roles[key] = role_of(_cmdline(pid))
+            role = self._roles[key] or inherited
+            out[key] = (role, cpu_seconds(fields))
+            todo += [(child, role) for child in tree.get(pid, [])]
+        return out
+
+    @staticmethod
+    def delta(before: dict, after: dict) -> tuple[float, dict[str, float] | None]:
+        """(CPU seconds of every process between two snapshots, the same by
+        role, or None when no process was minis3's). A process started in
+        between counts from 0; one that exited in between is lost (as with
+        :func:`process_tree_cpu_seconds`)."""
+        by_role = dict.fromkeys(ROLES, 0.0)
+        for key, (role, cpu) in after.items():
+            by_role[role] += max(0.0, cpu - before.get(key, (role, 0.0))[1])
+        split = any(role != "other" for role, _ in after.values())
+        return sum(by_role.values()), (by_role if split else None)
+
+
 def _proc_rss_cpu(pid: int) -> tuple[float, float] | None:
     fields = proc_stat(pid)
     return (int(fields[21]) * PAGE_SIZE, cpu_seconds(fields)) if fields else None
@@ -67,6 +139,7 @@ class Runner:
         self.client = client
         self.progress = progress
         self.server_pids = server_pids or []
+        self.server_cpu = ServerCpu(self.server_pids) if self.server_pids else None
         self.phases: list[Phase] = []
         # Only the two series we need: the whole page costs the server ~10 ms.
         self.metrics_url = (client.endpoint + "/_minis3/metrics?name[]=process_resident_memory_bytes"
@@ -126,7 +199,7 @@ class Runner:
         sampler = asyncio.create_task(self._sample_rss(peak))
         before_fe = await self.frontend_metrics()
         cpu0, mcpu0 = time.process_time(), machine_cpu_seconds()
-        scpu0 = process_tree_cpu_seconds(self.server_pids) if self.server_pids else None
+        scpu0 = self.server_cpu.snapshot() if self.server_cpu else None
         start = time.monotonic()
         deadline = start + duration if duration is not None else None
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -134,7 +207,7 @@ class Runner:
         ph.client_cpu = time.process_time() - cpu0
         ph.machine_cpu = machine_cpu_seconds() - mcpu0
         if scpu0 is not None:
-            ph.server_cpu = process_tree_cpu_seconds(self.server_pids) - scpu0
+            ph.server_cpu, ph.server_cpu_by_role = ServerCpu.delta(scpu0, self.server_cpu.snapshot())
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler

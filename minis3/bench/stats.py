@@ -31,6 +31,8 @@ class Phase:
     client_cpu: float = 0.0          # CPU seconds of the load generator (all its threads)
     machine_cpu: float = 0.0         # CPU seconds of the whole machine (every process)
     server_cpu: float | None = None  # CPU seconds of the server processes, where known
+    # … split by role (runner.ROLES: frontend, nodes, replicas, other) for a minis3 cluster
+    server_cpu_by_role: dict[str, float] | None = None
     cpu_measured: bool = True        # False for an op's share of a mixed run
     extra: dict = field(default_factory=dict)
 
@@ -68,6 +70,12 @@ class Phase:
             # everything that is not the client (on a quiet loopback box, the server).
             "server_cpu_ms_per_op": round(1000 * (self.server_cpu if self.server_cpu is not None
                                                   else other) / max(1, self.ops), 3) if cpu else None,
+            # ms of CPU per op of each kind of process, and of the client (the load
+            # generator); their sum is the server's figure above plus the client's.
+            "cpu_ms_per_op_by_role": ({**{role: round(1000 * sec / max(1, self.ops), 3)
+                                          for role, sec in self.server_cpu_by_role.items()},
+                                       "client": round(1000 * self.client_cpu / max(1, self.ops), 3)}
+                                      if cpu and self.server_cpu_by_role is not None else None),
             **self.extra,
         }
 

@@ -74,8 +74,9 @@ How to read this. *ops/s* and *MB/s* count successful operations only; *errors* 
 (any error is listed by its S3 code). Latencies are per request, from the first byte sent to
 the last byte received. *client CPU %* is the load generator's own CPU (100% = one core),
 *machine CPU %* every process on the box (the maximum is 100 × cores); *server CPU ms/op* is
-the CPU time of the server's own processes (minis3: frontend, storage nodes and metadata
-processes; moto: its one process) divided by the operations. *bound by* reads those figures:
+the CPU time of the server's own processes (minis3: every process of the cluster, split by
+kind under "Where the CPU goes"; moto: its one process) divided by the operations. *bound by*
+reads those figures:
 `client` when the load generator saturated a core, `cpu` when the machine was saturated,
 `server` when the server used at least a core, `latency` otherwise (the work was waiting,
 typically on fsync). The frontend's RSS is sampled every 100 ms from /proc during each phase
@@ -132,7 +133,12 @@ def _start_minis3(root: Path) -> tuple[object, str, list[int]]:
     topo = topology.load(path)
     cluster = Cluster(topo)
     cluster.start(timeout=60)
-    pids = [cluster.frontend.pid] + [p.pid for p in cluster.azs.values()]
+    # The frontend first (its RSS is sampled), then every other process of the
+    # cluster: the AZ supervisors (their storage nodes and metadata replicas are
+    # their children), the scrubber (with the index manager) and the console.
+    # The runner splits their CPU by role (runner.ROLES) from each one's cmdline.
+    pids = ([cluster.frontend.pid] + [p.pid for p in cluster.azs.values()]
+            + [p.pid for p in (cluster.scrubber, cluster.console) if p is not None])
     return cluster, topo.frontend.url, pids
 
 
@@ -153,7 +159,25 @@ def _moto_version() -> str:
         return "unknown"
 
 
+def load_before(path: str | None) -> dict | None:
+    """An earlier run's JSON (``--before``), for the report's "before" columns;
+    None (and a warning) when it is missing or unreadable."""
+    if not path:
+        return None
+    try:
+        before = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        console.print(f"[yellow]--before {path}: {exc}; the report has no before columns[/yellow]")
+        return None
+    if not isinstance(before, dict) or "minis3" not in before:
+        console.print(f"[yellow]--before {path}: not a `minis3 bench --suite` JSON; no before columns[/yellow]")
+        return None
+    before["_path"] = path
+    return before
+
+
 async def run_suite(a: argparse.Namespace, s: Settings) -> int:
+    before = load_before(getattr(a, "before", None))   # read first: --json may overwrite it
     root = Path(tempfile.mkdtemp(prefix="minis3-bench-", dir=a.data_dir if Path(a.data_dir).is_dir() else None))
     started = time.monotonic()
     out: dict = {"machine": report.machine(), "command": "make bench-quick" if a.quick else "make bench",
@@ -207,12 +231,15 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
     print_limits(limits, mine)
     if out.get("versioning"):
         console.print(report.rich_table("versioning", VERSIONING_COLUMNS, versioning_cells(out["versioning"])))
-    console.print(report.rich_table("targets", ["target", "value", "goal", "", "note"],
-                                    report.target_cells(out["targets"])))
+    console.print(report.rich_table("targets", report.target_columns(before is not None),
+                                    report.target_cells(out["targets"], before and before.get("targets", []))))
+    if before is not None:
+        out["before"] = {"file": before["_path"], "date": before.get("machine", {}).get("date"),
+                         "command": before.get("command")}
     if a.json_path:
         Path(a.json_path).write_text(json.dumps(out, indent=1) + "\n")
     if a.markdown:
-        Path(a.markdown).write_text(markdown(out))
+        Path(a.markdown).write_text(markdown(out, before))
         console.print(f"wrote {a.markdown}")
     return 1 if any(out["errors"].values()) else 0
 
@@ -342,7 +369,39 @@ def _versioning_section(v: dict | None) -> list[str]:
     ]
 
 
-def markdown(out: dict) -> str:
+CPU_TEXT = """\
+The CPU time of each of minis3's processes, read from /proc before and after each phase
+and divided by the operations: the frontend; the storage nodes, all together; the metadata
+replicas, all together; *other*, the rest of the cluster (the AZ supervisors, the scrubber
+with the index manager, the console); and the client, the load generator, in the same
+process as the benchmark. A process a server started (a worker) counts as that server's.
+The first four add up to the *server CPU ms/op* of the phase, and *total* adds the
+client's. The mixed run's per-op rows share one timed run: its CPU is on its ALL row only."""
+
+
+def _cpu_section(rows: list[dict]) -> list[str]:
+    cells = report.cpu_cells(rows)
+    if not cells:
+        return []
+    return ["## Where the CPU goes (ms of CPU per operation, by process)", "", CPU_TEXT, "",
+            report.markdown_table(report.CPU_COLUMNS, cells), ""]
+
+
+def _before_line(out: dict, before: dict | None) -> list[str]:
+    if before is None:
+        return []
+    settings = before.get("settings")
+    same = settings == out["settings"]
+    return [f"- **Before:** the *before* columns are the same figures from an earlier run, "
+            f"`{before['_path']}` (`{before.get('command', '?')}` on "
+            f"{before.get('machine', {}).get('date', 'an unknown date')}, the baseline kept from before the "
+            f"performance work), matched by target and by workload, op, size and concurrency"
+            + ("" if same or not settings else f"; its workloads: {settings}")]
+
+
+def markdown(out: dict, before: dict | None = None) -> str:
+    """The report; with ``before`` (an earlier run's JSON, see ``--before``) the
+    targets and the minis3-vs-moto ratios get a column of that run's values."""
     m = out["machine"]
     parts = [
         "# Benchmarks",
@@ -358,19 +417,25 @@ def markdown(out: dict) -> str:
         f"{', '.join(f'{n:,}' for n in out['moto_list_keys'])} keys: at ~7 ms of server CPU per PUT, "
         f"loading it with more would take longer than the whole run; its multipart runs stop at 1 GiB)",
         f"- **Errors:** minis3 {out['errors']['minis3']}, moto_server {out['errors']['moto']}",
+        *_before_line(out, before),
         "",
         "## Targets",
         "",
         TARGETS_TEXT,
-        report.markdown_table(["target", "value", "goal", "", "note"], report.target_cells(out["targets"])),
+        report.markdown_table(report.target_columns(before is not None),
+                              report.target_cells(out["targets"], before and before.get("targets", []))),
         "",
         "## minis3 and moto_server, same workloads",
         "",
         "The ratio column is minis3 ÷ moto_server for ops/s (small, mixed), MB/s (large), and "
-        "moto's page time ÷ minis3's for LIST; above 1× means minis3 is faster.",
+        "moto's page time ÷ minis3's for LIST; above 1× means minis3 is faster."
+        + (" *before minis3 ÷ moto* is the same ratio in the earlier run (\"-\": it had no such row)."
+           if before is not None else ""),
         "",
-        report.markdown_table(report.COMPARISON_COLUMNS, report.comparison_cells(out["minis3"], out["moto"])),
+        report.markdown_table(report.comparison_columns(before is not None),
+                              report.comparison_cells(out["minis3"], out["moto"], before)),
         "",
+        *_cpu_section(out["minis3"]),
         *_latency_section(out.get("inter_az")),
         *_index_section(out.get("index")),
         *_versioning_section(out.get("versioning")),
