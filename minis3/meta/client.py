@@ -40,6 +40,7 @@ import aiohttp
 from sortedcontainers import SortedDict
 
 from ..core import errors as E
+from ..rpc import fastjson
 from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
 from ..core import versions as V
@@ -121,7 +122,7 @@ class Replica:
         url = self.url + path + ("?" + urlencode(params) if params else "")
         try:
             async with self.session.request(method, url, json=json) as r:
-                body = await r.json(content_type=None)
+                body = await r.json(content_type=None, loads=fastjson.loads)
                 if r.status >= 400:
                     raise ReplicaError(f"{self.name}: {r.status} {body.get('code')}", body.get("code"), r.status,
                                        body)

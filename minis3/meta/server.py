@@ -65,12 +65,18 @@ from ..rpc import tracing
 from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..cluster.topology import IndexSpec
 from ..fsutil import write_json_durably
+from ..rpc import fastjson
 from .gcfreeze import Freezer
 from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
 from .pmap import PartitionMap, choose_split_key
 from .promises import Promises
 
 log = logging.getLogger("minis3.meta")
+
+
+def _json_response(doc, *, status: int = 200, **kw) -> web.Response:
+    """A JSON answer, encoded with orjson (rpc/fastjson)."""
+    return web.json_response(doc, status=status, dumps=fastjson.dumps, **kw)
 #: What a listing needs of an object version (never inline payloads or layouts).
 LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum", "version_id", "vts", "marker")
 SCAN_LIMIT = 5000
@@ -94,7 +100,7 @@ STALE_COMMITS = prometheus_client.Counter("minis3_meta_stale_commits_refused",
 
 
 def _refuse(status: int, code: str, **extra) -> web.Response:
-    return web.json_response({"code": code, "message": code, **extra}, status=status)
+    return _json_response({"code": code, "message": code, **extra}, status=status)
 
 
 SLOWDOWNS = prometheus_client.Counter("minis3_meta_slowdowns", "requests refused with SlowDown",
@@ -107,7 +113,7 @@ def _slow_down(part: Partition, kind: str) -> web.Response:
     the client's retries, with back-off, then succeed."""
     SLOWDOWNS.labels(part.id, kind).inc()
     part.refused += 1
-    return web.json_response({"code": "SlowDown", "message": f"partition {part.id} is over its {kind} budget"},
+    return _json_response({"code": "SlowDown", "message": f"partition {part.id} is over its {kind} budget"},
                              status=503)
 
 
@@ -222,16 +228,16 @@ class MetaService:
     # -- buckets ---------------------------------------------------------------------
     async def get_bucket(self, request):
         self._require_serving(request)
-        return web.json_response({"record": self.buckets.latest(request.query.get("name", ""))})
+        return _json_response({"record": self.buckets.latest(request.query.get("name", ""))})
 
     async def list_buckets(self, request):
         self._require_serving(request)
-        return web.json_response({"buckets": dict(self.buckets.table.items())})
+        return _json_response({"buckets": dict(self.buckets.table.items())})
 
     async def put_bucket(self, request):
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         applied, _ = await self._put_version(self.buckets, body["name"], body["record"])
-        return web.json_response({"applied": applied})
+        return _json_response({"applied": applied})
 
     # -- objects -----------------------------------------------------------------------
     async def get_object(self, request):
@@ -248,10 +254,10 @@ class MetaService:
                 return _slow_down(part, "read")
         elif part is None:
             raise WrongPartition(self.pmap)
-        return web.json_response({"bucket": self.buckets.latest(bucket), "object": part.get(ikey)})
+        return _json_response({"bucket": self.buckets.latest(bucket), "object": part.get(ikey)})
 
     async def put_object(self, request):
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         ikey = body["bucket"] + "/" + body["key"]
         rec = body["record"]
         if body.get("commit") and (rec.get("ec") or rec.get("parts")) and physical_ms(int(rec["ts"])) < time.time() * 1000 - self.commit_window_ms:
@@ -284,13 +290,13 @@ class MetaService:
                                         current_is_ours=cur is not None and cur.get("wid") == cas["wid"]):
                 CAS_REFUSED.labels("accept").inc()
                 return self._cas_refusal(ikey, cur)
-        return web.json_response({"applied": await self._keep_object(part, ikey, rec)})
+        return _json_response({"applied": await self._keep_object(part, ikey, rec)})
 
     async def prepare(self, request):
         """A conditional write's first round (meta/promises.py): promise the
         ballot and answer this replica's current version of the key."""
         self._require_serving(request)
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         bucket, ikey = body["bucket"], body["bucket"] + "/" + body["key"]
         if "owner" in body:
             refused = self._bucket_refusal(bucket, body["owner"])
@@ -303,7 +309,7 @@ class MetaService:
         if not self.promises.prepare(ikey, (*body["ballot"], 0), version(cur)):
             CAS_REFUSED.labels("prepare").inc()
             return self._cas_refusal(ikey, cur)
-        return web.json_response({"bucket": self.buckets.latest(bucket), "object": cur})
+        return _json_response({"bucket": self.buckets.latest(bucket), "object": cur})
 
     def _cas_refusal(self, ikey: str, cur: dict | None) -> web.Response:
         """409, with the newest stamp this replica knows of the key (its version
@@ -338,7 +344,7 @@ class MetaService:
         bulk-load``): the bucket and owner check of POST /v/object once, then
         each version as for one PUT (kept only if newer, WAL, fdatasync); the
         versions share group commits. Not charged to the request budgets."""
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         refused = self._bucket_refusal(body["bucket"], body.get("owner"))
         if refused:
             return refused
@@ -353,7 +359,7 @@ class MetaService:
             if not self._takes_writes(self.objects.for_key(ikey), ikey):
                 raise WrongPartition(self.pmap)
         results = await asyncio.gather(*(one(k, r) for k, r in body["items"]))
-        return web.json_response({"applied": sum(results)})
+        return _json_response({"applied": sum(results)})
 
     async def scan(self, request):
         """Raw versions (tombstones too) from `start`, in key order, below `end`,
@@ -396,7 +402,7 @@ class MetaService:
             if since is not None and int(v.get("ts", 0)) < since:
                 continue
             items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
-        return web.json_response({"items": items, "exhausted": exhausted, "last": last})
+        return _json_response({"items": items, "exhausted": exhausted, "last": last})
 
     # -- catching up -------------------------------------------------------------------
     async def catch_up(self, app: web.Application) -> None:
@@ -463,7 +469,7 @@ class MetaService:
             async with session.get(f"{peer}/v/scan", params=params) as r:
                 if r.status != 200:
                     raise ValueError(f"status {r.status}")
-                body = await r.json()
+                body = await r.json(loads=fastjson.loads)
             merged += sum(await asyncio.gather(*(self._merge(table, k, v) for k, v in body["items"])))
             if body["exhausted"] or body.get("last") is None:
                 return merged
@@ -494,7 +500,7 @@ class MetaService:
         """Step 1 (on the new holder): list the partition as incoming, then copy
         every version of its range from ``source`` (the current holder in this
         AZ), which goes on serving meanwhile."""
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         e = body["partition"]
         try:
             part = await self.objects.add(e["id"], e["lo"], e.get("hi"))
@@ -509,7 +515,7 @@ class MetaService:
             return _refuse(503, f"CopyFailed: {exc.__class__.__name__}")
         finally:
             await session.close()
-        return web.json_response(self._move_log("copied", part.id, versions=copied, keys=len(part),
+        return _json_response(self._move_log("copied", part.id, versions=copied, keys=len(part),
                                                 seconds=round(time.monotonic() - t0, 3)))
 
     async def fence(self, request):
@@ -517,7 +523,7 @@ class MetaService:
         (from now on its writes are refused with WrongPartition), then wait
         for the writes already accepted to be durable. After this, nothing
         new lands here, so the new holder's last pull misses nothing."""
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         await self.adopt_map(PartitionMap.from_doc(body["map"]))
         e = self.pmap.get(body["partition"])
         if e.replica_in(self.az) == self.id:
@@ -527,14 +533,14 @@ class MetaService:
             if overlaps(p.lo, p.hi, e.lo, e.hi):
                 while p.landing():
                     await asyncio.sleep(0.001)
-        return web.json_response(self._move_log("fenced", e.id, map_version=self.pmap.version,
+        return _json_response(self._move_log("fenced", e.id, map_version=self.pmap.version,
                                                 drained_s=round(time.monotonic() - t0, 4)))
 
     async def finish(self, request):
         """Step 4 (on the new holder): pull from the fenced old holder every
         version stamped since the copy began (minus the catch-up margin), then
         serve reads."""
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         part = self.objects.by_id.get(body["partition"])
         if part is None:
             return _refuse(404, "NoSuchPartition")
@@ -548,12 +554,12 @@ class MetaService:
         finally:
             await session.close()
         await self.objects.set_state(part.id, "serving")
-        return web.json_response(self._move_log("caught-up", part.id, versions=merged, keys=len(part),
+        return _json_response(self._move_log("caught-up", part.id, versions=merged, keys=len(part),
                                                 seconds=round(time.monotonic() - t0, 3)))
 
     async def release(self, request):
         """Step 5 (on the old holder): forget the range (the new holder serves it)."""
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         e = self.pmap.get(body["partition"])
         if e.replica_in(self.az) == self.id:
             return _refuse(409, "StillHolder")
@@ -561,7 +567,7 @@ class MetaService:
                 if p.lo >= e.lo and (e.hi is None or (p.hi is not None and p.hi <= e.hi))]
         for p in gone:
             await self.objects.drop(p.id)
-        return web.json_response(self._move_log("released", e.id, dropped=[p.id for p in gone]))
+        return _json_response(self._move_log("released", e.id, dropped=[p.id for p in gone]))
 
     async def _start_catch_up(self, app: web.Application) -> None:
         if not self.serving:
@@ -613,21 +619,21 @@ class MetaService:
         newer_than = int(request.query.get("newer_than", -1))
         if self.pmap.version <= newer_than:
             return web.Response(status=204)
-        return web.json_response({"map": self.pmap.doc()})
+        return _json_response({"map": self.pmap.doc()})
 
     async def put_map(self, request):
         """A new map version (the index manager's, or a peer's)."""
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         try:
             new = PartitionMap.from_doc(body["map"])
         except (KeyError, ValueError) as exc:
             return _refuse(400, f"BadMap: {exc}")
         applied = await self.adopt_map(new)
-        return web.json_response({"applied": applied, "version": self.pmap.version})
+        return _json_response({"applied": applied, "version": self.pmap.version})
 
     async def index_stats(self, request):
         """Each local partition's counters (cheap: no walk over the records)."""
-        return web.json_response({
+        return _json_response({
             "id": self.id, "az": self.az, "home": self.home, "map_version": self.pmap.version,
             "serving": self.serving, "time": time.time(),
             "partitions": [p.stats(live=False) for p in self.objects.partitions],
@@ -640,7 +646,7 @@ class MetaService:
         if p is None:
             return _refuse(404, "NoSuchPartition")
         keys = sorted(p.recent) if request.query.get("by") == "load" else p.median_key()
-        return web.json_response({"key": choose_split_key(keys, p.lo, p.hi), "keys": len(p)})
+        return _json_response({"key": choose_split_key(keys, p.lo, p.hi), "keys": len(p)})
 
     async def _sync_buckets(self, session: aiohttp.ClientSession) -> None:
         """An extra metadata process keeps a copy of the buckets table (to check a
@@ -661,7 +667,7 @@ class MetaService:
                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
                     if r.status != 200:
                         continue
-                    new = PartitionMap.from_doc((await r.json())["map"])
+                    new = PartitionMap.from_doc((await r.json(loads=fastjson.loads))["map"])
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError):
                 continue
             await self.adopt_map(new)
@@ -699,23 +705,23 @@ class MetaService:
         await self.gc.write(f"{ts:020d}-{ec['id']}", {"ts": ts, "reason": reason, "ec": ec})
 
     async def gc_add(self, request):
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         await self._collect(body["ec"], body.get("reason", "failed-write"))
-        return web.json_response({"ok": True})
+        return _json_response({"ok": True})
 
     async def gc_list(self, request):
-        return web.json_response({"items": [{"id": k, **v} for k, v in self.gc.table.items()]})
+        return _json_response({"items": [{"id": k, **v} for k, v in self.gc.table.items()]})
 
     async def gc_forget(self, request):
         """Drop GC notes the scrubber has dealt with (its inventory-based GC
         removes every unreferenced fragment; the notes only say why)."""
-        body = await request.json()
+        body = await request.json(loads=fastjson.loads)
         n = 0
         for k in body.get("ids", []):
             if k in self.gc.table:
                 await self.gc.write(k, None)
                 n += 1
-        return web.json_response({"forgotten": n})
+        return _json_response({"forgotten": n})
 
     async def metrics(self, request):
         """Prometheus text format (unauthenticated: counts only, never keys)."""
@@ -731,7 +737,7 @@ class MetaService:
         disk = 0
         for dirpath, _d, files in os.walk(os.path.dirname(self.buckets.wal.dir)):
             disk += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
-        return web.json_response({
+        return _json_response({
             "id": self.id, "az": self.az, "role": "meta", "pid": os.getpid(), "disk_bytes": disk,
             "state": "serving" if self.serving else "catching-up", "catch_up": self.catch_up_stats,
             "buckets": sum(1 for v in self.buckets.table.values() if not v.get("deleted")),
@@ -742,7 +748,7 @@ class MetaService:
 
     async def health(self, request):
         """200 once serving reads; 503 while catching up (so `minis3 up` waits for it)."""
-        return web.json_response({"ok": self.serving, "id": self.id, "serving": self.serving},
+        return _json_response({"ok": self.serving, "id": self.id, "serving": self.serving},
                                  status=200 if self.serving else 503)
 
     def app(self, secret: str) -> web.Application:

@@ -14,7 +14,6 @@ and cutting it off.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import zlib
@@ -22,12 +21,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..fsutil import fsync_dir
+from ..rpc.fastjson import dumpb, loads
 
 log = logging.getLogger("minis3.meta.wal")
 
 
 def encode_line(entry: dict) -> bytes:
-    body = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode()
+    body = dumpb(entry)
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
 
@@ -39,7 +39,7 @@ def decode_line(line: bytes) -> dict | None:
     try:
         if int(line[:8], 16) != zlib.crc32(body):
             return None
-        return json.loads(body)
+        return loads(body)
     except ValueError:
         return None
 

@@ -54,7 +54,7 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     process's name, for the spans) and pass the trace on.
     """
     import aiohttp
-    from . import tracing
+    from . import fastjson, tracing
 
     async def on_request_start(session, ctx, params):
         u = params.url
@@ -73,7 +73,7 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     trace.on_request_exception.append(on_exception)
     conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30,
                                 local_addr=(source_host, 0) if source_host else None)
-    return aiohttp.ClientSession(connector=conn, trace_configs=[trace],
+    return aiohttp.ClientSession(connector=conn, trace_configs=[trace], json_serialize=fastjson.dumps,
                                  timeout=aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=timeout_s),
                                  auto_decompress=False, read_bufsize=1 << 20)
 
