@@ -145,6 +145,11 @@ async def run(topo: Topology, request_id: str | None, last: bool, follow: bool, 
                   f"(or it went to another frontend)", file=sys.stderr)
             return 1
         _print(spans, as_json)
+        if any(s.parent_span_id is None and s.attributes.get("sampled") is False for s in spans):
+            print(f"request {request_id} has only its frontend span: the frontend traces at most "
+                  f"MINIS3_TRACE_RATE requests a second fully (default 20), and every request for a minute "
+                  f"after anyone looks (this command did: repeat the request to see all its steps)",
+                  file=sys.stderr)
         return 0
     finally:
         await session.close()

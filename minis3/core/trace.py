@@ -53,6 +53,36 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+class RateSampler:
+    """Which requests get a full trace: a token bucket of ``per_second`` full
+    traces a second (bursts of up to ``per_second``), as Jaeger's
+    rate-limiting sampler does, plus every request while someone watches
+    (:meth:`watch`: ``minis3 trace`` and the console ask for traces).
+
+    A learner typing commands gets every request traced; a benchmark at
+    hundreds of requests a second pays for a few of them only.
+    ``per_second=None``: every request. ``0``: none but watched ones."""
+
+    def __init__(self, per_second: float | None):
+        self.rate = per_second
+        self.tokens = float(per_second or 0)
+        self.at = 0.0
+        self.watched_until = 0.0
+
+    def watch(self, now: float, seconds: float) -> None:
+        self.watched_until = max(self.watched_until, now + seconds)
+
+    def sample(self, now: float) -> bool:
+        if self.rate is None or now < self.watched_until:
+            return True
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
 @dataclass
 class Span:
     """One step, as OpenTelemetry models it (times in nanoseconds since the epoch)."""

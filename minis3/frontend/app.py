@@ -220,8 +220,8 @@ class Frontend:
     # -- the request pipeline ------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = uuid.uuid4().hex[:16].upper()
-        with TRACER.span(f"{request.method} {request.path[:120]}", trace_id=trace_id_of(request_id),
-                         request_id=request_id, host=request.headers.get("Host", "")[:200]) as root:
+        with TRACER.request(f"{request.method} {request.path[:120]}", trace_id=trace_id_of(request_id),
+                            request_id=request_id, host=request.headers.get("Host", "")[:200]) as root:
             resp = await self._handle(request, request_id, root)
             root.attributes["status"] = resp.status
             if resp.status >= 500:

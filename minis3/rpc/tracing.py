@@ -6,6 +6,13 @@ bounded (``MAX_TRACES`` traces, ``MAX_SPANS`` spans each), and serves them at
 ``GET /trace?id=TRACE_ID`` (the frontend at ``/_minis3/trace``), which is how
 ``minis3 trace`` gathers one request's spans from every process.
 
+* :meth:`Tracer.request` opens the root span of an S3 request (the
+  frontend's): a full trace when the sampler picks it (at most
+  ``MINIS3_TRACE_RATE`` requests a second, default 20, and every request
+  while someone watches: for a minute after any ``/trace`` call, which
+  ``minis3 trace`` and the console make), otherwise only the root span,
+  marked ``sampled: false``, so the request still shows in ``--last``,
+  ``--follow`` and the console's feed at the cost of one small object;
 * :meth:`Tracer.span` opens a span as a child of the current one (a
   contextvar, so spans opened by tasks a step starts hang under that step);
 * :func:`client_hooks` adds, to every internal HTTP call made inside a trace,
@@ -25,7 +32,7 @@ from collections import OrderedDict, deque
 
 from aiohttp import web
 
-from ..core.trace import HEADER, Span, new_span_id, parse_traceparent, traceparent
+from ..core.trace import HEADER, RateSampler, Span, new_span_id, parse_traceparent, traceparent
 
 log = logging.getLogger("minis3.tracing")
 
@@ -33,6 +40,10 @@ log = logging.getLogger("minis3.tracing")
 _OFF = os.environ.get("MINIS3_TRACE_OFF") == "1"
 MAX_TRACES = 2000
 MAX_SPANS = 400
+#: Full traces a second the frontend records ("all": every request).
+_RATE = os.environ.get("MINIS3_TRACE_RATE", "20")
+#: How long a look at the traces (``GET /trace``) turns full tracing on.
+WATCH_S = 60.0
 
 #: (trace id, span id) of the span the running code belongs to.
 CURRENT: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("minis3_span", default=None)
@@ -43,6 +54,11 @@ class Tracer:
         self.service = service
         self.traces: OrderedDict[str, list[Span]] = OrderedDict()
         self.recent: deque[dict] = deque(maxlen=200)       # finished root spans (the frontend's requests)
+        self.sampler = RateSampler(None if _RATE == "all" else float(_RATE))
+
+    def watch(self, seconds: float = WATCH_S) -> None:
+        """Trace every request for the next ``seconds``: someone is looking."""
+        self.sampler.watch(time.monotonic(), seconds)
 
     def record(self, span: Span) -> None:
         spans = self.traces.get(span.trace_id)
@@ -94,6 +110,26 @@ class Tracer:
             raise
         finally:
             CURRENT.reset(token)
+            self.end(s, status)
+
+    @contextlib.contextmanager
+    def request(self, name: str, *, trace_id: str, **attributes):
+        """The root span of one S3 request: a full trace (every step, in
+        every process) when the sampler picks it, else this span alone."""
+        if _OFF or self.sampler.sample(time.monotonic()):
+            with self.span(name, trace_id=trace_id, **attributes) as s:
+                yield s
+            return
+        s = Span(trace_id, new_span_id(), None, name, self.service, time.time_ns(), attributes=attributes)
+        s.attributes["sampled"] = False        # CURRENT stays unset: no step below records a span
+        status = "OK"
+        try:
+            yield s
+        except BaseException as exc:
+            status = "ERROR"
+            s.attributes.setdefault("error", exc.__class__.__name__)
+            raise
+        finally:
             self.end(s, status)
 
     def spans(self, trace_id: str) -> list[Span]:
@@ -166,7 +202,9 @@ def middleware():
 
 async def trace_handler(request: web.Request) -> web.Response:
     """``GET /trace?id=TRACE_ID``: this process's spans of one trace;
-    ``GET /trace?recent=N``: its most recent finished root spans."""
+    ``GET /trace?recent=N``: its most recent finished root spans. Either
+    turns full tracing on for the next minute (someone is looking)."""
+    TRACER.watch()
     if "recent" in request.query:
         n = max(1, min(200, int(request.query.get("recent") or 20)))
         return web.json_response({"service": TRACER.service, "recent": list(TRACER.recent)[-n:]})
