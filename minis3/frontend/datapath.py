@@ -119,13 +119,36 @@ class DataPath:
             raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
         ec = {"id": object_id, "k": self.codec.k, "m": self.codec.m, "backend": self.codec.backend,
               "seg": self.segment_size, "nodes": nodes}
+        segsums = bytearray()
+
+        def encode(data: bytes) -> list[bytes]:
+            # pyeclib's encode holds the GIL for ~0.25 ms per MiB; xxh3 is faster still.
+            segsums.extend(segment_checksum(data))
+            return [blocks.frame(f) for f in self.codec.encode(data)]
+
         queues = [asyncio.Queue(QUEUE_DEPTH) for _ in nodes]
+        # An object of one segment (all of it read already) needs no pipeline:
+        # hash it, encode it, and send each node its one framed block as a
+        # plain body with a Content-Length (one write each way, no stream of
+        # chunks, no queues or stage tasks). Measured on 64 KiB PUTs: see
+        # docs/benchmarks.md, "What each change gained".
+        whole = seg.take(len(seg)) if eof else None
+        if whole is not None:
+            if on_segment:
+                if len(whole) < OFFLOAD_MIN:
+                    on_segment(whole)
+                else:
+                    await asyncio.to_thread(on_segment, whole)
+            with TRACER.span("encode segment 0", bytes=len(whole)):
+                bodies = encode(whole) if len(whole) < OFFLOAD_MIN else await asyncio.to_thread(encode, whole)
+        else:
+            bodies = [_drain(q) for q in queues]
 
         async def upload(i: int, node: str) -> dict:
             kind = "data" if i < self.codec.k else "parity"
             with TRACER.span(f"write fragment {i} ({kind})", node=node, az=self.node_az.get(node)) as span:
                 try:
-                    got = await self.storage.put(node, object_id, i, _drain(queues[i]))
+                    got = await self.storage.put(node, object_id, i, bodies[i])
                 except FragmentError as exc:
                     self._failed(exc)
                     raise
@@ -146,13 +169,7 @@ class DataPath:
                     if not up.done() and not self._is_up(n):
                         up.cancel()
         watch = asyncio.ensure_future(watchdog()) if self.health else None
-        segsums = bytearray()
         size = 0
-
-        def encode(data: bytes) -> list[bytes]:
-            # pyeclib's encode holds the GIL for ~0.25 ms per MiB; xxh3 is faster still.
-            segsums.extend(segment_checksum(data))
-            return [blocks.frame(f) for f in self.codec.encode(data)]
 
         # Three stages overlap: this coroutine reads segment n+2 from the client
         # while the hasher hashes segment n+1 (MD5, SHA-256, CRCs release the GIL)
@@ -177,18 +194,21 @@ class DataPath:
                 await _put_or_fail(fq, None, up)
 
         stages = []
-        if on_segment:
+        if whole is not None:
+            size = len(whole)
+        elif on_segment:
             hq: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
             stages.append((hq, asyncio.ensure_future(hasher(hq))))
-        eq: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
-        stages.append((eq, asyncio.ensure_future(encoder(eq))))
+        if whole is None:
+            eq: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
+            stages.append((eq, asyncio.ensure_future(encoder(eq))))
 
         async def feed(data: bytes | None) -> None:
             for q, task in stages:
                 await _put_or_fail(q, data, task)
 
         try:
-            while True:
+            while whole is None:
                 while len(seg) >= self.segment_size:
                     await feed(seg.take(self.segment_size))
                     size += self.segment_size
@@ -198,10 +218,11 @@ class DataPath:
                     seg.add(await it.__anext__())
                 except StopAsyncIteration:
                     eof = True
-            if len(seg):
-                size += len(seg)
-                await feed(seg.take(len(seg)))
-            await feed(None)
+            if whole is None:
+                if len(seg):
+                    size += len(seg)
+                    await feed(seg.take(len(seg)))
+                await feed(None)
             for _, task in stages:
                 await task
             results = await asyncio.gather(*uploads, return_exceptions=True)
