@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import struct
+import zlib
+from typing import Sequence
 
 from pyeclib.ec_iface import ECDriver
 
@@ -37,10 +41,32 @@ def tune_malloc() -> bool:
         return False
 
 
+#: liberasurecode's fragment header (fragment_header_t, packed, host byte
+#: order: little-endian here): fragment_metadata_t {u32 idx, u32 size (the
+#: payload after the header), u32 frag_backend_metadata_size, u64
+#: orig_data_size, u8 chksum_type, u32 chksum[8], u8 chksum_mismatch, u8
+#: backend_id, u32 backend_version} = 59 bytes, then u32 magic, u32
+#: libec_version, u32 metadata_chksum (zlib's CRC-32 of the 59 bytes), padding.
+HEADER_SIZE = 80
+_META = struct.Struct("<IIIQB")          # idx, size, backend metadata size, orig data size, chksum type
+_META_LEN = 59
+_TAIL = struct.Struct("<III")            # magic, libec_version, metadata checksum (at _META_LEN)
+_MAGIC = 0xB0C5ECC
+_CHKSUM_NONE = 1                         # no inline payload checksum (pyeclib's default)
+#: Backends whose data fragments were checked to be the segment's bytes in
+#: order (systematic codes: data fragment i carries bytes [i*size, (i+1)*size)
+#: of the segment, zero-padded), so that with all k of them "decoding" is a
+#: join: tests/unit/test_codec_fast.py compares with pyeclib's decode for each.
+#: Each Codec also re-checks its backend once at start (``_layout_ok``).
+SYSTEMATIC_BACKENDS = frozenset({"isa_l_rs_vand", "isa_l_rs_vand_inv", "isa_l_rs_cauchy",
+                                 "liberasurecode_rs_vand"})
+
+
 class Codec:
     def __init__(self, k: int, m: int, backend: str = "isa_l_rs_vand"):
         self.k, self.m, self.backend = k, m, backend
         self._driver = ECDriver(k=k, m=m, ec_type=backend)
+        self.fast = backend in SYSTEMATIC_BACKENDS and self._layout_ok()
 
     @property
     def width(self) -> int:
@@ -50,8 +76,70 @@ class Codec:
         return self._driver.encode(segment)
 
     def decode(self, fragments: list[bytes]) -> bytes:
-        """Any k (or more) fragments of one segment → the segment's bytes."""
+        """Any k (or more) fragments of one segment → the segment's bytes (pyeclib)."""
         return self._driver.decode(fragments)
+
+    def decode_segment(self, fragments: Sequence[bytes]) -> bytes:
+        """Like ``decode``, but when all k data fragments are among
+        ``fragments`` (and the backend is systematic) the segment is their
+        payloads joined: one copy, no pyeclib call. Anything else (a data
+        fragment missing, a header that does not parse) goes to pyeclib."""
+        pieces = self.data_pieces(fragments)
+        if pieces is None:
+            return self._driver.decode(list(fragments))
+        return b"".join(pieces)
+
+    def data_pieces(self, fragments: Sequence[bytes]) -> list[memoryview] | None:
+        """The segment's bytes as views into the k data fragments, in order
+        (no copy), or None when they cannot be had that way: a data fragment
+        missing, a header that is not liberasurecode's (bad magic, metadata
+        checksum, sizes), an inline checksum or backend metadata, or a backend
+        not in SYSTEMATIC_BACKENDS. Like liberasurecode's own shortcut, every
+        fragment given must agree on the original size."""
+        if not self.fast:
+            return None
+        k = self.k
+        data: list = [None] * k
+        orig = -1
+        for frag in fragments:
+            if len(frag) < HEADER_SIZE:
+                return None
+            idx, size, backend_meta, orig_size, chksum_type = _META.unpack_from(frag)
+            magic, _version, meta_sum = _TAIL.unpack_from(frag, _META_LEN)
+            if (magic != _MAGIC or backend_meta or chksum_type != _CHKSUM_NONE
+                    or len(frag) != HEADER_SIZE + size or (orig >= 0 and orig_size != orig)
+                    or zlib.crc32(memoryview(frag)[:_META_LEN]) != meta_sum):
+                return None
+            orig = orig_size
+            if idx < k:
+                data[idx] = frag
+        if orig < 0 or any(f is None for f in data):
+            return None
+        pieces, left = [], orig
+        for frag in data:
+            if left <= 0:
+                break
+            take = min(len(frag) - HEADER_SIZE, left)
+            pieces.append(memoryview(frag)[HEADER_SIZE:HEADER_SIZE + take])
+            left -= take
+        return pieces if left == 0 else None
+
+    def _layout_ok(self) -> bool:
+        """Check on this backend, once, that the data fragments of a few
+        segments are the segment's bytes (what ``data_pieces`` relies on)."""
+        self.fast = True
+        try:
+            for n in (1, 4096 * self.k + 1, 65537):
+                seg = os.urandom(n)
+                frags = self._driver.encode(seg)
+                pieces = self.data_pieces(frags[::-1])
+                if pieces is None or b"".join(pieces) != seg:
+                    return False
+            return True
+        except Exception:
+            return False
+        finally:
+            self.fast = False
 
     def fragment_sizes(self, size: int, segment_size: int) -> tuple[int, int, int]:
         """(fragment size of a full segment, of the last segment, segments) for
