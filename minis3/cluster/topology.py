@@ -17,7 +17,7 @@ Example (every key is optional; these are the defaults)::
     k = 4
     m = 2
     segment_size = 1048576
-    inline_threshold = 4096
+    inline_threshold = 65536
 
     [frontend]
     host = "127.0.0.1"
@@ -126,7 +126,7 @@ class ErasureSpec:
     k: int = 4
     m: int = 2
     segment_size: int = 1 << 20
-    inline_threshold: int = 4096
+    inline_threshold: int = 65536
 
 
 @dataclass(frozen=True)

@@ -80,15 +80,18 @@ class DataPath:
     # ------------------------------------------------------------------ PUT
     async def store(self, body: AsyncIterator[bytes],
                     on_segment: Callable[[bytes], None] | None = None,
-                    verify: Callable[[], Awaitable[None]] | None = None) -> Stored:
+                    verify: Callable[[], Awaitable[None]] | None = None, *,
+                    inline_up_to: int | None = None) -> Stored:
         """Store a stream of bytes durably; nothing is visible until the caller commits.
 
         ``on_segment`` sees every byte once, in order (hashing for ETag and
         checksums), in a worker thread for large segments, so it must be
         thread-safe against the loop (it only touches its own hashers). ``verify`` runs after the last byte,
         before anything is acknowledged; if it raises, every fragment written
-        is removed and queued for GC.
+        is removed and queued for GC. At most ``inline_up_to`` bytes (default:
+        the topology's inline threshold) go inline, in the metadata record.
         """
+        inline_up_to = self.inline_threshold if inline_up_to is None else inline_up_to
         seg = _Pieces()
         it = body.__aiter__()
         eof = False
@@ -99,7 +102,7 @@ class DataPath:
                 seg.add(await it.__anext__())
             except StopAsyncIteration:
                 eof = True
-        if eof and len(seg) <= self.inline_threshold:
+        if eof and len(seg) <= inline_up_to:
             data = seg.take(len(seg))
             if on_segment:
                 on_segment(data)               # a few KiB: cheaper than a thread hop
@@ -131,7 +134,7 @@ class DataPath:
         # hash it, encode it, and send each node its one framed block as a
         # plain body with a Content-Length (one write each way, no stream of
         # chunks, no queues or stage tasks). Measured on 64 KiB PUTs: see
-        # docs/benchmarks.md, "What each change gained".
+        # docs/performance.md, "What each change gained".
         whole = seg.take(len(seg)) if eof else None
         if whole is not None:
             if on_segment:

@@ -46,6 +46,11 @@ from .object import _headers_from_request, _write_conditions, commit_stored, cop
 
 MIN_PART_SIZE = 5 * 1024 * 1024          # every part but the last
 MAX_PARTS = 10_000
+#: A part's bytes go inline (in its record, then in the completed object's
+#: manifest, which a replica keeps in memory) only up to this: a manifest must
+#: stay small whatever the parts' sizes. Objects go inline up to the topology's
+#: (larger) inline threshold, into the replicas' blob logs (meta/blobs.py).
+PART_INLINE_MAX = 4096
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 CRCS = tuple(POLYNOMIALS)                 # the algorithms a FULL_OBJECT checksum can use
 
@@ -212,7 +217,8 @@ async def upload_part(ctx) -> web.Response:
     # (whatever the client sends): the object's FULL_OBJECT checksum is combined from them.
     up = Upload(ctx.request, ctx.auth, required_alg=spec["alg"] if spec else None,
                 extra_alg=None if spec else "crc64nvme")
-    stored = await ctx.fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify)
+    stored = await ctx.fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify,
+                                         inline_up_to=PART_INLINE_MAX)
     part = {"part": n, "upload_id": up_rec["upload_id"], "etag": up.etag(), "checksum": up.stored_checksum(),
             **stored.record_fields()}
     if not spec:
@@ -236,7 +242,8 @@ async def _upload_part_copy(ctx, up_rec: dict, n: int) -> web.Response:
     spec = up_rec.get("checksum")
     alg = spec["alg"] if spec else "crc64nvme"
     digests = checksums.BodyDigests({alg})
-    stored = await ctx.fe.datapath.store(ctx.fe.datapath.read(src, start, end), on_segment=digests.update)
+    stored = await ctx.fe.datapath.store(ctx.fe.datapath.read(src, start, end), on_segment=digests.update,
+                                         inline_up_to=PART_INLINE_MAX)
     got = digests.b64()
     part = {"part": n, "upload_id": up_rec["upload_id"], "etag": digests.results()["md5"].hex(),
             "checksum": {"alg": alg, "value": got[alg]}, **stored.record_fields()}

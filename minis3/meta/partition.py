@@ -25,6 +25,7 @@ from sortedcontainers import SortedDict
 
 from ..core import versions
 from ..fsutil import fsync_dir, write_json_durably
+from .blobs import BlobStore, externalize
 from .wal import WAL, encode_line
 
 #: How many recently asked-for keys a partition remembers: a hot partition is
@@ -65,11 +66,14 @@ class TokenBucket:
 
 class Partition:
     def __init__(self, pid: str, lo: str, hi: str | None, directory: Path, snapshot_every: int = 50_000,
-                 *, table: SortedDict | None = None, rows: SortedDict | None = None, generation: int = 0):
+                 *, table: SortedDict | None = None, rows: SortedDict | None = None, generation: int = 0,
+                 blob_store: BlobStore | None = None):
         """Open (and recover) the partition stored in ``directory``; or, with
         ``table`` and ``rows`` (a half of a split, whose directory holds links
-        to its parent's files), adopt them and start WAL ``generation``."""
+        to its parent's files), adopt them and start WAL ``generation``.
+        ``blob_store``: where inline payloads go instead of memory (meta/blobs.py)."""
         self.id, self.lo, self.hi = pid, lo, hi
+        self.blob_store = blob_store
         # "serving", or "incoming": a replica being moved here, which takes
         # writes but answers no reads until it has caught up (meta/server.py).
         self.state = "serving"
@@ -89,7 +93,7 @@ class Partition:
         # and in each half, the partition it was cut from.
         self.successors: list[Partition] = []
         self.parent: Partition | None = None
-        self.wal = WAL(directory, self._apply, self._rows, snapshot_every)
+        self.wal = WAL(directory, self._apply, self._rows, snapshot_every, blob_store=blob_store)
         if table is None:
             self.recovered = self.wal.recover()
         else:
@@ -111,6 +115,10 @@ class Partition:
         key, value = entry["k"], entry["v"]
         if not self.contains(key):              # a half of a split recovering its parent's files
             return
+        if self.blob_store is not None and value is not None and "inline" in value:
+            # The payload to the blob log, a ref to it in memory (meta/blobs.py).
+            value = externalize(self.blob_store, value)
+            entry = {"k": key, "v": value}
         if self.changed is not None:
             self.changed.add(key)
         for h in self.successors:               # a write accepted before a split lands after the cut
@@ -212,7 +220,7 @@ class Partition:
 
             def item(i: int):
                 return heads[i] if i < nh else rows[i - nh]
-            total = sum(len(encode_line({"k": item(i)[0], "v": item(i)[1]})) for i in idx)
+            total = sum(len(encode_line({"k": item(i)[0], "v": item(i)[1]}, refs=True)) for i in idx)
             self._line_bytes, self._sampled_at = total / len(idx), self.writes
         return int(self._line_bytes * n)
 
@@ -272,10 +280,13 @@ class PartitionSet:
     (directories not on the list are half-built leftovers, removed at start).
     """
 
-    def __init__(self, bounds: tuple[str, ...] | None, root: Path, snapshot_every: int = 50_000):
+    def __init__(self, bounds: tuple[str, ...] | None, root: Path, snapshot_every: int = 50_000,
+                 blob_store: BlobStore | None = None):
         """``bounds``: the topology's initial cut, for a new home replica (which
         holds every partition); None for a new extra metadata process, which
-        holds none until one is moved to it."""
+        holds none until one is moved to it. ``blob_store``: every
+        partition's inline payloads (meta/blobs.py)."""
+        self.blob_store = blob_store
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.snapshot_every = snapshot_every
@@ -289,8 +300,8 @@ class PartitionSet:
                 listed = [{"id": f"p{i:03d}", "lo": lo, "hi": edges[i + 1] if i + 1 < len(edges) else None}
                           for i, lo in enumerate(edges)]
             write_json_durably(self.root / MANIFEST, {"partitions": listed})
-        self.partitions = [Partition(d["id"], d["lo"], d["hi"], self.root / d["id"], snapshot_every)
-                           for d in listed]
+        self.partitions = [Partition(d["id"], d["lo"], d["hi"], self.root / d["id"], snapshot_every,
+                                     blob_store=blob_store) for d in listed]
         for p, d in zip(self.partitions, listed):
             p.state = d.get("state", "serving")
         keep = {d["id"] for d in listed}
@@ -345,7 +356,7 @@ class PartitionSet:
         d = self.root / pid
         if d.exists():
             await asyncio.to_thread(shutil.rmtree, d)          # a leftover of an abandoned move
-        part = Partition(pid, lo, hi, d, self.snapshot_every)
+        part = Partition(pid, lo, hi, d, self.snapshot_every, blob_store=self.blob_store)
         part.state = "incoming"
         after = self.partitions + [part]
         await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
@@ -428,7 +439,7 @@ class PartitionSet:
             records, rrecords = list(map(p.table.__getitem__, keys)), list(map(p.rows.__getitem__, rkeys))
             p.changed = set()
             halves = await asyncio.to_thread(_halves, (keys, records), (rkeys, rrecords), ranges, self.root,
-                                             self.snapshot_every, gen + 1)
+                                             self.snapshot_every, gen + 1, self.blob_store)
             del keys, records, rkeys, rrecords
             for h in halves:
                 h.state = p.state
@@ -484,7 +495,7 @@ class PartitionSet:
 
 
 def _halves(heads: tuple[list, list], rows: tuple[list, list], ranges, root: Path, snapshot_every: int,
-            generation: int) -> list[Partition]:
+            generation: int, blob_store: BlobStore | None = None) -> list[Partition]:
     """The two halves of a split (in a thread: O(keys)), each with the slice
     of the heads and of the version rows (each (sorted keys, records)) in its
     range and WAL ``generation`` opened in its directory."""
@@ -492,7 +503,7 @@ def _halves(heads: tuple[list, list], rows: tuple[list, list], ranges, root: Pat
         i, j = bisect_left(keys, lo), (len(keys) if hi is None else bisect_left(keys, hi))
         return SortedDict(zip(keys[i:j], records[i:j]))
     return [Partition(hid, lo, hi, root / hid, snapshot_every, table=cut(*heads, lo, hi), rows=cut(*rows, lo, hi),
-                      generation=generation) for hid, lo, hi in ranges]
+                      generation=generation, blob_store=blob_store) for hid, lo, hi in ranges]
 
 
 def _copy(src: Partition, keys: set[str], halves: list[Partition], cut: str) -> None:

@@ -40,7 +40,7 @@ HTTP API (JSON, HMAC-signed):
                     refused (409 ConditionalRequestConflict) unless promised (meta/promises.py)
     POST /v/prepare {bucket, key, ballot[, owner]} → {"bucket": version|null, "object": version|null}
                     a conditional write's first round: a promise, or 409 ConditionalRequestConflict
-    GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=   (raw versions, tombstones too)
+    GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=&inline=   (raw versions, tombstones too)
     POST /gc/add    GET /gc    POST /gc/forget {ids}    GET /status    GET /health    GET /metrics
 """
 from __future__ import annotations
@@ -66,6 +66,7 @@ from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..cluster.topology import IndexSpec
 from ..fsutil import write_json_durably
 from ..rpc import fastjson
+from . import blobs
 from .gcfreeze import Freezer
 from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
 from .pmap import PartitionMap, choose_split_key
@@ -74,9 +75,18 @@ from .promises import Promises
 log = logging.getLogger("minis3.meta")
 
 
-def _json_response(doc, *, status: int = 200, **kw) -> web.Response:
-    """A JSON answer, encoded with orjson (rpc/fastjson)."""
-    return web.json_response(doc, status=status, dumps=fastjson.dumps, **kw)
+def _dumps(doc) -> str:
+    return fastjson.dumps(doc, blobs.as_payload)
+
+
+def _dumps_markers(doc) -> str:
+    return fastjson.dumps(doc, blobs.as_marker)
+
+
+def _json_response(doc, *, status: int = 200, dumps=_dumps, **kw) -> web.Response:
+    """A JSON answer, encoded with orjson (rpc/fastjson); inline payloads kept
+    in the blob log are read back into it (meta/blobs.py)."""
+    return web.json_response(doc, status=status, dumps=dumps, **kw)
 #: What a listing needs of an object version (never inline payloads or layouts).
 LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum", "version_id", "vts", "marker")
 SCAN_LIMIT = 5000
@@ -158,7 +168,10 @@ class MetaService:
         self.buckets = Partition("buckets", "", None, os.path.join(root, "buckets"), snapshot_every)
         self.gc = Partition("gc", "", None, os.path.join(root, "gc"), snapshot_every)
         self.home = home
-        self.objects = PartitionSet(bounds if home else None, os.path.join(root, "objects"), snapshot_every)
+        # Inline payloads live in the blob log, not in the tables (meta/blobs.py).
+        self.blobs = blobs.BlobStore(os.path.join(root, "blobs"))
+        self.objects = PartitionSet(bounds if home else None, os.path.join(root, "objects"), snapshot_every,
+                                    blob_store=self.blobs)
         for p in [self.buckets, self.gc, *self.objects.partitions]:
             for v in [*p.table.values(), *p.rows.values()]:
                 if "ts" in v:
@@ -260,6 +273,8 @@ class MetaService:
         body = await request.json(loads=fastjson.loads)
         ikey = body["bucket"] + "/" + body["key"]
         rec = body["record"]
+        if blobs.is_marker(rec.get("inline")):
+            return _refuse(400, "InlineMarker")     # a scan's marker, never a payload (meta/blobs.py)
         if body.get("commit") and (rec.get("ec") or rec.get("parts")) and physical_ms(int(rec["ts"])) < time.time() * 1000 - self.commit_window_ms:
             # A new version that took too long to get here (a frozen replica
             # thawed, a request stuck in a socket): its fragments may already
@@ -402,7 +417,11 @@ class MetaService:
             if since is not None and int(v.get("ts", 0)) < since:
                 continue
             items.append([k, {f: v[f] for f in fields if f in v} if fields else v])
-        return _json_response({"items": items, "exhausted": exhausted, "last": last})
+        # inline=marker (the scrubber, which compares replicas and fetches a
+        # record to repair it): each inline payload as its length and xxh3
+        # only, not the bytes (meta/blobs.py).
+        return _json_response({"items": items, "exhausted": exhausted, "last": last},
+                              dumps=_dumps_markers if q.get("inline") == "marker" else _dumps)
 
     # -- catching up -------------------------------------------------------------------
     async def catch_up(self, app: web.Application) -> None:
@@ -742,6 +761,7 @@ class MetaService:
             "state": "serving" if self.serving else "catching-up", "catch_up": self.catch_up_stats,
             "buckets": sum(1 for v in self.buckets.table.values() if not v.get("deleted")),
             "gc_queue": len(self.gc.table), "max_ts": self.max_ts() if request.query.get("ts") else None,
+            "blob_log": self.blobs.stats(),
             "gc_freezes": {"count": self.freezer.freezes, "last_ms": round(self.freezer.last_ms, 1),
                            "frozen_objects": gc.get_freeze_count()},
             "partitions": [p.stats() for p in self.objects.partitions]})

@@ -22,12 +22,18 @@ from typing import Callable, Iterable, Iterator
 
 from ..fsutil import fsync_dir
 from ..rpc.fastjson import dumpb, loads
+from . import blobs
 
 log = logging.getLogger("minis3.meta.wal")
 
+#: A snapshot is due once the WAL holds this many bytes (whatever its records).
+SNAPSHOT_BYTES = 256 << 20
 
-def encode_line(entry: dict) -> bytes:
-    body = dumpb(entry)
+
+def encode_line(entry: dict, refs: bool = False) -> bytes:
+    """One line: a WAL line holds inline payloads themselves (``blobs.as_payload``);
+    a snapshot line (``refs``) may name them in the blob log (meta/blobs.py)."""
+    body = dumpb(entry, blobs.as_ref if refs else blobs.as_payload)
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
 
@@ -48,16 +54,21 @@ class WAL:
     """Durable, group-committed log of one partition."""
 
     def __init__(self, directory: Path, apply: Callable[[dict], None],
-                 rows: Callable[[], Iterable[dict]], snapshot_every: int = 50_000):
+                 rows: Callable[[], Iterable[dict]], snapshot_every: int = 50_000,
+                 blob_store: "blobs.BlobStore | None" = None):
         """``apply`` puts one durable entry into the in-memory table; ``rows``
         returns the table as entries (for snapshots), as of the call, that
-        another thread can go through while the table changes."""
+        another thread can go through while the table changes. With
+        ``blob_store``, a snapshot names inline payloads where the blob log
+        holds them, after syncing it (meta/blobs.py)."""
         self.apply, self.rows = apply, rows
+        self.blob_store = blob_store
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.snapshot_every = snapshot_every
         self.generation = 0
         self.records_in_wal = 0
+        self.bytes_in_wal = 0
         self._file = None
         self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._wakeup: asyncio.Event | None = None
@@ -116,7 +127,7 @@ class WAL:
                 with open(path, "r+b") as f:
                     f.truncate(good)
                     os.fsync(f.fileno())
-            self.records_in_wal = n
+            self.records_in_wal, self.bytes_in_wal = n, good
         self.generation = wals[-1]
         # Older files are covered by the snapshot.
         for g in self._gens("wal", ".log"):
@@ -201,6 +212,7 @@ class WAL:
                     continue
                 self.syncs += 1
                 self.records_in_wal += len(batch)
+                self.bytes_in_wal += len(data)
                 for _, entry, fut in batch:
                     # The entry as written, not its line parsed again (a JSON
                     # decode per write, for nothing): records are replaced,
@@ -222,7 +234,10 @@ class WAL:
         os.fdatasync(self._file.fileno())
 
     def needs_snapshot(self) -> bool:
-        return self.records_in_wal >= self.snapshot_every
+        """After ``snapshot_every`` records, or ``SNAPSHOT_BYTES`` of them
+        (lines holding inline payloads of up to 64 KiB: recovery replays at
+        most that much)."""
+        return self.records_in_wal >= self.snapshot_every or self.bytes_in_wal >= SNAPSHOT_BYTES
 
     @property
     def snapshotting(self) -> bool:
@@ -241,7 +256,7 @@ class WAL:
         """
         gen = self.generation + 1
         old_file, self._file = self._file, open(self.dir / f"wal-{gen:06d}.log", "ab")
-        self.generation, self.records_in_wal = gen, 0
+        self.generation, self.records_in_wal, self.bytes_in_wal = gen, 0, 0
         old_file.close()
         data = self.rows()
 
@@ -257,9 +272,11 @@ class WAL:
 
     def _write_snapshot(self, gen: int, data: Iterable[dict]) -> None:
         tmp = self.dir / f"snapshot-{gen:06d}.tmp"
+        if self.blob_store is not None:
+            self.blob_store.sync()       # every payload the snapshot names is durable first
         with open(tmp, "wb") as f:
             for e in data:
-                f.write(encode_line(e))
+                f.write(encode_line(e, refs=self.blob_store is not None))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / f"snapshot-{gen:06d}.jsonl")

@@ -20,24 +20,24 @@ except ImportError:           # pragma: no cover - orjson is a dependency
     orjson = None
 
 
-def dumpb(obj) -> bytes:
-    """``obj`` as compact UTF-8 JSON bytes."""
+def dumpb(obj, default=None) -> bytes:
+    """``obj`` as compact UTF-8 JSON bytes (``default``: as for ``json.dumps``)."""
     if orjson is not None:
         try:
-            return orjson.dumps(obj)
+            return orjson.dumps(obj, default=default)
         except TypeError:
             pass
-    return json.dumps(obj, separators=(",", ":")).encode()       # ASCII: \ud800 escaped
+    return json.dumps(obj, separators=(",", ":"), default=default).encode()       # ASCII: \ud800 escaped
 
 
-def dumps(obj) -> str:
+def dumps(obj, default=None) -> str:
     """``obj`` as compact JSON text (aiohttp's ``json_serialize`` and ``dumps``)."""
     if orjson is not None:
         try:
-            return orjson.dumps(obj).decode()
+            return orjson.dumps(obj, default=default).decode()
         except TypeError:
             pass
-    return json.dumps(obj, separators=(",", ":"))
+    return json.dumps(obj, separators=(",", ":"), default=default)
 
 
 def loads(data: bytes | str):

@@ -47,6 +47,7 @@ from ..ec.codec import Codec, tune_malloc
 from ..ec.placement import place
 from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
 from ..meta.client import PARTS, UPLOADS, MetaClient, Replica, ReplicaError, quorum
+from ..meta import blobs
 from ..meta.routing import IndexRouter
 from ..rpc import tracing
 from ..meta.partition import version
@@ -152,7 +153,8 @@ class _Cursor:
                 await self.router.ensure()
                 e = self.router.entry(self.start)
                 r, end = self.router.replica_in(self.replica.az, self.start), e and e.hi
-            params = {"table": self.table, "start": self.start, "inclusive": int(self.inclusive), "limit": SCAN_PAGE}
+            params = {"table": self.table, "start": self.start, "inclusive": int(self.inclusive), "limit": SCAN_PAGE,
+                      "inline": "marker"}     # inline payloads as markers: compared, not moved
             if end is not None:
                 params["end"] = end
             try:
@@ -381,17 +383,39 @@ class Scrubber:
         """Write the newest version to each AZ's replica that lacks it (of an
         object: at the process holding its range; else at the home process)."""
         newest, stale = P.newest_and_stale([v if a else None for v, a in zip(versions, alive)], version)
+        repair = newest
+        if stale and blobs.is_marker((newest or {}).get("inline")):
+            # The scan sent the inline payload's marker (meta/blobs.py): fetch the record itself.
+            repair = await self._record_with_payload(ident, ikey, versions, alive, newest)
+            if repair is None:
+                return newest
         for i in stale:
             if not alive[i]:
                 continue
             try:
                 await self.meta.call_routed(self.router.replica_in(self.replicas[i].az, ikey) if ikey else
-                                            self.replicas[i], ikey, "POST", path, json=dict(ident, record=newest))
+                                            self.replicas[i], ikey, "POST", path, json=dict(ident, record=repair))
                 rep.meta_repairs += 1
                 META_REPAIRS.inc()
             except ReplicaError as exc:
                 log.warning("anti-entropy write to %s failed: %s", self.replicas[i].name, exc)
         return newest
+
+    async def _record_with_payload(self, ident: dict, ikey: str | None, versions, alive, newest: dict) -> dict | None:
+        """The newest version with its inline payload, from a replica that has it (None: none answered)."""
+        for i, (v, a) in enumerate(zip(versions, alive)):
+            if not a or v is None or version(v) != version(newest):
+                continue
+            try:
+                body = await self.meta.call_routed(self.router.replica_in(self.replicas[i].az, ikey), ikey, "GET",
+                                                   "/v/object", params=dict(ident, peer="1"))
+            except ReplicaError as exc:
+                log.warning("could not fetch %s from %s for a repair: %s", ikey, self.replicas[i].name, exc)
+                continue
+            got = body.get("object")
+            if got is not None and version(got) == version(newest):
+                return got
+        return None
 
     async def _walk_objects(self, rep, inv, quarantined, referenced, buckets: set[str] | None) -> bool:
         sem = asyncio.Semaphore(REPAIR_CONCURRENCY)

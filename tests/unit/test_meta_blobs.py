@@ -1,0 +1,90 @@
+"""Inline payloads in a replica's blob log, not in its memory (meta/blobs.py), with no processes."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+
+import pytest
+
+from minis3.meta import blobs
+from minis3.meta.blobs import BlobRef, BlobStore, CorruptBlob
+from minis3.meta.partition import PartitionSet
+from minis3.meta.wal import decode_line, encode_line
+from minis3.rpc import fastjson
+
+
+def inline(data: bytes, ts: int = 1) -> dict:
+    return {"ts": ts, "vid": f"v{ts}", "size": len(data), "inline": base64.b64encode(data).decode()}
+
+
+def test_a_payload_goes_to_the_log_and_comes_back_checked(tmp_path):
+    store = BlobStore(tmp_path / "blobs", rotate_bytes=100_000)
+    datas = [os.urandom(n) for n in (1, 4096, 65536, 65536, 30000)]
+    refs = [store.put(d) for d in datas]
+    assert [r.read() for r in refs] == datas
+    assert refs[-1].file == 2                               # rotated past 100,000 bytes
+    # Answers get the payload; snapshots the ref; the scrubber a marker.
+    rec = {"inline": refs[2]}
+    assert fastjson.loads(fastjson.dumps(rec, blobs.as_payload))["inline"] == base64.b64encode(datas[2]).decode()
+    doc = fastjson.loads(fastjson.dumps(rec, blobs.as_ref))["inline"]
+    assert store.ref(doc["$ref"]).read() == datas[2]
+    assert blobs.is_marker(fastjson.loads(fastjson.dumps(rec, blobs.as_marker))["inline"])
+    with pytest.raises(TypeError):
+        fastjson.dumps({"x": object()}, blobs.as_payload)
+    # A flipped byte on disk is caught, never returned.
+    path = tmp_path / "blobs" / "blob-000001.dat"
+    raw = bytearray(path.read_bytes())
+    raw[refs[1].offset + 7] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptBlob):
+        refs[1].read()
+    with pytest.raises(CorruptBlob):
+        BlobRef(store, 1, path.stat().st_size - 3, 10, 0).read()     # past the end: a short read
+    store.close()
+
+
+def test_externalize_replaces_the_record_never_changes_it(tmp_path):
+    store = BlobStore(tmp_path)
+    rec = inline(b"hello")
+    out = blobs.externalize(store, rec)
+    assert isinstance(out["inline"], BlobRef) and isinstance(rec["inline"], str)
+    assert blobs.externalize(store, out) is out                         # already a ref
+    assert blobs.externalize(store, {"ts": 1, "inline": ""})["inline"] == ""      # an empty object
+    assert blobs.externalize(None, rec) is rec
+    # A WAL line holds the payload itself; a snapshot line the ref.
+    assert decode_line(encode_line({"k": "b/k", "v": out}))["v"]["inline"] == rec["inline"]
+    assert "$ref" in decode_line(encode_line({"k": "b/k", "v": out}, refs=True))["v"]["inline"]
+    store.close()
+
+
+async def quiesce(ps: PartitionSet) -> None:
+    for _ in range(500):
+        if not any(p.wal.busy for p in ps.partitions):
+            break
+        await asyncio.sleep(0.01)
+    for p in ps.partitions:
+        p.wal.close()
+
+
+async def test_payloads_stay_out_of_memory_and_survive_snapshots_splits_and_restarts(tmp_path):
+    store = BlobStore(tmp_path / "blobs")
+    ps = PartitionSet(("b/m",), tmp_path / "objects", snapshot_every=40, blob_store=store)
+    datas = {f"b/{c}{i:03d}": os.urandom(1000 + i) for c in "az" for i in range(60)}
+    await asyncio.gather(*(ps.for_key(k).write(k, inline(d)) for k, d in datas.items()))
+    for p in ps.partitions:
+        assert p.wal.generation >= 1                             # snapshots were written (with refs)
+        assert all(isinstance(v["inline"], BlobRef) for v in p.table.values())
+    await ps.split(ps.partitions[0].id, "b/a030", "L", "R")
+    await asyncio.gather(*(ps.for_key(k).write(k, inline(d[::-1], ts=2)) for k, d in list(datas.items())[::7]))
+    for k in list(datas)[::7]:
+        datas[k] = datas[k][::-1]
+    await quiesce(ps)
+    store.close()
+    # A restart: snapshots' refs and the WALs' payloads give back every byte.
+    store2 = BlobStore(tmp_path / "blobs")
+    ps2 = PartitionSet(None, tmp_path / "objects", snapshot_every=40, blob_store=store2)
+    got = {k: v["inline"].read() for p in ps2.partitions for k, v in p.table.items()}
+    assert got == datas
+    await quiesce(ps2)
+    store2.close()
