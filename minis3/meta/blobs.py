@@ -10,8 +10,10 @@ Durability comes from the WAL: the line a replica fdatasyncs before it
 answers holds the whole record, payload included. But the table in memory
 must not hold the payloads (a million 64 KiB objects would be 64 GiB of RAM),
 so when a replica applies a record it appends the payload to its **blob log**
-(``blobs/blob-NNNNNN.dat``, raw bytes, no fsync) and keeps a :class:`BlobRef`
-in its place: file, offset, length and xxh3-64, ~100 bytes. The ref is turned
+(``blobs/blob-NNNNNN.dat``, no fsync) and keeps a :class:`BlobRef` in its place:
+file, offset, length and xxh3-64, ~100 bytes. The log holds the payload as the
+record carries it, base64 text: a third more disk, but neither a write nor a
+read decodes or encodes it (that was ~10% of a replica's CPU on 64 KiB PUTs). The ref is turned
 back into the payload when the record leaves the process:
 
 * in an answer (a GET, a peer's catch-up scan, a move): the bytes are read
@@ -55,10 +57,14 @@ class BlobRef:
         self.store, self.file, self.offset, self.length, self.digest = store, file, offset, length, digest
 
     def read(self) -> bytes:
+        """The stored bytes (the payload's base64 text), checked."""
         return self.store.read(self)
 
     def b64(self) -> str:
-        return base64.b64encode(self.read()).decode()
+        return self.read().decode("ascii")
+
+    def payload(self) -> bytes:
+        return base64.b64decode(self.read())
 
     def ref_doc(self) -> dict:
         return {"$ref": [self.file, self.offset, self.length, f"{self.digest:016x}"]}
@@ -71,7 +77,7 @@ class BlobRef:
 
 
 class BlobStore:
-    """One metadata process's blob log: append-only files of raw payloads."""
+    """One metadata process's blob log: append-only files of payloads."""
 
     def __init__(self, directory, rotate_bytes: int = ROTATE_BYTES):
         self.dir = Path(directory)
@@ -159,7 +165,7 @@ def externalize(store: "BlobStore | None", value):
     if isinstance(inline, str):
         if not inline:
             return value
-        return {**value, "inline": store.put(base64.b64decode(inline))}
+        return {**value, "inline": store.put(inline.encode("ascii"))}
     if isinstance(inline, dict) and "$ref" in inline:
         return {**value, "inline": store.ref(inline["$ref"])}
     return value

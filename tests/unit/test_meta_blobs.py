@@ -25,10 +25,12 @@ def test_a_payload_goes_to_the_log_and_comes_back_checked(tmp_path):
     assert [r.read() for r in refs] == datas
     assert refs[-1].file == 2                               # rotated past 100,000 bytes
     # Answers get the payload; snapshots the ref; the scrubber a marker.
-    rec = {"inline": refs[2]}
+    b64 = store.put(base64.b64encode(datas[2]))             # what a record's payload is: base64 text
+    rec = {"inline": b64}
     assert fastjson.loads(fastjson.dumps(rec, blobs.as_payload))["inline"] == base64.b64encode(datas[2]).decode()
+    assert b64.payload() == datas[2]
     doc = fastjson.loads(fastjson.dumps(rec, blobs.as_ref))["inline"]
-    assert store.ref(doc["$ref"]).read() == datas[2]
+    assert store.ref(doc["$ref"]).payload() == datas[2]
     assert blobs.is_marker(fastjson.loads(fastjson.dumps(rec, blobs.as_marker))["inline"])
     with pytest.raises(TypeError):
         fastjson.dumps({"x": object()}, blobs.as_payload)
@@ -84,7 +86,7 @@ async def test_payloads_stay_out_of_memory_and_survive_snapshots_splits_and_rest
     # A restart: snapshots' refs and the WALs' payloads give back every byte.
     store2 = BlobStore(tmp_path / "blobs")
     ps2 = PartitionSet(None, tmp_path / "objects", snapshot_every=40, blob_store=store2)
-    got = {k: v["inline"].read() for p in ps2.partitions for k, v in p.table.items()}
+    got = {k: v["inline"].payload() for p in ps2.partitions for k, v in p.table.items()}
     assert got == datas
     await quiesce(ps2)
     store2.close()
