@@ -44,6 +44,9 @@ from ..rpc import fastjson
 from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
 from ..core import versions as V
+from ..rpc import tracing
+from ..rpc.auth import BODY_HEADER
+from . import batch
 from .listing import after_prefix, list_page, versions_page
 from .partition import version
 from .routing import IndexRouter
@@ -120,23 +123,76 @@ class Replica:
     def __init__(self, session: aiohttp.ClientSession, url: str, name: str = "", az: str = ""):
         self.session, self.url, self.name, self.az = session, url, name or url, az
         self.suspect_until = 0.0          # after a failure to answer, asked last for a while
+        self._queue: list = []            # calls waiting for the end of this loop turn (meta/batch.py)
 
     async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | bytes | None = None):
-        """``json``: a document, or one already encoded (bytes: a write sent to
-        three replicas is encoded once, not three times)."""
+        """One call's answer (ReplicaError for a 4xx/5xx or no answer). ``json``:
+        a document, or one already encoded (bytes: a write sent to three
+        replicas is encoded once, not three times). Calls of the hot path made
+        outside a traced request wait for the end of this turn of the event
+        loop and go out together (meta/batch.py)."""
+        if (batch.ENABLED and (method, path) in batch.BATCHABLE and tracing.CURRENT.get() is None
+                and not (isinstance(json, bytes) and len(json) > batch.MAX_BODY)):
+            status, body = await self._queued(method, path, params, json)
+        else:
+            status, body = await self._request(method, path, params, json)
+        if status >= 400:
+            raise ReplicaError(f"{self.name}: {status} {body.get('code')}", body.get("code"), status, body)
+        self.suspect_until = 0.0
+        return body
+
+    async def _request(self, method: str, path: str, params: dict | None, json: dict | bytes | None,
+                       body_sha256: str | None = None) -> tuple[int, dict]:
         url = self.url + path + ("?" + urlencode(params) if params else "")
-        kw = {"data": json, "headers": _JSON_HEADERS} if isinstance(json, bytes) else {"json": json}
+        if isinstance(json, bytes):
+            headers = _JSON_HEADERS if body_sha256 is None else {**_JSON_HEADERS, BODY_HEADER: body_sha256}
+            kw = {"data": json, "headers": headers}
+        else:
+            kw = {"json": json}
         try:
             async with self.session.request(method, url, **kw) as r:
-                body = await r.json(content_type=None, loads=fastjson.loads)
-                if r.status >= 400:
-                    raise ReplicaError(f"{self.name}: {r.status} {body.get('code')}", body.get("code"), r.status,
-                                       body)
-                self.suspect_until = 0.0
-                return body
+                return r.status, await r.json(content_type=None, loads=fastjson.loads)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             self.suspect_until = time.monotonic() + SUSPECT_FOR
             raise ReplicaError(f"{self.name}: {exc.__class__.__name__}") from exc
+
+    def _queued(self, method: str, path: str, params: dict | None, json) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._flush)
+        self._queue.append((method, path, params, json, fut))
+        return fut
+
+    def _flush(self) -> None:
+        items, self._queue = self._queue, []
+        _Background.keep(asyncio.ensure_future(self._send(items)))
+
+    async def _send(self, items: list) -> None:
+        """A lone call as itself; several as one batch. Each caller's future
+        gets (status, body), or the ReplicaError of a batch that got no answer."""
+        try:
+            if len(items) == 1:
+                m, p, q, b, _ = items[0]
+                answers = [await self._request(m, p, q, b)]
+            else:
+                raw, sha = batch.encode_calls([i[:4] for i in items])
+                status, doc = await self._request("POST", batch.PATH, None, raw, body_sha256=sha)
+                if status != 200:
+                    raise ReplicaError(f"{self.name}: batch answered {status} {doc.get('code')}", doc.get("code"),
+                                       status, doc)
+                answers = [(st, body) for st, body in doc["results"]]
+        except BaseException as exc:              # no caller may wait forever
+            err = exc if isinstance(exc, ReplicaError) else ReplicaError(f"{self.name}: batch failed: {exc!r}")
+            for *_, fut in items:
+                if not fut.done():
+                    fut.set_exception(err)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (*_, fut), answer in zip(items, answers):
+            if not fut.done():
+                fut.set_result(answer)
 
 
 class _Background:

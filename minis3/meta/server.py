@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -66,7 +67,8 @@ from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..cluster.topology import IndexSpec
 from ..fsutil import write_json_durably
 from ..rpc import fastjson
-from . import blobs
+from . import batch, blobs
+from ..rpc import auth
 from .gcfreeze import Freezer
 from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
 from .pmap import PartitionMap, choose_split_key
@@ -194,6 +196,7 @@ class MetaService:
         self.serving = not self.peers          # a lone replica has nobody to catch up from
         self.catch_up_stats: dict = {}
         self.started = time.time()
+        self.batches = {"requests": 0, "calls": 0}      # POST /v/batch received (meta/batch.py)
 
     def _budget(self, p: Partition) -> None:
         p.write_budget, p.read_budget = TokenBucket(self.index.write_ops_per_s), TokenBucket(self.index.read_ops_per_s)
@@ -422,6 +425,20 @@ class MetaService:
         # only, not the bytes (meta/blobs.py).
         return _json_response({"items": items, "exhausted": exhausted, "last": last},
                               dumps=_dumps_markers if q.get("inline") == "marker" else _dumps)
+
+    async def batch(self, request):
+        """``POST /v/batch``: several calls in one request (meta/batch.py), run
+        concurrently as if each had come alone; one answer with each's status and body."""
+        raw = await request.read()
+        if hashlib.sha256(raw).hexdigest() != request.headers.get(auth.BODY_HEADER, ""):
+            return _refuse(403, "AccessDenied")          # the body is not the one signed
+        handlers = {("GET", "/v/object"): self.get_object, ("POST", "/v/object"): self.put_object,
+                    ("GET", "/v/bucket"): self.get_bucket, ("POST", "/v/prepare"): self.prepare}
+        calls = fastjson.loads(raw)["calls"]
+        self.batches["requests"] += 1
+        self.batches["calls"] += len(calls)
+        results = await asyncio.gather(*(batch.run(handlers, c) for c in calls))
+        return web.Response(body=batch.encode_results(results), content_type="application/json")
 
     # -- catching up -------------------------------------------------------------------
     async def catch_up(self, app: web.Application) -> None:
@@ -761,7 +778,7 @@ class MetaService:
             "state": "serving" if self.serving else "catching-up", "catch_up": self.catch_up_stats,
             "buckets": sum(1 for v in self.buckets.table.values() if not v.get("deleted")),
             "gc_queue": len(self.gc.table), "max_ts": self.max_ts() if request.query.get("ts") else None,
-            "blob_log": self.blobs.stats(),
+            "blob_log": self.blobs.stats(), "batches": self.batches,
             "gc_freezes": {"count": self.freezer.freezes, "last_ms": round(self.freezer.last_ms, 1),
                            "frozen_objects": gc.get_freeze_count()},
             "partitions": [p.stats() for p in self.objects.partitions]})
@@ -782,6 +799,7 @@ class MetaService:
         r.add_post("/v/object", self.put_object)
         r.add_post("/v/objects", self.put_objects)
         r.add_post("/v/prepare", self.prepare)
+        r.add_post(batch.PATH, self.batch)
         r.add_get("/v/scan", self.scan)
         r.add_post("/gc/add", self.gc_add)
         r.add_get("/gc", self.gc_list)

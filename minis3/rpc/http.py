@@ -16,7 +16,8 @@ def auth_middleware(secret: str, open_paths: tuple[str, ...] = ("/health",)):
     @web.middleware
     async def mw(request: web.Request, handler):
         if request.path not in open_paths and not auth.check(
-                secret, request.method, request.raw_path, request.headers.get(auth.HEADER)):
+                secret, request.method, request.raw_path, request.headers.get(auth.HEADER),
+                body_sha256=request.headers.get(auth.BODY_HEADER)):
             return web.json_response({"code": "AccessDenied", "message": "bad cluster signature"}, status=403)
         try:
             return await handler(request)
@@ -59,7 +60,8 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     async def on_request_start(session, ctx, params):
         u = params.url
         path_qs = u.raw_path + (("?" + u.raw_query_string) if u.raw_query_string else "")
-        params.headers[auth.HEADER] = auth.sign(secret, params.method, path_qs)
+        params.headers[auth.HEADER] = auth.sign(secret, params.method, path_qs,
+                                                body_sha256=params.headers.get(auth.BODY_HEADER))
         if delay is not None:
             wait = delay.seconds(u.host, u.port)
             if wait:

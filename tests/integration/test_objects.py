@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 MiB = 1 << 20
-INLINE = 4096  # the default inline threshold (topology.ErasureSpec)
+INLINE = 65536  # the default inline threshold (topology.ErasureSpec)
 
 
 def err(exc_info) -> tuple[str, int]:
