@@ -92,7 +92,8 @@ def collect(topo: Topology) -> list[dict]:
                    "max_ts": st and st.get("max_ts"),
                    "detail": st and f"{st.get('state', '?')}; {st['buckets']} buckets, "
                                     f"{sum(p['live_keys'] for p in st['partitions'])} keys in "
-                                    f"{len(st['partitions'])} partitions"}
+                                    f"{len(st['partitions'])} partitions"
+                                    + (f"; blob log {human_bytes(st['blob_log']['bytes'])}" if st.get("blob_log") else "")}
             rows.append(row)
             if meta is az.meta:
                 metas.append(row)

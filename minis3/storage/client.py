@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import AsyncIterator
 
 import aiohttp
@@ -18,6 +19,72 @@ class FragmentError(Exception):
     def __init__(self, message: str, *, node: str | None = None, unreachable: bool = False):
         super().__init__(message)
         self.node, self.unreachable = node, unreachable
+
+
+class BlockCutter:
+    """Bytes that arrive in chunks of any size, taken out in pieces of given
+    sizes (a block head, then its data): a piece inside one chunk is a slice
+    of it (the chunk itself when it is exactly that), one across chunks is
+    joined from views of them, so every byte is copied at most once."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0            # bytes of _chunks[0] already taken
+        self._buffered = 0          # bytes not yet taken
+
+    def __len__(self) -> int:
+        return self._buffered
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk:
+            self._chunks.append(chunk)
+            self._buffered += len(chunk)
+
+    def take(self, n: int) -> bytes | None:
+        """The next ``n`` bytes, or None (nothing taken) if fewer are buffered."""
+        if n > self._buffered:
+            return None
+        self._buffered -= n
+        chunks, off = self._chunks, self._offset
+        if n == 0:
+            return b""
+        first = chunks[0]
+        left = len(first) - off
+        if left > n:
+            self._offset = off + n
+            return first[off:off + n]
+        if left == n:
+            chunks.popleft()
+            self._offset = 0
+            return first if off == 0 else first[off:]
+        views = [memoryview(first)[off:]]
+        chunks.popleft()
+        need = n - left
+        while need:
+            chunk = chunks[0]
+            if len(chunk) <= need:
+                views.append(chunk)
+                chunks.popleft()
+                need -= len(chunk)
+            else:
+                views.append(memoryview(chunk)[:need])
+                self._offset = need
+                break
+        else:
+            self._offset = 0
+        return b"".join(views)
+
+
+async def _feed(content: aiohttp.StreamReader, cut: BlockCutter) -> None:
+    """The next chunk of a response body into ``cut``; IncompleteReadError at
+    the body's end (the node stopped early)."""
+    while True:
+        chunk, end_of_http_chunk = await content.readchunk()
+        if chunk:
+            cut.feed(chunk)
+            return
+        if not end_of_http_chunk:          # (b"", True) only marks a chunk's end
+            raise asyncio.IncompleteReadError(b"", None)
 
 
 class StorageClient:
@@ -44,11 +111,17 @@ class StorageClient:
             async with self.session.get(url) as r:
                 if r.status != 200:
                     raise FragmentError(f"node {node_id} answered {r.status}")
+                # The body's chunks as they arrive (readchunk hands each one
+                # over as it is, where readexactly joins them, then joins its
+                # reads again), cut into blocks with one copy each.
+                content, cut = r.content, BlockCutter()
                 for seg in range(first, last + 1):
                     try:
-                        head = await r.content.readexactly(blocks.BLOCK_HEAD.size)
+                        while (head := cut.take(blocks.BLOCK_HEAD.size)) is None:
+                            await _feed(content, cut)
                         length, digest = blocks.parse_block_head(head)
-                        data = await r.content.readexactly(length)
+                        while (data := cut.take(length)) is None:
+                            await _feed(content, cut)
                     except (asyncio.IncompleteReadError, blocks.CorruptBlock, aiohttp.ClientPayloadError) as exc:
                         # The node answered, then stopped: it found a bad block and
                         # quarantined the fragment (or died: its health probe says so).

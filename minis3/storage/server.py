@@ -4,9 +4,9 @@ HTTP API (every request HMAC-signed with the cluster secret, see rpc.auth,
 except /health and /metrics):
 
     PUT    /fragment/{object_id}/{index}        body: framed blocks → 200 {"blocks", "bytes"}
-    GET    /fragment/{object_id}/{index}?first=&last=   → framed blocks of those segments
-                                                  (404 NoSuchFragment; 409 CorruptFragment for a bad
-                                                  header; a bad block cuts the stream short)
+    GET    /fragment/{object_id}/{index}?first=&last=   → framed blocks of those segments, with a
+                                                  Content-Length (404 NoSuchFragment; 409 CorruptFragment
+                                                  for a bad header; a bad block cuts the body short)
     DELETE /fragment/{object_id}/{index}[?min_age_s=S]  → 204 (removed, or already absent);
                                                   409 {"code": "TooYoung", "age_s"} if the file is
                                                   younger than S seconds (by its mtime): it is kept
@@ -113,59 +113,128 @@ class BadFragmentFile(blocks.CorruptBlock):
         self.identity = identity
 
 
-def _identity(f) -> tuple[int, int]:
-    st = os.fstat(f.fileno())
-    return st.st_dev, st.st_ino
+class FragmentRange:
+    """Blocks ``first``..``last`` (-1: to the end) of an open fragment file,
+    read and verified a batch at a time (in a worker thread).
+
+    The layout is the one storage/blocks.py describes: every block has the
+    length of block 0 but the file's last one, which may be shorter and ends
+    the file. So the bytes a read sends (``length``) are known from the
+    file's size before any block is read, and a batch is one read of whole
+    blocks. A block is good if its head agrees with that layout and its data
+    with its xxh3; a file that breaks the layout is corrupt like one whose
+    checksum does not match.
+    """
+
+    def __init__(self, f, identity: tuple[int, int], size: int, hlen: int, length0: int,
+                 first: int, last: int):
+        self.f, self.identity = f, identity
+        self.length0 = length0
+        self.stride = blocks.BLOCK_HEAD.size + length0
+        body = size - hlen
+        #: Blocks in the file by its size, and the data length of its last one.
+        self.n_blocks = 0 if body <= 0 else -(-body // self.stride)
+        self.last_length = body - (self.n_blocks - 1) * self.stride - blocks.BLOCK_HEAD.size
+        end_seg = self.n_blocks - 1 if last < 0 else min(last, self.n_blocks - 1)
+        self.seg = first                            # the next block to read
+        self.pos = hlen + first * self.stride       # where it starts in the file
+        #: The bytes this range sends when every block is good.
+        self.length = max(0, min(size, hlen + (end_seg + 1) * self.stride) - self.pos) if first <= end_seg else 0
+        self.end = self.pos + self.length
+        # close() waits for a read still running in a thread whose awaiting
+        # task was cancelled (reads go by file descriptor, so a descriptor
+        # closed and reused under one would read another file).
+        self._lock = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.end
+
+    def close(self) -> None:
+        with self._lock:
+            self.f.close()
+
+    def read_verified(self, limit: int) -> tuple[bytes | memoryview, int, str | None]:
+        """The next whole blocks, heads included: ``limit`` bytes or just
+        over (at least one block) in one read, each block checked. Returns (the good
+        blocks' bytes, their data bytes, what was wrong with the first bad
+        block, or None). A bad block ends the batch: only what comes before
+        it is returned."""
+        with self._lock:
+            want = min(self.end - self.pos, max(1, -(-limit // self.stride)) * self.stride)
+            buf = _pread_exactly(self.f.fileno(), want, self.pos)
+        view = memoryview(buf)
+        n, head_size = len(buf), blocks.BLOCK_HEAD.size
+        pos = data_bytes = 0
+        seg = self.seg
+        problem = None
+        while pos < n:
+            expected = self.length0 if seg < self.n_blocks - 1 else self.last_length
+            try:
+                if n - pos < head_size:
+                    raise blocks.CorruptBlock(f"segment {seg}: truncated block header")
+                length, digest = blocks.parse_block_head(view[pos:pos + head_size])
+                if length != expected:
+                    raise blocks.CorruptBlock(f"segment {seg}: block length {length} where the file's "
+                                              f"layout has {expected}")
+                end = pos + head_size + length
+                if end > n or blocks.checksum(view[pos + head_size:end]) != digest:
+                    raise blocks.CorruptBlock(f"segment {seg} checksum mismatch")
+            except blocks.CorruptBlock as exc:
+                problem = str(exc)
+                break
+            pos = end
+            seg += 1
+            data_bytes += length
+        if problem is None and n < want:
+            problem = f"segment {seg}: file cut short"   # since it was opened
+        self.seg, self.pos = seg, self.pos + pos
+        return (buf if pos == n else view[:pos]), data_bytes, problem
 
 
-def _open_at_segment(path: Path, idx: int, first: int):
-    """Open a fragment file positioned at block `first` (checks its header).
-    Returns the file and its identity (st_dev, st_ino)."""
-    f = open(path, "rb")
+def _pread_exactly(fd: int, n: int, offset: int) -> bytes:
+    """``n`` bytes from ``offset``, in one read as a rule (fewer only at the
+    end of the file)."""
+    buf = os.pread(fd, n, offset)
+    if len(buf) == n or not buf:
+        return buf
+    parts, got = [buf], len(buf)
+    while got < n:
+        more = os.pread(fd, n - got, offset + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _open_range(path: Path, idx: int, first: int, last: int) -> FragmentRange:
+    """Open a fragment file for blocks ``first``..``last``: checks its header
+    and block 0's head, which give the layout."""
+    f = open(path, "rb", buffering=0)
     try:
-        identity = _identity(f)
+        st = os.fstat(f.fileno())
+        identity = st.st_dev, st.st_ino
+        head = os.pread(f.fileno(), 64 * 1024, 0)
         try:
-            index, _info, hlen = blocks.parse_file_header(f.read(64 * 1024))
+            index, _info, hlen = blocks.parse_file_header(head)
         except (blocks.CorruptBlock, ValueError) as exc:   # ValueError: JSON that will not parse
             raise BadFragmentFile(str(exc), identity) from exc
         if index != idx:
             raise BadFragmentFile("fragment index in header differs from its name", identity)
-        f.seek(hlen)
-        bh = f.read(blocks.BLOCK_HEAD.size)
-        if len(bh) == blocks.BLOCK_HEAD.size:          # else: zero segments, or EOF comes next
+        bh = head[hlen:hlen + blocks.BLOCK_HEAD.size]
+        if len(bh) < blocks.BLOCK_HEAD.size and len(head) == 64 * 1024:
+            bh = os.pread(f.fileno(), blocks.BLOCK_HEAD.size, hlen)
+        length0 = 0
+        if len(bh) == blocks.BLOCK_HEAD.size:          # else: zero segments, or a cut head (found on reading)
             try:
                 length0, _ = blocks.parse_block_head(bh)
             except blocks.CorruptBlock as exc:
                 raise BadFragmentFile(f"block 0: {exc}", identity) from exc
-            f.seek(hlen + first * (blocks.BLOCK_HEAD.size + length0))
-        return f, identity
+        return FragmentRange(f, identity, st.st_size, hlen, length0, first, last)
     except BaseException:
         f.close()
         raise
-
-
-def _read_verified(f, seg: int, last: int, limit: int) -> tuple[list[tuple[bytes, bytes]], str | None]:
-    """Blocks from the file's position, each checked against its xxh3, until
-    `limit` bytes, block `last`, or the end. Returns the good blocks and, if
-    one was bad, what was wrong with it (reading stops there)."""
-    got, size = [], 0
-    while (last < 0 or seg <= last) and size < limit:
-        bh = f.read(blocks.BLOCK_HEAD.size)
-        if not bh:
-            break
-        try:
-            if len(bh) != blocks.BLOCK_HEAD.size:
-                raise blocks.CorruptBlock("truncated block header")
-            length, digest = blocks.parse_block_head(bh)
-            data = f.read(length)
-            if len(data) != length or blocks.checksum(data) != digest:
-                raise blocks.CorruptBlock(f"segment {seg} checksum mismatch")
-        except blocks.CorruptBlock as exc:
-            return got, str(exc)
-        got.append((bh, data))
-        size += length
-        seg += 1
-    return got, None
 
 
 def _land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path, lock: threading.Lock) -> None:
@@ -328,8 +397,10 @@ class StorageNode:
             last = int(request.query.get("last", -1))
         except ValueError:
             raise web.HTTPBadRequest(text="bad segment bounds")
+        if first < 0:
+            raise web.HTTPBadRequest(text="bad segment bounds")
         try:
-            f, identity = await asyncio.to_thread(_open_at_segment, path, idx, first)
+            rng = await asyncio.to_thread(_open_range, path, idx, first, last)
         except FileNotFoundError:
             return web.json_response({"code": "NoSuchFragment"}, status=404)
         except BadFragmentFile as exc:
@@ -337,39 +408,39 @@ class StorageNode:
             log.error("corrupt fragment %s: %s", path, exc)
             await self._quarantine_after_read(oid, idx, exc.identity, str(exc))
             return web.json_response({"code": "CorruptFragment", "message": str(exc)}, status=409)
+        # The length is known from the file's size and layout, so the body is
+        # plain, not chunked (aiohttp's chunked framing copies every block on
+        # Python 3.11), and each batch goes out in one write.
         resp = web.StreamResponse()
+        resp.content_length = rng.length
         try:
             await resp.prepare(request)
-            seg = first
-            while last < 0 or seg <= last:
-                # A batch of blocks, read and verified in one thread hop.
-                got, problem = await asyncio.to_thread(_read_verified, f, seg, last, READ_BATCH)
-                for bh, data in got:
-                    await resp.write(bh)
-                    await resp.write(data)
-                    self.stats["bytes_read"] += len(data)
-                    self.metrics.bytes_read.inc(len(data))
-                    seg += 1
+            while not rng.done:
+                # One read of whole blocks, verified in the same thread hop.
+                good, data_bytes, problem = await asyncio.to_thread(rng.read_verified, READ_BATCH)
+                if good:
+                    await resp.write(good)
+                    self.stats["bytes_read"] += data_bytes
+                    self.metrics.bytes_read.inc(data_bytes)
                 if problem:
-                    # Never serve a bad block: cut the response short so the
-                    # reader notices and decodes from other fragments; then
-                    # move the file aside so no later read trips on it.
+                    # Never serve a bad block: cut the response short (the
+                    # reader sees fewer bytes than the Content-Length) so it
+                    # decodes from other fragments; then move the file aside
+                    # so no later read trips on it.
                     self.stats["corrupt_blocks"] += 1
                     log.error("corrupt fragment %s: %s", path, problem)
                     # Quarantine first: once the reader sees the cut, the
                     # file is already out of the way of every later read.
-                    await self._quarantine_after_read(oid, idx, identity, problem)
+                    await self._quarantine_after_read(oid, idx, rng.identity, problem)
                     if request.transport is not None:
                         request.transport.close()
                     return resp
-                if not got:
-                    break
             await resp.write_eof()
             self.stats["fragments_read"] += 1
             self.metrics.fragments_read.inc()
             return resp
         finally:
-            await asyncio.to_thread(f.close)
+            await asyncio.to_thread(rng.close)
 
     def _delete_if_old(self, path: Path, min_age_s: float | None) -> tuple[str, float | None]:
         """("removed" | "absent" | "young", the file's age). The age check and
