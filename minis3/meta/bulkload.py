@@ -27,7 +27,7 @@ from ..core import checksums
 from ..core import errors as E
 from ..core.hlc import HLC
 from ..rpc.http import client_session
-from .client import MetaClient
+from .client import MetaClient, drain_background
 
 
 def inline_record(body: bytes, content_type: str = "binary/octet-stream") -> dict:
@@ -78,6 +78,7 @@ async def load_records(topo, bucket: str, items, *, batch: int = 1000, in_flight
             await sem.acquire()             # at most in_flight batches built and sent at once
             tasks.append(asyncio.ensure_future(one(chunk)))
         await asyncio.gather(*tasks)
+        await drain_background()            # the third replica's writes, before the session closes
     seconds = time.monotonic() - started
     return {"bucket": bucket, "keys": done, "seconds": round(seconds, 2), "keys_per_s": round(done / seconds, 1)}
 

@@ -205,10 +205,24 @@ class _Background:
         fut.add_done_callback(cls._done)
 
     @classmethod
+    async def drain(cls, timeout: float = 60.0) -> None:
+        """Wait (at most ``timeout``) for the writes still on their way: a
+        short-lived client (``minis3 bulk-load``) calls it before closing its
+        session, which would otherwise cut them off, leaving the slowest
+        replica without them until the scrubber's anti-entropy."""
+        if cls.tasks:
+            await asyncio.wait(list(cls.tasks), timeout=timeout)
+
+    @classmethod
     def _done(cls, fut: asyncio.Future) -> None:
         cls.tasks.discard(fut)
         if not fut.cancelled() and fut.exception() is not None:
             log.debug("background replica call failed: %s", fut.exception())
+
+
+async def drain_background(timeout: float = 60.0) -> None:
+    """Wait for this process's writes still on their way to slower replicas."""
+    await _Background.drain(timeout)
 
 
 async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], need: int, *,

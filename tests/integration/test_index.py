@@ -193,6 +193,10 @@ def test_bulk_load_commits_what_a_put_of_the_same_bytes_would(ic):
                         "--batch", "300", "--topology", str(ic.topo_path)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0 and "committed 2,500 objects" in r.stdout, r.stdout + r.stderr
+    # Every replica has every key once the loader is done: it waits for the
+    # third replica's writes before it closes its connections.
+    for az in [a.name for a in ic.topo.azs]:
+        assert len(ic.replica_scan(az, "bulk/k/", "bulk/k0")) == 2500, az
     s3 = client(ic.endpoint)
     s3.put_object(Bucket="bulk", Key="by-put", Body=b"x" * 100, ChecksumAlgorithm="CRC64NVME")
     put = s3.head_object(Bucket="bulk", Key="by-put", ChecksumMode="ENABLED")
