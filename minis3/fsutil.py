@@ -30,9 +30,12 @@ def write_json_durably(path, doc) -> None:
     """Replace ``path`` with ``doc`` as JSON atomically: write a temporary
     file, fsync it, rename it over ``path``, fsync the directory."""
     import json
+    import uuid
     from pathlib import Path
     path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp")
+    # A temporary name of its own: two writers of the same file at once must
+    # not rename each other's temporary file away.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w") as f:
         json.dump(doc, f)
         f.flush()

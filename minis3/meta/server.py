@@ -190,6 +190,7 @@ class MetaService:
         self.splits: list[dict] = []            # splits done here: partition, key, pause
         self.promises = Promises()              # conditional writes in progress (meta/promises.py)
         self._reconciling = asyncio.Lock()
+        self._adopting = asyncio.Lock()
         self.peers = dict(peers or {})              # url → az
         self.moves: list[dict] = []                 # replicas moved here or away: steps and numbers
         self.secret = secret
@@ -618,10 +619,11 @@ class MetaService:
     async def adopt_map(self, new: PartitionMap) -> bool:
         """Keep ``new`` if it is newer than this process's map (durably), then
         cut this process's own partitions to match it."""
-        if new.version <= self.pmap.version:
-            return False
-        await asyncio.to_thread(write_json_durably, Path(self.map_path), new.doc())
-        self.pmap = new
+        async with self._adopting:          # one at a time: an older map never lands after a newer one
+            if new.version <= self.pmap.version:
+                return False
+            await asyncio.to_thread(write_json_durably, Path(self.map_path), new.doc())
+            self.pmap = new
         await self.reconcile()
         return True
 
