@@ -100,7 +100,14 @@ class Tracer:
         if s is None:
             yield Span("", "", None, name, self.service, 0) if trace_id is not None else None
             return
-        token = CURRENT.set((s.trace_id, s.span_id))
+        with self._around(s, current=True):
+            yield s
+
+    @contextlib.contextmanager
+    def _around(self, s: Span, *, current: bool):
+        """Record ``s`` when the block ends (ERROR if it raised); with
+        ``current``, the spans the block opens are its children."""
+        token = CURRENT.set((s.trace_id, s.span_id)) if current else None
         status = "OK"
         try:
             yield s
@@ -109,7 +116,8 @@ class Tracer:
             s.attributes.setdefault("error", exc.__class__.__name__)
             raise
         finally:
-            CURRENT.reset(token)
+            if token is not None:
+                CURRENT.reset(token)
             self.end(s, status)
 
     @contextlib.contextmanager
@@ -122,15 +130,8 @@ class Tracer:
             return
         s = Span(trace_id, new_span_id(), None, name, self.service, time.time_ns(), attributes=attributes)
         s.attributes["sampled"] = False        # CURRENT stays unset: no step below records a span
-        status = "OK"
-        try:
+        with self._around(s, current=False):
             yield s
-        except BaseException as exc:
-            status = "ERROR"
-            s.attributes.setdefault("error", exc.__class__.__name__)
-            raise
-        finally:
-            self.end(s, status)
 
     def spans(self, trace_id: str) -> list[Span]:
         return list(self.traces.get(trace_id, ()))

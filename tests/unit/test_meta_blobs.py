@@ -13,6 +13,8 @@ from minis3.meta.partition import PartitionSet
 from minis3.meta.wal import decode_line, encode_line
 from minis3.rpc import fastjson
 
+from .test_partition_split import quiesce
+
 
 def inline(data: bytes, ts: int = 1) -> dict:
     return {"ts": ts, "vid": f"v{ts}", "size": len(data), "inline": base64.b64encode(data).decode()}
@@ -58,15 +60,6 @@ def test_externalize_replaces_the_record_never_changes_it(tmp_path):
     assert decode_line(encode_line({"k": "b/k", "v": out}))["v"]["inline"] == rec["inline"]
     assert "$ref" in decode_line(encode_line({"k": "b/k", "v": out}, refs=True))["v"]["inline"]
     store.close()
-
-
-async def quiesce(ps: PartitionSet) -> None:
-    for _ in range(500):
-        if not any(p.wal.busy for p in ps.partitions):
-            break
-        await asyncio.sleep(0.01)
-    for p in ps.partitions:
-        p.wal.close()
 
 
 async def test_payloads_stay_out_of_memory_and_survive_snapshots_splits_and_restarts(tmp_path):
