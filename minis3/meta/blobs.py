@@ -9,7 +9,8 @@ fsyncs for a few KiB; the record is written anyway.
 Durability comes from the WAL: the line a replica fdatasyncs before it
 answers holds the whole record, payload included. But the table in memory
 must not hold the payloads (a million 64 KiB objects would be 64 GiB of RAM),
-so when a replica applies a record it appends the payload to its **blob log**
+so when a replica applies a record it appends the payload (unless it is tiny:
+``IN_MEMORY_MAX``) to its **blob log**
 (``blobs/blob-NNNNNN.dat``, no fsync) and keeps a :class:`BlobRef` in its place:
 file, offset, length and xxh3-64, ~100 bytes. The log holds the payload as the
 record carries it, base64 text: a third more disk, but neither a write nor a
@@ -42,6 +43,9 @@ import xxhash
 
 #: A new blob file is started past this size.
 ROTATE_BYTES = 256 << 20
+#: A payload this small (base64 characters) stays in the record in memory: a
+#: ref (~150 bytes with its integers) would cost as much as the bytes themselves.
+IN_MEMORY_MAX = 512
 
 
 class CorruptBlob(Exception):
@@ -163,7 +167,7 @@ def externalize(store: "BlobStore | None", value):
         return value
     inline = value.get("inline")
     if isinstance(inline, str):
-        if not inline:
+        if len(inline) <= IN_MEMORY_MAX:
             return value
         return {**value, "inline": store.put(inline.encode("ascii"))}
     if isinstance(inline, dict) and "$ref" in inline:
