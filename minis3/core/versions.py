@@ -114,7 +114,9 @@ def key_versions(head: dict | None, rows: Iterable[tuple[str, dict]]) -> Iterato
             waiting.append(rec)           # placed among the others by when it was made
             waiting.sort(key=vts, reverse=True)
             continue
-        while waiting and vts(waiting[0]) > vts(rec):
+        # With one stamp (two frontends' clocks can give one), the head first:
+        # it is the version the replicas kept last.
+        while waiting and vts(waiting[0]) >= vts(rec):
             w = waiting.pop(0)
             yield w, id_of(w) == latest
         yield rec, False

@@ -151,3 +151,12 @@ def test_a_split_never_falls_inside_a_keys_versions():
     for k in keys:
         head = V.head_of_row(k)
         assert (k < cut) == (head < cut)
+
+
+def test_the_current_version_is_listed_first_when_another_has_its_stamp():
+    head = {"ts": 9, "vts": 7, "vid": "aaaa", "version_id": V.make_id(7, "aaaa")}
+    row = {"ts": 8, "vts": 7, "vid": "ffff", "version_id": V.make_id(7, "ffff")}
+    older = {"ts": 5, "vts": 5, "vid": "bbbb", "version_id": V.make_id(5, "bbbb")}
+    rows = sorted([(V.row_key("k", r["version_id"]), r) for r in (row, older)])
+    assert [(r["vid"], latest) for r, latest in V.key_versions(head, rows)] == \
+        [("aaaa", True), ("ffff", False), ("bbbb", False)]
