@@ -433,12 +433,10 @@ class MetaService:
         raw = await request.read()
         if hashlib.sha256(raw).hexdigest() != request.headers.get(auth.BODY_HEADER, ""):
             return _refuse(403, "AccessDenied")          # the body is not the one signed
-        handlers = {("GET", "/v/object"): self.get_object, ("POST", "/v/object"): self.put_object,
-                    ("GET", "/v/bucket"): self.get_bucket, ("POST", "/v/prepare"): self.prepare}
         calls = fastjson.loads(raw)["calls"]
         self.batches["requests"] += 1
         self.batches["calls"] += len(calls)
-        results = await asyncio.gather(*(batch.run(handlers, c) for c in calls))
+        results = await asyncio.gather(*(batch.run(self._batch_handlers, c) for c in calls))
         return web.Response(body=batch.encode_results(results), content_type="application/json")
 
     # -- catching up -------------------------------------------------------------------
@@ -817,6 +815,8 @@ class MetaService:
         r.add_post("/index/release", self.release)
         r.add_get("/status", self.status)
         r.add_get("/health", self.health)
+        self._batch_handlers = {(rt.method, rt.resource.canonical): rt.handler for rt in r.routes()
+                                if (rt.method, rt.resource.canonical) in batch.BATCHABLE}
         app.on_startup.append(self._start_catch_up)
         app.on_startup.append(self._start_map_loop)
         app.on_cleanup.append(self._stop_catch_up)
