@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 import urllib.request
@@ -18,6 +19,11 @@ ACCESS_KEY = "testkey"
 SECRET_KEY = "testsecret"
 SECOND_ACCESS_KEY = "otherkey"
 SECOND_SECRET_KEY = "othersecret"
+
+
+def discard_dir(root: Path) -> None:
+    if os.environ.get("MINIS3_KEEP_TEST_DATA") != "1":
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def pick_base_port() -> int:
@@ -55,6 +61,14 @@ class TestCluster:
 
     def stop(self):
         self.cluster.stop()
+
+    def discard(self):
+        """Stop and remove the cluster's files: a fixture's last step, so that
+        the suite's disk use is the largest test's, not the sum of them all
+        (CI's disk may have only a few GiB free). MINIS3_KEEP_TEST_DATA=1
+        keeps them to look at."""
+        self.stop()
+        discard_dir(self.root)
 
     def az_state(self, az: str) -> dict:
         deadline = time.monotonic() + 10

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, discard_dir
 from .regions import TwoRegions
 
 
@@ -15,7 +15,7 @@ from .regions import TwoRegions
 def cluster(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("minis3")).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +28,7 @@ def world(tmp_path_factory):
     with using_dns(w.dns.host, w.dns.port, w.dns.domain):
         yield w
     w.regions.stop()
+    discard_dir(w.path.parent)
 
 
 def make_client(endpoint, **cfg):
@@ -77,3 +78,4 @@ def aws(cluster, tmp_path_factory):
             raise AssertionError(f"aws {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
         return p
     return run
+

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (make test
 def cc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("console"), console=True).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ def dc(tmp_path_factory):
     # the demo's own scrub pass (its audit) and by nothing before it.
     c = TestCluster(tmp_path_factory.mktemp("demo"), scrub={"audit_mb_per_s": 0}).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 def demo(topo_path, *args: str) -> subprocess.CompletedProcess:

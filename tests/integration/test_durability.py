@@ -28,7 +28,7 @@ MiB = 1 << 20
 def dc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("durability")).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 @pytest.fixture(scope="module")

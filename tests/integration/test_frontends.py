@@ -20,7 +20,7 @@ from .conftest import make_client
 def fc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("frontends"), frontend_per_az=True).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 def test_every_frontend_serves_the_same_store(fc):

@@ -22,7 +22,7 @@ def ic(tmp_path_factory):
                         aws_secret_access_key=SECRET_KEY)
     c.s3.create_bucket(Bucket="seen")
     yield c
-    c.stop()
+    c.discard()
 
 
 def inspect(c, url: str, *args: str) -> tuple[int, str, str]:

@@ -28,7 +28,7 @@ def lc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("labs"), extra_metas=1,
                     index={"split_keys": 2000, "check_every_s": 0.5, "write_ops_per_s": 50}).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 def run_lab(c: TestCluster | Path, script: str) -> str:

@@ -245,67 +245,6 @@ def test_concurrent_uploads_to_one_key_last_completed_wins(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="parallel")["Body"].read() == b"".join(bodies[n] for n in sorted(bodies))
 
 
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def test_aws_cli_copies_2_gib_up_and_down_in_parts_with_bounded_frontend_memory(cluster, bucket, tmp_path):
-    """`aws s3 cp` with the CLI's own defaults (8 MiB parts, 10 at once) of a
-    2 GiB file, up and back down, bytes compared; the frontend's RSS sampled
-    all along stays bounded (it never holds more than a few segments a part)."""
-    import filecmp
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from .cluster import ACCESS_KEY, SECRET_KEY
-    size = 2 * 1024 * MiB
-    src = tmp_path / "big.bin"
-    block = os.urandom(64 * MiB)
-    with open(src, "wb") as f:
-        for i in range(size // len(block)):
-            f.write(i.to_bytes(8, "big") + block[8:])         # no two 64 MiB blocks alike
-    cfg = tmp_path / "config"
-    cfg.write_text("[default]\nregion = us-east-1\n")
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-               AWS_CONFIG_FILE=str(cfg), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
-    aws = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", cluster.endpoint]
-    pid = cluster.cluster.frontend.pid
-    peak, stop = [_rss_kib(pid)], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss_kib(pid))
-            time.sleep(0.1)
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        t0 = time.monotonic()
-        up = subprocess.run(aws + ["s3", "cp", "--no-progress", str(src), f"s3://{bucket}/big.bin"], env=env,
-                            capture_output=True, text=True, timeout=600)
-        t_up = time.monotonic() - t0
-        assert up.returncode == 0, up.stderr
-        t0 = time.monotonic()
-        down = subprocess.run(aws + ["s3", "cp", "--no-progress", f"s3://{bucket}/big.bin", str(tmp_path / "back")],
-                              env=env, capture_output=True, text=True, timeout=600)
-        t_down = time.monotonic() - t0
-        assert down.returncode == 0, down.stderr
-    finally:
-        stop.set()
-        sampler.join()
-    assert filecmp.cmp(src, tmp_path / "back", shallow=False)
-    print(f"\naws s3 cp 2 GiB: up {size / MiB / t_up:.0f} MiB/s, down {size / MiB / t_down:.0f} MiB/s, "
-          f"frontend peak RSS {peak[0] / 1024:.0f} MiB")
-    assert peak[0] < 400 * 1024, f"frontend RSS reached {peak[0] / 1024:.0f} MiB"
-    (tmp_path / "back").unlink()
-    src.unlink()
-
-
 def test_part_numbers_up_to_10000_and_list_parts_pages(s3, bucket):
     uid = s3.create_multipart_upload(Bucket=bucket, Key="many")["UploadId"]
     numbers = list(range(1, 24)) + [10_000]

@@ -31,7 +31,7 @@ def mc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("move"), extra_metas=1,
                     index={"split_keys": 10**9, "split_ops_per_s": 0, "check_every_s": 0.5}).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 def stats(c, meta) -> dict:

@@ -39,7 +39,7 @@ def hc(tmp_path_factory):
     """A cluster whose scrubber runs only when asked (or when a node returns)."""
     c = TestCluster(tmp_path_factory.mktemp("scrub"), scrub={"interval_s": 3600, "audit_mb_per_s": 0}).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +291,7 @@ def gc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("gc"),
                     scrub={"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE}).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 def _slow_put(c: TestCluster, bucket: str, key: str, first: bytes, rest: bytes,

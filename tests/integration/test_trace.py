@@ -18,7 +18,7 @@ from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
 def tc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("trace")).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 def s3(c, secret=SECRET_KEY):
