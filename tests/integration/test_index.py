@@ -34,7 +34,7 @@ def ic(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("index"),
                     index={"split_keys": SPLIT_KEYS, "check_every_s": 0.3, "split_ops_per_s": 0}).start()
     yield c
-    c.stop()
+    c.discard()
 
 
 def client(endpoint, retries: dict | None = None):
@@ -112,9 +112,18 @@ def test_restart_after_splits_restores_the_same_map_and_data(ic):
     with cf.ThreadPoolExecutor(8) as ex:
         list(ex.map(lambda i: s3.put_object(Bucket="restart", Key=f"d{i % 4}/k{i:04d}", Body=str(i).encode()),
                     range(3 * SPLIT_KEYS)))
-    wait_until(lambda: len({m["version"] for m in maps(ic)}) == 1, what="replicas agree on the map")
-    time.sleep(1.0)                                   # let the manager finish what it started
-    wait_until(lambda: len({m["version"] for m in maps(ic)}) == 1, what="replicas agree on the map")
+    # Settled: every replica holds one map and the manager has stopped cutting
+    # (no change over ~7 of its checks), so a split cannot land between the
+    # snapshot below and the restart.
+    seen = {"version": None, "since": time.monotonic()}
+
+    def settled() -> bool:
+        versions = {m["version"] for m in maps(ic)}
+        if len(versions) != 1 or versions != {seen["version"]}:
+            seen.update(version=versions.pop() if len(versions) == 1 else None, since=time.monotonic())
+            return False
+        return time.monotonic() - seen["since"] > 2.0
+    wait_until(settled, timeout=60, what="the partition map settles")
     before = maps(ic)[0]
     assert len(before["partitions"]) > 4
     ic.restart()
@@ -183,7 +192,7 @@ def test_a_partition_over_its_budget_answers_slowdown_and_retries_succeed(tmp_pa
                   for o in page.get("Contents", [])]
         assert len(listed) == 100
     finally:
-        c.stop()
+        c.discard()
 
 
 def test_bulk_load_commits_what_a_put_of_the_same_bytes_would(ic):
