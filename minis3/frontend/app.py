@@ -114,7 +114,8 @@ class Frontend:
         self.health.start()
         self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,
                                  segment_size=self.topo.erasure.segment_size,
-                                 inline_threshold=self.topo.erasure.inline_threshold, health=self.health)
+                                 inline_threshold=self.topo.erasure.inline_threshold, health=self.health,
+                                 commit_window_s=self.topo.scrub.commit_window_s)
 
     def region_meta(self, region: str) -> MetaClient:
         """The metadata service of a region (this one's, or another's: for the

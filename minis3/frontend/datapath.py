@@ -1,6 +1,7 @@
 """The data path: object bytes → segments → fragments on nodes, and back.
 
 PUT:  receive → segment → encode → store fragments (fsync on every node) → [caller commits metadata]
+      (small objects stay inline in the record; the rest is ecwrite.ECWrite, step by step)
 GET:  fetch k fragments per segment (data fragments first) → verify → decode → stream out
 
 Memory is bounded by a few segments whatever the object size: the body is read
@@ -13,57 +14,30 @@ import asyncio
 import base64
 import itertools
 import logging
-import struct
 import time
-import uuid
-from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
-
-import xxhash
 
 from ..core import errors as E
 from ..ec import layout
 from ..ec.codec import Codec
-from ..ec.placement import NotEnoughNodes, handoff, place
 from ..meta.client import MetaClient
-from ..rpc.tracing import TRACER
-from ..storage import blocks
 from ..storage.client import FragmentError, StorageClient
+from .ecwrite import ECWrite, Pieces, Stored, segment_checksum
 from .health import NodeHealth
 
 log = logging.getLogger("minis3.frontend.datapath")
 
-QUEUE_DEPTH = 4       # segments in flight per fragment upload
-PIPELINE_DEPTH = 2    # segments waiting for each PUT stage (hashing, encoding)
-OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (a thread hop costs more)
-
-
-def segment_checksum(data: bytes) -> bytes:
-    return struct.pack(">Q", xxhash.xxh3_64_intdigest(data))
-
-
-@dataclass
-class Stored:
-    """What a PUT's bytes became: an inline payload or an erasure-coded layout."""
-    size: int
-    inline: bytes | None = None
-    ec: dict | None = None
-    # When the first fragment became durable (time.monotonic()): the commit
-    # must start within the commit window of it (see ScrubSpec, the GC rule).
-    landed_at: float | None = None
-
-    def record_fields(self) -> dict:
-        if self.inline is not None:
-            return {"size": self.size, "inline": base64.b64encode(self.inline).decode()}
-        return {"size": self.size, "ec": self.ec}
+__all__ = ["DataPath", "Stored", "segment_checksum"]
 
 
 class DataPath:
     def __init__(self, *, codec: Codec, storage: StorageClient, meta: MetaClient,
                  azs: list[tuple[str, list[str]]], segment_size: int, inline_threshold: int,
-                 health: NodeHealth | None = None):
+                 health: NodeHealth | None = None, commit_window_s: float = 150.0):
         self.codec, self.storage, self.meta = codec, storage, meta
         self.azs, self.segment_size, self.inline_threshold = azs, segment_size, inline_threshold
+        # How long after its first fragment lands a write may still commit (ScrubSpec).
+        self.commit_window_s = commit_window_s
         self.node_az = {n: az for az, nodes in azs for n in nodes}
         self.health = health
 
@@ -92,7 +66,7 @@ class DataPath:
         the topology's inline threshold) go inline, in the metadata record.
         """
         inline_up_to = self.inline_threshold if inline_up_to is None else inline_up_to
-        seg = _Pieces()
+        seg = Pieces()
         it = body.__aiter__()
         eof = False
         # Read the first segment (or all of a small object) before deciding
@@ -109,146 +83,7 @@ class DataPath:
             if verify:
                 await verify()
             return Stored(size=len(data), inline=data)
-        return await self._store_ec(seg, it, eof, on_segment, verify)
-
-    async def _store_ec(self, seg: "_Pieces", it, eof: bool, on_segment, verify) -> Stored:
-        object_id = uuid.uuid4().hex
-        # Preferred placement, with fragments of down nodes handed off to live
-        # ones; the record keeps where each fragment really is.
-        try:
-            nodes = handoff(object_id, place(object_id, self.azs, self.codec.width), self.node_az,
-                            self._up(), max_per_node=self.codec.m)
-        except NotEnoughNodes as exc:
-            raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
-        ec = {"id": object_id, "k": self.codec.k, "m": self.codec.m, "backend": self.codec.backend,
-              "seg": self.segment_size, "nodes": nodes}
-        segsums = bytearray()
-
-        def encode(data: bytes) -> list[bytes]:
-            # pyeclib's encode holds the GIL for ~0.25 ms per MiB; xxh3 is faster still.
-            segsums.extend(segment_checksum(data))
-            return [blocks.frame(f) for f in self.codec.encode(data)]
-
-        queues = [asyncio.Queue(QUEUE_DEPTH) for _ in nodes]
-        # An object of one segment (all of it read already) needs no pipeline:
-        # hash it, encode it, and send each node its one framed block as a
-        # plain body with a Content-Length (one write each way, no stream of
-        # chunks, no queues or stage tasks). Measured on 64 KiB PUTs: see
-        # docs/performance.md, "What each change gained".
-        whole = seg.take(len(seg)) if eof else None
-        if whole is not None:
-            if on_segment:
-                if len(whole) < OFFLOAD_MIN:
-                    on_segment(whole)
-                else:
-                    await asyncio.to_thread(on_segment, whole)
-            with TRACER.span("encode segment 0", bytes=len(whole)):
-                bodies = encode(whole) if len(whole) < OFFLOAD_MIN else await asyncio.to_thread(encode, whole)
-        else:
-            bodies = [_drain(q) for q in queues]
-
-        async def upload(i: int, node: str) -> dict:
-            kind = "data" if i < self.codec.k else "parity"
-            with TRACER.span(f"write fragment {i} ({kind})", node=node, az=self.node_az.get(node)) as span:
-                try:
-                    got = await self.storage.put(node, object_id, i, bodies[i])
-                except FragmentError as exc:
-                    self._failed(exc)
-                    raise
-                if span is not None and isinstance(got, dict):
-                    span.attributes.update({k: got[k] for k in ("bytes", "fsync_ms") if k in got})
-                return got
-        uploads = [asyncio.ensure_future(upload(i, n)) for i, n in enumerate(nodes)]
-        landed: list[float] = []
-        for up in uploads:
-            up.add_done_callback(lambda _t: landed.append(time.monotonic()))
-
-        async def watchdog() -> None:
-            # A node that stops answering mid-upload (killed, frozen) is found
-            # by the health prober; abort its upload rather than wait on it.
-            while True:
-                await asyncio.sleep(0.2)
-                for n, up in zip(nodes, uploads):
-                    if not up.done() and not self._is_up(n):
-                        up.cancel()
-        watch = asyncio.ensure_future(watchdog()) if self.health else None
-        size = 0
-
-        # Three stages overlap: this coroutine reads segment n+2 from the client
-        # while the hasher hashes segment n+1 (MD5, SHA-256, CRCs release the GIL)
-        # and the encoder codes segment n and hands its fragments to the uploads.
-        # Each stage sees the segments one at a time, in order.
-        async def hasher(q: asyncio.Queue) -> None:
-            while (data := await q.get()) is not None:
-                if len(data) < OFFLOAD_MIN:
-                    on_segment(data)           # a small segment is not worth a thread hop
-                else:
-                    await asyncio.to_thread(on_segment, data)
-
-        async def encoder(q: asyncio.Queue) -> None:
-            n_encoded = 0
-            while (data := await q.get()) is not None:
-                with TRACER.span(f"encode segment {n_encoded}", bytes=len(data)):
-                    frames = encode(data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(encode, data)
-                n_encoded += 1
-                for fq, frame, up in zip(queues, frames, uploads):
-                    await _put_or_fail(fq, frame, up)
-            for fq, up in zip(queues, uploads):
-                await _put_or_fail(fq, None, up)
-
-        stages = []
-        if whole is not None:
-            size = len(whole)
-        elif on_segment:
-            hq: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
-            stages.append((hq, asyncio.ensure_future(hasher(hq))))
-        if whole is None:
-            eq: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
-            stages.append((eq, asyncio.ensure_future(encoder(eq))))
-
-        async def feed(data: bytes | None) -> None:
-            for q, task in stages:
-                await _put_or_fail(q, data, task)
-
-        try:
-            while whole is None:
-                while len(seg) >= self.segment_size:
-                    await feed(seg.take(self.segment_size))
-                    size += self.segment_size
-                if eof:
-                    break
-                try:
-                    seg.add(await it.__anext__())
-                except StopAsyncIteration:
-                    eof = True
-            if whole is None:
-                if len(seg):
-                    size += len(seg)
-                    await feed(seg.take(len(seg)))
-                await feed(None)
-            for _, task in stages:
-                await task
-            results = await asyncio.gather(*uploads, return_exceptions=True)
-            failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
-                # This issue acknowledges only with all k+m fragments durable.
-                raise E.ServiceUnavailable(f"could not store every fragment: {failed[0]}")
-            if verify:
-                await verify()
-        except BaseException as exc:
-            for task in [*uploads, *(task for _, task in stages)]:
-                task.cancel()
-            if watch is not None:
-                watch.cancel()
-            await asyncio.gather(*uploads, *(task for _, task in stages), return_exceptions=True)
-            await self.discard(ec, "failed-write")
-            if isinstance(exc, FragmentError):
-                raise E.ServiceUnavailable(f"could not store every fragment: {exc}") from exc
-            raise
-        if watch is not None:
-            watch.cancel()
-        ec["segsums"] = base64.b64encode(bytes(segsums)).decode()
-        return Stored(size=size, ec=ec, landed_at=min(landed))
+        return await ECWrite(self, on_segment, verify).run(seg, it, eof)
 
     async def discard(self, ec: dict, reason: str) -> None:
         """Remove an uncommitted write's fragments now, and queue them for GC
@@ -420,63 +255,3 @@ async def _aclose(stream) -> None:
         await stream.aclose()
     except Exception:
         pass
-
-
-class _Pieces:
-    """Body pieces waiting to become a segment: joined once, when a segment's
-    worth has arrived (one copy, where a growing bytearray made three)."""
-
-    __slots__ = ("parts", "size")
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def add(self, piece: bytes) -> None:
-        if piece:
-            self.parts.append(piece)
-            self.size += len(piece)
-
-    def take(self, n: int) -> bytes:
-        """The first n bytes (n <= len(self))."""
-        joined = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
-        if not isinstance(joined, bytes):
-            joined = bytes(joined)
-        head, rest = (joined, b"") if n == len(joined) else (joined[:n], joined[n:])
-        self.parts = [rest] if rest else []
-        self.size = len(rest)
-        return head
-
-
-async def _drain(q: asyncio.Queue) -> AsyncIterator[bytes]:
-    while True:
-        item = await q.get()
-        if item is None:
-            return
-        yield item
-
-
-async def _put_or_fail(q: asyncio.Queue, item, upload: asyncio.Future) -> None:
-    """Queue an item for an upload, unless that upload has already failed."""
-    if upload.cancelled():
-        raise FragmentError("upload aborted: its node stopped answering")
-    if upload.done():
-        exc = upload.exception()
-        if exc is not None:
-            raise exc
-        if item is None:
-            return
-    if not q.full():                 # the common case: no task, no wait
-        q.put_nowait(item)
-        return
-    put = asyncio.ensure_future(q.put(item))
-    done, _ = await asyncio.wait({put, upload}, return_when=asyncio.FIRST_COMPLETED)
-    if put not in done:
-        put.cancel()
-        if upload.cancelled():
-            raise FragmentError("upload aborted: its node stopped answering")
-        exc = upload.exception()
-        raise exc or FragmentError("fragment upload ended early")

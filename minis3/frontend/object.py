@@ -127,32 +127,37 @@ async def _precheck_write(ctx, conditions: dict) -> None:
 
 async def _commit(ctx, bucket: str, key: str, record: dict, stored, conditions: dict | None = None) -> dict:
     """Commit metadata: the object becomes visible here, or not at all."""
-    stamp_by = None if stored.landed_at is None else stored.landed_at + ctx.fe.topo.scrub.commit_window_s
     return await commit_stored(ctx, stored, lambda: ctx.meta.put_object(bucket, key, record, conditions,
-                                                                        stamp_by=stamp_by))
+                                                                        stamp_by=stored.commit_by))
 
 
 async def commit_stored(ctx, stored, write):
-    """Run ``write()`` (a metadata commit pointing at ``stored``'s fragments)
-    under the GC rule: it must start within the commit window of the first
-    fragment landing (docs/ARCHITECTURE.md, "Garbage collection")."""
-    ec = stored.ec
-    window = ctx.fe.topo.scrub.commit_window_s
-    if stored.landed_at is not None and time.monotonic() - stored.landed_at > window:
-        await ctx.fe.datapath.discard(ec, "commit-too-late")
-        raise E.ServiceUnavailable(f"the write took more than {window:.0f} s from storing to commit")
+    """The commit step of a PUT (after ecwrite.ECWrite's): run ``write()``, a
+    metadata commit pointing at ``stored``'s fragments, under the GC rule: it
+    must start by ``stored.commit_by``, the commit window after the first
+    fragment landed (docs/ARCHITECTURE.md, "Garbage collection").
+
+    The one place a stored write's fragments are abandoned: too late to
+    commit, or refused by a precondition before any replica was sent the
+    version. Any other failure (a quorum refused, a conditional write that
+    lost a race after one of its rounds reached a replica, metadata
+    unreachable) may have left the version on one replica, so the fragments
+    stay for the scrubber's GC to judge after its grace."""
+    abandon = None
     try:
-        return await write()
-    except E.S3Error as exc:
-        # A precondition that failed before any replica was sent the version
-        # makes the fragments garbage now. Any other failure (a quorum refused,
-        # a conditional write that lost a race after one of its rounds reached
-        # a replica, metadata unreachable) may have left the version on one
-        # replica, so the fragments stay for the scrubber's GC to judge after
-        # its grace.
-        if ec is not None and isinstance(exc, E.PreconditionFailed) and not getattr(exc, "maybe_written", False):
-            await ctx.fe.datapath.discard(ec, "rejected-commit")
-        raise
+        if stored.commit_by is not None and time.monotonic() > stored.commit_by:
+            abandon = "commit-too-late"
+            raise E.ServiceUnavailable(f"the write took more than {ctx.fe.datapath.commit_window_s:.0f} s "
+                                       "from storing to commit")
+        try:
+            return await write()
+        except E.PreconditionFailed as exc:
+            if not getattr(exc, "maybe_written", False):
+                abandon = "rejected-commit"
+            raise
+    finally:
+        if abandon and stored.ec is not None:
+            await ctx.fe.datapath.discard(stored.ec, abandon)
 
 
 # ----------------------------------------------------------------------------- GET / HEAD

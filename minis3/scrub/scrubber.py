@@ -45,7 +45,7 @@ from ..core.hlc import physical_ms
 from ..ec import layout
 from ..ec.codec import Codec, tune_malloc
 from ..ec.placement import place
-from ..frontend.datapath import _drain, _put_or_fail, segment_checksum
+from ..frontend.ecwrite import drain, put_or_fail, segment_checksum
 from ..meta.client import PARTS, UPLOADS, MetaClient, Replica, ReplicaError, quorum
 from ..meta import blobs
 from ..meta.routing import IndexRouter
@@ -606,7 +606,7 @@ class Scrubber:
         srcs = P.sources_for(pl, k)
         streams = {i: self.storage.get(ec["nodes"][i], oid, i, 0, n_seg - 1).__aiter__() for i in srcs}
         queues = {f.index: asyncio.Queue(4) for f in pl.fixes}
-        uploads = {f.index: asyncio.ensure_future(self.storage.put(f.target, oid, f.index, _drain(queues[f.index])))
+        uploads = {f.index: asyncio.ensure_future(self.storage.put(f.target, oid, f.index, drain(queues[f.index])))
                    for f in pl.fixes}
         missing = [f.index for f in pl.fixes if f.index not in streams]
         written = 0
@@ -622,9 +622,9 @@ class Scrubber:
                 for f in pl.fixes:
                     piece = frags[f.index]
                     written += len(piece)
-                    await _put_or_fail(queues[f.index], blocks.frame(piece), uploads[f.index])
+                    await put_or_fail(queues[f.index], blocks.frame(piece), uploads[f.index])
             for f in pl.fixes:
-                await _put_or_fail(queues[f.index], None, uploads[f.index])
+                await put_or_fail(queues[f.index], None, uploads[f.index])
             await asyncio.gather(*uploads.values())
         except BaseException:
             for u in uploads.values():

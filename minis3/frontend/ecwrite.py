@@ -1,0 +1,307 @@
+"""One erasure-coded PUT, written as its steps.
+
+    place            → which node gets each of the k+m fragments (handoff for down nodes)
+    segments         → the body cut into segments of ``erasure.segment_size``
+    hash             → every byte once, in order, for the ETag and the checksums
+    encode           → each segment into k+m framed fragment blocks, and its xxh3
+    store fragments  → one streaming upload per node; each node fsyncs before it answers
+    finish           → all k+m durable and the body verified: a ``Stored`` with its commit deadline
+    abort            → any failure: cancel every step, remove what landed, queue it for GC
+
+The caller then commits the metadata record (``object.commit_stored``) before
+``Stored.commit_by``, or abandons the fragments (``Stored`` keeps how).
+
+An object of one segment (all of it read already) goes straight through: hash,
+encode, and one plain body per node. A longer one runs three stages that
+overlap: the request's coroutine reads segment n+2 from the client while the
+hash stage hashes segment n+1 (MD5, SHA-256 and the CRCs release the GIL) and
+the encode stage codes segment n and hands its blocks to the uploads. Every
+queue between them is small, so memory is a few segments whatever the size,
+and the slowest node sets the pace (back pressure).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
+
+import xxhash
+
+from ..core import errors as E
+from ..ec.placement import NotEnoughNodes, handoff, place
+from ..rpc.tracing import TRACER
+from ..storage import blocks
+from ..storage.client import FragmentError
+
+if TYPE_CHECKING:
+    from .datapath import DataPath
+
+QUEUE_DEPTH = 4       # segments in flight per fragment upload
+PIPELINE_DEPTH = 2    # segments waiting for each PUT stage (hashing, encoding)
+OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (a thread hop costs more)
+
+
+def segment_checksum(data: bytes) -> bytes:
+    return struct.pack(">Q", xxhash.xxh3_64_intdigest(data))
+
+
+@dataclass
+class Stored:
+    """What a PUT's bytes became: an inline payload or an erasure-coded layout."""
+    size: int
+    inline: bytes | None = None
+    ec: dict | None = None
+    # The time.monotonic() by which the metadata commit must start: the commit
+    # window after the first fragment became durable (the GC rule, ScrubSpec).
+    # None for inline bytes, which have no fragments to collect.
+    commit_by: float | None = None
+
+    def record_fields(self) -> dict:
+        if self.inline is not None:
+            return {"size": self.size, "inline": base64.b64encode(self.inline).decode()}
+        return {"size": self.size, "ec": self.ec}
+
+
+class ECWrite:
+    """The steps of one erasure-coded PUT (module docstring). ``run`` is the
+    whole of it; nothing is visible until the caller commits."""
+
+    def __init__(self, dp: "DataPath", on_segment: Callable[[bytes], None] | None,
+                 verify: Callable[[], Awaitable[None]] | None):
+        self.dp, self.codec = dp, dp.codec
+        self.on_segment, self.verify = on_segment, verify
+        self.size = 0
+        self.segsums = bytearray()
+        self.uploads: list[asyncio.Future] = []
+        self.landed: list[float] = []                   # when each fragment became durable
+        self.stages: list[tuple[asyncio.Queue, asyncio.Future]] = []
+        self.watch: asyncio.Future | None = None
+        self.ec = self.place()
+
+    async def run(self, seg: "Pieces", rest: AsyncIterator[bytes], eof: bool) -> Stored:
+        try:
+            if eof:
+                await self.one_segment(seg.take(len(seg)))
+            else:
+                await self.pipeline(seg, rest)
+            return await self.finish()
+        except BaseException as exc:
+            await self.abort()
+            if isinstance(exc, FragmentError):
+                raise E.ServiceUnavailable(f"could not store every fragment: {exc}") from exc
+            raise
+
+    # -- place ---------------------------------------------------------------------
+    def place(self) -> dict:
+        """Preferred placement, with fragments of down nodes handed off to live
+        ones; the layout (and so the record) keeps where each fragment really is."""
+        object_id = uuid.uuid4().hex
+        try:
+            nodes = handoff(object_id, place(object_id, self.dp.azs, self.codec.width), self.dp.node_az,
+                            self.dp._up(), max_per_node=self.codec.m)
+        except NotEnoughNodes as exc:
+            raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
+        return {"id": object_id, "k": self.codec.k, "m": self.codec.m, "backend": self.codec.backend,
+                "seg": self.dp.segment_size, "nodes": nodes}
+
+    # -- hash and encode -----------------------------------------------------------
+    async def hash(self, data: bytes) -> None:
+        if len(data) < OFFLOAD_MIN:
+            self.on_segment(data)                       # a small segment is not worth a thread hop
+        else:
+            await asyncio.to_thread(self.on_segment, data)
+
+    def encode(self, data: bytes) -> list[bytes]:
+        # pyeclib's encode holds the GIL for ~0.25 ms per MiB; xxh3 is faster still.
+        self.segsums.extend(segment_checksum(data))
+        return [blocks.frame(f) for f in self.codec.encode(data)]
+
+    async def encode_segment(self, n: int, data: bytes) -> list[bytes]:
+        with TRACER.span(f"encode segment {n}", bytes=len(data)):
+            return self.encode(data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(self.encode, data)
+
+    # -- store fragments -----------------------------------------------------------
+    def store_fragments(self, bodies: list) -> None:
+        """Start one upload per node (``bodies[i]``: fragment i's bytes, or an
+        async iterator of its blocks) and the watch on their nodes."""
+        self.uploads = [asyncio.ensure_future(self.store_fragment(i, n, b))
+                        for i, (n, b) in enumerate(zip(self.ec["nodes"], bodies))]
+        for up in self.uploads:
+            up.add_done_callback(lambda _t: self.landed.append(time.monotonic()))
+        if self.dp.health:
+            self.watch = asyncio.ensure_future(self.watch_nodes())
+
+    async def store_fragment(self, i: int, node: str, body) -> dict:
+        kind = "data" if i < self.codec.k else "parity"
+        with TRACER.span(f"write fragment {i} ({kind})", node=node, az=self.dp.node_az.get(node)) as span:
+            try:
+                got = await self.dp.storage.put(node, self.ec["id"], i, body)
+            except FragmentError as exc:
+                self.dp._failed(exc)
+                raise
+            if span is not None and isinstance(got, dict):
+                span.attributes.update({k: got[k] for k in ("bytes", "fsync_ms") if k in got})
+            return got
+
+    async def watch_nodes(self) -> None:
+        """A node that stops answering mid-upload (killed, frozen) is found by
+        the health prober; abort its upload rather than wait on it."""
+        while True:
+            await asyncio.sleep(0.2)
+            for n, up in zip(self.ec["nodes"], self.uploads):
+                if not up.done() and not self.dp._is_up(n):
+                    up.cancel()
+
+    # -- the two ways through ------------------------------------------------------
+    async def one_segment(self, data: bytes) -> None:
+        """All of a one-segment object is read: hash it, encode it, and send
+        each node its one framed block as a plain body with a Content-Length
+        (one write each way; no queues or stage tasks). Measured on 64 KiB
+        PUTs: docs/performance.md, "What each change gained"."""
+        if self.on_segment:
+            await self.hash(data)
+        self.size = len(data)
+        self.store_fragments(await self.encode_segment(0, data))
+
+    async def pipeline(self, seg: "Pieces", rest: AsyncIterator[bytes]) -> None:
+        """Segments through the hash and encode stages into the uploads."""
+        queues = [asyncio.Queue(QUEUE_DEPTH) for _ in self.ec["nodes"]]
+        self.store_fragments([drain(q) for q in queues])
+        if self.on_segment:
+            self.stages.append(self._stage(self._hash_stage))
+        self.stages.append(self._stage(lambda q: self._encode_stage(q, queues)))
+        async for data in self.segments(seg, rest):
+            self.size += len(data)
+            for q, task in self.stages:
+                await put_or_fail(q, data, task)
+        for q, task in self.stages:
+            await put_or_fail(q, None, task)
+
+    async def segments(self, seg: "Pieces", rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The body cut into whole segments, then what is left."""
+        eof = False
+        while True:
+            while len(seg) >= self.dp.segment_size:
+                yield seg.take(self.dp.segment_size)
+            if eof:
+                break
+            try:
+                seg.add(await rest.__anext__())
+            except StopAsyncIteration:
+                eof = True
+        if len(seg):
+            yield seg.take(len(seg))
+
+    @staticmethod
+    def _stage(work) -> tuple[asyncio.Queue, asyncio.Future]:
+        q: asyncio.Queue = asyncio.Queue(PIPELINE_DEPTH)
+        return q, asyncio.ensure_future(work(q))
+
+    async def _hash_stage(self, q: asyncio.Queue) -> None:
+        while (data := await q.get()) is not None:
+            await self.hash(data)
+
+    async def _encode_stage(self, q: asyncio.Queue, queues: list[asyncio.Queue]) -> None:
+        n = 0
+        while (data := await q.get()) is not None:
+            frames = await self.encode_segment(n, data)
+            n += 1
+            for fq, frame, up in zip(queues, frames, self.uploads):
+                await put_or_fail(fq, frame, up)
+        for fq, up in zip(queues, self.uploads):
+            await put_or_fail(fq, None, up)
+
+    # -- finish or abort -----------------------------------------------------------
+    async def finish(self) -> Stored:
+        for _, task in self.stages:
+            await task
+        results = await asyncio.gather(*self.uploads, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            # Acknowledged only with all k+m fragments durable.
+            raise E.ServiceUnavailable(f"could not store every fragment: {failed[0]}")
+        if self.verify:
+            await self.verify()
+        if self.watch is not None:
+            self.watch.cancel()
+        self.ec["segsums"] = base64.b64encode(bytes(self.segsums)).decode()
+        return Stored(size=self.size, ec=self.ec, commit_by=min(self.landed) + self.dp.commit_window_s)
+
+    async def abort(self) -> None:
+        """Cancel every step and remove the fragments that landed (nothing to
+        remove if no upload started)."""
+        tasks = [*self.uploads, *(task for _, task in self.stages)]
+        for task in tasks:
+            task.cancel()
+        if self.watch is not None:
+            self.watch.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.uploads:
+            await self.dp.discard(self.ec, "failed-write")
+
+
+class Pieces:
+    """Body pieces waiting to become a segment: joined once, when a segment's
+    worth has arrived (one copy, where a growing bytearray made three)."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, piece: bytes) -> None:
+        if piece:
+            self.parts.append(piece)
+            self.size += len(piece)
+
+    def take(self, n: int) -> bytes:
+        """The first n bytes (n <= len(self))."""
+        joined = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        if not isinstance(joined, bytes):
+            joined = bytes(joined)
+        head, rest = (joined, b"") if n == len(joined) else (joined[:n], joined[n:])
+        self.parts = [rest] if rest else []
+        self.size = len(rest)
+        return head
+
+
+async def drain(q: asyncio.Queue) -> AsyncIterator[bytes]:
+    """A queue's items as an async iterator, up to the None that ends them."""
+    while True:
+        item = await q.get()
+        if item is None:
+            return
+        yield item
+
+
+async def put_or_fail(q: asyncio.Queue, item, consumer: asyncio.Future) -> None:
+    """Queue an item for a consumer task (an upload, a stage), unless that
+    task has already failed: its error is raised here instead of waiting on a
+    queue nobody reads."""
+    if consumer.cancelled():
+        raise FragmentError("upload aborted: its node stopped answering")
+    if consumer.done():
+        exc = consumer.exception()
+        if exc is not None:
+            raise exc
+        if item is None:
+            return
+    if not q.full():                 # the common case: no task, no wait
+        q.put_nowait(item)
+        return
+    put = asyncio.ensure_future(q.put(item))
+    done, _ = await asyncio.wait({put, consumer}, return_when=asyncio.FIRST_COMPLETED)
+    if put not in done:
+        put.cancel()
+        if consumer.cancelled():
+            raise FragmentError("upload aborted: its node stopped answering")
+        exc = consumer.exception()
+        raise exc or FragmentError("fragment upload ended early")
