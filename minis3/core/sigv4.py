@@ -431,10 +431,13 @@ def _check_skew(request_time: datetime, raw: str, now: datetime, max_skew: timed
 
 def _check_amz_headers_signed(headers: Mapping[str, str], signed_headers: Sequence[str]) -> None:
     """S3 refuses x-amz-* headers that are present but not signed (otherwise a
-    presigned PUT could be turned into e.g. a copy with x-amz-copy-source)."""
+    presigned PUT could be turned into e.g. a copy with x-amz-copy-source), and
+    a Host that is not signed (otherwise one signature would replay against any
+    bucket in virtual-hosted style): 403 AccessDenied naming them, as AWS answers."""
     signed = {h.lower() for h in signed_headers}
     unsigned = sorted(k for k in headers
-                      if k.startswith("x-amz-") and k not in signed and k not in _AMZ_HEADERS_EXEMPT)
+                      if (k == "host" or k.startswith("x-amz-")) and k not in signed
+                      and k not in _AMZ_HEADERS_EXEMPT)
     if unsigned:
         raise E.AccessDenied("There were headers present in the request which were not signed",
                              HeadersNotSigned=", ".join(unsigned))

@@ -962,3 +962,31 @@ def test_boto3_generate_presigned_url_sigv4():
                                                                "UploadId": "u/+=", "PartNumber": 2})
     res = S.verify(_to_input("PUT", url, {}), SECRETS, datetime.now(timezone.utc))
     assert res.mode == "presigned"
+
+
+def _sign_without_host(url: str) -> dict[str, str]:
+    """A header signature over x-amz-date and x-amz-content-sha256 only: valid,
+    but it binds the request to no host (so to no bucket, virtual-hosted)."""
+    amz_date, payload = NOW.strftime(S.AMZ_DATE_FORMAT), S.UNSIGNED_PAYLOAD
+    hdrs = {"x-amz-content-sha256": payload, "x-amz-date": amz_date}
+    names = sorted(hdrs)
+    parts = urlsplit(url)
+    creq = S.canonical_request("GET", S.canonical_uri(parts.path), S.canonical_query([], exclude=()),
+                               S.canonical_headers(hdrs, names), names, payload)
+    sc = S.scope(amz_date[:8], "us-east-1")
+    sig = S.signature(S.signing_key(SK, amz_date[:8], "us-east-1"), S.string_to_sign(amz_date, sc, creq))
+    return dict(hdrs, authorization=f"{S.ALGORITHM} Credential={AK}/{sc}, SignedHeaders={';'.join(names)}, "
+                                    f"Signature={sig}")
+
+
+def test_host_must_be_signed():
+    """AWS: 403 AccessDenied, HeadersNotSigned=host (else one signature replays
+    against any bucket by its virtual host)."""
+    url = "http://victim.localhost:9000/key"
+    inp = _to_input("GET", url, _sign_without_host(url), virtual_host_bucket="victim")
+    with pytest.raises(E.AccessDenied) as ei:
+        S.verify(inp, SECRETS, NOW)
+    assert ei.value.extra["HeadersNotSigned"] == "host"
+    # The signature itself is right: only the unsigned Host is refused.
+    no_host = {k: v for k, v in inp.headers.items() if k != "host"}
+    assert S.verify(S.SigningInput("GET", inp.raw_path, inp.query, no_host, "victim"), SECRETS, NOW).access_key == AK
