@@ -37,7 +37,7 @@ import logging
 import secrets
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 import jinja2
@@ -45,6 +45,7 @@ from aiohttp import web
 from defusedxml import ElementTree
 
 from ..cluster import chaos, inspect as inspect_mod, partitions, status, where
+from . import guard
 from ..cluster import trace as trace_mod
 from ..cluster.topology import Topology
 from ..core import errors as E
@@ -56,6 +57,7 @@ from ..rpc.http import client_session
 log = logging.getLogger("minis3.console")
 HERE = Path(__file__).parent
 COOKIE = "minis3_console"
+LOGIN_COOKIE = "minis3_console_login"
 SESSION_S = 8 * 3600
 S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -66,6 +68,7 @@ class Console:
     def __init__(self, topo: Topology):
         self.topo = topo
         self.sessions: dict[str, dict] = {}       # session id → {access_key, secret_key, csrf, expires}
+        self.throttle = guard.LoginThrottle()     # 5 failed logins per address per 5 minutes
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                       autoescape=jinja2.select_autoescape(["html"]))
         self.env.filters["human"] = lambda n: "-" if n is None else where.human(int(n))
@@ -142,7 +145,9 @@ class Console:
                 for b in root.iter(f"{S3NS}Bucket")]
 
     async def list_objects(self, request, bucket: str, prefix: str, token: str) -> dict:
-        q = [("delimiter", "/"), ("list-type", "2"), ("max-keys", "200")]
+        # encoding-type=url: a key may hold characters XML 1.0 cannot carry
+        # (a control character), so S3 sends keys and prefixes percent-encoded.
+        q = [("delimiter", "/"), ("encoding-type", "url"), ("list-type", "2"), ("max-keys", "200")]
         if prefix:
             q.append(("prefix", prefix))
         if token:
@@ -152,9 +157,10 @@ class Console:
         if st != 200:
             raise web.HTTPNotFound(text=f"cannot list {bucket}: HTTP {st}")
         root = self._xml(body)
-        return {"objects": [{"key": c.findtext(f"{S3NS}Key"), "size": int(c.findtext(f"{S3NS}Size") or 0),
+        return {"objects": [{"key": unquote(c.findtext(f"{S3NS}Key") or ""),
+                             "size": int(c.findtext(f"{S3NS}Size") or 0),
                              "modified": c.findtext(f"{S3NS}LastModified")} for c in root.iter(f"{S3NS}Contents")],
-                "folders": [p.findtext(f"{S3NS}Prefix") for p in root.iter(f"{S3NS}CommonPrefixes")],
+                "folders": [unquote(p.findtext(f"{S3NS}Prefix") or "") for p in root.iter(f"{S3NS}CommonPrefixes")],
                 "next": root.findtext(f"{S3NS}NextContinuationToken")}
 
     def presigned(self, request, bucket: str, key: str, version_id: str | None = None) -> str:
@@ -170,25 +176,50 @@ class Console:
     async def health(self, request):
         return web.json_response({"ok": True, "role": "console"})
 
+    def _login_page(self, request, nxt: str, error: str | None, status: int = 200) -> web.Response:
+        """The login form, with a login CSRF token in the form and in a cookie
+        (double submit: another site can make a browser post the form, but
+        cannot read or set this site's cookie to match). The browser's token
+        is kept while it has one: another page it loads meanwhile (a favicon,
+        sent to the login page too) must not change it under the open form."""
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if len(token) < 32 or not token.replace("-", "").replace("_", "").isalnum():
+            token = secrets.token_urlsafe(24)
+        resp = self.render("login.html", request, next=nxt, error=error, login_csrf=token)
+        resp.set_status(status)
+        resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", max_age=3600)
+        return resp
+
     async def login_form(self, request):
-        return self.render("login.html", request, next=request.query.get("next", "/"), error=None)
+        return self._login_page(request, guard.safe_next(request.query.get("next")), None)
 
     async def login(self, request):
         form = await request.post()
         ak, sk = str(form.get("access_key", "")), str(form.get("secret_key", ""))
-        nxt = str(form.get("next", "/"))
-        if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
+        nxt = guard.safe_next(str(form.get("next", "/")))
+        addr = request.remote or "?"
+        wait = self.throttle.retry_after(addr)
+        if wait:
+            resp = self._login_page(request, nxt, f"Too many failed logins from {addr}: try again in "
+                                                  f"{wait:.0f} s.", status=429)
+            resp.headers["Retry-After"] = str(int(wait) + 1)
+            return resp
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if not token or not hmac.compare_digest(str(form.get("login_csrf", "")), token):
+            return self._login_page(request, nxt, "The login form expired or came from another site: "
+                                                  "log in again.", status=403)
         want = self.topo.credentials.get(ak)
         if want is None or not hmac.compare_digest(want, sk):
-            resp = self.render("login.html", request, next=nxt, error="Wrong access key or secret key.")
-            resp.set_status(403)
-            return resp
+            self.throttle.failed(addr)
+            log.warning("console: failed login for %r from %s", ak[:64], addr)
+            return self._login_page(request, nxt, "Wrong access key or secret key.", status=403)
+        self.throttle.succeeded(addr)
         sid = secrets.token_urlsafe(32)
         self.sessions[sid] = {"access_key": ak, "secret_key": sk, "csrf": secrets.token_urlsafe(24),
                               "expires": time.time() + SESSION_S}
         resp = web.HTTPSeeOther(nxt)
         resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_S)
+        resp.del_cookie(LOGIN_COOKIE)
         raise resp
 
     async def logout(self, request):
@@ -357,6 +388,10 @@ def _bars(spans) -> list[dict]:
 def make_app(topo: Topology) -> web.Application:
     c = Console(topo)
     app = web.Application(middlewares=[c.auth], client_max_size=256 << 20)
+
+    async def security_headers(request, response):
+        response.headers.update(guard.SECURITY_HEADERS)
+    app.on_response_prepare.append(security_headers)
     r = app.router
     r.add_get("/health", c.health)
     r.add_get("/login", c.login_form)

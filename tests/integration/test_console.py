@@ -22,6 +22,7 @@ import pytest
 from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
 
 playwright = pytest.importorskip("playwright.sync_api")
+expect = playwright.expect
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (make test installs Debian's when root)")
 
@@ -99,7 +100,8 @@ def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path)
     page.on("dialog", lambda d: d.accept())
     page.click("[data-testid=kill-az-b]")
     page.wait_for_url(console + "/?message=*")
-    page.wait_for_function("document.querySelector('[data-testid=az-state-az-b]').textContent.trim() == 'down'")
+    # (Locator assertions, not wait_for_function: the console's CSP forbids eval, as it should.)
+    expect(page.locator("[data-testid=az-state-az-b]")).to_have_text("down")
     shot(page, "cluster-az-down", tmp_path)
     page.goto(console + "/o/console-demo/photos/cat.bin")
     assert "node down" in page.inner_text("[data-testid=placement]")
@@ -112,7 +114,7 @@ def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path)
     page.goto(console + "/requests")
     rows = page.locator("#feed tr").count()
     s3.head_object(Bucket="console-demo", Key="photos/cat.bin")
-    page.wait_for_function(f"document.querySelectorAll('#feed tr').length > {rows}")
+    expect(page.locator(f"#feed tr >> nth={rows}")).to_be_attached()
     shot(page, "requests", tmp_path)
     page.click("#feed tr:nth-child(2) a")
     page.wait_for_selector("table.waterfall")
@@ -125,8 +127,7 @@ def test_log_in_browse_upload_kill_an_az_download_and_revive(cc, page, tmp_path)
     page.goto(console + "/")
     page.click("[data-testid=revive-az-b]")
     page.wait_for_url(console + "/?message=*", timeout=60_000)
-    page.wait_for_function("document.querySelector('[data-testid=az-state-az-b]').textContent.trim() == 'up'",
-                           timeout=60_000)
+    expect(page.locator("[data-testid=az-state-az-b]")).to_have_text("up", timeout=60_000)
     shot(page, "cluster", tmp_path)
 
 
@@ -188,14 +189,98 @@ def test_an_objects_versions_listed_one_downloaded_and_one_deleted(cc, page, tmp
         assert r.read() == first
 
 
-def test_a_post_without_the_csrf_token_is_refused(cc):
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **kw):
+        return None
+
+
+def _browser(follow: bool = True):
+    """A cookie-keeping HTTP client (no JavaScript, like a script or another site's form)."""
     import http.cookiejar
     jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    login = urllib.parse.urlencode({"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "next": "/"}).encode()
-    opener.open(cc.topo.console.url + "/login", login, timeout=30)
+    handlers = [urllib.request.HTTPCookieProcessor(jar)] + ([] if follow else [_NoRedirect()])
+    return urllib.request.build_opener(*handlers), jar
+
+
+def _login_form(cc, opener, next_: str = "/") -> tuple[str, str]:
+    """GET the login form: its hidden next and login CSRF token."""
+    import re
+    html = opener.open(cc.topo.console.url + "/login?" + urllib.parse.urlencode({"next": next_}),
+                       timeout=30).read().decode()
+    nxt = re.search(r'name="next" value="([^"]*)"', html).group(1)
+    return nxt, re.search(r'name="login_csrf" value="([^"]+)"', html).group(1)
+
+
+def _post_login(cc, opener, fields: dict):
+    return opener.open(cc.topo.console.url + "/login", urllib.parse.urlencode(fields).encode(), timeout=30)
+
+
+def test_a_post_without_the_csrf_token_is_refused(cc):
+    opener, jar = _browser()
+    _, token = _login_form(cc, opener)
+    _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "next": "/", "login_csrf": token})
     assert any(c.name == "minis3_console" for c in jar)
     with pytest.raises(urllib.error.HTTPError) as e:
         opener.open(cc.topo.console.url + "/chaos", urllib.parse.urlencode({"action": "kill", "az": "az-a"}).encode(),
                     timeout=30)
     assert e.value.code == 403
+
+
+def test_a_login_without_its_form_token_is_refused(cc):
+    """Login CSRF: another site's form can post the right fields, but not the
+    token that matches this browser's login cookie."""
+    opener, jar = _browser()
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "next": "/"})
+    assert e.value.code == 403 and not any(c.name == "minis3_console" for c in jar)
+    _, token = _login_form(cc, opener)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "next": "/",
+                                 "login_csrf": token[::-1]})
+    assert e.value.code == 403
+
+
+@pytest.mark.parametrize("evil", ["/%09/evil.example/", "/\t/evil.example/", "//evil.example/",
+                                  "https://evil.example/", "/%5cevil.example"])
+def test_the_login_never_sends_the_browser_to_another_site(cc, evil):
+    opener, _ = _browser(follow=False)
+    nxt, token = _login_form(cc, opener, evil)
+    assert nxt == "/"                                     # the form never carries it
+    with pytest.raises(urllib.error.HTTPError) as e:    # and a forged post is not followed either
+        _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "next": evil,
+                                 "login_csrf": token})
+    assert e.value.code == 303 and e.value.headers["Location"] == "/"
+
+
+def test_pages_forbid_framing_and_foreign_scripts_and_list_any_key(cc):
+    s3 = boto3.client("s3", endpoint_url=cc.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                      aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket="console-odd-keys")
+    s3.put_object(Bucket="console-odd-keys", Key="bell\x07and\x01start", Body=b"x")
+    s3.put_object(Bucket="console-odd-keys", Key="dir\x02/inner", Body=b"y")
+    opener, _ = _browser()
+    nxt, token = _login_form(cc, opener, "/b/console-odd-keys")
+    with _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "next": nxt,
+                                  "login_csrf": token}) as r:
+        html = r.read().decode()
+        assert r.status == 200 and r.url.endswith("/b/console-odd-keys")
+        assert r.headers["X-Frame-Options"] == "DENY"
+        csp = r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    # Keys XML 1.0 cannot carry are listed (the console asks for encoding-type=url).
+    assert "bell\x07and\x01start" in html and "dir\x02/" in html
+
+
+def test_failed_logins_are_throttled_per_address(cc):
+    """Last in this module: it locks 127.0.0.1 out of logging in for 5 minutes."""
+    opener, _ = _browser()
+    for _ in range(5):
+        _, token = _login_form(cc, opener)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": "wrong", "login_csrf": token})
+        assert e.value.code == 403
+    _, token = _login_form(cc, opener)
+    with pytest.raises(urllib.error.HTTPError) as e:     # even with the right secret, for now
+        _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "login_csrf": token})
+    assert e.value.code == 429 and int(e.value.headers["Retry-After"]) > 200
+    assert "Too many failed logins" in e.value.read().decode()
