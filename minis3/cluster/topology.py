@@ -9,7 +9,8 @@ each AZ binds its own loopback address (az-a 127.0.1.1, az-b 127.0.2.1, az-c
 Example (every key is optional; these are the defaults)::
 
     data_dir = "./data"
-    cluster_secret = "minis3-local-cluster-secret"
+    cluster_secret = "..."         # default: $MINIS3_CLUSTER_SECRET, else the data directory's
+                                   # own random one (DATA_DIR/cluster-secret, made on first use)
     region = "us-east-1"
 
     [erasure]
@@ -80,6 +81,7 @@ Every process of a region is started with ``--region NAME``
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -358,6 +360,56 @@ def _index_spec(raw: dict) -> IndexSpec:
         raise TopologyError(f"[index]: {exc}") from None
 
 
+#: Where a cluster secret comes from when the topology gives none.
+SECRET_ENV = "MINIS3_CLUSTER_SECRET"
+SECRET_FILE = "cluster-secret"
+#: Secrets printed in minis3's own files and docs: anyone can sign internal
+#: requests with them. A process started with one says so, loudly.
+DEMO_SECRETS = frozenset({"minis3-local-cluster-secret", "minis3-compose-demo-secret-change-me",
+                          "minis3-standalone-demo-secret-change-me"})
+
+
+def cluster_secret(doc: dict, root: Path) -> str:
+    """The secret that signs every internal request: the topology's
+    ``cluster_secret``; else ``$MINIS3_CLUSTER_SECRET``; else the data
+    directory's own random one, made on first use (``DATA_DIR/cluster-secret``,
+    mode 0600), so a cluster started without a topology (``make run``) never
+    runs on a secret everyone knows. Every process and tool of a local cluster
+    shares its data directory, so they all find the same one."""
+    if doc.get("cluster_secret"):
+        return str(doc["cluster_secret"])
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV]
+    path = root / SECRET_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)            # whole or not at all; the first of racing processes wins
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def warn_if_demo_secret(topo: "Topology", log) -> None:
+    if topo.cluster_secret in DEMO_SECRETS:
+        log.warning("cluster_secret is %r, a value published in minis3's own files: anyone who can reach "
+                    "this process can sign internal requests (read every object, write records). Set a "
+                    "random one (openssl rand -hex 32) in the topology or $%s for anything but a demo.",
+                    topo.cluster_secret, SECRET_ENV)
+
+
 #: Top-level keys every region of a multi-region file shares.
 SHARED = ("cluster_secret", "credentials", "index", "partition_bounds")
 
@@ -380,9 +432,11 @@ def parse_world(doc: dict, *, source: str | None = None, data_dir: str | os.Path
     if global_region not in names:
         raise TopologyError(f"dns.global_region {global_region!r} is not a region of the topology")
     regions = []
+    shared_secret = cluster_secret(doc, root)        # one for every region (the world's data directory's)
     for raw in raw_regions:
         name = str(raw["name"])
         rdoc = {k: doc[k] for k in SHARED if k in doc}
+        rdoc["cluster_secret"] = shared_secret
         rdoc.update({k: v for k, v in raw.items() if k != "name"}, region=name)
         if dns is not None:          # the region's names under the DNS domain are virtual-host domains too
             fe = dict(rdoc.get("frontend", {}))
@@ -425,7 +479,7 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     if not creds:
         creds = {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
         accounts = {DEFAULT_ACCESS_KEY: DEFAULT_ACCESS_KEY}
-    topo = Topology(data_dir=root, cluster_secret=str(doc.get("cluster_secret", "minis3-local-cluster-secret")),
+    topo = Topology(data_dir=root, cluster_secret=cluster_secret(doc, root),
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
                     scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),

@@ -836,6 +836,7 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.from_args(a)
     spec = topo.meta(a.id) if a.id else next(az.meta for az in topo.azs if az.name == a.az)
     setup_logging(spec.id)
+    topo_mod.warn_if_demo_secret(topo, log)
     tracing.configure(spec.id)
     peers = {m.url: m.az for m in topo.all_metas if m.id != spec.id}
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,

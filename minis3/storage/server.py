@@ -765,6 +765,7 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.from_args(a)
     spec = topo.node(a.id)
     setup_logging(f"storage {spec.id}")
+    topo_mod.warn_if_demo_secret(topo, log)
     tracing.configure(f"node-{spec.id}")
     node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s)
     log.info("storage node %s (%s) on %s, data in %s (%s, audit %s MB/s)", spec.id, spec.az, spec.url,
