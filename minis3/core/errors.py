@@ -83,6 +83,9 @@ PermanentRedirect = _e("PermanentRedirect", 301,
                        "Please send all future requests to this endpoint.")
 PreconditionFailed = _e("PreconditionFailed", 412,
                         "At least one of the pre-conditions you specified did not hold")
+RequestTimeout = _e("RequestTimeout", 400,
+                    "Your socket connection to the server was not read from or written to within the timeout "
+                    "period. Idle connections will be closed.")
 RequestTimeTooSkewed = _e("RequestTimeTooSkewed", 403,
                           "The difference between the request time and the current time is too large.")
 ServiceUnavailable = _e("ServiceUnavailable", 503, "Service is unable to handle request.")

@@ -41,6 +41,21 @@ def tune_malloc() -> bool:
         return False
 
 
+def give_back_memory() -> bool:
+    """Return the heap's free pages to the system (glibc's ``malloc_trim(0)``).
+
+    The tuning above keeps freed buffers in the heap, which is what a busy
+    process wants; but after a burst that ends badly (70 stalled uploads, each
+    holding a few segments) the heap stays at its peak. A process calls this
+    when it goes idle, so its RSS returns to its baseline. False off glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 #: liberasurecode's fragment header (fragment_header_t, packed, host byte
 #: order: little-endian here): fragment_metadata_t {u32 idx, u32 size (the
 #: payload after the header), u32 frag_backend_metadata_size, u64

@@ -8,6 +8,7 @@ reaches a client. The handlers live one module per S3 resource:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -25,7 +26,7 @@ from ..core import errors as E
 from ..core import regions, s3xml
 from ..core.hlc import HLC
 from ..core.sigv4 import AuthResult, SigningInput, verify
-from ..ec.codec import Codec, tune_malloc
+from ..ec.codec import Codec, give_back_memory, tune_malloc
 from ..meta.client import MetaClient
 from ..rpc.delay import InterAZDelay
 from ..core.trace import Span, trace_id_of
@@ -43,6 +44,8 @@ access_log = logging.getLogger("minis3.access")
 #: Where the frontend serves its Prometheus metrics. No bucket name can start
 #: with "_", so the path can never be a path-style S3 request.
 METRICS_PATH = "/_minis3/metrics"
+#: After this long with no request in flight the frontend gives its free heap back (RSS to baseline).
+IDLE_TRIM_S = 2.0
 TRACE_PATH = "/_minis3/trace"
 REQUESTS = prometheus_client.Counter("minis3_requests", "S3 requests answered", ["method", "status"])
 LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request latency to the response head",
@@ -88,6 +91,10 @@ class Frontend:
         self.hlc = HLC()
         self.codec = Codec(topo.erasure.k, topo.erasure.m, topo.erasure.backend)
         self.session = None
+        self.probe_session = None
+        self.inflight = 0                 # requests being handled now
+        self.busy_at = time.monotonic()   # when the last one ended
+        self._trimmer: asyncio.Task | None = None
         self.health: NodeHealth | None = None
         self.meta: MetaClient | None = None
         # The bucket registry: the global region's bucket table (this region's
@@ -100,18 +107,22 @@ class Frontend:
 
     async def start(self, app: web.Application) -> None:
         # A per-AZ frontend sends from its AZ's address, so partitioning the AZ cuts it off too.
-        self.session = client_session(self.topo.cluster_secret,
-                                      source_host=self.topo.az_frontend(self.az).host if self.az else None,
-                                      delay=InterAZDelay.for_topology(self.topo, self.az),
-                                      peer_names=self.topo.process_names())
+        session_args = dict(source_host=self.topo.az_frontend(self.az).host if self.az else None,
+                            delay=InterAZDelay.for_topology(self.topo, self.az), peer_names=self.topo.process_names())
+        self.session = client_session(self.topo.cluster_secret, **session_args)
+        # Health probes have a pool of their own: a probe never waits behind data
+        # transfers (stalled uploads filling the data pool once made every node
+        # look down to every client).
+        self.probe_session = client_session(self.topo.cluster_secret, limit_per_host=2, **session_args)
         # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
         self.meta = MetaClient.for_topology(self.session, self.topo, hlc=self.hlc)
         self._region_metas[self.topo.region] = self.meta
         self.registry = self.region_meta(self.topo.registry_region)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
-        self.health = NodeHealth(self.session, {n.id: n.url for n in self.topo.nodes})
+        self.health = NodeHealth(self.probe_session, {n.id: n.url for n in self.topo.nodes})
         self.health.start()
+        self._trimmer = asyncio.ensure_future(self._give_back_memory_when_idle())
         self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,
                                  segment_size=self.topo.erasure.segment_size,
                                  inline_threshold=self.topo.erasure.inline_threshold, health=self.health,
@@ -215,19 +226,39 @@ class Frontend:
     async def stop(self, app: web.Application) -> None:
         if self.health is not None:
             await self.health.stop()
-        if self.session:
-            await self.session.close()
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+        for session in (self.session, self.probe_session):
+            if session:
+                await session.close()
 
     # -- the request pipeline ------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = uuid.uuid4().hex[:16].upper()
-        with TRACER.request(f"{request.method} {request.path[:120]}", trace_id=trace_id_of(request_id),
-                            request_id=request_id, host=request.headers.get("Host", "")[:200]) as root:
-            resp = await self._handle(request, request_id, root)
-            root.attributes["status"] = resp.status
-            if resp.status >= 500:
-                root.status = "ERROR"
-            return resp
+        self.inflight += 1
+        try:
+            with TRACER.request(f"{request.method} {request.path[:120]}", trace_id=trace_id_of(request_id),
+                                request_id=request_id, host=request.headers.get("Host", "")[:200]) as root:
+                resp = await self._handle(request, request_id, root)
+                root.attributes["status"] = resp.status
+                if resp.status >= 500:
+                    root.status = "ERROR"
+                return resp
+        finally:
+            self.inflight -= 1
+            self.busy_at = time.monotonic()
+
+    async def _give_back_memory_when_idle(self) -> None:
+        """Once a burst of requests is over (none in flight for IDLE_TRIM_S),
+        give the heap's free pages back to the system, once: RSS returns to
+        its baseline after, say, stalled uploads that timed out."""
+        trimmed_after = None
+        while True:
+            await asyncio.sleep(IDLE_TRIM_S / 2)
+            if (self.inflight == 0 and self.busy_at != trimmed_after
+                    and time.monotonic() - self.busy_at >= IDLE_TRIM_S):
+                trimmed_after = self.busy_at
+                await asyncio.to_thread(give_back_memory)
 
     async def _handle(self, request: web.Request, request_id: str, root: Span) -> web.StreamResponse:
         ctx = None
@@ -361,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     topo = topo_mod.from_args(a)
     spec = topo.az_frontend(a.az) if a.az else topo.frontend
     setup_logging(f"frontend-{a.az}" if a.az else "frontend")
+    topo_mod.warn_if_demo_secret(topo, log)
     configure_tracing(f"frontend-{a.az}" if a.az else "frontend")
     tuned = tune_malloc()
     loop = use_fast_event_loop()

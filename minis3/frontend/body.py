@@ -16,6 +16,8 @@ acknowledged.
 """
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -28,6 +30,9 @@ from ..core.sigv4 import AuthResult
 
 MAX_OBJECT_SIZE = 5 * 1024 ** 3
 READ_SIZE = 256 * 1024
+#: A body that sends no byte for this long is given up: 400 RequestTimeout, as
+#: S3 answers after about 20 s of silence (MINIS3_BODY_IDLE_S).
+BODY_IDLE_S = float(os.environ.get("MINIS3_BODY_IDLE_S", "20"))
 
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
@@ -121,7 +126,10 @@ class Upload:
         send_continue(self.request)
         while True:
             try:
-                raw = await content.read(READ_SIZE)
+                async with asyncio.timeout(BODY_IDLE_S):
+                    raw = await content.read(READ_SIZE)
+            except TimeoutError:           # a stalled client holds memory and node connections: let go
+                raise E.RequestTimeout() from None
             except Exception as exc:       # client went away mid-body
                 raise E.IncompleteBody() from exc
             if not raw:
