@@ -46,6 +46,9 @@ access_log = logging.getLogger("minis3.access")
 METRICS_PATH = "/_minis3/metrics"
 #: After this long with no request in flight the frontend gives its free heap back (RSS to baseline).
 IDLE_TRIM_S = 2.0
+#: Requests handled at once, per client address and in all; past either, 503 SlowDown.
+MAX_REQUESTS_PER_CLIENT = int(os.environ.get("MINIS3_MAX_REQUESTS_PER_CLIENT", "256"))
+MAX_REQUESTS = int(os.environ.get("MINIS3_MAX_REQUESTS", "1024"))
 TRACE_PATH = "/_minis3/trace"
 REQUESTS = prometheus_client.Counter("minis3_requests", "S3 requests answered", ["method", "status"])
 LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request latency to the response head",
@@ -93,6 +96,7 @@ class Frontend:
         self.session = None
         self.probe_session = None
         self.inflight = 0                 # requests being handled now
+        self.per_client: dict[str, int] = {}   # client address → its requests being handled now
         self.busy_at = time.monotonic()   # when the last one ended
         self._trimmer: asyncio.Task | None = None
         self.health: NodeHealth | None = None
@@ -235,11 +239,17 @@ class Frontend:
     # -- the request pipeline ------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = uuid.uuid4().hex[:16].upper()
+        addr = request.remote or "?"
+        mine = self.per_client.get(addr, 0)
+        self.per_client[addr] = mine + 1
         self.inflight += 1
+        # Past the caps, 503 SlowDown at once, before any byte of the body:
+        # one client (or all) cannot hold every connection and buffer.
+        over = mine >= MAX_REQUESTS_PER_CLIENT or self.inflight > MAX_REQUESTS
         try:
             with TRACER.request(f"{request.method} {request.path[:120]}", trace_id=trace_id_of(request_id),
                                 request_id=request_id, host=request.headers.get("Host", "")[:200]) as root:
-                resp = await self._handle(request, request_id, root)
+                resp = await self._handle(request, request_id, root, over_limit=over)
                 root.attributes["status"] = resp.status
                 if resp.status >= 500:
                     root.status = "ERROR"
@@ -247,6 +257,10 @@ class Frontend:
         finally:
             self.inflight -= 1
             self.busy_at = time.monotonic()
+            if self.per_client[addr] > 1:
+                self.per_client[addr] -= 1
+            else:
+                del self.per_client[addr]
 
     async def _give_back_memory_when_idle(self) -> None:
         """Once a burst of requests is over (none in flight for IDLE_TRIM_S),
@@ -260,9 +274,12 @@ class Frontend:
                 trimmed_after = self.busy_at
                 await asyncio.to_thread(give_back_memory)
 
-    async def _handle(self, request: web.Request, request_id: str, root: Span) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, request_id: str, root: Span,
+                      over_limit: bool = False) -> web.StreamResponse:
         ctx = None
         try:
+            if over_limit:
+                raise E.SlowDown()
             raw_path, _, raw_query = request.raw_path.partition("?")
             try:
                 target = route(request.headers.get("Host", ""), raw_path, self.topo.frontend.virtual_host_domains)

@@ -19,20 +19,23 @@ from .conftest import make_client
 
 IDLE_S = 3
 STALLED = 70                     # more than the frontend's 64 connections a node
+PER_CLIENT = 100                 # requests one address may have in flight here (256 by default)
 MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
 def ac(tmp_path_factory):
-    old = os.environ.get("MINIS3_BODY_IDLE_S")
-    os.environ["MINIS3_BODY_IDLE_S"] = str(IDLE_S)       # the cluster's processes take it from here
+    settings = {"MINIS3_BODY_IDLE_S": str(IDLE_S), "MINIS3_MAX_REQUESTS_PER_CLIENT": str(PER_CLIENT)}
+    old = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)                           # the cluster's processes take them from here
     try:
         c = TestCluster(tmp_path_factory.mktemp("abuse")).start()
     finally:
-        if old is None:
-            os.environ.pop("MINIS3_BODY_IDLE_S")
-        else:
-            os.environ["MINIS3_BODY_IDLE_S"] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
     yield c
     c.discard()
 
@@ -114,3 +117,24 @@ def test_stalled_uploads_time_out_release_memory_and_never_take_nodes_down(ac):
     assert "Contents" not in s3.list_objects_v2(Bucket="abuse", Prefix="stalled/")
     for i in range(5):
         s3.put_object(Bucket="abuse", Key=f"after/{i}", Body=os.urandom(2 * MiB))
+
+
+def test_one_client_past_its_cap_gets_slow_down_at_once(ac):
+    """Past MINIS3_MAX_REQUESTS_PER_CLIENT requests in flight from one address,
+    the next ones are answered 503 SlowDown before their body (S3's answer to
+    too much at once), and the address is served again once its requests end."""
+    s3 = make_client(ac.endpoint)
+    s3.create_bucket(Bucket="capped")
+    socks = [_stalled_put(ac.endpoint, "capped", f"stalled/{i}", 8 * MiB, 64 * 1024) for i in range(PER_CLIENT + 10)]
+    t0 = time.monotonic()
+    answers = [_response(s) for s in socks]
+    for s in socks:
+        s.close()
+    slow = [a for a in answers if a.startswith(b"HTTP/1.1 503") and b"<Code>SlowDown</Code>" in a]
+    timed_out = [a for a in answers if b"<Code>RequestTimeout</Code>" in a]
+    assert len(slow) >= 10 and len(slow) + len(timed_out) == len(answers), [a[:200] for a in answers[:3]]
+    assert all(b"x-amz-request-id" in a.lower() for a in slow)
+    print(f"\n{len(slow)} of {len(answers)} stalled uploads from one address answered SlowDown, "
+          f"the rest RequestTimeout after {time.monotonic() - t0:.1f} s")
+    s3.put_object(Bucket="capped", Key="after", Body=b"served again")
+    assert s3.get_object(Bucket="capped", Key="after")["Body"].read() == b"served again"
