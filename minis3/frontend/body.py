@@ -126,8 +126,13 @@ class Upload:
         send_continue(self.request)
         while True:
             try:
-                async with asyncio.timeout(BODY_IDLE_S):
-                    raw = await content.read(READ_SIZE)
+                # What has arrived already is taken without a timer; only a
+                # wait for more bytes is bounded (a timer armed on every read
+                # looked to cost small PUTs a few percent: 4 KiB A/B runs).
+                raw = content.read_nowait(READ_SIZE)
+                if not raw and not content.at_eof():
+                    async with asyncio.timeout(BODY_IDLE_S):
+                        raw = await content.read(READ_SIZE)
             except TimeoutError:           # a stalled client holds memory and node connections: let go
                 raise E.RequestTimeout() from None
             except Exception as exc:       # client went away mid-body
