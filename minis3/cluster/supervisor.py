@@ -352,7 +352,7 @@ minis3 is running: {len(topo.nodes)} storage nodes in {len(topo.azs)} AZs, EC {t
   secret key  {sk}
   region      {topo.region}
   data        {topo.data_dir}   (logs in {log_dir(topo)})
-  internal    requests between processes are signed with {secret_origin(topo)}
+  internal    requests between processes are signed with {topo.secret_source}
   scrubber    {topo.scrub.url}  (a pass every {topo.scrub.interval_s:.0f} s; `minis3 scrub --now` runs one)
 {console}
   boto3:   s3 = boto3.client("s3", endpoint_url="{ep}", aws_access_key_id="{ak}", aws_secret_access_key="{sk}", region_name="{topo.region}")
@@ -362,20 +362,6 @@ minis3 is running: {len(topo.nodes)} storage nodes in {len(topo.azs)} AZs, EC {t
 
 Ctrl-C stops every process.
 """
-
-
-def secret_origin(topo: Topology) -> str:
-    """Where the cluster secret came from, for the banner (never the secret itself)."""
-    from .topology import DEMO_SECRETS, SECRET_ENV, SECRET_FILE
-    root = topo.world.data_dir if topo.world is not None else topo.data_dir
-    path = root / SECRET_FILE
-    if topo.cluster_secret in DEMO_SECRETS:
-        return "a DEMO cluster secret everyone knows: set your own for anything but a demo"
-    if path.exists() and path.read_text().strip() == topo.cluster_secret:
-        return f"this data directory's random cluster secret ({path}, mode 0600)"
-    if os.environ.get(SECRET_ENV) == topo.cluster_secret:
-        return f"the cluster secret in ${SECRET_ENV}"
-    return "the topology's cluster_secret"
 
 
 def regions_banner(topo: Topology) -> str:
@@ -390,7 +376,7 @@ def regions_banner(topo: Topology) -> str:
         lines += [f"  DNS          {d.host}:{d.port} (udp), zone {d.domain}:",
                   f"               dig @{d.host} -p {d.port} s3.{w.regions[-1].region}.{d.domain}",
                   f"               dig @{d.host} -p {d.port} BUCKET.s3.{d.domain}   (the bucket's region decides)"]
-    lines += [f"  access key {ak}, secret key {sk}; internal requests signed with {secret_origin(topo)}",
+    lines += [f"  access key {ak}, secret key {sk}; internal requests signed with {topo.secret_source}",
               "  See docs/regions.md; Ctrl-C stops every process.", ""]
     return "\n".join(lines)
 

@@ -222,6 +222,8 @@ class Topology:
     index: IndexSpec = field(default_factory=IndexSpec)
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
     source: str | None = None
+    # Where ``cluster_secret`` came from, in words (for `minis3 up`'s banner; never the secret).
+    secret_source: str = field(default="the topology's cluster_secret", compare=False)
     # The other regions, the DNS server and the bucket registry, when the
     # topology has several regions (None: a cluster of one region).
     world: "World | None" = field(default=None, repr=False, compare=False)
@@ -369,20 +371,25 @@ DEMO_SECRETS = frozenset({"minis3-local-cluster-secret", "minis3-compose-demo-se
                           "minis3-standalone-demo-secret-change-me"})
 
 
-def cluster_secret(doc: dict, root: Path) -> str:
-    """The secret that signs every internal request: the topology's
-    ``cluster_secret``; else ``$MINIS3_CLUSTER_SECRET``; else the data
-    directory's own random one, made on first use (``DATA_DIR/cluster-secret``,
-    mode 0600), so a cluster started without a topology (``make run``) never
-    runs on a secret everyone knows. Every process and tool of a local cluster
-    shares its data directory, so they all find the same one."""
+def cluster_secret(doc: dict, root: Path) -> tuple[str, str]:
+    """The secret that signs every internal request, and where it came from
+    (in words): the topology's ``cluster_secret``; else
+    ``$MINIS3_CLUSTER_SECRET``; else the data directory's own random one, made
+    on first use (``DATA_DIR/cluster-secret``, mode 0600), so a cluster started
+    without a topology (``make run``) never runs on a secret everyone knows.
+    Every process and tool of a local cluster shares its data directory, so
+    they all find the same one."""
     if doc.get("cluster_secret"):
-        return str(doc["cluster_secret"])
+        source = "the topology's cluster_secret"
+        if doc["cluster_secret"] in DEMO_SECRETS:
+            source = "a DEMO cluster secret everyone knows: set your own for anything but a demo"
+        return str(doc["cluster_secret"]), source
     if os.environ.get(SECRET_ENV):
-        return os.environ[SECRET_ENV]
+        return os.environ[SECRET_ENV], f"the cluster secret in ${SECRET_ENV}"
     path = root / SECRET_FILE
+    source = f"this data directory's random cluster secret ({path}, mode 0600)"
     try:
-        return path.read_text().strip()
+        return path.read_text().strip(), source
     except FileNotFoundError:
         pass
     root.mkdir(parents=True, exist_ok=True)
@@ -399,7 +406,7 @@ def cluster_secret(doc: dict, root: Path) -> str:
             pass
     finally:
         tmp.unlink(missing_ok=True)
-    return path.read_text().strip()
+    return path.read_text().strip(), source
 
 
 def warn_if_demo_secret(topo: "Topology", log) -> None:
@@ -432,7 +439,7 @@ def parse_world(doc: dict, *, source: str | None = None, data_dir: str | os.Path
     if global_region not in names:
         raise TopologyError(f"dns.global_region {global_region!r} is not a region of the topology")
     regions = []
-    shared_secret = cluster_secret(doc, root)        # one for every region (the world's data directory's)
+    shared_secret, secret_source = cluster_secret(doc, root)   # one for every region (the world's data directory's)
     for raw in raw_regions:
         name = str(raw["name"])
         rdoc = {k: doc[k] for k in SHARED if k in doc}
@@ -443,7 +450,7 @@ def parse_world(doc: dict, *, source: str | None = None, data_dir: str | os.Path
             fe["virtual_host_domains"] = list(fe.get("virtual_host_domains", FrontendSpec.virtual_host_domains)) + [
                 f"s3.{name}.{dns.domain}", f"s3.{dns.domain}"]
             rdoc["frontend"] = fe
-        regions.append(parse(rdoc, source=source, data_dir=root / name))
+        regions.append(replace(parse(rdoc, source=source, data_dir=root / name), secret_source=secret_source))
     world = World(regions=tuple(regions), dns=dns, global_region=global_region, data_dir=root, source=source)
     addrs = [(m.host, m.port) for r in regions for m in r.all_metas] + \
             [(n.host, n.port) for r in regions for n in r.nodes] + [(r.frontend.host, r.frontend.port) for r in regions]
@@ -479,7 +486,8 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     if not creds:
         creds = {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
         accounts = {DEFAULT_ACCESS_KEY: DEFAULT_ACCESS_KEY}
-    topo = Topology(data_dir=root, cluster_secret=cluster_secret(doc, root),
+    secret, secret_source = cluster_secret(doc, root)
+    topo = Topology(data_dir=root, cluster_secret=secret, secret_source=secret_source,
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
                     scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),

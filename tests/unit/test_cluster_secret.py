@@ -24,12 +24,14 @@ def test_a_new_data_directory_gets_its_own_random_secret_kept_private(tmp_path):
     f = tmp_path / "one" / T.SECRET_FILE
     assert stat.S_IMODE(f.stat().st_mode) == 0o600
     assert T.load(None, data_dir=tmp_path / "one").cluster_secret == a.cluster_secret    # kept
+    assert a.secret_source == f"this data directory's random cluster secret ({f}, mode 0600)"
 
 
 def test_the_topology_then_the_environment_win(tmp_path, monkeypatch):
     assert T.parse(dict(T.default_doc(), cluster_secret="given"), data_dir=tmp_path).cluster_secret == "given"
     monkeypatch.setenv(T.SECRET_ENV, "from-env")
-    assert T.parse(T.default_doc(), data_dir=tmp_path).cluster_secret == "from-env"
+    topo = T.parse(T.default_doc(), data_dir=tmp_path)
+    assert (topo.cluster_secret, topo.secret_source) == ("from-env", f"the cluster secret in ${T.SECRET_ENV}")
     assert not (tmp_path / T.SECRET_FILE).exists()
 
 
@@ -51,4 +53,5 @@ def test_every_region_of_a_world_shares_one(tmp_path):
                     "meta": {"port": 19050 + 100 * i + j}} for j, c in enumerate("abc")]
     w = T.parse_world(doc, data_dir=tmp_path)
     assert len({r.cluster_secret for r in w.regions}) == 1
+    assert all("random cluster secret" in r.secret_source for r in w.regions)
     assert (tmp_path / T.SECRET_FILE).exists()
