@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import struct
 import zlib
@@ -23,6 +24,12 @@ TRIM_THRESHOLD = 32 << 20
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    """glibc, found once (``find_library`` runs a subprocess)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def tune_malloc() -> bool:
     """Keep 1 MiB codec buffers in glibc's heap, hot, instead of fresh pages.
 
@@ -34,7 +41,7 @@ def tune_malloc() -> bool:
     Returns True when mallopt accepted both (False on non-glibc systems).
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
             bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     except (OSError, AttributeError):
@@ -49,8 +56,7 @@ def give_back_memory() -> bool:
     holding a few segments) the heap stays at its peak. A process calls this
     when it goes idle, so its RSS returns to its baseline. False off glibc."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        _libc().malloc_trim(0)
         return True
     except (OSError, AttributeError):
         return False
