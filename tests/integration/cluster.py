@@ -26,6 +26,15 @@ def discard_dir(root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory (``VmHWM``: its peak), KiB, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field}")
+
+
 def pick_base_port() -> int:
     return topology.free_base_port()
 

@@ -14,7 +14,7 @@ import pytest
 
 from minis3.core.sigv4 import sign_request
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, rss_kib
 from .conftest import make_client
 
 IDLE_S = 3
@@ -41,8 +41,7 @@ def ac(tmp_path_factory):
 
 
 def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    return rss_kib(pid) / 1024
 
 
 def _stalled_put(endpoint: str, bucket: str, key: str, declared: int, sent: int) -> socket.socket:

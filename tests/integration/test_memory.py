@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, rss_kib
 from .conftest import make_client
 
 MiB = 1 << 20
@@ -64,14 +64,6 @@ class PatternBody(io.RawIOBase):
             self.block[:8] = i.to_bytes(8, "big")
             h.update(self.block)
         return h.hexdigest()
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field}")
 
 
 @pytest.fixture
