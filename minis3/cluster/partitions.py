@@ -53,7 +53,7 @@ def move(topo: Topology, partition: str, to: str, timeout: float = 3600) -> tupl
     from ..rpc import auth
     body = json.dumps({"partition": partition, "to": to}).encode()
     req = urllib.request.Request(topo.scrub.url + "/index/move", data=body, method="POST", headers={
-        "Content-Type": "application/json", auth.HEADER: auth.sign(topo.cluster_secret, "POST", "/index/move")})
+        "Content-Type": "application/json", **auth.headers(topo.cluster_secret, "POST", "/index/move", body)})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return True, json.loads(r.read())

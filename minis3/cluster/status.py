@@ -12,7 +12,7 @@ from .topology import Topology
 
 def signed_get(topo: Topology, url: str, path: str, timeout: float = 2) -> dict | None:
     """GET an internal endpoint with the cluster's signature: its JSON, or None if it does not answer."""
-    req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(topo.cluster_secret, "GET", path)})
+    req = urllib.request.Request(url + path, headers=auth.headers(topo.cluster_secret, "GET", path))
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read())

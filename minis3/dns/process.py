@@ -27,7 +27,7 @@ log = logging.getLogger("minis3.dns")
 def make_app(topo: topo_mod.Topology) -> web.Application:
     world = topo.world
     zone = Zone(world.dns.domain, {r.region: r.frontend.host for r in world.regions}, world.global_region)
-    app = internal_app(topo.cluster_secret)
+    app = internal_app(topo.cluster_secret, registry=prometheus_client.REGISTRY)
     state: dict = {}
 
     async def lookup(bucket: str) -> str | None:

@@ -30,8 +30,8 @@ from ..ec.codec import Codec, give_back_memory, tune_malloc
 from ..meta.client import MetaClient
 from ..rpc.delay import InterAZDelay
 from ..core.trace import Span, trace_id_of
-from ..rpc.auth import HEADER as AUTH_HEADER, check as auth_check
-from ..rpc.http import client_session, use_fast_event_loop
+from ..rpc import auth
+from ..rpc.http import client_session, count_refusals, refusal, use_fast_event_loop
 from ..rpc.tracing import TRACER, configure as configure_tracing, trace_handler
 from ..storage.client import StorageClient
 from .datapath import DataPath
@@ -92,6 +92,8 @@ class Frontend:
         self.topo = topo
         self.az = az                      # the AZ this frontend runs in (None: the main frontend)
         self.hlc = HLC()
+        self.verifier = auth.Verifier(topo.cluster_secret)   # internal calls (GET /_minis3/trace)
+        count_refusals(prometheus_client.REGISTRY, self.verifier)
         self.codec = Codec(topo.erasure.k, topo.erasure.m, topo.erasure.backend)
         self.session = None
         self.probe_session = None
@@ -218,9 +220,11 @@ class Frontend:
         """This frontend's spans of one request (``?id=``), or its latest requests
         (``?recent=N``): for ``minis3 trace`` and the console. Signed with the
         cluster secret, like every internal call: spans name buckets and keys."""
-        if not auth_check(self.topo.cluster_secret, request.method, request.raw_path,
-                          request.headers.get(AUTH_HEADER)):
+        if auth.HEADER not in request.headers:
             return await self.handle(request)       # not ours: an S3 request for a key named _minis3/trace
+        why = await refusal(self.verifier, request)
+        if why is not None:
+            return web.json_response({"code": "AccessDenied", "message": f"cluster signature: {why}"}, status=403)
         return await trace_handler(request)
 
     def forget_bucket(self, bucket: str) -> None:

@@ -27,6 +27,7 @@ two racing writes, whichever frontends they come through, at most one wins.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import random
@@ -144,11 +145,13 @@ class Replica:
     async def _request(self, method: str, path: str, params: dict | None, json: dict | bytes | None,
                        body_sha256: str | None = None) -> tuple[int, dict]:
         url = self.url + path + ("?" + urlencode(params) if params else "")
-        if isinstance(json, bytes):
-            headers = _JSON_HEADERS if body_sha256 is None else {**_JSON_HEADERS, BODY_HEADER: body_sha256}
-            kw = {"data": json, "headers": headers}
-        else:
-            kw = {"json": json}
+        kw = {}
+        if json is not None:
+            # Every body goes out with its SHA-256, which the request's
+            # signature covers (rpc/auth.py) and the replica checks.
+            raw = json if isinstance(json, bytes) else fastjson.dumpb(json)
+            sha = body_sha256 or hashlib.sha256(raw).hexdigest()
+            kw = {"data": raw, "headers": {**_JSON_HEADERS, BODY_HEADER: sha}}
         try:
             async with self.session.request(method, url, **kw) as r:
                 return r.status, await r.json(content_type=None, loads=fastjson.loads)

@@ -51,6 +51,7 @@ import time
 
 import aiohttp
 
+from ..rpc.http import json_body
 from .pmap import MapError, PartitionMap, newest
 from .policy import SplitPolicy
 
@@ -82,7 +83,7 @@ class IndexManager:
             return None
 
     async def _post(self, url: str, path: str, body: dict, timeout: float = 600) -> dict:
-        async with self.session.post(url + path, json=body, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        async with self.session.post(url + path, **json_body(body), timeout=aiohttp.ClientTimeout(total=timeout)) as r:
             got = await r.json(content_type=None)
             if r.status != 200:
                 raise MoveError(f"{url}{path}: {r.status} {got.get('code') if isinstance(got, dict) else got}")
@@ -105,7 +106,7 @@ class IndexManager:
         """Send a map version to every metadata process; how many adopted it (or had it)."""
         async def one(url: str) -> bool:
             try:
-                async with self.session.post(url + "/index/map", json={"map": new.doc()},
+                async with self.session.post(url + "/index/map", **json_body({"map": new.doc()}),
                                              timeout=aiohttp.ClientTimeout(total=60)) as r:
                     return r.status == 200 and (await r.json())["version"] >= new.version
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import weakref
 
 from aiohttp import web
 
@@ -10,15 +12,25 @@ from ..core.errors import S3Error
 from . import auth
 
 log = logging.getLogger(__name__)
+#: An internal app's auth.Verifier (its replay guard and refusal counts).
+VERIFIER = web.AppKey("verifier", auth.Verifier)
 
 
-def auth_middleware(secret: str, open_paths: tuple[str, ...] = ("/health",)):
+def auth_middleware(verifier: "auth.Verifier", open_paths: tuple[str, ...] = ("/health",),
+                    sealed_paths: tuple[str, ...] = ()):
+    """Refuse (403) every request not signed with the cluster secret (rpc.auth),
+    except to ``open_paths``. A request with a body must name its SHA-256 and
+    the body must match; ``sealed_paths`` (path prefixes of PUT handlers that
+    check a sealed block stream themselves) may instead say ``sealed-blocks``."""
     @web.middleware
     async def mw(request: web.Request, handler):
-        if request.path not in open_paths and not auth.check(
-                secret, request.method, request.raw_path, request.headers.get(auth.HEADER),
-                body_sha256=request.headers.get(auth.BODY_HEADER)):
-            return web.json_response({"code": "AccessDenied", "message": "bad cluster signature"}, status=403)
+        if request.path not in open_paths:
+            why = await refusal(verifier, request, sealed_paths)
+            if why is not None:
+                log.warning("refused internal %s %s from %s: %s", request.method, request.path,
+                            request.remote, why)
+                return web.json_response({"code": "AccessDenied", "message": f"cluster signature: {why}"},
+                                         status=403)
         try:
             return await handler(request)
         except web.HTTPException:
@@ -31,12 +43,81 @@ def auth_middleware(secret: str, open_paths: tuple[str, ...] = ("/health",)):
     return mw
 
 
-def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metrics"), **kw) -> web.Application:
+async def refusal(verifier: "auth.Verifier", request: web.Request, sealed_paths: tuple[str, ...] = ()) -> str | None:
+    """Why this internal request is refused (its headers, then its body), or None."""
+    digest = request.headers.get(auth.BODY_HEADER)
+    why = verifier.refusal(request.method, request.raw_path, request.headers.get(auth.HEADER),
+                           request.headers.get(auth.NONCE_HEADER), digest)
+    if why is not None:
+        return why
+    if digest is None:
+        if request.body_exists:               # a body nobody signed
+            verifier.count("body")
+            return "body"
+    elif digest == auth.SEALED:
+        if request.method != "PUT" or not request.path.startswith(sealed_paths or ("\0",)):
+            verifier.count("body")
+            return "body"
+    elif hashlib.sha256(await request.read()).hexdigest() != digest:
+        verifier.count("body")
+        return "body"
+    return None
+
+
+def json_body(doc) -> dict:
+    """The keyword arguments of a session request that sends ``doc`` as JSON
+    with its SHA-256 (which the signature then covers: every internal body
+    must be signed, see rpc/auth.py)."""
+    from . import fastjson
+    raw = fastjson.dumpb(doc)
+    return {"data": raw, "headers": {"Content-Type": "application/json",
+                                     auth.BODY_HEADER: hashlib.sha256(raw).hexdigest()}}
+
+
+class RefusedCollector:
+    """``minis3_rpc_refused_total{reason}``: internal requests refused, by why
+    (for a process's own Prometheus registry), summed over ``verifiers``."""
+
+    def __init__(self, verifiers=()):
+        self.verifiers = weakref.WeakSet(verifiers)
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+        fam = CounterMetricFamily("minis3_rpc_refused", "Internal requests refused by the cluster "
+                                  "authentication, by reason", labels=["reason"])
+        for reason in auth.REASONS:
+            fam.add_metric([reason], sum(v.refused[reason] for v in list(self.verifiers)))
+        yield fam
+
+
+_COLLECTORS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def count_refusals(registry, verifier: "auth.Verifier") -> None:
+    """Show ``verifier``'s refusals in ``registry`` (one collector per
+    registry, summing every verifier of the process: a test may run several
+    apps of one kind in one process)."""
+    collector = _COLLECTORS.get(registry)
+    if collector is None:
+        collector = _COLLECTORS[registry] = RefusedCollector()
+        registry.register(collector)
+    collector.verifiers.add(verifier)
+
+
+def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metrics"), *,
+                 registry=None, sealed_paths: tuple[str, ...] = (), **kw) -> web.Application:
     """An internal service's aiohttp app: requests signed with the cluster
     secret (``open_paths`` excepted), spans recorded for requests that carry
-    a trace (``traceparent``), and ``GET /trace`` for ``minis3 trace``."""
+    a trace (``traceparent``), and ``GET /trace`` for ``minis3 trace``.
+    Refusals are counted in ``registry`` (a prometheus CollectorRegistry);
+    the verifier is ``app[VERIFIER]``."""
     from . import tracing
-    app = web.Application(middlewares=[auth_middleware(secret, open_paths=open_paths), tracing.middleware()], **kw)
+    verifier = auth.Verifier(secret)
+    if registry is not None:
+        count_refusals(registry, verifier)
+    app = web.Application(middlewares=[auth_middleware(verifier, open_paths=open_paths, sealed_paths=sealed_paths),
+                                       tracing.middleware()], **kw)
+    app[VERIFIER] = verifier
     app.router.add_get("/trace", tracing.trace_handler)
     return app
 
@@ -60,8 +141,12 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     async def on_request_start(session, ctx, params):
         u = params.url
         path_qs = u.raw_path + (("?" + u.raw_query_string) if u.raw_query_string else "")
-        params.headers[auth.HEADER] = auth.sign(secret, params.method, path_qs,
+        nonce = auth.new_nonce()
+        params.headers[auth.NONCE_HEADER] = nonce
+        params.headers[auth.HEADER] = auth.sign(secret, params.method, path_qs, nonce,
                                                 body_sha256=params.headers.get(auth.BODY_HEADER))
+        if isinstance(ctx.trace_request_ctx, auth.Seal):     # a sealed fragment body (storage/client.py)
+            ctx.trace_request_ctx.arm(secret, nonce)
         if delay is not None:
             wait = delay.seconds(u.host, u.port)
             if wait:

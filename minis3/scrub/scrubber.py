@@ -719,7 +719,7 @@ class Scrubber:
 
 
 def app(topo) -> web.Application:
-    a = internal_app(topo.cluster_secret)
+    a = internal_app(topo.cluster_secret, registry=REGISTRY)
     state: dict = {}
 
     async def on_start(app_: web.Application) -> None:

@@ -6,7 +6,9 @@ from collections import deque
 from typing import AsyncIterator
 
 import aiohttp
+import aiohttp.payload
 
+from ..rpc import auth
 from . import blocks
 from .audit import cursor_before
 
@@ -87,15 +89,72 @@ async def _feed(content: aiohttp.StreamReader, cut: BlockCutter) -> None:
             raise asyncio.IncompleteReadError(b"", None)
 
 
+_SEALED_HEADERS = {auth.BODY_HEADER: auth.SEALED}
+
+
+def seal_blocks(buf: bytes | memoryview, seal: auth.Seal) -> None:
+    """Add the head of every block in ``buf`` (whole blocks, back to back) to ``seal``."""
+    pos, size, n = 0, len(buf), blocks.BLOCK_HEAD.size
+    while pos < size:
+        head = bytes(buf[pos:pos + n])
+        length, _ = blocks.parse_block_head(head)
+        seal.add(head)
+        pos += n + length
+    if pos != size:
+        raise ValueError("a fragment body must hold whole blocks")
+
+
+async def sealed_stream(body: AsyncIterator[bytes], seal: auth.Seal) -> AsyncIterator[bytes]:
+    """``body``'s chunks (whole blocks each), then the seal."""
+    async for chunk in body:
+        seal_blocks(chunk, seal)
+        yield chunk
+    yield seal.frame()
+
+
+class SealedBytes(aiohttp.payload.Payload):
+    """Framed blocks known in full, sent with a Content-Length, then the seal
+    (whose MAC can only be computed once the request is signed)."""
+
+    def __init__(self, value: bytes, seal: auth.Seal):
+        super().__init__(value, content_type="application/octet-stream")
+        self._seal = seal
+        self._size = len(value) + auth.SEAL.size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a fragment body is binary")
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self._value + self._tail()
+
+    def _tail(self) -> bytes:
+        seal = auth.Seal()
+        seal._mac, seal.blocks = self._seal._mac.copy(), self._seal.blocks
+        seal_blocks(self._value, seal)
+        return seal.frame()
+
+    async def write(self, writer) -> None:
+        await writer.write(self._value)
+        await writer.write(self._tail())
+
+    async def write_with_length(self, writer, content_length: int | None) -> None:
+        await self.write(writer)
+
+
 class StorageClient:
     def __init__(self, session: aiohttp.ClientSession, urls: dict[str, str]):
         self.session, self.urls = session, urls     # node id → base url
 
-    async def put(self, node_id: str, object_id: str, index: int, body: AsyncIterator[bytes]) -> dict:
-        """Stream framed blocks to a node; returns once the node has fsynced them."""
+    async def put(self, node_id: str, object_id: str, index: int, body: AsyncIterator[bytes] | bytes) -> dict:
+        """Send framed blocks to a node (``body``: bytes, or an async iterator
+        of them, each holding whole blocks), sealed (rpc/auth.py: the node
+        makes the fragment visible only if the seal matches); returns once the
+        node has fsynced them."""
         url = f"{self.urls[node_id]}/fragment/{object_id}/{index}"
+        seal = auth.Seal()                 # armed when the request is signed
+        data = SealedBytes(body, seal) if isinstance(body, (bytes, bytearray)) else sealed_stream(body, seal)
         try:
-            async with self.session.put(url, data=body) as r:
+            async with self.session.put(url, data=data, headers=_SEALED_HEADERS, trace_request_ctx=seal) as r:
                 if r.status != 200:
                     raise FragmentError(f"node {node_id} answered {r.status}: {(await r.text())[:200]}")
                 return await r.json()

@@ -3,7 +3,9 @@
 HTTP API (every request HMAC-signed with the cluster secret, see rpc.auth,
 except /health and /metrics):
 
-    PUT    /fragment/{object_id}/{index}        body: framed blocks → 200 {"blocks", "bytes"}
+    PUT    /fragment/{object_id}/{index}        body: framed blocks, then the seal (rpc/auth.py)
+                                                  → 200 {"blocks", "bytes"}; 403 if the seal is
+                                                  missing or does not match the blocks
     GET    /fragment/{object_id}/{index}?first=&last=   → framed blocks of those segments, with a
                                                   Content-Length (404 NoSuchFragment; 409 CorruptFragment
                                                   for a bad header; a bad block cuts the body short)
@@ -54,6 +56,7 @@ import logging
 import math
 import os
 import re
+import struct
 import threading
 import time
 import uuid
@@ -63,8 +66,8 @@ from pathlib import Path
 import prometheus_client
 from aiohttp import web
 
-from ..rpc import tracing
-from ..rpc.http import internal_app, use_fast_event_loop
+from ..rpc import auth, tracing
+from ..rpc.http import VERIFIER, internal_app, use_fast_event_loop
 from ..fsutil import DurableFile, fsync_dir
 from . import audit, blocks
 
@@ -249,6 +252,7 @@ def _land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path, 
     fsync_dir(final.parent)
 
 
+SEAL_MARK = struct.pack(">I", auth.SEAL_MARK)     # a block head that starts so is the seal
 OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -346,14 +350,24 @@ class StorageNode:
         # disk in one thread hop; a small fragment is written, fsynced, renamed
         # and its directory fsynced in a single hop at the end.
         waiting, waiting_bytes = [blocks.file_header(idx, info)], 0
+        # The body ends with a seal over its block heads (rpc/auth.py), keyed
+        # with this request's nonce: checked before the fragment is landed.
+        if request.headers.get(auth.BODY_HEADER) != auth.SEALED:
+            return web.json_response({"code": "AccessDenied", "message": "a fragment body must be sealed"},
+                                     status=403)
+        seal = auth.Seal(self.secret, request.headers[auth.NONCE_HEADER])
         try:
             while True:
                 try:
                     head = await reader.readexactly(blocks.BLOCK_HEAD.size)
                 except asyncio.IncompleteReadError as e:
-                    if e.partial:
-                        raise blocks.CorruptBlock("truncated block header")
+                    raise blocks.CorruptBlock("truncated block header" if e.partial else "body ended without its seal")
+                if head[:4] == SEAL_MARK:
+                    mac = await reader.readexactly(auth.SEAL.size - blocks.BLOCK_HEAD.size)
+                    if head != auth.SEAL_HEAD or not seal.matches(mac) or await reader.read(1):
+                        return await self._refuse_unsealed(out, tmp, oid, idx)
                     break
+                seal.add(head)
                 length, digest = blocks.parse_block_head(head)
                 data = await reader.readexactly(length)
                 # Verify before anything is made durable: a block that
@@ -373,9 +387,7 @@ class StorageNode:
                 await asyncio.to_thread(_land, out, tmp, waiting, final, self.land_lock)
                 land_ms = round((time.monotonic() - t0) * 1000, 3)
         except (blocks.CorruptBlock, asyncio.IncompleteReadError) as exc:
-            if out is not None:
-                await asyncio.to_thread(out.close)
-            await asyncio.to_thread(tmp.unlink, True)
+            await self._discard(out, tmp)
             log.warning("refused fragment %s.%d: %s", oid, idx, exc)
             return web.json_response({"code": "BadDigest", "message": str(exc)}, status=400)
         except BaseException:
@@ -388,6 +400,20 @@ class StorageNode:
         self.metrics.fragments_written.inc()
         self.metrics.bytes_written.inc(n_bytes)
         return web.json_response({"blocks": n_blocks, "bytes": n_bytes, "fsync_ms": land_ms})
+
+    @staticmethod
+    async def _discard(out: DurableFile | None, tmp: Path) -> None:
+        if out is not None:
+            await asyncio.to_thread(out.close)
+        await asyncio.to_thread(tmp.unlink, True)
+
+    async def _refuse_unsealed(self, out: DurableFile | None, tmp: Path, oid: str, idx: int) -> web.Response:
+        """The blocks are not the ones the sender sealed (or more follow the seal): nothing is kept."""
+        await self._discard(out, tmp)
+        self.verifier.count("body")
+        log.warning("refused fragment %s.%d: its seal does not match its blocks", oid, idx)
+        return web.json_response({"code": "AccessDenied", "message": "the fragment's seal does not match its blocks"},
+                                 status=403)
 
     async def get_fragment(self, request: web.Request) -> web.StreamResponse:
         oid, idx = self.parse_name(request)
@@ -739,7 +765,10 @@ class StorageNode:
         return web.json_response({"ok": True, "id": self.node_id})
 
     def app(self, secret: str) -> web.Application:
-        app = internal_app(secret, client_max_size=1 << 20, handler_args={"read_bufsize": STREAM_BUFSIZE})
+        self.secret = secret
+        app = internal_app(secret, client_max_size=1 << 20, handler_args={"read_bufsize": STREAM_BUFSIZE},
+                           registry=self.metrics.registry, sealed_paths=("/fragment/",))
+        self.verifier = app[VERIFIER]
         app.router.add_put("/fragment/{oid}/{idx}", self.put_fragment)
         app.router.add_get("/fragment/{oid}/{idx}", self.get_fragment)
         app.router.add_delete("/fragment/{oid}/{idx}", self.delete_fragment)

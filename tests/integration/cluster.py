@@ -101,8 +101,7 @@ class TestCluster:
         self.start()
 
     def signed_get(self, url: str, path: str, timeout: float = 5) -> dict:
-        req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(self.topo.cluster_secret, "GET",
-                                                                                 path)})
+        req = urllib.request.Request(url + path, headers=auth.headers(self.topo.cluster_secret, "GET", path))
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read())
 

@@ -139,7 +139,7 @@ def _replica_versions(topo, bucket: str, key: str) -> list[dict | None]:
     path = "/v/object?" + urlencode({"bucket": bucket, "key": key})
     out = []
     for m in topo.metas:
-        req = urllib.request.Request(m.url + path, headers={auth.HEADER: auth.sign(topo.cluster_secret, "GET", path)})
+        req = urllib.request.Request(m.url + path, headers=auth.headers(topo.cluster_secret, "GET", path))
         with urllib.request.urlopen(req, timeout=5) as r:
             out.append(json.loads(r.read())["object"])
     return out

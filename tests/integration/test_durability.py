@@ -44,7 +44,7 @@ def meta_record(c: TestCluster, bucket: str, key: str) -> dict:
     found = []
     for m in c.topo.metas:
         req = urllib.request.Request(m.url + path,
-                                     headers={auth.HEADER: auth.sign(c.topo.cluster_secret, "GET", path)})
+                                     headers=auth.headers(c.topo.cluster_secret, "GET", path))
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 found.append(json.loads(r.read())["object"])

@@ -44,7 +44,7 @@ def client(endpoint, retries: dict | None = None):
 
 
 def _get(topo, url: str, path: str) -> dict:
-    req = urllib.request.Request(url + path, headers={auth.HEADER: auth.sign(topo.cluster_secret, "GET", path)})
+    req = urllib.request.Request(url + path, headers=auth.headers(topo.cluster_secret, "GET", path))
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
 

@@ -229,10 +229,10 @@ def _scrubber_counter(c: TestCluster, name: str) -> float:
 
 def _meta_call(c: TestCluster, meta, method: str, path: str, body: dict | None = None) -> dict:
     import json
-    req = urllib.request.Request(meta.url + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(meta.url + path, method=method, data=data,
                                  headers={"Content-Type": "application/json",
-                                          auth.HEADER: auth.sign(c.topo.cluster_secret, method, path)})
+                                          **auth.headers(c.topo.cluster_secret, method, path, data)})
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
 
@@ -378,7 +378,7 @@ def test_a_replica_refuses_a_new_version_older_than_the_commit_window(gc):
         path = "/v/object"
         body = json.dumps({"bucket": "late", "key": "k", "record": record, "commit": commit}).encode()
         req = urllib.request.Request(meta.url + path, data=body, method="POST", headers={
-            "Content-Type": "application/json", auth.HEADER: auth.sign(gc.topo.cluster_secret, "POST", path)})
+            "Content-Type": "application/json", **auth.headers(gc.topo.cluster_secret, "POST", path, body)})
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status, json.loads(r.read())

@@ -17,11 +17,11 @@ def test_a_batch_body_embeds_encoded_bodies_as_they_are_and_its_digest_is_signed
     assert hashlib.sha256(raw).hexdigest() == sha
     assert json.loads(raw) == {"calls": [["GET", "/v/object", {"bucket": "b", "key": "k", "n": "1"}, None],
                                          ["POST", "/v/object", {}, {"record": {"ts": 1}}]]}
-    signed = auth.sign("s3cret", "POST", "/v/batch", now=1000, body_sha256=sha)
-    assert auth.check("s3cret", "POST", "/v/batch", signed, now=1000, body_sha256=sha)
-    assert not auth.check("s3cret", "POST", "/v/batch", signed, now=1000, body_sha256="0" * 64)   # another body
-    assert not auth.check("s3cret", "POST", "/v/batch", signed, now=1000)                          # digest dropped
-    assert auth.check("s3cret", "GET", "/x", auth.sign("s3cret", "GET", "/x", now=5), now=5)       # unchanged
+    v = auth.Verifier("s3cret", clock=lambda: 1000)
+    signed = auth.sign("s3cret", "POST", "/v/batch", "n" * 24, now=1000, body_sha256=sha)
+    assert v.refusal("POST", "/v/batch", signed, "n" * 24, "0" * 64) == "signature"   # another body
+    assert v.refusal("POST", "/v/batch", signed, "n" * 24, None) == "signature"       # digest dropped
+    assert v.refusal("POST", "/v/batch", signed, "n" * 24, sha) is None
 
 
 async def test_each_call_is_answered_as_an_internal_request_would_be():

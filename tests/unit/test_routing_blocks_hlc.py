@@ -1,9 +1,8 @@
-"""Routing, block framing, internal auth and the hybrid logical clock."""
+"""Routing, block framing and the hybrid logical clock (internal auth: test_rpc_auth.py)."""
 import pytest
 
 from minis3.core.hlc import HLC, physical_ms
 from minis3.frontend.routing import route
-from minis3.rpc import auth
 from minis3.storage import blocks
 
 D = ("localhost", "s3.localhost")
@@ -44,16 +43,6 @@ def test_block_framing_and_header():
         blocks.parse_file_header(bytes(bad))
     with pytest.raises(blocks.CorruptBlock):
         blocks.parse_block_head(blocks.BLOCK_HEAD.pack(blocks.MAX_BLOCK + 1, 0))
-
-
-def test_internal_auth():
-    v = auth.sign("s", "GET", "/x?a=1", now=1000)
-    assert auth.check("s", "GET", "/x?a=1", v, now=1001)
-    assert not auth.check("s", "PUT", "/x?a=1", v, now=1001)
-    assert not auth.check("s", "GET", "/x?a=2", v, now=1001)
-    assert not auth.check("other", "GET", "/x?a=1", v, now=1001)
-    assert not auth.check("s", "GET", "/x?a=1", v, now=1000 + auth.MAX_SKEW_S + 1)
-    assert not auth.check("s", "GET", "/x", None)
 
 
 def test_hlc_is_monotonic_and_observes():
