@@ -126,17 +126,19 @@ class Replica:
         self.suspect_until = 0.0          # after a failure to answer, asked last for a while
         self._queue: list = []            # calls waiting for the end of this loop turn (meta/batch.py)
 
-    async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | bytes | None = None):
+    async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | bytes | None = None,
+                   body_sha256: str | None = None):
         """One call's answer (ReplicaError for a 4xx/5xx or no answer). ``json``:
         a document, or one already encoded (bytes: a write sent to three
         replicas is encoded once, not three times). Calls of the hot path made
         outside a traced request wait for the end of this turn of the event
-        loop and go out together (meta/batch.py)."""
+        loop and go out together (meta/batch.py). ``body_sha256``: the digest
+        of ``json`` (bytes), when the caller has it already."""
         if (batch.ENABLED and (method, path) in batch.BATCHABLE and tracing.CURRENT.get() is None
                 and not (isinstance(json, bytes) and len(json) > batch.MAX_BODY)):
             status, body = await self._queued(method, path, params, json)
         else:
-            status, body = await self._request(method, path, params, json)
+            status, body = await self._request(method, path, params, json, body_sha256)
         if status >= 400:
             raise ReplicaError(f"{self.name}: {status} {body.get('code')}", body.get("code"), status, body)
         self.suspect_until = 0.0
@@ -380,13 +382,13 @@ class MetaClient(VersionedObjects):
 
     # -- quorum primitives ---------------------------------------------------------
     async def call_routed(self, r: Replica, ikey: str | None, method: str, path: str, *, params: dict | None = None,
-                    json: dict | bytes | None = None, follow: bool = True):
+                    json: dict | bytes | None = None, follow: bool = True, body_sha256: str | None = None):
         """One replica's answer. For an object key (``ikey``), a process that no
         longer holds the key's range answers 421 WrongPartition with its map:
         adopt it and ask the holder it names in the same AZ (``follow``)."""
         for _ in range(3):
             try:
-                return await r.call(method, path, params=params, json=json)
+                return await r.call(method, path, params=params, json=json, body_sha256=body_sha256)
             except ReplicaError as exc:
                 if ikey is None or exc.code != "WrongPartition":
                     raise
@@ -417,8 +419,10 @@ class MetaClient(VersionedObjects):
 
     async def _write(self, path: str, body: dict, ikey: str | None = None) -> None:
         replicas = await self._replicas(ikey)
-        encoded = fastjson.dumpb(body)          # once for every replica (an inline payload: up to ~90 KB)
-        await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", path, json=encoded), self.w,
+        # Encoded and hashed once for every replica (an inline payload: up to ~90 KB).
+        encoded = fastjson.dumpb(body)
+        sha = hashlib.sha256(encoded).hexdigest()
+        await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", path, json=encoded, body_sha256=sha), self.w,
                      finish_in_background=True)
 
     def _newest(self, recs) -> dict | None:

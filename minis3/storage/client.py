@@ -134,8 +134,10 @@ class SealedBytes(aiohttp.payload.Payload):
         return seal.frame()
 
     async def write(self, writer) -> None:
-        await writer.write(self._value)
-        await writer.write(self._tail())
+        # One write (with the request's head, which aiohttp holds back to send
+        # with the body's first write): the copy costs less than a second
+        # send and segment (measured on 64 KiB PUTs).
+        await writer.write(self._value + self._tail())
 
     async def write_with_length(self, writer, content_length: int | None) -> None:
         await self.write(writer)
