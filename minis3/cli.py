@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+INSECURE_DEMO = "--insecure-demo"
+INSECURE_DEMO_HELP = ("start even with secrets everyone knows (the demo values of minis3's files, or no cluster "
+                      "secret given): a demo on your own machine only (also $MINIS3_INSECURE_DEMO=1)")
 
 
 def _topology_args(p: argparse.ArgumentParser) -> None:
@@ -18,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         from .bench.main import main as bench
         return bench(argv[1:])
     if argv and argv[0] in ("frontend", "storage", "meta", "scrubber", "console", "dns"):
+        if argv[0] in ("frontend", "scrubber"):        # a deployment's entry points (docker-compose.yml)
+            insecure = INSECURE_DEMO in argv
+            argv = [a for a in argv if a != INSECURE_DEMO]
+            if not _deployed_secrets_ok(argv[0], argv[1:], insecure):
+                return 2
         if argv[0] == "dns":
             from .dns.process import main as run
         elif argv[0] == "console":
@@ -48,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("az", help="run one AZ's processes (its supervisor)")
     a.add_argument("name")
     a.add_argument("--frontend-per-az", action="store_true")
+    a.add_argument(INSECURE_DEMO, action="store_true", help=INSECURE_DEMO_HELP)
     _topology_args(a)
     sub.add_parser("bench", help="benchmark any S3 endpoint and this machine (minis3 bench -h)")
     c = sub.add_parser("chaos", help="kill, freeze, partition, slow down or revive an AZ or a node of the running cluster")
@@ -106,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("--batch", type=int, default=1000)
     bl.add_argument("--in-flight", type=int, default=4)
     _topology_args(bl)
-    sub.add_parser("frontend", help="run the S3 frontend (internal)")
-    sub.add_parser("scrubber", help="run the cluster scrubber (internal)")
+    sub.add_parser("frontend", help=f"run the S3 frontend (internal; a deployment's: {INSECURE_DEMO} as for az)")
+    sub.add_parser("scrubber", help=f"run the cluster scrubber (internal; a deployment's: {INSECURE_DEMO} as for az)")
     sub.add_parser("console", help="run the web console (internal; `minis3 up` starts it)")
     sub.add_parser("storage", help="run one storage node (internal)")
     sub.add_parser("meta", help="run one metadata process (internal)")
@@ -118,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "regions", None):
         if args.topology:
             p.error("--regions makes its own topology: give it --data-dir, not --topology")
+        if args.tls:
+            p.error("--tls is not built for several regions (one region: minis3 up --tls)")
         args.topology = _write_regions_topology(args.regions, args.data_dir)
     topo = topology.from_args(args)
     if getattr(args, "frontend_per_az", False):
@@ -126,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         from .cluster.supervisor import up
         return up(topo)
     if args.cmd == "az":
+        if args.topology is not None and not _secrets_ok("az", topo, args.insecure_demo):
+            return 2
         from .cluster.supervisor import run_az
         return run_az(topo, args.name)
     if args.cmd == "chaos":
@@ -181,6 +196,52 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1) if args.json else render(rows))
         return 0 if all(r["up"] for r in rows) else 1
     return 2
+
+
+def _deployed_secrets_ok(cmd: str, argv: list[str], insecure: bool) -> bool:
+    """For ``minis3 frontend`` and ``minis3 scrubber``, before their own
+    argument parsing: :func:`_secrets_ok` with the topology their arguments name."""
+    from .cluster import topology
+    p = argparse.ArgumentParser(add_help=False)
+    topology.add_arguments(p)
+    a, _ = p.parse_known_args(argv)
+    if a.topology is None or os.environ.get(topology.SUPERVISED_ENV):
+        return True
+    try:
+        topo = topology.from_args(a)
+    except Exception:            # the process itself says what is wrong with its topology
+        return True
+    return _secrets_ok(cmd, topo, insecure)
+
+
+def _secrets_ok(cmd: str, topo, insecure: bool) -> bool:
+    """May a deployment's process start with these secrets? The processes a
+    deployment starts from a topology file (docker-compose.yml, deploy/README.md)
+    refuse secrets everyone knows, and a missing cluster secret, unless told
+    ``--insecure-demo`` ($MINIS3_INSECURE_DEMO=1). Processes started by
+    minis3's own supervisors (``minis3 up``, an AZ supervisor) are not judged:
+    the local cluster's internal secret is never a constant, and an AZ's
+    children were judged with their supervisor."""
+    from .cluster import topology
+    if os.environ.get(topology.SUPERVISED_ENV):
+        return True
+    problems = topology.deploy_problems(topo)
+    if not problems:
+        return True
+    insecure = insecure or topology.env_flag(topology.INSECURE_DEMO_ENV)
+    listed = "".join(f"\n  - {p}" for p in problems)
+    if insecure:
+        print(f"minis3 {cmd}: WARNING: starting with insecure secrets ({INSECURE_DEMO}):{listed}",
+              file=sys.stderr, flush=True)
+        return True
+    print(f"minis3 {cmd}: refusing to start:{listed}\n"
+          f"Give every process the same secrets of your own, made with `openssl rand -hex 32`: "
+          f"{topology.SECRET_ENV} and {topology.SECRET_KEY_ENV} (with {topology.ACCESS_KEY_ENV}) in "
+          f"deploy/minis3.env for docker compose, or their *_FILE variants naming files (Docker secrets), or "
+          f"cluster_secret and [[credentials]] in the topology (docs/security.md). "
+          f"For a demo on your own machine only: {INSECURE_DEMO} (or {topology.INSECURE_DEMO_ENV}=1).",
+          file=sys.stderr, flush=True)
+    return False
 
 
 def _write_regions_topology(regions: str, data_dir: str | None) -> str:

@@ -27,7 +27,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 
-from .cluster import chaos, where
+from .cluster import chaos, tls, where
 from .cluster.supervisor import wait_healthy
 from .cluster.topology import Topology
 
@@ -47,12 +47,12 @@ class Obj:
         return hashlib.md5(self.body).hexdigest()
 
 
-def _answers(url: str) -> None:
+def _answers(url: str, context=None) -> None:
     """Raise TimeoutError at once if nothing listens at ``url`` (any HTTP answer will do)."""
     import urllib.error
     import urllib.request
     try:
-        urllib.request.urlopen(url + "/", timeout=3).close()
+        urllib.request.urlopen(url + "/", timeout=3, context=context).close()
     except urllib.error.HTTPError:
         pass
     except OSError as exc:
@@ -109,6 +109,7 @@ class Demo:
         ak, sk = next(iter(self.topo.credentials.items()))
         return boto3.client("s3", endpoint_url=self.topo.frontend.url, region_name=self.topo.region,
                             aws_access_key_id=ak, aws_secret_access_key=sk,
+                            verify=str(tls.files(self.topo).ca) if self.topo.frontend.tls else None,
                             config=Config(retries={"max_attempts": 5, "mode": "standard"},
                                           connect_timeout=5, read_timeout=60))
 
@@ -157,7 +158,7 @@ class Demo:
         if len(topo.azs) < 2:
             raise DemoError("the demo kills an AZ: it needs a cluster of at least two AZs")
         try:
-            _answers(topo.frontend.url)
+            _answers(topo.frontend.url, tls.client_context(topo))
             wait_healthy(topo, 10)
         except TimeoutError as exc:
             raise DemoError(f"the cluster at {topo.frontend.url} is not up, or not all of it ({exc}). "

@@ -28,6 +28,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from . import tls
 from .supervisor import _healthy
 from .topology import Topology
 
@@ -79,7 +80,8 @@ def run(topo: Topology, target: str | None) -> int:
         return 1
     # In parallel: a frozen process costs its 1 s timeout once, not once per process.
     with ThreadPoolExecutor(max_workers=len(probes)) as pool:
-        results = list(pool.map(lambda probe: _healthy(probe[1]), probes))
+        ctx = tls.client_context(topo)
+        results = list(pool.map(lambda probe: _healthy(probe[1], ctx), probes))
     width = max(len(name) for name, _ in probes)
     for (name, url), ok in zip(probes, results):
         print(f"{name:<{width}}  {'up' if ok else 'DOWN':<4}  {url}")

@@ -20,9 +20,10 @@ def signed_get(topo: Topology, url: str, path: str, timeout: float = 2) -> dict 
         return None
 
 
-def _frontend_up(url: str) -> bool:
+def _frontend_up(url: str, topo: Topology) -> bool:
+    from . import tls
     try:
-        urllib.request.urlopen(url + "/", timeout=2)
+        urllib.request.urlopen(url + "/", timeout=2, context=tls.client_context(topo))
         return True
     except urllib.error.HTTPError:
         return True          # an S3 error (AccessDenied) is an answer
@@ -70,14 +71,14 @@ def collect(topo: Topology) -> list[dict]:
     from .chaos import network_conditions
     conds = network_conditions(topo)
     pids = run_pids(topo)
-    fe_up = _frontend_up(topo.frontend.url)
+    fe_up = _frontend_up(topo.frontend.url, topo)
     rows = [{"process": "frontend", "az": "-", "address": topo.frontend.url, "up": fe_up,
              "state": "up" if fe_up else "down", "pid": None, "disk_bytes": None, "detail": ""}]
     if topo.frontend.per_az:
         for az in topo.azs:
             spec, pid = topo.az_frontend(az.name), pids.get(f"frontend-{az.name}")
             up = az.name not in conds or not conds[az.name].get("partitioned")
-            up = up and not _frozen(pid) and _frontend_up(spec.url)
+            up = up and not _frozen(pid) and _frontend_up(spec.url, topo)
             rows.append({"process": f"frontend-{az.name}", "az": az.name, "address": spec.url, "up": up,
                          "state": _state({} if up else None, pid), "pid": pid, "disk_bytes": None, "detail": ""})
     metas = []

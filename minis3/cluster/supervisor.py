@@ -26,13 +26,16 @@ import urllib.request
 from pathlib import Path
 
 from ..ec.codec import MALLOC_ENV
-from .topology import Topology
+from . import tls
+from .topology import SUPERVISED_ENV, Topology
 
 CHILD_ENV = {
     # glibc malloc tuned so 1 MiB codec buffers stay hot in the heap
     # (see minis3.ec.codec.tune_malloc for the measurements).
     **MALLOC_ENV,
     "PYTHONUNBUFFERED": "1",
+    # Not a deployment's entry point: its starter judged the secrets (cli._secrets_ok).
+    SUPERVISED_ENV: "1",
 }
 
 
@@ -43,6 +46,8 @@ def _cli_args(topo: Topology) -> list[str]:
     args = ["--data-dir", str(topo.data_dir)]
     if topo.source:
         args = ["--topology", topo.source] + args
+    if topo.frontend.tls and topo.console.tls:       # `minis3 up --tls`
+        args.append("--tls")
     return args
 
 
@@ -163,9 +168,10 @@ def az_group(topo: Topology, az_name: str) -> int | None:
 
 
 # ----------------------------------------------------------------------------- the cluster
-def _healthy(url: str) -> bool:
+def _healthy(url: str, context=None) -> bool:
+    """Any HTTP answer below 500 (``context``: the SSL context of an https url, tls.client_context)."""
     try:
-        with urllib.request.urlopen(url, timeout=1) as r:
+        with urllib.request.urlopen(url, timeout=1, context=context) as r:
             return r.status < 500
     except urllib.error.HTTPError as e:
         return e.code < 500
@@ -173,13 +179,14 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _frontend_sees_all_nodes(url: str) -> bool:
+def _frontend_sees_all_nodes(url: str, context=None) -> bool:
     """The frontend's own view: every storage node believed up. (A frontend
     that started before its nodes listened marked them down; until its next
     probe it would place fragments on handoff nodes.)"""
     from prometheus_client.parser import text_string_to_metric_families
     try:
-        with urllib.request.urlopen(url + "/_minis3/metrics?name[]=minis3_storage_node_up", timeout=1) as r:
+        with urllib.request.urlopen(url + "/_minis3/metrics?name[]=minis3_storage_node_up", timeout=1,
+                                    context=context) as r:
             text = r.read().decode()
     except OSError:
         return False
@@ -205,9 +212,10 @@ def wait_healthy(topo: Topology, timeout: float = 30) -> None:
     if topo.console.enabled:
         urls.append(topo.console.url + "/health")
     deadline = time.monotonic() + timeout
-    _wait_for(urls, _healthy, deadline, f"not healthy after {timeout}s")
-    _wait_for([f.url for f in topo.frontends], _frontend_sees_all_nodes, deadline,
-              f"frontends still see storage nodes down after {timeout}s")
+    # Asked each time: `minis3 up --tls` may make the CA after this began waiting.
+    _wait_for(urls, lambda u: _healthy(u, tls.client_context(topo)), deadline, f"not healthy after {timeout}s")
+    _wait_for([f.url for f in topo.frontends], lambda u: _frontend_sees_all_nodes(u, tls.client_context(topo)),
+              deadline, f"frontends still see storage nodes down after {timeout}s")
 
 
 class Cluster:
@@ -345,19 +353,24 @@ def banner(topo: Topology) -> str:
                      if topo.frontend.per_az)
     console = (f"  console     {topo.console.url}  (log in with the access key and secret key)\n"
                if topo.console.enabled else "")
+    ca = tls.files(topo).ca if topo.frontend.tls else None
+    https = (f"  TLS         HTTPS with this data directory's own CA: {ca}\n"
+             f"              (AWS_CA_BUNDLE={ca}; other minis3 commands: --tls)\n" if ca else "")
+    verify = f', verify="{ca}"' if ca else ""
+    export_ca = f" AWS_CA_BUNDLE={ca}" if ca else ""
     return f"""
 minis3 is running: {len(topo.nodes)} storage nodes in {len(topo.azs)} AZs, EC {topo.erasure.k}+{topo.erasure.m}
   endpoint    {ep}{per_az}
   access key  {ak}
   secret key  {sk}
   region      {topo.region}
-  data        {topo.data_dir}   (logs in {log_dir(topo)})
+{https}  data        {topo.data_dir}   (logs in {log_dir(topo)})
   internal    requests between processes are signed with {topo.secret_source}
   scrubber    {topo.scrub.url}  (a pass every {topo.scrub.interval_s:.0f} s; `minis3 scrub --now` runs one)
 {console}
-  boto3:   s3 = boto3.client("s3", endpoint_url="{ep}", aws_access_key_id="{ak}", aws_secret_access_key="{sk}", region_name="{topo.region}")
+  boto3:   s3 = boto3.client("s3", endpoint_url="{ep}", aws_access_key_id="{ak}", aws_secret_access_key="{sk}", region_name="{topo.region}"{verify})
            s3.create_bucket(Bucket="demo"); s3.put_object(Bucket="demo", Key="hello.txt", Body=b"hi")
-  aws CLI: export AWS_ACCESS_KEY_ID={ak} AWS_SECRET_ACCESS_KEY={sk} AWS_DEFAULT_REGION={topo.region}
+  aws CLI: export AWS_ACCESS_KEY_ID={ak} AWS_SECRET_ACCESS_KEY={sk} AWS_DEFAULT_REGION={topo.region}{export_ca}
            aws --endpoint-url {ep} s3 mb s3://demo && aws --endpoint-url {ep} s3 cp README.md s3://demo/
 
 Ctrl-C stops every process.
@@ -391,6 +404,8 @@ def up(topo: Topology) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"starting minis3 ({', '.join(topo.region_names)}) ...", flush=True)
+    if topo.frontend.tls or topo.console.tls:
+        tls.ensure(topo)          # once, before the frontend and the console load it
     try:
         cluster.start()
     except TimeoutError as exc:

@@ -9,9 +9,12 @@ each AZ binds its own loopback address (az-a 127.0.1.1, az-b 127.0.2.1, az-c
 Example (every key is optional; these are the defaults)::
 
     data_dir = "./data"
-    cluster_secret = "..."         # default: $MINIS3_CLUSTER_SECRET, else the data directory's
-                                   # own random one (DATA_DIR/cluster-secret, made on first use)
+    cluster_secret = "..."         # default: $MINIS3_CLUSTER_SECRET (or the file $MINIS3_CLUSTER_SECRET_FILE
+                                   # names), else the data directory's own random one
+                                   # (DATA_DIR/cluster-secret, made on first use)
     region = "us-east-1"
+    tls = false                    # serve S3 and the console over HTTPS (`minis3 up --tls`): a CA
+                                   # and a certificate made once in DATA_DIR/tls/ (cluster/tls.py)
 
     [erasure]
     backend = "isa_l_rs_vand"
@@ -43,7 +46,8 @@ Example (every key is optional; these are the defaults)::
     max_inflight_writes = 2000     # writes waiting for one partition's WAL; beyond, SlowDown
     check_every_s = 2              # how often the index manager (in the scrubber process) looks
 
-    [[credentials]]
+    [[credentials]]                # default: $MINIS3_ACCESS_KEY and $MINIS3_SECRET_KEY (or the files
+                                   # their _FILE variables name), else these (`make run`'s):
     access_key = "minis3admin"
     secret_key = "minis3secret"
     account = "minis3admin"        # optional: keys with one account share its buckets
@@ -54,7 +58,10 @@ Example (every key is optional; these are the defaults)::
     nodes = [ { id = "a1", host = "127.0.1.1", port = 9101 },
               { id = "a2", host = "127.0.1.1", port = 9102 } ]
 
-Hosts are names, so a topology can span machines.
+Hosts are names, so a topology can span machines. The processes a deployment
+starts from a topology file (`minis3 az`, `minis3 frontend`, `minis3 scrubber`)
+refuse secrets everyone knows unless given ``--insecure-demo``
+(:func:`deploy_problems`; docs/security.md).
 
 **Several regions.** A file may instead list ``[[region]]`` tables, each a
 whole cluster as above (its own frontend, AZs, scrubber, erasure scheme),
@@ -139,10 +146,12 @@ class FrontendSpec:
     # Also run one frontend in each AZ (started by its supervisor, so it dies
     # with its AZ), on the AZ's host at port + 10 + the AZ's position.
     per_az: bool = False
+    # HTTPS with the data directory's own certificate (cluster/tls.py; `minis3 up --tls`).
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -181,10 +190,11 @@ class ConsoleSpec:
     host: str = "127.0.0.1"
     port: int = 9001
     enabled: bool = True
+    tls: bool = False                  # as the frontend's (the same certificate)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -301,6 +311,10 @@ class Topology:
     def with_frontend_per_az(self) -> "Topology":
         return replace(self, frontend=replace(self.frontend, per_az=True))
 
+    def with_tls(self) -> "Topology":
+        """S3 and the console over HTTPS (``--tls``)."""
+        return replace(self, frontend=replace(self.frontend, tls=True), console=replace(self.console, tls=True))
+
 
 @dataclass(frozen=True)
 class DNSSpec:
@@ -362,13 +376,61 @@ def _index_spec(raw: dict) -> IndexSpec:
         raise TopologyError(f"[index]: {exc}") from None
 
 
-#: Where a cluster secret comes from when the topology gives none.
+#: Where a cluster secret comes from when the topology gives none: this
+#: variable, or the file that SECRET_ENV + "_FILE" names (Docker secrets,
+#: systemd credentials), else the data directory's own.
 SECRET_ENV = "MINIS3_CLUSTER_SECRET"
 SECRET_FILE = "cluster-secret"
+#: The S3 credentials when the topology has no [[credentials]] (each may also
+#: come from the file its "_FILE" variable names), else DEFAULT_ACCESS_KEY's.
+ACCESS_KEY_ENV = "MINIS3_ACCESS_KEY"
+SECRET_KEY_ENV = "MINIS3_SECRET_KEY"
 #: Secrets printed in minis3's own files and docs: anyone can sign internal
-#: requests with them. A process started with one says so, loudly.
+#: requests with them. A process started with one says so, loudly, and a
+#: deployed one refuses to start (:func:`deploy_problems`).
 DEMO_SECRETS = frozenset({"minis3-local-cluster-secret", "minis3-compose-demo-secret-change-me",
                           "minis3-standalone-demo-secret-change-me"})
+#: S3 secret keys printed in minis3's README and files (`make run`'s default,
+#: deploy/minis3.env.example's).
+DEMO_S3_SECRET_KEYS = frozenset({DEFAULT_SECRET_KEY})
+#: ``--insecure-demo`` as an environment variable (docker-compose's env file).
+INSECURE_DEMO_ENV = "MINIS3_INSECURE_DEMO"
+#: Set by minis3's own supervisors (``minis3 up``, an AZ supervisor) in their
+#: children's environment: a child is not a deployment's entry point, its
+#: starter judged the secrets already (or is the local cluster of `make run`).
+SUPERVISED_ENV = "MINIS3_SUPERVISED"
+_FROM_DATA_DIR = "this data directory's random cluster secret"
+
+
+def from_env(name: str) -> tuple[str, str] | None:
+    """``$NAME``, else the contents of the file ``$NAME_FILE`` names (Docker
+    mounts its secrets at /run/secrets/NAME), without surrounding white space,
+    and where it came from (in words); None when neither is set."""
+    value, path = os.environ.get(name, "").strip(), os.environ.get(name + "_FILE", "").strip()
+    if value and path:
+        raise TopologyError(f"both ${name} and ${name}_FILE are set: set one of them")
+    if value:
+        return value, f"${name}"
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise TopologyError(f"${name}_FILE names {path}, which cannot be read: {exc.strerror}") from None
+    if not text:
+        raise TopologyError(f"${name}_FILE names {path}, which is empty")
+    return text, f"the file ${name}_FILE names ({path})"
+
+
+def env_credentials() -> dict[str, str] | None:
+    """``{access key: secret key}`` from ``$MINIS3_ACCESS_KEY`` and
+    ``$MINIS3_SECRET_KEY`` (or their ``_FILE`` variants); None if neither is set."""
+    ak, sk = from_env(ACCESS_KEY_ENV), from_env(SECRET_KEY_ENV)
+    if ak is None and sk is None:
+        return None
+    if ak is None or sk is None:
+        raise TopologyError(f"${ACCESS_KEY_ENV} and ${SECRET_KEY_ENV} go together: set both (or neither)")
+    return {ak[0]: sk[0]}
 
 
 def cluster_secret(doc: dict, root: Path) -> tuple[str, str]:
@@ -379,15 +441,17 @@ def cluster_secret(doc: dict, root: Path) -> tuple[str, str]:
     without a topology (``make run``) never runs on a secret everyone knows.
     Every process and tool of a local cluster shares its data directory, so
     they all find the same one."""
+    demo = "a DEMO cluster secret everyone knows: set your own for anything but a demo"
     if doc.get("cluster_secret"):
         source = "the topology's cluster_secret"
         if doc["cluster_secret"] in DEMO_SECRETS:
-            source = "a DEMO cluster secret everyone knows: set your own for anything but a demo"
+            source = demo
         return str(doc["cluster_secret"]), source
-    if os.environ.get(SECRET_ENV):
-        return os.environ[SECRET_ENV], f"the cluster secret in ${SECRET_ENV}"
+    env = from_env(SECRET_ENV)
+    if env is not None:
+        return env[0], demo if env[0] in DEMO_SECRETS else f"the cluster secret in {env[1]}"
     path = root / SECRET_FILE
-    source = f"this data directory's random cluster secret ({path}, mode 0600)"
+    source = f"{_FROM_DATA_DIR} ({path}, mode 0600)"
     try:
         return path.read_text().strip(), source
     except FileNotFoundError:
@@ -409,6 +473,28 @@ def cluster_secret(doc: dict, root: Path) -> tuple[str, str]:
     return path.read_text().strip(), source
 
 
+def deploy_problems(topo: "Topology") -> list[str]:
+    """Why a deployed process (one started from a topology file, not by the
+    local ``minis3 up``) should not start: a secret everyone knows, or no
+    cluster secret at all (each container or machine would make its own and
+    refuse the others' requests). Empty when its secrets are its own."""
+    out = []
+    if topo.cluster_secret in DEMO_SECRETS:
+        out.append(f"the cluster secret is {topo.cluster_secret!r}, published in minis3's own files: anyone "
+                   "who can reach an internal port can sign requests (read every object, write records)")
+    elif topo.secret_source.startswith(_FROM_DATA_DIR):
+        out.append(f"no cluster secret is given (the topology's cluster_secret, ${SECRET_ENV} or "
+                   f"${SECRET_ENV}_FILE): this process made its own ({topo.data_dir / SECRET_FILE}), and "
+                   "the processes of the other containers or machines would refuse its requests, and it theirs")
+    for ak, sk in topo.credentials.items():
+        if sk in DEMO_S3_SECRET_KEYS:
+            default = (f" (the default when neither the topology's [[credentials]] nor ${ACCESS_KEY_ENV} and "
+                       f"${SECRET_KEY_ENV} give any)" if (ak, sk) == (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY) else "")
+            out.append(f"the S3 secret key of access key {ak!r} is {sk!r}{default}, published in minis3's README: "
+                       "anyone who can reach the frontend can read and write every bucket")
+    return out
+
+
 def warn_if_demo_secret(topo: "Topology", log) -> None:
     if topo.cluster_secret in DEMO_SECRETS:
         log.warning("cluster_secret is %r, a value published in minis3's own files: anyone who can reach "
@@ -418,7 +504,7 @@ def warn_if_demo_secret(topo: "Topology", log) -> None:
 
 
 #: Top-level keys every region of a multi-region file shares.
-SHARED = ("cluster_secret", "credentials", "index", "partition_bounds")
+SHARED = ("cluster_secret", "credentials", "index", "partition_bounds", "tls")
 
 
 def parse_world(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> World:
@@ -468,6 +554,10 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     fe_raw = dict(doc.get("frontend", {}))
     if "virtual_host_domains" in fe_raw:
         fe_raw["virtual_host_domains"] = tuple(fe_raw["virtual_host_domains"])
+    console_raw = dict(doc.get("console", {}))
+    if doc.get("tls"):                  # the top-level switch: S3 and the console
+        fe_raw.setdefault("tls", True)
+        console_raw.setdefault("tls", True)
     fe = FrontendSpec(**fe_raw)
     azs = []
     for i, raw in enumerate(doc.get("az", [])):
@@ -484,14 +574,14 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     creds = {str(c["access_key"]): str(c["secret_key"]) for c in doc.get("credentials", [])}
     accounts = {str(c["access_key"]): str(c.get("account", c["access_key"])) for c in doc.get("credentials", [])}
     if not creds:
-        creds = {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
-        accounts = {DEFAULT_ACCESS_KEY: DEFAULT_ACCESS_KEY}
+        creds = env_credentials() or {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
+        accounts = {ak: ak for ak in creds}
     secret, secret_source = cluster_secret(doc, root)
     topo = Topology(data_dir=root, cluster_secret=secret, secret_source=secret_source,
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
                     scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),
-                    console=_console_spec(doc.get("console", {})),
+                    console=_console_spec(console_raw),
                     source=source)
     validate(topo)
     return topo
@@ -623,6 +713,15 @@ def _doc_addresses(doc: dict, base: int) -> list[tuple[str, int]]:
     return addrs
 
 
+#: ``--tls`` as an environment variable (S3 and the console over HTTPS).
+TLS_ENV = "MINIS3_TLS"
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable (1, true, yes, on)."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def add_arguments(parser) -> None:
     """``--topology``, ``--data-dir`` and ``--region``, for every `minis3` command and process.
     Their defaults come from MINIS3_TOPOLOGY, MINIS3_DATA_DIR and MINIS3_REGION when set,
@@ -635,11 +734,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--region", default=os.environ.get("MINIS3_REGION") or None,
                         help="with a topology of several regions: which one (default: $MINIS3_REGION, "
                              "else the global region)")
+    parser.add_argument("--tls", action="store_true", default=env_flag(TLS_ENV),
+                        help="S3 and the console over HTTPS, with the data directory's own CA and certificate "
+                             "(DATA_DIR/tls/; default: $MINIS3_TLS, else the topology's tls)")
 
 
 def from_args(a) -> Topology:
-    """The topology named by a command's ``--topology/--data-dir/--region``."""
-    return load(a.topology, data_dir=a.data_dir, region=getattr(a, "region", None))
+    """The topology named by a command's ``--topology/--data-dir/--region`` (and ``--tls``)."""
+    topo = load(a.topology, data_dir=a.data_dir, region=getattr(a, "region", None))
+    return topo.with_tls() if getattr(a, "tls", False) else topo
 
 
 def load(path: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None,

@@ -20,6 +20,7 @@ import aiohttp
 from ..core.trace import Span, new_span_id, request_id_of, trace_id_of, waterfall
 from ..frontend.routing import split_host
 from ..rpc.http import client_session
+from . import tls
 from .topology import Topology
 
 FOLLOW_EVERY_S = 0.5
@@ -32,9 +33,10 @@ def _endpoints(topo: Topology) -> list[str]:
             + [topo.scrub.url + "/trace"])
 
 
-async def _get(session: aiohttp.ClientSession, url: str, params: dict) -> dict | None:
+async def _get(session: aiohttp.ClientSession, url: str, params: dict, ssl=True) -> dict | None:
+    """``ssl``: what an https url's certificate is checked against (a frontend's, with --tls: tls.client_context)."""
     try:
-        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=3)) as r:
+        async with session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=3), ssl=ssl) as r:
             return await r.json() if r.status == 200 else None
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
         return None
@@ -46,7 +48,8 @@ async def gather_spans(topo: Topology, request_id: str, session: aiohttp.ClientS
     session = session or client_session(topo.cluster_secret, timeout_s=5)
     try:
         tid = trace_id_of(request_id) if len(request_id) <= 16 else request_id.lower()
-        got = await asyncio.gather(*(_get(session, u, {"id": tid}) for u in _endpoints(topo)))
+        ctx = tls.client_context(topo) or True
+        got = await asyncio.gather(*(_get(session, u, {"id": tid}, ctx) for u in _endpoints(topo)))
         spans = [Span.from_doc(d) for body in got if body for d in body.get("spans", [])]
         dns = await dns_span(topo, spans, session)
     finally:
@@ -88,7 +91,9 @@ async def recent(topo: Topology, n: int = 20, session: aiohttp.ClientSession | N
     own = session is None
     session = session or client_session(topo.cluster_secret, timeout_s=5)
     try:
-        got = await asyncio.gather(*(_get(session, f.url + "/_minis3/trace", {"recent": n}) for f in topo.frontends))
+        ctx = tls.client_context(topo) or True
+        got = await asyncio.gather(*(_get(session, f.url + "/_minis3/trace", {"recent": n}, ctx)
+                                     for f in topo.frontends))
     finally:
         if own:
             await session.close()

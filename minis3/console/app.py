@@ -44,7 +44,7 @@ import jinja2
 from aiohttp import web
 from defusedxml import ElementTree
 
-from ..cluster import chaos, inspect as inspect_mod, partitions, status, where
+from ..cluster import chaos, inspect as inspect_mod, partitions, status, tls, where
 from . import guard
 from ..cluster import trace as trace_mod
 from ..cluster.topology import Topology
@@ -79,7 +79,9 @@ class Console:
     # -- plumbing ----------------------------------------------------------------------
     async def start(self, app: web.Application) -> None:
         self.internal = client_session(self.topo.cluster_secret, timeout_s=30)
-        self.s3 = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), auto_decompress=False)
+        # Over HTTPS (`minis3 up --tls`) the frontend's certificate is the data directory's CA's.
+        self.s3 = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), auto_decompress=False,
+                                        connector=aiohttp.TCPConnector(ssl=tls.client_context(self.topo) or True))
 
     async def stop(self, app: web.Application) -> None:
         for s in (self.internal, self.s3):
@@ -187,7 +189,8 @@ class Console:
             token = secrets.token_urlsafe(24)
         resp = self.render("login.html", request, next=nxt, error=error, login_csrf=token)
         resp.set_status(status)
-        resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", max_age=3600)
+        resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", max_age=3600,
+                        secure=self.topo.console.tls)
         return resp
 
     async def login_form(self, request):
@@ -218,7 +221,8 @@ class Console:
         self.sessions[sid] = {"access_key": ak, "secret_key": sk, "csrf": secrets.token_urlsafe(24),
                               "expires": time.time() + SESSION_S}
         resp = web.HTTPSeeOther(nxt)
-        resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_S)
+        resp.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_S,
+                        secure=self.topo.console.tls)
         resp.del_cookie(LOGIN_COOKIE)
         raise resp
 
@@ -427,4 +431,4 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging("console")
     log.info("web console on %s (frontend %s)", topo.console.url, topo.frontend.url)
     web.run_app(make_app(topo), host=topo.console.host, port=topo.console.port, print=None, access_log=None,
-                handle_signals=True)
+                handle_signals=True, ssl_context=tls.server_context(topo) if topo.console.tls else None)

@@ -418,5 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     tuned = tune_malloc()
     loop = use_fast_event_loop()
     log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", spec.url, loop, tuned, os.getpid())
+    from ..cluster import tls                      # HTTPS: `minis3 up --tls` (cluster/tls.py)
     web.run_app(make_app(topo, a.az), host=spec.host, port=spec.port,
-                print=None, access_log=None, handle_signals=True)
+                print=None, access_log=None, handle_signals=True,
+                ssl_context=tls.server_context(topo) if spec.tls else None)

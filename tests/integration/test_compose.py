@@ -1,18 +1,25 @@
 """docker-compose.yml and deploy/Dockerfile, proven without a Docker engine (there is none here).
 
-Two tests:
+The tests:
 
 - the compose file is valid by the Compose Specification's JSON schema, checked with a
   maintained validator (check-jsonschema's vendored ``compose-spec``);
 - every compose service's exact command and environment runs as local processes, in the
-  order ``docker compose up`` would start them, and the result is driven with boto3 — so a
-  broken command, port, hostname, environment variable or healthcheck fails the test.
+  order ``docker compose up`` would start them, with secrets of the user's own in the env file,
+  and the result is driven with boto3 — so a broken command, port, hostname, environment
+  variable or healthcheck fails the test;
+- with the published demo values of ``deploy/minis3.env.example`` (or no cluster secret) every
+  service refuses to start, and with ``MINIS3_INSECURE_DEMO=1`` added they start.
 
 How the second test stands in for Docker (:class:`ComposeRun`):
 
 - **argv** = the Dockerfile's ENTRYPOINT + the service's ``command`` (or the image's CMD);
   ``minis3`` is the venv's entry point, where the image has its own installed copy;
-- **environment** = the Dockerfile's ENV, overlaid with the service's ``environment``;
+- **environment** = the Dockerfile's ENV, overlaid with the service's ``env_file`` (read as
+  compose reads it: ``KEY=VALUE`` lines, ``#`` comments, quotes), overlaid with its
+  ``environment``. An env file is one the user makes before ``docker compose up``
+  (``deploy/minis3.env``, never committed): each test hands the run its own, by the path the
+  compose file names (``ComposeRun(files=...)``), and never writes into the repository;
 - **volumes**: a named volume is a fresh directory under a temporary root (one per volume
   name, as Docker shares a named volume), an anonymous one (the image's ``VOLUME`` not
   covered by a service volume) a fresh directory per service, and a bind mount is the path
@@ -54,6 +61,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomllib
+
 import boto3
 import pytest
 import yaml
@@ -64,6 +73,8 @@ from minis3.cluster import topology
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
+ENV_FILE = "deploy/minis3.env"                  # what docker-compose.yml's services read (env_file)
+ENV_EXAMPLE = REPO / "deploy" / "minis3.env.example"
 BIN = Path(sys.executable).parent          # the venv: its `minis3` and `check-jsonschema`
 
 
@@ -171,6 +182,40 @@ def _listify(value) -> list[str]:
     return list(value) if isinstance(value, list) else shlex.split(value)
 
 
+def _env_files(svc: dict) -> list[str]:
+    """The paths of a service's ``env_file`` (a string, or a list of strings or {path: ...})."""
+    value = svc.get("env_file") or []
+    items = [value] if isinstance(value, str) else value
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            assert item.get("required", True), "optional env files are not emulated"
+            item = item["path"]
+        out.append(str(item))
+    return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """An env file as compose reads it: ``KEY=VALUE`` lines (``export`` allowed), blank lines
+    and ``#`` comments skipped, a quoted value taken whole, an unquoted one up to `` #``."""
+    out = {}
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        assert sep, f"{path}:{n}: {raw!r} takes its value from the host's environment: not emulated"
+        value = value.strip()
+        if value[:1] in ("'", '"'):
+            end = value.index(value[0], 1)
+            value = value[1:end]
+        else:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key.strip()] = value
+    return out
+
+
 def _service_env(svc: dict) -> dict[str, str]:
     env = svc.get("environment") or {}
     if isinstance(env, list):
@@ -213,10 +258,15 @@ def start_waves(services: dict[str, dict]) -> list[list[str]]:
 
 
 class ComposeRun:
-    """docker-compose.yml's services as local processes (see the module docstring)."""
+    """docker-compose.yml's services as local processes (see the module docstring).
 
-    def __init__(self, compose_file: Path, dockerfile: Path):
+    ``files``: the files the user makes before ``docker compose up`` (the env file), by the
+    path the compose file names them with; any other path is the repository's."""
+
+    def __init__(self, compose_file: Path, dockerfile: Path, files: dict[str, Path] | None = None):
         self.compose = yaml.safe_load(compose_file.read_text())
+        self.base = compose_file.parent
+        self.files = dict(files or {})
         self.services: dict[str, dict] = self.compose["services"]
         for name, svc in self.services.items():
             build = svc.get("build") or {}
@@ -279,9 +329,17 @@ class ComposeRun:
         command = _listify(svc["command"]) if "command" in svc else self.image.cmd
         return self._argv(name, entrypoint + command)
 
+    def project_file(self, path: str) -> Path:
+        """A path of the compose file: the user's file given for it, else the repository's."""
+        got = self.files.get(path) or (self.base / path)
+        assert got.exists(), f"{path} does not exist: docker compose would stop here"
+        return got
+
     def env(self, name: str) -> dict[str, str]:
-        env = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-               **self.image.env, **_service_env(self.services[name])}
+        env = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **self.image.env}
+        for path in _env_files(self.services[name]):
+            env.update(read_env_file(self.project_file(path)))
+        env.update(_service_env(self.services[name]))
         return {k: self.host_path(name, v) for k, v in env.items()}
 
     def healthcheck(self, name: str) -> HealthCheck:
@@ -419,8 +477,21 @@ def _fragment_files(volume: Path) -> list[Path]:
     return list(volume.glob("*/node-*/fragments/*/*"))
 
 
+def write_env_file(path: Path, values: dict[str, str], comment: str = "") -> Path:
+    path.write_text((f"# {comment}\n" if comment else "") + "".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+def own_secrets() -> dict[str, str]:
+    """deploy/minis3.env as README.md makes it: `openssl rand -hex 32` for each secret."""
+    return {"MINIS3_CLUSTER_SECRET": os.urandom(32).hex(), "MINIS3_ACCESS_KEY": "minis3admin",
+            "MINIS3_SECRET_KEY": os.urandom(32).hex()}
+
+
 @pytest.fixture
-def compose():
+def compose_with(tmp_path):
+    """``compose_with(env_file)``: a ComposeRun whose deploy/minis3.env is that file (stopped
+    and removed at the end)."""
     if not sys.platform.startswith("linux"):
         pytest.skip("needs Linux: a mount namespace per process and all of 127.0.0.0/8 on loopback")
     missing = [t for t in ("unshare", "mount") if shutil.which(t) is None]
@@ -429,11 +500,32 @@ def compose():
     if subprocess.run([*UNSHARE, "--mount", "true"], capture_output=True).returncode != 0:
         pytest.skip("needs root, or unprivileged user namespaces: each service runs in its own mount "
                     "namespace (unshare --mount) with /etc/hosts bind-mounted to resolve the service names")
-    run = ComposeRun(COMPOSE_FILE, DOCKERFILE)
+    runs = []
+
+    def make(env_file: Path) -> ComposeRun:
+        runs.append(ComposeRun(COMPOSE_FILE, DOCKERFILE, files={ENV_FILE: env_file}))
+        return runs[-1]
     try:
-        yield run
+        yield make
     finally:
-        run.down()
+        for run in runs:
+            run.down()
+
+
+@pytest.fixture
+def compose(compose_with, tmp_path):
+    """The compose cluster with secrets of its own in deploy/minis3.env."""
+    return compose_with(write_env_file(tmp_path / "minis3.env", own_secrets()))
+
+
+def s3_client(run: ComposeRun, access_key: str, secret_key: str):
+    """A client on the Docker host, through the frontend's published port."""
+    [(published, target)] = _published_ports(run.services["frontend"])
+    assert published == target, "the frontend must be published on its own port (the topology's endpoint)"
+    region = tomllib.loads((REPO / "deploy" / "topology.toml").read_text())["region"]
+    return boto3.client("s3", endpoint_url=f"http://{run.address['frontend']}:{published}",
+                        region_name=region, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                        config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=60))
 
 
 # ----------------------------------------------------------------------------- test b
@@ -442,16 +534,16 @@ def test_compose_services_run_as_processes(compose):
     assert set(run.services) >= {"frontend", "az-a", "az-b", "az-c", "scrubber"}
     for name, svc in run.services.items():
         assert _service_env(svc).get("MINIS3_SERVICE") == name, f"{name} does not say which service it is"
+        assert _env_files(svc) == [ENV_FILE], f"{name} does not read its secrets from {ENV_FILE}"
+    # The committed files carry no usable secret: the env file the user made does.
+    doc = tomllib.loads((REPO / "deploy" / "topology.toml").read_text())
+    assert "cluster_secret" not in doc and "credentials" not in doc
     run.up()
 
-    # A client on the Docker host reaches the frontend through its published port.
-    [(published, target)] = _published_ports(run.services["frontend"])
-    assert published == target, "the frontend must be published on its own port (the topology's endpoint)"
-    topo = topology.load(REPO / "deploy" / "topology.toml")
-    access_key, secret_key = next(iter(topo.credentials.items()))
-    s3 = boto3.client("s3", endpoint_url=f"http://{run.address['frontend']}:{published}",
-                      region_name=topo.region, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                      config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=60))
+    # A client on the Docker host reaches the frontend through its published port, with the
+    # credentials of the env file.
+    secrets = read_env_file(run.project_file(ENV_FILE))
+    s3 = s3_client(run, secrets["MINIS3_ACCESS_KEY"], secrets["MINIS3_SECRET_KEY"])
     objects = {"small.txt": b"hello from the compose cluster\n",
                "medium.bin": os.urandom(300_000),
                "big.bin": os.urandom(3 * (1 << 20) + 12345)}      # four erasure-coded segments
@@ -493,3 +585,64 @@ def test_compose_services_run_as_processes(compose):
     assert json.loads(r.stdout)["pass"]["not_full"] == 0
     assert len(_fragment_files(az_b_volume)) > before
     read_back()
+
+
+# ----------------------------------------------------------------------------- demo secrets
+SERVICES_JUDGED = ("az-a", "frontend", "scrubber")     # each kind of entry point compose runs
+
+
+def _exit(run: ComposeRun, name: str, timeout: float = 60) -> tuple[int, str]:
+    p = run.procs.pop(name)
+    try:
+        code = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name} did not exit: it started with secrets it should have refused\n{run.logs()}")
+    return code, (run.root / f"{name}.log").read_text()
+
+
+@pytest.mark.parametrize("case", ["the example as it is", "no cluster secret"])
+def test_compose_services_refuse_demo_secrets(compose_with, tmp_path, case):
+    """deploy/minis3.env copied from the example unchanged (the published values), or without a
+    cluster secret (each container would make its own): every service exits at once, saying why
+    and what to do, before it listens or starts a child."""
+    if case == "the example as it is":
+        env_file = tmp_path / "minis3.env"
+        shutil.copy(ENV_EXAMPLE, env_file)
+        values = read_env_file(env_file)
+        assert values["MINIS3_CLUSTER_SECRET"] in topology.DEMO_SECRETS
+        assert values["MINIS3_SECRET_KEY"] in topology.DEMO_S3_SECRET_KEYS
+        assert "MINIS3_INSECURE_DEMO" not in values
+        why = [values["MINIS3_CLUSTER_SECRET"], values["MINIS3_SECRET_KEY"]]
+    else:
+        secrets = own_secrets()
+        del secrets["MINIS3_CLUSTER_SECRET"]
+        env_file = write_env_file(tmp_path / "minis3.env", secrets)
+        why = ["no cluster secret is given"]
+    run = compose_with(env_file)
+    for name in SERVICES_JUDGED:          # at once: each refuses on its own, whatever the others do
+        run.start(name)
+    for name in SERVICES_JUDGED:
+        code, out = _exit(run, name)
+        assert code != 0, out
+        assert f"minis3 {run.argv(name)[1]}: refusing to start" in out, out
+        assert all(w in out for w in why), out
+        assert "openssl rand -hex 32" in out and "--insecure-demo" in out and "MINIS3_INSECURE_DEMO=1" in out
+    # Refused before anything started: no child of the AZ supervisor, no fragment, no log of a child.
+    assert not list(run.root.glob("volumes/*/logs/*.log")) and not list(run.root.glob("volumes/*/run/*.json"))
+
+
+def test_compose_starts_with_demo_secrets_given_insecure_demo(compose_with, tmp_path):
+    """The example's published values plus MINIS3_INSECURE_DEMO=1: the cluster starts (a demo
+    on one's own machine), and says it runs on secrets everyone knows."""
+    env_file = tmp_path / "minis3.env"
+    env_file.write_text(ENV_EXAMPLE.read_text() + "MINIS3_INSECURE_DEMO=1\n")
+    values = read_env_file(env_file)
+    run = compose_with(env_file)
+    run.up()
+    s3 = s3_client(run, values["MINIS3_ACCESS_KEY"], values["MINIS3_SECRET_KEY"])
+    s3.create_bucket(Bucket="demo")
+    s3.put_object(Bucket="demo", Key="k", Body=b"published secrets, local demo")
+    assert s3.get_object(Bucket="demo", Key="k")["Body"].read() == b"published secrets, local demo"
+    for name in SERVICES_JUDGED:
+        log = (run.root / f"{name}.log").read_text()
+        assert "WARNING: starting with insecure secrets" in log and values["MINIS3_CLUSTER_SECRET"] in log, log
