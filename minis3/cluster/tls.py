@@ -109,7 +109,7 @@ def _now() -> dt.datetime:
 
 def _make_ca(fs: Files) -> None:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
     key = ec.generate_private_key(ec.SECP256R1())
@@ -121,15 +121,27 @@ def _make_ca(fs: Files) -> None:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(signs_certificates=True), critical=True)
             .add_extension(ski, critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
             .sign(key, hashes.SHA256()))
-    _write(fs.ca_key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()), 0o600)
-    _write(fs.ca, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_pair(fs.ca_key, key, fs.ca, cert)
+
+
+def _key_usage(signs_certificates: bool):
+    """A CA's key signs certificates (and CRLs); a server's only handshakes."""
+    from cryptography import x509
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=signs_certificates,
+                         crl_sign=signs_certificates, encipher_only=False, decipher_only=False)
+
+
+def _write_pair(key_path: Path, key, cert_path: Path, cert) -> None:
+    """A private key (PKCS#8, mode 0600), then its certificate (PEM, readable by all)."""
+    from cryptography.hazmat.primitives import serialization
+    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), 0o600)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def _issue(fs: Files, dns: list[str], ips: list[str]) -> None:
@@ -150,17 +162,13 @@ def _issue(fs: Files, dns: list[str], ips: list[str]) -> None:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(_key_usage(signs_certificates=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(san), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write(fs.key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()), 0o600)
-    _write(fs.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_pair(fs.key, key, fs.cert, cert)
 
 
 def _server_cert_fits(fs: Files, dns: list[str], ips: list[str]) -> bool:
