@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     mv.add_argument("--to", required=True, help="metadata process id, e.g. meta-az-a-2")
     mv.add_argument("--json", action="store_true")
     _topology_args(mv)
+    du = sub.add_parser("durability", help="the annual chance of losing an object: a Markov model fed by the "
+                                           "cluster's measured repair time (docs/course/02)")
+    from .durability.cli import add_arguments as durability_args
+    durability_args(du)
+    _topology_args(du)
     bl = sub.add_parser("bulk-load", help="commit many small objects fast, through the metadata commit path "
                                           "(for measurement; see minis3/meta/bulkload.py)")
     bl.add_argument("bucket")
@@ -162,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo
         return demo(topo, az=args.az, bucket=args.bucket, pause=args.pause and not args.yes,
                     damage=not args.no_damage, keep=args.keep)
+    if args.cmd == "durability":
+        from .durability.cli import run as durability
+        return durability(topo, args)
     if args.cmd == "health":
         from .cluster.health import run as health
         return health(topo, args.target)

@@ -22,7 +22,8 @@ A pass (every ``scrub.interval_s``, at once when a node comes back, or on
    docs/ARCHITECTURE.md, "Garbage collection".
 
 HTTP (HMAC-signed like every internal service; /health and /metrics open):
-    GET  /status      the running pass's progress, the last pass, recoveries
+    GET  /status      the running pass's progress, the last pass, recoveries, the rebuild
+                      totals (bytes, seconds with a repair running: `minis3 durability`)
     POST /pass?audit=1&audit_rate=MBps   start a pass now (or join the running one) → {"pass": id}
     GET  /health      GET /metrics   (Prometheus)
 """
@@ -77,6 +78,8 @@ FRAGMENTS = _C("minis3_scrub_fragments_checked", "fragments checked against the 
 DAMAGED = _C("minis3_scrub_fragments_damaged", "fragments found missing or quarantined", "why")
 REBUILT = _C("minis3_scrub_fragments_rebuilt", "fragments written: rebuilt, or moved home", "why")
 REBUILT_BYTES = _C("minis3_scrub_bytes_rebuilt", "fragment bytes written by repairs")
+REBUILD_SECONDS = _C("minis3_scrub_rebuild_seconds",
+                     "seconds during which at least one repair was running (rebuild rate = bytes rebuilt / this)")
 META_REPAIRS = _C("minis3_scrub_meta_repairs", "stale metadata replica versions overwritten by the newest")
 ORPHANS = _C("minis3_gc_orphans_removed", "unreferenced fragments deleted after the grace period")
 ORPHAN_BYTES = _C("minis3_gc_bytes_removed", "bytes of unreferenced fragments deleted")
@@ -106,6 +109,7 @@ class PassReport:
     damaged: dict = field(default_factory=dict)       # why → count
     rebuilt: dict = field(default_factory=dict)       # why → count
     rebuilt_bytes: int = 0
+    rebuild_seconds: float = 0.0     # time with at least one repair running (minis3 durability's rebuild rate)
     repair_failures: int = 0
     not_full: int = 0
     unrepairable: list = field(default_factory=list)  # [key, problem], first few
@@ -226,6 +230,11 @@ class Scrubber:
         self.next_pass = time.monotonic() + topo.scrub.interval_s
         self.started_unix = time.time()
         self._wake = asyncio.Event()
+        # The rebuild clock: wall time while any repair runs (four run at once, so
+        # their own durations would count the same second up to four times).
+        self._repairing = 0
+        self._repair_since = 0.0
+        self.rebuild = {"bytes": 0, "seconds": 0.0, "last_pass": None}
 
     # ---------------------------------------------------------------- nodes
     async def _probe(self, node_id: str) -> bool:
@@ -351,6 +360,10 @@ class Scrubber:
         PASSES.inc()
         PASS_SECONDS.set(rep.seconds or 0)
         DEGRADED.set(rep.not_full)
+        if rep.rebuilt_bytes:
+            self.rebuild["last_pass"] = {"pass": rep.id, "bytes": rep.rebuilt_bytes,
+                                         "rebuild_seconds": round(rep.rebuild_seconds, 3),
+                                         "pass_seconds": rep.seconds}
         interval = self.topo.scrub.interval_s
         repaired = sum(rep.rebuilt.values()) or rep.repair_failures
         self.next_pass = time.monotonic() + (min(SOON, interval) if rep.phase != "done" or repaired else interval)
@@ -533,7 +546,19 @@ class Scrubber:
         except Exception as exc:       # noqa: BLE001 - the next pass tries again
             log.warning("could not clean record %r: %s", ikey, exc)
 
+    def _rebuild_clock(self, rep: PassReport, delta: int) -> None:
+        """Count a repair in (+1) or out (-1); time with any running is rebuild time."""
+        now = time.monotonic()
+        if self._repairing:
+            spent = now - self._repair_since
+            rep.rebuild_seconds += spent
+            self.rebuild["seconds"] += spent
+            REBUILD_SECONDS.inc(spent)
+        self._repairing += delta
+        self._repair_since = now
+
     async def _repair_guarded(self, rep, bucket, key, rec, todo, sem) -> None:
+        self._rebuild_clock(rep, +1)
         try:
             await self.repair(bucket, key, rec, todo, rep)
             ok = True
@@ -541,6 +566,7 @@ class Scrubber:
             log.warning("repair of %s/%s failed: %s", bucket, key, exc)
             ok = False
         finally:
+            self._rebuild_clock(rep, -1)
             sem.release()
         if not ok:
             rep.repair_failures += 1
@@ -573,6 +599,7 @@ class Scrubber:
                     rep.fixed.append([f"{bucket}/{key}", f.index, f.why, f.target] + ([part + 1] if part is not None
                                                                                       else []))
             rep.rebuilt_bytes += written
+            self.rebuild["bytes"] += written
             REBUILT_BYTES.inc(written)
             if pl.final != list(ec["nodes"]):
                 changed = True
@@ -714,6 +741,9 @@ class Scrubber:
                 "running": self.current.as_dict() if self.current else None,
                 "last_pass": self.last.as_dict() if self.last else None,
                 "last_recovery": self.last_recovery, "nodes_up": self.up,
+                # Since the process started: fragment bytes written by repairs, and the time
+                # with any repair running; their ratio is the rebuild rate (minis3 durability).
+                "rebuild": dict(self.rebuild, seconds=round(self.rebuild["seconds"], 3)),
                 "settings": {"interval_s": self.topo.scrub.interval_s, "gc_grace_s": self.grace,
                              "audit_mb_per_s": self.topo.scrub.audit_mb_per_s}}
 

@@ -1,0 +1,127 @@
+"""The repair inputs of the durability model, read from the running cluster (the I/O shell
+around ``model.py``).
+
+MTTR = detection + rebuild, where
+
+- detection is the scrubber's pass interval: a fragment lost between two passes is found by
+  the next one (``GET /status`` of the scrubber, ``settings.interval_s``). A silently
+  flipped bit is found by the node's own audit, which re-reads everything in
+  bytes per node ÷ audit rate (``settings.audit_mb_per_s``), shown beside it;
+- rebuild is the fragment bytes a node holds (its ``GET /status``, ``disk_bytes``: the
+  largest node's, the slowest to rebuild) ÷ the scrubber's measured rebuild rate: fragment
+  bytes written by repairs ÷ the time with any repair running (``GET /status``, ``rebuild``;
+  the counters ``minis3_scrub_bytes_rebuilt`` and ``minis3_scrub_rebuild_seconds``), and
+  never less than the last pass's duration (a rebuild ends with the pass that does it).
+
+Each value says where it came from; what the cluster cannot tell (no scrubber answers, no
+rebuild yet since it started) falls back to a stated default.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..cluster.status import signed_get
+from ..cluster.topology import Topology
+
+#: docs/scrub-benchmarks.md: a wiped node's 131 MB rebuilt in 6.2 s on 2 cores.
+DEFAULT_REBUILD_BYTES_PER_S = 21e6
+#: A full 4 TB disk, when no node can be asked.
+DEFAULT_NODE_BYTES = 4e12
+
+
+@dataclass
+class Measured:
+    value: float
+    unit: str
+    source: str
+    measured: bool = False        # read from the running cluster (not a default, a flag or the topology)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RepairInputs:
+    cluster: bool                 # did the scrubber answer?
+    where: str                    # the scrubber's address
+    scan_interval_s: Measured
+    audit_bytes_per_s: Measured
+    rebuild_bytes_per_s: Measured
+    node_bytes: Measured
+    pass_s: Measured              # the last pass's duration: a rebuild cannot end sooner
+
+    @property
+    def rebuild_s(self) -> float:
+        return max(self.node_bytes.value / self.rebuild_bytes_per_s.value, self.pass_s.value)
+
+    @property
+    def mttr_s(self) -> float:
+        return self.scan_interval_s.value + self.rebuild_s
+
+    @property
+    def audit_cycle_s(self) -> float | None:
+        a = self.audit_bytes_per_s.value
+        return self.node_bytes.value / a if a > 0 else None
+
+    def as_dict(self) -> dict:
+        return {"cluster": self.cluster, "scrubber": self.where,
+                "scan_interval_s": self.scan_interval_s.as_dict(),
+                "audit_bytes_per_s": self.audit_bytes_per_s.as_dict(),
+                "rebuild_bytes_per_s": self.rebuild_bytes_per_s.as_dict(),
+                "node_bytes": self.node_bytes.as_dict(), "last_pass_s": self.pass_s.as_dict(),
+                "rebuild_s": self.rebuild_s, "mttr_s": self.mttr_s, "audit_cycle_s": self.audit_cycle_s}
+
+
+def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInputs:
+    """Ask the scrubber and every storage node (``ask=False``: ask nothing, use the defaults)."""
+    sc = topo.scrub
+    st = signed_get(topo, sc.url, "/status", timeout=timeout) if ask else None
+    settings = (st or {}).get("settings") or {}
+    if "interval_s" in settings:
+        interval = Measured(float(settings["interval_s"]), "s",
+                            "the scrubber's pass interval (scrubber GET /status: settings.interval_s)", True)
+    else:
+        interval = Measured(sc.interval_s, "s", f"the topology's scrub.interval_s ({_why_not(st, ask)})")
+    if "audit_mb_per_s" in settings:
+        audit = Measured(float(settings["audit_mb_per_s"]) * 1e6, "B/s",
+                         "each node's audit rate (scrubber GET /status: settings.audit_mb_per_s)", True)
+    else:
+        audit = Measured(sc.audit_mb_per_s * 1e6, "B/s", f"the topology's scrub.audit_mb_per_s ({_why_not(st, ask)})")
+    reb = (st or {}).get("rebuild") or {}
+    if reb.get("bytes") and reb.get("seconds"):
+        rebuild = Measured(reb["bytes"] / reb["seconds"], "B/s",
+                           f"{reb['bytes'] / 1e6:.1f} MB rebuilt in {reb['seconds']:.2f} s of repairs since the "
+                           f"scrubber started (scrubber GET /status: rebuild)", True)
+    else:
+        why = "no rebuild yet since the scrubber started" if st else _why_not(st, ask)
+        rebuild = Measured(DEFAULT_REBUILD_BYTES_PER_S, "B/s",
+                           f"default: make bench-scrub's 21 MB/s, docs/scrub-benchmarks.md ({why})")
+    last = (st or {}).get("last_pass") or {}
+    if last.get("seconds") is not None:
+        pass_s = Measured(float(last["seconds"]), "s", f"scrubber GET /status: last_pass.seconds (pass {last['id']})",
+                          True)
+    else:
+        pass_s = Measured(0.0, "s", "no pass finished yet" if st else _why_not(st, ask))
+    node_bytes = _node_bytes(topo, ask and st is not None, timeout)
+    return RepairInputs(st is not None, sc.url, interval, audit, rebuild, node_bytes, pass_s)
+
+
+def _why_not(st: dict | None, ask: bool) -> str:
+    if not ask:
+        return "not asked: --no-cluster"
+    return "no scrubber answered" if st is None else "the scrubber did not say"
+
+
+def _node_bytes(topo: Topology, ask: bool, timeout: float) -> Measured:
+    sizes = {}
+    if ask:
+        for n in topo.nodes:
+            st = signed_get(topo, n.url, "/status", timeout=timeout)
+            if st is not None and "disk_bytes" in st:
+                sizes[n.id] = int(st["disk_bytes"])
+    if not sizes:
+        why = "no storage node answered" if ask else "the cluster was not asked"
+        return Measured(DEFAULT_NODE_BYTES, "B", f"default: a full 4 TB disk ({why})")
+    node = max(sizes, key=lambda k: sizes[k])
+    return Measured(float(sizes[node]), "B", f"the largest node's fragment files ({node}; GET /status: disk_bytes; "
+                                             f"{len(sizes)} of {len(topo.nodes)} nodes answered)", True)
