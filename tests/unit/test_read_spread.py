@@ -12,7 +12,7 @@ from minis3.meta.client import MetaClient, Replica
 def test_reads_through_per_request_views_spread_over_every_replica(monkeypatch):
     first: Counter = Counter()
 
-    async def call(self, method, path, *, params=None, json=None):
+    async def call(self, method, path, *, params=None, json=None, body_sha256=None):
         first[self.url] += 1
         return {"bucket": None, "object": None}
     monkeypatch.setattr(Replica, "call", call)
