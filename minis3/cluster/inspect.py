@@ -9,7 +9,9 @@ It shows
 
 * the **metadata record** (a quorum read, as the frontend does): version
   (hybrid-logical-clock timestamp, version id, placement epoch), size, ETag,
-  checksum, content type, user metadata and tags;
+  checksum, content type, user metadata and tags; the **storage class**, its
+  erasure scheme and where its fragments go (ec/storage_class.py: a
+  ONEZONE_IA object's fragments are all in one AZ, lost with it);
 * the **index partition** the key falls in: its key range and the metadata
   process holding its replica in each AZ (the partition map);
 * how the bytes are stored: **inline** in the record, or **erasure-coded**:
@@ -44,6 +46,7 @@ import aiohttp
 
 from ..core import versions as V
 from ..core.hlc import physical_ms
+from ..ec import storage_class as SC
 from . import where
 from .topology import Topology
 
@@ -205,7 +208,8 @@ class Inspection:
                "headers": rec.get("headers") or {}, "user_metadata": rec.get("meta") or {},
                "tags": [list(t) for t in rec.get("tags") or []],
                "partition": self.partition,
-               "stored": stored_as(rec), "sets": [], "versions": self.versions}
+               "stored": stored_as(rec), "storage_class": SC.of(rec), "placement": SC.describe(rec),
+               "sets": [], "versions": self.versions}
         pl = iter(zip(self.location.placements, self.checks))
         for fs in self.location.sets:
             if fs.ec is None:
@@ -214,6 +218,7 @@ class Inspection:
             p, checks = next(pl)
             out["sets"].append({
                 "label": fs.label, "size": fs.size, "object_id": p.object_id, "k": p.k, "m": p.m,
+                "zone": fs.ec.get("zone"),
                 "segment_size": p.segment_size, "segments": p.segments, "readable": p.readable, "full": p.full,
                 "fragments": [{"index": f.index, "kind": f.kind, "node": f.node, "az": f.az, "home": f.home,
                                "handoff": f.handoff, "size": f.size, "expected_size": f.expected_size,
@@ -412,6 +417,9 @@ def _render_record(ins: Inspection, d: dict) -> list[str]:
                                                      if d["user_metadata"] else ""),
              "  tags        " + (", ".join(f"{k}={v}" for k, v in d["tags"]) + " (in the record: a tagging "
                                  "change writes a new version of it, never the fragments)" if d["tags"] else "none")]
+    one_zone = (f"; unreadable while {d['sets'][0]['zone']} is down" if d["sets"] and d["sets"][0].get("zone")
+                else "")
+    lines.append(f"  class       {d['placement']}{one_zone}")
     lines += _partition_line(d)
     if ins.location.inline:
         lines.append(f"  stored      inline in the metadata record ({d['size']:,} bytes: at most the "

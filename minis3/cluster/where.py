@@ -21,7 +21,7 @@ import base64
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..ec.placement import place
+from ..ec import storage_class as SC
 from ..storage import blocks
 from .topology import Topology
 
@@ -122,7 +122,7 @@ def placement(fs: FragmentSet, topo: Topology, held: Held) -> Placement:
     k, m, seg = int(ec["k"]), int(ec["m"]), int(ec["seg"])
     oid, nodes = ec["id"], list(ec["nodes"])
     node_az = {n.id: n.az for n in topo.nodes}
-    home = place(oid, [(az.name, [n.id for n in az.nodes]) for az in topo.azs], len(nodes))
+    home = SC.home(ec, [(az.name, [n.id for n in az.nodes]) for az in topo.azs])   # a one-zone object: its zone
     frag, last, n_seg = _codec(k, m, ec.get("backend", topo.erasure.backend)).fragment_sizes(fs.size, seg)
     out = []
     for idx, node in enumerate(nodes):

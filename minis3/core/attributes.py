@@ -80,7 +80,7 @@ def attributes_xml(rec: dict, wanted: list[str], *, marker: int = 0, max_parts: 
             if part_checksums and pck:
                 _sub(pe, ELEMENT_NAMES[pck["alg"]], pck["value"])
     if "StorageClass" in wanted:
-        _sub(root, "StorageClass", "STANDARD")
+        _sub(root, "StorageClass", rec.get("storage_class") or "STANDARD")
     if "ObjectSize" in wanted:
         _sub(root, "ObjectSize", rec["size"])
     return _serialize(root)

@@ -62,6 +62,7 @@ InvalidPart = _e("InvalidPart", 400, "One or more of the specified parts could n
                  "been uploaded, or the specified entity tag may not match the part's entity tag.")
 InvalidPartOrder = _e("InvalidPartOrder", 400, "The list of parts was not in ascending order. The parts list must "
                       "be specified in order by part number.")
+InvalidStorageClass = _e("InvalidStorageClass", 400, "The storage class you specified is not valid")
 InvalidPartNumber = _e("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
 InvalidRange = _e("InvalidRange", 416, "The requested range is not satisfiable")
 InvalidRequest = _e("InvalidRequest", 400, "Invalid Request")

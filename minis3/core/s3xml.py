@@ -518,6 +518,7 @@ class VersionEntry:
     size: int = 0
     checksum_algorithm: str | None = None
     checksum_type: str | None = None
+    storage_class: str = "STANDARD"
 
 
 def list_versions_xml(*, bucket: str, prefix: str, delimiter: str | None, key_marker: str,
@@ -559,7 +560,8 @@ def list_versions_xml(*, bucket: str, prefix: str, delimiter: str | None, key_ma
             xml.append(f"<ChecksumAlgorithm>{_escape_text(v.checksum_algorithm.upper())}</ChecksumAlgorithm>")
             if v.checksum_type:
                 xml.append(f"<ChecksumType>{_escape_text(v.checksum_type)}</ChecksumType>")
-        xml.append(f"<Size>{int(v.size)}</Size><StorageClass>STANDARD</StorageClass>{who}</Version>")
+        xml.append(f"<Size>{int(v.size)}</Size><StorageClass>{_escape_text(v.storage_class)}</StorageClass>"
+                   f"{who}</Version>")
         root.children.append(_Raw("".join(xml)))
     _common_prefixes(root, common_prefixes, enc)
     return _serialize(root)

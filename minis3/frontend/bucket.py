@@ -98,7 +98,7 @@ def _entries(raw: list) -> list[s3xml.ListEntry]:
         ck = r.get("checksum") or {}
         alg = ck.get("alg")
         out.append(s3xml.ListEntry(key=key, last_modified_ms=r["mtime"], etag=r["etag"], size=r["size"],
-                                   checksum_algorithm=alg,
+                                   storage_class=r.get("storage_class") or "STANDARD", checksum_algorithm=alg,
                                    checksum_type=ck.get("type", "FULL_OBJECT") if alg else None))
     return out
 
@@ -201,6 +201,7 @@ async def list_object_versions(ctx) -> web.Response:
         entries.append(s3xml.VersionEntry(
             key=key, version_id=versions.id_of(r), is_latest=latest, last_modified_ms=r["mtime"],
             marker=bool(r.get("marker")), etag=r.get("etag", ""), size=r.get("size", 0), checksum_algorithm=alg,
+            storage_class=r.get("storage_class") or "STANDARD",
             checksum_type=ck.get("type", "FULL_OBJECT") if alg else None))
     body = s3xml.list_versions_xml(
         bucket=ctx.target.bucket, prefix=prefix, delimiter=delimiter, key_marker=key_marker,

@@ -40,6 +40,15 @@ class DataPath:
         self.commit_window_s = commit_window_s
         self.node_az = {n: az for az, nodes in azs for n in nodes}
         self.health = health
+        self._codecs: dict[tuple, Codec] = {(codec.k, codec.m, codec.backend): codec}
+
+    def codec_for(self, k: int, m: int, backend: str | None = None) -> Codec:
+        """The codec of a k+m scheme (a storage class's, or a record's ``ec``):
+        the topology's, or one made once and kept."""
+        spec = (int(k), int(m), backend or self.codec.backend)
+        if spec not in self._codecs:
+            self._codecs[spec] = Codec(*spec)
+        return self._codecs[spec]
 
     def _up(self) -> set[str]:
         return self.health.up_nodes() if self.health else set(self.node_az)
@@ -55,7 +64,7 @@ class DataPath:
     async def store(self, body: AsyncIterator[bytes],
                     on_segment: Callable[[bytes], None] | None = None,
                     verify: Callable[[], Awaitable[None]] | None = None, *,
-                    inline_up_to: int | None = None) -> Stored:
+                    inline_up_to: int | None = None, storage_class: str = "STANDARD") -> Stored:
         """Store a stream of bytes durably; nothing is visible until the caller commits.
 
         ``on_segment`` sees every byte once, in order (hashing for ETag and
@@ -64,6 +73,8 @@ class DataPath:
         before anything is acknowledged; if it raises, every fragment written
         is removed and queued for GC. At most ``inline_up_to`` bytes (default:
         the topology's inline threshold) go inline, in the metadata record.
+        ``storage_class`` sets the scheme and the AZs of the fragments
+        (ec/storage_class.py); inline bytes have none, the class is only recorded.
         """
         inline_up_to = self.inline_threshold if inline_up_to is None else inline_up_to
         seg = Pieces()
@@ -83,7 +94,7 @@ class DataPath:
             if verify:
                 await verify()
             return Stored(size=len(data), inline=data)
-        return await ECWrite(self, on_segment, verify).run(seg, it, eof)
+        return await ECWrite(self, on_segment, verify, storage_class).run(seg, it, eof)
 
     async def discard(self, ec: dict, reason: str) -> None:
         """Remove an uncommitted write's fragments now, and queue them for GC
@@ -220,12 +231,14 @@ class _SegmentReader:
         # call (~25 GB/s here, against ~10 for pyeclib's decode of the same);
         # degraded, pyeclib decodes (~5.5 GB/s). A thread hop would cost more
         # than it saves. read() checks the segment's checksum either way.
-        return self.dp.codec.decode_segment(list(got.values()))
+        return self.dp.codec_for(self.ec["k"], self.ec["m"], self.ec.get("backend")).decode_segment(
+            list(got.values()))
 
     async def repair(self, seg: int, want: bytes) -> bytes:
         """The decoded segment did not match its recorded checksum: fetch every
         fragment of this segment and find k that decode to the right bytes."""
         ec = self.ec
+        codec = self.dp.codec_for(ec["k"], ec["m"], ec.get("backend"))
         frags: dict[int, bytes] = {}
 
         async def one(i: int):
@@ -237,7 +250,7 @@ class _SegmentReader:
         await asyncio.gather(*(one(i) for i in range(len(ec["nodes"]))))
         for combo in itertools.combinations(sorted(frags), ec["k"]):
             try:
-                data = await asyncio.to_thread(self.dp.codec.decode, [frags[i] for i in combo])
+                data = await asyncio.to_thread(codec.decode, [frags[i] for i in combo])
             except Exception:
                 continue
             if segment_checksum(data) == want:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 import xxhash
 
 from ..core import errors as E
+from ..ec import storage_class as SC
 from ..ec.placement import NotEnoughNodes, handoff, place
 from ..rpc.tracing import TRACER
 from ..storage import blocks
@@ -71,8 +72,9 @@ class ECWrite:
     whole of it; nothing is visible until the caller commits."""
 
     def __init__(self, dp: "DataPath", on_segment: Callable[[bytes], None] | None,
-                 verify: Callable[[], Awaitable[None]] | None):
-        self.dp, self.codec = dp, dp.codec
+                 verify: Callable[[], Awaitable[None]] | None, storage_class: str = SC.STANDARD):
+        k, m, self.one_zone = SC.scheme(storage_class, dp.codec.k, dp.codec.m)
+        self.dp, self.codec = dp, dp.codec_for(k, m)
         self.on_segment, self.verify = on_segment, verify
         self.size = 0
         self.segsums = bytearray()
@@ -98,15 +100,22 @@ class ECWrite:
     # -- place ---------------------------------------------------------------------
     def place(self) -> dict:
         """Preferred placement, with fragments of down nodes handed off to live
-        ones; the layout (and so the record) keeps where each fragment really is."""
+        ones; the layout (and so the record) keeps where each fragment really is.
+        A one-zone class (ONEZONE_IA) places and hands off within its zone only
+        (``ec.zone``; ec/storage_class.py)."""
         object_id = uuid.uuid4().hex
+        up = self.dp._up()
+        ec = {"id": object_id, "k": self.codec.k, "m": self.codec.m, "backend": self.codec.backend,
+              "seg": self.dp.segment_size, "nodes": [None] * self.codec.width}
+        if self.one_zone:
+            ec["zone"] = SC.zone_for(object_id, self.dp.azs, up)
+            up = {n for n in up if self.dp.node_az[n] == ec["zone"]}
         try:
-            nodes = handoff(object_id, place(object_id, self.dp.azs, self.codec.width), self.dp.node_az,
-                            self.dp._up(), max_per_node=self.codec.m)
+            ec["nodes"] = handoff(object_id, place(object_id, SC.home_azs(ec, self.dp.azs), self.codec.width),
+                                  self.dp.node_az, up, max_per_node=SC.max_per_node(ec, self.dp.azs))
         except NotEnoughNodes as exc:
             raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
-        return {"id": object_id, "k": self.codec.k, "m": self.codec.m, "backend": self.codec.backend,
-                "seg": self.dp.segment_size, "nodes": nodes}
+        return ec
 
     # -- hash and encode -----------------------------------------------------------
     async def hash(self, data: bytes) -> None:

@@ -38,6 +38,7 @@ from ..core import errors as E
 from ..core.crc_combine import POLYNOMIALS, combine_all
 from ..core.names import validate_key
 from ..core.numbers import parse_int
+from ..ec import storage_class as SC
 from ..meta.client import PARTS, UPLOADS
 from . import tagging
 from .body import Upload, read_small_body
@@ -194,12 +195,13 @@ async def create(ctx) -> web.Response:
     std, meta = _headers_from_request(ctx.request)
     h = ctx.request.headers
     spec = checksum_spec(h.get("x-amz-checksum-algorithm"), h.get("x-amz-checksum-type"))
+    sc = SC.parse(h.get("x-amz-storage-class"))
     tags = tagging.from_request(ctx)
     uid = new_upload_id()
     await ctx.meta.put_record(upload_ikey(bucket, key, uid), {
         "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
         "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000),
-        **({"tags": tags} if tags else {})})
+        **({"tags": tags} if tags else {}), **SC.record_field(sc)})
     resp = web.Response(body=s3xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml")
     if spec:
         resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
@@ -218,7 +220,7 @@ async def upload_part(ctx) -> web.Response:
     up = Upload(ctx.request, ctx.auth, required_alg=spec["alg"] if spec else None,
                 extra_alg=None if spec else "crc64nvme")
     stored = await ctx.fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify,
-                                         inline_up_to=PART_INLINE_MAX)
+                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec))
     part = {"part": n, "upload_id": up_rec["upload_id"], "etag": up.etag(), "checksum": up.stored_checksum(),
             **stored.record_fields()}
     if not spec:
@@ -243,7 +245,7 @@ async def _upload_part_copy(ctx, up_rec: dict, n: int) -> web.Response:
     alg = spec["alg"] if spec else "crc64nvme"
     digests = checksums.BodyDigests({alg})
     stored = await ctx.fe.datapath.store(ctx.fe.datapath.read(src, start, end), on_segment=digests.update,
-                                         inline_up_to=PART_INLINE_MAX)
+                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec))
     got = digests.b64()
     part = {"part": n, "upload_id": up_rec["upload_id"], "etag": digests.results()["md5"].hex(),
             "checksum": {"alg": alg, "value": got[alg]}, **stored.record_fields()}
@@ -337,7 +339,8 @@ async def complete(ctx) -> web.Response:
     manifest = [{k: p[k] for k in ("part", "size", "etag", "checksum", "ec", "inline") if k in p} for p in parts]
     record = {"etag": multipart_etag([p["etag"] for p in parts]), "checksum": checksum, "checksum_chosen": bool(spec),
               "headers": up_rec.get("headers") or {}, "meta": up_rec.get("meta") or {},
-              "size": sum(p["size"] for p in parts), "parts": manifest, "upload_id": uid}
+              "size": sum(p["size"] for p in parts), "parts": manifest, "upload_id": uid,
+              **SC.record_field(SC.of(up_rec))}
     if up_rec.get("tags"):
         record["tags"] = up_rec["tags"]
     # The moment the object becomes visible; If-Match / If-None-Match as on
@@ -399,7 +402,7 @@ async def list_parts(ctx) -> web.Response:
                                 next_part_number_marker=parts[-1]["part"] if parts else None,
                                 max_parts=max_parts, truncated=page["truncated"], parts=parts,
                                 owner=_owner(ctx), checksum_algorithm=spec.get("alg", "").upper() or None,
-                                checksum_type=spec.get("type"))
+                                checksum_type=spec.get("type"), storage_class=SC.of(up_rec))
     return web.Response(body=body, content_type="application/xml")
 
 
@@ -427,7 +430,7 @@ async def list_uploads(ctx) -> web.Response:
         spec = r.get("checksum") or {}
         uploads.append({"key": k[:-33], "upload_id": k[-32:], "initiated_ms": r.get("initiated", r["mtime"]),
                         "checksum_algorithm": spec.get("alg", "").upper() or None,
-                        "checksum_type": spec.get("type")})
+                        "checksum_type": spec.get("type"), "storage_class": SC.of(r)})
     next_key = next_uid = None
     if page["truncated"] and page["next_marker"]:
         nm = page["next_marker"]

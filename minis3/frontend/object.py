@@ -22,6 +22,7 @@ from ..core import metadata, s3xml, versions
 from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
+from ..ec import storage_class as SC
 from . import tagging
 from ..meta.versioned import marker_headers
 from .body import Upload, read_small_body
@@ -84,6 +85,8 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
             h[header] = query[q]
     h.update(tagging.count_header(rec))
     h.update(versions.header(rec))
+    if SC.of(rec) != SC.STANDARD:                  # S3 sends it for every class but STANDARD
+        h["x-amz-storage-class"] = SC.of(rec)
     ck = rec.get("checksum")
     if checksum_mode and ck:
         h[checksums.header_name(ck["alg"])] = ck["value"]
@@ -97,15 +100,16 @@ async def put(ctx) -> web.Response:
     validate_key(key)
     std, meta = _headers_from_request(ctx.request)
     tags = tagging.from_request(ctx)
+    sc = SC.parse(ctx.request.headers.get("x-amz-storage-class"))
     conditions = _write_conditions(ctx.request)
     fe = ctx.fe
     await fe.bucket_exists(ctx, bucket)              # fail fast, before any byte is stored
     if conditions:                                   # fail fast too; the commit re-checks atomically
         await _precheck_write(ctx, conditions)
     up = Upload(ctx.request, ctx.auth)
-    stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify)
+    stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc)
     record = {"etag": up.etag(), "checksum": up.stored_checksum(), "headers": std, "meta": meta,
-              "ts": fe.hlc.now(), **stored.record_fields()}
+              "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
     if tags:
         record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
@@ -362,8 +366,10 @@ async def copy(ctx) -> web.Response:
     fe = ctx.fe
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
-    src_bucket, src_key, src = await copy_source_record(ctx)
     h = ctx.request.headers
+    # Not the source's: with no header the copy is STANDARD (S3's CopyObject).
+    sc = SC.parse(h.get("x-amz-storage-class"))
+    src_bucket, src_key, src = await copy_source_record(ctx)
     directive = h.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise E.InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
@@ -373,6 +379,7 @@ async def copy(ctx) -> web.Response:
         std, meta = src.get("headers") or {}, src.get("meta") or {}
         # (Copying an older version over the key is how a version is restored: allowed.)
         if (src_bucket, src_key) == (bucket, key) and "x-amz-checksum-algorithm" not in h \
+                and ("x-amz-storage-class" not in h or sc == SC.of(src)) \
                 and _copy_source(h["x-amz-copy-source"])[2] is None:
             raise E.InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                    "without changing the object's metadata, storage class, website redirect "
@@ -382,10 +389,12 @@ async def copy(ctx) -> web.Response:
     alg = checksums.normalize_algorithm(alg_header) if alg_header else (src.get("checksum") or {}).get("alg",
                                                                                                         "crc64nvme")
     digests = checksums.BodyDigests({alg})
-    stored = await fe.datapath.store(fe.datapath.read(src, 0, src["size"] - 1), on_segment=digests.update)
+    # Every copy re-encodes: new fragments, placed for the copy's class.
+    stored = await fe.datapath.store(fe.datapath.read(src, 0, src["size"] - 1), on_segment=digests.update,
+                                     storage_class=sc)
     got = digests.b64()
     record = {"etag": digests.results()["md5"].hex(), "checksum": {"alg": alg, "value": got[alg]},
-              "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields()}
+              "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
     if tags:
         record["tags"] = tags
     rec = await _commit(ctx, bucket, key, record, stored, _write_conditions(ctx.request))

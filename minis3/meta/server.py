@@ -88,7 +88,8 @@ def _json_response(doc, *, status: int = 200, dumps=_dumps, **kw) -> web.Respons
     in the blob log are read back into it (meta/blobs.py)."""
     return web.json_response(doc, status=status, dumps=dumps, **kw)
 #: What a listing needs of an object version (never inline payloads or layouts).
-LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum", "version_id", "vts", "marker")
+LIST_FIELDS = ("ts", "vid", "deleted", "size", "etag", "mtime", "checksum", "version_id", "vts", "marker",
+               "storage_class")
 SCAN_LIMIT = 5000
 SCAN_WALK = 200_000       # most keys one scan request walks (with since_ts, most are not sent)
 #: A restarting replica pulls the versions stamped since its own newest minus

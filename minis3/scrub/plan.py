@@ -52,7 +52,8 @@ class ObjectPlan:
 
 
 def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str], held: Held,
-                why_lost: Callable[[str, str, int], str] = lambda n, o, i: "missing") -> ObjectPlan:
+                why_lost: Callable[[str, str, int], str] = lambda n, o, i: "missing",
+                cap: int | None = None) -> ObjectPlan:
     """Decide how to bring one erasure-coded object back to full redundancy.
 
     * A fragment its node does not hold whole (deleted, wiped, quarantined as
@@ -63,10 +64,12 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
     * A fragment on a node that is down is left alone: down is not lost.
       (Its object is not at full redundancy, and the next pass looks again.)
 
-    No node ends up with more than m fragments of the object, so losing any
+    No node ends up with more than m fragments of the object (``cap``, when
+    given: a one-zone object on fewer nodes than that needs), so losing any
     one node still leaves k; at most ceil((k+m)/AZs) per AZ when home.
     """
-    oid, nodes, k, m = ec["id"], list(ec["nodes"]), int(ec["k"]), int(ec["m"])
+    oid, nodes, k = ec["id"], list(ec["nodes"]), int(ec["k"])
+    m = int(ec["m"]) if cap is None else cap
     width = len(nodes)
     state = [held(nodes[i], oid, i) for i in range(width)]
     plan = ObjectPlan(oid, nodes, list(nodes), list(home))

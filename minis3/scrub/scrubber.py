@@ -45,7 +45,7 @@ from aiohttp import web
 from ..core.hlc import physical_ms
 from ..ec import layout
 from ..ec.codec import Codec, tune_malloc
-from ..ec.placement import place
+from ..ec import storage_class as SC
 from ..frontend.ecwrite import drain, put_or_fail, segment_checksum
 from ..meta.client import PARTS, UPLOADS, MetaClient, Replica, ReplicaError, quorum
 from ..meta import blobs
@@ -494,7 +494,7 @@ class Scrubber:
         for part, ec, size in units:
             rep.fragments += len(ec["nodes"])
             FRAGMENTS.inc(len(ec["nodes"]))
-            home = place(ec["id"], self.azs, len(ec["nodes"]))
+            home = SC.home(ec, self.azs)              # a one-zone object's home is its zone's nodes
             frag, last, n_seg = self._codec(ec).fragment_sizes(size, int(ec["seg"]))
 
             def held(node: str, oid: str, idx: int):
@@ -508,7 +508,9 @@ class Scrubber:
                     return "truncated"            # whole blocks missing: its checksums cannot show it
                 return "quarantined" if (oid, idx) in quarantined.get(node, ()) else "missing"
 
-            pl = P.plan_object(ec, home, self.node_az, set(inv), held, why_lost)
+            # A one-zone object is rebuilt in its zone, never in another AZ.
+            up = {n for n in inv if not ec.get("zone") or self.node_az.get(n) == ec["zone"]}
+            pl = P.plan_object(ec, home, self.node_az, up, held, why_lost, cap=SC.max_per_node(ec, self.azs))
             for f in pl.damaged:
                 rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
                 DAMAGED.labels(f.why).inc()
