@@ -167,8 +167,16 @@ class Codec:
         an object of ``size`` bytes: what each block of a fragment file holds."""
         if size == 0:
             return 0, 0, 0
-        info = self._driver.get_segment_info(size, segment_size)
-        return info["fragment_size"], info["last_fragment_size"], info["num_segments"]
+        # As the PUT path cuts it (ecwrite.segments): whole segments, then what
+        # is left as a segment of its own, however small. (pyeclib's
+        # get_segment_info folds a last segment of fewer than k bytes into the
+        # one before, which the PUT path never does.)
+        segments = -(-size // segment_size)
+        last_len = size - (segments - 1) * segment_size
+        last = self._driver.get_segment_info(last_len, segment_size)["fragment_size"]
+        if segments == 1:
+            return last, last, 1
+        return self._driver.get_segment_info(segment_size, segment_size)["fragment_size"], last, segments
 
     def reconstruct(self, fragments: list[bytes], indexes: list[int]) -> list[bytes]:
         return self._driver.reconstruct(fragments, indexes)
