@@ -62,10 +62,10 @@ InvalidPart = _e("InvalidPart", 400, "One or more of the specified parts could n
                  "been uploaded, or the specified entity tag may not match the part's entity tag.")
 InvalidPartOrder = _e("InvalidPartOrder", 400, "The list of parts was not in ascending order. The parts list must "
                       "be specified in order by part number.")
-InvalidStorageClass = _e("InvalidStorageClass", 400, "The storage class you specified is not valid")
 InvalidPartNumber = _e("InvalidPartNumber", 416, "The requested partnumber is not satisfiable")
 InvalidRange = _e("InvalidRange", 416, "The requested range is not satisfiable")
 InvalidRequest = _e("InvalidRequest", 400, "Invalid Request")
+InvalidStorageClass = _e("InvalidStorageClass", 400, "The storage class you specified is not valid")
 KeyTooLongError = _e("KeyTooLongError", 400, "Your key is too long")
 MalformedXML = _e("MalformedXML", 400,
                   "The XML you provided was not well-formed or did not validate against our published schema")
@@ -84,6 +84,8 @@ PermanentRedirect = _e("PermanentRedirect", 301,
                        "Please send all future requests to this endpoint.")
 PreconditionFailed = _e("PreconditionFailed", 412,
                         "At least one of the pre-conditions you specified did not hold")
+RequestHeaderSectionTooLarge = _e("RequestHeaderSectionTooLarge", 400,
+                                  "Your request header section exceeds the maximum allowed size.")
 RequestTimeout = _e("RequestTimeout", 400,
                     "Your socket connection to the server was not read from or written to within the timeout "
                     "period. Idle connections will be closed.")

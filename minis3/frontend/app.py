@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import hashlib
 import logging
 import os
@@ -35,6 +36,7 @@ from ..rpc.http import client_session, count_refusals, refusal, use_fast_event_l
 from ..rpc.tracing import TRACER, configure as configure_tracing, trace_handler
 from ..storage.client import StorageClient
 from .datapath import DataPath
+from . import listener
 from .health import NodeHealth
 from .routing import Target, route
 
@@ -51,6 +53,18 @@ MAX_REQUESTS_PER_CLIENT = int(os.environ.get("MINIS3_MAX_REQUESTS_PER_CLIENT", "
 MAX_REQUESTS = int(os.environ.get("MINIS3_MAX_REQUESTS", "1024"))
 TRACE_PATH = "/_minis3/trace"
 REQUESTS = prometheus_client.Counter("minis3_requests", "S3 requests answered", ["method", "status"])
+TASKS = prometheus_client.Gauge("minis3_frontend_asyncio_tasks", "asyncio tasks alive in the frontend (one per "
+                                "open connection, request stage and fragment upload, and a few of its own)")
+
+
+def _asyncio_tasks() -> float:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:                  # no loop running: not rendered by the frontend's own loop
+        return float("nan")
+
+
+TASKS.set_function(_asyncio_tasks)
 LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request latency to the response head",
                                       ["method"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25,
                                                            .5, 1, 2.5, 5, 10, 30))
@@ -269,13 +283,22 @@ class Frontend:
     async def _give_back_memory_when_idle(self) -> None:
         """Once a burst of requests is over (none in flight for IDLE_TRIM_S),
         give the heap's free pages back to the system, once: RSS returns to
-        its baseline after, say, stalled uploads that timed out."""
+        its baseline after, say, stalled uploads that timed out.
+
+        A full garbage collection first (~15 ms): an aborted upload leaves its
+        stages' and fragment uploads' tasks in reference cycles (each task's
+        CancelledError holds its frames, which hold the ECWrite that holds the
+        tasks), and with them the segments they were coding: ~2.5 MiB each,
+        ~180 MiB after 70 stalled uploads. An idle process allocates nothing,
+        so Python's collector, driven by allocations, would not run to free
+        them (measured in docs/security.md, "Limits and timeouts")."""
         trimmed_after = None
         while True:
             await asyncio.sleep(IDLE_TRIM_S / 2)
             if (self.inflight == 0 and self.busy_at != trimmed_after
                     and time.monotonic() - self.busy_at >= IDLE_TRIM_S):
                 trimmed_after = self.busy_at
+                gc.collect()                # on the loop: finalizers of asyncio objects must run here
                 await asyncio.to_thread(give_back_memory)
 
     async def _handle(self, request: web.Request, request_id: str, root: Span,
@@ -321,6 +344,8 @@ class Frontend:
                                         if k in ("CanonicalRequest", "StringToSign", "AWSAccessKeyId")})
             resp = error_response(exc, request_id, resource=(ctx.resource if ctx else request.path),
                                   head=request.method == "HEAD")
+            if isinstance(exc, E.RequestTimeout):
+                listener.close_when_answered(request, resp)    # a stalled body: closed, as S3 does
         except Exception:
             log.exception("unhandled error (request %s)", request_id)
             resp = error_response(E.InternalError(), request_id, resource=request.path,
@@ -389,8 +414,9 @@ async def _server_header(request: web.Request, resp: web.StreamResponse) -> None
 def make_app(topo: Topology, az: str | None = None) -> web.Application:
     fe = Frontend(topo, az)
     # No size limit here: bodies are streamed by the handlers, never read whole.
-    app = web.Application(client_max_size=0, handler_args={"max_field_size": 64 * 1024,
-                                                                  "read_bufsize": 1 << 20})
+    # The head's limits are S3's (listener.PARSER_LIMITS), answered in S3's XML.
+    app = web.Application(client_max_size=0, handler_args={**listener.PARSER_LIMITS, "read_bufsize": 1 << 20})
+    listener.install(app, error_response)              # header timeout, per-address cap, S3 errors
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
     app.on_response_prepare.append(_server_header)        # streamed responses too
@@ -415,7 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(f"frontend-{a.az}" if a.az else "frontend")
     topo_mod.warn_if_demo_secret(topo, log)
     configure_tracing(f"frontend-{a.az}" if a.az else "frontend")
-    tuned = tune_malloc()
+    tuned = tune_malloc(one_arena=True)        # its idle trim gives back every thread's memory too
     loop = use_fast_event_loop()
     log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", spec.url, loop, tuned, os.getpid())
     from ..cluster import tls                      # HTTPS: `minis3 up --tls` (cluster/tls.py)

@@ -1,7 +1,8 @@
 """Abuse from a client that can reach the S3 port (issue 20): stalled uploads
 are given up after the body idle timeout with S3's 400 RequestTimeout, release
-their memory and node connections, and never make the storage nodes look down
-to other clients (health probes have a pool of their own)."""
+their memory (the frontend's RSS returns to its baseline) and node connections,
+and never make the storage nodes look down to other clients (health probes
+have a pool of their own)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -20,6 +21,10 @@ from .conftest import make_client
 IDLE_S = 3
 STALLED = 70                     # more than the frontend's 64 connections a node
 PER_CLIENT = 100                 # requests one address may have in flight here (256 by default)
+#: "Back to its baseline": within this of the RSS before the burst. What stays is
+#: Python's small-object arenas (1 MiB each, given back only when wholly empty) and
+#: the trace ring of recent requests: measured 9-11 MiB after 70 stalled uploads.
+CLOSE_MIB = 20
 MiB = 1 << 20
 
 
@@ -104,14 +109,13 @@ def test_stalled_uploads_time_out_release_memory_and_never_take_nodes_down(ac):
             s.close()
         assert all(a.startswith(b"HTTP/1.1 400") and b"<Code>RequestTimeout</Code>" in a
                    and b"x-amz-request-id" in a.lower() for a in answers), answers[0][:400]
-        rounds.append((during, _settled_rss(pid, baseline + 40), small_s))
+        rounds.append((during, _settled_rss(pid, baseline + CLOSE_MIB), small_s))
     print(f"\nfrontend RSS: {baseline:.0f} MiB before; with {STALLED} stalled uploads, then after they timed "
           f"out and the frontend went idle: " + "; ".join(f"{d:.0f} then {a:.0f}" for d, a, _ in rounds) +
           f"; a small PUT during a stall took {max(r[2] for r in rounds) * 1000:.0f} ms")
-    # Memory is bounded, not leaked: a second burst reuses what the first left
-    # in the heap (the rest of the way to the baseline is the issue's open part).
-    (d1, a1, _), (d2, a2, _) = rounds
-    assert a1 < d1 and a2 < a1 + 30, rounds
+    # Back to the baseline once idle, after each burst: the garbage cycles of the
+    # aborted uploads collected, every thread's free heap given back.
+    assert all(d > baseline + 100 and a <= baseline + CLOSE_MIB for d, a, _ in rounds), (baseline, rounds)
     # Nothing of the stalled uploads is visible; the nodes never looked down.
     assert "Contents" not in s3.list_objects_v2(Bucket="abuse", Prefix="stalled/")
     for i in range(5):
