@@ -52,6 +52,7 @@ from ..core import errors as E
 from ..core import versions
 from ..core.sigv4 import presign_url, sign_request
 from ..core.trace import layout, request_id_of
+from ..rpc import listener
 from ..rpc.http import client_session
 
 log = logging.getLogger("minis3.console")
@@ -392,6 +393,7 @@ def _bars(spans) -> list[dict]:
 def make_app(topo: Topology) -> web.Application:
     c = Console(topo)
     app = web.Application(middlewares=[c.auth], client_max_size=256 << 20)
+    listener.install(app)            # the request-head timeout and per-address cap, as every listener
 
     async def security_headers(request, response):
         response.headers.update(guard.SECURITY_HEADERS)

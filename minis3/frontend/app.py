@@ -36,7 +36,7 @@ from ..rpc.http import client_session, count_refusals, refusal, use_fast_event_l
 from ..rpc.tracing import TRACER, configure as configure_tracing, trace_handler
 from ..storage.client import StorageClient
 from .datapath import DataPath
-from . import listener
+from ..rpc import listener
 from .health import NodeHealth
 from .routing import Target, route
 

@@ -9,7 +9,7 @@ import weakref
 from aiohttp import web
 
 from ..core.errors import S3Error
-from . import auth
+from . import auth, listener
 
 log = logging.getLogger(__name__)
 #: An internal app's auth.Verifier (its replay guard and refusal counts).
@@ -119,6 +119,7 @@ def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metric
                                        tracing.middleware()], **kw)
     app[VERIFIER] = verifier
     app.router.add_get("/trace", tracing.trace_handler)
+    listener.install(app)              # the request-head timeout and per-address cap (plain-text errors)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The S3 port's connections (frontend/listener.py): a request-header timeout,
+"""The S3 port's connections (rpc/listener.py): a request-header timeout,
 a cap on connections per address still sending a head, S3's limit on the
 header section, and S3's XML for whatever aiohttp's HTTP parser refuses.
 Against a real aiohttp server on loopback, with raw sockets (a client library
@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 
 from minis3.cluster.logs import MalformedRequests
-from minis3.frontend import listener
+from minis3.rpc import listener
 from minis3.frontend.app import error_response
 
 
@@ -205,3 +205,23 @@ def test_s3_codes_for_aiohttp_errors():
     assert listener.s3_error(400, BadHttpMessage("Too many headers received")).code == "RequestHeaderSectionTooLarge"
     assert listener.s3_error(400, BadHttpMessage("anything else")).code == "BadRequest"
     assert listener.s3_error(500, KeyError("bug")).code == "InternalError"
+
+
+async def test_internal_listeners_let_a_slow_head_go_too(monkeypatch):
+    """rpc/http.internal_app (storage nodes, metadata replicas, the scrubber,
+    DNS) installs the same connection handler, with plain-text refusals."""
+    from minis3.rpc.http import internal_app
+    monkeypatch.setattr(listener, "HEADER_TIMEOUT_S", 0.4)
+    app = internal_app("k")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        t0 = time.monotonic()
+        raw = await _exchange(runner.addresses[0][1], *[bytes([b]) for b in b"GET /status HTTP/1.1\r\nHost: s"],
+                              pause=0.05)
+        assert raw.startswith(b"HTTP/1.") and b" 400 " in raw.split(b"\r\n")[0], raw[:200]
+        assert 0.4 <= time.monotonic() - t0 < 1.5
+    finally:
+        await runner.cleanup()

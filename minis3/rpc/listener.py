@@ -1,4 +1,8 @@
-"""The S3 port's connections, up to the moment a request reaches ``Frontend.handle``.
+"""Every minis3 listener's connections, up to the moment a request reaches its handler.
+
+The S3 port (``frontend/app.py``) installs it with S3's XML errors; the
+internal services (``rpc/http.internal_app``) and the console with aiohttp's
+plain-text ones: each gets the head's timeout and the per-address cap.
 
 aiohttp parses each connection's bytes, with the limits set here
 (``PARSER_LIMITS``); this module adds what aiohttp lacks (issue 20):
