@@ -150,7 +150,7 @@ def test_a_coordinator_whose_clock_runs_ahead_does_not_block_the_key(fc):
     (Last in this module: every clock of this cluster is then 20 s ahead.)"""
     import asyncio
     import time as _time
-    from minis3.rpc.http import client_session
+    from minis3.rpc.http import client_session, json_body
     s3, bucket = make_client(fc.endpoint), "skewed"
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="k", Body=b"v1")
@@ -161,7 +161,7 @@ def test_a_coordinator_whose_clock_runs_ahead_does_not_block_the_key(fc):
             ballot = [(int(_time.time() * 1000) + 20_000) << 16, "ahead"]
             for m in fc.topo.metas:
                 async with session.post(m.url + "/v/prepare",
-                                        json={"bucket": bucket, "key": "k", "ballot": ballot}) as r:
+                                        **json_body({"bucket": bucket, "key": "k", "ballot": ballot})) as r:
                     assert r.status == 200, await r.text()
         finally:
             await session.close()
