@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
-from functools import lru_cache
 
 from ..ec import storage_class as SC
 from ..storage import blocks
@@ -105,11 +104,6 @@ class Placement:
         return all(f.state == OK and not f.handoff for f in self.fragments)
 
 
-@lru_cache(maxsize=8)
-def _codec(k: int, m: int, backend: str):
-    from ..ec.codec import Codec
-    return Codec(k, m, backend)
-
 
 def placement(fs: FragmentSet, topo: Topology, held: Held) -> Placement:
     """One erasure-coded fragment set → a :class:`Placement`: for each
@@ -123,7 +117,8 @@ def placement(fs: FragmentSet, topo: Topology, held: Held) -> Placement:
     oid, nodes = ec["id"], list(ec["nodes"])
     node_az = {n.id: n.az for n in topo.nodes}
     home = SC.home(ec, [(az.name, [n.id for n in az.nodes]) for az in topo.azs])   # a one-zone object: its zone
-    frag, last, n_seg = _codec(k, m, ec.get("backend", topo.erasure.backend)).fragment_sizes(fs.size, seg)
+    from ..ec.codec import codec_for
+    frag, last, n_seg = codec_for(k, m, ec.get("backend", topo.erasure.backend)).fragment_sizes(fs.size, seg)
     out = []
     for idx, node in enumerate(nodes):
         want = blocks.expected_file_size(oid, idx, node, frag, last, n_seg)

@@ -93,6 +93,17 @@ SYSTEMATIC_BACKENDS = frozenset({"isa_l_rs_vand", "isa_l_rs_vand_inv", "isa_l_rs
                                  "liberasurecode_rs_vand"})
 
 
+def codec_for(k: int, m: int, backend: str) -> "Codec":
+    """The codec of a k+m scheme, made once per process and shared (a storage
+    class's scheme, or the one an older record was written with)."""
+    return _codec_for(int(k), int(m), backend)
+
+
+@functools.lru_cache(maxsize=16)
+def _codec_for(k: int, m: int, backend: str) -> "Codec":
+    return Codec(k, m, backend)
+
+
 class Codec:
     def __init__(self, k: int, m: int, backend: str = "isa_l_rs_vand"):
         self.k, self.m, self.backend = k, m, backend

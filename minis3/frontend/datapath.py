@@ -19,7 +19,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from ..core import errors as E
 from ..ec import layout
-from ..ec.codec import Codec
+from ..ec.codec import Codec, codec_for
 from ..meta.client import MetaClient
 from ..storage.client import FragmentError, StorageClient
 from .ecwrite import ECWrite, Pieces, Stored, segment_checksum
@@ -40,15 +40,13 @@ class DataPath:
         self.commit_window_s = commit_window_s
         self.node_az = {n: az for az, nodes in azs for n in nodes}
         self.health = health
-        self._codecs: dict[tuple, Codec] = {(codec.k, codec.m, codec.backend): codec}
 
     def codec_for(self, k: int, m: int, backend: str | None = None) -> Codec:
         """The codec of a k+m scheme (a storage class's, or a record's ``ec``):
-        the topology's, or one made once and kept."""
-        spec = (int(k), int(m), backend or self.codec.backend)
-        if spec not in self._codecs:
-            self._codecs[spec] = Codec(*spec)
-        return self._codecs[spec]
+        this data path's own for the topology's scheme, else the process's
+        shared one (ec.codec.codec_for)."""
+        c, spec = self.codec, (int(k), int(m), backend or self.codec.backend)
+        return c if spec == (c.k, c.m, c.backend) else codec_for(*spec)
 
     def _up(self) -> set[str]:
         return self.health.up_nodes() if self.health else set(self.node_az)

@@ -44,7 +44,7 @@ from aiohttp import web
 
 from ..core.hlc import physical_ms
 from ..ec import layout
-from ..ec.codec import Codec, tune_malloc
+from ..ec.codec import Codec, codec_for, tune_malloc
 from ..ec import storage_class as SC
 from ..frontend.ecwrite import drain, put_or_fail, segment_checksum
 from ..meta.client import PARTS, UPLOADS, MetaClient, Replica, ReplicaError, quorum
@@ -226,7 +226,6 @@ class Scrubber:
         self._pass_task: asyncio.Future | None = None
         self._queued: int | None = None
         self._queued_audit = False
-        self._codecs: dict[tuple, Codec] = {}
         self.next_pass = time.monotonic() + topo.scrub.interval_s
         self.started_unix = time.time()
         self._wake = asyncio.Event()
@@ -578,12 +577,8 @@ class Scrubber:
 
     def _codec(self, ec: dict) -> Codec:
         """The codec an object was written with (the topology's, unless it changed since)."""
-        spec = (int(ec["k"]), int(ec["m"]), ec.get("backend", self.codec.backend))
-        if spec != (self.codec.k, self.codec.m, self.codec.backend):
-            if spec not in self._codecs:
-                self._codecs[spec] = Codec(*spec)
-            return self._codecs[spec]
-        return self.codec
+        c, spec = self.codec, (int(ec["k"]), int(ec["m"]), ec.get("backend", self.codec.backend))
+        return c if spec == (c.k, c.m, c.backend) else codec_for(*spec)
 
     # ---------------------------------------------------------------- repair
     async def repair(self, bucket: str, key: str, rec: dict, todo: list, rep: PassReport) -> None:
