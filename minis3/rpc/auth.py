@@ -184,6 +184,12 @@ class Seal:
     def arm(self, secret: str, nonce: str) -> None:
         self._mac = hmac.new(secret.encode(), b"minis3 seal\n" + nonce.encode() + b"\n", hashlib.sha256)
 
+    def copy(self) -> "Seal":
+        """The same seal so far, to add to without changing this one."""
+        other = Seal()
+        other._mac, other.blocks = self._mac.copy(), self.blocks
+        return other
+
     def add(self, head: bytes) -> None:
         """One block's head (its 12 bytes: length and xxh3), in order."""
         self._mac.update(head)

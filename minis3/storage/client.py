@@ -128,8 +128,7 @@ class SealedBytes(aiohttp.payload.Payload):
         return self._value + self._tail()
 
     def _tail(self) -> bytes:
-        seal = auth.Seal()
-        seal._mac, seal.blocks = self._seal._mac.copy(), self._seal.blocks
+        seal = self._seal.copy()          # (a retried request writes the body again)
         seal_blocks(self._value, seal)
         return seal.frame()
 
