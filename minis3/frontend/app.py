@@ -32,7 +32,7 @@ from ..meta.client import MetaClient
 from ..rpc.delay import InterAZDelay
 from ..core.trace import Span, trace_id_of
 from ..rpc import auth
-from ..rpc.http import client_session, count_refusals, refusal, use_fast_event_loop
+from ..rpc.http import client_session, count_refusals, refusal, refused_response, use_fast_event_loop
 from ..rpc.tracing import TRACER, configure as configure_tracing, trace_handler
 from ..storage.client import StorageClient
 from .datapath import DataPath
@@ -238,7 +238,7 @@ class Frontend:
             return await self.handle(request)       # not ours: an S3 request for a key named _minis3/trace
         why = await refusal(self.verifier, request)
         if why is not None:
-            return web.json_response({"code": "AccessDenied", "message": f"cluster signature: {why}"}, status=403)
+            return refused_response(request, why)
         return await trace_handler(request)
 
     def forget_bucket(self, bucket: str) -> None:

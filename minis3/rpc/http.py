@@ -27,10 +27,7 @@ def auth_middleware(verifier: "auth.Verifier", open_paths: tuple[str, ...] = ("/
         if request.path not in open_paths:
             why = await refusal(verifier, request, sealed_paths)
             if why is not None:
-                log.warning("refused internal %s %s from %s: %s", request.method, request.path,
-                            request.remote, why)
-                return web.json_response({"code": "AccessDenied", "message": f"cluster signature: {why}"},
-                                         status=403)
+                return refused_response(request, why)
         try:
             return await handler(request)
         except web.HTTPException:
@@ -72,6 +69,12 @@ def json_body(doc) -> dict:
     raw = fastjson.dumpb(doc)
     return {"data": raw, "headers": {"Content-Type": "application/json",
                                      auth.BODY_HEADER: hashlib.sha256(raw).hexdigest()}}
+
+
+def refused_response(request: web.Request, why: str) -> web.Response:
+    """The answer to an internal request ``refusal`` turned down (and its WARNING line)."""
+    log.warning("refused internal %s %s from %s: %s", request.method, request.path, request.remote, why)
+    return web.json_response({"code": "AccessDenied", "message": f"cluster signature: {why}"}, status=403)
 
 
 class RefusedCollector:
