@@ -36,6 +36,10 @@ Example (every key is optional; these are the defaults)::
     meta_keys_per_s = 2000         # a pass walks the object index at most this fast (0: no limit)
     gc_grace_s = 600               # an unreferenced fragment younger than this is never removed
 
+    [storage_class]                # what an object is stored as when its PUT, copy or
+    default = "STANDARD"           # multipart upload sends no x-amz-storage-class
+    buckets = {}                   # per bucket: { scratch = "ONEZONE_IA", "logs.eu" = "REDUCED_REDUNDANCY" }
+
     [index]                        # the object index's partitions (docs/index.md)
     split_keys = 100000            # split a partition holding more keys than this,
     split_bytes = 67108864         # or more bytes of records,
@@ -66,7 +70,7 @@ refuse secrets everyone knows unless given ``--insecure-demo``
 **Several regions.** A file may instead list ``[[region]]`` tables, each a
 whole cluster as above (its own frontend, AZs, scrubber, erasure scheme),
 sharing the top level's ``data_dir`` (each region keeps ``<data_dir>/<name>``),
-``cluster_secret``, credentials and ``[index]``, plus a ``[dns]`` table for
+``cluster_secret``, credentials, ``[index]`` and ``[storage_class]``, plus a ``[dns]`` table for
 the authoritative DNS server (docs/regions.md)::
 
     [dns]
@@ -136,6 +140,18 @@ class ErasureSpec:
     m: int = 2
     segment_size: int = 1 << 20
     inline_threshold: int = 65536
+
+
+@dataclass(frozen=True)
+class StorageClassSpec:
+    """The storage class of an object whose request names none: the bucket's
+    own default if the topology gives one, else ``default`` (ec/storage_class.py
+    says what each class means for placement)."""
+    default: str = "STANDARD"
+    buckets: dict[str, str] = field(default_factory=dict)
+
+    def for_bucket(self, bucket: str) -> str:
+        return self.buckets.get(bucket, self.default)
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,7 @@ class Topology:
     scrub: ScrubSpec = field(default_factory=ScrubSpec)
     index: IndexSpec = field(default_factory=IndexSpec)
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
+    storage_class: StorageClassSpec = field(default_factory=StorageClassSpec)
     source: str | None = None
     # Where ``cluster_secret`` came from, in words (for `minis3 up`'s banner; never the secret).
     secret_source: str = field(default="the topology's cluster_secret", compare=False)
@@ -369,6 +386,20 @@ def _console_spec(raw: dict) -> ConsoleSpec:
         raise TopologyError(f"[console]: {exc}") from None
 
 
+def _storage_class_spec(raw: dict) -> StorageClassSpec:
+    from ..ec.storage_class import ACCEPTED         # pure: the names S3 accepts
+    unknown = set(raw) - {"default", "buckets"}
+    if unknown:
+        raise TopologyError(f"[storage_class]: unknown keys {sorted(unknown)}")
+    spec = StorageClassSpec(default=str(raw.get("default", "STANDARD")),
+                            buckets={str(b): str(c) for b, c in dict(raw.get("buckets", {})).items()})
+    for where, name in [("default", spec.default)] + [(f"buckets.{b}", c) for b, c in spec.buckets.items()]:
+        if name not in ACCEPTED:
+            raise TopologyError(f"[storage_class] {where} = {name!r}: not a storage class "
+                                f"(one of {', '.join(sorted(ACCEPTED))})")
+    return spec
+
+
 def _index_spec(raw: dict) -> IndexSpec:
     try:
         return IndexSpec(**raw)
@@ -504,7 +535,7 @@ def warn_if_demo_secret(topo: "Topology", log) -> None:
 
 
 #: Top-level keys every region of a multi-region file shares.
-SHARED = ("cluster_secret", "credentials", "index", "partition_bounds", "tls")
+SHARED = ("cluster_secret", "credentials", "index", "partition_bounds", "tls", "storage_class")
 
 
 def parse_world(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> World:
@@ -582,6 +613,7 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
                     credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
                     scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),
                     console=_console_spec(console_raw),
+                    storage_class=_storage_class_spec(doc.get("storage_class", {})),
                     source=source)
     validate(topo)
     return topo
@@ -774,7 +806,7 @@ def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return str(v)
@@ -798,7 +830,7 @@ def _credentials(credentials) -> list[str]:
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
                credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
                frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None,
-               extra_metas: int = 0, console: bool = False) -> str:
+               extra_metas: int = 0, console: bool = False, storage_class: dict | None = None) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
     doc = default_doc(base_port, extra_metas)
@@ -813,6 +845,8 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
     lines += [""] + _table("[scrub]", doc["scrub"]) + [""] + _table("[console]", doc["console"])
     if index:
         lines += [""] + _table("[index]", index)
+    if storage_class:
+        lines += [""] + _table("[storage_class]", storage_class)
     lines += _credentials(credentials)
     for az in doc["az"]:
         lines += [""] + _table("[[az]]", az)

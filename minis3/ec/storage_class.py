@@ -36,11 +36,12 @@ ACCEPTED = frozenset({STANDARD, REDUCED_REDUNDANCY, "STANDARD_IA", ONEZONE_IA, "
                       "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
 
 
-def parse(value: str | None) -> str:
-    """The class an ``x-amz-storage-class`` header asks for (none: STANDARD).
+def parse(value: str | None, default: str = STANDARD) -> str:
+    """The class an ``x-amz-storage-class`` header asks for (none: ``default``,
+    the bucket's default from the topology, STANDARD unless set there).
     Names are case-sensitive, as S3's are."""
     if value is None:
-        return STANDARD
+        return default
     if value not in ACCEPTED:
         raise E.InvalidStorageClass(StorageClassRequested=value)
     return value

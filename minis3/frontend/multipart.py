@@ -195,7 +195,7 @@ async def create(ctx) -> web.Response:
     std, meta = _headers_from_request(ctx.request)
     h = ctx.request.headers
     spec = checksum_spec(h.get("x-amz-checksum-algorithm"), h.get("x-amz-checksum-type"))
-    sc = SC.parse(h.get("x-amz-storage-class"))
+    sc = SC.parse(h.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
     tags = tagging.from_request(ctx)
     uid = new_upload_id()
     await ctx.meta.put_record(upload_ikey(bucket, key, uid), {

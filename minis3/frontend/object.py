@@ -100,7 +100,7 @@ async def put(ctx) -> web.Response:
     validate_key(key)
     std, meta = _headers_from_request(ctx.request)
     tags = tagging.from_request(ctx)
-    sc = SC.parse(ctx.request.headers.get("x-amz-storage-class"))
+    sc = SC.parse(ctx.request.headers.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
     conditions = _write_conditions(ctx.request)
     fe = ctx.fe
     await fe.bucket_exists(ctx, bucket)              # fail fast, before any byte is stored
@@ -367,8 +367,9 @@ async def copy(ctx) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
     h = ctx.request.headers
-    # Not the source's: with no header the copy is STANDARD (S3's CopyObject).
-    sc = SC.parse(h.get("x-amz-storage-class"))
+    # Not the source's: with no header the copy is STANDARD (S3's CopyObject), or
+    # the destination bucket's default where the topology sets one.
+    sc = SC.parse(h.get("x-amz-storage-class"), fe.topo.storage_class.for_bucket(bucket))
     src_bucket, src_key, src = await copy_source_record(ctx)
     directive = h.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):

@@ -27,13 +27,15 @@ from .conftest import make_client
 
 MiB = 1024 * 1024
 BUCKET = "classes"
+ONEZONE_BUCKET = "scratch.one-zone"     # its default class is ONEZONE_IA (the topology's [storage_class])
 CLASSES = ["STANDARD", "REDUCED_REDUNDANCY", "ONEZONE_IA", "STANDARD_IA", "GLACIER_IR"]
 
 
 @pytest.fixture(scope="module")
 def sc(tmp_path_factory):
     # The scrubber runs only when asked; no background audit.
-    c = TestCluster(tmp_path_factory.mktemp("classes"), scrub={"interval_s": 3600, "audit_mb_per_s": 0}).start()
+    c = TestCluster(tmp_path_factory.mktemp("classes"), scrub={"interval_s": 3600, "audit_mb_per_s": 0},
+                    storage_class={"buckets": {ONEZONE_BUCKET: "ONEZONE_IA"}}).start()
     c.s3 = make_client(c.endpoint)
     c.s3.create_bucket(Bucket=BUCKET)
     yield c
@@ -186,6 +188,32 @@ def test_copy_in_place_with_a_new_class_re_encodes(sc):
     assert "StorageClass" not in s3.head_object(Bucket=BUCKET, Key="cp/other")
     assert sc.records(BUCKET)["cp/other"]["ec"]["m"] == 2
     assert s3.get_object(Bucket=BUCKET, Key="cp/other")["Body"].read() == data
+
+
+def test_a_buckets_default_class_from_the_topology_applies_when_a_request_names_none(sc):
+    s3, data = sc.s3, body(MiB + 7, 40)
+    s3.create_bucket(Bucket=ONEZONE_BUCKET)
+    s3.put_object(Bucket=ONEZONE_BUCKET, Key="plain", Body=data)              # no class named
+    s3.put_object(Bucket=ONEZONE_BUCKET, Key="std", Body=data, StorageClass="STANDARD")
+    s3.copy_object(Bucket=ONEZONE_BUCKET, Key="copied", CopySource={"Bucket": BUCKET, "Key": "cp/other"})
+    up = s3.create_multipart_upload(Bucket=ONEZONE_BUCKET, Key="mp")
+    etag = s3.upload_part(Bucket=ONEZONE_BUCKET, Key="mp", UploadId=up["UploadId"], PartNumber=1, Body=data)["ETag"]
+    s3.complete_multipart_upload(Bucket=ONEZONE_BUCKET, Key="mp", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    recs = sc.records(ONEZONE_BUCKET)
+    for key in ("plain", "copied", "mp"):
+        assert s3.head_object(Bucket=ONEZONE_BUCKET, Key=key)["StorageClass"] == "ONEZONE_IA", key
+        ec = recs[key].get("ec") or recs[key]["parts"][0]["ec"]
+        assert {az_of(sc, n) for n in ec["nodes"]} == {ec["zone"]}, key
+    # A class named in the request wins over the bucket's default.
+    assert "StorageClass" not in s3.head_object(Bucket=ONEZONE_BUCKET, Key="std")
+    assert len({az_of(sc, n) for n in recs["std"]["ec"]["nodes"]}) == 3
+    listed = {o["Key"]: o["StorageClass"] for o in s3.list_objects_v2(Bucket=ONEZONE_BUCKET)["Contents"]}
+    assert listed == {"copied": "ONEZONE_IA", "mp": "ONEZONE_IA", "plain": "ONEZONE_IA", "std": "STANDARD"}
+    # Other buckets keep STANDARD (the topology's default).
+    s3.put_object(Bucket=BUCKET, Key="plain-elsewhere", Body=b"x")
+    assert "StorageClass" not in s3.head_object(Bucket=BUCKET, Key="plain-elsewhere")
+    assert s3.get_object(Bucket=ONEZONE_BUCKET, Key="mp")["Body"].read() == data
 
 
 def test_the_scrubber_rebuilds_other_schemes_where_they_belong(sc):

@@ -91,3 +91,22 @@ def test_the_scrub_plan_rebuilds_a_one_zone_object_in_its_zone():
     assert pl.final == ec["nodes"]
     # With the plain cap m = 2 it could not be placed (3 fragments a node).
     assert P.plan_object(ec, home, NODE_AZ, zone_up, held).problem is not None
+
+
+def test_a_request_with_no_class_gets_the_default_given():
+    assert SC.parse(None) == "STANDARD"
+    assert SC.parse(None, "ONEZONE_IA") == "ONEZONE_IA"
+    assert SC.parse("STANDARD", "ONEZONE_IA") == "STANDARD"        # a class named wins
+
+
+def test_the_topologys_storage_class_table(tmp_path):
+    from minis3.cluster import topology
+    text = topology.local_toml(9000, tmp_path, storage_class={"default": "REDUCED_REDUNDANCY",
+                                                              "buckets": {"logs.eu-1": "ONEZONE_IA"}})
+    topo = topology.parse(topology.tomllib.loads(text))
+    assert topo.storage_class.for_bucket("logs.eu-1") == "ONEZONE_IA"   # a dotted name is one key
+    assert topo.storage_class.for_bucket("other") == "REDUCED_REDUNDANCY"
+    assert topology.parse(topology.default_doc()).storage_class.for_bucket("x") == "STANDARD"
+    for bad in ({"default": "standard"}, {"buckets": {"b": "EXPRESS_ONEZONE"}}, {"defaults": "STANDARD"}):
+        with pytest.raises(topology.TopologyError, match="storage_class"):
+            topology.parse(dict(topology.default_doc(), storage_class=bad))
