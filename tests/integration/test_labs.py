@@ -52,6 +52,11 @@ def test_lab2_surviving_hardware_failure(lc):
     run_lab(lc, "lab2_surviving_hardware_failure.py")
 
 
+def test_lab2b_eleven_nines_computed(lc):
+    out = run_lab(lc, "lab2b_eleven_nines.py")
+    assert "the model used that repair time" in out
+
+
 def test_lab3_finding_any_object(lc):
     out = run_lab(lc, "lab3_finding_any_object.py")
     # This cluster's index splits at 2,000 keys and its budget is 50 writes a second:

@@ -37,7 +37,7 @@ def mib(n: float) -> str:
 
 
 class Lab:
-    def __init__(self, number: int, title: str, argv: list[str] | None = None):
+    def __init__(self, number: int | str, title: str, argv: list[str] | None = None):
         p = argparse.ArgumentParser(description=f"Lab {number}: {title}")
         p.add_argument("--topology", help="the cluster's topology file (default: the one `make run` starts)")
         p.add_argument("--data-dir", help="the cluster's data directory (default: the topology's, ./data)")
