@@ -170,12 +170,13 @@ def _not_modified(exc: E.S3Error, rec: dict) -> E.S3Error:
     return exc
 
 
-async def readable_version(ctx, bucket: str, key: str, raw_version_id: str | None) -> dict:
+async def readable_version(ctx, bucket: str, key: str, raw_version_id: str | None, payload: bool = True) -> dict:
     """The current version of a key, or the one ``?versionId=`` names: 404
     NoSuchKey / NoSuchVersion, and 405 MethodNotAllowed for a delete marker
-    asked for by its id (with S3's x-amz-delete-marker headers)."""
+    asked for by its id (with S3's x-amz-delete-marker headers). ``payload=False``:
+    the record may carry an inline payload's marker, not its bytes (a HEAD)."""
     if raw_version_id is None:
-        return await ctx.meta.get_object(bucket, key)
+        return await ctx.meta.get_object(bucket, key, payload=payload)
     rec = await ctx.meta.get_version(bucket, key, versions.parse_id(raw_version_id))
     if versions.is_marker(rec):
         exc = E.MethodNotAllowed("The specified method is not allowed against this resource.",
@@ -185,10 +186,10 @@ async def readable_version(ctx, bucket: str, key: str, raw_version_id: str | Non
     return rec
 
 
-async def _readable_record(ctx) -> dict:
+async def _readable_record(ctx, payload: bool = True) -> dict:
     """The object's record, once its GET/HEAD preconditions hold (else 304/412)."""
     validate_key(ctx.target.key)
-    rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"))
+    rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"), payload)
     try:
         check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
@@ -209,7 +210,7 @@ def _requested_range(ctx, rec: dict) -> tuple[tuple[int, int] | None, int | None
 
 
 async def head(ctx) -> web.StreamResponse:
-    rec = await _readable_record(ctx)
+    rec = await _readable_record(ctx, payload=False)     # a HEAD sends no bytes: no replica reads them
     rng, parts_count = _requested_range(ctx, rec)
     headers = _object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None)
     # A StreamResponse, so that Content-Length says the object's size while

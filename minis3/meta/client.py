@@ -47,7 +47,7 @@ from ..core.hlc import HLC, physical_ms
 from ..core import versions as V
 from ..rpc import tracing
 from ..rpc.auth import BODY_HEADER
-from . import batch
+from . import batch, blobs
 from .listing import after_prefix, list_page, versions_page
 from .partition import version
 from .routing import IndexRouter
@@ -400,14 +400,19 @@ class MetaClient(VersionedObjects):
         raise ReplicaError(f"{r.name}: the partition map kept changing")
 
     async def _read(self, path: str, params: dict, ikey: str | None = None,
-                    follow: bool = True) -> list[tuple[Replica, dict]]:
-        """A read quorum, of the key's replicas (``ikey``) or of the home processes."""
+                    follow: bool = True, others: dict | None = None) -> list[tuple[Replica, dict]]:
+        """A read quorum, of the key's replicas (``ikey``) or of the home processes.
+        ``others``: parameters added for every replica but the first asked."""
         replicas = await self._replicas(ikey)
         # Start at a different replica each time, so reads spread over all three
         # (one counter shared by every per-account view of this client).
         turn = next(self._turns) % len(replicas)
         replicas = replicas[turn:] + replicas[:turn]
-        return await quorum(replicas, lambda r: self.call_routed(r, ikey, "GET", path, params=params, follow=follow),
+        lean = {**params, **others} if others else params
+        now = time.monotonic()
+        first = min(replicas, key=lambda r: r.suspect_until > now)     # the one quorum() asks first
+        return await quorum(replicas, lambda r: self.call_routed(r, ikey, "GET", path, follow=follow,
+                                                                 params=params if r is first else lean),
                             self.r, finish_in_background=False, ask=self.r)
 
     async def _replicas(self, ikey: str | None) -> list[Replica]:
@@ -517,11 +522,21 @@ class MetaClient(VersionedObjects):
         await self._write_bucket({"name": name, "record": self.tombstone()})
 
     # -- objects ----------------------------------------------------------------------
-    async def _object_versions(self, bucket: str, key: str) -> tuple[dict | None, dict | None]:
+    async def _object_versions(self, bucket: str, key: str, payload: bool = True) -> tuple[dict | None, dict | None]:
+        """The bucket's and the key's newest versions a read quorum holds.
+        ``payload=False``: an inline payload may come as its marker (a HEAD's)."""
         ikey = bucket + "/" + key
-        replies = await self._read("/v/object", {"bucket": bucket, "key": key}, ikey)
+        params = {"bucket": bucket, "key": key}
+        # One replica sends the inline payload; the others only its marker (meta/blobs.py):
+        # the quorum compares versions, and the bytes are needed once (by a GET; a HEAD never).
+        lean = {"payload": "0"}
+        replies = await self._read("/v/object", params if payload else {**params, **lean}, ikey, others=lean)
         b = self._newest(body["bucket"] for _, body in replies)
         o = self._newest(body["object"] for _, body in replies)
+        if o is not None and blobs.is_marker(o.get("inline")):
+            if not payload:
+                return b, o                              # (no read repair: a marker is no record to write)
+            o = await self._with_payload(ikey, params, replies, o)
         stale = [r for r, body in replies if version(body["object"]) < version(o)]
         if stale and o is not None:                      # read repair, in the background
             for r in stale:
@@ -529,9 +544,28 @@ class MetaClient(VersionedObjects):
                     self.call_routed(r, ikey, "POST", "/v/object", json={"bucket": bucket, "key": key, "record": o})))
         return b, o
 
-    async def get_object(self, bucket: str, key: str) -> dict:
-        """The key's current version; 404 NoSuchKey if none (saying so, if a delete marker is current)."""
-        b, o = await self._object_versions(bucket, key)
+    async def _with_payload(self, ikey: str, params: dict, replies: list, o: dict) -> dict:
+        """The newest version came with a marker in place of its inline payload
+        (the replica that sent payloads was behind, or did not answer): its
+        bytes from a replica that has that version, or another read of them all."""
+        for r, body in replies:
+            got = body["object"]
+            if version(got) == version(o) and not blobs.is_marker(got.get("inline")):
+                return got
+        holder = next(r for r, body in replies if version(body["object"]) == version(o))
+        try:
+            got = (await self.call_routed(holder, ikey, "GET", "/v/object", params=params))["object"]
+        except ReplicaError:
+            got = None
+        if got is not None and version(got) >= version(o) and not blobs.is_marker(got.get("inline")):
+            return self._newest([got])
+        replies = await self._read("/v/object", params, ikey)          # every payload, as before
+        return self._newest(body["object"] for _, body in replies)
+
+    async def get_object(self, bucket: str, key: str, *, payload: bool = True) -> dict:
+        """The key's current version; 404 NoSuchKey if none (saying so, if a delete marker is current).
+        ``payload=False``: an inline payload may be its marker instead (what a HEAD needs)."""
+        b, o = await self._object_versions(bucket, key, payload)
         self._check_owner(b)
         if live(o) is None:
             exc = E.NoSuchKey()

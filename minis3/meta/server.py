@@ -29,7 +29,8 @@ Tables (all :class:`Partition`: SortedDict + WAL + snapshots):
 HTTP API (JSON, HMAC-signed):
     GET  /v/bucket?name=             GET  /v/buckets
     POST /v/bucket  {name, record}    → {"applied": bool}
-    GET  /v/object?bucket=&key=      → {"bucket": version|null, "object": version|null}
+    GET  /v/object?bucket=&key=[&payload=0] → {"bucket": version|null, "object": version|null}
+                                       (payload=0: an inline payload kept in the blob log as its marker)
     POST /v/objects {bucket, items: [[key, record], ...][, owner]} → {"applied": n} (bulk load)
     POST /v/object  {bucket, key, record[, owner][, commit][, cas]} → {"applied": bool}; with ``owner``
                     refused (404 NoSuchBucket / 403 AccessDenied) unless this replica
@@ -270,7 +271,10 @@ class MetaService:
                 return _slow_down(part, "read")
         elif part is None:
             raise WrongPartition(self.pmap)
-        return _json_response({"bucket": self.buckets.latest(bucket), "object": part.get(ikey)})
+        # ``payload=0``: an inline payload as its marker (length, xxh3), not its bytes: the
+        # second replica of a read quorum needs only to say which version it holds.
+        return _json_response({"bucket": self.buckets.latest(bucket), "object": part.get(ikey)},
+                              dumps=_dumps_markers if request.query.get("payload") == "0" else _dumps)
 
     async def put_object(self, request):
         body = await request.json(loads=fastjson.loads)
