@@ -16,7 +16,12 @@ build step. It shows what the command-line tools show:
                    removes it for good (a DELETE with its versionId);
                    ``?versionId=V`` shows that version in full;
 * ``/requests``    a live feed of requests; ``/trace/ID`` one waterfall;
-* ``/partitions``  the index's partition map; ``/scrubber`` its progress and findings.
+* ``/partitions``  the index's partition map; ``/scrubber`` its progress and findings;
+* ``/live``        live charts (request rate and p50/p99 latency per operation,
+                   bytes in and out per AZ, fragments not at full redundancy,
+                   the scrubber's repairs) beside the AZs and their buttons, fed
+                   once a second over SSE (``/live/events``) while a page is open
+                   (console/live.py samples, console/series.py computes).
 
 It is an S3 client like any other: it lists, uploads and presigns downloads
 with the credentials the user logs in with (the topology's access keys), and
@@ -45,7 +50,7 @@ from aiohttp import web
 from defusedxml import ElementTree
 
 from ..cluster import chaos, inspect as inspect_mod, partitions, status, tls, where
-from . import guard
+from . import guard, live as live_mod, series
 from ..cluster import trace as trace_mod
 from ..cluster.topology import Topology
 from ..core import errors as E
@@ -76,6 +81,7 @@ class Console:
         self.env.filters["quote"] = lambda s: quote(s, safe="/")
         self.internal: aiohttp.ClientSession | None = None
         self.s3: aiohttp.ClientSession | None = None
+        self.live: live_mod.LiveSampler | None = None
 
     # -- plumbing ----------------------------------------------------------------------
     async def start(self, app: web.Application) -> None:
@@ -83,8 +89,11 @@ class Console:
         # Over HTTPS (`minis3 up --tls`) the frontend's certificate is the data directory's CA's.
         self.s3 = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300), auto_decompress=False,
                                         connector=aiohttp.TCPConnector(ssl=tls.client_context(self.topo) or True))
+        self.live = live_mod.LiveSampler(self.topo, self.internal, self.s3)
 
     async def stop(self, app: web.Application) -> None:
+        if self.live is not None:
+            await self.live.stop()
         for s in (self.internal, self.s3):
             if s is not None:
                 await s.close()
@@ -253,7 +262,8 @@ class Console:
 
     async def status_fragment(self, request):
         rows = await self._status_rows()
-        return self.render("_status.html", request, rows=rows, azs=self._az_states(rows))
+        return self.render("_status.html", request, rows=rows, azs=self._az_states(rows),
+                           back=_back(request.query.get("back")))
 
     async def chaos_action(self, request):
         form = request["form"]
@@ -265,7 +275,7 @@ class Console:
         except chaos.ChaosError as exc:
             msg = f"{action} {az}: {exc}"
         log.info("chaos from the console (%s): %s", request["user"]["access_key"], msg)
-        raise web.HTTPSeeOther("/?message=" + quote(msg))
+        raise web.HTTPSeeOther(_back(form.get("back")) + "?message=" + quote(msg))
 
     async def bucket(self, request):
         bucket = request.match_info["bucket"]
@@ -366,6 +376,33 @@ class Console:
             pass
         return resp
 
+    async def live_page(self, request):
+        rows = await self._status_rows()
+        return self.render("live.html", request, rows=rows, azs=self._az_states(rows), back="/live",
+                           methods=list(series.METHODS), az_names=[az.name for az in self.topo.azs],
+                           message=request.query.get("message"), S=series)
+
+    async def live_events(self, request):
+        """Server-Sent Events for the live charts: the points kept so far
+        (``history``), then one ``point`` a second while the page stays open."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        q = self.live.watch()
+        try:
+            await resp.write(_sse("history", list(self.live.series.points)))
+            while True:
+                try:
+                    pt = await asyncio.wait_for(q.get(), 15)
+                except asyncio.TimeoutError:
+                    await resp.write(b": still here\n\n")        # a comment keeps proxies from closing it
+                    continue
+                await resp.write(_sse("point", pt))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.live.unwatch(q)
+        return resp
+
     async def trace_page(self, request):
         rid = request.match_info["rid"]
         spans = await trace_mod.gather_spans(self.topo, rid, self.internal)
@@ -379,6 +416,15 @@ class Console:
     async def scrubber_page(self, request):
         st = await asyncio.to_thread(status.signed_get, self.topo, self.topo.scrub.url, "/status", 3)
         return self.render("scrubber.html", request, st=st)
+
+
+def _back(raw) -> str:
+    """The page a chaos button returns to: the one it was pressed on (the live charts or the overview)."""
+    return "/live" if raw == "/live" else "/"
+
+
+def _sse(event: str, data) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 def _bars(spans) -> list[dict]:
@@ -413,6 +459,8 @@ def make_app(topo: Topology) -> web.Application:
     r.add_post("/o/{bucket}/{key:.+}", c.object_action)
     r.add_get("/requests", c.requests_page)
     r.add_get("/events", c.events)
+    r.add_get("/live", c.live_page)
+    r.add_get("/live/events", c.live_events)
     r.add_get("/trace/{rid}", c.trace_page)
     r.add_get("/partitions", c.partitions_page)
     r.add_get("/scrubber", c.scrubber_page)

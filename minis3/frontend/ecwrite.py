@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
+import prometheus_client
 import xxhash
 
 from ..core import errors as E
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 QUEUE_DEPTH = 4       # segments in flight per fragment upload
 PIPELINE_DEPTH = 2    # segments waiting for each PUT stage (hashing, encoding)
 OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (a thread hop costs more)
+#: Fragments stored away from their home node (it was down): the scrubber moves
+#: them home later. The console's live charts plot how many wait (console/series.py).
+HANDED_OFF = prometheus_client.Counter("minis3_fragments_handed_off", "Fragments a PUT stored on a handoff "
+                                       "node because their home node was down")
 
 
 def segment_checksum(data: bytes) -> bytes:
@@ -110,11 +115,12 @@ class ECWrite:
         if self.one_zone:
             ec["zone"] = SC.zone_for(object_id, self.dp.azs, up)
             up = {n for n in up if self.dp.node_az[n] == ec["zone"]}
+        home = place(object_id, SC.home_azs(ec, self.dp.azs), self.codec.width)
         try:
-            ec["nodes"] = handoff(object_id, place(object_id, SC.home_azs(ec, self.dp.azs), self.codec.width),
-                                  self.dp.node_az, up, max_per_node=SC.max_per_node(ec, self.dp.azs))
+            ec["nodes"] = handoff(object_id, home, self.dp.node_az, up, max_per_node=SC.max_per_node(ec, self.dp.azs))
         except NotEnoughNodes as exc:
             raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
+        self.handed_off = sum(a != b for a, b in zip(home, ec["nodes"]))
         return ec
 
     # -- hash and encode -----------------------------------------------------------
@@ -238,6 +244,7 @@ class ECWrite:
         if self.watch is not None:
             self.watch.cancel()
         self.ec["segsums"] = base64.b64encode(bytes(self.segsums)).decode()
+        HANDED_OFF.inc(self.handed_off)
         return Stored(size=self.size, ec=self.ec, commit_by=min(self.landed) + self.dp.commit_window_s)
 
     async def abort(self) -> None:

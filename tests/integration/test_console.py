@@ -3,14 +3,18 @@
 Log in, browse to an object and see its placement, upload a file and see its
 fragments land, press "Kill AZ" and see the AZ down while the object still
 downloads, watch the live request feed, revive the AZ; list an object's
-versions, download an old one and delete one. Screenshots of the
+versions, download an old one and delete one; watch the live charts while a
+workload runs and an AZ is killed and revived. Screenshots of the
 pages go to a temporary directory, or to docs/console/ with
 MINIS3_SCREENSHOTS=docs/console.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -187,6 +191,108 @@ def test_an_objects_versions_listed_one_downloaded_and_one_deleted(cc, page, tmp
     assert page.inner_text("[data-testid=version-id]") == f"{v1} (not the latest)"
     with urllib.request.urlopen(page.get_attribute("[data-testid=download]", "href"), timeout=30) as r:
         assert r.read() == first
+
+
+def _chart(page, name: str) -> tuple[int, float, dict]:
+    """A live chart's figure: how many points it draws, the last one's time and values (live.js sets them)."""
+    fig = page.locator(f"[data-testid=chart-{name}]")
+    points = fig.get_attribute("data-points")
+    if points is None:
+        return 0, 0.0, {}
+    return int(points), float(fig.get_attribute("data-t")), json.loads(fig.get_attribute("data-last"))
+
+
+def _until(page, name: str, what: str, ok, timeout: float = 60) -> tuple[int, float, dict]:
+    """Poll a chart until ``ok(points, t, last)``; fail saying ``what`` was not seen."""
+    deadline = time.monotonic() + timeout
+    got = _chart(page, name)
+    while not ok(*got):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"chart {name}: {what} not seen in {timeout:.0f} s; last {got}")
+        page.wait_for_timeout(250)
+        got = _chart(page, name)
+    return got
+
+
+def test_live_charts_render_and_update_while_an_az_is_killed_and_revived(cc, page, tmp_path):
+    """The live page in Chromium: its five charts draw (uPlot canvases, served
+    by the console under its CSP), follow a PUT/GET workload each second, go
+    on while az-b is killed from the page's own button (fragments on its
+    nodes and the handed-off ones rise as PUTs land), and after the revive the
+    scrubber moves the handed-off fragments home."""
+    console = cc.topo.console.url
+    s3 = boto3.client("s3", endpoint_url=cc.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                      aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket="console-live")
+    problems: list[str] = []
+    # (A browser asks for /favicon.ico on its own: the console has none, a 404 that is no problem.)
+    page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+            and problems.append(f"{m.text} ({m.location.get('url')})"))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    stop, acked = threading.Event(), []
+
+    def workload():
+        body, i = os.urandom(200_000), 0            # erasure-coded (over the inline threshold)
+        while not stop.is_set():
+            key = f"w/{i:05d}"
+            try:
+                s3.put_object(Bucket="console-live", Key=key, Body=body)
+                acked.append(key)
+                assert s3.get_object(Bucket="console-live", Key=key)["Body"].read() == body
+                s3.head_object(Bucket="console-live", Key=key)
+            except Exception:        # noqa: BLE001 - a PUT refused while the kill lands is retried by the next
+                pass
+            i += 1
+            stop.wait(0.2)
+
+    log_in(page, console, "/live")
+    expect(page.locator(".charts .uplot canvas")).to_have_count(5)
+    worker = threading.Thread(target=workload, daemon=True)
+    worker.start()
+    try:
+        # The charts follow the workload: PUTs and GETs per second, their latency, bytes into every AZ.
+        _until(page, "rate", "PUTs and GETs", lambda n, t, v: v.get("PUT", 0) > 0 and v.get("GET", 0) > 0)
+        _until(page, "latency", "a PUT p99", lambda n, t, v: (v.get("PUT p99") or 0) > 0)
+        _until(page, "bytes", "bytes into each AZ",
+               lambda n, t, v: all((v.get(f"{az} in") or 0) > 0 for az in ("az-a", "az-b", "az-c")))
+        n0, t0, _ = _chart(page, "rate")
+        _until(page, "rate", "new points", lambda n, t, v: n >= max(n0 + 1, 10) and t >= t0 + 2)
+        _, _, red = _chart(page, "redundancy")
+        assert red["on_down_nodes"] == 0
+        handed_before = red["handed_off"]
+        assert handed_before is not None
+
+        # Kill az-b from the page (after a confirmation): back on the live page, the charts go on.
+        page.on("dialog", lambda d: d.accept())
+        page.click("[data-testid=kill-az-b]")
+        page.wait_for_url(console + "/live?message=*")
+        expect(page.locator("[data-testid=az-state-az-b]")).to_have_text("down")
+        expect(page.locator(".charts .uplot canvas")).to_have_count(5)
+        killed_at = len(acked)
+        # Its nodes' fragments are unreachable, and every PUT now hands two fragments to other AZs.
+        _until(page, "redundancy", "fragments on down nodes", lambda n, t, v: v["on_down_nodes"] > 0)
+        _, _, red = _until(page, "redundancy", "handed-off fragments rising as PUTs land",
+                           lambda n, t, v: v["handed_off"] is not None and v["handed_off"] >= handed_before + 6)
+        assert len(acked) >= killed_at + 3
+        _until(page, "bytes", "nothing into az-b", lambda n, t, v: v["az-b in"] == 0 and (v["az-a in"] or 0) > 0)
+        _, t2, _ = _chart(page, "rate")
+        _until(page, "rate", "PUTs going on with az-b down", lambda n, t, v: t > t2 + 2 and v["PUT"] > 0)
+        shot(page, "live-az-down", tmp_path)
+
+        # Revive it: nothing is unreachable any more, and the scrubber moves the handed-off fragments home.
+        peak = _chart(page, "redundancy")[2]["handed_off"]
+        page.click("[data-testid=revive-az-b]")
+        page.wait_for_url(console + "/live?message=*", timeout=60_000)
+        expect(page.locator("[data-testid=az-state-az-b]")).to_have_text("up", timeout=60_000)
+        _until(page, "redundancy", "fragments moved home", timeout=120,
+               ok=lambda n, t, v: v["on_down_nodes"] == 0 and v["handed_off"] is not None
+               and v["handed_off"] <= peak - 6)
+        _until(page, "bytes", "bytes into az-b again", lambda n, t, v: (v["az-b in"] or 0) > 0)
+        shot(page, "live", tmp_path)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert not problems, problems         # no script error, nothing the CSP refused
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
