@@ -9,7 +9,7 @@ brings the AZs up before the frontend, and the frontend before the scrubber.
 
 Targets:
 
-- ``frontend``: the main frontend answers (any S3 answer, even AccessDenied);
+- ``frontend``: the main frontend answers ``/_minis3/health``;
 - ``scrubber``: the scrubber's ``/health``;
 - an AZ name: that AZ's metadata replica and storage nodes answer ``/health``
   (and its own frontend, if the topology runs one per AZ);
@@ -45,18 +45,18 @@ def _az_checks(topo: Topology, az_name: str) -> list[tuple[str, str]]:
     out = [(m.id, m.url + "/health") for m in az.all_metas]
     out += [(f"node-{n.id}", n.url + "/health") for n in az.nodes]
     if topo.frontend.per_az:
-        out.append((f"frontend-{az.name}", topo.az_frontend(az.name).url + "/"))
+        out.append((f"frontend-{az.name}", topo.az_frontend(az.name).url + "/_minis3/health"))
     return out
 
 
 def checks(topo: Topology, target: str) -> list[tuple[str, str]]:
     """(process name, URL to probe) for every process of `target`."""
     if target == "frontend":
-        return [("frontend", topo.frontend.url + "/")]
+        return [("frontend", topo.frontend.url + "/_minis3/health")]
     if target == "scrubber":
         return [("scrubber", topo.scrub.url + "/health")]
     if target == ALL:
-        return ([("frontend", topo.frontend.url + "/")]
+        return ([("frontend", topo.frontend.url + "/_minis3/health")]
                 + [c for az in topo.azs for c in _az_checks(topo, az.name)]
                 + [("scrubber", topo.scrub.url + "/health")])
     if any(az.name == target for az in topo.azs):

@@ -23,10 +23,10 @@ def signed_get(topo: Topology, url: str, path: str, timeout: float = 2) -> dict 
 def _frontend_up(url: str, topo: Topology) -> bool:
     from . import tls
     try:
-        urllib.request.urlopen(url + "/", timeout=2, context=tls.client_context(topo))
+        urllib.request.urlopen(url + "/_minis3/health", timeout=2, context=tls.client_context(topo))
         return True
     except urllib.error.HTTPError:
-        return True          # an S3 error (AccessDenied) is an answer
+        return True          # any answer is an answer (an older frontend: 403 AccessDenied)
     except OSError:
         return False
 

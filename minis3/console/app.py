@@ -379,7 +379,7 @@ class Console:
     async def live_page(self, request):
         rows = await self._status_rows()
         return self.render("live.html", request, rows=rows, azs=self._az_states(rows), back="/live",
-                           methods=list(series.METHODS), az_names=[az.name for az in self.topo.azs],
+                           operations=list(series.COMMON_OPERATIONS), az_names=[az.name for az in self.topo.azs],
                            message=request.query.get("message"), S=series)
 
     async def live_events(self, request):

@@ -8,14 +8,21 @@ Prometheus page (keyed by process, so that each one's restart is seen on its
 own), and a few gauges. Counters only ever grow while their process lives,
 so every chart line is a *difference* between two scrapes:
 
-* **request rate** per operation (the HTTP method, the label the frontends'
-  ``minis3_requests`` counter has): the increase over the last
-  ``RATE_WINDOW_S`` seconds, divided by those seconds;
+* **request rate** per S3 operation (PutObject, GetObject, …: the
+  ``operation`` label of the frontends' ``minis3_requests`` counter, summed
+  over its methods and statuses; "-" for requests refused before their
+  operation was known): the increase over the last ``RATE_WINDOW_S``
+  seconds, divided by those seconds;
 * **p50 and p99 latency** per operation: the increase of each bucket of the
   frontends' ``minis3_request_seconds`` histogram over the last
   ``LATENCY_WINDOW_S`` seconds, then Prometheus' ``histogram_quantile``
   (find the bucket the rank falls in, interpolate linearly inside it); none
   when no request of that kind finished in the window;
+* **which operations get a line** (:func:`chart_operations`): operations
+  appear as they are used, and a legend stays readable only so long, so
+  each point names the rate chart's lines (every operation seen over the
+  history while ``RATE_LINES`` fit, else the busiest ones and "other", the
+  rest summed) and the latency chart's (the ``LATENCY_OPERATIONS`` busiest);
 * **bytes in and out per AZ**: the increase of the storage nodes'
   ``minis3_storage_bytes_written`` and ``_read`` counters, summed over the
   AZ's nodes, per second over ``RATE_WINDOW_S``;
@@ -42,14 +49,20 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-METHODS = ("GET", "PUT", "HEAD", "DELETE", "POST")
+#: The operations a learner meets first, in the order the charts list them (any other follows, by name).
+COMMON_OPERATIONS = ("PutObject", "GetObject", "HeadObject", "DeleteObject", "ListObjectsV2",
+                     "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
+NO_OPERATION = "-"         # a request refused before its operation was known (frontend/app.py's NO_OPERATION)
+OTHER = "other"            # the rate chart's line for the operations that have none of their own
+RATE_LINES = 8             # the rate chart's lines at most (an "other" line among them)
+LATENCY_OPERATIONS = 4     # the latency chart's operations (two lines each: p50, p99)
 RATE_WINDOW_S = 5          # request rates and bytes per second: the increase over this many seconds
 LATENCY_WINDOW_S = 10      # p50/p99: the requests that finished in this many seconds
 HISTORY_S = 300            # what a page sees when it opens: the last five minutes
 INTERVAL_S = 1.0           # one scrape a second
 GAP_S = 10.0               # a scrape this long after the last one starts afresh (the sampler had stopped)
 
-Key = tuple                # ("req", process, method), ("lat", process, method, le), ("in", node), ...
+Key = tuple                # ("req", process, operation), ("lat", process, operation, le), ("in", node), ...
 
 
 @dataclass
@@ -70,15 +83,17 @@ def _samples(text: str):
 
 
 def frontend_counters(process: str, text: str) -> dict[Key, float]:
-    """A frontend's page: requests per method (over every status), its
-    latency histogram's buckets per method, and the fragments it handed off."""
+    """A frontend's page: requests per S3 operation (over every method and
+    status), its latency histogram's buckets per operation (over every
+    method), and the fragments it handed off."""
     out: dict[Key, float] = {}
     for s in _samples(text):
         if s.name == "minis3_requests_total":
-            k = ("req", process, s.labels["method"])
+            k = ("req", process, s.labels.get("operation", NO_OPERATION))
             out[k] = out.get(k, 0.0) + s.value
         elif s.name == "minis3_request_seconds_bucket":
-            out[("lat", process, s.labels["method"], float(s.labels["le"]))] = s.value
+            k = ("lat", process, s.labels.get("operation", NO_OPERATION), float(s.labels["le"]))
+            out[k] = out.get(k, 0.0) + s.value
         elif s.name == "minis3_fragments_handed_off_total":
             out[("handoff", process)] = s.value
     return out
@@ -148,6 +163,28 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return lo
 
 
+def _display_order(op: str) -> tuple:
+    """The common operations first, in their order; then the others by name; "-" last."""
+    if op in COMMON_OPERATIONS:
+        return (0, COMMON_OPERATIONS.index(op), op)
+    return (2 if op == NO_OPERATION else 1, 0, op)
+
+
+def chart_operations(volume: dict[str, float]) -> dict[str, list[str]]:
+    """Which operations get a line, from how busy each was over the history
+    (``volume``: any measure that grows with its requests): on the rate chart
+    all of them while ``RATE_LINES`` fit, else the ``RATE_LINES - 1`` busiest
+    and ``OTHER`` (the rest, summed); on the latency chart the
+    ``LATENCY_OPERATIONS`` busiest (not "-": refusals say nothing of how long
+    an operation takes). Listed in :func:`_display_order`, so that a line
+    keeps its place (and colour) while the busiest ones trade places."""
+    busiest = sorted((op for op, v in volume.items() if v > 0), key=lambda op: (-volume[op], op))
+    rate = busiest if len(busiest) <= RATE_LINES else busiest[:RATE_LINES - 1]
+    latency = [op for op in busiest if op != NO_OPERATION][:LATENCY_OPERATIONS]
+    return {"rate": sorted(rate, key=_display_order) + ([OTHER] if len(rate) < len(busiest) else []),
+            "latency": sorted(latency, key=_display_order)}
+
+
 def _sum_by(inc: dict[Key, float], kind: str, group) -> dict:
     out: dict = {}
     for k, v in inc.items():
@@ -190,7 +227,17 @@ class Series:
             self.recent.popleft()
         pt = self.point(s)
         self.points.append(pt)
+        pt["ops"] = chart_operations(self.volume())
         return pt
+
+    def volume(self) -> dict[str, float]:
+        """How busy each operation was over the points kept: the sum of its
+        request rate over them (a point a second: about its requests)."""
+        out: dict[str, float] = {}
+        for p in self.points:
+            for op, r in p["rate"].items():
+                out[op] = out.get(op, 0.0) + r
+        return out
 
     def _window(self, t: float, seconds: float) -> tuple[dict[Key, float], float]:
         """The summed increases of the scrape intervals that end in the last
@@ -211,20 +258,23 @@ class Series:
         bytes_in = _sum_by(inc, "in", lambda k: self.node_az.get(k[1]))
         bytes_out = _sum_by(inc, "out", lambda k: self.node_az.get(k[1]))
         lat_inc, _ = self._window(s.t, LATENCY_WINDOW_S)
-        buckets = _sum_by(lat_inc, "lat", lambda k: (k[2], k[3]))
+        by_op: dict[str, list[tuple[float, float]]] = {}
+        for (op, le), c in _sum_by(lat_inc, "lat", lambda k: (k[2], k[3])).items():
+            by_op.setdefault(op, []).append((le, c))
         p50, p99 = {}, {}
-        for m in METHODS:
-            b = [(le, c) for (method, le), c in buckets.items() if method == m]
+        for op, b in by_op.items():
             for out, q in ((p50, 0.5), (p99, 0.99)):
                 v = histogram_quantile(q, b)
-                out[m] = None if v is None else round(v * 1000, 2)
+                if v is not None:                 # no request of it finished in the window: no value
+                    out[op] = round(v * 1000, 2)
         c = s.counters
         handed = sum(v for k, v in c.items() if k[0] == "handoff")
         moved = c.get(("moved", "scrubber"))
         down = [n for n, up in s.nodes_up.items() if not up]
         return {
             "t": round(s.t, 3),
-            "rate": {m: round(req.get(m, 0.0) / span, 2) for m in METHODS},
+            # Only the operations with requests in the window (any other: 0); "ops" is added by feed().
+            "rate": {op: round(n / span, 2) for op, n in sorted(req.items()) if n > 0},
             "p50": p50, "p99": p99,
             "in": {az: round(bytes_in.get(az, 0.0) / span) for az in self.azs},
             "out": {az: round(bytes_out.get(az, 0.0) / span) for az in self.azs},

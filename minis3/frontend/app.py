@@ -52,7 +52,14 @@ IDLE_TRIM_S = 2.0
 MAX_REQUESTS_PER_CLIENT = int(os.environ.get("MINIS3_MAX_REQUESTS_PER_CLIENT", "256"))
 MAX_REQUESTS = int(os.environ.get("MINIS3_MAX_REQUESTS", "1024"))
 TRACE_PATH = "/_minis3/trace"
-REQUESTS = prometheus_client.Counter("minis3_requests", "S3 requests answered", ["method", "status"])
+HEALTH_PATH = "/_minis3/health"
+#: A request's S3 operation (PutObject, GetObject, …: minis3/core/operations.py), or NO_OPERATION
+#: for one refused before its operation was known (over the limits, an unparsable URI, a bad
+#: signature, another region's, a method the resource has not).
+NO_OPERATION = "-"
+REQUESTS = prometheus_client.Counter("minis3_requests", "S3 requests answered, by HTTP method, status and S3 "
+                                     f"operation ({NO_OPERATION!r}: refused before the operation was known)",
+                                     ["method", "status", "operation"])
 TASKS = prometheus_client.Gauge("minis3_frontend_asyncio_tasks", "asyncio tasks alive in the frontend (one per "
                                 "open connection, request stage and fragment upload, and a few of its own)")
 
@@ -65,8 +72,9 @@ def _asyncio_tasks() -> float:
 
 
 TASKS.set_function(_asyncio_tasks)
-LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request latency to the response head",
-                                      ["method"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25,
+LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request latency to the response head, by "
+                                      f"HTTP method and S3 operation ({NO_OPERATION!r}: refused before it was known)",
+                                      ["method", "operation"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25,
                                                            .5, 1, 2.5, 5, 10, 30))
 
 
@@ -80,6 +88,7 @@ class Context:
     auth: AuthResult
     fe: "Frontend"
     started: float = field(default_factory=time.monotonic)
+    operation: str | None = None          # S3's name for it, once dispatch.dispatch() has resolved it
 
     @property
     def resource(self) -> str:
@@ -363,9 +372,28 @@ class Frontend:
         elapsed = time.monotonic() - (ctx.started if ctx else time.monotonic())
         access_log.info("%s %s %s %s %d %.1fms", request_id, request.method, request.path_qs[:200],
                         ctx.auth.access_key if ctx else "-", resp.status, elapsed * 1000)
-        REQUESTS.labels(request.method, str(resp.status)).inc()
-        LATENCY.labels(request.method).observe(elapsed)
+        op = (ctx.operation if ctx else None) or NO_OPERATION
+        REQUESTS.labels(request.method, str(resp.status), op).inc()
+        LATENCY.labels(request.method, op).observe(elapsed)
         return resp
+
+    def _own_path(self, request: web.Request) -> bool:
+        """Is this ``/_minis3/…`` path the frontend's own, not a key of a virtual-hosted
+        bucket? (No bucket name starts with ``_``, so a path-style one is never a key.)"""
+        try:
+            target = route(request.headers.get("Host", ""), request.raw_path.partition("?")[0],
+                           self.topo.frontend.virtual_host_domains)
+        except E.S3Error:
+            return False
+        return target is not None and not target.virtual_host
+
+    async def health_probe(self, request: web.Request) -> web.StreamResponse:
+        """``GET /_minis3/health``: 200 while this frontend's event loop answers. What
+        `minis3 status`, `minis3 health` and the console probe, so that probing is not an
+        S3 request refused (it never shows in ``minis3_requests``)."""
+        if not self._own_path(request):
+            return await self.handle(request)
+        return web.Response(text="ok\n")
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         """Prometheus text format: request counts and latency, and the
@@ -373,12 +401,7 @@ class Frontend:
         samples to report the frontend's peak RSS, asking for just those two
         with ``?name[]=…``: the whole page costs ~10 ms to render). Unauthenticated, as a
         scrape endpoint usually is; it holds counts, never names or keys."""
-        try:
-            target = route(request.headers.get("Host", ""), request.raw_path.partition("?")[0],
-                           self.topo.frontend.virtual_host_domains)
-        except E.S3Error:
-            target = None
-        if target is None or target.virtual_host:
+        if not self._own_path(request):
             return await self.handle(request)        # e.g. a key named _minis3/metrics in a bucket
         names = request.query.getall("name[]", [])     # Prometheus' own filter parameter
         registry = prometheus_client.REGISTRY.restricted_registry(names) if names else prometheus_client.REGISTRY
@@ -422,6 +445,7 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
     app.on_response_prepare.append(_server_header)        # streamed responses too
     app.router.add_route("GET", METRICS_PATH, fe.metrics)
     app.router.add_route("GET", TRACE_PATH, fe.trace)
+    app.router.add_route("GET", HEALTH_PATH, fe.health_probe)
     # [\s\S], not ".": a key may hold a newline (or any control character),
     # and "." would leave such a path to aiohttp's plain-text 404.
     app.router.add_route("*", r"/{tail:[\s\S]*}", fe.handle, expect_handler=_defer_continue)

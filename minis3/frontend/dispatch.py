@@ -61,7 +61,7 @@ def operation(ctx) -> str:
 
 
 async def dispatch(ctx):
-    op = operation(ctx)
+    ctx.operation = op = operation(ctx)       # the label of the request's metrics (app.REQUESTS, app.LATENCY)
     handler = HANDLERS.get(op)
     if handler is None:
         raise E.NotImplemented_(f"{op} is not implemented by minis3")

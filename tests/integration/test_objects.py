@@ -283,3 +283,34 @@ def test_last_modified_moves_forward(s3, bucket):
     time.sleep(1.1)
     s3.put_object(Bucket=bucket, Key="t", Body=b"2")
     assert s3.head_object(Bucket=bucket, Key="t")["LastModified"] > t1
+
+
+def _requests_counted(cluster) -> dict[tuple[str, str, str], float]:
+    """The frontend's ``minis3_requests`` counter: (operation, method, status) → requests answered."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(cluster.endpoint + "/_minis3/metrics?name[]=minis3_requests_total", timeout=5) as r:
+        text = r.read().decode()
+    return {(s.labels["operation"], s.labels["method"], s.labels["status"]): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == "minis3_requests_total"}
+
+
+def test_the_frontends_metrics_name_each_requests_s3_operation(cluster, s3, bucket):
+    """``minis3_requests`` and ``minis3_request_seconds`` carry S3's operation
+    (the console's live charts draw it); "-" for a request refused before it was known."""
+    import urllib.error
+    import urllib.request
+    before = _requests_counted(cluster)
+    s3.put_object(Bucket=bucket, Key="counted", Body=b"x")
+    s3.head_object(Bucket=bucket, Key="counted")
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="not-there")
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(f"{cluster.endpoint}/{bucket}/counted", timeout=5)     # unsigned: refused
+    with urllib.request.urlopen(f"{cluster.endpoint}/_minis3/health", timeout=5) as r:   # a probe: not counted
+        assert (r.status, r.read()) == (200, b"ok\n")
+    after = _requests_counted(cluster)
+    grew = {k: v - before.get(k, 0.0) for k, v in after.items() if v > before.get(k, 0.0)}
+    assert grew == {("PutObject", "PUT", "200"): 1, ("HeadObject", "HEAD", "200"): 1,
+                    ("GetObject", "GET", "404"): 1, ("-", "GET", "403"): 1}

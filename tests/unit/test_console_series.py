@@ -40,22 +40,26 @@ def test_empty_buckets_below_the_rank_are_skipped():
 
 # -- counters ------------------------------------------------------------------------------
 def test_increase_counts_a_reset_counter_from_zero_and_skips_what_one_side_lacks():
-    prev = {("req", "fe", "GET"): 10.0, ("in", "a1"): 500.0, ("in", "b1"): 7.0}
-    cur = {("req", "fe", "GET"): 15.0, ("in", "a1"): 20.0, ("in", "c1"): 9.0}
-    assert S.increase(prev, cur) == {("req", "fe", "GET"): 5.0, ("in", "a1"): 20.0}
+    prev = {("req", "fe", "GetObject"): 10.0, ("in", "a1"): 500.0, ("in", "b1"): 7.0}
+    cur = {("req", "fe", "GetObject"): 15.0, ("in", "a1"): 20.0, ("in", "c1"): 9.0}
+    assert S.increase(prev, cur) == {("req", "fe", "GetObject"): 5.0, ("in", "a1"): 20.0}
 
 
-def _frontend_page(gets: int, puts: int, put_latencies: list[float], handed_off: int) -> str:
+def _frontend_page(gets: int, puts: int, put_latencies: list[float], handed_off: int,
+                   others: dict[str, int] | None = None) -> str:
+    """A frontend's page, with its metrics' labels (frontend/app.py's REQUESTS and LATENCY)."""
     r = prometheus_client.CollectorRegistry()
-    req = prometheus_client.Counter("minis3_requests", "d", ["method", "status"], registry=r)
-    lat = prometheus_client.Histogram("minis3_request_seconds", "d", ["method"], registry=r,
+    req = prometheus_client.Counter("minis3_requests", "d", ["method", "status", "operation"], registry=r)
+    lat = prometheus_client.Histogram("minis3_request_seconds", "d", ["method", "operation"], registry=r,
                                       buckets=(.001, .005, .01, .05, .1, .5, 1))
     ho = prometheus_client.Counter("minis3_fragments_handed_off", "d", registry=r)
-    req.labels("GET", "200").inc(gets - 1)
-    req.labels("GET", "404").inc(1)
-    req.labels("PUT", "200").inc(puts)
+    req.labels("GET", "200", "GetObject").inc(gets - 1)
+    req.labels("GET", "404", "GetObject").inc(1)
+    req.labels("PUT", "200", "PutObject").inc(puts)
     for v in put_latencies:
-        lat.labels("PUT").observe(v)
+        lat.labels("PUT", "PutObject").observe(v)
+    for op, n in (others or {}).items():
+        req.labels("GET", "200", op).inc(n)
     ho.inc(handed_off)
     return prometheus_client.generate_latest(r).decode()
 
@@ -80,9 +84,9 @@ def _scrubber_page(rebuilt: int, moved: int) -> str:
 
 def test_the_pages_are_read_into_counters_keyed_by_process():
     fe = S.frontend_counters("http://fe", _frontend_page(gets=4, puts=2, put_latencies=[0.003, 0.2], handed_off=6))
-    assert fe[("req", "http://fe", "GET")] == 4.0                    # every status summed
-    assert fe[("req", "http://fe", "PUT")] == 2.0
-    assert fe[("lat", "http://fe", "PUT", 0.005)] == 1.0 and fe[("lat", "http://fe", "PUT", INF)] == 2.0
+    assert fe[("req", "http://fe", "GetObject")] == 4.0              # every status summed
+    assert fe[("req", "http://fe", "PutObject")] == 2.0
+    assert fe[("lat", "http://fe", "PutObject", 0.005)] == 1.0 and fe[("lat", "http://fe", "PutObject", INF)] == 2.0
     assert fe[("handoff", "http://fe")] == 6.0
     assert S.node_counters("a1", _node_page(1000, 300, 5, 2)) == {("in", "a1"): 1000.0, ("out", "a1"): 300.0,
                                                                   ("files+", "a1"): 5.0, ("files-", "a1"): 2.0}
@@ -96,6 +100,59 @@ def test_the_scrubbers_status_gives_its_last_count_and_the_running_pass():
     assert S.scrubber_status(st) == (7, {"id": 4, "phase": "walking the metadata", "done": 10, "total": 40})
     assert S.scrubber_status(None) == (None, None)
     assert S.scrubber_status({"last_pass": None, "running": None}) == (None, None)
+
+
+def test_a_page_counts_an_operation_over_every_method_and_refusals_apart():
+    r = prometheus_client.CollectorRegistry()
+    req = prometheus_client.Counter("minis3_requests", "d", ["method", "status", "operation"], registry=r)
+    lat = prometheus_client.Histogram("minis3_request_seconds", "d", ["method", "operation"], registry=r,
+                                      buckets=(.01, 1))
+    req.labels("POST", "200", "DeleteObjects").inc(2)
+    req.labels("PUT", "403", "-").inc(3)                  # refused before their operation was known
+    req.labels("GET", "405", "-").inc(1)
+    lat.labels("PUT", "-").observe(0.002)
+    lat.labels("GET", "-").observe(0.5)
+    fe = S.frontend_counters("fe", prometheus_client.generate_latest(r).decode())
+    assert fe[("req", "fe", "-")] == 4.0 and fe[("req", "fe", "DeleteObjects")] == 2.0
+    assert fe[("lat", "fe", "-", 0.01)] == 1.0 and fe[("lat", "fe", "-", INF)] == 2.0     # both methods summed
+
+
+def test_every_operation_gets_a_line_while_they_fit_then_the_busiest_and_other():
+    few = {"GetObject": 50, "ListObjectsV2": 1, "PutObject": 20, "-": 3, "CreateBucket": 1, "DeleteObject": 0}
+    assert S.chart_operations(few) == {
+        # the common operations in their order, then the others by name, "-" last; unused ones not at all
+        "rate": ["PutObject", "GetObject", "ListObjectsV2", "CreateBucket", "-"],
+        "latency": ["PutObject", "GetObject", "ListObjectsV2", "CreateBucket"],   # the 4 busiest (not "-")
+    }
+    many = {op: 100 - i for i, op in enumerate(["HeadObject", "GetObject", "PutObject", "UploadPart", "ListParts",
+                                                "CopyObject", "DeleteObject", "GetObjectTagging", "ListBuckets"])}
+    got = S.chart_operations(many)
+    assert len(got["rate"]) == S.RATE_LINES and got["rate"][-1] == S.OTHER
+    assert got["rate"] == ["PutObject", "GetObject", "HeadObject", "DeleteObject", "UploadPart", "CopyObject",
+                           "ListParts", "other"]                   # the 7 busiest; the last 2 summed in "other"
+    assert got["latency"] == ["PutObject", "GetObject", "HeadObject", "UploadPart"]
+    assert S.chart_operations({}) == {"rate": [], "latency": []}
+
+
+def test_the_charts_operations_are_the_busiest_over_the_history():
+    ser = S.Series(NODE_AZ, ["az-a", "az-b"], history_s=20)
+    others: dict[str, int] = {}
+
+    def feed(t, **more):
+        for op, n in more.items():
+            others[op] = others.get(op, 0) + n
+        s = S.Scrape(t=float(t))
+        s.counters.update(S.frontend_counters("fe", _frontend_page(1 + t, 0, [], 0, dict(others))))
+        return ser.feed(s)
+    feed(0)
+    ops = [f"Op{i}" for i in range(9)]
+    for t in range(1, 11):                          # 9 other operations, Op0 the busiest, Op8 the least busy
+        pt = feed(t, **{op: 9 - i for i, op in enumerate(ops)})
+    assert pt["ops"]["rate"] == ["Op0", "Op1", "Op2", "Op3", "Op4", "Op5", "Op6", S.OTHER]   # GETs: 1/s, summed
+    assert pt["rate"]["Op8"] == pytest.approx(1.0) and pt["rate"]["GetObject"] == pytest.approx(1.0)
+    for t in range(11, 41):                         # Op8 alone from now: after the history (20 s) it leads
+        pt = feed(t, Op8=20)
+    assert pt["ops"] == {"rate": ["GetObject", "Op8"], "latency": ["GetObject", "Op8"]}
 
 
 # -- whole points --------------------------------------------------------------------------
@@ -124,13 +181,13 @@ def test_rates_and_quantiles_over_their_windows():
         lat += [0.003, 0.3]
         pt = ser.feed(_scrape(100 + i, gets=1 + 10 * i, put_lat=lat, written_a=1_000_000 * i, written_b=0))
     assert pt["t"] == 112
-    assert pt["rate"]["GET"] == pytest.approx(10.0) and pt["rate"]["PUT"] == pytest.approx(2.0)
-    assert pt["rate"]["DELETE"] == 0.0
+    assert pt["rate"] == {"GetObject": pytest.approx(10.0), "PutObject": pytest.approx(2.0)}   # unused: absent
     assert pt["in"] == {"az-a": 1_000_000, "az-b": 0}
     # Half the PUTs in (1, 5] ms, half in (100, 500] ms: p50 is the top of the fast bucket; p99 near 500 ms.
-    assert pt["p50"]["PUT"] == pytest.approx(5.0)
-    assert pt["p99"]["PUT"] == pytest.approx(100 + 400 * 0.98, rel=1e-3)
-    assert pt["p50"]["GET"] is None                 # GETs without a latency observation (none in this page)
+    assert pt["p50"]["PutObject"] == pytest.approx(5.0)
+    assert pt["p99"]["PutObject"] == pytest.approx(100 + 400 * 0.98, rel=1e-3)
+    assert "GetObject" not in pt["p50"]             # GETs without a latency observation (none in this page)
+    assert pt["ops"] == {"rate": ["PutObject", "GetObject"], "latency": ["PutObject", "GetObject"]}
     assert len(ser.recent) <= S.LATENCY_WINDOW_S    # bounded: only the seconds the windows need
 
 
@@ -191,5 +248,5 @@ def test_the_history_is_bounded_and_a_long_gap_starts_afresh():
     assert len(ser.points) == 30 and ser.points[-1]["t"] == 99
     assert ser.feed(_scrape(99 + S.GAP_S + 1, 1000, [], 0, 0)) is None         # the sampler had stopped
     pt = ser.feed(_scrape(99 + S.GAP_S + 2, 1003, [], 0, 0))
-    assert pt["rate"]["GET"] == pytest.approx(3.0)             # not the requests of the gap, spread over 1 s
+    assert pt["rate"]["GetObject"] == pytest.approx(3.0)       # not the requests of the gap, spread over 1 s
     assert ser.feed(_scrape(50, 5000, [], 0, 0)) is None       # out of order: ignored
