@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--now", action="store_true", required=True, help="start a pass now and wait for it")
     sc.add_argument("--no-audit", action="store_true", help="skip re-verifying every fragment file first")
     sc.add_argument("--audit-rate", type=float, default=0.0, help="audit MB/s per node (0: as fast as it can)")
+    sc.add_argument("--rebuild-rate", type=float, default=None, metavar="MBPS",
+                    help="rebuild at most this many MB/s of fragments in this pass (0: no limit; "
+                         "default: the topology's scrub.rebuild_mb_per_s)")
     sc.add_argument("--json", action="store_true")
     _topology_args(sc)
     d = sub.add_parser("demo", help="a narrated tour of the running cluster: put, locate, kill an AZ, read, heal")
@@ -162,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "scrub":
         from .scrub.cli import run as scrub_now
-        return scrub_now(topo, audit=not args.no_audit, rate=args.audit_rate, as_json=args.json)
+        return scrub_now(topo, audit=not args.no_audit, rate=args.audit_rate, as_json=args.json,
+                         rebuild_rate=args.rebuild_rate)
     if args.cmd == "demo":
         from .demo import main as demo
         return demo(topo, az=args.az, bucket=args.bucket, pause=args.pause and not args.yes,

@@ -4,9 +4,19 @@ On a fresh local cluster (real processes), it measures:
 
 1. a clean pass over N objects (no damage): the pass's own cost;
 2. a pass with every node's audit at full speed: audit MB/s;
-3. a wiped storage node: the pass that rebuilds all its fragments (fragments, MB, MB/s);
-4. an AZ killed while M objects are written, then revived: the time from the
+3. a wiped storage node: the pass that rebuilds all its fragments with no rate
+   limit (fragments, MB written to the rebuilt node, MB read from the others, MB/s);
+4. foreground p99 latency (4 KiB and 64 KiB GET + PUT, 2 clients) with the
+   cluster idle, then while a pass rebuilds a wiped node at the default rate
+   limit (``scrub.rebuild_mb_per_s``): the ratio, and the rebuild rate reached;
+5. a node killed and kept down: the time until every object is at full
+   redundancy on the other nodes (detection: ``scrub.down_after_s``, + rebuild);
+6. an AZ killed while M objects are written, then revived: the time from the
    scrubber seeing the AZ's nodes again to every object at full redundancy, at home.
+
+MB/s counts fragment bytes written (to the rebuilt node, or to the nodes that take
+a lost node's fragments), over the time with any repair running; bytes read (k
+fragments per one rebuilt) are shown beside it.
 
 Writes docs/scrub-benchmarks.md (and prints it).
 """
@@ -26,8 +36,10 @@ from pathlib import Path
 from ..cluster import chaos, topology
 from ..cluster.supervisor import Cluster
 from .client import Payload, S3Client
+from .stats import percentile
 
 MiB = 1 << 20
+DOWN_AFTER_S = 20.0        # the bench's down timeout: longer than its AZ outage, short enough to wait for
 
 
 def _scrub_now(topo_path: Path, *args: str) -> dict:
@@ -50,15 +62,60 @@ async def _fill(endpoint: str, bucket: str, n: int, size: int, prefix: str) -> N
         await asyncio.gather(*(one(i) for i in range(n)))
 
 
+def _wipe(node) -> None:
+    for child in node.data_dir.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+async def _foreground(endpoint: str, stop, clients: int = 2) -> list[float]:
+    """Small GETs and PUTs (4 KiB and 64 KiB, in turn) from ``clients`` clients
+    until ``stop()`` is true; their latencies, seconds."""
+    lat: list[float] = []
+    async with S3Client(endpoint, "minis3admin", "minis3secret") as s3:
+        await s3.create_bucket("foreground")
+        bodies = [Payload.of(os.urandom(4096)), Payload.of(os.urandom(65536))]
+        for j, b in enumerate(bodies):
+            await s3.put("foreground", f"k{j}", b)
+
+        async def client(c: int) -> None:
+            i = 0
+            while not stop():
+                j = i % 2
+                t = time.perf_counter()
+                r = await (s3.put("foreground", f"c{c}/{i % 50}", bodies[j]) if i % 4 < 2
+                           else s3.get("foreground", f"k{j}"))
+                if r.status == 200:
+                    lat.append(time.perf_counter() - t)
+                i += 1
+        await asyncio.gather(*(client(c) for c in range(clients)))
+    return lat
+
+
+def _foreground_for(endpoint: str, seconds: float) -> list[float]:
+    end = time.monotonic() + seconds
+    return asyncio.run(_foreground(endpoint, lambda: time.monotonic() > end))
+
+
+def _foreground_during(endpoint: str, proc: subprocess.Popen) -> list[float]:
+    return asyncio.run(_foreground(endpoint, lambda: proc.poll() is not None))
+
+
+def _status(topo) -> dict:
+    from ..cluster.status import signed_get
+    return signed_get(topo, topo.scrub.url, "/status", timeout=5) or {}
+
+
 def run(objects: int, size: int, outage_objects: int, out: Path | None) -> str:
     root = Path(tempfile.mkdtemp(prefix="minis3-bench-scrub-"))
     base = topology.free_base_port()
     topo_path = root / "topology.toml"
-    topo_path.write_text(topology.local_toml(base, root / "data", scrub={"interval_s": 3600}))
+    topo_path.write_text(topology.local_toml(base, root / "data", scrub={"interval_s": 3600,
+                                                                         "down_after_s": DOWN_AFTER_S}))
     topo = topology.load(topo_path)
     cluster = Cluster(topo)
     cluster.start(timeout=60)
     rows = []
+    notes = []
     try:
         t = time.monotonic()
         asyncio.run(_fill(topo.frontend.url, "scrubbench", objects, size, "obj"))
@@ -72,12 +129,67 @@ def run(objects: int, size: int, outage_objects: int, out: Path | None) -> str:
         rows.append(("pass with audit at full speed", f"{audited['audit_fragments']} fragment files, {mb:.0f} MB",
                      f"{audited['seconds']:.2f} s", f"~{mb / max(audit_s, 1e-3):.0f} MB/s audited (6 nodes)"))
         node = topo.nodes[2]
-        for child in node.data_dir.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-        healed = _scrub_now(topo_path, "--no-audit")["pass"]
+        _wipe(node)
+        healed = _scrub_now(topo_path, "--no-audit", "--rebuild-rate", "0")["pass"]
         n_rebuilt = sum(healed["rebuilt"].values())
-        rows.append((f"node {node.id} wiped: rebuild", f"{n_rebuilt} fragments, {healed['rebuilt_bytes'] / 1e6:.0f} MB",
-                     f"{healed['seconds']:.2f} s", f"{healed['rebuilt_bytes'] / 1e6 / healed['seconds']:.0f} MB/s written"))
+        written, read = healed["rebuilt_bytes"] / 1e6, healed["rebuild_read_bytes"] / 1e6
+        rows.append((f"node {node.id} wiped: rebuild, no rate limit",
+                     f"{n_rebuilt} fragments: {written:.0f} MB written to {node.id}, {read:.0f} MB read",
+                     f"{healed['seconds']:.2f} s pass ({healed['rebuild_seconds']:.2f} s repairing)",
+                     f"**{written / healed['rebuild_seconds']:.0f} MB/s written** "
+                     f"({written / healed['seconds']:.0f} over the pass; {read / healed['rebuild_seconds']:.0f} read)"))
+
+        # Foreground latency, idle and during a rebuild at the default rate limit.
+        idle = sorted(_foreground_for(topo.frontend.url, 6.0))
+        _wipe(node)
+        limit = topo.scrub.rebuild_mb_per_s
+        proc = subprocess.Popen([sys.executable, "-m", "minis3", "scrub", "--now", "--json", "--no-audit",
+                                 "--topology", str(topo_path)], stdout=subprocess.PIPE, text=True)
+        busy = sorted(_foreground_during(topo.frontend.url, proc))
+        limited = json.loads(proc.communicate()[0])["pass"]
+        p99_idle, p99_busy = percentile(idle, 99) * 1000, percentile(busy, 99) * 1000
+        rate = limited["rebuilt_bytes"] / 1e6 / max(limited["rebuild_seconds"], 1e-3)
+        rows.append((f"node {node.id} wiped again: rebuild at the default limit ({limit:g} MB/s)",
+                     f"{limited['rebuilt_bytes'] / 1e6:.0f} MB written, "
+                     f"{limited['rebuild_read_bytes'] / 1e6:.0f} MB read",
+                     f"{limited['seconds']:.2f} s pass", f"{rate:.0f} MB/s written"))
+        rows.append(("foreground p99 (4 KiB + 64 KiB GET/PUT, 2 clients): idle → during that rebuild",
+                     f"{len(idle)} → {len(busy)} requests (p50 {percentile(idle, 50) * 1000:.1f} → "
+                     f"{percentile(busy, 50) * 1000:.1f} ms)",
+                     f"{p99_idle:.1f} → {p99_busy:.1f} ms", f"**{p99_busy / p99_idle:.2f}× idle** (goal ≤ 2×)"))
+
+        # A node killed and kept down: detected after down_after_s, its fragments rebuilt elsewhere.
+        victim = topo.nodes[4]
+        before = _status(topo).get("last_pass", {}).get("id", 0)
+        t = time.monotonic()
+        chaos.kill_node(topo, victim.id)
+        gone = None
+        while time.monotonic() < t + DOWN_AFTER_S + 600:
+            last = _status(topo).get("last_pass") or {}
+            if last.get("id", 0) > before and victim.id in last.get("nodes_gone", []) and last["phase"] == "done":
+                gone = last
+                break
+            time.sleep(0.25)
+        mttr = time.monotonic() - t
+        if gone:
+            rows.append((f"node {victim.id} killed and kept down (down_after_s = {DOWN_AFTER_S:g})",
+                         f"{sum(gone['rebuilt'].values())} fragments, {gone['rebuilt_bytes'] / 1e6:.0f} MB "
+                         f"rebuilt on the other nodes; {gone['not_full']} objects not full",
+                         f"{mttr:.1f} s to full redundancy",
+                         f"detection {DOWN_AFTER_S:g} s (+ ≤ 1 s probe) + a {gone['seconds']:.1f} s pass at "
+                         f"{gone['rebuilt_bytes'] / 1e6 / max(gone['rebuild_seconds'], 1e-3):.0f} MB/s"))
+        else:
+            rows.append((f"node {victim.id} killed and kept down", "", "not reached", ""))
+        chaos.revive_node(topo, victim.id)
+        topology_wait = time.monotonic() + 60
+        while time.monotonic() < topology_wait and not (_status(topo).get("nodes_up") or {}).get(victim.id):
+            time.sleep(0.25)
+        back = _scrub_now(topo_path, "--no-audit", "--rebuild-rate", "0")
+        rec = back.get("last_recovery") or {}
+        notes.append(f"When {victim.id} came back, its fragments went home to it (the pass its return started): "
+                     + (f"full redundancy, every fragment home, {rec['seconds']:.2f} s after it answered again"
+                        if victim.id in rec.get("nodes", []) else "no recovery reported")
+                     + f"; {back['pass']['not_full']} objects not full after the next pass.")
         chaos.kill_az(topo, "az-b")
         time.sleep(1.5)
         asyncio.run(_fill(topo.frontend.url, "outage", outage_objects, size, "away"))
@@ -100,9 +212,12 @@ def run(objects: int, size: int, outage_objects: int, out: Path | None) -> str:
     lines = ["# Scrubber measurements (`make bench-scrub`)", "",
              f"Fresh local cluster (EC 4+2, 6 nodes in 3 AZs), {objects} objects of {size / MiB:.0f} MiB written "
              f"in {fill_s:.1f} s; {os.cpu_count()} cores. Each row is one `minis3 scrub --now` pass "
-             "(the last: passes until the scrubber reports the recovery).", "",
+             "(the last: passes until the scrubber reports the recovery). MB/s written counts fragment bytes "
+             "written by repairs over the time with any repair running; every rebuilt fragment costs k = 4 read.",
+             "",
              "| what | data | time | rate |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines += [""] + notes
     text = "\n".join(lines) + "\n"
     if out:
         out.write_text(text)

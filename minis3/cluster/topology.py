@@ -35,6 +35,8 @@ Example (every key is optional; these are the defaults)::
     audit_mb_per_s = 8             # each storage node re-verifies its fragments at this rate
     meta_keys_per_s = 2000         # a pass walks the object index at most this fast (0: no limit)
     gc_grace_s = 600               # an unreferenced fragment younger than this is never removed
+    rebuild_mb_per_s = 25          # a pass rebuilds at most this many MB of fragments a second (0: no limit)
+    down_after_s = 600             # a node unreachable this long is gone: its fragments are rebuilt elsewhere
 
     [storage_class]                # what an object is stored as when its PUT, copy or
     default = "STANDARD"           # multipart upload sends no x-amz-storage-class
@@ -188,6 +190,14 @@ class ScrubSpec:
     # refuse a new version stamped more than grace/4 ago, so no commit can
     # land after a GC pass judged the fragment garbage (ARCHITECTURE.md).
     gc_grace_s: float = 600.0
+    # Rebuilds write at most this many MB of fragments a second (0: no limit), so
+    # that foreground requests keep their latency while a node is rebuilt
+    # (`minis3 scrub --rebuild-rate` overrides it for one pass).
+    rebuild_mb_per_s: float = 25.0
+    # A node the scrubber has seen unreachable for this long is declared gone:
+    # its fragments count as lost and are rebuilt on other nodes (MTTR's
+    # detection term for a node that never comes back).
+    down_after_s: float = 600.0
 
     @property
     def url(self) -> str:
@@ -639,6 +649,8 @@ def validate(topo: Topology) -> None:
                             f"more than m={er.m}: losing it would lose data")
     if topo.scrub.gc_grace_s <= 0 or topo.scrub.audit_mb_per_s < 0 or topo.scrub.interval_s <= 0:
         raise TopologyError("scrub: gc_grace_s and interval_s must be > 0, audit_mb_per_s >= 0")
+    if topo.scrub.rebuild_mb_per_s < 0 or topo.scrub.down_after_s <= 0:
+        raise TopologyError("scrub: rebuild_mb_per_s must be >= 0 and down_after_s > 0")
     if er.segment_size <= 0 or er.inline_threshold < 0:
         raise TopologyError("segment_size must be > 0 and inline_threshold >= 0")
 

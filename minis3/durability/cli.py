@@ -2,7 +2,7 @@
 
 It reads the repair inputs from the running cluster (``measure.py``), runs the Markov model
 (``model.py``) for the cluster's scheme and placement, and prints where each input came
-from, the nines, which failure mode dominates, how the nines move with the scan interval and
+from, the nines, which failure mode dominates, how the nines move with the detection time and
 the rebuild rate, and a comparison with other schemes and S3's claim. Flags ask what-ifs.
 """
 from __future__ import annotations
@@ -58,8 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                              "round-robin over the topology's AZs)")
     p.add_argument("--afr", type=float, default=0.02, help="annual failure rate of a disk (node), default 0.02")
     p.add_argument("--mttr", type=parse_duration, help="repair time (5s, 2h): instead of the measured one")
-    p.add_argument("--scan-interval", type=parse_duration, help="detection: the scrubber's pass interval "
-                                                                "(default: the running scrubber's)")
+    p.add_argument("--scan-interval", type=parse_duration, help="the scrubber's pass interval: detection of a "
+                                                                "fragment lost on a live node (default: the running "
+                                                                "scrubber's)")
+    p.add_argument("--down-after", type=parse_duration, help="detection of a failed node: how long it stays "
+                                                             "down before its fragments are rebuilt elsewhere "
+                                                             "(default: the running scrubber's down_after_s)")
     p.add_argument("--rebuild-rate", type=parse_rate, help="rebuild rate, e.g. 200MB/s (default: measured)")
     p.add_argument("--node-bytes", type=parse_size, help="fragment bytes on one node, e.g. 4TB (default: the "
                                                          "largest node's)")
@@ -103,6 +107,8 @@ def apply_flags(rep: RepairInputs, args) -> RepairInputs:
     from .measure import Measured
     if args.scan_interval is not None:
         rep.scan_interval_s = Measured(args.scan_interval, "s", "--scan-interval")
+    if args.down_after is not None:
+        rep.down_after_s = Measured(args.down_after, "s", "--down-after")
     if args.rebuild_rate is not None:
         rep.rebuild_bytes_per_s = Measured(args.rebuild_rate, "B/s", "--rebuild-rate")
     if args.node_bytes is not None:
@@ -116,14 +122,14 @@ def inputs_from(args, mttr_s: float) -> M.Inputs:
                     object_bytes=args.object_size, repair=args.repair)
 
 
-SCAN_INTERVALS = (10.0, 60.0, 600.0, 3600.0, 86400.0)
+DETECTION_TIMES = (10.0, 60.0, 600.0, 3600.0, 86400.0)
 REBUILD_RATES = (21e6, 200e6, 1e9)
 
 
 def sensitivity(scheme: M.Scheme, inputs: M.Inputs, rep: RepairInputs) -> dict:
-    """Nines for each scan interval × rebuild rate (the measured ones among them), with all
-    failure modes and without AZ outages."""
-    intervals = sorted(set(SCAN_INTERVALS) | {rep.scan_interval_s.value})
+    """Nines for each detection time (down timeout) × rebuild rate (the measured ones among
+    them), with all failure modes and without AZ outages."""
+    intervals = sorted(set(DETECTION_TIMES) | {rep.detection_s})
     rates = sorted(set(REBUILD_RATES) | {rep.rebuild_bytes_per_s.value})
     grid, no_az = [], []
     for iv in intervals:
@@ -135,9 +141,9 @@ def sensitivity(scheme: M.Scheme, inputs: M.Inputs, rep: RepairInputs) -> dict:
             row2.append(M.evaluate(scheme, i.with_(az_outages_per_year=0)).nines)
         grid.append(row)
         no_az.append(row2)
-    return {"scan_interval_s": intervals, "rebuild_bytes_per_s": rates, "node_bytes": rep.node_bytes.value,
+    return {"detection_s": intervals, "rebuild_bytes_per_s": rates, "node_bytes": rep.node_bytes.value,
             "nines": grid, "nines_without_az_outages": no_az,
-            "measured": [rep.scan_interval_s.value, rep.rebuild_bytes_per_s.value]}
+            "measured": [rep.detection_s, rep.rebuild_bytes_per_s.value]}
 
 
 def comparison(scheme: M.Scheme, inputs: M.Inputs, azs: int) -> list[M.Result]:
@@ -158,7 +164,7 @@ def report(args, topo) -> dict:
     inputs = inputs_from(args, max(mttr_s, 1e-3))
     result = M.evaluate(scheme, inputs)
     return {"scheme": scheme, "repair": rep, "mttr_s": mttr_s, "mttr_source": "--mttr" if args.mttr is not None
-            else "scan interval + max(bytes per node ÷ rebuild rate, last pass)",
+            else "detection (down timeout) + max(bytes per node ÷ rebuild rate, last pass)",
             "inputs": inputs, "result": result, "objects": args.objects,
             "sensitivity": sensitivity(scheme, inputs, rep) if args.mttr is None else None,
             "comparison": comparison(scheme, inputs, len(topo.azs))}
@@ -225,15 +231,21 @@ def render(r: dict) -> str:
     else:
         out.append(f"repair inputs: NO CLUSTER ANSWERED at {rep.where} (or --no-cluster): stated defaults")
     cycle = rep.audit_cycle_s
-    rows = [["scan interval", human_s(rep.scan_interval_s.value), rep.scan_interval_s.source],
+    bitflip = rep.bitflip_detection_s
+    rows = [["down timeout", human_s(rep.down_after_s.value), rep.down_after_s.source
+             + "; detection of a failed node (a probe each second: +1 s at most)"],
+            ["scan interval", human_s(rep.scan_interval_s.value), rep.scan_interval_s.source
+             + "; detection of a fragment lost on a node that is up"],
             ["audit rate", human_rate(rep.audit_bytes_per_s.value),
-             rep.audit_bytes_per_s.source + (f"; a silent bitflip is found within {human_s(cycle)}" if cycle
+             rep.audit_bytes_per_s.source + (f"; a silent bitflip is found within {human_s(cycle)} (audit cycle "
+                                             f"= bytes per node ÷ audit rate) and rebuilt by the next pass: "
+                                             f"detection ≤ {human_s(bitflip)}" if cycle
                                              else "; off: silent bitflips are found by reads only")],
             ["rebuild rate", human_rate(rep.rebuild_bytes_per_s.value), rep.rebuild_bytes_per_s.source],
             ["bytes per node", human_b(rep.node_bytes.value), rep.node_bytes.source],
             ["last pass", human_s(rep.pass_s.value), f"a rebuild ends with its pass ({rep.pass_s.source})"],
-            ["MTTR", human_s(r["mttr_s"]), ("= scan interval + max(bytes per node ÷ rebuild rate, last pass) = "
-                                            f"{human_s(rep.scan_interval_s.value)} + {human_s(rep.rebuild_s)}")
+            ["MTTR", human_s(r["mttr_s"]), ("= detection (down timeout) + max(bytes per node ÷ rebuild rate, "
+                                            f"last pass) = {human_s(rep.detection_s)} + {human_s(rep.rebuild_s)}")
              if r["mttr_source"] != "--mttr" else "--mttr"]]
     out += _table(rows)
     out += ["", "other inputs (flags):"]
@@ -258,13 +270,13 @@ def render(r: dict) -> str:
     sens = r["sensitivity"]
     if sens:
         for key, title in (("nines", "all failure modes"), ("nines_without_az_outages", "without AZ outages")):
-            out += ["", f"nines by scan interval (rows) and rebuild rate (columns), {title}, "
+            out += ["", f"nines by detection time (rows) and rebuild rate (columns), {title}, "
                         f"{human_b(sens['node_bytes'])} per node (* measured):"]
             iv_m, rate_m = sens["measured"]
-            head = ["scan \\ rebuild"] + [human_rate(x) + ("*" if x == rate_m else "")
+            head = ["detect \\ rebuild"] + [human_rate(x) + ("*" if x == rate_m else "")
                                          for x in sens["rebuild_bytes_per_s"]]
             rows = [head] + [[human_s(iv) + ("*" if iv == iv_m else "")] + [f"{v:.2f}" for v in row]
-                             for iv, row in zip(sens["scan_interval_s"], sens[key])]
+                             for iv, row in zip(sens["detection_s"], sens[key])]
             out += _table(rows, right=set(range(1, len(head))))
     out += ["", "comparison (the same rates and MTTR):"]
     rows = [["scheme", "placement", "overhead", "MTTDL", "P(loss)/year", "lost/year", "nines", "dominant"]]

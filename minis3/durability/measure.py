@@ -3,10 +3,14 @@ around ``model.py``).
 
 MTTR = detection + rebuild, where
 
-- detection is the scrubber's pass interval: a fragment lost between two passes is found by
-  the next one (``GET /status`` of the scrubber, ``settings.interval_s``). A silently
-  flipped bit is found by the node's own audit, which re-reads everything in
-  bytes per node ÷ audit rate (``settings.audit_mb_per_s``), shown beside it;
+- detection, for the failure the model counts (a disk or node that fails and stays down), is
+  the scrubber's *down timeout*: a node unreachable for ``scrub.down_after_s`` is declared
+  gone and a pass starts at once to rebuild its fragments elsewhere (``GET /status`` of the
+  scrubber, ``settings.down_after_s``; its probes run every second, so the bound is that
+  plus a second). Shown beside it: a fragment lost on a node that stays up (deleted, a disk
+  replaced empty) is found by the next pass, within the pass interval (``settings.interval_s``),
+  and a silently flipped bit by the node's own audit, which re-reads everything in bytes per
+  node ÷ audit rate (``settings.audit_mb_per_s``), then the next pass: audit cycle + interval;
 - rebuild is the fragment bytes a node holds (its ``GET /status``, ``disk_bytes``: the
   largest node's, the slowest to rebuild) ÷ the scrubber's measured rebuild rate: fragment
   bytes written by repairs ÷ the time with any repair running (``GET /status``, ``rebuild``;
@@ -23,8 +27,9 @@ from dataclasses import asdict, dataclass
 from ..cluster.status import signed_get
 from ..cluster.topology import Topology
 
-#: docs/scrub-benchmarks.md: a wiped node's 131 MB rebuilt in 6.2 s on 2 cores.
-DEFAULT_REBUILD_BYTES_PER_S = 21e6
+#: docs/scrub-benchmarks.md: a wiped node's fragments rebuilt with no rate limit, 2 cores
+#: (1 MiB objects; the rate limit, scrub.rebuild_mb_per_s, is 25 MB/s by default).
+DEFAULT_REBUILD_BYTES_PER_S = 50e6
 #: A full 4 TB disk, when no node can be asked.
 DEFAULT_NODE_BYTES = 4e12
 
@@ -45,6 +50,7 @@ class RepairInputs:
     cluster: bool                 # did the scrubber answer?
     where: str                    # the scrubber's address
     scan_interval_s: Measured
+    down_after_s: Measured        # detection of a node that stays down
     audit_bytes_per_s: Measured
     rebuild_bytes_per_s: Measured
     node_bytes: Measured
@@ -55,21 +61,33 @@ class RepairInputs:
         return max(self.node_bytes.value / self.rebuild_bytes_per_s.value, self.pass_s.value)
 
     @property
+    def detection_s(self) -> float:
+        """How long a failed node goes unnoticed: the down timeout (scrub.down_after_s)."""
+        return self.down_after_s.value
+
+    @property
     def mttr_s(self) -> float:
-        return self.scan_interval_s.value + self.rebuild_s
+        return self.detection_s + self.rebuild_s
 
     @property
     def audit_cycle_s(self) -> float | None:
         a = self.audit_bytes_per_s.value
         return self.node_bytes.value / a if a > 0 else None
 
+    @property
+    def bitflip_detection_s(self) -> float | None:
+        """A silent bitflip is quarantined within one audit cycle and rebuilt by the next pass."""
+        cycle = self.audit_cycle_s
+        return None if cycle is None else cycle + self.scan_interval_s.value
+
     def as_dict(self) -> dict:
         return {"cluster": self.cluster, "scrubber": self.where,
-                "scan_interval_s": self.scan_interval_s.as_dict(),
+                "scan_interval_s": self.scan_interval_s.as_dict(), "down_after_s": self.down_after_s.as_dict(),
                 "audit_bytes_per_s": self.audit_bytes_per_s.as_dict(),
                 "rebuild_bytes_per_s": self.rebuild_bytes_per_s.as_dict(),
                 "node_bytes": self.node_bytes.as_dict(), "last_pass_s": self.pass_s.as_dict(),
-                "rebuild_s": self.rebuild_s, "mttr_s": self.mttr_s, "audit_cycle_s": self.audit_cycle_s}
+                "detection_s": self.detection_s, "rebuild_s": self.rebuild_s, "mttr_s": self.mttr_s,
+                "audit_cycle_s": self.audit_cycle_s, "bitflip_detection_s": self.bitflip_detection_s}
 
 
 def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInputs:
@@ -82,6 +100,11 @@ def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInp
                             "the scrubber's pass interval (scrubber GET /status: settings.interval_s)", True)
     else:
         interval = Measured(sc.interval_s, "s", f"the topology's scrub.interval_s ({_why_not(st, ask)})")
+    if "down_after_s" in settings:
+        down = Measured(float(settings["down_after_s"]), "s",
+                        "the scrubber's down timeout (scrubber GET /status: settings.down_after_s)", True)
+    else:
+        down = Measured(sc.down_after_s, "s", f"the topology's scrub.down_after_s ({_why_not(st, ask)})")
     if "audit_mb_per_s" in settings:
         audit = Measured(float(settings["audit_mb_per_s"]) * 1e6, "B/s",
                          "each node's audit rate (scrubber GET /status: settings.audit_mb_per_s)", True)
@@ -95,7 +118,8 @@ def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInp
     else:
         why = "no rebuild yet since the scrubber started" if st else _why_not(st, ask)
         rebuild = Measured(DEFAULT_REBUILD_BYTES_PER_S, "B/s",
-                           f"default: make bench-scrub's 21 MB/s, docs/scrub-benchmarks.md ({why})")
+                           f"default: make bench-scrub's {DEFAULT_REBUILD_BYTES_PER_S / 1e6:.0f} MB/s unlimited, "
+                           f"docs/scrub-benchmarks.md ({why})")
     last = (st or {}).get("last_pass") or {}
     if last.get("seconds") is not None:
         pass_s = Measured(float(last["seconds"]), "s", f"scrubber GET /status: last_pass.seconds (pass {last['id']})",
@@ -103,7 +127,7 @@ def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInp
     else:
         pass_s = Measured(0.0, "s", "no pass finished yet" if st else _why_not(st, ask))
     node_bytes = _node_bytes(topo, ask and st is not None, timeout)
-    return RepairInputs(st is not None, sc.url, interval, audit, rebuild, node_bytes, pass_s)
+    return RepairInputs(st is not None, sc.url, interval, down, audit, rebuild, node_bytes, pass_s)
 
 
 def _why_not(st: dict | None, ask: bool) -> str:

@@ -23,14 +23,24 @@ def summary(p: dict, recovery: dict | None = None) -> str:
     if p.get("audit"):
         lines.append(f"  audited     {p['audit_fragments']} fragment files, {_mb(p['audit_bytes'])}, on "
                      f"{len(p['nodes_up'])} nodes: {p['corrupt_found']} corrupt (quarantined)")
-    if p.get("nodes_down"):
-        lines.append(f"  nodes down  {', '.join(p['nodes_down'])} (their fragments are unknown, not lost)")
+    gone = set(p.get("nodes_gone") or [])
+    if set(p.get("nodes_down") or []) - gone:
+        lines.append(f"  nodes down  {', '.join(sorted(set(p['nodes_down']) - gone))} "
+                     "(their fragments are unknown, not lost)")
+    if gone:
+        lines.append(f"  nodes gone  {', '.join(sorted(gone))} (down longer than scrub.down_after_s: "
+                     "their fragments are lost and rebuilt on other nodes)")
     lines.append(f"  checked     {p['objects']} erasure-coded objects, {p['fragments']} fragments "
                  f"({p['keys_done']} index entries)")
     lines.append("  damaged     " + (", ".join(f"{v} {k}" for k, v in sorted(damaged.items())) or "none"))
     lines.append(f"  rebuilt     {fixed} fragments; {moved} moved home from handoff nodes "
-                 f"({_mb(p['rebuilt_bytes'])} written)" + (f"; {p['repair_failures']} repairs failed"
-                                                         if p.get("repair_failures") else ""))
+                 f"({_mb(p['rebuilt_bytes'])} written, {_mb(p.get('rebuild_read_bytes', 0))} read)"
+                 + (f"; {p['repair_failures']} repairs failed" if p.get("repair_failures") else ""))
+    if p.get("rebuilt_bytes") and p.get("rebuild_seconds"):
+        limit = p.get("rebuild_rate_mb_per_s") or 0
+        lines.append(f"  rebuild     {p['rebuilt_bytes'] / 1e6 / p['rebuild_seconds']:.0f} MB/s written over "
+                     f"{p['rebuild_seconds']:.2f} s of repairs (limit: "
+                     + (f"{limit:g} MB/s)" if limit else "none)"))
     lines.append(f"  metadata    {p['meta_repairs']} stale replica versions repaired; "
                  f"{p['replicas_scanned']} replicas scanned")
     gc = (f"{p['orphans_removed']} orphan fragments removed ({_mb(p['orphan_bytes'])}); "
@@ -53,10 +63,12 @@ class ScrubError(Exception):
 
 
 async def request_pass(topo: Topology, *, audit: bool = True, rate: float = 0.0, timeout: float = 7200.0,
-                       progress: bool = True) -> tuple[dict, dict | None]:
+                       progress: bool = True, rebuild_rate: float | None = None) -> tuple[dict, dict | None]:
     """Ask the scrubber for a pass that starts after now and wait for it to
     finish; return its report and the scrubber's last recovery (see
-    :func:`summary`). With ``progress``, a progress bar on a terminal's stderr."""
+    :func:`summary`). With ``progress``, a progress bar on a terminal's stderr.
+    ``rebuild_rate``: MB/s of fragments the pass may rebuild (0: no limit;
+    None: the topology's ``scrub.rebuild_mb_per_s``)."""
     import aiohttp
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -64,7 +76,10 @@ async def request_pass(topo: Topology, *, audit: bool = True, rate: float = 0.0,
     deadline = time.monotonic() + timeout
     async with client_session(topo.cluster_secret, timeout_s=30) as s:
         try:
-            async with s.post(f"{url}/pass", params={"audit": int(audit), "audit_rate": rate}) as r:
+            params = {"audit": int(audit), "audit_rate": rate}
+            if rebuild_rate is not None:
+                params["rebuild_rate"] = rebuild_rate
+            async with s.post(f"{url}/pass", params=params) as r:
                 if r.status != 200:
                     raise ScrubError(f"the scrubber answered {r.status}: {(await r.text())[:200]}")
                 started = await r.json()
@@ -95,9 +110,11 @@ async def request_pass(topo: Topology, *, audit: bool = True, rate: float = 0.0,
                              "is the cluster up?") from exc
 
 
-async def _run(topo: Topology, audit: bool, rate: float, as_json: bool, timeout: float) -> int:
+async def _run(topo: Topology, audit: bool, rate: float, as_json: bool, timeout: float,
+               rebuild_rate: float | None) -> int:
     try:
-        last, recovery = await request_pass(topo, audit=audit, rate=rate, timeout=timeout, progress=not as_json)
+        last, recovery = await request_pass(topo, audit=audit, rate=rate, timeout=timeout, progress=not as_json,
+                                            rebuild_rate=rebuild_rate)
     except ScrubError as exc:
         print(f"minis3 scrub: {exc}", file=sys.stderr)
         return 2
@@ -109,5 +126,5 @@ async def _run(topo: Topology, audit: bool, rate: float, as_json: bool, timeout:
 
 
 def run(topo: Topology, *, audit: bool = True, rate: float = 0.0, as_json: bool = False,
-        timeout: float = 7200.0) -> int:
-    return asyncio.run(_run(topo, audit, rate, as_json, timeout))
+        timeout: float = 7200.0, rebuild_rate: float | None = None) -> int:
+    return asyncio.run(_run(topo, audit, rate, as_json, timeout, rebuild_rate))

@@ -6,6 +6,10 @@ object's home nodes, spread over the AZs), which nodes are up, and what each
 node's inventory holds, :func:`plan_object` says which fragments to rebuild
 and where, and which to move home from a handoff node. :func:`orphans` says
 which fragments no metadata points at and are old enough to remove.
+:func:`gone_nodes` says which down nodes have been down long enough to count
+as lost, and :func:`without_nodes` takes them out of the layout, so that the
+home placement of their fragments moves to the nodes left (the same AZs
+first: the spread the scheme asks for is kept where it can be).
 """
 from __future__ import annotations
 
@@ -103,6 +107,12 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
         if max(Counter(final).values()) > m:
             plan.problem = "no placement keeps at most m fragments a node"
             return plan
+    if any(state[i] is False and final[i] not in up for i in range(width)):
+        # (Only when the fallback above kept a lost fragment on a node that is
+        # not up, e.g. a gone one: never plan a write to a node that cannot take it.)
+        plan.problem = "no placement keeps at most m fragments a node on the nodes up"
+        plan.lost = [Fix(i, nodes[i], why_lost(nodes[i], oid, i)) for i in range(width) if state[i] is False]
+        return plan
     for i in range(width):
         if state[i] is False:
             plan.fixes.append(Fix(i, final[i], why_lost(nodes[i], oid, i)))
@@ -115,6 +125,27 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
         plan.fixes = []
         plan.final = list(nodes)
     return plan
+
+
+def gone_nodes(down_since: dict[str, float], now: float, down_after_s: float) -> set[str]:
+    """The nodes seen unreachable without a break for at least ``down_after_s``
+    (``down_since``: node → when the scrubber first saw it down, by its own
+    clock; a node that answered is not in it). Their fragments count as lost:
+    down for that long is taken to be gone, as a real system decides after a
+    timeout, instead of waiting forever for a disk that will not come back."""
+    return {n for n, since in down_since.items() if now - since >= down_after_s}
+
+
+def without_nodes(azs: list[tuple[str, list[str]]], gone: set[str]) -> list[tuple[str, list[str]]]:
+    """The layout ``[(az, [node ids])]`` with the gone nodes taken out. The
+    home placement computed over it (``ec.placement.place``) is where a gone
+    node's fragments go. With an AZ's other nodes left, every other fragment
+    keeps its home (the AZ keeps its nodes' rendezvous order) and the gone
+    node's share goes to the nodes left in its own AZ, so each AZ still holds
+    as many fragments as before. An AZ with no node left drops out and the
+    fragments are dealt round the others (so a few more may move, as handoffs),
+    still at most m a node."""
+    return [(az, [n for n in nodes if n not in gone]) for az, nodes in azs]
 
 
 def sources_for(plan: ObjectPlan, k: int) -> list[int]:

@@ -16,6 +16,12 @@ A pass (every ``scrub.interval_s``, at once when a node comes back, or on
    placement (``scrub.plan``), and repair: rebuild missing or quarantined
    fragments from any k others with pyeclib, move handed-off fragments home;
    then record the new placement (same version, placement epoch + 1).
+   A node seen unreachable for ``scrub.down_after_s`` is *gone*: its
+   fragments count as lost and are rebuilt on the nodes left, the same AZ's
+   first (``plan.without_nodes``). Repairs run ``REPAIR_CONCURRENCY`` objects
+   at once (``PACED_CONCURRENCY`` under a rate limit), paced to
+   ``scrub.rebuild_mb_per_s`` of fragment bytes written
+   (a ``TokenBucket``), so that foreground requests keep their latency.
 4. **Garbage.** A fragment that no replica's version points at, older than
    the grace period, is deleted (the node re-checks its age). Skipped unless
    all three replicas were scanned completely. Why this never races a write:
@@ -24,7 +30,8 @@ A pass (every ``scrub.interval_s``, at once when a node comes back, or on
 HTTP (HMAC-signed like every internal service; /health and /metrics open):
     GET  /status      the running pass's progress, the last pass, recoveries, the rebuild
                       totals (bytes, seconds with a repair running: `minis3 durability`)
-    POST /pass?audit=1&audit_rate=MBps   start a pass now (or join the running one) → {"pass": id}
+    POST /pass?audit=1&audit_rate=MBps&rebuild_rate=MBps   start a pass now (or join the running
+                      one) → {"pass": id}; rebuild_rate (0: no limit) for that pass only
     GET  /health      GET /metrics   (Prometheus)
 """
 from __future__ import annotations
@@ -63,7 +70,11 @@ from . import plan as P
 log = logging.getLogger("minis3.scrub")
 
 SCAN_PAGE = 250           # metadata versions per replica request (each holds its replica's event loop)
-REPAIR_CONCURRENCY = 4    # objects repaired at once
+REPAIR_CONCURRENCY = 8    # objects repaired at once (more gained nothing on 2 cores: docs/scrub-benchmarks.md)
+PACED_CONCURRENCY = 2     # objects repaired at once under a rate limit: the bucket sets the pace, and fewer
+                          # at once means smaller bursts of requests competing with the foreground
+REBUILD_BURST = 1 << 20   # bytes a rebuild may write at full speed after resting (the rate limiter's bucket)
+OFFLOAD_MIN = 256 * 1024  # segments smaller than this are decoded on the loop (a thread hop costs more)
 PROBE_EVERY = 1.0         # seconds between node health probes
 SOON = 3.0                # seconds to the next pass after one that repaired something
 AUDIT_WAIT = 3600.0       # seconds a pass waits for the nodes' audits at most
@@ -78,6 +89,8 @@ FRAGMENTS = _C("minis3_scrub_fragments_checked", "fragments checked against the 
 DAMAGED = _C("minis3_scrub_fragments_damaged", "fragments found missing or quarantined", "why")
 REBUILT = _C("minis3_scrub_fragments_rebuilt", "fragments written: rebuilt, or moved home", "why")
 REBUILT_BYTES = _C("minis3_scrub_bytes_rebuilt", "fragment bytes written by repairs")
+REBUILD_READ_BYTES = _C("minis3_scrub_bytes_read_for_rebuild", "fragment bytes read by repairs (k per segment rebuilt)")
+NODES_GONE = _G("minis3_scrub_nodes_gone", "nodes down longer than scrub.down_after_s: their fragments are rebuilt elsewhere")
 REBUILD_SECONDS = _C("minis3_scrub_rebuild_seconds",
                      "seconds during which at least one repair was running (rebuild rate = bytes rebuilt / this)")
 META_REPAIRS = _C("minis3_scrub_meta_repairs", "stale metadata replica versions overwritten by the newest")
@@ -98,6 +111,7 @@ class PassReport:
     audit: bool = False
     nodes_up: list[str] = field(default_factory=list)
     nodes_down: list[str] = field(default_factory=list)
+    nodes_gone: list[str] = field(default_factory=list)   # down longer than down_after_s: fragments rebuilt elsewhere
     audit_bytes: int = 0
     audit_fragments: int = 0
     corrupt_found: int = 0           # by this pass's audits
@@ -108,8 +122,10 @@ class PassReport:
     fragments: int = 0
     damaged: dict = field(default_factory=dict)       # why → count
     rebuilt: dict = field(default_factory=dict)       # why → count
-    rebuilt_bytes: int = 0
+    rebuilt_bytes: int = 0           # fragment bytes written by repairs (what the rebuild rate counts)
+    rebuild_read_bytes: int = 0      # fragment bytes read to rebuild them (k per segment)
     rebuild_seconds: float = 0.0     # time with at least one repair running (minis3 durability's rebuild rate)
+    rebuild_rate_mb_per_s: float = 0.0   # the rate limit this pass ran with (0: none)
     repair_failures: int = 0
     not_full: int = 0
     unrepairable: list = field(default_factory=list)  # [key, problem], first few
@@ -203,6 +219,17 @@ async def merged_scan(replicas: list[Replica], table: str, failed: list[bool] | 
         yield k, versions, [not c.failed for c in cursors]
 
 
+def rebuild_segment(codec: Codec, got: list[bytes], missing: list[int], expected: bytes) -> list[bytes] | None:
+    """One segment's lost fragments (``missing`` indexes) from the k fragments
+    ``got``, or None if the segment they decode to does not match its recorded
+    checksum ``expected``: a fragment is rebuilt only from a segment proven
+    whole (invariant 10). No I/O: run on the loop or in a worker thread."""
+    data = codec.decode_segment(got)
+    if segment_checksum(data) != expected:
+        return None
+    return codec.reconstruct(list(got), missing) if missing else []
+
+
 class Scrubber:
     def __init__(self, topo, session: aiohttp.ClientSession):
         self.topo = topo
@@ -217,6 +244,12 @@ class Scrubber:
         self.node_az = {n.id: n.az for n in topo.nodes}
         self.grace = topo.scrub.gc_grace_s
         self.up: dict[str, bool] = {n.id: True for n in topo.nodes}
+        # node → when a probe first found it down (monotonic), while it stays down.
+        # (A scrubber that restarts times a node down from its own start: later, never sooner.)
+        self.down_since: dict[str, float] = {}
+        self.gone_seen: set[str] = set()              # nodes already reported gone
+        # The rebuild rate limit: fragment bytes written, shared by every repair of a pass.
+        self.rebuild_pacer = TokenBucket(topo.scrub.rebuild_mb_per_s * 1e6, burst=REBUILD_BURST)
         self.returned_at: float | None = None        # monotonic: a node came back, not yet all full
         self.returned_nodes: set[str] = set()
         self.last_recovery: dict | None = None
@@ -233,7 +266,7 @@ class Scrubber:
         # their own durations would count the same second up to four times).
         self._repairing = 0
         self._repair_since = 0.0
-        self.rebuild = {"bytes": 0, "seconds": 0.0, "last_pass": None}
+        self.rebuild = {"bytes": 0, "read_bytes": 0, "seconds": 0.0, "last_pass": None}
 
     # ---------------------------------------------------------------- nodes
     async def _probe(self, node_id: str) -> bool:
@@ -259,12 +292,27 @@ class Scrubber:
                 self._wake.set()
             elif not ok and self.up.get(n, True):
                 log.warning("node %s is down", n)
+            if ok:
+                self.down_since.pop(n, None)
+            else:
+                self.down_since.setdefault(n, now)
             self.up[n] = ok
         if not all(results):
             self.returned_at = None
         elif came_back:
             self.returned_at = now
+        gone = self.gone()
+        for n in sorted(gone - self.gone_seen):
+            log.warning("node %s has been down %.0f s (scrub.down_after_s): its fragments are lost, "
+                        "a pass rebuilds them on other nodes", n, now - self.down_since[n])
+            self._wake.set()
+        self.gone_seen = gone
+        NODES_GONE.set(len(gone))
         return {n for n, ok in zip(ids, results) if ok}
+
+    def gone(self) -> set[str]:
+        """The nodes down for longer than ``scrub.down_after_s`` (plan.gone_nodes)."""
+        return P.gone_nodes(self.down_since, time.monotonic(), self.topo.scrub.down_after_s)
 
     async def _audit(self, nodes: set[str], rate: float, rep: PassReport) -> None:
         async def one(n: str) -> dict | None:
@@ -322,9 +370,15 @@ class Scrubber:
                 continue
         return 0
 
-    async def run_pass(self, *, audit: bool = False, audit_rate: float = 0.0) -> PassReport:
+    async def run_pass(self, *, audit: bool = False, audit_rate: float = 0.0,
+                       rebuild_rate: float | None = None) -> PassReport:
+        """One pass (module docstring). ``rebuild_rate``: MB/s of fragments
+        written for this pass (0: no limit; None: ``scrub.rebuild_mb_per_s``)."""
         self.passes += 1
         rep = self.current = PassReport(id=self.passes, started_unix=time.time(), audit=audit)
+        rate = self.topo.scrub.rebuild_mb_per_s if rebuild_rate is None else rebuild_rate
+        rep.rebuild_rate_mb_per_s = rate
+        self.rebuild_pacer.set_rate(rate * 1e6)
         t0 = time.monotonic()
         try:
             rep.phase = "probing nodes"
@@ -336,11 +390,14 @@ class Scrubber:
             rep.phase = "listing the nodes' inventories"
             rep.inventory_unix = time.time()
             inv, received, quarantined = await self._inventories(up)
+            # Down long enough to be gone, and still not answering: its fragments are lost.
+            gone = {n for n in self.gone() if n not in inv}
+            rep.nodes_gone = sorted(gone)
             referenced: dict[str, set[tuple[str, int]]] = {n: set() for n in inv}
             rep.keys_total = await self._estimate_keys()
             rep.phase = "walking the metadata"
             buckets = await self._walk_buckets(rep)
-            complete = await self._walk_objects(rep, inv, quarantined, referenced, buckets)
+            complete = await self._walk_objects(rep, inv, quarantined, referenced, buckets, gone)
             rep.phase = "collecting garbage"
             rep.complete = complete
             if complete:
@@ -429,8 +486,9 @@ class Scrubber:
                 return got
         return None
 
-    async def _walk_objects(self, rep, inv, quarantined, referenced, buckets: set[str] | None) -> bool:
-        sem = asyncio.Semaphore(REPAIR_CONCURRENCY)
+    async def _walk_objects(self, rep, inv, quarantined, referenced, buckets: set[str] | None,
+                            gone: set[str] = frozenset()) -> bool:
+        sem = asyncio.Semaphore(PACED_CONCURRENCY if rep.rebuild_rate_mb_per_s else REPAIR_CONCURRENCY)
         repairs: set[asyncio.Task] = set()
         failed: list[bool] = []
         part_records: dict[str, list[tuple[str, dict]]] = {}      # upload id → its live part records
@@ -460,7 +518,7 @@ class Scrubber:
             if physical_ms(int(newest["ts"])) > fresh_ms:
                 continue          # committed after the inventories were taken: the next pass looks
             try:
-                todo = self._plan(rep, ikey, newest, inv, quarantined, referenced)
+                todo = self._plan(rep, ikey, newest, inv, quarantined, referenced, gone)
             except Exception as exc:          # an odd record never stops the pass
                 log.warning("cannot check %s: %s", ikey, exc)
                 rep.not_full += 1
@@ -481,10 +539,12 @@ class Scrubber:
             await self._clean_parts(rep, part_records, live_uploads)
         return complete
 
-    def _plan(self, rep, ikey, newest, inv, quarantined, referenced) -> list:
+    def _plan(self, rep, ikey, newest, inv, quarantined, referenced, gone: set[str] = frozenset()) -> list:
         """Plan every fragment set of one record against the inventories
         (``inv``: node → {(oid, idx): (size, age)}, nodes that answered only);
-        return the sets with fixes to make."""
+        return the sets with fixes to make. A fragment on a ``gone`` node is
+        lost, and its home moves to the nodes left (``plan.without_nodes``)."""
+        azs = P.without_nodes(self.azs, gone) if gone else self.azs
         units = ec_units(newest)
         if units:
             rep.objects += 1
@@ -493,16 +553,20 @@ class Scrubber:
         for part, ec, size in units:
             rep.fragments += len(ec["nodes"])
             FRAGMENTS.inc(len(ec["nodes"]))
-            home = SC.home(ec, self.azs)              # a one-zone object's home is its zone's nodes
+            home = SC.home(ec, azs)                   # a one-zone object's home is its zone's nodes
             frag, last, n_seg = self._codec(ec).fragment_sizes(size, int(ec["seg"]))
 
             def held(node: str, oid: str, idx: int):
+                if node in gone:
+                    return False                  # down too long: lost
                 if node not in inv:
                     return None                   # down: unknown
                 got = inv[node].get((oid, idx))
                 return got is not None and got[0] == blocks.expected_file_size(oid, idx, node, frag, last, n_seg)
 
             def why_lost(node: str, oid: str, idx: int) -> str:
+                if node in gone:
+                    return "node gone"
                 if (oid, idx) in inv[node]:
                     return "truncated"            # whole blocks missing: its checksums cannot show it
                 return "quarantined" if (oid, idx) in quarantined.get(node, ()) else "missing"
@@ -588,7 +652,10 @@ class Scrubber:
         moved = dict(rec)
         changed = False
         for part, ec, size, pl in todo:
-            written = await self._rewrite(ec, size, pl)
+            written, read = await self._rewrite(ec, size, pl)
+            rep.rebuild_read_bytes += read
+            self.rebuild["read_bytes"] += read
+            REBUILD_READ_BYTES.inc(read)
             for f in pl.fixes:
                 rep.rebuilt[f.why] = rep.rebuilt.get(f.why, 0) + 1
                 REBUILT.labels(f.why).inc()
@@ -619,10 +686,11 @@ class Scrubber:
                                                                                      json=body),
                      2, finish_in_background=True)
 
-    async def _rewrite(self, ec: dict, size: int, pl: P.ObjectPlan) -> int:
+    async def _rewrite(self, ec: dict, size: int, pl: P.ObjectPlan) -> tuple[int, int]:
         """Write every fragment of ``pl.fixes`` from k present ones, segment by
         segment, each segment decoded and checked against its recorded checksum
-        first. Returns the bytes written."""
+        first. Returns (bytes written, bytes read). Paced by the rebuild rate
+        limit: each segment's written bytes are paid for before the next is read."""
         k, oid = int(ec["k"]), ec["id"]
         codec = self._codec(ec)
         n_seg = layout.segment_count(size, int(ec["seg"]))
@@ -633,20 +701,30 @@ class Scrubber:
         uploads = {f.index: asyncio.ensure_future(self.storage.put(f.target, oid, f.index, drain(queues[f.index])))
                    for f in pl.fixes}
         missing = [f.index for f in pl.fixes if f.index not in streams]
-        written = 0
+        written = read = 0
         try:
             for seg in range(n_seg):
                 got = await asyncio.gather(*(streams[i].__anext__() for i in srcs))
-                frags = dict(zip(srcs, got))
-                data = await asyncio.to_thread(codec.decode, list(got))
-                if segment_checksum(data) != sums[8 * seg:8 * seg + 8]:
+                seg_bytes = sum(map(len, got))
+                read += seg_bytes
+                expected = sums[8 * seg:8 * seg + 8]
+                # Decode, check and reconstruct in one step: one thread hop for a
+                # large segment (none for a small one), not one per pyeclib call.
+                if seg_bytes < OFFLOAD_MIN:
+                    rebuilt = rebuild_segment(codec, got, missing, expected)
+                else:
+                    rebuilt = await asyncio.to_thread(rebuild_segment, codec, got, missing, expected)
+                if rebuilt is None:
                     raise FragmentError(f"segment {seg} of {oid} does not match its checksum")
-                if missing:
-                    frags.update(zip(missing, await asyncio.to_thread(codec.reconstruct, list(got), missing)))
+                frags = dict(zip(srcs, got))
+                frags.update(zip(missing, rebuilt))
+                seg_written = 0
                 for f in pl.fixes:
                     piece = frags[f.index]
-                    written += len(piece)
+                    seg_written += len(piece)
                     await put_or_fail(queues[f.index], blocks.frame(piece), uploads[f.index])
+                written += seg_written
+                await self.rebuild_pacer.take(seg_written)      # the rebuild rate limit
             for f in pl.fixes:
                 await put_or_fail(queues[f.index], None, uploads[f.index])
             await asyncio.gather(*uploads.values())
@@ -661,7 +739,7 @@ class Scrubber:
                     await s.aclose()
                 except Exception:
                     pass
-        return written
+        return written, read
 
     # ---------------------------------------------------------------- garbage
     async def _collect(self, rep, inv, received, referenced, t0: float) -> None:
@@ -694,13 +772,14 @@ class Scrubber:
                 continue
 
     # ---------------------------------------------------------------- loop and HTTP
-    def start_pass(self, audit: bool = False, audit_rate: float = 0.0) -> int:
+    def start_pass(self, audit: bool = False, audit_rate: float = 0.0, rebuild_rate: float | None = None) -> int:
         """Start a pass now and return its id. If one is running, a new pass
         follows it (what a caller asks for must be seen by a pass that began
         after the call); a pass already queued is shared."""
         running = self._pass_task is not None and not self._pass_task.done()
         if not running:
-            self._pass_task = asyncio.ensure_future(self.run_pass(audit=audit, audit_rate=audit_rate))
+            self._pass_task = asyncio.ensure_future(self.run_pass(audit=audit, audit_rate=audit_rate,
+                                                                  rebuild_rate=rebuild_rate))
             return self.passes + 1
         if self._queued is not None and (self._queued_audit or not audit):
             return self._queued
@@ -711,7 +790,7 @@ class Scrubber:
         async def after() -> PassReport:
             await asyncio.gather(before, return_exceptions=True)
             self._queued = None
-            return await self.run_pass(audit=audit, audit_rate=audit_rate)
+            return await self.run_pass(audit=audit, audit_rate=audit_rate, rebuild_rate=rebuild_rate)
         self._pass_task = asyncio.ensure_future(after())
         return self._queued
 
@@ -734,15 +813,20 @@ class Scrubber:
                 await asyncio.sleep(PROBE_EVERY)      # a pass is running: the wake waits for it
 
     def status(self) -> dict:
+        now = time.monotonic()
         return {"role": "scrubber", "pid": os.getpid(), "passes": self.passes, "started_unix": self.started_unix,
                 "running": self.current.as_dict() if self.current else None,
                 "last_pass": self.last.as_dict() if self.last else None,
                 "last_recovery": self.last_recovery, "nodes_up": self.up,
+                "nodes_down_for_s": {n: round(now - t, 1) for n, t in sorted(self.down_since.items())},
+                "nodes_gone": sorted(self.gone_seen),
                 # Since the process started: fragment bytes written by repairs, and the time
                 # with any repair running; their ratio is the rebuild rate (minis3 durability).
                 "rebuild": dict(self.rebuild, seconds=round(self.rebuild["seconds"], 3)),
                 "settings": {"interval_s": self.topo.scrub.interval_s, "gc_grace_s": self.grace,
-                             "audit_mb_per_s": self.topo.scrub.audit_mb_per_s}}
+                             "audit_mb_per_s": self.topo.scrub.audit_mb_per_s,
+                             "rebuild_mb_per_s": self.topo.scrub.rebuild_mb_per_s,
+                             "down_after_s": self.topo.scrub.down_after_s}}
 
 
 def app(topo) -> web.Application:
@@ -785,8 +869,15 @@ def app(topo) -> web.Application:
 
     async def start(request):
         audit = request.query.get("audit") == "1"
-        rate = float(request.query.get("audit_rate", 0))
-        return web.json_response({"pass": state["scrubber"].start_pass(audit, rate),
+        try:
+            rate = float(request.query.get("audit_rate", 0))
+            rebuild = request.query.get("rebuild_rate")
+            rebuild_rate = None if rebuild in (None, "") else float(rebuild)
+        except ValueError:
+            return web.json_response({"code": "InvalidArgument", "message": "rates are numbers (MB/s)"}, status=400)
+        if rate < 0 or (rebuild_rate is not None and rebuild_rate < 0):
+            return web.json_response({"code": "InvalidArgument", "message": "rates are >= 0"}, status=400)
+        return web.json_response({"pass": state["scrubber"].start_pass(audit, rate, rebuild_rate),
                                   "started_unix": state["scrubber"].started_unix})
 
     async def health(request):
@@ -817,8 +908,9 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging("scrubber")
     tracing.configure("scrubber")
     tune_malloc()
-    log.info("scrubber on %s: a pass every %.0f s, GC grace %.0f s, node audit %.1f MB/s (%s)",
-             topo.scrub.url, topo.scrub.interval_s, topo.scrub.gc_grace_s, topo.scrub.audit_mb_per_s,
-             use_fast_event_loop())
+    log.info("scrubber on %s: a pass every %.0f s, GC grace %.0f s, node audit %.1f MB/s, rebuild at most "
+             "%s, a node down %.0f s is gone (%s)", topo.scrub.url, topo.scrub.interval_s, topo.scrub.gc_grace_s,
+             topo.scrub.audit_mb_per_s, f"{topo.scrub.rebuild_mb_per_s:g} MB/s" if topo.scrub.rebuild_mb_per_s
+             else "unlimited", topo.scrub.down_after_s, use_fast_event_loop())
     web.run_app(app(topo), host=topo.scrub.host, port=topo.scrub.port, print=None, access_log=None,
                 handle_signals=True)

@@ -42,7 +42,8 @@ def test_durability_reads_the_repair_inputs_from_the_cluster(cluster, s3, bucket
     out = json.loads(got.stdout)
     assert out["cluster"] is True
     rep = out["repair_inputs"]
-    for name in ("scan_interval_s", "audit_bytes_per_s", "rebuild_bytes_per_s", "node_bytes", "last_pass_s"):
+    for name in ("scan_interval_s", "down_after_s", "audit_bytes_per_s", "rebuild_bytes_per_s", "node_bytes",
+                 "last_pass_s"):
         assert rep[name]["measured"], (name, rep[name])
         assert rep[name]["source"]
     assert rep["scan_interval_s"]["value"] == cluster.topo.scrub.interval_s
@@ -51,7 +52,9 @@ def test_durability_reads_the_repair_inputs_from_the_cluster(cluster, s3, bucket
     assert 1e5 < rep["rebuild_bytes_per_s"]["value"] < 1e11          # 0.1 MB/s .. 100 GB/s
     assert 512 * KiB <= rep["node_bytes"]["value"] < 1e11
     assert 0 < rep["last_pass_s"]["value"] < 600
-    assert rep["mttr_s"] == out["mttr_s"] == rep["scan_interval_s"]["value"] + rep["rebuild_s"]
+    # MTTR = detection (the scrubber's down timeout for a node that stays down) + rebuild.
+    assert rep["down_after_s"]["value"] == rep["detection_s"] == cluster.topo.scrub.down_after_s
+    assert rep["mttr_s"] == out["mttr_s"] == rep["detection_s"] + rep["rebuild_s"]
     res = out["result"]
     assert res["scheme"] == "4+2 over 3 AZs" and res["placement"] == [2, 2, 2]
     assert math.isfinite(res["nines"]) and res["nines"] > 0

@@ -220,12 +220,15 @@ def test_command_without_a_cluster(capsys):
     assert out["cluster"] is False
     rep = out["repair_inputs"]
     assert not rep["rebuild_bytes_per_s"]["measured"] and "default" in rep["rebuild_bytes_per_s"]["source"]
-    assert rep["mttr_s"] == pytest.approx(60 + 4e12 / 21e6)     # the stated defaults: 1 min + 4 TB at 21 MB/s
+    # The stated defaults: a node is gone after the 10 min down timeout, then 4 TB at the default rebuild rate.
+    from minis3.durability.measure import DEFAULT_REBUILD_BYTES_PER_S
+    assert rep["detection_s"] == 600 and rep["down_after_s"]["value"] == 600
+    assert rep["mttr_s"] == pytest.approx(600 + 4e12 / DEFAULT_REBUILD_BYTES_PER_S)
     assert out["result"]["scheme"] == "4+2 over 3 AZs" and out["result"]["placement"] == [2, 2, 2]
     assert 0 < out["result"]["nines"] < 20
     names = [c["scheme"] for c in out["comparison"]]
     assert names == ["4+2 over 3 AZs", "6+3 over 3 AZs", "3 copies over 3 AZs", "4+2 one zone", "S3's claim"]
-    assert len(out["sensitivity"]["nines"]) == len(out["sensitivity"]["scan_interval_s"])
+    assert len(out["sensitivity"]["nines"]) == len(out["sensitivity"]["detection_s"])
 
 
 def test_command_what_ifs(capsys):

@@ -167,3 +167,87 @@ def test_expected_file_size_matches_real_fragment_files():
             want = blocks.expected_file_size(oid, idx, "b1", *c.fragment_sizes(size, seg))
             assert len(body) == want
             assert len(body[:-(12 + len(per_seg[-1][idx]))]) != want      # one block short
+
+
+# -- a node that stays down: its fragments are lost after scrub.down_after_s ---------------
+
+def test_gone_nodes_are_those_down_at_least_the_timeout():
+    down_since = {"b1": 100.0, "c2": 650.0}
+    assert P.gone_nodes(down_since, now=699.0, down_after_s=600) == set()
+    assert P.gone_nodes(down_since, now=700.0, down_after_s=600) == {"b1"}
+    assert P.gone_nodes(down_since, now=1250.0, down_after_s=600) == {"b1", "c2"}
+    assert P.gone_nodes({}, now=1e9, down_after_s=1) == set()
+
+
+def gone_plan(oid: str, gone: set[str]):
+    """Plan an object written while every node was up, after ``gone`` stopped answering for good."""
+    written = place(oid, AZS, 6)
+    up = ALL - gone
+    inv = {n: {(oid, i) for i, m in enumerate(written) if m == n} for n in up}
+    held = holding(inv)
+
+    def held_or_lost(node, o, i):
+        return False if node in gone else held(node, o, i)
+    home = place(oid, P.without_nodes(AZS, gone), 6)
+    return written, P.plan_object(ec_for(oid, written), home, NODE_AZ, up, held_or_lost,
+                                  why_lost=lambda n, o, i: "node gone" if n in gone else "missing")
+
+
+@settings(max_examples=300, deadline=None)
+@given(oid=st.text("0123456789abcdef", min_size=8, max_size=8), gone=st.sampled_from(sorted(ALL)))
+def test_a_gone_node_s_fragments_go_to_its_az_partner_and_keep_the_spread(oid, gone):
+    written, p = gone_plan(oid, {gone})
+    lost = [i for i, n in enumerate(written) if n == gone]
+    assert p.problem is None
+    assert sorted(f.index for f in p.fixes) == lost and all(f.why == "node gone" for f in p.fixes)
+    partner = next(n for n in ALL if NODE_AZ[n] == NODE_AZ[gone] and n != gone)
+    assert all(f.target == partner for f in p.fixes)       # the same AZ: it still holds 2 of 6
+    assert gone not in p.final
+    assert max(Counter(p.final).values()) <= 2              # losing any one more node leaves k = 4
+    assert sorted(Counter(NODE_AZ[n] for n in p.final).values()) == [2, 2, 2]   # losing any AZ leaves 4
+    # Every other fragment stays where it is: only the lost ones move.
+    assert [n for i, n in enumerate(p.final) if i not in lost] == [n for i, n in enumerate(written) if i not in lost]
+
+
+def test_a_whole_gone_az_s_fragments_spread_over_the_others_within_the_cap():
+    for oid in ("0a1b2c3d", "ffff0000", "12345678"):
+        written, p = gone_plan(oid, {"b1", "b2"})
+        assert p.problem is None
+        # The lost ones are rebuilt; dealing 6 over 2 AZs may move a few others too (as "handoff").
+        assert {f.index for f in p.fixes if f.why != "handoff"} == {i for i, n in enumerate(written)
+                                                                     if n in ("b1", "b2")}
+        assert not {"b1", "b2"} & set(p.final)
+        assert max(Counter(p.final).values()) <= 2
+
+
+def test_a_gone_node_is_never_a_target_even_when_no_placement_fits():
+    # Two nodes of three gone in a layout too small to hold 6 fragments at 2 a node: a
+    # problem is reported (nothing written), never a write to a node that cannot take it.
+    azs = [("az-a", ["a1"]), ("az-b", ["b1"]), ("az-c", ["c1"])]
+    node_az = {"a1": "az-a", "b1": "az-b", "c1": "az-c"}
+    written = place("o9", azs, 6)
+    inv = {"a1": {("o9", i) for i, n in enumerate(written) if n == "a1"}}
+    p = P.plan_object({"id": "o9", "k": 4, "m": 2, "nodes": written}, place("o9", P.without_nodes(azs, {"b1", "c1"}), 6),
+                      node_az, {"a1"}, lambda n, o, i: False if n in ("b1", "c1") else holding(inv)(n, o, i))
+    assert p.problem and not p.fixes
+
+
+def test_the_rebuild_rate_limit_paces_bytes_written():
+    """The scrubber's rebuild pacing: each segment's written bytes are paid to the
+    audit's TokenBucket; N bytes at R bytes/s take about N / R seconds, minus one burst."""
+    from minis3.storage.audit import TokenBucket
+    t = [0.0]
+    rate, burst = 25e6, 1 << 20
+    bucket = TokenBucket(rate, burst=burst, clock=lambda: t[0])
+    t[0] += 10.0                        # idle for a while: at most one burst saved up
+    written, waited = 0, 0.0
+    for _ in range(400):                # 400 segments' fragments of 262 KB: 105 MB
+        bucket.spend(262_000)
+        written += 262_000
+        w = bucket.wait_s()
+        waited += w
+        t[0] += w                       # the rebuild rests as long as the bucket says
+    assert abs(waited - (written - burst) / rate) < 1e-6
+    bucket.set_rate(0)                  # 0: no limit, no debt
+    bucket.spend(1 << 30)
+    assert bucket.wait_s() == 0
