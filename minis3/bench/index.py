@@ -1,4 +1,4 @@
-"""The index at scale (`make bench`, issue 8).
+"""The index at scale (`make bench`).
 
 1. Buckets of ``index_keys`` keys (1,000 and 1,000,000), filled by the
    metadata-level bulk loader (``minis3 bulk-load``: the same commit path as a

@@ -101,7 +101,7 @@ def ceilings(rows: list[dict], limits: dict, *, width: int = 6) -> list[dict]:
 
 
 def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning: dict | None = None) -> list[dict]:
-    """The ratios later issues are held to, each from this one run
+    """The ratios minis3 is held to, each from this one run
     (``versioning``: the suite's versioning results, bench/versioning.py)."""
     lim = dict(limits, **derived_ceilings(limits))
     out = []

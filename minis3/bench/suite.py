@@ -45,7 +45,7 @@ def moto_list_keys(s: Settings) -> tuple[int, ...]:
     return tuple(sorted({min(n, quick_cap) for n in s.list_keys}))
 
 TARGETS_TEXT = """\
-The targets later issues are held to, each a ratio taken from the same run
+The targets minis3 is held to, each a ratio taken from the same run
 (so a slower or faster machine moves both sides together):
 
 - 4 KiB PUT ops/s at the top concurrency at least **3×** moto_server's, and GET at least
@@ -58,12 +58,12 @@ The targets later issues are held to, each a ratio taken from the same run
   better: ≥ 0.8). The peak with small objects is in the note, for scale.
 - LIST page time flat in bucket size: a 1,000-key page in the largest bucket takes no more than
   1.5× as long as in the smallest (inverted above, ≥ 0.67).
-- CompleteMultipartUpload flat in object size (issue 6): completing a 2 GiB upload takes no
+- CompleteMultipartUpload flat in object size: completing a 2 GiB upload takes no
   more than 1.5× as long as completing a 10 MiB one with the same number of parts (inverted,
   ≥ 0.67): completion commits a manifest and reads no part, so only the part count costs (the
   1 GiB upload's 128-part completion shows that cost). Multipart PUT and GET of 1 GiB with 4
   parts in flight are shown against the single-stream figures (a ratio, not a target).
-- Old versions cost nothing to what reads the current one (issue 18): GET and HEAD of a
+- Old versions cost nothing to what reads the current one: GET and HEAD of a
   key's current version take no more than 1.5× as long with 1,000 versions of the key as
   with 1, and a 1,000-key LIST page no more than 1.5× as long in a bucket whose every key
   has 100 old versions as in one with none (inverted, ≥ 0.67).

@@ -1,4 +1,4 @@
-"""Versioning (`make bench`, issue 18): what old versions cost the requests
+"""Versioning (`make bench`): what old versions cost the requests
 that read only the current one.
 
 A key's current version is its **head**, every older version a **row**

@@ -1,8 +1,10 @@
 """The topology file: which processes exist, where they listen, and how data is spread.
 
-One TOML file describes a whole cluster. With no file at all, :func:`default`
-gives the local cluster of ``make run``: a frontend on 127.0.0.1:9000, three
-AZs of two storage nodes each, one metadata process per AZ, EC 4+2. On Linux
+One TOML file describes a whole cluster. With no file at all, :func:`load`
+parses :func:`default_doc` (with ``extra_metas=1``), the local cluster of
+``make run``: a frontend on 127.0.0.1:9000, three AZs of two storage nodes
+and two metadata processes each (the second empty at start, so that
+``minis3 partitions move`` has somewhere to move a partition to), EC 4+2. On Linux
 each AZ binds its own loopback address (az-a 127.0.1.1, az-b 127.0.2.1, az-c
 127.0.3.1; see :func:`az_address`).
 
@@ -188,7 +190,7 @@ class ScrubSpec:
     # An unreferenced fragment is removed only when older than this. Frontends
     # never commit a fragment that landed more than grace/4 ago, and replicas
     # refuse a new version stamped more than grace/4 ago, so no commit can
-    # land after a GC pass judged the fragment garbage (ARCHITECTURE.md).
+    # land after a GC pass judged the fragment garbage (docs/ARCHITECTURE.md).
     gc_grace_s: float = 600.0
     # Rebuilds write at most this many MB of fragments a second (0: no limit), so
     # that foreground requests keep their latency while a node is rebuilt

@@ -3,8 +3,8 @@
 A timestamp is one integer: wall-clock milliseconds in the high bits and a
 16-bit logical counter in the low bits. It never goes backwards in one process,
 it advances past any timestamp the process has seen (``observe``), and two
-timestamps order writes the way S3 does: the later one wins. Replication
-(a later issue) merges replicas by comparing these integers.
+timestamps order writes the way S3 does: the later one wins. Metadata
+replicas merge their copies by comparing these integers (meta/server.py).
 """
 from __future__ import annotations
 

@@ -2,9 +2,17 @@
 DeleteObjects, CopyObject.
 
 The PUT path, step by step (each step a call a learner can follow):
-    receive (body.Upload) → verify signature/digests → segment → encode →
-    store fragments (datapath.store: fsync on every node) → commit metadata
-    (meta.put_object: the one atomic moment of visibility) → ack
+    receive (body.Upload: the request's signature was checked on its headers;
+    aws-chunked chunk signatures are checked as chunks arrive) → segment →
+    encode → store fragments (datapath.store: fsync on every node) → verify
+    digests (Upload.verify, run by datapath.store after the last fragment is
+    durable: x-amz-content-sha256, Content-MD5, x-amz-checksum-*; on a
+    mismatch the fragments are removed and nothing is committed) → commit
+    metadata (meta/client.py's put_object: the one atomic moment of
+    visibility) → ack
+
+Digests are verified after storing, not before, because the body is never
+held whole: its hash is only known once the last byte has gone through.
 """
 from __future__ import annotations
 

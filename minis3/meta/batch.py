@@ -1,15 +1,16 @@
 """Many metadata calls to one replica in one request: a batch per event-loop tick.
 
-Issue 19 measured what a small PUT or GET costs: not its bytes, but its
-internal requests. Each call to a metadata replica cost the frontend ~0.3 ms
-and the replica ~0.4–0.6 ms of CPU in HTTP machinery (aiohttp's client and
-server, headers, HMAC, a response object), whatever it carried. Under load,
-many S3 requests ask the same replica something in the same moment, so the
-frontend's :class:`~minis3.meta.client.Replica` queues the calls made during
-one turn of the event loop and, if there are several, sends them as one
-``POST /v/batch``; the replica runs them concurrently, exactly as if they had
-come one by one (so writes still share its WAL's group commits), and answers
-every call's status and body in one response. A lone call goes out as itself.
+What a small PUT or GET costs is not its bytes but its internal requests
+(measured with the benchmark suite): each call to a metadata replica cost the
+frontend ~0.3 ms and the replica ~0.4–0.6 ms of CPU in HTTP machinery
+(aiohttp's client and server, headers, HMAC, a response object), whatever it
+carried. Under load, many S3 requests ask the same replica something in the
+same moment, so the frontend's :class:`~minis3.meta.client.Replica` queues
+the calls made during one turn of the event loop and, if there are several,
+sends them as one ``POST /v/batch``; the replica runs them concurrently,
+exactly as if they had come one by one (so writes still share its WAL's
+group commits), and answers every call's status and body in one response.
+A lone call goes out as itself.
 
 What a learner sees does not change: a call made inside a traced request
 (``rpc/tracing``) is never batched, so its trace keeps its own client and

@@ -1,7 +1,9 @@
 """The frontend's view of the metadata service: quorums over three replicas.
 
-Every bucket and object version lives on every replica (one per AZ). This
-client is the coordinator (the idea of Dynamo and Cassandra, with S3's last
+Every bucket and object version lives on three replicas, one per AZ: a
+bucket on each AZ's home metadata process, an object on the processes the
+partition map names for its key's range (``meta/routing.py``). This client
+is the coordinator (the idea of Dynamo and Cassandra, with S3's last
 writer wins):
 
 * **writes** get a hybrid-logical-clock timestamp here, go to all N replicas

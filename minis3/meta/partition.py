@@ -5,7 +5,8 @@ each bucket's keys are one contiguous run in sort order). Values are records
 that always carry ``ts``, a hybrid logical clock timestamp: a write replaces a
 record only if its timestamp is not older (last writer wins, as in S3), and a
 delete writes a tombstone (``{"ts": ..., "deleted": true}``) instead of
-removing the key, so that replicas (a later issue) can merge by timestamp.
+removing the key, so that replicas can merge by timestamp (a delete that one
+replica missed is not brought back by another's older copy).
 """
 from __future__ import annotations
 

@@ -1,9 +1,17 @@
-"""One metadata replica: buckets, object records and a GC queue, durable, last writer wins.
+"""One metadata process: replicas of buckets, object records and a GC queue, durable, last writer wins.
 
-Every AZ runs one replica, and every replica holds every partition. A replica
-has no opinion about S3's rules (ownership, conditions, empty buckets): the
-frontend is the coordinator that reads and writes quorums of replicas and
-applies those rules (``meta/client.py``). A replica only
+Each AZ runs one or more metadata processes. The object index is cut into
+key-range partitions, each with one replica per AZ; the partition map
+(``meta/pmap.py``) says which process of the AZ holds it. An AZ's first
+metadata process (its *home*) starts with every partition; an extra one
+starts with none and receives partitions when the index manager moves them
+to it (``meta/manager.py``). Every process keeps the buckets table. A
+request for a key range this process does not hold is answered 421
+WrongPartition with its map, so the caller can ask the right one.
+
+A replica has no opinion about S3's rules (ownership, conditions, empty
+buckets): the frontend is the coordinator that reads and writes quorums of
+replicas and applies those rules (``meta/client.py``). A replica only
 
 * stores versions by key, keeping the newest: a version is ordered by its
   hybrid-logical-clock ``ts`` (assigned by the coordinator), then its ``vid``
@@ -23,7 +31,8 @@ Tables (all :class:`Partition`: SortedDict + WAL + snapshots):
 
 * ``buckets``: bucket name → {ts, vid, created_ms, region, owner} or a tombstone
 * object partitions: "bucket/key" → object record or tombstone, split into key
-  ranges by the topology's ``partition_bounds``
+  ranges (at first the topology's ``partition_bounds``; the index manager
+  splits a partition that grows or runs hot), only those this process holds
 * ``gc``: fragments no version points to any more.
 
 HTTP API (JSON, HMAC-signed):
@@ -42,7 +51,10 @@ HTTP API (JSON, HMAC-signed):
     POST /v/prepare {bucket, key, ballot[, owner]} → {"bucket": version|null, "object": version|null}
                     a conditional write's first round: a promise, or 409 ConditionalRequestConflict
     GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=&inline=   (raw versions, tombstones too)
+    POST /v/batch   several of the calls above in one request (meta/batch.py)
     POST /gc/add    GET /gc    POST /gc/forget {ids}    GET /status    GET /health    GET /metrics
+    GET  /index/map  POST /index/map  GET /index/stats  GET /index/split-key   (the partition map, splits)
+    POST /index/receive  /index/fence  /index/finish  /index/release   (a partition replica's move)
 """
 from __future__ import annotations
 

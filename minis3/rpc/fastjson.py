@@ -1,8 +1,8 @@
 """JSON for the internal RPC and the metadata WAL: orjson when installed, the
 standard library otherwise (and for what orjson refuses).
 
-orjson encodes and decodes 5–10× faster than ``json``; issue 19 measured
-``json`` at ~20% of a metadata replica's CPU. Its output is compact UTF-8, the
+orjson encodes and decodes 5–10× faster than ``json``, which was measured at
+~20% of a metadata replica's CPU. Its output is compact UTF-8, the
 same bytes ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``
 writes, so WAL lines and snapshots written by either read back with either.
 orjson refuses what is not valid UTF-8 (a string with a lone surrogate): such a

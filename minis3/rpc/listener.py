@@ -5,7 +5,7 @@ internal services (``rpc/http.internal_app``) and the console with aiohttp's
 plain-text ones: each gets the head's timeout and the per-address cap.
 
 aiohttp parses each connection's bytes, with the limits set here
-(``PARSER_LIMITS``); this module adds what aiohttp lacks (issue 20):
+(``PARSER_LIMITS``); this module adds what aiohttp lacks:
 
 * **A request-header timeout**: a request's head (request line and headers)
   must be whole within ``HEADER_TIMEOUT_S`` of its first byte (of the

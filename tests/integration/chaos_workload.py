@@ -26,7 +26,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import boto3
 import botocore.exceptions
+from botocore.config import Config
+
+from .cluster import ACCESS_KEY, SECRET_KEY
 
 SIZES = [0, 1, 1024, 4096, 4097, 100_000, 1_500_000, 3_200_000]
 ABSENT = None          # the state of a key with no object
@@ -252,3 +256,31 @@ class Workload:
                          "ok_fraction": round(sum(o.ok for o in ops) / len(ops), 4) if ops else None,
                          "p99_ms": round(p99 * 1000, 1) if p99 is not None else None}
         return out
+
+
+# ----------------------------------------------------------------------------- running one
+
+def client(endpoint, retries: dict | None = None):
+    """A boto3 client as a workload's workers use one: boto3's standard
+    retries (an operation that fails after them has an unknown outcome),
+    5 s to connect, 30 s to read."""
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                        aws_secret_access_key=SECRET_KEY,
+                        config=Config(retries=retries or {"mode": "standard"}, connect_timeout=5, read_timeout=30))
+
+
+def run_workload(c, bucket: str, seconds: float, during=None) -> Workload:
+    """Four workers of 50 keys each (sizes 0 to 5000 bytes, LIST pages of 7
+    keys, so pages cross partition boundaries) on ``bucket`` of cluster
+    ``c`` for ``seconds``, calling ``during()`` once they have started; then
+    the final check against the log. The caller asserts on ``violations``."""
+    s3 = client(c.endpoint)
+    wl = Workload(lambda: client(c.endpoint), bucket, workers=4, keys_per_worker=50,
+                  sizes=[0, 10, 1000, 5000], list_page=7)
+    wl.start()
+    if during:
+        during()
+    time.sleep(seconds)
+    wl.stop()
+    wl.final_check(s3)
+    return wl

@@ -185,3 +185,34 @@ class TestCluster:
 
     def wait_healthy(self):
         wait_healthy(self.topo, 30)
+
+
+# ----------------------------------------------------------------------------- reading a cluster's state
+# Straight from its processes (signed internal requests), not through S3: what
+# a test checks the S3 answers against.
+
+def meta_record(c: TestCluster, bucket: str, key: str) -> dict:
+    """An object's newest metadata record, read straight from the replicas."""
+    path = "/v/object?" + urlencode({"bucket": bucket, "key": key})
+    found = []
+    for m in c.topo.metas:
+        req = urllib.request.Request(m.url + path,
+                                     headers=auth.headers(c.topo.cluster_secret, "GET", path))
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                found.append(json.loads(r.read())["object"])
+        except OSError:
+            pass
+    return max((f for f in found if f), key=lambda f: (f["ts"], f.get("vid", "")))
+
+
+def fragment_path(c: TestCluster, rec: dict, index: int) -> Path:
+    """Where fragment ``index`` of an erasure-coded record lives on its node's disk."""
+    node = c.topo.node(rec["ec"]["nodes"][index])
+    oid = rec["ec"]["id"]
+    return node.data_dir / "fragments" / oid[:2] / f"{oid}.{index}"
+
+
+def local_partitions(c: TestCluster, meta) -> list[str]:
+    """The ids of the partitions one metadata process holds, in key order."""
+    return [p["id"] for p in c.signed_get(meta.url, "/index/stats")["partitions"]]

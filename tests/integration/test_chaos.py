@@ -19,14 +19,13 @@ import urllib.request
 from urllib.parse import urlencode
 
 import pytest
-from botocore.config import Config
 
 from minis3.cluster import chaos
 from minis3.cluster.supervisor import wait_healthy
 from minis3.rpc import auth
 
-from .chaos_workload import Workload
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .chaos_workload import Workload, client
+from .cluster import TestCluster, fragment_path, meta_record
 
 SECONDS = float(os.environ.get("MINIS3_CHAOS_SECONDS", "4"))
 # Object sizes the workload writes: inline, one segment, and two segments
@@ -43,13 +42,6 @@ def cc(tmp_path_factory):
     c = TestCluster(tmp_path_factory.mktemp("chaos")).start()
     yield c
     c.discard()
-
-
-def client(endpoint):
-    import boto3
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY,
-                        config=Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30))
 
 
 CAN_PARTITION = os.geteuid() == 0 and shutil.which("iptables") is not None
@@ -188,7 +180,6 @@ def test_degraded_write_hands_fragments_off_and_records_where_they_are(cc):
     where each is; every fragment file is really there."""
     from collections import Counter
 
-    from .test_durability import fragment_path, meta_record
     s3 = client(cc.endpoint)
     s3.create_bucket(Bucket="handoff")
     k, m = cc.topo.erasure.k, cc.topo.erasure.m

@@ -11,7 +11,7 @@ from botocore.handlers import validate_ascii_metadata
 
 from .cluster import SECOND_ACCESS_KEY, SECOND_SECRET_KEY
 from .conftest import make_client
-from .test_listing import raw_query_client
+from .s3helpers import raw_query_client
 
 
 def err(exc_info) -> tuple[str, int]:
@@ -264,7 +264,7 @@ def test_decoded_content_length_is_ascii_digits(cluster, bucket, value):
     """x-amz-decoded-content-length (an aws-chunked PUT, raw HTTP: boto3 sends
     it only over TLS) with Unicode digits or a sign is InvalidArgument; it was
     a 500 or taken as a number."""
-    from .test_wire import SIGNED, assert_error, build_chunked, send
+    from .wire import SIGNED, assert_error, build_chunked, send
     path, h, body = build_chunked(cluster, bucket, "k", b"x" * 12, SIGNED,
                                   extra_headers={"x-amz-decoded-content-length": value})
     # Signed as the server reads it (UTF-8); sent as those bytes.

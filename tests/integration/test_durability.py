@@ -4,21 +4,17 @@ files, and a whole-cluster restart (graceful and kill -9) lose nothing.
 These tests damage their cluster, so they get one of their own.
 """
 import hashlib
-import json
 import os
 import signal
 import struct
 import time
-import urllib.request
-from urllib.parse import urlencode
 
 import pytest
 import xxhash
 
-from minis3.rpc import auth
 from minis3.storage import blocks
 
-from .cluster import TestCluster
+from .cluster import TestCluster, fragment_path, meta_record
 from .conftest import make_client
 
 MiB = 1 << 20
@@ -36,27 +32,6 @@ def ds3(dc):
     s3 = make_client(dc.endpoint)
     s3.create_bucket(Bucket="durable")
     return s3
-
-
-def meta_record(c: TestCluster, bucket: str, key: str) -> dict:
-    """An object's newest metadata record, read straight from the replicas."""
-    path = "/v/object?" + urlencode({"bucket": bucket, "key": key})
-    found = []
-    for m in c.topo.metas:
-        req = urllib.request.Request(m.url + path,
-                                     headers=auth.headers(c.topo.cluster_secret, "GET", path))
-        try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                found.append(json.loads(r.read())["object"])
-        except OSError:
-            pass
-    return max((f for f in found if f), key=lambda f: (f["ts"], f.get("vid", "")))
-
-
-def fragment_path(c: TestCluster, rec: dict, index: int):
-    node = c.topo.node(rec["ec"]["nodes"][index])
-    oid = rec["ec"]["id"]
-    return node.data_dir / "fragments" / oid[:2] / f"{oid}.{index}"
 
 
 def block_offsets(path) -> list[tuple[int, int]]:

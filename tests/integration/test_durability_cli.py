@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from .test_durability import fragment_path, meta_record
+from .cluster import fragment_path, meta_record
 
 KiB = 1 << 10
 

@@ -14,17 +14,15 @@ import time
 import urllib.parse
 import urllib.request
 
-import boto3
 import botocore.exceptions
 import pytest
-from botocore.config import Config
 
 from minis3.cluster import chaos
 from minis3.cluster.supervisor import wait_healthy
 from minis3.rpc import auth
 
-from .chaos_workload import Workload
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .chaos_workload import client, run_workload
+from .cluster import TestCluster, local_partitions
 
 SPLIT_KEYS = 60
 
@@ -35,12 +33,6 @@ def ic(tmp_path_factory):
                     index={"split_keys": SPLIT_KEYS, "check_every_s": 0.3, "split_ops_per_s": 0}).start()
     yield c
     c.discard()
-
-
-def client(endpoint, retries: dict | None = None):
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY,
-                        config=Config(retries=retries or {"mode": "standard"}, connect_timeout=5, read_timeout=30))
 
 
 def _get(topo, url: str, path: str) -> dict:
@@ -54,29 +46,12 @@ def maps(c, n: int = 3) -> list[dict]:
     return [_get(c.topo, m.url, "/index/map")["map"] for m in c.topo.metas[:n]]
 
 
-def local_partitions(c, meta) -> list[str]:
-    return [p["id"] for p in _get(c.topo, meta.url, "/index/stats")["partitions"]]
-
-
 def wait_until(cond, timeout: float = 30, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.1)
-
-
-def run_workload(c, bucket: str, seconds: float, during=None) -> Workload:
-    s3 = client(c.endpoint)
-    wl = Workload(lambda: client(c.endpoint), bucket, workers=4, keys_per_worker=50,
-                  sizes=[0, 10, 1000, 5000], list_page=7)
-    wl.start()
-    if during:
-        during()
-    time.sleep(seconds)
-    wl.stop()
-    wl.final_check(s3)
-    return wl
 
 
 def test_partitions_split_under_concurrent_puts_deletes_and_lists(ic):

@@ -8,12 +8,13 @@ import string
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 import pytest
 from botocore.exceptions import ClientError
 
 from .conftest import make_client
+from .s3helpers import raw_query_client
 
 
 def err(exc_info) -> tuple[str, int]:
@@ -359,21 +360,6 @@ def test_max_keys_zero(s3, big):
     assert p["IsTruncated"] is False and "NextContinuationToken" not in p
     p = s3.list_objects(Bucket=big, MaxKeys=0)
     assert p["MaxKeys"] == 0 and "Contents" not in p and p["IsTruncated"] is False
-
-
-def raw_query_client(cluster, op, **query):
-    """A client whose ``op`` requests carry ``query`` as raw query parameters
-    (``None`` removes one): the URL is rewritten after validation and
-    serialization, before signing, so the signature covers the change."""
-    c = make_client(cluster.endpoint)
-
-    def patch(params, **_):
-        parts = urlsplit(params["url"])
-        pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in query]
-        pairs += [(k, v) for k, v in query.items() if v is not None]
-        params["url"] = urlunsplit(parts._replace(query=urlencode(pairs, quote_via=quote, safe="-_.~")))
-    c.meta.events.register(f"before-call.s3.{op}", patch)
-    return c
 
 
 @pytest.mark.parametrize("op,method", [("ListObjectsV2", "list_objects_v2"), ("ListObjects", "list_objects")])

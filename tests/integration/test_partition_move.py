@@ -19,8 +19,8 @@ import pytest
 from minis3.cluster import chaos
 from minis3.cluster.partitions import collect, move, render
 
-from .cluster import TestCluster
-from .test_index import client, local_partitions, run_workload
+from .chaos_workload import client, run_workload
+from .cluster import TestCluster, local_partitions
 
 
 BULK = 5_000

@@ -520,7 +520,7 @@ def test_every_version_is_scrubbed_kept_and_collected_only_once_removed(gc):
     fragments, the scrubber rebuilds them like any object's, and once every
     version of every key is removed, one grace period later the storage nodes
     hold no fragment of the bucket."""
-    from .test_versioning import empty_every_version
+    from .s3helpers import empty_every_version
     s3 = make_client(gc.endpoint)
     s3.create_bucket(Bucket="vgc")
     s3.put_bucket_versioning(Bucket="vgc", VersioningConfiguration={"Status": "Enabled"})

@@ -8,6 +8,8 @@ import json
 import botocore.exceptions
 import pytest
 
+from .s3helpers import empty_every_version
+
 MiB = 1024 * 1024
 
 
@@ -21,17 +23,6 @@ def _status(exc_info) -> int:
 
 def _headers(resp) -> dict:
     return resp["ResponseMetadata"]["HTTPHeaders"]
-
-
-def empty_every_version(s3, name: str) -> None:
-    """Remove every version and delete marker (S3's way to empty a versioned bucket)."""
-    while True:
-        page = s3.list_object_versions(Bucket=name)
-        objs = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-        if not objs:
-            return
-        s3.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
 
 
 @pytest.fixture

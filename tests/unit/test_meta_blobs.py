@@ -13,7 +13,7 @@ from minis3.meta.partition import PartitionSet
 from minis3.meta.wal import decode_line, encode_line
 from minis3.rpc import fastjson
 
-from .test_partition_split import quiesce
+from .partition_support import quiesce
 
 
 def inline(data: bytes, ts: int = 1) -> dict:

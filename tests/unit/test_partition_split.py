@@ -6,19 +6,11 @@ import json
 
 from minis3.meta.partition import MANIFEST, PartitionSet
 
+from .partition_support import quiesce
+
 
 def rec(ts: int) -> dict:
     return {"ts": ts, "vid": f"v{ts}", "size": ts}
-
-
-async def quiesce(ps: PartitionSet) -> None:
-    """Wait for background snapshots, then close (a test reopens the same files)."""
-    for _ in range(500):
-        if not any(p.wal.busy for p in ps.partitions):
-            break
-        await asyncio.sleep(0.01)
-    for p in ps.partitions:
-        p.wal.close()
 
 
 async def write(ps: PartitionSet, key: str, value: dict) -> None:

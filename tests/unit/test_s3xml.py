@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import botocore.parsers
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,70 +16,11 @@ from hypothesis import strategies as st
 from minis3.core import errors as E
 from minis3.core import s3xml as X
 
+from .fake_s3 import TRICKY_KEYS, FakeS3
+
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 T0 = 1255369830000  # 2009-10-12T17:50:30.000Z
 OWNER = ("75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a", "webfile")
-
-TRICKY_KEYS = [
-    "plain.txt",
-    "a b.txt",
-    "a+b.txt",
-    "a b+c",
-    "100%.csv",
-    "%2B literally",
-    "한글/x.txt",
-    "emoji 😀/🚀",
-    "tilde~star*.txt",
-    "amp&lt<gt>quote\"apos'",
-    "dir/sub dir/file?x=1#frag",
-    "  leading and trailing  ",
-    "semi;colon,comma=eq@at$dollar!bang",
-]
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_kw):
-        yield self._body
-
-
-class FakeS3:
-    """A boto3 S3 client whose every call is answered with ``self.body``."""
-
-    def __init__(self) -> None:
-        self.client = boto3.client(
-            "s3", endpoint_url="http://x", region_name="us-east-1",
-            aws_access_key_id="a", aws_secret_access_key="b",
-            config=Config(retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}))
-        self.status = 200
-        self.body = b""
-        self.requests: list = []
-        self.client.meta.events.register("before-send.s3.*", self._send)
-
-    def _send(self, request, **_kw):
-        self.requests.append(request)
-        return AWSResponse(request.url, self.status, {"content-type": "application/xml"},
-                           _Raw(self.body))
-
-    def answer(self, body: bytes, status: int = 200) -> None:
-        self.body, self.status = body, status
-
-    @property
-    def last_query(self) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.requests[-1].url).query, keep_blank_values=True)
-
-    @property
-    def last_body(self) -> bytes:
-        body = self.requests[-1].body
-        if hasattr(body, "read"):
-            pos = body.tell()
-            body.seek(0)
-            data = body.read()
-            body.seek(pos)
-            return data
-        return body
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from minis3.core import errors as E
 from minis3.core import s3xml as X
 
+from .fake_s3 import TRICKY_KEYS, FakeS3
+
 S3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 NS = "{" + S3NS + "}"
 T0 = 1255369830000  # 2009-10-12T17:50:30.000Z
@@ -24,10 +26,6 @@ UPLOAD_ID = "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA"
 ALGS = [("crc32", "ChecksumCRC32"), ("crc32c", "ChecksumCRC32C"),
         ("crc64nvme", "ChecksumCRC64NVME"), ("sha1", "ChecksumSHA1"),
         ("sha256", "ChecksumSHA256")]
-
-# A boto3 client answered by canned XML, and the keys that stress escaping: shared
-# with the object-listing documents' tests.
-from .test_s3xml import TRICKY_KEYS, FakeS3  # noqa: E402
 
 
 @pytest.fixture(scope="module")
