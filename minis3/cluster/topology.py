@@ -403,6 +403,8 @@ def _storage_class_spec(raw: dict) -> StorageClassSpec:
     unknown = set(raw) - {"default", "buckets"}
     if unknown:
         raise TopologyError(f"[storage_class]: unknown keys {sorted(unknown)}")
+    if not isinstance(raw.get("buckets", {}), dict):
+        raise TopologyError("[storage_class] buckets: a table of bucket name = class")
     spec = StorageClassSpec(default=str(raw.get("default", "STANDARD")),
                             buckets={str(b): str(c) for b, c in dict(raw.get("buckets", {})).items()})
     for where, name in [("default", spec.default)] + [(f"buckets.{b}", c) for b, c in spec.buckets.items()]:

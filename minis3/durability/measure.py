@@ -117,9 +117,14 @@ def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInp
                            f"scrubber started (scrubber GET /status: rebuild)", True)
     else:
         why = "no rebuild yet since the scrubber started" if st else _why_not(st, ask)
-        rebuild = Measured(DEFAULT_REBUILD_BYTES_PER_S, "B/s",
-                           f"default: make bench-scrub's {DEFAULT_REBUILD_BYTES_PER_S / 1e6:.0f} MB/s unlimited, "
-                           f"docs/scrub-benchmarks.md ({why})")
+        limit = float(settings.get("rebuild_mb_per_s", sc.rebuild_mb_per_s)) * 1e6
+        if 0 < limit < DEFAULT_REBUILD_BYTES_PER_S:     # a rebuild never outruns its rate limit
+            rebuild = Measured(limit, "B/s", f"default: the rebuild rate limit, scrub.rebuild_mb_per_s "
+                                             f"({limit / 1e6:.0f} MB/s; {why})")
+        else:
+            rebuild = Measured(DEFAULT_REBUILD_BYTES_PER_S, "B/s",
+                               f"default: make bench-scrub's {DEFAULT_REBUILD_BYTES_PER_S / 1e6:.0f} MB/s unlimited, "
+                               f"docs/scrub-benchmarks.md ({why})")
     last = (st or {}).get("last_pass") or {}
     if last.get("seconds") is not None:
         pass_s = Measured(float(last["seconds"]), "s", f"scrubber GET /status: last_pass.seconds (pass {last['id']})",

@@ -7,15 +7,17 @@ node's inventory holds, :func:`plan_object` says which fragments to rebuild
 and where, and which to move home from a handoff node. :func:`orphans` says
 which fragments no metadata points at and are old enough to remove.
 :func:`gone_nodes` says which down nodes have been down long enough to count
-as lost, and :func:`without_nodes` takes them out of the layout, so that the
-home placement of their fragments moves to the nodes left (the same AZs
-first: the spread the scheme asks for is kept where it can be).
+as lost, and :func:`home_without` re-homes only their fragments on the nodes
+left (the same AZ first: the spread the scheme asks for is kept where it can
+be, and no other fragment moves).
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
+
+from ..ec.placement import NotEnoughNodes, handoff
 
 #: held(node, object id, index) → True (in the node's inventory), False (the
 #: node answered and does not hold it), None (the node is down: unknown).
@@ -79,6 +81,11 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
     plan = ObjectPlan(oid, nodes, list(nodes), list(home))
     plan.present = [i for i in range(width) if state[i]]
     plan.unknown = [i for i in range(width) if state[i] is None]
+    if any(state[i] is False for i in range(width)) and len(plan.present) < k:
+        # Too few to rebuild from, wherever a new fragment would go: say so (nothing is written).
+        plan.problem = f"only {len(plan.present)} of the {k} fragments needed are readable"
+        plan.lost = [Fix(i, nodes[i], why_lost(nodes[i], oid, i)) for i in range(width) if state[i] is False]
+        return plan
     final: list[str | None] = [None] * width
     for i in range(width):
         if state[i] is None:
@@ -136,16 +143,23 @@ def gone_nodes(down_since: dict[str, float], now: float, down_after_s: float) ->
     return {n for n, since in down_since.items() if now - since >= down_after_s}
 
 
-def without_nodes(azs: list[tuple[str, list[str]]], gone: set[str]) -> list[tuple[str, list[str]]]:
-    """The layout ``[(az, [node ids])]`` with the gone nodes taken out. The
-    home placement computed over it (``ec.placement.place``) is where a gone
-    node's fragments go. With an AZ's other nodes left, every other fragment
-    keeps its home (the AZ keeps its nodes' rendezvous order) and the gone
-    node's share goes to the nodes left in its own AZ, so each AZ still holds
-    as many fragments as before. An AZ with no node left drops out and the
-    fragments are dealt round the others (so a few more may move, as handoffs),
-    still at most m a node."""
-    return [(az, [n for n in nodes if n not in gone]) for az, nodes in azs]
+def home_without(object_id: str, home: list[str], node_az: dict[str, str], keep: set[str],
+                 cap: int) -> list[str]:
+    """An object's home placement once some nodes are gone: every fragment whose
+    home node is in ``keep`` (the nodes not gone it may live on: its zone's, for
+    a one-zone object) keeps it, so nothing else moves; each of the others gets
+    the node a PUT would hand it off to (``placement.handoff``): an unused node
+    of its own AZ, else an unused node, else the least loaded one, never more
+    than ``cap`` fragments a node. So a 4+2 object's fragment goes to the gone
+    node's AZ partner (2 of 6 an AZ still), a 4+1 object's to the node it does
+    not use yet (at most one a node), and a whole AZ gone costs only its own
+    fragments. When no node can take them (``NotEnoughNodes``: a one-zone
+    object whose zone lost a node) the home is left as it was, and the plan
+    reports the object short of fragments instead of writing anywhere."""
+    try:
+        return handoff(object_id, list(home), node_az, keep, max_per_node=cap)
+    except NotEnoughNodes:
+        return list(home)
 
 
 def sources_for(plan: ObjectPlan, k: int) -> list[int]:

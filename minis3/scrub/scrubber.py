@@ -18,7 +18,7 @@ A pass (every ``scrub.interval_s``, at once when a node comes back, or on
    then record the new placement (same version, placement epoch + 1).
    A node seen unreachable for ``scrub.down_after_s`` is *gone*: its
    fragments count as lost and are rebuilt on the nodes left, the same AZ's
-   first (``plan.without_nodes``). Repairs run ``REPAIR_CONCURRENCY`` objects
+   first, nothing else moving (``plan.home_without``). Repairs run ``REPAIR_CONCURRENCY`` objects
    at once (``PACED_CONCURRENCY`` under a rate limit), paced to
    ``scrub.rebuild_mb_per_s`` of fragment bytes written
    (a ``TokenBucket``), so that foreground requests keep their latency.
@@ -259,6 +259,7 @@ class Scrubber:
         self._pass_task: asyncio.Future | None = None
         self._queued: int | None = None
         self._queued_audit = False
+        self._queued_rate: float | None = None     # the queued pass's rebuild rate (None: the topology's)
         self.next_pass = time.monotonic() + topo.scrub.interval_s
         self.started_unix = time.time()
         self._wake = asyncio.Event()
@@ -543,8 +544,7 @@ class Scrubber:
         """Plan every fragment set of one record against the inventories
         (``inv``: node → {(oid, idx): (size, age)}, nodes that answered only);
         return the sets with fixes to make. A fragment on a ``gone`` node is
-        lost, and its home moves to the nodes left (``plan.without_nodes``)."""
-        azs = P.without_nodes(self.azs, gone) if gone else self.azs
+        lost, and only its home moves, to a node left (``plan.home_without``)."""
         units = ec_units(newest)
         if units:
             rep.objects += 1
@@ -553,7 +553,11 @@ class Scrubber:
         for part, ec, size in units:
             rep.fragments += len(ec["nodes"])
             FRAGMENTS.inc(len(ec["nodes"]))
-            home = SC.home(ec, azs)                   # a one-zone object's home is its zone's nodes
+            home = SC.home(ec, self.azs)              # a one-zone object's home is its zone's nodes
+            cap = SC.max_per_node(ec, self.azs)
+            if gone:
+                keep = {n for _, nodes in SC.home_azs(ec, self.azs) for n in nodes if n not in gone}
+                home = P.home_without(ec["id"], home, self.node_az, keep, cap)
             frag, last, n_seg = self._codec(ec).fragment_sizes(size, int(ec["seg"]))
 
             def held(node: str, oid: str, idx: int):
@@ -573,7 +577,7 @@ class Scrubber:
 
             # A one-zone object is rebuilt in its zone, never in another AZ.
             up = {n for n in inv if not ec.get("zone") or self.node_az.get(n) == ec["zone"]}
-            pl = P.plan_object(ec, home, self.node_az, up, held, why_lost, cap=SC.max_per_node(ec, self.azs))
+            pl = P.plan_object(ec, home, self.node_az, up, held, why_lost, cap=cap)
             for f in pl.damaged:
                 rep.damaged[f.why] = rep.damaged.get(f.why, 0) + 1
                 DAMAGED.labels(f.why).inc()
@@ -781,11 +785,12 @@ class Scrubber:
             self._pass_task = asyncio.ensure_future(self.run_pass(audit=audit, audit_rate=audit_rate,
                                                                   rebuild_rate=rebuild_rate))
             return self.passes + 1
-        if self._queued is not None and (self._queued_audit or not audit):
+        if self._queued is not None and (self._queued_audit or not audit) and self._queued_rate == rebuild_rate:
             return self._queued
         before = self._pass_task
         self._queued = self.passes + 1 + (self.current is None) + (self._queued is not None)
         self._queued_audit = audit
+        self._queued_rate = rebuild_rate           # a pass asked for another rebuild rate is not shared
 
         async def after() -> PassReport:
             await asyncio.gather(before, return_exceptions=True)

@@ -107,6 +107,7 @@ def test_the_topologys_storage_class_table(tmp_path):
     assert topo.storage_class.for_bucket("logs.eu-1") == "ONEZONE_IA"   # a dotted name is one key
     assert topo.storage_class.for_bucket("other") == "REDUCED_REDUNDANCY"
     assert topology.parse(topology.default_doc()).storage_class.for_bucket("x") == "STANDARD"
-    for bad in ({"default": "standard"}, {"buckets": {"b": "EXPRESS_ONEZONE"}}, {"defaults": "STANDARD"}):
+    for bad in ({"default": "standard"}, {"buckets": {"b": "EXPRESS_ONEZONE"}}, {"defaults": "STANDARD"},
+                {"buckets": "x"}, {"buckets": [1]}, {"buckets": 5}):
         with pytest.raises(topology.TopologyError, match="storage_class"):
             topology.parse(dict(topology.default_doc(), storage_class=bad))
