@@ -372,7 +372,7 @@ class Console:
                     ev = {"request_id": request_id_of(r["trace_id"]), "name": r["name"], "status": a.get("status"),
                           "code": a.get("code"), "ms": r["duration_ms"], "frontend": r["frontend"]}
                     await resp.write(f"event: request\ndata: {json.dumps(ev)}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:             # the page went away (a cancellation propagates)
             pass
         return resp
 
@@ -397,7 +397,7 @@ class Console:
                     await resp.write(b": still here\n\n")        # a comment keeps proxies from closing it
                     continue
                 await resp.write(_sse("point", pt))
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:             # the page went away (a cancellation propagates)
             pass
         finally:
             self.live.unwatch(q)

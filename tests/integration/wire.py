@@ -35,12 +35,10 @@ from .cluster import ACCESS_KEY, SECRET_KEY
 KiB, MiB = 1024, 1 << 20
 CHUNK = 64 * KiB
 REGION = "us-east-1"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-
-SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
-UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-UNSIGNED = "UNSIGNED-PAYLOAD"
+# The payload keywords a client puts in x-amz-content-sha256 (the server's own names).
+EMPTY_SHA256 = sigv4.EMPTY_SHA256
+SIGNED, SIGNED_TRAILER = sigv4.STREAMING_SIGNED, sigv4.STREAMING_SIGNED_TRAILER
+UNSIGNED_TRAILER, UNSIGNED = sigv4.STREAMING_UNSIGNED_TRAILER, sigv4.UNSIGNED_PAYLOAD
 
 
 # ----------------------------------------------------------------------------- HTTP plumbing
