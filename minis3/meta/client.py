@@ -232,6 +232,13 @@ async def drain_background(timeout: float = 60.0) -> None:
     await _Background.drain(timeout)
 
 
+def ask_order(replicas: list[Replica]) -> list[Replica]:
+    """The order :func:`quorum` asks replicas in: as given, replicas that
+    recently failed to answer last."""
+    now = time.monotonic()
+    return sorted(replicas, key=lambda r: r.suspect_until > now)
+
+
 async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], need: int, *,
                  finish_in_background: bool, ask: int | None = None) -> list[tuple[Replica, object]]:
     """Run call(r) on replicas; return the first `need` successes as (replica, result).
@@ -242,8 +249,7 @@ async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], 
     READ_HEDGE seconds (a frozen replica never answers), the next one is asked
     too. If `need` cannot succeed: the S3 error that a quorum of replicas gave
     (NoSuchBucket, AccessDenied), else 503 ServiceUnavailable."""
-    now = time.monotonic()
-    order = sorted(replicas, key=lambda r: r.suspect_until > now)
+    order = ask_order(replicas)
     first = len(order) if ask is None else ask
     tasks: dict[asyncio.Future, Replica] = {}
     waiting = list(order[first:])
@@ -411,8 +417,7 @@ class MetaClient(VersionedObjects):
         turn = next(self._turns) % len(replicas)
         replicas = replicas[turn:] + replicas[:turn]
         lean = {**params, **others} if others else params
-        now = time.monotonic()
-        first = min(replicas, key=lambda r: r.suspect_until > now)     # the one quorum() asks first
+        first = ask_order(replicas)[0]                                  # the one quorum() asks first
         return await quorum(replicas, lambda r: self.call_routed(r, ikey, "GET", path, follow=follow,
                                                                  params=params if r is first else lean),
                             self.r, finish_in_background=False, ask=self.r)
