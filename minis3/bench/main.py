@@ -154,35 +154,54 @@ def _wait_port(port: int, timeout: float = 30) -> None:
 
 
 async def network_limits(progress: Progress | None, *, stream_size: int = 256 * MiB, seconds: float = 3.0,
-                         streams: int = 2) -> dict:
-    """A bare aiohttp server's req/s and single-stream MB/s, driven by our client."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "minis3.bench.bare", str(port)])
+                         streams: int = 2, k: int = 4, m: int = 2) -> dict:
+    """A bare aiohttp server's req/s and single-stream MB/s, driven by our
+    client; then the same streams through a bare relay (``bench/bare.py``):
+    the two-hop ceiling, k + m origins behind one relay as storage nodes sit
+    behind the frontend."""
+    ports = [_free_port() for _ in range(k + m + 2)]
+    origin, relay, fragment_ports = ports[0], ports[1], ports[2:]
+    bare = [sys.executable, "-m", "minis3.bench.bare"]
+    procs = [subprocess.Popen(bare + [str(p)]) for p in [origin] + fragment_ports]
+    procs.append(subprocess.Popen(bare + [str(relay), "--relay", ",".join(map(str, fragment_ports)) + f"/{k}"]))
     try:
-        _wait_port(port)
-        base = f"http://127.0.0.1:{port}"
-        async with S3Client(base, "k", "s", max_connections=64) as client:
+        for p in ports:
+            _wait_port(p)
+        body = Payload.of(b"\0" * stream_size)
+        out = {}
+        async with S3Client("http://127.0.0.1", "k", "s", max_connections=64) as client:
             runner = Runner(client, progress=progress, sample_rss=False)
+
+            async def streams_through(port: int, name: str) -> tuple:
+                base = f"http://127.0.0.1:{port}"
+                down = await runner.phase("limits", f"{name} stream GET", stream_size, 1,
+                                          lambda i: client.request("GET", f"{base}/stream/{stream_size}"),
+                                          count=streams, label=f"{name} download")
+                up = await runner.phase("limits", f"{name} stream PUT", stream_size, 1,
+                                        lambda i: client.request("PUT", base + "/sink", body=body_of(body.data),
+                                                                 sha256=body.sha256,
+                                                                 headers={"Content-Length": str(stream_size)}),
+                                        count=streams, label=f"{name} upload")
+                return down, up
+
+            base = f"http://127.0.0.1:{origin}"
             ok = await runner.phase("limits", "bare GET /", 0, 32, lambda i: client.request("GET", base + "/"),
                                     count=10**7, duration=seconds, label="bare aiohttp req/s ×32")
-            body = Payload.of(b"\0" * stream_size)
-            down = await runner.phase("limits", "bare stream GET", stream_size, 1,
-                                      lambda i: client.request("GET", f"{base}/stream/{stream_size}"), count=streams,
-                                      label="bare aiohttp download")
-            up = await runner.phase("limits", "bare stream PUT", stream_size, 1,
-                                    lambda i: client.request("PUT", base + "/sink", body=body_of(body.data),
-                                                             sha256=body.sha256,
-                                                             headers={"Content-Length": str(stream_size)}),
-                                    count=streams, label="bare aiohttp upload")
-        for ph in (ok, down, up):
+            down, up = await streams_through(origin, "bare aiohttp")
+            relay_down, relay_up = await streams_through(relay, f"bare relay {k}+{m}")
+        for ph in (ok, down, up, relay_down, relay_up):
             if ph.errors:
                 raise RuntimeError(f"bare aiohttp server failed: {dict(ph.errors)}")
-        return {"bare_req_per_s": round(ok.ops / ok.wall, 1),
-                "bare_get_mb_s": round(down.nbytes / down.wall / 1e6, 1),
-                "bare_put_mb_s": round(up.ops * stream_size / up.wall / 1e6, 1)}
+        out = {"bare_req_per_s": round(ok.ops / ok.wall, 1)}
+        for key, d, u in (("bare", down, up), ("relay", relay_down, relay_up)):
+            out[f"{key}_get_mb_s"] = round(d.nbytes / d.wall / 1e6, 1)
+            out[f"{key}_put_mb_s"] = round(u.ops * stream_size / u.wall / 1e6, 1)
+        return out
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
 
 
 async def all_limits(a: argparse.Namespace, progress: Progress | None) -> dict:
@@ -192,9 +211,10 @@ async def all_limits(a: argparse.Namespace, progress: Progress | None) -> dict:
     console.print("measuring this machine's limits (encode, hashes, fsync, aiohttp)…")
     out = measure_in_child(topo.erasure.k, topo.erasure.m, topo.erasure.backend, Path(a.data_dir))
     if a.quick:
-        out.update(await network_limits(progress, stream_size=64 * MiB, seconds=1.0, streams=1))
+        out.update(await network_limits(progress, stream_size=64 * MiB, seconds=1.0, streams=1,
+                                        k=topo.erasure.k, m=topo.erasure.m))
     else:
-        out.update(await network_limits(progress))
+        out.update(await network_limits(progress, k=topo.erasure.k, m=topo.erasure.m))
     return out
 
 

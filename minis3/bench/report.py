@@ -70,9 +70,11 @@ def derived_ceilings(limits: dict) -> dict:
 #: What bounds a large single-stream transfer: the CPU work on its bytes, and the HTTP stack.
 LARGE_CEILINGS = {
     "PUT": [("put_work_mb_s", "one core doing MD5+SHA-256+encode+xxh3"),
-            ("bare_put_mb_s", "bare aiohttp single-stream upload")],
+            ("bare_put_mb_s", "bare aiohttp single-stream upload"),
+            ("relay_put_mb_s", "bare two-hop upload (relay to k+m origins)")],
     "GET": [("get_work_mb_s", "one core doing decode+2×xxh3"),
-            ("bare_get_mb_s", "bare aiohttp single-stream download")],
+            ("bare_get_mb_s", "bare aiohttp single-stream download"),
+            ("relay_get_mb_s", "bare two-hop download (k origins, relay)")],
 }
 
 
@@ -190,6 +192,8 @@ LIMIT_LABELS = {
     "fsync_rename_creates_per_s": "4 KiB create+fsync+rename+dir fsync /s",
     "bare_req_per_s": "bare aiohttp handler req/s (×32, client on this box)",
     "bare_get_mb_s": "bare aiohttp single-stream download MB/s", "bare_put_mb_s": "bare aiohttp single-stream upload MB/s",
+    "relay_get_mb_s": "bare two-hop download MB/s (k origins → relay → client: minis3's hops, none of its work)",
+    "relay_put_mb_s": "bare two-hop upload MB/s (client → relay → k+m origins, 1.5× the bytes for 4+2)",
     "put_work_mb_s": "one core: MD5+SHA-256+encode+xxh3 MB/s", "get_work_mb_s": "one core: decode+2×xxh3 MB/s",
 }
 

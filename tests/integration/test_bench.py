@@ -87,3 +87,35 @@ def test_bench_versioning_reduced(cluster, s3):
     oldest = s3.get_object(Bucket=bucket, Key="k/0000007", VersionId=got[-1]["VersionId"])
     assert oldest["Body"].read() == versioning.BODY
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 50
+
+
+def test_bare_relay_moves_every_byte_both_ways():
+    """The two-hop ceiling `bench --limits` measures is a relay that really
+    relays: a download is the k origins' bytes in full, and an upload that is
+    not a whole number of segments reaches every origin's sink."""
+    import asyncio
+
+    from minis3.bench.main import _free_port, _wait_port
+    ports = [_free_port() for _ in range(7)]
+    bare = [sys.executable, "-m", "minis3.bench.bare"]
+    procs = [subprocess.Popen(bare + [str(p)]) for p in ports[1:]]
+    procs.append(subprocess.Popen(bare + [str(ports[0]), "--relay", ",".join(map(str, ports[1:])) + "/4"]))
+
+    async def run():
+        import aiohttp
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{ports[0]}/stream/{3 << 20}") as r:
+                body = await r.read()
+                assert r.status == 200 and len(body) == 3 << 20 == int(r.headers["Content-Length"])
+            async with s.put(f"http://127.0.0.1:{ports[0]}/sink", data=b"x" * ((2 << 20) + 5)) as r:
+                assert r.status == 200
+
+    try:
+        for p in ports:
+            _wait_port(p)
+        asyncio.run(run())
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
