@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from minis3.storage import blocks
+from minis3.storage import blocks, server
 from minis3.storage.client import BlockCutter, FragmentError, StorageClient
 from minis3.storage.server import READ_BATCH, BadFragmentFile, _open_range
 
@@ -37,6 +37,7 @@ def payloads_of(n: int, size: int, last: int | None = None, seed: int = 1) -> li
 def read_all(path, idx: int, first: int, last: int, limit: int) -> tuple[bytes, int, str | None, int]:
     """Everything a GET would send: (bytes, data bytes, problem, Content-Length)."""
     rng = _open_range(path, idx, first, last)
+    assert (rng.direct_fd >= 0) == (server.DIRECT_READ_MIN == 0)
     try:
         sent, data, problem = [], 0, None
         while not rng.done and problem is None:
@@ -50,9 +51,19 @@ def read_all(path, idx: int, first: int, last: int, limit: int) -> tuple[bytes, 
 
 # -- the node: FragmentRange --------------------------------------------------
 
+@pytest.fixture(params=["page cache", "direct"])
+def read_mode(request, monkeypatch):
+    """Each FragmentRange test both ways: through the page cache, and with
+    direct I/O (storage.server.DIRECT_READ_MIN lowered so small test files
+    take the path big fragment files take)."""
+    if request.param == "direct":
+        monkeypatch.setattr(server, "DIRECT_READ_MIN", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("limit", [1, 100, 1000, 5000, READ_BATCH])
 @pytest.mark.parametrize("first,last", [(0, -1), (0, 9), (3, 6), (9, 9), (9, 20), (0, 0), (7, -1)])
-def test_range_sends_exactly_the_blocks_asked_for(tmp_path, limit, first, last):
+def test_range_sends_exactly_the_blocks_asked_for(read_mode, tmp_path, limit, first, last):
     # 10 blocks of 300 bytes, the last one shorter (a short last segment).
     payloads = payloads_of(10, 300, last=123)
     raw, _ = fragment_bytes(2, payloads)
@@ -66,7 +77,7 @@ def test_range_sends_exactly_the_blocks_asked_for(tmp_path, limit, first, last):
     assert data == sum(len(x) for x in payloads[first:end + 1])
 
 
-def test_range_beyond_the_end_and_empty_files(tmp_path):
+def test_range_beyond_the_end_and_empty_files(read_mode, tmp_path):
     raw, _ = fragment_bytes(0, payloads_of(3, 50))
     p = tmp_path / "f"
     p.write_bytes(raw)
@@ -78,7 +89,7 @@ def test_range_beyond_the_end_and_empty_files(tmp_path):
 
 
 @pytest.mark.parametrize("limit", [1, 700, READ_BATCH])
-def test_a_flipped_byte_stops_the_range_before_that_block(tmp_path, limit):
+def test_a_flipped_byte_stops_the_range_before_that_block(read_mode, tmp_path, limit):
     payloads = payloads_of(6, 200)
     raw, hlen = fragment_bytes(1, payloads)
     stride = blocks.BLOCK_HEAD.size + 200
@@ -95,7 +106,7 @@ def test_a_flipped_byte_stops_the_range_before_that_block(tmp_path, limit):
 
 
 @pytest.mark.parametrize("cut", [1, 11, 12, 13, 150])
-def test_a_file_cut_short_is_found(tmp_path, cut):
+def test_a_file_cut_short_is_found(read_mode, tmp_path, cut):
     """Cut inside the last block (its head or its data): the layout (by the
     file's size) no longer matches that block's head, or its head is short."""
     payloads = payloads_of(4, 200)
@@ -108,7 +119,7 @@ def test_a_file_cut_short_is_found(tmp_path, cut):
     assert problem is not None and "segment 3" in problem
 
 
-def test_a_bad_length_in_a_middle_block_is_corrupt(tmp_path):
+def test_a_bad_length_in_a_middle_block_is_corrupt(read_mode, tmp_path):
     """A head whose length disagrees with block 0's (only the file's last
     block may be shorter) is refused, even with a matching checksum."""
     payloads = [b"a" * 100, b"b" * 60, b"c" * 140]           # 100 + 60 + 140 = 3 × 100
@@ -120,7 +131,7 @@ def test_a_bad_length_in_a_middle_block_is_corrupt(tmp_path):
     assert problem.startswith("segment 1: block length 60")
 
 
-def test_a_file_that_shrinks_while_open_is_found(tmp_path):
+def test_a_file_that_shrinks_while_open_is_found(read_mode, tmp_path):
     payloads = payloads_of(4, 100)
     raw, hlen = fragment_bytes(0, payloads)
     p = tmp_path / "f"
