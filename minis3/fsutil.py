@@ -150,7 +150,23 @@ class DurableFile:
 
     def _write_all(self, view: memoryview) -> None:
         while view:
-            view = view[os.write(self.fd, view):]
+            try:
+                n = os.write(self.fd, view)
+            except OSError as exc:
+                # A file system that opened the file for direct I/O but will
+                # not write it so: go on through the page cache.
+                if exc.errno != errno.EINVAL or not self._clear_direct():
+                    raise
+                continue
+            view = view[n:]
+
+    def _clear_direct(self) -> bool:
+        """Turn direct I/O off for this descriptor; False if it was off already."""
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        if not flags & _O_DIRECT:
+            return False
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~_O_DIRECT)
+        return True
 
     def _write_through(self, pieces) -> None:
         for piece in pieces:
@@ -172,7 +188,7 @@ class DurableFile:
         if whole:
             self._write_all(memoryview(self._buf)[:whole])
         if whole < self._fill:
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~_O_DIRECT)
+            self._clear_direct()
             self._write_all(memoryview(self._buf)[whole:self._fill])
         self._fill = 0
 

@@ -80,3 +80,26 @@ def test_direct_reads_give_what_a_plain_read_gives(tmp_path, size):
         assert pread_direct(fd, fsutil.READ_BUFFERS.size + 1, 0) is None     # too big: the caller reads plainly
     finally:
         os.close(fd)
+
+
+def test_a_file_system_that_refuses_direct_writes_gets_them_through_the_page_cache(tmp_path, monkeypatch):
+    """Opened for direct I/O, then EINVAL on a direct write (some overlay and
+    FUSE file systems): the file is still written, through the page cache."""
+    if not fsutil._O_DIRECT:
+        pytest.skip("no direct I/O here")
+    real_write = os.write
+    refused = []
+
+    def write(fd, data):
+        import fcntl
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & fsutil._O_DIRECT:
+            refused.append(len(data))
+            raise OSError(22, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(fsutil.os, "write", write)
+    data = os.urandom(BUF * 2 + 100)
+    f = DurableFile(tmp_path / "f")
+    f.write(data)
+    f.sync_and_close()
+    assert refused and (tmp_path / "f").read_bytes() == data
