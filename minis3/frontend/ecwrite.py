@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import struct
 import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
 import prometheus_client
-import xxhash
 
 from ..core import errors as E
 from ..ec import storage_class as SC
+from ..ec.rebuild import segment_checksum
 from ..ec.placement import NotEnoughNodes, handoff, place
 from ..rpc.tracing import TRACER
 from ..storage import blocks
@@ -49,10 +48,6 @@ OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (
 #: them home later. The console's live charts plot how many wait (console/series.py).
 HANDED_OFF = prometheus_client.Counter("minis3_fragments_handed_off", "Fragments a PUT stored on a handoff "
                                        "node because their home node was down")
-
-
-def segment_checksum(data: bytes) -> bytes:
-    return struct.pack(">Q", xxhash.xxh3_64_intdigest(data))
 
 
 @dataclass

@@ -14,14 +14,20 @@ A pass (every ``scrub.interval_s``, at once when a node comes back, or on
    the stale ones (anti-entropy). For every live erasure-coded version,
    compare its recorded placement with the inventories and the home
    placement (``scrub.plan``), and repair: rebuild missing or quarantined
-   fragments from any k others with pyeclib, move handed-off fragments home;
-   then record the new placement (same version, placement epoch + 1).
+   fragments from any k others, move handed-off fragments home; then record
+   the new placement (same version, placement epoch + 1). The scrubber moves
+   no fragment bytes itself: each fix becomes a rebuild job (``ec.rebuild``)
+   for the node that will hold the fragment, which reads the k sources from
+   their nodes, checks every segment against its recorded checksum and lands
+   the fragment (``POST /rebuild``, storage/rebuild.py). Jobs are sent in
+   batches by target node (``scrub.batches``), ``REPAIR_CONCURRENCY`` objects
+   in repair at once (``PACED_CONCURRENCY`` under a rate limit).
    A node seen unreachable for ``scrub.down_after_s`` is *gone*: its
    fragments count as lost and are rebuilt on the nodes left, the same AZ's
-   first, nothing else moving (``plan.home_without``). Repairs run ``REPAIR_CONCURRENCY`` objects
-   at once (``PACED_CONCURRENCY`` under a rate limit), paced to
-   ``scrub.rebuild_mb_per_s`` of fragment bytes written
-   (a ``TokenBucket``), so that foreground requests keep their latency.
+   first, nothing else moving (``plan.home_without``). Rebuilds are paced to
+   ``scrub.rebuild_mb_per_s`` of fragment bytes written (a ``TokenBucket``
+   each batch pays before it is sent), so that foreground requests keep their
+   latency.
 4. **Garbage.** A fragment that no replica's version points at, older than
    the grace period, is deleted (the node re-checks its age). Skipped unless
    all three replicas were scanned completely. Why this never races a write:
@@ -38,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import logging
 import os
 import time
@@ -50,10 +55,9 @@ import prometheus_client
 from aiohttp import web
 
 from ..core.hlc import physical_ms
-from ..ec import layout
 from ..ec.codec import Codec, codec_for, tune_malloc
 from ..ec import storage_class as SC
-from ..frontend.ecwrite import drain, put_or_fail, segment_checksum
+from ..ec.rebuild import RebuildJob
 from ..meta.client import PARTS, UPLOADS, MetaClient, Replica, ReplicaError, quorum
 from ..meta import blobs
 from ..meta.routing import IndexRouter
@@ -66,15 +70,18 @@ from ..storage import blocks
 from ..storage.audit import TokenBucket
 from ..storage.client import FragmentError, StorageClient
 from . import plan as P
+from .batches import RebuildBatcher
 
 log = logging.getLogger("minis3.scrub")
 
 SCAN_PAGE = 250           # metadata versions per replica request (each holds its replica's event loop)
-REPAIR_CONCURRENCY = 8    # objects repaired at once (more gained nothing on 2 cores: docs/scrub-benchmarks.md)
-PACED_CONCURRENCY = 2     # objects repaired at once under a rate limit: the bucket sets the pace, and fewer
-                          # at once means smaller bursts of requests competing with the foreground
+REPAIR_CONCURRENCY = 256  # objects whose rebuild jobs are queued or running at once: enough to fill batches
+PACED_CONCURRENCY = 256   # the same under a rate limit (the bucket sets the pace; a batch waits its turn)
+BATCH_JOBS = 64           # rebuild jobs a batch (one POST /rebuild to the node that receives them)
+BATCH_SOURCE_BYTES = 32 << 20   # source fragment bytes a batch reads (a larger job goes alone, in windows)
+BATCHES_PER_NODE = 2      # batches in flight to one node: one runs while the next fills
+PACED_BATCH_S = 0.25      # under a rate limit, a batch writes about rate × this (at least one job)
 REBUILD_BURST = 1 << 20   # bytes a rebuild may write at full speed after resting (the rate limiter's bucket)
-OFFLOAD_MIN = 256 * 1024  # segments smaller than this are decoded on the loop (a thread hop costs more)
 PROBE_EVERY = 1.0         # seconds between node health probes
 SOON = 3.0                # seconds to the next pass after one that repaired something
 AUDIT_WAIT = 3600.0       # seconds a pass waits for the nodes' audits at most
@@ -219,17 +226,6 @@ async def merged_scan(replicas: list[Replica], table: str, failed: list[bool] | 
         yield k, versions, [not c.failed for c in cursors]
 
 
-def rebuild_segment(codec: Codec, got: list[bytes], missing: list[int], expected: bytes) -> list[bytes] | None:
-    """One segment's lost fragments (``missing`` indexes) from the k fragments
-    ``got``, or None if the segment they decode to does not match its recorded
-    checksum ``expected``: a fragment is rebuilt only from a segment proven
-    whole (invariant 10). No I/O: run on the loop or in a worker thread."""
-    data = codec.decode_segment(got)
-    if segment_checksum(data) != expected:
-        return None
-    return codec.reconstruct(list(got), missing) if missing else []
-
-
 class Scrubber:
     def __init__(self, topo, session: aiohttp.ClientSession):
         self.topo = topo
@@ -263,7 +259,7 @@ class Scrubber:
         self.next_pass = time.monotonic() + topo.scrub.interval_s
         self.started_unix = time.time()
         self._wake = asyncio.Event()
-        # The rebuild clock: wall time while any repair runs (four run at once, so
+        # The rebuild clock: wall time while any rebuild batch runs (several run at once, so
         # their own durations would count the same second up to four times).
         self._repairing = 0
         self._repair_since = 0.0
@@ -489,7 +485,12 @@ class Scrubber:
 
     async def _walk_objects(self, rep, inv, quarantined, referenced, buckets: set[str] | None,
                             gone: set[str] = frozenset()) -> bool:
-        sem = asyncio.Semaphore(PACED_CONCURRENCY if rep.rebuild_rate_mb_per_s else REPAIR_CONCURRENCY)
+        rate = rep.rebuild_rate_mb_per_s * 1e6
+        sem = asyncio.Semaphore(PACED_CONCURRENCY if rate else REPAIR_CONCURRENCY)
+        batcher = RebuildBatcher(self.storage, self.rebuild_pacer, max_jobs=BATCH_JOBS,
+                                 max_source_bytes=BATCH_SOURCE_BYTES,
+                                 max_write_bytes=int(rate * PACED_BATCH_S) if rate else None,
+                                 per_node=BATCHES_PER_NODE, busy=lambda d: self._rebuild_clock(rep, d))
         repairs: set[asyncio.Task] = set()
         failed: list[bool] = []
         part_records: dict[str, list[tuple[str, dict]]] = {}      # upload id → its live part records
@@ -529,11 +530,12 @@ class Scrubber:
             if not todo:
                 continue
             await sem.acquire()
-            task = asyncio.ensure_future(self._repair_guarded(rep, bucket, key, newest, todo, sem))
+            task = asyncio.ensure_future(self._repair_guarded(rep, bucket, key, newest, todo, sem, batcher))
             repairs.add(task)
             task.add_done_callback(repairs.discard)
         if repairs:
             await asyncio.gather(*repairs)
+        await batcher.close()
         rep.replicas_scanned = failed.count(False)
         complete = not any(failed)          # (a replica whose scan broke off stays failed)
         if complete:
@@ -616,7 +618,8 @@ class Scrubber:
             log.warning("could not clean record %r: %s", ikey, exc)
 
     def _rebuild_clock(self, rep: PassReport, delta: int) -> None:
-        """Count a repair in (+1) or out (-1); time with any running is rebuild time."""
+        """Count a rebuild batch in (+1) or out (-1); time with any running
+        (or waiting for the rate limit) is rebuild time."""
         now = time.monotonic()
         if self._repairing:
             spent = now - self._repair_since
@@ -626,16 +629,14 @@ class Scrubber:
         self._repairing += delta
         self._repair_since = now
 
-    async def _repair_guarded(self, rep, bucket, key, rec, todo, sem) -> None:
-        self._rebuild_clock(rep, +1)
+    async def _repair_guarded(self, rep, bucket, key, rec, todo, sem, batcher) -> None:
         try:
-            await self.repair(bucket, key, rec, todo, rep)
+            await self.repair(bucket, key, rec, todo, rep, batcher)
             ok = True
         except Exception as exc:                    # one object's failure never stops the pass
             log.warning("repair of %s/%s failed: %s", bucket, key, exc)
             ok = False
         finally:
-            self._rebuild_clock(rep, -1)
             sem.release()
         if not ok:
             rep.repair_failures += 1
@@ -649,26 +650,49 @@ class Scrubber:
         return c if spec == (c.k, c.m, c.backend) else codec_for(*spec)
 
     # ---------------------------------------------------------------- repair
-    async def repair(self, bucket: str, key: str, rec: dict, todo: list, rep: PassReport) -> None:
-        """Write the fixes of every fragment set of one record (the object's,
-        or each part's of a multipart object), then record the new placements
-        in one metadata write."""
+    async def repair(self, bucket: str, key: str, rec: dict, todo: list, rep: PassReport,
+                     batcher: RebuildBatcher) -> None:
+        """Rebuild the fixes of every fragment set of one record (the object's,
+        or each part's of a multipart object): one job a set and target node,
+        run by that node (``batcher``); then, once every job succeeded, record
+        the new placements in one metadata write. Raises FragmentError if a
+        job failed (what the others wrote stays, and is counted)."""
         moved = dict(rec)
         changed = False
+        waits = []
         for part, ec, size, pl in todo:
-            written, read = await self._rewrite(ec, size, pl)
+            codec = self._codec(ec)
+            srcs = P.sources_for(pl, int(ec["k"]))
+            targets: dict[str, list] = {}
+            for f in pl.fixes:
+                targets.setdefault(f.target, []).append(f)
+            for target, fixes in targets.items():
+                job = RebuildJob.for_fixes(ec, size, srcs, [f.index for f in fixes])
+                frag = job.fragment_bytes(codec)
+                waits.append((part, fixes, batcher.submit(target, job, job.k * frag, frag * len(fixes))))
+        errors = []
+        for (part, fixes, fut) in waits:
+            res = await fut
+            read = int(res.get("read", 0))
             rep.rebuild_read_bytes += read
             self.rebuild["read_bytes"] += read
             REBUILD_READ_BYTES.inc(read)
-            for f in pl.fixes:
+            if not res.get("ok"):
+                errors.append(res.get("error", "failed"))
+                continue
+            for f in fixes:
                 rep.rebuilt[f.why] = rep.rebuilt.get(f.why, 0) + 1
                 REBUILT.labels(f.why).inc()
                 if len(rep.fixed) < 200:
                     rep.fixed.append([f"{bucket}/{key}", f.index, f.why, f.target] + ([part + 1] if part is not None
                                                                                       else []))
+            written = int(res.get("written", 0))
             rep.rebuilt_bytes += written
             self.rebuild["bytes"] += written
             REBUILT_BYTES.inc(written)
+        if errors:
+            raise FragmentError("; ".join(errors[:3]))
+        for part, ec, size, pl in todo:
             if pl.final != list(ec["nodes"]):
                 changed = True
                 if part is None:
@@ -689,61 +713,6 @@ class Scrubber:
         await quorum(self.router.replicas_for(ikey), lambda r: self.meta.call_routed(r, ikey, "POST", "/v/object",
                                                                                      json=body),
                      2, finish_in_background=True)
-
-    async def _rewrite(self, ec: dict, size: int, pl: P.ObjectPlan) -> tuple[int, int]:
-        """Write every fragment of ``pl.fixes`` from k present ones, segment by
-        segment, each segment decoded and checked against its recorded checksum
-        first. Returns (bytes written, bytes read). Paced by the rebuild rate
-        limit: each segment's written bytes are paid for before the next is read."""
-        k, oid = int(ec["k"]), ec["id"]
-        codec = self._codec(ec)
-        n_seg = layout.segment_count(size, int(ec["seg"]))
-        sums = base64.b64decode(ec["segsums"])
-        srcs = P.sources_for(pl, k)
-        streams = {i: self.storage.get(ec["nodes"][i], oid, i, 0, n_seg - 1).__aiter__() for i in srcs}
-        queues = {f.index: asyncio.Queue(4) for f in pl.fixes}
-        uploads = {f.index: asyncio.ensure_future(self.storage.put(f.target, oid, f.index, drain(queues[f.index])))
-                   for f in pl.fixes}
-        missing = [f.index for f in pl.fixes if f.index not in streams]
-        written = read = 0
-        try:
-            for seg in range(n_seg):
-                got = await asyncio.gather(*(streams[i].__anext__() for i in srcs))
-                seg_bytes = sum(map(len, got))
-                read += seg_bytes
-                expected = sums[8 * seg:8 * seg + 8]
-                # Decode, check and reconstruct in one step: one thread hop for a
-                # large segment (none for a small one), not one per pyeclib call.
-                if seg_bytes < OFFLOAD_MIN:
-                    rebuilt = rebuild_segment(codec, got, missing, expected)
-                else:
-                    rebuilt = await asyncio.to_thread(rebuild_segment, codec, got, missing, expected)
-                if rebuilt is None:
-                    raise FragmentError(f"segment {seg} of {oid} does not match its checksum")
-                frags = dict(zip(srcs, got))
-                frags.update(zip(missing, rebuilt))
-                seg_written = 0
-                for f in pl.fixes:
-                    piece = frags[f.index]
-                    seg_written += len(piece)
-                    await put_or_fail(queues[f.index], blocks.frame(piece), uploads[f.index])
-                written += seg_written
-                await self.rebuild_pacer.take(seg_written)      # the rebuild rate limit
-            for f in pl.fixes:
-                await put_or_fail(queues[f.index], None, uploads[f.index])
-            await asyncio.gather(*uploads.values())
-        except BaseException:
-            for u in uploads.values():
-                u.cancel()
-            await asyncio.gather(*uploads.values(), return_exceptions=True)
-            raise
-        finally:
-            for s in streams.values():
-                try:
-                    await s.aclose()
-                except Exception:
-                    pass
-        return written, read
 
     # ---------------------------------------------------------------- garbage
     async def _collect(self, rep, inv, received, referenced, t0: float) -> None:

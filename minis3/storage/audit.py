@@ -262,13 +262,16 @@ class TokenBucket:
         self.clock = clock
         self.rate, self.burst = float(rate), float(burst)
         self.tokens = 0.0
+        self.earned = 0.0           # bytes the bucket has refilled since it was made (see take)
         self.stamp = clock()
         self._changed: asyncio.Event | None = None
 
     def _refill(self) -> None:
         now = self.clock()
         if self.rate > 0:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            add = (now - self.stamp) * self.rate
+            self.earned += add
+            self.tokens = min(self.burst, self.tokens + add)
         else:
             self.tokens = max(self.tokens, 0.0)          # unlimited: no debt
         self.stamp = now
@@ -295,14 +298,22 @@ class TokenBucket:
 
     async def take(self, n: int) -> None:
         """Pay for ``n`` bytes read, resting as long as the rate requires
-        (woken early if :meth:`set_rate` changes the rate meanwhile)."""
+        (woken early if :meth:`set_rate` changes the rate meanwhile).
+
+        Several readers may share a bucket: each rests until the debt there
+        was when it paid is repaid, not the debt readers who paid after it
+        added (which would hold them all back, then let them go at once)."""
         self.spend(n)
         if self._changed is None:
             self._changed = asyncio.Event()
-        while (wait := self.wait_s()) > 0:
+        repaid_at = self.earned + max(0.0, -self.tokens)     # when this payment's debt is repaid
+        while True:
+            self._refill()
+            if self.rate <= 0 or self.tokens >= 0 or self.earned >= repaid_at:
+                return
             self._changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), wait)
+                await asyncio.wait_for(self._changed.wait(), (repaid_at - self.earned) / self.rate)
             except asyncio.TimeoutError:
                 pass
 

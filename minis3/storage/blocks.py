@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import deque
 
 import xxhash
 
@@ -89,3 +90,57 @@ def parse_file_header(buf: bytes) -> tuple[int, dict, int]:
     if checksum(body) != digest:
         raise CorruptBlock("header checksum mismatch")
     return index, json.loads(body), end + 8
+
+
+class BlockCutter:
+    """Bytes that arrive in chunks of any size, taken out in pieces of given
+    sizes (a block head, then its data): a piece inside one chunk is a slice
+    of it (the chunk itself when it is exactly that), one across chunks is
+    joined from views of them, so every byte is copied at most once."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0            # bytes of _chunks[0] already taken
+        self._buffered = 0          # bytes not yet taken
+
+    def __len__(self) -> int:
+        return self._buffered
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk:
+            self._chunks.append(chunk)
+            self._buffered += len(chunk)
+
+    def take(self, n: int) -> bytes | None:
+        """The next ``n`` bytes, or None (nothing taken) if fewer are buffered."""
+        if n > self._buffered:
+            return None
+        self._buffered -= n
+        chunks, off = self._chunks, self._offset
+        if n == 0:
+            return b""
+        first = chunks[0]
+        left = len(first) - off
+        if left > n:
+            self._offset = off + n
+            return first[off:off + n]
+        if left == n:
+            chunks.popleft()
+            self._offset = 0
+            return first if off == 0 else first[off:]
+        views = [memoryview(first)[off:]]
+        chunks.popleft()
+        need = n - left
+        while need:
+            chunk = chunks[0]
+            if len(chunk) <= need:
+                views.append(chunk)
+                chunks.popleft()
+                need -= len(chunk)
+            else:
+                views.append(memoryview(chunk)[:need])
+                self._offset = need
+                break
+        else:
+            self._offset = 0
+        return b"".join(views)

@@ -1,15 +1,17 @@
-"""The frontend's client of storage nodes: stream a fragment up, stream one down."""
+"""The client of storage nodes: stream a fragment up, stream one down, read
+many at once, ask a node to rebuild fragments onto itself."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import AsyncIterator
 
 import aiohttp
 import aiohttp.payload
 
 from ..rpc import auth
-from . import blocks
+from ..rpc.http import json_body
+from . import batchread, blocks
+from .blocks import BlockCutter
 from .audit import cursor_before
 
 
@@ -21,60 +23,6 @@ class FragmentError(Exception):
     def __init__(self, message: str, *, node: str | None = None, unreachable: bool = False):
         super().__init__(message)
         self.node, self.unreachable = node, unreachable
-
-
-class BlockCutter:
-    """Bytes that arrive in chunks of any size, taken out in pieces of given
-    sizes (a block head, then its data): a piece inside one chunk is a slice
-    of it (the chunk itself when it is exactly that), one across chunks is
-    joined from views of them, so every byte is copied at most once."""
-
-    def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._offset = 0            # bytes of _chunks[0] already taken
-        self._buffered = 0          # bytes not yet taken
-
-    def __len__(self) -> int:
-        return self._buffered
-
-    def feed(self, chunk: bytes) -> None:
-        if chunk:
-            self._chunks.append(chunk)
-            self._buffered += len(chunk)
-
-    def take(self, n: int) -> bytes | None:
-        """The next ``n`` bytes, or None (nothing taken) if fewer are buffered."""
-        if n > self._buffered:
-            return None
-        self._buffered -= n
-        chunks, off = self._chunks, self._offset
-        if n == 0:
-            return b""
-        first = chunks[0]
-        left = len(first) - off
-        if left > n:
-            self._offset = off + n
-            return first[off:off + n]
-        if left == n:
-            chunks.popleft()
-            self._offset = 0
-            return first if off == 0 else first[off:]
-        views = [memoryview(first)[off:]]
-        chunks.popleft()
-        need = n - left
-        while need:
-            chunk = chunks[0]
-            if len(chunk) <= need:
-                views.append(chunk)
-                chunks.popleft()
-                need -= len(chunk)
-            else:
-                views.append(memoryview(chunk)[:need])
-                self._offset = need
-                break
-        else:
-            self._offset = 0
-        return b"".join(views)
 
 
 async def _feed(content: aiohttp.StreamReader, cut: BlockCutter) -> None:
@@ -193,6 +141,62 @@ class StorageClient:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,
                                 unreachable=True) from exc
+
+    async def read_many(self, node_id: str, wanted: list[batchread.Wanted]) -> list[batchread.Item]:
+        """Many fragments of one node in one request (``POST /fragments/read``),
+        answered in the order asked: each item its blocks' data (every block
+        checked again here) or why not (NoSuchFragment, CorruptFragment).
+        Raises FragmentError if the node did not answer or its answer broke off."""
+        items: list[batchread.Item] = []
+        for start in range(0, len(wanted), batchread.MAX_ITEMS):
+            part = wanted[start:start + batchread.MAX_ITEMS]
+            got = await self._read_many(node_id, part)
+            items += [batchread.Item(start + it.position, it.data, it.code, it.message) for it in got]
+        return items
+
+    async def _read_many(self, node_id: str, wanted: list[batchread.Wanted]) -> list[batchread.Item]:
+        url = f"{self.urls[node_id]}/fragments/read"
+        parser = batchread.BatchParser(len(wanted))
+        items: list[batchread.Item] = []
+        try:
+            async with self.session.post(url, **json_body({"fragments": [w.as_list() for w in wanted]})) as r:
+                if r.status != 200:
+                    raise FragmentError(f"node {node_id} answered {r.status} to a batch read: "
+                                        f"{(await r.text())[:200]}", node=node_id)
+                while not parser.done:
+                    chunk, end_of_http_chunk = await r.content.readchunk()
+                    if not chunk and not end_of_http_chunk:
+                        raise FragmentError(f"node {node_id}: batch read cut short at item {parser.position}",
+                                            node=node_id)
+                    items += parser.feed(chunk)
+        except blocks.CorruptBlock as exc:
+            raise FragmentError(f"node {node_id}: batch read broken at item {parser.position}: {exc}",
+                                node=node_id) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,
+                                unreachable=True) from exc
+        return items
+
+    async def rebuild(self, node_id: str, jobs: list[dict], timeout: float = 300.0) -> list[dict]:
+        """Ask a node to rebuild fragments onto itself (``POST /rebuild``,
+        storage/rebuild.py): one result a job, in order ({"ok", "written",
+        "read"} or {"ok": false, "error"}), once every fragment it wrote is
+        durable. Raises FragmentError if the node did not answer or refused
+        the whole batch."""
+        url = f"{self.urls[node_id]}/rebuild"
+        try:
+            async with self.session.post(url, **json_body({"jobs": jobs}),
+                                         timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                if r.status != 200:
+                    raise FragmentError(f"node {node_id} answered {r.status} to a rebuild: "
+                                        f"{(await r.text())[:200]}", node=node_id)
+                results = (await r.json())["results"]
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,
+                                unreachable=True) from exc
+        if len(results) != len(jobs):
+            raise FragmentError(f"node {node_id} answered {len(results)} results for {len(jobs)} jobs", node=node_id)
+        return results
 
     async def delete(self, node_id: str, object_id: str, index: int, timeout: float = 5.0, *,
                      min_age_s: float | None = None) -> bool:

@@ -12,6 +12,15 @@ except /health and /metrics):
     DELETE /fragment/{object_id}/{index}[?min_age_s=S]  → 204 (removed, or already absent);
                                                   409 {"code": "TooYoung", "age_s"} if the file is
                                                   younger than S seconds (by its mtime): it is kept
+    POST   /fragments/read                       body: {"fragments": [[oid, idx(, first, last)], …]} (≤ 256)
+                                                  → every fragment asked for, in order, in one body
+                                                  (storage/batchread.py); a missing or corrupt one is
+                                                  answered in its item, and a corrupt one quarantined
+    POST   /rebuild                              body: {"jobs": [rebuild job, …]} (ec/rebuild.py) →
+                                                  {"results": [{"ok", "written", "read"} | {"ok": false,
+                                                  "error"}, …]} once every fragment written is durable:
+                                                  this node reads the sources from their nodes and
+                                                  writes the rebuilt fragments itself (storage/rebuild.py)
     GET    /inventory?after=<oid>.<idx>&limit=N → {"fragments": [[oid, idx, size_bytes, age_s], …],
                                                   "next": "<oid>.<idx>" | null}   (N ≤ 10000, default 10000)
     POST   /audit?rate=MBps                      → {"pass": id}    start a full audit pass now
@@ -34,7 +43,9 @@ Layout of the data directory::
 Durability: a fragment is written to tmp/, every block's xxh3 verified as it
 arrives, fsynced, renamed into fragments/ and the directory fsynced *before* the
 200. The frontend commits metadata only after every fragment got its 200, so a
-committed object never points at bytes that a crash can take back.
+committed object never points at bytes that a crash can take back. A rebuild
+lands its fragments the same way, except that a batch's files are renamed
+together and each directory is fsynced once for the batch, before the answer.
 
 Afterwards the node keeps checking what it holds: every read verifies the
 blocks it serves, and a background *audit* re-reads every file at
@@ -67,9 +78,12 @@ import prometheus_client
 from aiohttp import web
 
 from ..rpc import auth, tracing
-from ..rpc.http import VERIFIER, internal_app, use_fast_event_loop
+from ..rpc.delay import InterAZDelay
+from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..fsutil import DurableFile, fsync_dir, open_direct, pread_direct
-from . import audit, blocks
+from . import audit, batchread, blocks
+from .client import StorageClient
+from .rebuild import Rebuilder, parse_request as parse_rebuild_request
 
 #: Bytes a request body may buffer before aiohttp pauses the socket. Its
 #: default (64 KiB) stalls a stream of 256 KiB blocks every few kilobytes.
@@ -252,6 +266,105 @@ def _open_range(path: Path, idx: int, first: int, last: int) -> FragmentRange:
         raise
 
 
+class BatchRead:
+    """The answer to one ``POST /fragments/read`` (storage/batchread.py), a
+    batch of bytes at a time: ``next_pieces`` runs in a worker thread, reads
+    and verifies whole blocks of as many fragments as fit in ``limit`` bytes,
+    and returns the pieces to send in order (item heads, blocks, item ends).
+    A bad block found on the way is never sent: the rest of its item is
+    zeros, its end says CORRUPT, and ``problems`` names the file for quarantine."""
+
+    ZEROS = 1 << 20            # the most zero bytes made at once for a bad item's rest
+
+    def __init__(self, opened: list):
+        self.opened = opened               # FragmentRange, or (status, problem, identity | None)
+        self.pos = 0
+        self.started = False               # the current item's head has been sent
+        self.zeros_left = 0                # of a bad item
+        self.data_bytes = 0
+        self.fragments = 0
+
+    @property
+    def length(self) -> int:
+        """The whole body's bytes, known before any block is read."""
+        return sum(batchread.ITEM_HEAD.size + batchread.ITEM_END.size
+                   + (o.length if isinstance(o, FragmentRange) else 0) for o in self.opened)
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.opened)
+
+    def next_pieces(self, limit: int) -> tuple[list, list[tuple[int, str, tuple[int, int]]]]:
+        pieces: list = []
+        problems: list[tuple[int, str, tuple[int, int]]] = []
+        used = 0
+        while not self.done and used < limit:
+            o = self.opened[self.pos]
+            if not isinstance(o, FragmentRange):
+                pieces.append(batchread.item_head(o[0], 0) + batchread.item_end(batchread.OK))
+                self.pos += 1
+                continue
+            if not self.started:
+                pieces.append(batchread.item_head(batchread.OK, o.length))
+                self.started = True
+            if self.zeros_left:
+                n = min(self.zeros_left, self.ZEROS)
+                pieces.append(bytes(n))
+                used += n
+                self.zeros_left -= n
+                if self.zeros_left:
+                    continue
+                end = batchread.CORRUPT
+            elif not o.done:
+                good, data_bytes, problem = o.read_verified(max(1, limit - used))
+                if good:
+                    pieces.append(good)
+                    used += len(good)
+                    self.data_bytes += data_bytes
+                if problem:
+                    problems.append((self.pos, problem, o.identity))
+                    self.zeros_left = o.end - o.pos
+                    o.pos = o.end
+                    if self.zeros_left:
+                        continue
+                    end = batchread.CORRUPT
+                elif not o.done:
+                    continue
+                else:
+                    end = batchread.OK
+            else:
+                end = batchread.OK
+            pieces.append(batchread.item_end(end))
+            if end == batchread.OK:
+                self.fragments += 1
+            o.close()
+            self.pos += 1
+            self.started = False
+        return pieces, problems
+
+    def close(self) -> None:
+        for o in self.opened:
+            if isinstance(o, FragmentRange):
+                o.close()
+
+
+def _open_many(paths: list[tuple[Path, int, int, int]]) -> BatchRead:
+    """Open every fragment a batch read asks for (path, index, first, last), in order."""
+    opened: list = []
+    try:
+        for path, idx, first, last in paths:
+            try:
+                opened.append(_open_range(path, idx, first, last))
+            except FileNotFoundError:
+                opened.append((batchread.MISSING, "no such fragment", None))
+            except BadFragmentFile as exc:
+                opened.append((batchread.CORRUPT, str(exc), exc.identity))
+    except BaseException:
+        BatchRead(opened).close()
+        raise
+    return BatchRead(opened)
+
+
 def _land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path, lock: threading.Lock) -> None:
     """The last pieces, then durable: fsync the file, rename it into place,
     fsync the directory (so the new name survives a crash too). The rename
@@ -309,8 +422,15 @@ class AuditPass:
 
 
 class StorageNode:
-    def __init__(self, node_id: str, az: str, data_dir: Path, *, audit_mb_per_s: float = 0.0):
+    def __init__(self, node_id: str, az: str, data_dir: Path, *, audit_mb_per_s: float = 0.0,
+                 peers: dict[str, str] | None = None, rpc_options: dict | None = None):
         self.node_id, self.az = node_id, az
+        #: Every node's URL (this one's too), for the sources of a rebuild
+        #: (storage/rebuild.py); rpc_options: client_session's source_host and delay.
+        self.peers = dict(peers or {})
+        self.rpc_options = rpc_options or {}
+        self._peer_session = None
+        self._rebuilder: Rebuilder | None = None
         self.root = Path(data_dir).resolve()
         self.frag_dir = self.root / "fragments"
         self.tmp_dir = self.root / "tmp"
@@ -407,10 +527,7 @@ class StorageNode:
                 await asyncio.to_thread(out.close)
             await asyncio.to_thread(tmp.unlink, True)
             raise
-        self.stats["fragments_written"] += 1
-        self.stats["bytes_written"] += n_bytes
-        self.metrics.fragments_written.inc()
-        self.metrics.bytes_written.inc(n_bytes)
+        self.count_written(1, n_bytes)
         return web.json_response({"blocks": n_blocks, "bytes": n_bytes, "fsync_ms": land_ms})
 
     @staticmethod
@@ -479,6 +596,74 @@ class StorageNode:
             return resp
         finally:
             await asyncio.to_thread(rng.close)
+
+    async def read_fragments(self, request: web.Request) -> web.StreamResponse:
+        """``POST /fragments/read``: many fragments in one response
+        (storage/batchread.py). A missing or corrupt fragment is answered in
+        its item; a corrupt one is quarantined, as a single read does."""
+        try:
+            wanted = batchread.parse_request(await request.json())
+        except ValueError as exc:            # (BadBatchRequest, or JSON that does not parse)
+            return web.json_response({"code": "InvalidRequest", "message": str(exc)}, status=400)
+        batch = await asyncio.to_thread(_open_many, [(self.path_for(w.object_id, w.index), w.index, w.first, w.last)
+                                                     for w in wanted])
+        try:
+            for i, o in enumerate(batch.opened):
+                if not isinstance(o, FragmentRange) and o[0] == batchread.CORRUPT:
+                    await self._read_found_bad(wanted[i], o[2], o[1])
+            resp = web.StreamResponse()
+            resp.content_length = batch.length
+            resp.content_type = "application/octet-stream"
+            await resp.prepare(request)
+            while not batch.done:
+                pieces, problems = await asyncio.to_thread(batch.next_pieces, READ_BATCH)
+                # Quarantine first: once the reader sees the item marked bad,
+                # the file is already out of the way of every later read.
+                for i, problem, identity in problems:
+                    await self._read_found_bad(wanted[i], identity, problem)
+                for piece in pieces:
+                    await resp.write(piece)
+            await resp.write_eof()
+            self.stats["fragments_read"] += batch.fragments
+            self.stats["bytes_read"] += batch.data_bytes
+            self.metrics.fragments_read.inc(batch.fragments)
+            self.metrics.bytes_read.inc(batch.data_bytes)
+            return resp
+        finally:
+            await asyncio.to_thread(batch.close)
+
+    async def _read_found_bad(self, w: "batchread.Wanted", identity: tuple[int, int], problem: str) -> None:
+        self.stats["corrupt_blocks"] += 1
+        log.error("corrupt fragment %s: %s", self.path_for(w.object_id, w.index), problem)
+        await self._quarantine_after_read(w.object_id, w.index, identity, problem)
+
+    async def rebuild(self, request: web.Request) -> web.Response:
+        """``POST /rebuild``: rebuild fragments onto this node from their
+        sources on other nodes (storage/rebuild.py); answers one result a job
+        once every fragment written is durable."""
+        try:
+            jobs = parse_rebuild_request(await request.json())
+        except ValueError as exc:     # (BadRebuildRequest, InvalidRebuildJob, JSON that does not parse)
+            return web.json_response({"code": "InvalidRequest", "message": str(exc)}, status=400)
+        with tracing.TRACER.span("rebuild", jobs=len(jobs)):
+            results = await self.rebuilder().run(jobs)
+        return web.json_response({"results": results})
+
+    def rebuilder(self) -> Rebuilder:
+        if self._rebuilder is None:
+            client = None
+            if self.peers:
+                self._peer_session = client_session(self.secret, **self.rpc_options)
+                client = StorageClient(self._peer_session, self.peers)
+            self._rebuilder = Rebuilder(self, client)
+        return self._rebuilder
+
+    def count_written(self, fragments: int, data_bytes: int) -> None:
+        """Fragments landed (by a PUT or a rebuild), for /status and /metrics."""
+        self.stats["fragments_written"] += fragments
+        self.stats["bytes_written"] += data_bytes
+        self.metrics.fragments_written.inc(fragments)
+        self.metrics.bytes_written.inc(data_bytes)
 
     def _delete_if_old(self, path: Path, min_age_s: float | None) -> tuple[str, float | None]:
         """("removed" | "absent" | "young", the file's age). The age check and
@@ -748,6 +933,8 @@ class StorageNode:
 
     async def _on_cleanup(self, app: web.Application) -> None:
         await self._stop_audit_task()
+        if self._peer_session is not None:
+            await self._peer_session.close()
 
     # -- status --------------------------------------------------------------
     def disk_usage(self) -> tuple[int, int]:
@@ -784,6 +971,8 @@ class StorageNode:
         app.router.add_put("/fragment/{oid}/{idx}", self.put_fragment)
         app.router.add_get("/fragment/{oid}/{idx}", self.get_fragment)
         app.router.add_delete("/fragment/{oid}/{idx}", self.delete_fragment)
+        app.router.add_post("/fragments/read", self.read_fragments)
+        app.router.add_post("/rebuild", self.rebuild)
         app.router.add_get("/inventory", self.inventory)
         app.router.add_post("/audit", self.post_audit)
         app.router.add_get("/audit", self.get_audit)
@@ -808,7 +997,10 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(f"storage {spec.id}")
     topo_mod.warn_if_demo_secret(topo, log)
     tracing.configure(f"node-{spec.id}")
-    node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s)
+    node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s,
+                       peers={n.id: n.url for n in topo.nodes},
+                       rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az),
+                                    "peer_names": topo.process_names()})
     log.info("storage node %s (%s) on %s, data in %s (%s, audit %s MB/s)", spec.id, spec.az, spec.url,
              node.root, use_fast_event_loop(), node.audit_mb_per_s)
     web.run_app(node.app(topo.cluster_secret), host=spec.host, port=spec.port,

@@ -181,6 +181,22 @@ async def test_bucket_take_sleeps_and_wakes_on_rate_change():
     await asyncio.wait_for(task, 1)
 
 
+async def test_readers_sharing_a_bucket_each_wait_for_their_own_place_in_line():
+    """The first payer rests for its own debt, not for the debt of a reader
+    who paid after it (which would release them together, in a burst)."""
+    b = audit.TokenBucket(20_000, burst=0)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    first = asyncio.create_task(b.take(2_000))      # 0.1 s
+    second = asyncio.create_task(b.take(8_000))     # then 0.4 s more
+    await first
+    t_first = loop.time() - t0
+    assert not second.done()
+    await second
+    t_second = loop.time() - t0
+    assert 0.08 <= t_first < 0.3 and t_second >= 0.45
+
+
 # -- listing -----------------------------------------------------------------
 
 def make_tree(root, names):
