@@ -191,6 +191,18 @@ class TestCluster:
 # Straight from its processes (signed internal requests), not through S3: what
 # a test checks the S3 answers against.
 
+#: A scrubber that runs only when asked (or when a node returns), with no node audit.
+SCRUB_ON_DEMAND = {"interval_s": 3600, "audit_mb_per_s": 0}
+
+
+def on_demand_cluster(tmp_path_factory, name: str, **kw):
+    """A started cluster whose scrubber runs only when asked, torn down after:
+    a module fixture's body (``yield from on_demand_cluster(...)``)."""
+    c = TestCluster(tmp_path_factory.mktemp(name), scrub=SCRUB_ON_DEMAND, **kw).start()
+    yield c
+    c.discard()
+
+
 def meta_record(c: TestCluster, bucket: str, key: str) -> dict:
     """An object's newest metadata record, read straight from the replicas."""
     path = "/v/object?" + urlencode({"bucket": bucket, "key": key})

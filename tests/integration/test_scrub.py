@@ -28,7 +28,7 @@ from minis3.ec.placement import place
 from minis3.rpc import auth
 from minis3.storage import blocks
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, on_demand_cluster
 from .conftest import make_client
 
 KiB, MiB = 1024, 1024 * 1024
@@ -37,9 +37,7 @@ KiB, MiB = 1024, 1024 * 1024
 @pytest.fixture(scope="module")
 def hc(tmp_path_factory):
     """A cluster whose scrubber runs only when asked (or when a node returns)."""
-    c = TestCluster(tmp_path_factory.mktemp("scrub"), scrub={"interval_s": 3600, "audit_mb_per_s": 0}).start()
-    yield c
-    c.discard()
+    yield from on_demand_cluster(tmp_path_factory, "scrub")
 
 
 @pytest.fixture(scope="module")

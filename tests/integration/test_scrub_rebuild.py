@@ -26,7 +26,7 @@ from minis3.rpc import auth
 from minis3.scrub.scrubber import REBUILD_BURST
 from minis3.storage import batchread, blocks
 
-from .cluster import TestCluster, fragment_path
+from .cluster import TestCluster, fragment_path, on_demand_cluster
 from .conftest import make_client
 
 KiB, MiB = 1024, 1024 * 1024
@@ -34,9 +34,7 @@ KiB, MiB = 1024, 1024 * 1024
 
 @pytest.fixture(scope="module")
 def rc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("rebuild"), scrub={"interval_s": 3600, "audit_mb_per_s": 0}).start()
-    yield c
-    c.discard()
+    yield from on_demand_cluster(tmp_path_factory, "rebuild")
 
 
 @pytest.fixture(scope="module")
