@@ -25,6 +25,7 @@ from typing import Iterator
 from sortedcontainers import SortedDict
 
 from ..core import versions
+from ..core.ratelimit import request_budget
 from ..fsutil import fsync_dir, write_json_durably
 from .blobs import BlobStore, externalize
 from .wal import WAL, encode_line
@@ -43,26 +44,6 @@ def version(rec: dict | None) -> tuple[int, str, int]:
     if rec is None:
         return (-1, "", 0)
     return (int(rec["ts"]), str(rec.get("vid", "")), int(rec.get("pe", 0)))
-
-
-class TokenBucket:
-    """A request budget: ``rate`` per second, bursts up to one second's worth (0: unlimited)."""
-
-    def __init__(self, rate: float):
-        self.rate = rate
-        self.tokens = rate
-        self.t = time.monotonic()
-
-    def take(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.t) * self.rate)
-        self.t = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 class Partition:
@@ -109,8 +90,8 @@ class Partition:
         self.inflight = 0                   # writes waiting for their WAL sync
         self.splitting = False              # a split of it is under way (writes go on)
         self.recent: deque[str] = deque(maxlen=RECENT_KEYS)
-        self.write_budget = TokenBucket(0)
-        self.read_budget = TokenBucket(0)
+        self.write_budget = request_budget(0)
+        self.read_budget = request_budget(0)
 
     def _apply(self, entry: dict) -> None:
         key, value = entry["k"], entry["v"]

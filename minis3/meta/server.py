@@ -81,7 +81,8 @@ from ..fsutil import write_json_durably
 from ..rpc import fastjson
 from . import batch, blobs
 from .gcfreeze import Freezer
-from .partition import Partition, PartitionSet, TokenBucket, overlaps, version
+from ..core.ratelimit import request_budget
+from .partition import Partition, PartitionSet, overlaps, version
 from .pmap import PartitionMap, choose_split_key
 from .promises import Promises
 
@@ -212,7 +213,7 @@ class MetaService:
         self.batches = {"requests": 0, "calls": 0}      # POST /v/batch received (meta/batch.py)
 
     def _budget(self, p: Partition) -> None:
-        p.write_budget, p.read_budget = TokenBucket(self.index.write_ops_per_s), TokenBucket(self.index.read_ops_per_s)
+        p.write_budget, p.read_budget = request_budget(self.index.write_ops_per_s), request_budget(self.index.read_ops_per_s)
 
     def _holds(self, ikey: str) -> bool:
         """Does the partition map give this process its AZ's replica of ``ikey``?"""
@@ -279,7 +280,7 @@ class MetaService:
                 raise WrongPartition(self.pmap)
             if part.state == "incoming":
                 raise CatchingUp()          # a replica moving here answers reads once caught up
-            if not part.read_budget.take():
+            if not part.read_budget.try_take():
                 return _slow_down(part, "read")
         elif part is None:
             raise WrongPartition(self.pmap)
@@ -312,7 +313,7 @@ class MetaService:
                 # (core/versions.py), which keeps the one it replaces.
                 return _refuse(409, "VersionedBucket")
         part = self._object_partition(ikey)
-        if part.inflight >= self.index.max_inflight_writes or not part.write_budget.take():
+        if part.inflight >= self.index.max_inflight_writes or not part.write_budget.try_take():
             return _slow_down(part, "write")
         cas = body.get("cas")
         if cas is not None:

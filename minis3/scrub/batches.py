@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..ec.rebuild import RebuildJob
-from ..storage.audit import TokenBucket
+from ..core.ratelimit import TokenBucket
 from ..storage.client import FragmentError, StorageClient
 
 log = logging.getLogger("minis3.scrub")

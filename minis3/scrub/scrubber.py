@@ -67,7 +67,7 @@ from ..meta.manager import IndexManager, MoveError
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..storage import blocks
-from ..storage.audit import TokenBucket
+from ..core.ratelimit import TokenBucket
 from ..storage.client import FragmentError, StorageClient
 from . import plan as P
 from .batches import RebuildBatcher

@@ -78,6 +78,7 @@ import prometheus_client
 from aiohttp import web
 
 from ..rpc import auth, tracing
+from ..core.ratelimit import TokenBucket
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..fsutil import DurableFile, fsync_dir, open_direct, pread_direct
@@ -806,7 +807,7 @@ class StorageNode:
         self.audit_pass = p
         return p
 
-    async def _audit_file(self, p: AuditPass, oid: str, idx: int, limiter: audit.TokenBucket,
+    async def _audit_file(self, p: AuditPass, oid: str, idx: int, limiter: TokenBucket,
                           chunk: int) -> None:
         path = self.path_for(oid, idx)
         try:
@@ -845,7 +846,7 @@ class StorageNode:
         rate_bytes = p.rate_mb_per_s * 1e6
         # Smaller reads at low rates, so the pacing is smooth rather than bursty.
         chunk = int(min(1 << 20, max(64 << 10, rate_bytes / 8))) if rate_bytes > 0 else 1 << 20
-        limiter = audit.TokenBucket(rate_bytes, burst=chunk)
+        limiter = TokenBucket(rate_bytes, burst=chunk)
         try:
             p.files_total = await asyncio.to_thread(audit.count_fragments, self.frag_dir)
             for prefix in await asyncio.to_thread(audit.prefix_dirs, self.frag_dir):

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from minis3.core.ratelimit import TokenBucket
 from minis3.storage import audit, blocks
 
 OID = "ab" * 16
@@ -130,7 +131,7 @@ class FakeClock:
 
 def test_bucket_starts_empty_and_charges_what_was_read():
     clock = FakeClock()
-    b = audit.TokenBucket(1000, burst=500, clock=clock)
+    b = TokenBucket(1000, burst=500, clock=clock)
     b.spend(2000)
     assert b.wait_s() == pytest.approx(2.0)       # 2000 bytes at 1000/s
     clock.t += 1.5
@@ -141,7 +142,7 @@ def test_bucket_starts_empty_and_charges_what_was_read():
 
 def test_bucket_caps_savings_at_burst():
     clock = FakeClock()
-    b = audit.TokenBucket(1000, burst=500, clock=clock)
+    b = TokenBucket(1000, burst=500, clock=clock)
     clock.t += 60                                 # idle for a minute: saves only `burst`
     b.spend(1500)
     assert b.wait_s() == pytest.approx(1.0)
@@ -149,7 +150,7 @@ def test_bucket_caps_savings_at_burst():
 
 def test_bucket_average_rate_over_many_reads():
     clock = FakeClock()
-    b = audit.TokenBucket(1e6, burst=1 << 16, clock=clock)
+    b = TokenBucket(1e6, burst=1 << 16, clock=clock)
     start = clock.t
     for _ in range(100):
         b.spend(100_000)
@@ -159,7 +160,7 @@ def test_bucket_average_rate_over_many_reads():
 
 def test_bucket_rate_changes_and_unlimited():
     clock = FakeClock()
-    b = audit.TokenBucket(1000, burst=0, clock=clock)
+    b = TokenBucket(1000, burst=0, clock=clock)
     b.spend(1000)
     clock.t += 0.5                               # half repaid at 1000/s
     b.set_rate(250)
@@ -171,9 +172,9 @@ def test_bucket_rate_changes_and_unlimited():
 
 
 async def test_bucket_take_sleeps_and_wakes_on_rate_change():
-    b = audit.TokenBucket(1e9)
+    b = TokenBucket(1e9)
     await asyncio.wait_for(b.take(1000), 1)       # a microsecond's worth
-    slow = audit.TokenBucket(100)
+    slow = TokenBucket(100)
     task = asyncio.create_task(slow.take(1000))   # 10 s at 100 B/s
     await asyncio.sleep(0.05)
     assert not task.done()
@@ -184,7 +185,7 @@ async def test_bucket_take_sleeps_and_wakes_on_rate_change():
 async def test_readers_sharing_a_bucket_each_wait_for_their_own_place_in_line():
     """The first payer rests for its own debt, not for the debt of a reader
     who paid after it (which would release them together, in a burst)."""
-    b = audit.TokenBucket(20_000, burst=0)
+    b = TokenBucket(20_000, burst=0)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     first = asyncio.create_task(b.take(2_000))      # 0.1 s

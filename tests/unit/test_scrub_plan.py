@@ -269,8 +269,8 @@ def test_a_gone_node_is_never_a_target_even_when_no_placement_fits():
 
 def test_the_rebuild_rate_limit_paces_bytes_written():
     """The scrubber's rebuild pacing: each segment's written bytes are paid to the
-    audit's TokenBucket; N bytes at R bytes/s take about N / R seconds, minus one burst."""
-    from minis3.storage.audit import TokenBucket
+    shared TokenBucket (core/ratelimit.py); N bytes at R bytes/s take about N / R seconds, minus one burst."""
+    from minis3.core.ratelimit import TokenBucket
     t = [0.0]
     rate, burst = 25e6, 1 << 20
     bucket = TokenBucket(rate, burst=burst, clock=lambda: t[0])
