@@ -1,4 +1,4 @@
-"""Abuse from a client that can reach the S3 port (issue 20): stalled uploads
+"""Abuse from a client that can reach the S3 port: stalled uploads
 are given up after the body idle timeout with S3's 400 RequestTimeout, release
 their memory (the frontend's RSS returns to its baseline) and node connections,
 and never make the storage nodes look down to other clients (health probes

@@ -33,7 +33,7 @@ SECONDS = float(os.environ.get("MINIS3_CHAOS_SECONDS", "4"))
 # Overwritten fragments wait gc_grace_s (10 min) before the scrubber removes
 # them, and at today's write rates the full mix left 3.4 GB on disk in a
 # minute of `make test` and filled 26 GB in `make chaos`; this mix is ~3.5x
-# lighter (what a full disk does is issue 25).
+# lighter (what a full disk does is not tried here).
 SIZES = [0, 1, 1024, 4096, 4097, 100_000, 1_100_000]
 
 
@@ -79,7 +79,7 @@ def _lose_an_az_under_load(cc, az, mode):
     s3 = client(cc.endpoint)
     bucket = f"chaos-{mode}-{az}"
     s3.create_bucket(Bucket=bucket)
-    # One bucket keeps versions (issue 18): after the AZ comes back, every
+    # One bucket keeps versions: after the AZ comes back, every
     # acknowledged version is listed and reads back, no removed one returns.
     versioned = (az, mode) == ("az-b", "kill")
     if versioned:

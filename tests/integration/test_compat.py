@@ -1,4 +1,4 @@
-"""Behaviours where minis3 once differed from S3 (issue 17), through real clients."""
+"""Behaviours where minis3 once differed from S3, through real clients."""
 import email.header
 import json
 import uuid

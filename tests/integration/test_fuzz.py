@@ -1,4 +1,4 @@
-"""A fuzzing client against a live cluster (issue 20), bounded in time: signed
+"""A fuzzing client against a live cluster, bounded in time: signed
 and unsigned requests with mutated methods, paths, subresources, query values,
 headers and bodies (invalid UTF-8, Unicode edge characters, control
 characters, huge numbers, XML bombs, lying Content-Length); raw requests no

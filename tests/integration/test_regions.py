@@ -1,4 +1,4 @@
-"""Regions and DNS (issue 10): two real regions (us-east-1: 6 nodes, EC 4+2;
+"""Regions and DNS: two real regions (us-east-1: 6 nodes, EC 4+2;
 eu-west-1: 3 nodes, EC 2+1), each with its own frontend on its own loopback
 address (same port), AZs and metadata, the bucket registry in us-east-1, and
 minis3's DNS server. Every client here is unmodified boto3 (or dnspython for

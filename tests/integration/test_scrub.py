@@ -514,7 +514,7 @@ def test_multipart_leftovers_and_a_frontend_killed_mid_part_leave_nothing_behind
 
 
 def test_every_version_is_scrubbed_kept_and_collected_only_once_removed(gc):
-    """Versioning (issue 18): a version that is not current keeps its
+    """Versioning: a version that is not current keeps its
     fragments, the scrubber rebuilds them like any object's, and once every
     version of every key is removed, one grace period later the storage nodes
     hold no fragment of the bucket."""

@@ -1,5 +1,5 @@
 """SigV2 (``Authorization: AWS AKID:signature``) and presigned-URL expiry, on
-the wire (issue 17).
+the wire.
 
 Requests go out through http.client exactly as built here; SigV2 signatures
 come from botocore's own signers (HmacV1Auth for the header form,

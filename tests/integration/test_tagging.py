@@ -1,5 +1,5 @@
 """Tagging, GetObjectAttributes and CompleteMultipartUpload as application
-code uses them (issue 17), through boto3 and the aws CLI against a real cluster."""
+code uses them, through boto3 and the aws CLI against a real cluster."""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,4 @@
-"""Versioning (issue 18) through boto3 and the aws CLI against a real cluster:
+"""Versioning through boto3 and the aws CLI against a real cluster:
 bucket states, versions made by every write, reads by version id, delete
 markers, removal of versions, ListObjectVersions, tags and attributes per
 version, multipart retries, and GC of removed versions' fragments."""

@@ -1,8 +1,7 @@
 """Every pure parser a request's bytes reach answers with a value or an S3
 error, never anything else (which the frontend would turn into a 500): fed by
 hypothesis with adversarial text and bytes, around each input's real shape
-(issue 20's property tests; the shapes' own round-trip properties are in each
-parser's test file)."""
+(the shapes' own round-trip properties are in each parser's test file)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone

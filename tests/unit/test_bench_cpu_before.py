@@ -1,4 +1,4 @@
-"""The benchmark report's CPU split by process and its "before" columns (issue 19):
+"""The benchmark report's CPU split by process and its "before" columns:
 the role of each minis3 process, a phase's CPU by role, and the Markdown tables
 built from small fake phase data with and without an earlier run's JSON."""
 from __future__ import annotations

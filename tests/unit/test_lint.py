@@ -124,3 +124,36 @@ def test_the_path_check_sees_docstrings_and_comments():
     assert [p for _, p in named_paths(source)] == ["meta/quorum.py", "minis3/meta/client.py", "rpc/auth.py",
                                                   "cluster/topology.py"]
     assert [p for _, p in named_paths(source) if not path_exists(p)] == ["meta/quorum.py"]
+
+
+# ----------------------------------------------------------------------------- tracker numbers
+
+#: An issue tracker's number ("issue 19", "issue #20"): history a reader of the
+#: code cannot follow; the code and its tests say what they do and why instead.
+ISSUE = re.compile(r"\bissues?\s*#?\d+", re.IGNORECASE)
+
+
+def issue_numbers(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every issue number in a docstring or a comment of ``source``."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                out += [(node.body[0].lineno, m.group(0)) for m in ISSUE.finditer(doc)]
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            out += [(tok.start[0], m.group(0)) for m in ISSUE.finditer(tok.string)]
+    return out
+
+
+def test_no_issue_numbers_in_the_package_or_the_tests():
+    found = [f"{path.relative_to(ROOT)}:{line}: {text}"
+             for path in sorted([*PACKAGE.rglob("*.py"), *TESTS.rglob("*.py")]) if path.name != "test_lint.py"
+             for line, text in issue_numbers(path.read_text())]
+    assert found == []
+
+
+def test_the_issue_check_sees_docstrings_and_comments():
+    source = '"""Versioning (issue 18)."""\ndef f():\n    """An issue with it."""\n    return 1  # see Issue #20\n'
+    assert [t for _, t in issue_numbers(source)] == ["issue 18", "Issue #20"]

@@ -261,7 +261,7 @@ async def test_a_split_whose_list_cannot_be_written_leaves_the_partition_as_it_w
 
 
 async def test_version_rows_live_apart_from_heads_and_follow_them_through_splits_and_restarts(tmp_path):
-    """Versioning (issue 18): a key's version rows (``key\\0<id>``) are kept in
+    """Versioning: a key's version rows (``key\\0<id>``) are kept in
     a sorted map of their own, so a heads-only scan never walks them; a raw
     scan merges both in key order; a split and a restart (WAL, snapshot)
     keep every row on its head's side."""

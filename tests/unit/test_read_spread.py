@@ -1,6 +1,6 @@
 """Quorum reads start at a different replica each time, also through the
-per-account views a frontend makes for every request (issue 19: az-a's
-replica was never asked first, because each view restarted the count)."""
+per-account views a frontend makes for every request (az-a's replica was
+once never asked first, because each view restarted the count)."""
 from __future__ import annotations
 
 import asyncio
