@@ -560,8 +560,6 @@ class StorageNode:
         except FileNotFoundError:
             return web.json_response({"code": "NoSuchFragment"}, status=404)
         except BadFragmentFile as exc:
-            self.stats["corrupt_blocks"] += 1
-            log.error("corrupt fragment %s: %s", path, exc)
             await self._quarantine_after_read(oid, idx, exc.identity, str(exc))
             return web.json_response({"code": "CorruptFragment", "message": str(exc)}, status=409)
         # The length is known from the file's size and layout, so the body is
@@ -583,8 +581,6 @@ class StorageNode:
                     # reader sees fewer bytes than the Content-Length) so it
                     # decodes from other fragments; then move the file aside
                     # so no later read trips on it.
-                    self.stats["corrupt_blocks"] += 1
-                    log.error("corrupt fragment %s: %s", path, problem)
                     # Quarantine first: once the reader sees the cut, the
                     # file is already out of the way of every later read.
                     await self._quarantine_after_read(oid, idx, rng.identity, problem)
@@ -611,7 +607,7 @@ class StorageNode:
         try:
             for i, o in enumerate(batch.opened):
                 if not isinstance(o, FragmentRange) and o[0] == batchread.CORRUPT:
-                    await self._read_found_bad(wanted[i], o[2], o[1])
+                    await self._quarantine_after_read(wanted[i].object_id, wanted[i].index, o[2], o[1])
             resp = web.StreamResponse()
             resp.content_length = batch.length
             resp.content_type = "application/octet-stream"
@@ -621,7 +617,7 @@ class StorageNode:
                 # Quarantine first: once the reader sees the item marked bad,
                 # the file is already out of the way of every later read.
                 for i, problem, identity in problems:
-                    await self._read_found_bad(wanted[i], identity, problem)
+                    await self._quarantine_after_read(wanted[i].object_id, wanted[i].index, identity, problem)
                 for piece in pieces:
                     await resp.write(piece)
             await resp.write_eof()
@@ -632,11 +628,6 @@ class StorageNode:
             return resp
         finally:
             await asyncio.to_thread(batch.close)
-
-    async def _read_found_bad(self, w: "batchread.Wanted", identity: tuple[int, int], problem: str) -> None:
-        self.stats["corrupt_blocks"] += 1
-        log.error("corrupt fragment %s: %s", self.path_for(w.object_id, w.index), problem)
-        await self._quarantine_after_read(w.object_id, w.index, identity, problem)
 
     async def rebuild(self, request: web.Request) -> web.Response:
         """``POST /rebuild``: rebuild fragments onto this node from their
@@ -745,8 +736,11 @@ class StorageNode:
         return dest.name
 
     async def _quarantine_after_read(self, oid: str, idx: int, identity: tuple[int, int], problem: str) -> None:
-        """Quarantine what a read found bad; a failure here (say, the disk
-        went away) is logged, never turned into the read's answer."""
+        """Count, log and quarantine what a read (single or batched) found
+        bad; a failure to quarantine (say, the disk went away) is logged,
+        never turned into the read's answer."""
+        self.stats["corrupt_blocks"] += 1
+        log.error("corrupt fragment %s: %s", self.path_for(oid, idx), problem)
         try:
             await asyncio.to_thread(self.quarantine, oid, idx, identity, problem, "read")
         except Exception:
