@@ -6,6 +6,7 @@ import fcntl
 import mmap
 import os
 import threading
+from pathlib import Path
 
 
 def fsync_dir(path) -> None:
@@ -36,7 +37,6 @@ def write_json_durably(path, doc) -> None:
     file, fsync it, rename it over ``path``, fsync the directory."""
     import json
     import uuid
-    from pathlib import Path
     path = Path(path)
     # A temporary name of its own: two writers of the same file at once must
     # not rename each other's temporary file away.
@@ -105,21 +105,27 @@ class DurableFile:
     WRITEBACK_STEP = 8 << 20
     BUFFERS = AlignedBuffers(1 << 20)
 
-    def __init__(self, path, *, direct: bool = True) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        self.fd, self._buf, self._fill = -1, None, 0
-        if direct and _O_DIRECT:
-            try:
-                self.fd = os.open(path, flags | _O_DIRECT, 0o644)
-                self._buf = self.BUFFERS.get()
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-        if self.fd < 0:
-            self.fd = os.open(path, flags, 0o644)
+    def __init__(self, path, *, direct: bool = True, make_parent: bool = False) -> None:
+        """``make_parent``: create the directory if it is missing (say, a
+        wiped disk's tmp/), rather than fail."""
+        try:
+            self.fd, is_direct = self._create(path, direct)
+        except FileNotFoundError:
+            if not make_parent:
+                raise
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.fd, is_direct = self._create(path, direct)
+        self._buf, self._fill = (self.BUFFERS.get() if is_direct else None), 0
         self.size = 0
         self._started = 0
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _create(path, direct: bool) -> tuple[int, bool]:
+        """A new file's descriptor, and whether it is open for direct I/O."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        fd = open_direct(path, flags) if direct else -1
+        return (fd, True) if fd >= 0 else (os.open(path, flags, 0o644), False)
 
     @property
     def direct(self) -> bool:
@@ -223,12 +229,13 @@ class DurableFile:
 READ_BUFFERS = AlignedBuffers(4 << 20, keep=8)
 
 
-def open_direct(path) -> int:
-    """A descriptor of ``path`` for direct reads, or -1 where the file system refuses them."""
+def open_direct(path, flags: int = os.O_RDONLY) -> int:
+    """A descriptor of ``path`` opened with ``flags`` and direct I/O, or -1
+    where there is none (not Linux) or the file system refuses it."""
     if not _O_DIRECT:
         return -1
     try:
-        return os.open(path, os.O_RDONLY | _O_DIRECT)
+        return os.open(path, flags | _O_DIRECT, 0o644)
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise

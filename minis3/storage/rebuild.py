@@ -179,11 +179,7 @@ class Rebuilder:
         for idx, pieces in frags.items():
             if idx not in s.files:
                 tmp = self.node.tmp_dir / f"{s.job.object_id}.{idx}.{uuid.uuid4().hex[:8]}"
-                try:
-                    out = DurableFile(tmp)
-                except FileNotFoundError:          # tmp/ was removed under us (a wiped disk)
-                    tmp.parent.mkdir(parents=True, exist_ok=True)
-                    out = DurableFile(tmp)
+                out = DurableFile(tmp, make_parent=True)     # tmp/ may be gone (a wiped disk)
                 s.files[idx] = (tmp, out)
                 info = blocks.fragment_info(s.job.object_id, idx, self.node.node_id, int(time.time() * 1000))
                 out.write(blocks.file_header(idx, info))

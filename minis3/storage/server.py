@@ -105,11 +105,7 @@ MIN_PASS_S = 1.0
 
 def _write_some(out: DurableFile | None, tmp: Path, pieces: list[bytes]) -> DurableFile:
     if out is None:
-        try:
-            out = DurableFile(tmp)
-        except FileNotFoundError:          # tmp/ was removed under us (say, a wiped disk)
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            out = DurableFile(tmp)
+        out = DurableFile(tmp, make_parent=True)     # tmp/ may be gone (say, a wiped disk)
     try:
         out.write(*pieces)
     except BaseException:

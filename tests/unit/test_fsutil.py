@@ -103,3 +103,14 @@ def test_a_file_system_that_refuses_direct_writes_gets_them_through_the_page_cac
     f.write(data)
     f.sync_and_close()
     assert refused and (tmp_path / "f").read_bytes() == data
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_missing_directory_is_made_only_when_asked(tmp_path, direct):
+    path = tmp_path / "gone" / "f"
+    with pytest.raises(FileNotFoundError):
+        DurableFile(path, direct=direct)
+    f = DurableFile(path, direct=direct, make_parent=True)
+    f.write(b"abc")
+    f.sync_and_close()
+    assert path.read_bytes() == b"abc"
