@@ -91,18 +91,23 @@ def test_the_import_check_sees_every_form():
 PATH = re.compile(r"(?<![\w./-])((?:[A-Za-z_][\w-]*/)+[A-Za-z_]\w*\.py)\b")
 
 
-def named_paths(source: str) -> list[tuple[int, str]]:
-    """(line, path) of every path named in a docstring or a comment of ``source``."""
+def prose(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every docstring and comment of ``source``."""
     out = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             doc = ast.get_docstring(node, clean=False)
             if doc:
-                out += [(node.body[0].lineno, m.group(1)) for m in PATH.finditer(doc)]
+                out.append((node.body[0].lineno, doc))
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
-            out += [(tok.start[0], m.group(1)) for m in PATH.finditer(tok.string)]
+            out.append((tok.start[0], tok.string))
     return out
+
+
+def named_paths(source: str) -> list[tuple[int, str]]:
+    """(line, path) of every path named in a docstring or a comment of ``source``."""
+    return [(line, m.group(1)) for line, text in prose(source) for m in PATH.finditer(text)]
 
 
 def path_exists(path: str) -> bool:
@@ -135,16 +140,7 @@ ISSUE = re.compile(r"\bissues?\s*#?\d+", re.IGNORECASE)
 
 def issue_numbers(source: str) -> list[tuple[int, str]]:
     """(line, text) of every issue number in a docstring or a comment of ``source``."""
-    out = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            doc = ast.get_docstring(node, clean=False)
-            if doc:
-                out += [(node.body[0].lineno, m.group(0)) for m in ISSUE.finditer(doc)]
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT:
-            out += [(tok.start[0], m.group(0)) for m in ISSUE.finditer(tok.string)]
-    return out
+    return [(line, m.group(0)) for line, text in prose(source) for m in ISSUE.finditer(text)]
 
 
 def test_no_issue_numbers_in_the_package_or_the_tests():
