@@ -12,39 +12,62 @@ INSECURE_DEMO_HELP = ("start even with secrets everyone knows (the demo values o
 
 
 def _topology_args(p: argparse.ArgumentParser) -> None:
-    from .cluster.topology import add_arguments
+    from .config import add_arguments
     add_arguments(p)
+
+
+#: The processes a cluster runs, each a ``minis3 NAME`` command that parses its own
+#: arguments: the module whose ``main(argv)`` runs it.
+PROCESSES = {"frontend": "frontend.app", "storage": "storage.server", "meta": "meta.server",
+             "scrubber": "scrub.scrubber", "console": "console.app", "dns": "dns.process"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # Internal process entry points parse their own arguments.
     if argv and argv[0] == "bench":        # its own, long option list
         from .bench.main import main as bench
         return bench(argv[1:])
-    if argv and argv[0] in ("frontend", "storage", "meta", "scrubber", "console", "dns"):
-        if argv[0] in ("frontend", "scrubber"):        # a deployment's entry points (docker-compose.yml)
-            insecure = INSECURE_DEMO in argv
-            argv = [a for a in argv if a != INSECURE_DEMO]
-            if not _deployed_secrets_ok(argv[0], argv[1:], insecure):
-                return 2
-        if argv[0] == "dns":
-            from .dns.process import main as run
-        elif argv[0] == "console":
-            from .console.app import main as run
-        elif argv[0] == "frontend":
-            from .frontend.app import main as run
-        elif argv[0] == "storage":
-            from .storage.server import main as run
-        elif argv[0] == "scrubber":
-            from .scrub.scrubber import main as run
-        else:
-            from .meta.server import main as run
-        run(argv[1:])
-        return 0
+    if argv and argv[0] in PROCESSES:
+        return _run_process(argv[0], argv[1:])
+    p = parser()
+    args = p.parse_args(argv)
+    from . import config
+    if getattr(args, "regions", None):
+        if args.topology:
+            p.error("--regions makes its own topology: give it --data-dir, not --topology")
+        if args.tls:
+            p.error("--tls is not built for several regions (one region: minis3 up --tls)")
+        args.topology = _write_regions_topology(args.regions, args.data_dir)
+    topo = config.from_args(args)
+    if getattr(args, "frontend_per_az", False):
+        topo = topo.with_frontend_per_az()
+    command = "partitions move" if args.cmd == "partitions" and args.action == "move" else args.cmd
+    return COMMANDS[command](topo, args)
 
+
+def _run_process(name: str, argv: list[str]) -> int:
+    """``minis3 frontend|storage|meta|scrubber|console|dns ...``: one process of a cluster."""
+    if name in ("frontend", "scrubber"):         # a deployment's entry points (docker-compose.yml)
+        insecure = INSECURE_DEMO in argv
+        argv = [a for a in argv if a != INSECURE_DEMO]
+        if not _deployed_secrets_ok(name, argv, insecure):
+            return 2
+    import importlib
+    importlib.import_module(f".{PROCESSES[name]}", __package__).main(argv)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="minis3", description="A runnable S3-compatible object store")
     sub = p.add_subparsers(dest="cmd", required=True)
+    _add_cluster_commands(sub)
+    _add_tool_commands(sub)
+    _add_process_commands(sub)
+    return p
+
+
+def _add_cluster_commands(sub) -> None:
+    """Starting, watching and hurting a cluster: up, status, az, bench, chaos, scrub, health."""
     u = sub.add_parser("up", help="start the local cluster in the foreground")
     _topology_args(u)
     u.add_argument("--frontend-per-az", action="store_true",
@@ -76,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                          "default: the topology's scrub.rebuild_mb_per_s)")
     sc.add_argument("--json", action="store_true")
     _topology_args(sc)
+
+
+def _add_tool_commands(sub) -> None:
+    """Looking inside: demo, inspect, trace, partitions, durability, bulk-load."""
     d = sub.add_parser("demo", help="a narrated tour of the running cluster: put, locate, kill an AZ, read, heal")
     d.add_argument("--yes", action="store_true", help="never prompt (the default)")
     d.add_argument("--pause", action="store_true", help="wait for Enter between steps")
@@ -125,102 +152,125 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("--batch", type=int, default=1000)
     bl.add_argument("--in-flight", type=int, default=4)
     _topology_args(bl)
+
+
+def _add_process_commands(sub) -> None:
+    """The processes (:data:`PROCESSES`), listed for ``minis3 -h``; each parses its own arguments."""
     sub.add_parser("frontend", help=f"run the S3 frontend (internal; a deployment's: {INSECURE_DEMO} as for az)")
     sub.add_parser("scrubber", help=f"run the cluster scrubber (internal; a deployment's: {INSECURE_DEMO} as for az)")
     sub.add_parser("console", help="run the web console (internal; `minis3 up` starts it)")
     sub.add_parser("storage", help="run one storage node (internal)")
     sub.add_parser("meta", help="run one metadata process (internal)")
     sub.add_parser("dns", help="run the authoritative DNS server of a topology with several regions (internal)")
-    args = p.parse_args(argv)
 
-    from .cluster import topology
-    if getattr(args, "regions", None):
-        if args.topology:
-            p.error("--regions makes its own topology: give it --data-dir, not --topology")
-        if args.tls:
-            p.error("--tls is not built for several regions (one region: minis3 up --tls)")
-        args.topology = _write_regions_topology(args.regions, args.data_dir)
-    topo = topology.from_args(args)
-    if getattr(args, "frontend_per_az", False):
-        topo = topo.with_frontend_per_az()
-    if args.cmd == "up":
-        from .cluster.supervisor import up
-        return up(topo)
-    if args.cmd == "az":
-        if args.topology is not None and not _secrets_ok("az", topo, args.insecure_demo):
-            return 2
-        from .cluster.supervisor import run_az
-        return run_az(topo, args.name)
-    if args.cmd == "chaos":
-        from .cluster.chaos import ACTIONS, ChaosError
-        try:
-            if args.action == "latency":
-                from .cluster.chaos import set_latency
-                print(set_latency(topo, args.target, args.amount or ""))
-            else:
-                print(ACTIONS[args.action](topo, args.target))
-        except ChaosError as exc:
-            print(f"minis3 chaos: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    if args.cmd == "scrub":
-        from .scrub.cli import run as scrub_now
-        return scrub_now(topo, audit=not args.no_audit, rate=args.audit_rate, as_json=args.json,
-                         rebuild_rate=args.rebuild_rate)
-    if args.cmd == "demo":
-        from .demo import main as demo
-        return demo(topo, az=args.az, bucket=args.bucket, pause=args.pause and not args.yes,
-                    damage=not args.no_damage, keep=args.keep)
-    if args.cmd == "durability":
-        from .durability.cli import run as durability
-        return durability(topo, args)
-    if args.cmd == "health":
-        from .cluster.health import run as health
-        return health(topo, args.target)
-    if args.cmd == "bulk-load":
-        if args.size > topo.erasure.inline_threshold:
-            print(f"minis3 bulk-load: --size is at most the inline threshold ({topo.erasure.inline_threshold})",
-                  file=sys.stderr)
-            return 2
-        from .meta.bulkload import main as bulk_load
-        return bulk_load(topo, args.bucket, args.keys, args.prefix, args.size, args.batch, args.in_flight)
-    if args.cmd == "inspect":
-        from .cluster.inspect import main as inspect_main
-        return inspect_main(topo, args.url, as_json=args.json, verify=not args.no_verify, segment=args.segment,
-                            show_bytes=args.bytes, count=args.count, version_id=args.version_id)
-    if args.cmd == "trace":
-        from .cluster.trace import main as trace_main
-        return trace_main(topo, args.request_id, args.last, args.follow, args.json)
-    if args.cmd == "partitions" and args.action == "move":
-        from .cluster.partitions import move, render_move
-        ok, got = move(topo, args.partition, args.to)
-        print(json.dumps(got, indent=1) if args.json else render_move(got) if ok else
-              f"minis3 partitions move: {got.get('message', got)}")
-        return 0 if ok else 1
-    if args.cmd == "partitions":
-        from .cluster.partitions import collect as collect_partitions, render as render_partitions
-        data = collect_partitions(topo)
-        print(json.dumps(data, indent=1) if args.json else render_partitions(data))
-        return 0 if data["map"] is not None else 1
-    if args.cmd == "status":
-        from .cluster.status import collect, render
-        rows = collect(topo)
-        print(json.dumps(rows, indent=1) if args.json else render(rows))
-        return 0 if all(r["up"] for r in rows) else 1
-    return 2
+
+# ----------------------------------------------------------------------------- the commands
+
+def _up(topo, args) -> int:
+    from .cluster.supervisor import up
+    return up(topo)
+
+
+def _az(topo, args) -> int:
+    if args.topology is not None and not _secrets_ok("az", topo, args.insecure_demo):
+        return 2
+    from .cluster.supervisor import run_az
+    return run_az(topo, args.name)
+
+
+def _chaos(topo, args) -> int:
+    from .cluster.chaos import ACTIONS, ChaosError, set_latency
+    try:
+        if args.action == "latency":
+            print(set_latency(topo, args.target, args.amount or ""))
+        else:
+            print(ACTIONS[args.action](topo, args.target))
+    except ChaosError as exc:
+        print(f"minis3 chaos: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _scrub(topo, args) -> int:
+    from .scrub.cli import run as scrub_now
+    return scrub_now(topo, audit=not args.no_audit, rate=args.audit_rate, as_json=args.json,
+                     rebuild_rate=args.rebuild_rate)
+
+
+def _demo(topo, args) -> int:
+    from .demo import main as demo
+    return demo(topo, az=args.az, bucket=args.bucket, pause=args.pause and not args.yes,
+                damage=not args.no_damage, keep=args.keep)
+
+
+def _durability(topo, args) -> int:
+    from .durability.cli import run as durability
+    return durability(topo, args)
+
+
+def _health(topo, args) -> int:
+    from .cluster.healthcheck import run as health
+    return health(topo, args.target)
+
+
+def _bulk_load(topo, args) -> int:
+    if args.size > topo.erasure.inline_threshold:
+        print(f"minis3 bulk-load: --size is at most the inline threshold ({topo.erasure.inline_threshold})",
+              file=sys.stderr)
+        return 2
+    from .meta.bulkload import main as bulk_load
+    return bulk_load(topo, args.bucket, args.keys, args.prefix, args.size, args.batch, args.in_flight)
+
+
+def _inspect(topo, args) -> int:
+    from .cluster.inspect import main as inspect_main
+    return inspect_main(topo, args.url, as_json=args.json, verify=not args.no_verify, segment=args.segment,
+                        show_bytes=args.bytes, count=args.count, version_id=args.version_id)
+
+
+def _trace(topo, args) -> int:
+    from .cluster.trace import main as trace_main
+    return trace_main(topo, args.request_id, args.last, args.follow, args.json)
+
+
+def _partitions_move(topo, args) -> int:
+    from .cluster.partitions import move, render_move
+    ok, got = move(topo, args.partition, args.to)
+    print(json.dumps(got, indent=1) if args.json else render_move(got) if ok else
+          f"minis3 partitions move: {got.get('message', got)}")
+    return 0 if ok else 1
+
+
+def _partitions(topo, args) -> int:
+    from .cluster.partitions import collect as collect_partitions, render as render_partitions
+    data = collect_partitions(topo)
+    print(json.dumps(data, indent=1) if args.json else render_partitions(data))
+    return 0 if data["map"] is not None else 1
+
+
+def _status(topo, args) -> int:
+    from .cluster.status import collect, render
+    rows = collect(topo)
+    print(json.dumps(rows, indent=1) if args.json else render(rows))
+    return 0 if all(r["up"] for r in rows) else 1
+
+
+COMMANDS = {"up": _up, "az": _az, "chaos": _chaos, "scrub": _scrub, "demo": _demo, "durability": _durability,
+            "health": _health, "bulk-load": _bulk_load, "inspect": _inspect, "trace": _trace,
+            "partitions move": _partitions_move, "partitions": _partitions, "status": _status}
 
 
 def _deployed_secrets_ok(cmd: str, argv: list[str], insecure: bool) -> bool:
     """For ``minis3 frontend`` and ``minis3 scrubber``, before their own
     argument parsing: :func:`_secrets_ok` with the topology their arguments name."""
-    from .cluster import topology
+    from . import config
     p = argparse.ArgumentParser(add_help=False)
-    topology.add_arguments(p)
+    config.add_arguments(p)
     a, _ = p.parse_known_args(argv)
-    if a.topology is None or os.environ.get(topology.SUPERVISED_ENV):
+    if a.topology is None or os.environ.get(config.SUPERVISED_ENV):
         return True
     try:
-        topo = topology.from_args(a)
+        topo = config.from_args(a)
     except Exception:            # the process itself says what is wrong with its topology
         return True
     return _secrets_ok(cmd, topo, insecure)
@@ -234,13 +284,13 @@ def _secrets_ok(cmd: str, topo, insecure: bool) -> bool:
     minis3's own supervisors (``minis3 up``, an AZ supervisor) are not judged:
     the local cluster's internal secret is never a constant, and an AZ's
     children were judged with their supervisor."""
-    from .cluster import topology
-    if os.environ.get(topology.SUPERVISED_ENV):
+    from . import config
+    if os.environ.get(config.SUPERVISED_ENV):
         return True
-    problems = topology.deploy_problems(topo)
+    problems = config.deploy_problems(topo)
     if not problems:
         return True
-    insecure = insecure or topology.env_flag(topology.INSECURE_DEMO_ENV)
+    insecure = insecure or config.env_flag(config.INSECURE_DEMO_ENV)
     listed = "".join(f"\n  - {p}" for p in problems)
     if insecure:
         print(f"minis3 {cmd}: WARNING: starting with insecure secrets ({INSECURE_DEMO}):{listed}",
@@ -248,10 +298,10 @@ def _secrets_ok(cmd: str, topo, insecure: bool) -> bool:
         return True
     print(f"minis3 {cmd}: refusing to start:{listed}\n"
           f"Give every process the same secrets of your own, made with `openssl rand -hex 32`: "
-          f"{topology.SECRET_ENV} and {topology.SECRET_KEY_ENV} (with {topology.ACCESS_KEY_ENV}) in "
+          f"{config.SECRET_ENV} and {config.SECRET_KEY_ENV} (with {config.ACCESS_KEY_ENV}) in "
           f"deploy/minis3.env for docker compose, or their *_FILE variants naming files (Docker secrets), or "
           f"cluster_secret and [[credentials]] in the topology (docs/security.md). "
-          f"For a demo on your own machine only: {INSECURE_DEMO} (or {topology.INSECURE_DEMO_ENV}=1).",
+          f"For a demo on your own machine only: {INSECURE_DEMO} (or {config.INSECURE_DEMO_ENV}=1).",
           file=sys.stderr, flush=True)
     return False
 
@@ -260,12 +310,12 @@ def _write_regions_topology(regions: str, data_dir: str | None) -> str:
     """``minis3 up --regions a,b``: the local topology of those regions, as a
     file every process of them reads (``<data-dir>/regions.toml``)."""
     from pathlib import Path
-    from .cluster import topology
+    from . import config
     names = tuple(r.strip() for r in regions.split(",") if r.strip())
     root = Path(data_dir or "./data").resolve()
     root.mkdir(parents=True, exist_ok=True)
     path = root / "regions.toml"
-    path.write_text(topology.regions_toml(9000, root, names, console=True))
+    path.write_text(config.regions_toml(9000, root, names, console=True))
     return str(path)
 
 

@@ -27,9 +27,10 @@ import textwrap
 import time
 from dataclasses import dataclass
 
-from .cluster import chaos, tls, where
+from .cluster import chaos, where
+from .config import tls
 from .cluster.supervisor import wait_healthy
-from .cluster.topology import Topology
+from .config import Topology
 
 DEMO_BUCKET = "minis3-demo"
 MiB = 1 << 20

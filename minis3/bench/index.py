@@ -25,7 +25,8 @@ from pathlib import Path
 
 import aiohttp
 
-from ..cluster.status import run_pids, signed_get
+from ..cluster.status import run_pids
+from ..rpc.sync import signed_get
 from ..meta import bulkload
 from ..rpc.http import client_session
 from .client import Payload, S3Client
@@ -179,11 +180,11 @@ async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin",
     rss1 = {m: _rss(p) for m, p in meta_pids(topo).items()}
     out["rss_before"], out["rss_after"] = rss0, rss1
     out["bytes_per_key"] = round(sum(rss1[m] - rss0.get(m, 0) for m in rss1) / len(rss1) / total, 1)
-    st = signed_get(topo, topo.metas[0].url, "/index/stats", timeout=5)
+    st = signed_get(topo.cluster_secret, topo.metas[0].url, "/index/stats", timeout=5)
     out["partitions"] = len(st["partitions"]) if st else None
     out["map_version"] = st["map_version"] if st else None
     # How long each split paused its partition's writes, on every replica.
-    reports = [signed_get(topo, m.url, "/index/stats", timeout=5) or {} for m in topo.metas]
+    reports = [signed_get(topo.cluster_secret, m.url, "/index/stats", timeout=5) or {} for m in topo.metas]
     pauses = sorted(sp["pause_s"] for rep in reports for sp in rep.get("splits", []))
     out["split_pauses_s"] = {"count": len(pauses), "max": pauses[-1] if pauses else None,
                              "median": pauses[len(pauses) // 2] if pauses else None}
@@ -194,12 +195,12 @@ async def scaling(cluster, endpoint: str, s, progress, access_key="minis3admin",
 async def hot_prefix(root: Path, seconds: float, progress, concurrency: int = 32) -> dict:
     """PUTs to random keys under one prefix against a cluster with small
     partition budgets: successes per second, SlowDowns, and the splits."""
-    from ..cluster import topology
+    from .. import config
     from ..cluster.supervisor import Cluster
-    base = topology.free_base_port()
+    base = config.free_base_port()
     path = root / "hot-topology.toml"
-    path.write_text(topology.local_toml(base, root / "hot-data", index=HOT))
-    topo = topology.load(path)
+    path.write_text(config.local_toml(base, root / "hot-data", index=HOT))
+    topo = config.load(path)
     cluster = Cluster(topo)
     cluster.start(timeout=60)
     ok_at: list[float] = []
@@ -226,7 +227,7 @@ async def hot_prefix(root: Path, seconds: float, progress, concurrency: int = 32
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             if task is not None:
                 progress.remove_task(task)
-        pmap = signed_get(topo, topo.metas[0].url, "/index/map", timeout=5)
+        pmap = signed_get(topo.cluster_secret, topo.metas[0].url, "/index/map", timeout=5)
     finally:
         cluster.stop()
     bins = [0] * int(seconds)

@@ -205,9 +205,9 @@ async def network_limits(progress: Progress | None, *, stream_size: int = 256 * 
 
 
 async def all_limits(a: argparse.Namespace, progress: Progress | None) -> dict:
-    from ..cluster import topology
+    from .. import config
     from .limits import measure_in_child
-    topo = topology.load(a.topology, data_dir=a.data_dir if a.topology is None else None)
+    topo = config.load(a.topology, data_dir=a.data_dir if a.topology is None else None)
     console.print("measuring this machine's limits (encode, hashes, fsync, aiohttp)…")
     out = measure_in_child(topo.erasure.k, topo.erasure.m, topo.erasure.backend, Path(a.data_dir))
     if a.quick:

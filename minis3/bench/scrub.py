@@ -35,7 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..cluster import chaos, topology
+from .. import config
+from ..cluster import chaos
 from ..cluster.supervisor import Cluster
 from .client import Payload, S3Client
 from .stats import percentile
@@ -103,120 +104,148 @@ def _foreground_during(endpoint: str, proc: subprocess.Popen) -> list[float]:
 
 
 def _status(topo) -> dict:
-    from ..cluster.status import signed_get
-    return signed_get(topo, topo.scrub.url, "/status", timeout=5) or {}
+    from ..rpc.sync import signed_get
+    return signed_get(topo.cluster_secret, topo.scrub.url, "/status", timeout=5) or {}
 
 
 def run(objects: int, size: int, outage_objects: int, out: Path | None) -> str:
     root = Path(tempfile.mkdtemp(prefix="minis3-bench-scrub-"))
-    base = topology.free_base_port()
+    base = config.free_base_port()
     topo_path = root / "topology.toml"
     # No rate limit by default, so the pass a lost node's detection starts
     # rebuilds at full speed; the limited row asks for the default rate itself.
-    topo_path.write_text(topology.local_toml(base, root / "data", scrub={"interval_s": 3600,
+    topo_path.write_text(config.local_toml(base, root / "data", scrub={"interval_s": 3600,
                                                                          "down_after_s": DOWN_AFTER_S,
                                                                          "rebuild_mb_per_s": 0}))
-    topo = topology.load(topo_path)
+    topo = config.load(topo_path)
     cluster = Cluster(topo)
     cluster.start(timeout=60)
-    rows = []
-    notes = []
+    rows: list[tuple[str, str, str, str]] = []
+    notes: list[str] = []
     try:
         t = time.monotonic()
         asyncio.run(_fill(topo.frontend.url, "scrubbench", objects, size, "obj"))
         fill_s = time.monotonic() - t
-        clean = _scrub_now(topo_path, "--no-audit")["pass"]
-        rows.append(("clean pass, no audit", f"{objects} objects ({objects * size / MiB:.0f} MiB)",
-                     f"{clean['seconds']:.2f} s", f"{clean['objects'] / clean['seconds']:.0f} objects/s"))
-        audited = _scrub_now(topo_path)["pass"]
-        mb = audited["audit_bytes"] / 1e6
-        audit_s = audited["seconds"] - clean["seconds"]       # the rest of the pass is the same work
-        rows.append(("pass with audit at full speed", f"{audited['audit_fragments']} fragment files, {mb:.0f} MB",
-                     f"{audited['seconds']:.2f} s", f"~{mb / max(audit_s, 1e-3):.0f} MB/s audited (6 nodes)"))
-        node = topo.nodes[2]
-        _wipe(node)
-        healed = _scrub_now(topo_path, "--no-audit", "--rebuild-rate", "0")["pass"]
-        n_rebuilt = sum(healed["rebuilt"].values())
-        written, read = healed["rebuilt_bytes"] / 1e6, healed["rebuild_read_bytes"] / 1e6
-        rows.append((f"node {node.id} wiped: rebuild, no rate limit",
-                     f"{n_rebuilt} fragments: {written:.0f} MB written to {node.id}, {read:.0f} MB read",
-                     f"{healed['seconds']:.2f} s pass ({healed['rebuild_seconds']:.2f} s repairing)",
-                     f"**{written / healed['rebuild_seconds']:.0f} MB/s written** "
-                     f"({written / healed['seconds']:.0f} over the pass; {read / healed['rebuild_seconds']:.0f} read)"))
-
-        # Foreground latency, idle and during a rebuild at the default rate limit.
-        idle = sorted(_foreground_for(topo.frontend.url, 6.0))
-        _wipe(node)
-        limit = topology.ScrubSpec().rebuild_mb_per_s           # the default a cluster runs with
-        proc = subprocess.Popen([sys.executable, "-m", "minis3", "scrub", "--now", "--json", "--no-audit",
-                                 "--rebuild-rate", f"{limit:g}", "--topology", str(topo_path)],
-                                stdout=subprocess.PIPE, text=True)
-        busy = sorted(_foreground_during(topo.frontend.url, proc))
-        limited = json.loads(proc.communicate()[0])["pass"]
-        p99_idle, p99_busy = percentile(idle, 99) * 1000, percentile(busy, 99) * 1000
-        rate = limited["rebuilt_bytes"] / 1e6 / max(limited["rebuild_seconds"], 1e-3)
-        rows.append((f"node {node.id} wiped again: rebuild at the default limit ({limit:g} MB/s)",
-                     f"{limited['rebuilt_bytes'] / 1e6:.0f} MB written, "
-                     f"{limited['rebuild_read_bytes'] / 1e6:.0f} MB read",
-                     f"{limited['seconds']:.2f} s pass", f"{rate:.0f} MB/s written"))
-        rows.append(("foreground p99 (4 KiB + 64 KiB GET/PUT, 2 clients): idle → during that rebuild",
-                     f"{len(idle)} → {len(busy)} requests (p50 {percentile(idle, 50) * 1000:.1f} → "
-                     f"{percentile(busy, 50) * 1000:.1f} ms)",
-                     f"{p99_idle:.1f} → {p99_busy:.1f} ms", f"**{p99_busy / p99_idle:.2f}× idle** (goal ≤ 2×)"))
-
-        # A node killed and kept down: detected after down_after_s, its fragments rebuilt elsewhere.
-        victim = topo.nodes[4]
-        before = _status(topo).get("last_pass", {}).get("id", 0)
-        t = time.monotonic()
-        chaos.kill_node(topo, victim.id)
-        gone = None
-        while time.monotonic() < t + DOWN_AFTER_S + 600:
-            last = _status(topo).get("last_pass") or {}
-            if last.get("id", 0) > before and victim.id in last.get("nodes_gone", []) and last["phase"] == "done":
-                gone = last
-                break
-            time.sleep(0.25)
-        mttr = time.monotonic() - t
-        if gone:
-            spread = gone["rebuilt_bytes"] / 1e6 / max(gone["rebuild_seconds"], 1e-3)
-            rows.append((f"node {victim.id} killed and kept down (down_after_s = {DOWN_AFTER_S:g}); "
-                         "rebuild, no rate limit, on the 5 other nodes",
-                         f"{sum(gone['rebuilt'].values())} fragments, {gone['rebuilt_bytes'] / 1e6:.0f} MB "
-                         f"rebuilt on the other nodes; {gone['not_full']} objects not full",
-                         f"{mttr:.1f} s to full redundancy",
-                         f"detection {DOWN_AFTER_S:g} s (+ ≤ 1 s probe) + a {gone['seconds']:.1f} s pass: "
-                         f"**{spread:.0f} MB/s written**"))
-        else:
-            rows.append((f"node {victim.id} killed and kept down", "", "not reached", ""))
-        chaos.revive_node(topo, victim.id)
-        topology_wait = time.monotonic() + 60
-        while time.monotonic() < topology_wait and not (_status(topo).get("nodes_up") or {}).get(victim.id):
-            time.sleep(0.25)
-        back = _scrub_now(topo_path, "--no-audit", "--rebuild-rate", "0")
-        rec = back.get("last_recovery") or {}
-        notes.append(f"When {victim.id} came back, its fragments went home to it (the pass its return started): "
-                     + (f"full redundancy, every fragment home, {rec['seconds']:.2f} s after it answered again"
-                        if victim.id in rec.get("nodes", []) else "no recovery reported")
-                     + f"; {back['pass']['not_full']} objects not full after the next pass.")
-        chaos.kill_az(topo, "az-b")
-        time.sleep(1.5)
-        asyncio.run(_fill(topo.frontend.url, "outage", outage_objects, size, "away"))
-        chaos.revive_az(topo, "az-b")
-        deadline = time.monotonic() + 600
-        rec = None
-        while time.monotonic() < deadline:
-            st = _scrub_now(topo_path, "--no-audit")
-            rec = st.get("last_recovery")
-            if rec and st["pass"]["not_full"] == 0:
-                break
-            time.sleep(1)
-        moved = rec and rec["seconds"]
-        rows.append(("az-b killed, objects written, az-b revived",
-                     f"{outage_objects} objects ({outage_objects * size / MiB:.0f} MiB) on handoff nodes",
-                     f"{moved:.2f} s" if moved else "not reached", "to full redundancy, every fragment home"))
+        rows += _passes(topo_path, objects, size)
+        rows += _wiped_node(topo, topo_path)
+        rows += _kept_down(topo, topo_path, notes)
+        rows += _az_outage(topo, topo_path, outage_objects, size)
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+    text = _report(rows, notes, objects, size, fill_s)
+    if out:
+        out.write_text(text)
+    return text
+
+
+def _passes(topo_path: Path, objects: int, size: int) -> list[tuple]:
+    """A pass over a healthy cluster, without and with the audit."""
+    clean = _scrub_now(topo_path, "--no-audit")["pass"]
+    audited = _scrub_now(topo_path)["pass"]
+    mb = audited["audit_bytes"] / 1e6
+    audit_s = audited["seconds"] - clean["seconds"]       # the rest of the pass is the same work
+    return [("clean pass, no audit", f"{objects} objects ({objects * size / MiB:.0f} MiB)",
+             f"{clean['seconds']:.2f} s", f"{clean['objects'] / clean['seconds']:.0f} objects/s"),
+            ("pass with audit at full speed", f"{audited['audit_fragments']} fragment files, {mb:.0f} MB",
+             f"{audited['seconds']:.2f} s", f"~{mb / max(audit_s, 1e-3):.0f} MB/s audited (6 nodes)")]
+
+
+def _wiped_node(topo, topo_path: Path) -> list[tuple]:
+    """A node's files wiped: rebuilt with no limit, then again at the default limit while
+    foreground requests run (their p99 against idle)."""
+    node = topo.nodes[2]
+    _wipe(node)
+    healed = _scrub_now(topo_path, "--no-audit", "--rebuild-rate", "0")["pass"]
+    n_rebuilt = sum(healed["rebuilt"].values())
+    written, read = healed["rebuilt_bytes"] / 1e6, healed["rebuild_read_bytes"] / 1e6
+    rows = [(f"node {node.id} wiped: rebuild, no rate limit",
+             f"{n_rebuilt} fragments: {written:.0f} MB written to {node.id}, {read:.0f} MB read",
+             f"{healed['seconds']:.2f} s pass ({healed['rebuild_seconds']:.2f} s repairing)",
+             f"**{written / healed['rebuild_seconds']:.0f} MB/s written** "
+             f"({written / healed['seconds']:.0f} over the pass; {read / healed['rebuild_seconds']:.0f} read)")]
+    idle = sorted(_foreground_for(topo.frontend.url, 6.0))
+    _wipe(node)
+    limit = config.ScrubSpec().rebuild_mb_per_s           # the default a cluster runs with
+    proc = subprocess.Popen([sys.executable, "-m", "minis3", "scrub", "--now", "--json", "--no-audit",
+                             "--rebuild-rate", f"{limit:g}", "--topology", str(topo_path)],
+                            stdout=subprocess.PIPE, text=True)
+    busy = sorted(_foreground_during(topo.frontend.url, proc))
+    limited = json.loads(proc.communicate()[0])["pass"]
+    p99_idle, p99_busy = percentile(idle, 99) * 1000, percentile(busy, 99) * 1000
+    rate = limited["rebuilt_bytes"] / 1e6 / max(limited["rebuild_seconds"], 1e-3)
+    rows.append((f"node {node.id} wiped again: rebuild at the default limit ({limit:g} MB/s)",
+                 f"{limited['rebuilt_bytes'] / 1e6:.0f} MB written, "
+                 f"{limited['rebuild_read_bytes'] / 1e6:.0f} MB read",
+                 f"{limited['seconds']:.2f} s pass", f"{rate:.0f} MB/s written"))
+    rows.append(("foreground p99 (4 KiB + 64 KiB GET/PUT, 2 clients): idle → during that rebuild",
+                 f"{len(idle)} → {len(busy)} requests (p50 {percentile(idle, 50) * 1000:.1f} → "
+                 f"{percentile(busy, 50) * 1000:.1f} ms)",
+                 f"{p99_idle:.1f} → {p99_busy:.1f} ms", f"**{p99_busy / p99_idle:.2f}× idle** (goal ≤ 2×)"))
+    return rows
+
+
+def _kept_down(topo, topo_path: Path, notes: list[str]) -> list[tuple]:
+    """A node killed and kept down: detected after down_after_s, its fragments rebuilt
+    elsewhere; then revived, and its fragments moved home (a note)."""
+    victim = topo.nodes[4]
+    before = _status(topo).get("last_pass", {}).get("id", 0)
+    t = time.monotonic()
+    chaos.kill_node(topo, victim.id)
+    gone = None
+    while time.monotonic() < t + DOWN_AFTER_S + 600:
+        last = _status(topo).get("last_pass") or {}
+        if last.get("id", 0) > before and victim.id in last.get("nodes_gone", []) and last["phase"] == "done":
+            gone = last
+            break
+        time.sleep(0.25)
+    mttr = time.monotonic() - t
+    if gone:
+        spread = gone["rebuilt_bytes"] / 1e6 / max(gone["rebuild_seconds"], 1e-3)
+        row = (f"node {victim.id} killed and kept down (down_after_s = {DOWN_AFTER_S:g}); "
+               "rebuild, no rate limit, on the 5 other nodes",
+               f"{sum(gone['rebuilt'].values())} fragments, {gone['rebuilt_bytes'] / 1e6:.0f} MB "
+               f"rebuilt on the other nodes; {gone['not_full']} objects not full",
+               f"{mttr:.1f} s to full redundancy",
+               f"detection {DOWN_AFTER_S:g} s (+ ≤ 1 s probe) + a {gone['seconds']:.1f} s pass: "
+               f"**{spread:.0f} MB/s written**")
+    else:
+        row = (f"node {victim.id} killed and kept down", "", "not reached", "")
+    chaos.revive_node(topo, victim.id)
+    up_by = time.monotonic() + 60
+    while time.monotonic() < up_by and not (_status(topo).get("nodes_up") or {}).get(victim.id):
+        time.sleep(0.25)
+    back = _scrub_now(topo_path, "--no-audit", "--rebuild-rate", "0")
+    rec = back.get("last_recovery") or {}
+    notes.append(f"When {victim.id} came back, its fragments went home to it (the pass its return started): "
+                 + (f"full redundancy, every fragment home, {rec['seconds']:.2f} s after it answered again"
+                    if victim.id in rec.get("nodes", []) else "no recovery reported")
+                 + f"; {back['pass']['not_full']} objects not full after the next pass.")
+    return [row]
+
+
+def _az_outage(topo, topo_path: Path, outage_objects: int, size: int) -> list[tuple]:
+    """Objects written while az-b is down land on handoff nodes; after it is back, the
+    time until every fragment is home."""
+    chaos.kill_az(topo, "az-b")
+    time.sleep(1.5)
+    asyncio.run(_fill(topo.frontend.url, "outage", outage_objects, size, "away"))
+    chaos.revive_az(topo, "az-b")
+    deadline = time.monotonic() + 600
+    rec = None
+    while time.monotonic() < deadline:
+        st = _scrub_now(topo_path, "--no-audit")
+        rec = st.get("last_recovery")
+        if rec and st["pass"]["not_full"] == 0:
+            break
+        time.sleep(1)
+    moved = rec and rec["seconds"]
+    return [("az-b killed, objects written, az-b revived",
+             f"{outage_objects} objects ({outage_objects * size / MiB:.0f} MiB) on handoff nodes",
+             f"{moved:.2f} s" if moved else "not reached", "to full redundancy, every fragment home")]
+
+
+def _report(rows: list[tuple], notes: list[str], objects: int, size: int, fill_s: float) -> str:
     lines = ["# Scrubber measurements (`make bench-scrub`)", "",
              f"Fresh local cluster (EC 4+2, 6 nodes in 3 AZs), {objects} objects of {size / MiB:.0f} MiB written "
              f"in {fill_s:.1f} s; {os.cpu_count()} cores. Each row is one `minis3 scrub --now` pass "
@@ -225,11 +254,7 @@ def run(objects: int, size: int, outage_objects: int, out: Path | None) -> str:
              "",
              "| what | data | time | rate |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    lines += [""] + notes
-    text = "\n".join(lines) + "\n"
-    if out:
-        out.write_text(text)
-    return text
+    return "\n".join(lines + [""] + notes) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

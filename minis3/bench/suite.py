@@ -123,14 +123,14 @@ def latency_cells(lat: dict) -> list[list[str]]:
 
 
 def _start_minis3(root: Path) -> tuple[object, str, list[int]]:
-    from ..cluster import topology
+    from .. import config
     from ..cluster.supervisor import Cluster
-    base = topology.free_base_port()
+    base = config.free_base_port()
     path = root / "topology.toml"
     # No periodic scrub pass (interval: an hour): the index bench measures
     # lookups with the scrubber idle, then starts a pass and measures again.
-    path.write_text(topology.local_toml(base, root / "data", scrub={"interval_s": 3600}))
-    topo = topology.load(path)
+    path.write_text(config.local_toml(base, root / "data", scrub={"interval_s": 3600}))
+    topo = config.load(path)
     cluster = Cluster(topo)
     cluster.start(timeout=60)
     # The frontend first (its RSS is sampled), then every other process of the
@@ -184,38 +184,8 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
                  "settings": describe(s), "moto_version": _moto_version()}
     try:
         with _progress(a.no_progress) as progress:
-            console.print("starting a fresh minis3 cluster…")
-            cluster, endpoint, pids = _start_minis3(root)
-            try:
-                mine = await run_endpoint(endpoint, "minis3admin", "minis3secret", "us-east-1", s,
-                                          server_pids=pids, progress=progress, frontend_pid=pids[0])
-                if "small" in s.workloads:
-                    console.print(f"inter-AZ latency: small objects without and with {INTER_AZ_MS:g} ms…")
-                    out["inter_az"] = await inter_az_latency(cluster, endpoint, s, pids, progress)
-                if "versioning" in s.workloads:
-                    # Before the index bench: that one ends with a scrub pass over
-                    # a million keys still walking, which this would wait for.
-                    console.print(f"versioning: a key of 1 and of {s.version_count:,} versions; LIST with 0 and "
-                                  f"{s.version_old} old versions a key…")
-                    out["versioning"] = await versioning_bench.run(cluster.topo, endpoint, s, progress)
-                if "list" in s.workloads:
-                    console.print(f"the index: buckets of {', '.join(f'{n:,}' for n in s.index_keys)} keys…")
-                    out["index"] = await index_bench.scaling(cluster, endpoint, s, progress)
-            finally:
-                cluster.stop()
-            if "list" in s.workloads:
-                console.print("the index: a hot prefix against small partition budgets…")
-                out["index"]["hot"] = await index_bench.hot_prefix(root, s.hot_seconds, progress)
-            console.print("starting moto_server…")
-            moto_proc, moto_url = _start_moto(root)
-            moto_settings = dataclasses.replace(s, list_keys=moto_list_keys(s),
-                                                multipart_sizes=moto_multipart_sizes(s))
-            try:
-                moto = await run_endpoint(moto_url, MOTO_KEY, MOTO_SECRET, "us-east-1", moto_settings,
-                                          server_pids=[moto_proc.pid], progress=progress)
-            finally:
-                moto_proc.terminate()
-                moto_proc.wait(10)
+            mine = await _minis3_workloads(root, s, out, progress)
+            moto = await _moto_workloads(root, s, progress)
             a.data_dir = str(root)
             limits = await all_limits(a, progress)
     finally:
@@ -226,13 +196,7 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
                errors={"minis3": sum(r["errors"] for r in mine) + out.get("versioning", {}).get("errors", 0),
                        "moto": sum(r["errors"] for r in moto)},
                seconds=round(time.monotonic() - started, 1))
-    print_rows("minis3", mine)
-    print_rows("moto_server", moto)
-    print_limits(limits, mine)
-    if out.get("versioning"):
-        console.print(report.rich_table("versioning", VERSIONING_COLUMNS, versioning_cells(out["versioning"])))
-    console.print(report.rich_table("targets", report.target_columns(before is not None),
-                                    report.target_cells(out["targets"], before and before.get("targets", []))))
+    _print_results(out, before)
     if before is not None:
         out["before"] = {"file": before["_path"], "date": before.get("machine", {}).get("date"),
                          "command": before.get("command")}
@@ -242,6 +206,57 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
         Path(a.markdown).write_text(markdown(out, before))
         console.print(f"wrote {a.markdown}")
     return 1 if any(out["errors"].values()) else 0
+
+
+async def _minis3_workloads(root: Path, s: Settings, out: dict, progress) -> list[dict]:
+    """Every workload against a fresh minis3 cluster: its rows; the inter-AZ, versioning
+    and index results go into ``out``."""
+    console.print("starting a fresh minis3 cluster…")
+    cluster, endpoint, pids = _start_minis3(root)
+    try:
+        mine = await run_endpoint(endpoint, "minis3admin", "minis3secret", "us-east-1", s,
+                                  server_pids=pids, progress=progress, frontend_pid=pids[0])
+        if "small" in s.workloads:
+            console.print(f"inter-AZ latency: small objects without and with {INTER_AZ_MS:g} ms…")
+            out["inter_az"] = await inter_az_latency(cluster, endpoint, s, pids, progress)
+        if "versioning" in s.workloads:
+            # Before the index bench: that one ends with a scrub pass over
+            # a million keys still walking, which this would wait for.
+            console.print(f"versioning: a key of 1 and of {s.version_count:,} versions; LIST with 0 and "
+                          f"{s.version_old} old versions a key…")
+            out["versioning"] = await versioning_bench.run(cluster.topo, endpoint, s, progress)
+        if "list" in s.workloads:
+            console.print(f"the index: buckets of {', '.join(f'{n:,}' for n in s.index_keys)} keys…")
+            out["index"] = await index_bench.scaling(cluster, endpoint, s, progress)
+    finally:
+        cluster.stop()
+    if "list" in s.workloads:
+        console.print("the index: a hot prefix against small partition budgets…")
+        out["index"]["hot"] = await index_bench.hot_prefix(root, s.hot_seconds, progress)
+    return mine
+
+
+async def _moto_workloads(root: Path, s: Settings, progress) -> list[dict]:
+    """The same workloads against moto_server (fewer LIST keys and multipart sizes)."""
+    console.print("starting moto_server…")
+    moto_proc, moto_url = _start_moto(root)
+    moto_settings = dataclasses.replace(s, list_keys=moto_list_keys(s), multipart_sizes=moto_multipart_sizes(s))
+    try:
+        return await run_endpoint(moto_url, MOTO_KEY, MOTO_SECRET, "us-east-1", moto_settings,
+                                  server_pids=[moto_proc.pid], progress=progress)
+    finally:
+        moto_proc.terminate()
+        moto_proc.wait(10)
+
+
+def _print_results(out: dict, before: dict | None) -> None:
+    print_rows("minis3", out["minis3"])
+    print_rows("moto_server", out["moto"])
+    print_limits(out["limits"], out["minis3"])
+    if out.get("versioning"):
+        console.print(report.rich_table("versioning", VERSIONING_COLUMNS, versioning_cells(out["versioning"])))
+    console.print(report.rich_table("targets", report.target_columns(before is not None),
+                                    report.target_cells(out["targets"], before and before.get("targets", []))))
 
 
 def _latency_section(lat: dict | None) -> list[str]:
@@ -402,23 +417,8 @@ def _before_line(out: dict, before: dict | None) -> list[str]:
 def markdown(out: dict, before: dict | None = None) -> str:
     """The report; with ``before`` (an earlier run's JSON, see ``--before``) the
     targets and the minis3-vs-moto ratios get a column of that run's values."""
-    m = out["machine"]
     parts = [
-        "# Benchmarks",
-        "",
-        f"Written by `{out['command']}` (`minis3 bench --suite`); do not edit by hand, run it again.",
-        "",
-        f"- **Machine:** {m['cpu']}, {m['cores']} cores; Python {m['python']}; {m['platform']}",
-        f"- **Date:** {m['date']}; the whole run took {out['seconds']:.0f} s",
-        f"- **Servers:** a fresh default minis3 cluster (frontend, 3 AZs × 2 storage nodes + 1 metadata "
-        f"process, EC from the built-in topology) and moto_server {out['moto_version']}, both on loopback, "
-        f"measured one after the other by the same client (`minis3 bench`: aiohttp, SigV4 with signed payloads)",
-        f"- **Workloads:** {out['settings']} (moto_server's LIST buckets: "
-        f"{', '.join(f'{n:,}' for n in out['moto_list_keys'])} keys: at ~7 ms of server CPU per PUT, "
-        f"loading it with more would take longer than the whole run; its multipart runs stop at 1 GiB)",
-        f"- **Errors:** minis3 {out['errors']['minis3']}, moto_server {out['errors']['moto']}",
-        *_before_line(out, before),
-        "",
+        *_header(out, before),
         "## Targets",
         "",
         TARGETS_TEXT,
@@ -439,6 +439,38 @@ def markdown(out: dict, before: dict | None = None) -> str:
         *_latency_section(out.get("inter_az")),
         *_index_section(out.get("index")),
         *_versioning_section(out.get("versioning")),
+        *_machine_sections(out),
+        READING,
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _header(out: dict, before: dict | None) -> list[str]:
+    """What ran, where, when and with how many errors."""
+    m = out["machine"]
+    return [
+        "# Benchmarks",
+        "",
+        f"Written by `{out['command']}` (`minis3 bench --suite`); do not edit by hand, run it again.",
+        "",
+        f"- **Machine:** {m['cpu']}, {m['cores']} cores; Python {m['python']}; {m['platform']}",
+        f"- **Date:** {m['date']}; the whole run took {out['seconds']:.0f} s",
+        f"- **Servers:** a fresh default minis3 cluster (frontend, 3 AZs × 2 storage nodes + 1 metadata "
+        f"process, EC from the built-in topology) and moto_server {out['moto_version']}, both on loopback, "
+        f"measured one after the other by the same client (`minis3 bench`: aiohttp, SigV4 with signed payloads)",
+        f"- **Workloads:** {out['settings']} (moto_server's LIST buckets: "
+        f"{', '.join(f'{n:,}' for n in out['moto_list_keys'])} keys: at ~7 ms of server CPU per PUT, "
+        f"loading it with more would take longer than the whole run; its multipart runs stop at 1 GiB)",
+        f"- **Errors:** minis3 {out['errors']['minis3']}, moto_server {out['errors']['moto']}",
+        *_before_line(out, before),
+        "",
+    ]
+
+
+def _machine_sections(out: dict) -> list[str]:
+    """minis3 beside the machine's ceilings, the ceilings, and every phase of both servers."""
+    return [
         "## minis3 beside this machine's ceilings",
         "",
         report.markdown_table(["result", "value", "ceiling", "ceiling value", "ratio"],
@@ -462,7 +494,4 @@ def markdown(out: dict, before: dict | None = None) -> str:
         "",
         report.markdown_table(report.RESULT_COLUMNS, report.result_cells(out["moto"])),
         "",
-        READING,
-        "",
     ]
-    return "\n".join(parts)

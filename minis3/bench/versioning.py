@@ -73,71 +73,17 @@ async def run(topo, endpoint: str, s: Settings, progress, access_key: str = "min
     started = time.monotonic()
     out: dict = {"body_bytes": len(BODY), "version_count": count, "list_keys": n, "list_old": old,
                  "buckets": {"lookup": lookup_bucket, **{str(k): b for k, b in list_buckets.items()}}}
+    payload = Payload.of(BODY)
     async with S3Client(endpoint, access_key, secret_key, region, max_connections=8) as client:
         runner = Runner(client, progress=progress, sample_rss=False)
-
-        def must(r: Result, what: str) -> None:
-            if r.error:
-                raise RuntimeError(f"versioning bench: {what}: {r.error}")
-
-        # 1. The lookup bucket: "one" with a single version, "many" with
-        #    `count`, every one a real versioned PUT (a few metadata rounds
-        #    each: prepare and accept of the head, the old head to its row).
-        must(await client.create_bucket(lookup_bucket), "CreateBucket")
-        must(await client.put_bucket_versioning(lookup_bucket), "PutBucketVersioning")
-        payload = Payload.of(BODY)
-        must(await client.put(lookup_bucket, "one", payload), "PUT")
-        put = await runner.phase("versioning", "PUT", len(BODY), 1,
-                                 lambda i: client.put(lookup_bucket, "many", payload), count=count,
-                                 label=f"{count:,} versioned PUTs of one key")
-        runner.phases.pop()           # set-up, not a result; its rate is shown in the report
-        if put.errors:
-            raise RuntimeError(f"versioning bench: versioned PUTs failed: {dict(put.errors)}")
-        out["puts"] = {"count": count, "seconds": round(put.wall, 2), "p50_ms": put.row(1)["p50_ms"]}
-
-        # 2. The LIST buckets, through the bulk loader: each key's head and
-        #    its old versions' rows are committed as plain index records
-        #    (key = versions.row_key(key, version id)), as `minis3 bulk-load`
-        #    commits objects, before versioning is enabled on the bucket (its
-        #    replicas refuse a bulk load once it is). This is how 100,000 old
-        #    versions are made in seconds: a versioned PUT takes ~4 metadata
-        #    rounds, so making them by PUT would take most of an hour here.
-        out["loads"] = {}
-        for k, bucket in list_buckets.items():
-            total = n * (1 + k)
-            task = progress.add_task(f"bulk-load {n:,} keys × {1 + k} versions", total=total) \
-                if progress is not None else None
-            load = await bulkload.load_records(
-                topo, bucket, version_records(n, k),
-                on_progress=(lambda d, task=task: progress.update(task, completed=d)) if task is not None else None)
-            out["loads"][str(k)] = load
-            must(await client.put_bucket_versioning(bucket), "PutBucketVersioning")
+        out["puts"] = await _lookup_bucket(client, runner, lookup_bucket, count, payload)
+        out["loads"] = await _list_buckets(topo, client, list_buckets, n, progress)
         if quiet:
             out["settle_s"] = await settle(topo)
             out["scrub_wait_s"] = await scrub_idle(topo)
-
-        # 3. The measurements, each pair back to back.
-        lookups = []
-        for op in ("HEAD", "GET"):
-            for key, versions in (("one", 1), ("many", count)):
-                if op == "HEAD":
-                    fn = lambda i, key=key: client.head(lookup_bucket, key)  # noqa: E731
-                else:
-                    fn = lambda i, key=key: _get_checked(client, lookup_bucket, key, payload)  # noqa: E731
-                ph = await runner.phase("versioning", op, len(BODY), 1, fn, count=s.max_ops, duration=s.duration,
-                                        label=f"{op} of the current version, {versions:,} version(s)")
-                lookups.append(_row(ph, versions))
-        pages = []
-        for k, bucket in list_buckets.items():
-            async def page(i: int, bucket=bucket) -> Result:
-                r = await client.list_page(bucket, prefix="k/", max_keys=1000)
-                got = len(_KEY.findall(r.body or b""))
-                if not r.error and got != min(n, 1000):
-                    r.error = f"WrongKeyCount({got}!={min(n, 1000)})"
-                return r
-            ph = await runner.phase("versioning", "LIST", n, 1, page, count=s.version_list_pages,
-                                    label=f"LIST 1000-key page, {n:,} keys × {k} old versions")
-            pages.append(_row(ph, 1 + k))
+        # The measurements, each pair back to back.
+        lookups = await _lookups(client, runner, s, lookup_bucket, count, payload)
+        pages = await _pages(client, runner, s, list_buckets, n)
     out["rows"] = lookups + pages
     by = {(r["op"], r["versions"]): r for r in out["rows"]}
     out["ratios"] = [
@@ -147,6 +93,78 @@ async def run(topo, endpoint: str, s: Settings, progress, access_key: str = "min
     out["errors"] = sum(r["errors"] for r in out["rows"])
     out["seconds"] = round(time.monotonic() - started, 1)
     return out
+
+
+def _must(r: Result, what: str) -> None:
+    if r.error:
+        raise RuntimeError(f"versioning bench: {what}: {r.error}")
+
+
+async def _lookup_bucket(client: S3Client, runner: Runner, bucket: str, count: int, payload: Payload) -> dict:
+    """The lookup bucket: "one" with a single version, "many" with ``count``, every one a
+    real versioned PUT (a few metadata rounds each: prepare and accept of the head, the old
+    head to its row)."""
+    _must(await client.create_bucket(bucket), "CreateBucket")
+    _must(await client.put_bucket_versioning(bucket), "PutBucketVersioning")
+    _must(await client.put(bucket, "one", payload), "PUT")
+    put = await runner.phase("versioning", "PUT", len(BODY), 1,
+                             lambda i: client.put(bucket, "many", payload), count=count,
+                             label=f"{count:,} versioned PUTs of one key")
+    runner.phases.pop()           # set-up, not a result; its rate is shown in the report
+    if put.errors:
+        raise RuntimeError(f"versioning bench: versioned PUTs failed: {dict(put.errors)}")
+    return {"count": count, "seconds": round(put.wall, 2), "p50_ms": put.row(1)["p50_ms"]}
+
+
+async def _list_buckets(topo, client: S3Client, buckets: dict[int, str], n: int, progress) -> dict:
+    """The LIST buckets, through the bulk loader: each key's head and its old versions'
+    rows are committed as plain index records (key = versions.row_key(key, version id)),
+    as `minis3 bulk-load` commits objects, before versioning is enabled on the bucket (its
+    replicas refuse a bulk load once it is). This is how 100,000 old versions are made in
+    seconds: a versioned PUT takes ~4 metadata rounds, so making them by PUT would take
+    most of an hour here."""
+    loads = {}
+    for k, bucket in buckets.items():
+        total = n * (1 + k)
+        task = progress.add_task(f"bulk-load {n:,} keys × {1 + k} versions", total=total) \
+            if progress is not None else None
+        loads[str(k)] = await bulkload.load_records(
+            topo, bucket, version_records(n, k),
+            on_progress=(lambda d, task=task: progress.update(task, completed=d)) if task is not None else None)
+        _must(await client.put_bucket_versioning(bucket), "PutBucketVersioning")
+    return loads
+
+
+async def _lookups(client: S3Client, runner: Runner, s: Settings, bucket: str, count: int,
+                   payload: Payload) -> list[dict]:
+    """HEAD and GET of the current version of a key with one version and of one with ``count``."""
+    rows = []
+    for op in ("HEAD", "GET"):
+        for key, versions in (("one", 1), ("many", count)):
+            if op == "HEAD":
+                fn = lambda i, key=key: client.head(bucket, key)  # noqa: E731
+            else:
+                fn = lambda i, key=key: _get_checked(client, bucket, key, payload)  # noqa: E731
+            ph = await runner.phase("versioning", op, len(BODY), 1, fn, count=s.max_ops, duration=s.duration,
+                                    label=f"{op} of the current version, {versions:,} version(s)")
+            rows.append(_row(ph, versions))
+    return rows
+
+
+async def _pages(client: S3Client, runner: Runner, s: Settings, buckets: dict[int, str], n: int) -> list[dict]:
+    """A LIST page of 1000 current keys, in a bucket without old versions and in one with ``k`` a key."""
+    rows = []
+    for k, bucket in buckets.items():
+        async def page(i: int, bucket=bucket) -> Result:
+            r = await client.list_page(bucket, prefix="k/", max_keys=1000)
+            got = len(_KEY.findall(r.body or b""))
+            if not r.error and got != min(n, 1000):
+                r.error = f"WrongKeyCount({got}!={min(n, 1000)})"
+            return r
+        ph = await runner.phase("versioning", "LIST", n, 1, page, count=s.version_list_pages,
+                                label=f"LIST 1000-key page, {n:,} keys × {k} old versions")
+        rows.append(_row(ph, 1 + k))
+    return rows
 
 
 async def _get_checked(client: S3Client, bucket: str, key: str, payload: Payload) -> Result:

@@ -18,7 +18,7 @@ Processes are found through the run files the AZ supervisors write
 (``<data_dir>/run/<az>.json``), so this works on any cluster ``minis3 up``
 started from the same topology and data directory. A partition needs every
 AZ on an address of its own (the default on Linux: 127.0.1.1, 127.0.2.1,
-127.0.3.1; see topology.az_address).
+127.0.3.1; see config.az_address).
 
 Latency is applied by the RPC layer of every minis3 process
 (``minis3.rpc.delay``), not by ``tc netem``: this machine's kernel has no
@@ -37,7 +37,7 @@ import time
 
 from .supervisor import az_group, az_state, hold_path, run_dir, spawn_az
 from ..rpc import delay as rpc_delay
-from .topology import Topology
+from ..config import Topology
 
 
 class ChaosError(Exception):

@@ -48,7 +48,7 @@ from ..core import versions as V
 from ..core.hlc import physical_ms
 from ..ec import storage_class as SC
 from . import where
-from .topology import Topology
+from ..config import Topology
 
 VERIFIED, CORRUPT = "verified", "corrupt"
 LOCATE_VERSIONS = 100          # the newest versions whose fragments are looked up (the rest: listed only)

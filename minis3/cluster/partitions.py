@@ -11,21 +11,22 @@ import json
 import time
 
 from ..meta.pmap import PartitionMap, newest
-from .status import human_bytes, signed_get
-from .topology import Topology
+from ..rpc.sync import call, signed_get
+from .status import human_bytes
+from ..config import Topology
 
 
 def collect(topo: Topology) -> dict:
     maps, stats = [], {}
     for m in topo.all_metas:
-        got = signed_get(topo, m.url, "/index/map", timeout=3)
+        got = signed_get(topo.cluster_secret, m.url, "/index/map", timeout=3)
         if got:
             maps.append(PartitionMap.from_doc(got["map"]))
-        st = signed_get(topo, m.url, "/index/stats", timeout=3)
+        st = signed_get(topo.cluster_secret, m.url, "/index/stats", timeout=3)
         if st:
             stats[m.id] = st
     pmap = newest(maps)
-    manager = signed_get(topo, topo.scrub.url, "/index", timeout=3) or {}
+    manager = signed_get(topo.cluster_secret, topo.scrub.url, "/index", timeout=3) or {}
     if pmap is None:
         return {"map": None, "partitions": [], "manager": manager, "answered": list(stats)}
     rows = []
@@ -48,22 +49,15 @@ def collect(topo: Topology) -> dict:
 
 def move(topo: Topology, partition: str, to: str, timeout: float = 3600) -> tuple[bool, dict]:
     """Ask the index manager (in the scrubber's process) to move a replica; wait for the move."""
-    import urllib.error
-    import urllib.request
-    from ..rpc import auth
-    body = json.dumps({"partition": partition, "to": to}).encode()
-    req = urllib.request.Request(topo.scrub.url + "/index/move", data=body, method="POST", headers={
-        "Content-Type": "application/json", **auth.headers(topo.cluster_secret, "POST", "/index/move", body)})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return True, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return False, json.loads(exc.read())
-        except ValueError:
-            return False, {"message": f"the scrubber answered {exc.code}"}
+        status, body = call(topo.cluster_secret, "POST", topo.scrub.url, "/index/move",
+                            {"partition": partition, "to": to}, timeout=timeout)
     except OSError as exc:
         return False, {"message": f"the scrubber ({topo.scrub.url}) did not answer: {exc}"}
+    try:
+        return status < 300, json.loads(body)
+    except ValueError:
+        return False, {"message": f"the scrubber answered {status}"}
 
 
 def render_move(ev: dict) -> str:

@@ -1,27 +1,16 @@
 """`minis3 status`: every process of the cluster, its AZ, up or down, disk use."""
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 
-from ..rpc import auth
+from ..rpc.sync import signed_get
 from ..procfs import proc_stat
-from .topology import Topology
-
-
-def signed_get(topo: Topology, url: str, path: str, timeout: float = 2) -> dict | None:
-    """GET an internal endpoint with the cluster's signature: its JSON, or None if it does not answer."""
-    req = urllib.request.Request(url + path, headers=auth.headers(topo.cluster_secret, "GET", path))
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError):
-        return None
+from ..config import Topology
 
 
 def _frontend_up(url: str, topo: Topology) -> bool:
-    from . import tls
+    from ..config import tls
     try:
         urllib.request.urlopen(url + "/_minis3/health", timeout=2, context=tls.client_context(topo))
         return True
@@ -86,7 +75,7 @@ def collect(topo: Topology) -> list[dict]:
         cut = bool(conds.get(az.name, {}).get("partitioned"))     # a probe would only hang
         for meta in az.all_metas:
             pid = pids.get(meta.id)
-            st = None if _frozen(pid) or cut else signed_get(topo, meta.url, "/status?ts=1")
+            st = None if _frozen(pid) or cut else signed_get(topo.cluster_secret, meta.url, "/status?ts=1")
             row = {"process": meta.id, "az": az.name, "address": meta.url, "up": st is not None,
                    "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
                    "disk_bytes": st and st["disk_bytes"], "replica": st and st.get("state"),
@@ -100,7 +89,7 @@ def collect(topo: Topology) -> list[dict]:
                 metas.append(row)
         for n in az.nodes:
             pid = pids.get(f"node-{n.id}")
-            st = None if _frozen(pid) or cut else signed_get(topo, n.url, "/status")
+            st = None if _frozen(pid) or cut else signed_get(topo.cluster_secret, n.url, "/status")
             rows.append({"process": f"node-{n.id}", "az": az.name, "address": n.url, "up": st is not None,
                          "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
                          "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments"})
@@ -119,7 +108,7 @@ def collect(topo: Topology) -> list[dict]:
 
 def _scrubber_row(topo: Topology) -> dict:
     import time
-    st = signed_get(topo, topo.scrub.url, "/status")
+    st = signed_get(topo.cluster_secret, topo.scrub.url, "/status")
     detail = ""
     if st:
         last, cur = st.get("last_pass"), st.get("running")

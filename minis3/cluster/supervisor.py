@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from ..ec.codec import MALLOC_ENV
-from . import tls
-from .topology import SUPERVISED_ENV, Topology
+from ..config import tls
+from ..config import SUPERVISED_ENV, Topology
 
 CHILD_ENV = {
     # glibc malloc tuned so 1 MiB codec buffers stay hot in the heap

@@ -20,8 +20,8 @@ import aiohttp
 from ..core.trace import Span, new_span_id, request_id_of, trace_id_of, waterfall
 from ..frontend.routing import split_host
 from ..rpc.http import client_session
-from . import tls
-from .topology import Topology
+from ..config import tls
+from ..config import Topology
 
 FOLLOW_EVERY_S = 0.5
 SETTLE_S = 0.3            # a finished request's last spans (background replica writes) arrive a little later

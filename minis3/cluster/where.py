@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..ec import storage_class as SC
 from ..storage import blocks
-from .topology import Topology
+from ..config import Topology
 
 OK, MISSING, WRONG_SIZE, UNREACHABLE = "ok", "missing", "wrong size", "unreachable"
 

@@ -49,10 +49,11 @@ import jinja2
 from aiohttp import web
 from defusedxml import ElementTree
 
-from ..cluster import chaos, inspect as inspect_mod, partitions, status, tls, where
+from ..cluster import chaos, inspect as inspect_mod, partitions, status, where
+from ..config import tls
 from . import guard, live as live_mod, series
 from ..cluster import trace as trace_mod
-from ..cluster.topology import Topology
+from ..config import Topology
 from ..core import errors as E
 from ..core import versions
 from ..core.sigv4 import presign_url, sign_request
@@ -472,12 +473,12 @@ def make_app(topo: Topology) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..cluster import topology as topo_mod
-    from ..cluster.logs import setup_logging
+    from .. import config
+    from ..rpc.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 console")
-    topo_mod.add_arguments(p)
+    config.add_arguments(p)
     a = p.parse_args(argv)
-    topo = topo_mod.from_args(a)
+    topo = config.from_args(a)
     setup_logging("console")
     log.info("web console on %s (frontend %s)", topo.console.url, topo.frontend.url)
     web.run_app(make_app(topo), host=topo.console.host, port=topo.console.port, print=None, access_log=None,

@@ -28,7 +28,7 @@ import time
 
 import aiohttp
 
-from ..cluster.topology import Topology
+from ..config import Topology
 from . import series as S
 
 log = logging.getLogger("minis3.console.live")

@@ -15,7 +15,7 @@ import logging
 import prometheus_client
 from aiohttp import web
 
-from ..cluster import topology as topo_mod
+from .. import config
 from ..meta.client import MetaClient
 from ..rpc.http import client_session, internal_app
 from .names import Zone
@@ -24,7 +24,7 @@ from .server import DNSResolver, http_routes, serve_udp
 log = logging.getLogger("minis3.dns")
 
 
-def make_app(topo: topo_mod.Topology) -> web.Application:
+def make_app(topo: config.Topology) -> web.Application:
     world = topo.world
     zone = Zone(world.dns.domain, {r.region: r.frontend.host for r in world.regions}, world.global_region)
     app = internal_app(topo.cluster_secret, registry=prometheus_client.REGISTRY)
@@ -64,11 +64,11 @@ def make_app(topo: topo_mod.Topology) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..cluster.logs import setup_logging
+    from ..rpc.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 dns")
-    topo_mod.add_arguments(p)
+    config.add_arguments(p)
     a = p.parse_args(argv)
-    topo = topo_mod.from_args(a)
+    topo = config.from_args(a)
     if topo.world is None or topo.world.dns is None:
         p.error("the topology has no [dns] table (one region needs no DNS server)")
     setup_logging("dns")

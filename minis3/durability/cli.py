@@ -221,15 +221,24 @@ def _table(rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
 
 def render(r: dict) -> str:
     s: M.Scheme = r["scheme"]
-    rep: RepairInputs = r["repair"]
     i: M.Inputs = r["inputs"]
-    res: M.Result = r["result"]
     out = [f"minis3 durability: {s.label}, placement {','.join(map(str, s.placement))} (fragments per AZ), "
            f"{r['objects']:.3g} objects of {human_b(i.object_bytes)}", ""]
+    out += _repair_lines(r)
+    out += ["", "other inputs (flags):"] + _flag_lines(i)
+    out += ["", "result:"] + _result_lines(r)
+    out += _sensitivity_lines(r["sensitivity"])
+    out += ["", "comparison (the same rates and MTTR):"] + _comparison_lines(r)
+    return "\n".join(out)
+
+
+def _repair_lines(r: dict) -> list[str]:
+    """The repair inputs, measured or defaulted, and the MTTR they make."""
+    rep: RepairInputs = r["repair"]
     if rep.cluster:
-        out.append(f"repair inputs, measured on the running cluster (scrubber {rep.where}):")
+        out = [f"repair inputs, measured on the running cluster (scrubber {rep.where}):"]
     else:
-        out.append(f"repair inputs: NO CLUSTER ANSWERED at {rep.where} (or --no-cluster): stated defaults")
+        out = [f"repair inputs: NO CLUSTER ANSWERED at {rep.where} (or --no-cluster): stated defaults"]
     cycle = rep.audit_cycle_s
     bitflip = rep.bitflip_detection_s
     rows = [["down timeout", human_s(rep.down_after_s.value), rep.down_after_s.source
@@ -248,8 +257,11 @@ def render(r: dict) -> str:
                                             f"last pass) = {human_s(rep.detection_s)} + {human_s(rep.rebuild_s)}")
              if r["mttr_source"] != "--mttr" else "--mttr"]]
     out += _table(rows)
-    out += ["", "other inputs (flags):"]
-    out += _table([["AFR", f"{i.afr:g}", f"λ = -ln(1 - AFR) = {i.lam:.4g} failures a year per disk; "
+    return out
+
+
+def _flag_lines(i: M.Inputs) -> list[str]:
+    return _table([["AFR", f"{i.afr:g}", f"λ = -ln(1 - AFR) = {i.lam:.4g} failures a year per disk; "
                                          f"μ = 1/MTTR = {i.mu:.4g} repairs a year"],
                    ["repair model", i.repair, "one lost fragment rebuilt at a time, at μ" if i.repair == "serial"
                     else "every lost fragment rebuilt at once, i·μ"],
@@ -258,8 +270,11 @@ def render(r: dict) -> str:
                     f"with q = {i.q_outage:.3g}"],
                    ["latent sectors", f"{i.lse_per_tb:g} per TB read", f"a rebuild with no spare reads "
                     f"{human_b(i.object_bytes)}: p = {i.p_lse:.3g}"]])
-    out += ["", "result:"]
-    out += _table([["MTTDL", _years(res.mttdl_years), "mean time to losing a given object"],
+
+
+def _result_lines(r: dict) -> list[str]:
+    res: M.Result = r["result"]
+    out = _table([["MTTDL", _years(res.mttdl_years), "mean time to losing a given object"],
                    ["P(loss)", f"{res.p_year:.3g} a year", f"durability {M.durability_percent(res.p_year)}"],
                    ["nines", f"{res.nines:.2f}", f"S3's claim: {M.S3_CLAIM_NINES:g}"],
                    ["objects lost", f"{res.lost_per_year(r['objects']):.3g} a year",
@@ -267,7 +282,12 @@ def render(r: dict) -> str:
                     if res.p_year > 0 else ""],
                    ["dominant", res.dominant, f"{res.shares[res.dominant]:.1%} of losses"]])
     out += _table([["", f"  {mode}", f"{res.shares[mode]:.3%}"] for mode in M.MODES], right={2})
-    sens = r["sensitivity"]
+    return out
+
+
+def _sensitivity_lines(sens: dict | None) -> list[str]:
+    """The nines by detection time and rebuild rate, with and without AZ outages."""
+    out: list[str] = []
     if sens:
         for key, title in (("nines", "all failure modes"), ("nines_without_az_outages", "without AZ outages")):
             out += ["", f"nines by detection time (rows) and rebuild rate (columns), {title}, "
@@ -278,7 +298,11 @@ def render(r: dict) -> str:
             rows = [head] + [[human_s(iv) + ("*" if iv == iv_m else "")] + [f"{v:.2f}" for v in row]
                              for iv, row in zip(sens["detection_s"], sens[key])]
             out += _table(rows, right=set(range(1, len(head))))
-    out += ["", "comparison (the same rates and MTTR):"]
+    return out
+
+
+def _comparison_lines(r: dict) -> list[str]:
+    """Each scheme of the comparison under the same rates and MTTR, and S3's claim."""
     rows = [["scheme", "placement", "overhead", "MTTDL", "P(loss)/year", "lost/year", "nines", "dominant"]]
     for c in r["comparison"]:
         rows.append([c.scheme.label, ",".join(map(str, c.scheme.placement)), f"{c.scheme.overhead:.2f}x",
@@ -287,8 +311,7 @@ def render(r: dict) -> str:
     claim = 10 ** -M.S3_CLAIM_NINES
     rows.append(["S3's claim", "3+ AZs", "-", _years(1 / claim), f"{claim:.3g}", f"{r['objects'] * claim:.3g}",
                  f"{M.S3_CLAIM_NINES:.2f}", "(not published)"])
-    out += _table(rows, right={2, 4, 5, 6})
-    return "\n".join(out)
+    return _table(rows, right={2, 4, 5, 6})
 
 
 def run(topo, args) -> int:

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..cluster.status import signed_get
-from ..cluster.topology import Topology
+from ..rpc.sync import signed_get
+from ..config import Topology
 
 #: docs/scrub-benchmarks.md: a wiped node's fragments rebuilt with no rate limit, 2 cores
 #: (1 MiB objects; the rate limit, scrub.rebuild_mb_per_s, is 25 MB/s by default).
@@ -93,7 +93,7 @@ class RepairInputs:
 def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInputs:
     """Ask the scrubber and every storage node (``ask=False``: ask nothing, use the defaults)."""
     sc = topo.scrub
-    st = signed_get(topo, sc.url, "/status", timeout=timeout) if ask else None
+    st = signed_get(topo.cluster_secret, sc.url, "/status", timeout=timeout) if ask else None
     settings = (st or {}).get("settings") or {}
     if "interval_s" in settings:
         interval = Measured(float(settings["interval_s"]), "s",
@@ -145,7 +145,7 @@ def _node_bytes(topo: Topology, ask: bool, timeout: float) -> Measured:
     sizes = {}
     if ask:
         for n in topo.nodes:
-            st = signed_get(topo, n.url, "/status", timeout=timeout)
+            st = signed_get(topo.cluster_secret, n.url, "/status", timeout=timeout)
             if st is not None and "disk_bytes" in st:
                 sizes[n.id] = int(st["disk_bytes"])
     if not sizes:

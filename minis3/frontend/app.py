@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 import prometheus_client
 from aiohttp import web
 
-from ..cluster.topology import Topology
+from ..config import Topology
 from ..core import errors as E
 from ..core import regions, s3xml
 from ..core.hlc import HLC
@@ -37,7 +37,7 @@ from ..rpc.tracing import TRACER, configure as configure_tracing, trace_handler
 from ..storage.client import StorageClient
 from .datapath import DataPath
 from ..rpc import listener
-from .health import NodeHealth
+from .node_health import NodeHealth
 from .routing import Target, route
 
 log = logging.getLogger("minis3.frontend")
@@ -454,21 +454,21 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..cluster import topology as topo_mod
-    from ..cluster.logs import setup_logging
+    from .. import config
+    from ..rpc.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 frontend")
-    topo_mod.add_arguments(p)
+    config.add_arguments(p)
     p.add_argument("--az", help="run this AZ's frontend (topology frontend.per_az)")
     a = p.parse_args(argv)
-    topo = topo_mod.from_args(a)
+    topo = config.from_args(a)
     spec = topo.az_frontend(a.az) if a.az else topo.frontend
     setup_logging(f"frontend-{a.az}" if a.az else "frontend")
-    topo_mod.warn_if_demo_secret(topo, log)
+    config.warn_if_demo_secret(topo, log)
     configure_tracing(f"frontend-{a.az}" if a.az else "frontend")
     tuned = tune_malloc(one_arena=True)        # its idle trim gives back every thread's memory too
     loop = use_fast_event_loop()
     log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", spec.url, loop, tuned, os.getpid())
-    from ..cluster import tls                      # HTTPS: `minis3 up --tls` (cluster/tls.py)
+    from ..config import tls                       # HTTPS: `minis3 up --tls` (config/tls.py)
     web.run_app(make_app(topo, a.az), host=spec.host, port=spec.port,
                 print=None, access_log=None, handle_signals=True,
                 ssl_context=tls.server_context(topo) if spec.tls else None)

@@ -9,9 +9,9 @@ Handles every ``x-amz-content-sha256`` mode S3 accepts:
   — aws-chunked with a trailing checksum (and a trailer signature when signed).
 
 plus ``Content-MD5`` and any ``x-amz-checksum-*`` header or trailer (BadDigest).
-The body is never held whole: :meth:`Upload.chunks` yields decoded pieces, the
-data path hashes each segment once (:meth:`Upload.hash`, in a worker thread),
-and :meth:`Upload.verify` runs after the last byte but before anything is
+The body is never held whole: :meth:`IncomingBody.chunks` yields decoded pieces, the
+data path hashes each segment once (:meth:`IncomingBody.hash`, in a worker thread),
+and :meth:`IncomingBody.verify` runs after the last byte but before anything is
 acknowledged.
 """
 from __future__ import annotations
@@ -53,7 +53,10 @@ def _is_hex_sha256(v: str) -> bool:
     return len(v) == 64 and all(c in "0123456789abcdef" for c in v.lower())
 
 
-class Upload:
+class IncomingBody:
+    """An object's body as it arrives (a PUT's, or an UploadPart's): decoded, hashed and,
+    after its last byte, verified against what the client declared."""
+
     def __init__(self, request: web.Request, auth: AuthResult, *, required_alg: str | None = None,
                  extra_alg: str | None = None, checksum_headers: bool = True):
         """``required_alg``: the checksum algorithm every part of a multipart
@@ -185,7 +188,7 @@ async def read_small_body(request: web.Request, auth: AuthResult, limit: int = 2
     """Read a small request document (XML) through the same decoding and checks."""
     if not request.content_length and "chunked" not in request.headers.get("transfer-encoding", "").lower():
         return b""
-    up = Upload(request, auth, checksum_headers=checksum_headers)
+    up = IncomingBody(request, auth, checksum_headers=checksum_headers)
     buf = bytearray()
     async for piece in up.chunks():
         buf += piece

@@ -5,7 +5,7 @@ PUT:  receive → segment → encode → store fragments (fsync on every node) �
 GET:  fetch k fragments per segment (data fragments first) → verify → decode → stream out
 
 Memory is bounded by a few segments whatever the object size: the body is read
-one segment at a time, each fragment upload is fed through a small queue (back
+one segment at a time, each fragment PUT is fed through a small queue (back
 pressure from the slowest node), and a GET holds one block per fragment stream.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..ec.codec import Codec, codec_for
 from ..meta.client import MetaClient
 from ..storage.client import FragmentError, StorageClient
 from .ecwrite import ECWrite, Pieces, Stored, segment_checksum
-from .health import NodeHealth
+from .node_health import NodeHealth
 
 log = logging.getLogger("minis3.frontend.datapath")
 

@@ -4,7 +4,7 @@
     segments         → the body cut into segments of ``erasure.segment_size``
     hash             → every byte once, in order, for the ETag and the checksums
     encode           → each segment into k+m framed fragment blocks, and its xxh3
-    store fragments  → one streaming upload per node; each node fsyncs before it answers
+    store fragments  → one streaming fragment PUT per node; each node fsyncs before it answers
     finish           → all k+m durable and the body verified: a ``Stored`` with its commit deadline
     abort            → any failure: cancel every step, remove what landed, queue it for GC
 
@@ -15,7 +15,7 @@ An object of one segment (all of it read already) goes straight through: hash,
 encode, and one plain body per node. A longer one runs three stages that
 overlap: the request's coroutine reads segment n+2 from the client while the
 hash stage hashes segment n+1 (MD5, SHA-256 and the CRCs release the GIL) and
-the encode stage codes segment n and hands its blocks to the uploads. Every
+the encode stage codes segment n and hands its blocks to the fragment PUTs. Every
 queue between them is small, so memory is a few segments whatever the size,
 and the slowest node sets the pace (back pressure).
 """
@@ -41,7 +41,7 @@ from ..storage.client import FragmentError
 if TYPE_CHECKING:
     from .datapath import DataPath
 
-QUEUE_DEPTH = 4       # segments in flight per fragment upload
+QUEUE_DEPTH = 4       # segments in flight per fragment PUT
 PIPELINE_DEPTH = 2    # segments waiting for each PUT stage (hashing, encoding)
 OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (a thread hop costs more)
 #: Fragments stored away from their home node (it was down): the scrubber moves
@@ -78,7 +78,7 @@ class ECWrite:
         self.on_segment, self.verify = on_segment, verify
         self.size = 0
         self.segsums = bytearray()
-        self.uploads: list[asyncio.Future] = []
+        self.fragment_puts: list[asyncio.Future] = []
         self.landed: list[float] = []                   # when each fragment became durable
         self.stages: list[tuple[asyncio.Queue, asyncio.Future]] = []
         self.watch: asyncio.Future | None = None
@@ -136,11 +136,11 @@ class ECWrite:
 
     # -- store fragments -----------------------------------------------------------
     def store_fragments(self, bodies: list) -> None:
-        """Start one upload per node (``bodies[i]``: fragment i's bytes, or an
+        """Start one fragment PUT per node (``bodies[i]``: fragment i's bytes, or an
         async iterator of its blocks) and the watch on their nodes."""
-        self.uploads = [asyncio.ensure_future(self.store_fragment(i, n, b))
+        self.fragment_puts = [asyncio.ensure_future(self.store_fragment(i, n, b))
                         for i, (n, b) in enumerate(zip(self.ec["nodes"], bodies))]
-        for up in self.uploads:
+        for up in self.fragment_puts:
             up.add_done_callback(lambda _t: self.landed.append(time.monotonic()))
         if self.dp.health:
             self.watch = asyncio.ensure_future(self.watch_nodes())
@@ -158,11 +158,11 @@ class ECWrite:
             return got
 
     async def watch_nodes(self) -> None:
-        """A node that stops answering mid-upload (killed, frozen) is found by
-        the health prober; abort its upload rather than wait on it."""
+        """A node that stops answering mid-PUT (killed, frozen) is found by
+        the health prober; abort its fragment PUT rather than wait on it."""
         while True:
             await asyncio.sleep(0.2)
-            for n, up in zip(self.ec["nodes"], self.uploads):
+            for n, up in zip(self.ec["nodes"], self.fragment_puts):
                 if not up.done() and not self.dp._is_up(n):
                     up.cancel()
 
@@ -178,7 +178,7 @@ class ECWrite:
         self.store_fragments(await self.encode_segment(0, data))
 
     async def pipeline(self, seg: "Pieces", rest: AsyncIterator[bytes]) -> None:
-        """Segments through the hash and encode stages into the uploads."""
+        """Segments through the hash and encode stages into the fragment PUTs."""
         queues = [asyncio.Queue(QUEUE_DEPTH) for _ in self.ec["nodes"]]
         self.store_fragments([drain(q) for q in queues])
         if self.on_segment:
@@ -220,16 +220,16 @@ class ECWrite:
         while (data := await q.get()) is not None:
             frames = await self.encode_segment(n, data)
             n += 1
-            for fq, frame, up in zip(queues, frames, self.uploads):
+            for fq, frame, up in zip(queues, frames, self.fragment_puts):
                 await put_or_fail(fq, frame, up)
-        for fq, up in zip(queues, self.uploads):
+        for fq, up in zip(queues, self.fragment_puts):
             await put_or_fail(fq, None, up)
 
     # -- finish or abort -----------------------------------------------------------
     async def finish(self) -> Stored:
         for _, task in self.stages:
             await task
-        results = await asyncio.gather(*self.uploads, return_exceptions=True)
+        results = await asyncio.gather(*self.fragment_puts, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             # Acknowledged only with all k+m fragments durable.
@@ -244,14 +244,14 @@ class ECWrite:
 
     async def abort(self) -> None:
         """Cancel every step and remove the fragments that landed (nothing to
-        remove if no upload started)."""
-        tasks = [*self.uploads, *(task for _, task in self.stages)]
+        remove if no fragment PUT started)."""
+        tasks = [*self.fragment_puts, *(task for _, task in self.stages)]
         for task in tasks:
             task.cancel()
         if self.watch is not None:
             self.watch.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.uploads:
+        if self.fragment_puts:
             await self.dp.discard(self.ec, "failed-write")
 
 
@@ -294,11 +294,11 @@ async def drain(q: asyncio.Queue) -> AsyncIterator[bytes]:
 
 
 async def put_or_fail(q: asyncio.Queue, item, consumer: asyncio.Future) -> None:
-    """Queue an item for a consumer task (an upload, a stage), unless that
+    """Queue an item for a consumer task (a fragment PUT, a stage), unless that
     task has already failed: its error is raised here instead of waiting on a
     queue nobody reads."""
     if consumer.cancelled():
-        raise FragmentError("upload aborted: its node stopped answering")
+        raise FragmentError("fragment PUT aborted: its node stopped answering")
     if consumer.done():
         exc = consumer.exception()
         if exc is not None:
@@ -313,6 +313,6 @@ async def put_or_fail(q: asyncio.Queue, item, consumer: asyncio.Future) -> None:
     if put not in done:
         put.cancel()
         if consumer.cancelled():
-            raise FragmentError("upload aborted: its node stopped answering")
+            raise FragmentError("fragment PUT aborted: its node stopped answering")
         exc = consumer.exception()
-        raise exc or FragmentError("fragment upload ended early")
+        raise exc or FragmentError("fragment PUT ended early")

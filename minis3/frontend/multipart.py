@@ -41,7 +41,7 @@ from ..core.numbers import parse_int
 from ..ec import storage_class as SC
 from ..meta.client import PARTS, UPLOADS
 from . import tagging
-from .body import Upload, read_small_body
+from .body import IncomingBody, read_small_body
 from .bucket import EMPTY_PAGE, _encoding, clip_marker, too_long_for_a_key
 from .object import _headers_from_request, _write_conditions, commit_stored, copy_source_record
 
@@ -217,7 +217,7 @@ async def upload_part(ctx) -> web.Response:
         return await _upload_part_copy(ctx, up_rec, n)
     # With no algorithm chosen at Create, every part also gets a CRC64NVME
     # (whatever the client sends): the object's FULL_OBJECT checksum is combined from them.
-    up = Upload(ctx.request, ctx.auth, required_alg=spec["alg"] if spec else None,
+    up = IncomingBody(ctx.request, ctx.auth, required_alg=spec["alg"] if spec else None,
                 extra_alg=None if spec else "crc64nvme")
     stored = await ctx.fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify,
                                          inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec))

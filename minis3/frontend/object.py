@@ -2,10 +2,10 @@
 DeleteObjects, CopyObject.
 
 The PUT path, step by step (each step a call a learner can follow):
-    receive (body.Upload: the request's signature was checked on its headers;
+    receive (body.IncomingBody: the request's signature was checked on its headers;
     aws-chunked chunk signatures are checked as chunks arrive) → segment →
     encode → store fragments (datapath.store: fsync on every node) → verify
-    digests (Upload.verify, run by datapath.store after the last fragment is
+    digests (IncomingBody.verify, run by datapath.store after the last fragment is
     durable: x-amz-content-sha256, Content-MD5, x-amz-checksum-*; on a
     mismatch the fragments are removed and nothing is committed) → commit
     metadata (meta/client.py's put_object: the one atomic moment of
@@ -33,7 +33,7 @@ from ..core.ranges import content_range, parse_range
 from ..ec import storage_class as SC
 from . import tagging
 from ..meta.versioned import marker_headers
-from .body import Upload, read_small_body
+from .body import IncomingBody, read_small_body
 
 log = logging.getLogger("minis3.frontend.object")
 
@@ -114,7 +114,7 @@ async def put(ctx) -> web.Response:
     await fe.bucket_exists(ctx, bucket)              # fail fast, before any byte is stored
     if conditions:                                   # fail fast too; the commit re-checks atomically
         await _precheck_write(ctx, conditions)
-    up = Upload(ctx.request, ctx.auth)
+    up = IncomingBody(ctx.request, ctx.auth)
     stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc)
     record = {"etag": up.etag(), "checksum": up.stored_checksum(), "headers": std, "meta": meta,
               "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}

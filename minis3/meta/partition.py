@@ -397,44 +397,19 @@ class PartitionSet:
         if p.splitting or p.parent is not None:
             raise RuntimeError(f"{pid} is being split")
         took: dict = {"keys": len(p)}
-        t = time.monotonic()
-
-        def lap(phase: str) -> None:
-            nonlocal t
-            now = time.monotonic()
-            took[phase] = round(now - t, 4)
-            t = now
+        lap = _Laps(took)
         ranges = ((left_id, p.lo, key), (right_id, key, p.hi))
         halves: list[Partition] = []
         p.splitting = True
         p.wal.hold_snapshots(True)
         cut = False
         try:
-            await p.wal.snapshot_written()       # one under way would remove files while they are linked
-            gen = p.wal.generation
-            for hid, _, _ in ranges:
-                await asyncio.to_thread(_link_files, self.root / pid, self.root / hid)
-            # The table as of now (keys and records at C speed; records are
-            # replaced, never changed in place), made into the halves' tables
-            # in a thread; the keys changed from now on are noted in `changed`.
-            keys, rkeys = list(p.table), list(p.rows)
-            records, rrecords = list(map(p.table.__getitem__, keys)), list(map(p.rows.__getitem__, rkeys))
-            p.changed = set()
-            halves = await asyncio.to_thread(_halves, (keys, records), (rkeys, rrecords), ranges, self.root,
-                                             self.snapshot_every, gen + 1, self.blob_store)
-            del keys, records, rkeys, rrecords
+            halves = await self._prepare_halves(p, ranges)
             for h in halves:
                 h.state = p.state
                 h.wal.hold_snapshots(True)      # the partition's WAL (their linked file) may still grow
             lap("prepare_s")
-            took["caught_up"] = 0
-            while True:                            # in rounds, so that the event loop is held briefly
-                changed, p.changed = p.changed, set()
-                _copy(p, changed, halves, key)
-                took["caught_up"] += len(changed)
-                if len(changed) < 1000:
-                    break
-                await asyncio.sleep(0)
+            took["caught_up"] = await _catch_up(p, halves, key)
             lap("catch_up_s")
             after = [x for x in self.partitions if x is not p] + halves
             await asyncio.to_thread(write_json_durably, self.root / MANIFEST, self._manifest(after))
@@ -461,19 +436,63 @@ class PartitionSet:
                 for d in (left_id, right_id):
                     shutil.rmtree(self.root / d, ignore_errors=True)
                 p.wal.hold_snapshots(False)
-        # Writes accepted before the cut land in the old WAL, in the halves'
-        # tables too; then each half's own snapshot replaces the linked files.
-        while p.inflight or p.wal.writing:
-            await asyncio.sleep(0.001)
-        p.wal.close()
-        p.successors = []
-        for h in halves:
-            h.parent = None
-            h.wal.hold_snapshots(False)
-            h.wal.request_snapshot()             # own files, only its own range
+        await _land(p, halves)
         lap("landing_s")
         await asyncio.to_thread(shutil.rmtree, self.root / pid, True)
         return took
+
+    async def _prepare_halves(self, p: Partition, ranges) -> list[Partition]:
+        """The halves of ``p``, made from its files (hard links) and from its table as of
+        now; the keys changed from now on are noted in ``p.changed``."""
+        await p.wal.snapshot_written()       # one under way would remove files while they are linked
+        gen = p.wal.generation
+        for hid, _, _ in ranges:
+            await asyncio.to_thread(_link_files, self.root / p.id, self.root / hid)
+        # Keys and records at C speed (records are replaced, never changed in
+        # place), made into the halves' tables in a thread.
+        keys, rkeys = list(p.table), list(p.rows)
+        records, rrecords = list(map(p.table.__getitem__, keys)), list(map(p.rows.__getitem__, rkeys))
+        p.changed = set()
+        return await asyncio.to_thread(_halves, (keys, records), (rkeys, rrecords), ranges, self.root,
+                                       self.snapshot_every, gen + 1, self.blob_store)
+
+
+class _Laps:
+    """Records, by phase name, the seconds since the previous lap."""
+
+    def __init__(self, into: dict):
+        self.into, self.t = into, time.monotonic()
+
+    def __call__(self, phase: str) -> None:
+        now = time.monotonic()
+        self.into[phase] = round(now - self.t, 4)
+        self.t = now
+
+
+async def _catch_up(p: Partition, halves: list[Partition], key: str) -> int:
+    """Copy to the halves the keys ``p`` changed since they were made, in rounds (so that
+    the event loop is held briefly) until a round finds fewer than 1000: how many."""
+    copied = 0
+    while True:
+        changed, p.changed = p.changed, set()
+        _copy(p, changed, halves, key)
+        copied += len(changed)
+        if len(changed) < 1000:
+            return copied
+        await asyncio.sleep(0)
+
+
+async def _land(p: Partition, halves: list[Partition]) -> None:
+    """After the cut: writes ``p`` accepted before it land in its WAL and in the halves'
+    tables too; then each half's own snapshot replaces the linked files."""
+    while p.inflight or p.wal.writing:
+        await asyncio.sleep(0.001)
+    p.wal.close()
+    p.successors = []
+    for h in halves:
+        h.parent = None
+        h.wal.hold_snapshots(False)
+        h.wal.request_snapshot()             # own files, only its own range
 
 
 def _halves(heads: tuple[list, list], rows: tuple[list, list], ranges, root: Path, snapshot_every: int,

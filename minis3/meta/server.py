@@ -76,7 +76,7 @@ from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
 from ..rpc import tracing
 from ..rpc.http import client_session, internal_app, use_fast_event_loop
-from ..cluster.topology import IndexSpec
+from ..config import IndexSpec
 from ..fsutil import write_json_durably
 from ..rpc import fastjson
 from . import batch, blobs
@@ -839,18 +839,18 @@ class MetaService:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..cluster import topology as topo_mod
-    from ..cluster.logs import setup_logging
+    from .. import config
+    from ..rpc.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 meta")
-    topo_mod.add_arguments(p)
+    config.add_arguments(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--az", help="run this AZ's home metadata process")
     which.add_argument("--id", help="run the metadata process with this id (e.g. an extra one, meta-az-a-2)")
     a = p.parse_args(argv)
-    topo = topo_mod.from_args(a)
+    topo = config.from_args(a)
     spec = topo.meta(a.id) if a.id else next(az.meta for az in topo.azs if az.name == a.az)
     setup_logging(spec.id)
-    topo_mod.warn_if_demo_secret(topo, log)
+    config.warn_if_demo_secret(topo, log)
     tracing.configure(spec.id)
     peers = {m.url: m.az for m in topo.all_metas if m.id != spec.id}
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,

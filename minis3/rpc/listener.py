@@ -25,7 +25,7 @@ aiohttp parses each connection's bytes, with the limits set here
 * **S3's XML for whatever aiohttp's parser refuses** (an unknown method, a
   malformed request line or header, a duplicated Content-Length or Host, too
   many headers), with a request id; the log gets one WARNING line for it,
-  rate-limited (``cluster.logs.MalformedRequests``), never a traceback.
+  rate-limited (``rpc.logs.MalformedRequests``), never a traceback.
 
 ``install`` puts this on an application whatever runs it (``web.run_app``, an
 ``AppRunner`` with TLS, aiohttp's test server).
@@ -237,7 +237,7 @@ class S3Connection(RequestHandler):
         (Without a ``render``, aiohttp's own plain-text answer.)"""
         if self._render is None:
             return super().handle_error(request, status, exc, message)
-        # As aiohttp: a WARNING line for a malformed request (cluster.logs'
+        # As aiohttp: a WARNING line for a malformed request (rpc.logs'
         # filter), an ERROR with its traceback for anything else.
         self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
         if request.writer.output_size > 0:

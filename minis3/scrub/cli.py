@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from ..cluster.topology import Topology
+from ..config import Topology
 from ..rpc.http import client_session
 
 

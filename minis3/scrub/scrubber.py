@@ -873,12 +873,12 @@ def app(topo) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..cluster import topology as topo_mod
-    from ..cluster.logs import setup_logging
+    from .. import config
+    from ..rpc.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 scrubber")
-    topo_mod.add_arguments(p)
+    config.add_arguments(p)
     a = p.parse_args(argv)
-    topo = topo_mod.from_args(a)
+    topo = config.from_args(a)
     setup_logging("scrubber")
     tracing.configure("scrubber")
     tune_malloc()

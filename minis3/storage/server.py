@@ -977,16 +977,16 @@ class StorageNode:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..cluster import topology as topo_mod
-    from ..cluster.logs import setup_logging
+    from .. import config
+    from ..rpc.logs import setup_logging
     p = argparse.ArgumentParser(prog="minis3 storage")
-    topo_mod.add_arguments(p)
+    config.add_arguments(p)
     p.add_argument("--id", required=True)
     a = p.parse_args(argv)
-    topo = topo_mod.from_args(a)
+    topo = config.from_args(a)
     spec = topo.node(a.id)
     setup_logging(f"storage {spec.id}")
-    topo_mod.warn_if_demo_secret(topo, log)
+    config.warn_if_demo_secret(topo, log)
     tracing.configure(f"node-{spec.id}")
     node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s,
                        peers={n.id: n.url for n in topo.nodes},

@@ -6,13 +6,12 @@ import os
 import shutil
 import signal
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
-from minis3.rpc import auth
+from minis3.rpc import sync
 
-from minis3.cluster import topology
+from minis3 import config
 from minis3.cluster.supervisor import Cluster, run_dir, wait_healthy
 
 ACCESS_KEY = "testkey"
@@ -36,13 +35,13 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 def pick_base_port() -> int:
-    return topology.free_base_port()
+    return config.free_base_port()
 
 
 def write_topology(path: Path, data_dir: Path, base_port: int, frontend_per_az: bool = False,
                    scrub: dict | None = None, index: dict | None = None, extra_metas: int = 0,
                    console: bool = False, storage_class: dict | None = None, **erasure) -> Path:
-    path.write_text(topology.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
+    path.write_text(config.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
                                         credentials=[(ACCESS_KEY, SECRET_KEY),
                                                      (SECOND_ACCESS_KEY, SECOND_SECRET_KEY)],
                                         erasure=erasure, frontend_per_az=frontend_per_az, scrub=scrub,
@@ -63,7 +62,7 @@ class TestCluster:
                                         frontend_per_az=frontend_per_az, scrub=scrub, index=index,
                                         extra_metas=extra_metas, console=console,
                                         storage_class=storage_class, **erasure)
-        self.topo = topology.load(self.topo_path)
+        self.topo = config.load(self.topo_path)
         self.cluster = Cluster(self.topo)
         self.endpoint = self.topo.frontend.url
 
@@ -104,9 +103,7 @@ class TestCluster:
         self.start()
 
     def signed_get(self, url: str, path: str, timeout: float = 5) -> dict:
-        req = urllib.request.Request(url + path, headers=auth.headers(self.topo.cluster_secret, "GET", path))
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read())
+        return sync.call_json(self.topo.cluster_secret, "GET", url, path, timeout=timeout)
 
     def partition_map(self):
         """The newest partition map any metadata process has."""
@@ -208,11 +205,8 @@ def meta_record(c: TestCluster, bucket: str, key: str) -> dict:
     path = "/v/object?" + urlencode({"bucket": bucket, "key": key})
     found = []
     for m in c.topo.metas:
-        req = urllib.request.Request(m.url + path,
-                                     headers=auth.headers(c.topo.cluster_secret, "GET", path))
         try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                found.append(json.loads(r.read())["object"])
+            found.append(sync.call_json(c.topo.cluster_secret, "GET", m.url, path)["object"])
         except OSError:
             pass
     return max((f for f in found if f), key=lambda f: (f["ts"], f.get("vid", "")))

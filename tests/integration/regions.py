@@ -12,7 +12,7 @@ import dns.query
 import dns.rdatatype
 from botocore.config import Config
 
-from minis3.cluster import topology
+from minis3 import config
 from minis3.cluster.supervisor import Regions
 
 from .cluster import ACCESS_KEY, SECOND_ACCESS_KEY, SECOND_SECRET_KEY, SECRET_KEY
@@ -22,13 +22,13 @@ US, EU = "us-east-1", "eu-west-1"
 
 class TwoRegions:
     def __init__(self, root: Path):
-        self.base = topology.free_base_port(regions=2)
+        self.base = config.free_base_port(regions=2)
         self.path = root / "regions.toml"
-        self.path.write_text(topology.regions_toml(
+        self.path.write_text(config.regions_toml(
             self.base, root / "data", (US, EU), cluster_secret="test-cluster-secret",
             credentials=[(ACCESS_KEY, SECRET_KEY), (SECOND_ACCESS_KEY, SECOND_SECRET_KEY)]))
-        self.us = topology.load(self.path, region=US)
-        self.eu = topology.load(self.path, region=EU)
+        self.us = config.load(self.path, region=US)
+        self.eu = config.load(self.path, region=EU)
         self.world = self.us.world
         self.dns = self.world.dns
         self.regions = Regions(self.us)

@@ -15,14 +15,13 @@ import json
 import os
 import shutil
 import time
-import urllib.request
 from urllib.parse import urlencode
 
 import pytest
 
 from minis3.cluster import chaos
 from minis3.cluster.supervisor import wait_healthy
-from minis3.rpc import auth
+from minis3.rpc import sync
 
 from .chaos_workload import Workload, client
 from .cluster import TestCluster, fragment_path, meta_record
@@ -131,9 +130,7 @@ def _replica_versions(topo, bucket: str, key: str) -> list[dict | None]:
     path = "/v/object?" + urlencode({"bucket": bucket, "key": key})
     out = []
     for m in topo.metas:
-        req = urllib.request.Request(m.url + path, headers=auth.headers(topo.cluster_secret, "GET", path))
-        with urllib.request.urlopen(req, timeout=5) as r:
-            out.append(json.loads(r.read())["object"])
+        out.append(sync.call_json(topo.cluster_secret, "GET", m.url, path)["object"])
     return out
 
 

@@ -68,7 +68,7 @@ import pytest
 import yaml
 from botocore.config import Config
 
-from minis3.cluster import topology
+from minis3 import config
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -609,8 +609,8 @@ def test_compose_services_refuse_demo_secrets(compose_with, tmp_path, case):
         env_file = tmp_path / "minis3.env"
         shutil.copy(ENV_EXAMPLE, env_file)
         values = read_env_file(env_file)
-        assert values["MINIS3_CLUSTER_SECRET"] in topology.DEMO_SECRETS
-        assert values["MINIS3_SECRET_KEY"] in topology.DEMO_S3_SECRET_KEYS
+        assert values["MINIS3_CLUSTER_SECRET"] in config.DEMO_SECRETS
+        assert values["MINIS3_SECRET_KEY"] in config.DEMO_S3_SECRET_KEYS
         assert "MINIS3_INSECURE_DEMO" not in values
         why = [values["MINIS3_CLUSTER_SECRET"], values["MINIS3_SECRET_KEY"]]
     else:

@@ -76,9 +76,9 @@ def test_durability_reads_the_repair_inputs_from_the_cluster(cluster, s3, bucket
 
 
 def test_durability_says_when_no_cluster_answers(tmp_path):
-    from minis3.cluster import topology
+    from minis3 import config
     path = tmp_path / "nobody.toml"
-    path.write_text(topology.local_toml(topology.free_base_port(), tmp_path / "data"))
+    path.write_text(config.local_toml(config.free_base_port(), tmp_path / "data"))
     got = subprocess.run([sys.executable, "-m", "minis3", "durability", "--topology", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert got.returncode == 0, got.stderr

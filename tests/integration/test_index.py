@@ -9,7 +9,6 @@ every operation is checked against the log of acknowledged operations
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import time
 import urllib.parse
 import urllib.request
@@ -19,7 +18,7 @@ import pytest
 
 from minis3.cluster import chaos
 from minis3.cluster.supervisor import wait_healthy
-from minis3.rpc import auth
+from minis3.rpc import sync
 
 from .chaos_workload import client, run_workload
 from .cluster import TestCluster, local_partitions
@@ -36,9 +35,7 @@ def ic(tmp_path_factory):
 
 
 def _get(topo, url: str, path: str) -> dict:
-    req = urllib.request.Request(url + path, headers=auth.headers(topo.cluster_secret, "GET", path))
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
+    return sync.call_json(topo.cluster_secret, "GET", url, path)
 
 
 def maps(c, n: int = 3) -> list[dict]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from minis3.cluster import topology
+from minis3 import config
 from minis3.rpc.http import client_session
 from minis3.storage import blocks
 from minis3.storage.client import FragmentError, StorageClient
@@ -59,13 +59,13 @@ def fragment_file(index: int, payloads: list[bytes], oid: str) -> bytes:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     root = tmp_path_factory.mktemp("node-audit")
-    base = topology.free_base_port()
+    base = config.free_base_port()
     t1 = root / "topo1.toml"
-    t1.write_text(topology.local_toml(base, root / "data", cluster_secret=SECRET, scrub={"audit_mb_per_s": 0}))
+    t1.write_text(config.local_toml(base, root / "data", cluster_secret=SECRET, scrub={"audit_mb_per_s": 0}))
     # Same ports, another audit rate: only a2 is started from this one.
     t2 = root / "topo2.toml"
-    t2.write_text(topology.local_toml(base, root / "data", cluster_secret=SECRET, scrub={"audit_mb_per_s": A2_RATE}))
-    topo = topology.load(t1)
+    t2.write_text(config.local_toml(base, root / "data", cluster_secret=SECRET, scrub={"audit_mb_per_s": A2_RATE}))
+    topo = config.load(t1)
     a1, a2 = topo.node("a1"), topo.node("a2")
     # a2's files are there before it starts, so its first pass sees them all.
     for i in range(8):

@@ -25,7 +25,7 @@ from minis3.cluster.supervisor import _cli_args, _spawn, log_dir
 from minis3.core.sigv4 import sign_request
 from minis3.ec.codec import Codec
 from minis3.ec.placement import place
-from minis3.rpc import auth
+from minis3.rpc import sync
 from minis3.storage import blocks
 
 from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, on_demand_cluster
@@ -226,13 +226,7 @@ def _scrubber_counter(c: TestCluster, name: str) -> float:
 
 
 def _meta_call(c: TestCluster, meta, method: str, path: str, body: dict | None = None) -> dict:
-    import json
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(meta.url + path, method=method, data=data,
-                                 headers={"Content-Type": "application/json",
-                                          **auth.headers(c.topo.cluster_secret, method, path, data)})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
+    return sync.call_json(c.topo.cluster_secret, method, meta.url, path, body)
 
 
 def test_anti_entropy_repairs_replicas_that_disagree(hc, hs3):
@@ -374,14 +368,9 @@ def test_a_replica_refuses_a_new_version_older_than_the_commit_window(gc):
 
     def post(record: dict, commit: bool) -> tuple[int, dict]:
         path = "/v/object"
-        body = json.dumps({"bucket": "late", "key": "k", "record": record, "commit": commit}).encode()
-        req = urllib.request.Request(meta.url + path, data=body, method="POST", headers={
-            "Content-Type": "application/json", **auth.headers(gc.topo.cluster_secret, "POST", path, body)})
-        try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        status, body = sync.call(gc.topo.cluster_secret, "POST", meta.url, path,
+                                 {"bucket": "late", "key": "k", "record": record, "commit": commit})
+        return status, json.loads(body)
     status, body = post(rec, commit=True)
     assert (status, body["code"]) == (409, "StaleCommit")
     fresh = dict(rec, ts=HLC().now())

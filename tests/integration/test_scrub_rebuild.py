@@ -14,15 +14,13 @@ import json
 import random
 import shutil
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from minis3.cluster import chaos
 from minis3.ec.codec import Codec
 from minis3.ec.rebuild import RebuildJob
-from minis3.rpc import auth
+from minis3.rpc import sync
 from minis3.scrub.scrubber import REBUILD_BURST
 from minis3.storage import batchread, blocks
 
@@ -73,15 +71,7 @@ def _wipe(node) -> None:
 
 
 def _signed_post(c: TestCluster, url: str, path: str, doc: dict) -> tuple[int, bytes]:
-    body = json.dumps(doc).encode()
-    req = urllib.request.Request(url + path, method="POST", data=body,
-                                 headers={"Content-Type": "application/json",
-                                          **auth.headers(c.topo.cluster_secret, "POST", path, body)})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return sync.call(c.topo.cluster_secret, "POST", url, path, doc, timeout=60)
 
 
 def _node_stat(c: TestCluster, node_id: str, name: str) -> int:

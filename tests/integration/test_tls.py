@@ -28,7 +28,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from minis3.cluster import tls, topology
+from minis3 import config
+from minis3.config import tls
 from minis3.cluster.supervisor import wait_healthy
 
 from .cluster import ACCESS_KEY, SECRET_KEY, discard_dir, pick_base_port, write_topology
@@ -41,7 +42,7 @@ class TLSCluster:
     def __init__(self, root: Path):
         self.root = root
         self.topo_path = write_topology(root / "topology.toml", root / "data", pick_base_port(), console=True)
-        self.topo = topology.load(self.topo_path).with_tls()
+        self.topo = config.load(self.topo_path).with_tls()
         self.ca = tls.files(self.topo).ca
         self.endpoint = self.topo.frontend.url
         self.up = subprocess.Popen([str(BIN / "minis3"), "up", "--tls", "--topology", str(self.topo_path)],

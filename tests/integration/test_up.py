@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from minis3.cluster import topology
+from minis3 import config
 from minis3.cluster.supervisor import run_dir, wait_healthy
 
 from .cluster import pick_base_port, write_topology
@@ -15,7 +15,7 @@ from .cluster import pick_base_port, write_topology
 
 def test_up_status_and_ctrl_c(tmp_path):
     topo_path = write_topology(tmp_path / "t.toml", tmp_path / "data", pick_base_port())
-    topo = topology.load(topo_path)
+    topo = config.load(topo_path)
     minis3 = str(Path(sys.executable).parent / "minis3")
     up = subprocess.Popen([minis3, "up", "--topology", str(topo_path)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)

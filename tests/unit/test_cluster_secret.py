@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from minis3.cluster import topology as T
+from minis3 import config as T
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +36,7 @@ def test_the_topology_then_the_environment_win(tmp_path, monkeypatch):
 
 
 def test_processes_starting_together_agree(tmp_path):
-    code = ("import sys; from minis3.cluster import topology as T; "
+    code = ("import sys; from minis3 import config as T; "
             "print(T.load(None, data_dir=sys.argv[1]).cluster_secret)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "d")], stdout=subprocess.PIPE, text=True)
              for _ in range(8)]

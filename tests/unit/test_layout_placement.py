@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minis3.cluster import topology
+from minis3 import config
+from minis3.config import local
 from minis3.ec import layout
 from minis3.ec.codec import Codec
 from minis3.ec.placement import place
@@ -60,14 +61,14 @@ def test_placement_with_more_nodes_per_az_uses_distinct_nodes():
 
 
 def test_topology_refuses_an_az_holding_more_than_m():
-    doc = topology.default_doc()
+    doc = config.default_doc()
     doc["erasure"] = {"k": 5, "m": 1}
-    with pytest.raises(topology.TopologyError):
-        topology.parse(doc)
+    with pytest.raises(config.TopologyError):
+        config.parse(doc)
 
 
 def test_default_topology():
-    t = topology.load(None, data_dir="/tmp/x")
+    t = config.load(None, data_dir="/tmp/x")
     assert [az.name for az in t.azs] == ["az-a", "az-b", "az-c"]
     assert len(t.nodes) == 6 and t.frontend.port == 9000
     assert t.credentials == {"minis3admin": "minis3secret"}
@@ -127,10 +128,10 @@ def test_handoff_refuses_when_too_few_nodes():
 def test_free_base_port_keeps_every_listener_out_of_the_ephemeral_range():
     # A listener in the ephemeral range can be taken by a client's own source port
     # while it is down (loopback self-connect): CI failed that way once.
-    eph_lo, eph_hi = topology._ephemeral_range()
+    eph_lo, eph_hi = local._ephemeral_range()
     for _ in range(20):
-        base = topology.free_base_port()
-        doc = topology.default_doc(base)
+        base = config.free_base_port()
+        doc = config.default_doc(base)
         ports = [base, *(base + 10 + i for i in range(3)),
                  *(n["port"] for az in doc["az"] for n in az["nodes"]),
                  *(az["meta"]["port"] for az in doc["az"])]

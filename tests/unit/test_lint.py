@@ -124,11 +124,11 @@ def test_every_path_named_in_the_package_exists():
 
 
 def test_the_path_check_sees_docstrings_and_comments():
-    source = ('"""See meta/quorum.py and minis3/meta/client.py; not http://x.org/a/b.py."""\n'
-              "def f():\n    '''Like ``rpc/auth.py``.'''\n    return 1  # as in cluster/topology.py\n")
-    assert [p for _, p in named_paths(source)] == ["meta/quorum.py", "minis3/meta/client.py", "rpc/auth.py",
-                                                  "cluster/topology.py"]
-    assert [p for _, p in named_paths(source) if not path_exists(p)] == ["meta/quorum.py"]
+    source = ('"""See meta/nowhere.py and minis3/meta/client.py; not http://x.org/a/b.py."""\n'
+              "def f():\n    '''Like ``rpc/auth.py``.'''\n    return 1  # as in config/specs.py\n")
+    assert [p for _, p in named_paths(source)] == ["meta/nowhere.py", "minis3/meta/client.py", "rpc/auth.py",
+                                                  "config/specs.py"]
+    assert [p for _, p in named_paths(source) if not path_exists(p)] == ["meta/nowhere.py"]
 
 
 # ----------------------------------------------------------------------------- tracker numbers

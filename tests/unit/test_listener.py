@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 
-from minis3.cluster.logs import MalformedRequests
+from minis3.rpc.logs import MalformedRequests
 from minis3.rpc import listener
 from minis3.frontend.app import error_response
 

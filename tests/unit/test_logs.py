@@ -6,7 +6,7 @@ import logging
 
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
-from minis3.cluster.logs import MalformedRequests
+from minis3.rpc.logs import MalformedRequests
 
 
 def _record(exc: BaseException, msg: str = "Error handling request from %s") -> logging.LogRecord:

@@ -6,12 +6,13 @@ import time
 
 import pytest
 
-from minis3.cluster import chaos, topology
+from minis3 import config
+from minis3.cluster import chaos
 from minis3.rpc import delay
 
 
 def test_each_az_has_its_own_loopback_address_on_linux():
-    topo = topology.load(None)
+    topo = config.load(None)
     if not sys.platform.startswith("linux"):
         assert {az.meta.host for az in topo.azs} == {"127.0.0.1"}
         return
@@ -21,7 +22,7 @@ def test_each_az_has_its_own_loopback_address_on_linux():
     assert topo.frontend.host == topo.scrub.host == "127.0.0.1"
     # Clusters on other port ranges (tests, benchmarks) use other addresses, so a
     # partition of one never cuts another.
-    other = topology.parse(topology.default_doc(12000))
+    other = config.parse(config.default_doc(12000))
     assert [az.meta.host for az in other.azs] == ["127.12.1.1", "127.12.2.1", "127.12.3.1"]
 
 
@@ -38,7 +39,7 @@ def test_crossing_delay_applies_only_across_a_delayed_az():
 
 def test_delay_switches_live_from_the_settings_file(tmp_path, monkeypatch):
     monkeypatch.setattr(delay, "CHECK_EVERY_S", 0.0)
-    topo = topology.parse(topology.default_doc(12000), data_dir=tmp_path)
+    topo = config.parse(config.default_doc(12000), data_dir=tmp_path)
     d = delay.InterAZDelay.for_topology(topo, None)
     b1 = topo.node("b1")
     assert d.seconds(b1.host, b1.port) == 0.0
@@ -57,7 +58,7 @@ def test_delay_switches_live_from_the_settings_file(tmp_path, monkeypatch):
 
 
 def test_latency_amounts_and_heal(tmp_path):
-    topo = topology.parse(topology.default_doc(12000), data_dir=tmp_path)
+    topo = config.parse(config.default_doc(12000), data_dir=tmp_path)
     assert "5 ms" in chaos.set_latency(topo, "az-b", "5ms")
     assert delay.read_settings(tmp_path) == {"az-b": 5.0}
     chaos.set_latency(topo, "all", "0.01s")
@@ -74,7 +75,7 @@ def test_latency_amounts_and_heal(tmp_path):
 
 
 def test_partition_without_root_says_so_and_changes_nothing(tmp_path, monkeypatch):
-    topo = topology.parse(topology.default_doc(12000), data_dir=tmp_path)
+    topo = config.parse(config.default_doc(12000), data_dir=tmp_path)
     monkeypatch.setattr(chaos.os, "geteuid", lambda: 1000)
     ran = []
     monkeypatch.setattr(chaos.subprocess, "run", lambda *a, **k: ran.append(a))
@@ -84,12 +85,12 @@ def test_partition_without_root_says_so_and_changes_nothing(tmp_path, monkeypatc
 
 
 def test_partition_refuses_an_az_sharing_its_address(tmp_path, monkeypatch):
-    doc = topology.default_doc(12000)
+    doc = config.default_doc(12000)
     for az in doc["az"]:                       # every AZ on 127.0.0.1, as on macOS
         az["meta"]["host"] = "127.0.0.1"
         for n in az["nodes"]:
             n["host"] = "127.0.0.1"
-    topo = topology.parse(doc, data_dir=tmp_path)
+    topo = config.parse(doc, data_dir=tmp_path)
     monkeypatch.setattr(chaos.os, "geteuid", lambda: 0)
     monkeypatch.setattr(chaos.shutil, "which", lambda name: "/usr/sbin/iptables")
     with pytest.raises(chaos.ChaosError, match="shares its address"):

@@ -3,7 +3,7 @@ import tomllib
 
 import pytest
 
-from minis3.cluster import topology
+from minis3 import config
 from minis3.core import errors as E
 from minis3.core.regions import creation_region, wrong_region
 
@@ -58,8 +58,8 @@ def test_creation_region(constraint, here, want):
 
 
 def test_a_topology_of_two_regions(tmp_path):
-    doc = tomllib.loads(topology.regions_toml(23000, tmp_path, REGIONS))
-    world = topology.parse_world(doc)
+    doc = tomllib.loads(config.regions_toml(23000, tmp_path, REGIONS))
+    world = config.parse_world(doc)
     us, eu = world.regions
     assert (us.region, eu.region, world.global_region) == ("us-east-1", "eu-west-1", "us-east-1")
     assert us.frontend.port == eu.frontend.port and us.frontend.host != eu.frontend.host
@@ -69,16 +69,16 @@ def test_a_topology_of_two_regions(tmp_path):
     assert eu.endpoint("us-east-1", "b") == "b.s3.us-east-1.minis3.test"
     assert eu.region_topology("us-east-1") is us
     doc["dns"]["global_region"] = "mars-1"
-    with pytest.raises(topology.TopologyError):
-        topology.parse_world(doc)
+    with pytest.raises(config.TopologyError):
+        config.parse_world(doc)
 
 
 def test_load_picks_a_region(tmp_path):
     path = tmp_path / "t.toml"
-    path.write_text(topology.regions_toml(23000, tmp_path, REGIONS))
-    assert topology.load(path).region == "us-east-1"
-    assert topology.load(path, region="eu-west-1").region == "eu-west-1"
-    with pytest.raises(topology.TopologyError):
-        topology.load(path, region="mars-1")
-    with pytest.raises(topology.TopologyError):
-        topology.load(None, region="eu-west-1")      # the built-in cluster is one region
+    path.write_text(config.regions_toml(23000, tmp_path, REGIONS))
+    assert config.load(path).region == "us-east-1"
+    assert config.load(path, region="eu-west-1").region == "eu-west-1"
+    with pytest.raises(config.TopologyError):
+        config.load(path, region="mars-1")
+    with pytest.raises(config.TopologyError):
+        config.load(None, region="eu-west-1")      # the built-in cluster is one region

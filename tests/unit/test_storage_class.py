@@ -100,14 +100,16 @@ def test_a_request_with_no_class_gets_the_default_given():
 
 
 def test_the_topologys_storage_class_table(tmp_path):
-    from minis3.cluster import topology
-    text = topology.local_toml(9000, tmp_path, storage_class={"default": "REDUCED_REDUNDANCY",
+    import tomllib
+
+    from minis3 import config
+    text = config.local_toml(9000, tmp_path, storage_class={"default": "REDUCED_REDUNDANCY",
                                                               "buckets": {"logs.eu-1": "ONEZONE_IA"}})
-    topo = topology.parse(topology.tomllib.loads(text))
+    topo = config.parse(tomllib.loads(text))
     assert topo.storage_class.for_bucket("logs.eu-1") == "ONEZONE_IA"   # a dotted name is one key
     assert topo.storage_class.for_bucket("other") == "REDUCED_REDUNDANCY"
-    assert topology.parse(topology.default_doc()).storage_class.for_bucket("x") == "STANDARD"
+    assert config.parse(config.default_doc()).storage_class.for_bucket("x") == "STANDARD"
     for bad in ({"default": "standard"}, {"buckets": {"b": "EXPRESS_ONEZONE"}}, {"defaults": "STANDARD"},
                 {"buckets": "x"}, {"buckets": [1]}, {"buckets": 5}):
-        with pytest.raises(topology.TopologyError, match="storage_class"):
-            topology.parse(dict(topology.default_doc(), storage_class=bad))
+        with pytest.raises(config.TopologyError, match="storage_class"):
+            config.parse(dict(config.default_doc(), storage_class=bad))

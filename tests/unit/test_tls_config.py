@@ -1,11 +1,13 @@
 """`--tls` and the topology's ``tls``: which URLs are https, what the certificate must name,
-and that `minis3 up --tls` passes it on to its children (cluster/tls.py)."""
+and that `minis3 up --tls` passes it on to its children (config/tls.py)."""
 from __future__ import annotations
 
 import argparse
 import socket
 
-from minis3.cluster import supervisor, tls, topology as T
+from minis3 import config as T
+from minis3.cluster import supervisor
+from minis3.config import tls
 
 
 def test_tls_makes_the_frontends_and_the_console_https_and_nothing_else(tmp_path, monkeypatch):

@@ -4,12 +4,13 @@ import os
 
 import pytest
 
-from minis3.cluster import topology, where
+from minis3 import config
+from minis3.cluster import where
 from minis3.ec.codec import Codec
 from minis3.ec.placement import place
 from minis3.storage import audit, blocks
 
-TOPO = topology.parse(topology.default_doc())
+TOPO = config.parse(config.default_doc())
 AZS = [(az.name, [n.id for n in az.nodes]) for az in TOPO.azs]
 MiB = 1 << 20
 

@@ -42,11 +42,11 @@ class Lab:
         p.add_argument("--topology", help="the cluster's topology file (default: the one `make run` starts)")
         p.add_argument("--data-dir", help="the cluster's data directory (default: the topology's, ./data)")
         args = p.parse_args(argv)
-        from minis3.cluster import topology
+        from minis3 import config
         self.number, self.title = number, title
         self.topo_path = args.topology
         self.data_dir = args.data_dir
-        self.topo = topology.load(args.topology, data_dir=args.data_dir)
+        self.topo = config.load(args.topology, data_dir=args.data_dir)
         self.endpoint = self.topo.frontend.url
         self.access_key, self.secret_key = next(iter(self.topo.credentials.items()))
         self.region = self.topo.region

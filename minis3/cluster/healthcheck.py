@@ -28,9 +28,9 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from . import tls
+from ..config import tls
 from .supervisor import _healthy
-from .topology import Topology
+from ..config import Topology
 
 ENV = "MINIS3_SERVICE"
 ALL = "all"

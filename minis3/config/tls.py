@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .topology import Topology
+from .specs import Topology
 
 DIR = "tls"
 CA_DAYS = 3650
