@@ -64,16 +64,18 @@ def aws(cluster, tmp_path_factory):
     cfg_dir = tmp_path_factory.mktemp("awscfg")
     (cfg_dir / "config").write_text(
         "[default]\nregion = us-east-1\n"
-        # These tests check single-PUT ETags; test_multipart runs the CLI's multipart defaults.
+        # Most tests check single-PUT ETags; test_awscli's multipart test runs the CLI's own defaults.
         "s3 =\n    multipart_threshold = 5GB\n")
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-               AWS_CONFIG_FILE=str(cfg_dir / "config"), AWS_SHARED_CREDENTIALS_FILE=str(cfg_dir / "none"),
-               AWS_DEFAULT_REGION="us-east-1")
+    base_env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                    AWS_CONFIG_FILE=str(cfg_dir / "config"), AWS_SHARED_CREDENTIALS_FILE=str(cfg_dir / "none"),
+                    AWS_DEFAULT_REGION="us-east-1")
     aws_bin = Path(sys.executable).parent / "aws"
 
-    def run(*args, check=True, input=None):
-        p = subprocess.run([str(aws_bin), "--endpoint-url", cluster.endpoint, *args], env=env,
-                           capture_output=True, text=True, input=input, timeout=300)
+    def run(*args, check=True, input=None, env=None):
+        """``input``: text, or bytes (then stdout and stderr are bytes too); ``env``: variables
+        to change for this run."""
+        p = subprocess.run([str(aws_bin), "--endpoint-url", cluster.endpoint, *args], env={**base_env, **(env or {})},
+                           capture_output=True, text=not isinstance(input, bytes), input=input, timeout=300)
         if check and p.returncode != 0:
             raise AssertionError(f"aws {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
         return p

@@ -163,6 +163,23 @@ def test_cp_stdin_and_stdout(aws, s3, bucket):
     assert p.stdout == text
 
 
+def test_cp_in_parts_with_the_clis_own_multipart_defaults(aws, s3, bucket, tmp_path):
+    """With its default configuration (8 MiB threshold and parts, 10 at once) the CLI
+    uploads 20 MiB from its stdin as a multipart upload of 3 parts, and downloads it
+    in ranged GETs; the bytes are the same both ways and boto3 sees the parts' ETag."""
+    cfg = tmp_path / "config"
+    cfg.write_text("[default]\nregion = us-east-1\n")
+    data = os.urandom(20 * MiB)
+    aws("s3", "cp", "--no-progress", "-", f"s3://{bucket}/parts.bin", input=data, env={"AWS_CONFIG_FILE": str(cfg)})
+    etag = s3.head_object(Bucket=bucket, Key="parts.bin")["ETag"].strip('"')
+    parts = [hashlib.md5(data[i:i + 8 * MiB]).digest() for i in range(0, len(data), 8 * MiB)]
+    assert etag == f"{hashlib.md5(b''.join(parts)).hexdigest()}-3"
+    p = aws("s3", "cp", "--no-progress", f"s3://{bucket}/parts.bin", str(tmp_path / "back"),
+            env={"AWS_CONFIG_FILE": str(cfg)})
+    assert transfers(p, "download") == [(f"s3://{bucket}/parts.bin", str(tmp_path / "back"))]
+    assert (tmp_path / "back").read_bytes() == data
+
+
 # ---------------------------------------------------------------- sync
 
 def test_sync_up_incremental_and_down(aws, s3, bucket, tmp_path):
