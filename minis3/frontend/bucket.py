@@ -2,9 +2,6 @@
 Get/PutBucketVersioning, ListObjects (v1), ListObjectsV2 and ListObjectVersions."""
 from __future__ import annotations
 
-import base64
-import binascii
-
 from aiohttp import web
 
 from ..core import errors as E
@@ -12,6 +9,7 @@ from ..core import regions, s3xml, versions
 from ..core.names import MAX_KEY_BYTES, validate_bucket_name
 from ..core.numbers import parse_int
 from .body import read_small_body
+from .params import continuation_token, encoding_type, token_marker
 
 
 def _xml(body: bytes, status: int = 200) -> web.Response:
@@ -84,14 +82,6 @@ def _max_keys(q) -> int:
     return min(n, 1000)
 
 
-def _encoding(q) -> str | None:
-    enc = q.get("encoding-type")
-    if enc is not None and enc != "url":
-        raise E.InvalidArgument("Invalid Encoding Method specified in Request",
-                                ArgumentName="encoding-type", ArgumentValue=enc)
-    return enc
-
-
 def _entries(raw: list) -> list[s3xml.ListEntry]:
     out = []
     for key, r in raw:
@@ -133,7 +123,7 @@ async def _page(ctx, prefix: str, delimiter: str, marker: str, max_keys: int) ->
 async def list_objects_v1(ctx) -> web.Response:
     q = ctx.query
     prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
-    max_keys, enc = _max_keys(q), _encoding(q)
+    max_keys, enc = _max_keys(q), encoding_type(q)
     page = await _page(ctx, prefix, delimiter, marker, max_keys)
     # A page cut short by tombstones alone has nothing a v1 client can use as
     # its next marker (NextMarker is only sent with a delimiter): go on.
@@ -146,31 +136,19 @@ async def list_objects_v1(ctx) -> web.Response:
     return _xml(body)
 
 
-def _token(marker: str) -> str:
-    return base64.urlsafe_b64encode(marker.encode()).decode()
-
-
-def _untoken(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise E.InvalidArgument("The continuation token provided is incorrect",
-                                ArgumentName="continuation-token")
-
-
 async def list_objects_v2(ctx) -> web.Response:
     q = ctx.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
-    max_keys, enc = _max_keys(q), _encoding(q)
+    max_keys, enc = _max_keys(q), encoding_type(q)
     token = q.get("continuation-token")
     start_after = q.get("start-after", "")
-    marker = _untoken(token) if token is not None else start_after
+    marker = token_marker(token) if token is not None else start_after
     page = await _page(ctx, prefix, delimiter, marker, max_keys)
     entries = _entries(page["entries"])
     body = s3xml.list_objects_v2_xml(
         bucket=ctx.target.bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
         is_truncated=page["truncated"], entries=entries, common_prefixes=page["prefixes"],
-        continuation_token=token, next_continuation_token=_token(page["next_marker"]) if page["truncated"] else None,
+        continuation_token=token, next_continuation_token=continuation_token(page["next_marker"]) if page["truncated"] else None,
         start_after=start_after or None, key_count=len(entries) + len(page["prefixes"]), encoding_type=enc,
         fetch_owner=q.get("fetch-owner") == "true", owner=ctx.owner)
     return _xml(body)
@@ -180,7 +158,7 @@ async def list_object_versions(ctx) -> web.Response:
     q = ctx.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
-    max_keys, enc = _max_keys(q), _encoding(q)
+    max_keys, enc = _max_keys(q), encoding_type(q)
     if vid_marker and not key_marker:
         raise E.InvalidArgument("A version-id marker cannot be specified without a key marker.",
                                 ArgumentName="version-id-marker", ArgumentValue=vid_marker)

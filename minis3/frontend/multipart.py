@@ -42,11 +42,11 @@ from ..ec import storage_class as SC
 from ..meta.client import PARTS, UPLOADS
 from . import tagging
 from .body import IncomingBody, read_small_body
-from .bucket import EMPTY_PAGE, _encoding, clip_marker, too_long_for_a_key
-from .object import _headers_from_request, _write_conditions, commit_stored, copy_source_record
+from .bucket import EMPTY_PAGE, clip_marker, too_long_for_a_key
+from .object import commit_stored, copy_source_record
+from .params import MAX_PARTS, encoding_type, part_number, stored_headers, write_conditions
 
 MIN_PART_SIZE = 5 * 1024 * 1024          # every part but the last
-MAX_PARTS = 10_000
 #: A part's bytes go inline (in its record, then in the completed object's
 #: manifest, which a replica keeps in memory) only up to this: a manifest must
 #: stay small whatever the parts' sizes. Objects go inline up to the topology's
@@ -165,13 +165,7 @@ def check_complete_list(listed: list[dict], stored: dict[int, dict]) -> list[dic
 
 
 # ----------------------------------------------------------------------------- handlers
-def _part_number(query: dict) -> int:
-    raw = query.get("partNumber", "")
-    n = parse_int(raw)
-    if n is None or not 1 <= n <= MAX_PARTS:
-        raise E.InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
-                                ArgumentName="partNumber", ArgumentValue=raw)
-    return n
+
 
 
 async def _upload(ctx) -> dict:
@@ -192,7 +186,7 @@ async def create(ctx) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
     await ctx.meta.get_bucket(bucket)
-    std, meta = _headers_from_request(ctx.request)
+    std, meta = stored_headers(ctx.request)
     h = ctx.request.headers
     spec = checksum_spec(h.get("x-amz-checksum-algorithm"), h.get("x-amz-checksum-type"))
     sc = SC.parse(h.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
@@ -210,7 +204,7 @@ async def create(ctx) -> web.Response:
 
 
 async def upload_part(ctx) -> web.Response:
-    n = _part_number(ctx.query)
+    n = part_number(ctx.query)
     up_rec = await _upload(ctx)
     spec = up_rec.get("checksum")
     if "x-amz-copy-source" in ctx.request.headers:
@@ -324,7 +318,7 @@ async def complete(ctx) -> web.Response:
             raise
         return done
     bucket, key, uid = ctx.target.bucket, ctx.target.key, up_rec["upload_id"]
-    conditions = _write_conditions(ctx.request)
+    conditions = write_conditions(ctx.request)
     # Completed already, but its upload record outlived the commit (its
     # deletion failed): a retry must get the same 200, not a 412 against the
     # object it made itself, nor a second version of it.
@@ -413,7 +407,7 @@ async def list_uploads(ctx) -> web.Response:
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, uid_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
     max_uploads = _int_arg(q, "max-uploads", 1000, 1000)
-    encoding = _encoding(q)
+    encoding = encoding_type(q)
     # Index keys are "key \0 upload id": after key-marker alone means after all
     # of that key's uploads ("\x01" sorts after "\0" + any id).
     marker = ""

@@ -34,46 +34,18 @@ from ..ec import storage_class as SC
 from . import tagging
 from ..meta.versioned import marker_headers
 from .body import IncomingBody, read_small_body
+from .params import STANDARD_HEADERS, part_number, stored_headers, write_conditions
 
 log = logging.getLogger("minis3.frontend.object")
 
-STANDARD_HEADERS = ("content-type", "content-encoding", "content-disposition", "content-language",
-                    "cache-control", "expires")
 RESPONSE_OVERRIDES = {"response-content-type": "Content-Type", "response-content-language": "Content-Language",
                       "response-expires": "Expires", "response-cache-control": "Cache-Control",
                       "response-content-disposition": "Content-Disposition",
                       "response-content-encoding": "Content-Encoding"}
-MAX_USER_METADATA = 2048
 #: Control characters (TAB aside) and DEL: an HTTP header value can't hold them
 #: (RFC 9110 field-value); CR/LF would end the header.
 _NOT_IN_A_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
-
-
-def _headers_from_request(request: web.Request) -> tuple[dict, dict]:
-    """Standard headers and user metadata (x-amz-meta-*) to store with an object."""
-    std = {}
-    for h in STANDARD_HEADERS:
-        v = request.headers.get(h)
-        if v is None:
-            continue
-        if h == "content-encoding":
-            # aws-chunked is transfer framing, not a property of the object:
-            # S3 drops that token and keeps the rest as written.
-            v = ",".join(p for p in v.split(",") if p.strip().lower() != "aws-chunked").strip(" \t,")
-            if not v:
-                continue
-        std[h] = v
-    meta = {k.lower()[len("x-amz-meta-"):]: metadata.decode_value(v) for k, v in request.headers.items()
-            if k.lower().startswith("x-amz-meta-")}
-    if sum(len(k.encode("utf-8", "surrogateescape")) + len(v.encode("utf-8", "surrogatepass"))
-           for k, v in meta.items()) > MAX_USER_METADATA:
-        raise E.MetadataTooLarge(MaxSizeAllowed=str(MAX_USER_METADATA))
-    return std, meta
-
-
-def _write_conditions(request: web.Request) -> dict:
-    return {k: request.headers[k] for k in ("if-match", "if-none-match") if k in request.headers}
 
 
 def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, str]:
@@ -106,10 +78,10 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
 async def put(ctx) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
-    std, meta = _headers_from_request(ctx.request)
+    std, meta = stored_headers(ctx.request)
     tags = tagging.from_request(ctx)
     sc = SC.parse(ctx.request.headers.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
-    conditions = _write_conditions(ctx.request)
+    conditions = write_conditions(ctx.request)
     fe = ctx.fe
     await fe.bucket_exists(ctx, bucket)              # fail fast, before any byte is stored
     if conditions:                                   # fail fast too; the commit re-checks atomically
@@ -209,10 +181,10 @@ def _requested_range(ctx, rec: dict) -> tuple[tuple[int, int] | None, int | None
     """The byte range a GET or HEAD asks for (a Range header, or ?partNumber),
     and the object's parts count when a part was asked for."""
     if "partNumber" in ctx.query:
-        from .multipart import _part_number, part_range
+        from .multipart import part_range
         if ctx.request.headers.get("Range"):
             raise E.InvalidRequest("Cannot specify both Range header and partNumber query parameter")
-        start, end, count = part_range(rec, _part_number(ctx.query))
+        start, end, count = part_range(rec, part_number(ctx.query))
         return (start, end), count
     return parse_range(ctx.request.headers.get("Range"), rec["size"]), None
 
@@ -384,7 +356,7 @@ async def copy(ctx) -> web.Response:
     if directive not in ("COPY", "REPLACE"):
         raise E.InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
     if directive == "REPLACE":
-        std, meta = _headers_from_request(ctx.request)
+        std, meta = stored_headers(ctx.request)
     else:
         std, meta = src.get("headers") or {}, src.get("meta") or {}
         # (Copying an older version over the key is how a version is restored: allowed.)
@@ -407,7 +379,7 @@ async def copy(ctx) -> web.Response:
               "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
     if tags:
         record["tags"] = tags
-    rec = await _commit(ctx, bucket, key, record, stored, _write_conditions(ctx.request))
+    rec = await _commit(ctx, bucket, key, record, stored, write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
     resp = web.Response(body=body, content_type="application/xml", headers=versions.header(rec))
     if src.get("version_id"):

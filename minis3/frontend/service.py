@@ -6,7 +6,7 @@ from aiohttp import web
 from ..core import errors as E
 from ..core import s3xml
 from ..core.numbers import parse_int
-from .bucket import _token, _untoken
+from .params import continuation_token, token_marker
 
 #: ListBuckets' page size when paging was asked for (prefix, bucket-region or
 #: continuation-token) without max-buckets; also the largest max-buckets.
@@ -38,14 +38,14 @@ async def list_buckets(ctx) -> web.Response:
     paged = max_buckets is not None or prefix is not None or region is not None or token is not None
     # The registry (the global region's bucket table) lists every region's buckets, sorted by name.
     buckets = await ctx.fe.registry.as_account(ctx.account).list_buckets()
-    after = _untoken(token) if token else ""
+    after = token_marker(token) if token else ""
     chosen = [b for b in buckets
               if b["name"] > after and b["name"].startswith(prefix or "")
               and (region is None or b.get("region", ctx.fe.topo.registry_region) == region)]
     next_token = None
     if paged and len(chosen) > (max_buckets or MAX_BUCKETS):
         chosen = chosen[:max_buckets or MAX_BUCKETS]
-        next_token = _token(chosen[-1]["name"])
+        next_token = continuation_token(chosen[-1]["name"])
     body = s3xml.list_buckets_xml([(b["name"], b["created_ms"], b.get("region")) for b in chosen], *ctx.owner,
                                   continuation_token=next_token, prefix=prefix)
     return web.Response(body=body, content_type="application/xml")
