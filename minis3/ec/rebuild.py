@@ -4,7 +4,7 @@ A *rebuild job* names one erasure-coded fragment set (an object's, or one
 part's of a multipart object), the k present fragments to read (index and the
 node holding each) and the fragment indexes to write on the node that runs the
 job. The storage node that receives the rebuilt fragments runs the jobs
-(storage/rebuild.py); the scrubber makes them (scrub/scrubber.py). Both use
+(storage/rebuild.py); the scrubber makes them (scrub/repair.py). Both use
 this module, which imports no aiohttp and opens no file.
 
 Invariant 10 holds here: every segment the k sources decode to is checked

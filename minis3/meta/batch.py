@@ -5,7 +5,7 @@ What a small PUT or GET costs is not its bytes but its internal requests
 frontend ~0.3 ms and the replica ~0.4–0.6 ms of CPU in HTTP machinery
 (aiohttp's client and server, headers, HMAC, a response object), whatever it
 carried. Under load, many S3 requests ask the same replica something in the
-same moment, so the frontend's :class:`~minis3.meta.client.Replica` queues
+same moment, so the frontend's :class:`~minis3.meta.replica.Replica` queues
 the calls made during one turn of the event loop and, if there are several,
 sends them as one ``POST /v/batch``; the replica runs them concurrently,
 exactly as if they had come one by one (so writes still share its WAL's

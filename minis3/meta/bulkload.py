@@ -7,8 +7,8 @@ the commit itself: it builds the same inline record a PUT of the same bytes
 would (ETag, CRC64NVME checksum, size, inline payload), and the quorum
 coordinator (``MetaClient.put_objects``) stamps each with a version and sends
 them in batches to every metadata replica, which checks the bucket and its
-owner, keeps each version only if it is newer (``_put_version``, as for any
-PUT), appends it to its partition's WAL and acknowledges after the fdatasync
+owner, keeps each version only if it is newer (``MetaService.put_version``,
+as for any PUT), appends it to its partition's WAL and acknowledges after the fdatasync
 (group commit). The ack comes from a write quorum (2 of 3), as for a PUT. The
 objects read back through S3 like any other (GET, HEAD, LIST).
 
@@ -27,7 +27,8 @@ from ..core import checksums
 from ..core import errors as E
 from ..core.hlc import HLC
 from ..rpc.http import client_session
-from .client import MetaClient, drain_background
+from .client import MetaClient
+from .replica import drain_background
 
 
 def inline_record(body: bytes, content_type: str = "binary/octet-stream") -> dict:

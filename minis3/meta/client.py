@@ -2,14 +2,15 @@
 
 Every bucket and object version lives on three replicas, one per AZ: a
 bucket on each AZ's home metadata process, an object on the processes the
-partition map names for its key's range (``meta/routing.py``). This client
+partition map names for its key's range (``meta/index_router.py``). This client
 is the coordinator (the idea of Dynamo and Cassandra, with S3's last
 writer wins):
 
 * **writes** get a hybrid-logical-clock timestamp here, go to all N replicas
   at once, and succeed when W of them have made the version durable;
-* **reads** ask all replicas and take the newest version among the first R
-  answers (a replica still catching up answers 503 and is skipped);
+* **reads** ask R replicas (one more if one fails or is slow) and take the
+  newest version among their answers (a replica still catching up answers
+  503 and is skipped);
 * with N = 3, W = 2, R = 2, W + R > N: every read quorum overlaps every write
   quorum, so a client that got a 200 for a PUT or DELETE sees it on its next
   GET, HEAD or LIST (read-after-write), with any one replica down or frozen.
@@ -25,338 +26,50 @@ quorum read returns. A conditional write (If-Match / If-None-Match, and every
 read-modify-write of a record, such as a tagging change) is a compare-and-set
 at the replicas in two rounds, prepare and accept (``meta/promises.py``): of
 two racing writes, whichever frontends they come through, at most one wins.
+
+Where the parts are: one replica's calls (``meta/replica.py``); the quorum
+and the compare-and-set's decisions (``meta/quorum.py``); LIST over
+replicas (``meta/mergedscan.py``); the bucket table (``meta/buckets.py``)
+and buckets that keep versions (``meta/versioned.py``), both mixed into
+:class:`MetaClient`, which holds the rest: stamping, quorum reads and writes
+of a key's replicas, read repair, objects and raw records.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import itertools
-import logging
 import random
 import time
 import uuid
-from bisect import bisect_right
-from typing import Awaitable, Callable
-from urllib.parse import urlencode
+from typing import Callable
 
 import aiohttp
-from sortedcontainers import SortedDict
 
 from ..core import errors as E
 from ..rpc import fastjson
 from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
 from ..core import versions as V
-from ..rpc import tracing
-from ..rpc.auth import BODY_HEADER
-from . import batch, blobs
-from .listing import after_prefix, list_page, versions_page
+from . import blobs
+from .listing import list_page, versions_page
+from .mergedscan import merged_page
 from .partition import version
-from .routing import IndexRouter
+from .quorum import READ_QUORUM, WRITE_QUORUM, cas_judged, cas_outcome_unknown, cas_settled, live, newest, quorum
+from .replica import Background, Replica, ReplicaError, ask_order
+from .index_router import IndexRouter
 from .versioned import VersionedObjects, content, marker_headers
-
-log = logging.getLogger("minis3.meta.client")
+from .buckets import BucketTable
 
 #: Key spaces of raw records (see MetaClient.get_record).
 UPLOADS = "\x00u/"
 PARTS = "\x00p/"
 
-N_REPLICAS = 3
-WRITE_QUORUM = 2
-READ_QUORUM = 2
-READ_HEDGE = 0.25        # seconds a read waits for its first replicas before asking another
-SUSPECT_FOR = 2.0        # seconds a replica that failed to answer is asked last
 CAS_ATTEMPTS = 8         # rounds a conditional write tries before 409 ConditionalRequestConflict
 CAS_BACKOFF = 0.004      # seconds, doubled each attempt (randomised, so racing writers spread out)
 
 
-def newest(recs) -> dict | None:
-    best = None
-    for r in recs:
-        if r is not None and version(r) > version(best):
-            best = r
-    return best
-
-
-def live(rec: dict | None) -> dict | None:
-    return None if rec is None or rec.get("deleted") else rec
-
-
-# ------------------------------------------------------------------ a compare-and-set's decisions (pure)
-def cas_settled(found: list[dict | None], wid: str, w: int) -> dict | None:
-    """One earlier attempt of write ``wid`` that a quorum of the prepare
-    replies hold (the same version on ``w`` of them): it was acknowledged,
-    though its answer was lost."""
-    ours = [version(o) for o in found if o is not None and o.get("wid") == wid]
-    for v in set(ours):
-        if ours.count(v) >= w:
-            return next(o for o in found if o is not None and version(o) == v)
-    return None
-
-
-def cas_judged(found: list[dict | None], wid: str, seen: dict | None) -> dict | None:
-    """The version a condition is judged on: the newest in the replies that is
-    not this write's own earlier attempt. Where one replica kept such an
-    attempt, it lies on top of a version no newer than one an earlier
-    attempt judged (``seen``), which counts too."""
-    return newest([o for o in found if o is None or o.get("wid") != wid] + [seen])
-
-
-def cas_outcome_unknown(judged: dict | None, sent: tuple | None) -> bool:
-    """A write that now fails its condition, after an earlier attempt of it
-    was sent (``sent``: that version) and may have landed on one replica:
-    if that version is newer than the one judged, it could still surface
-    under last-writer-wins, so the honest answer is "unknown" (503, the
-    client retries), never 412."""
-    return sent is not None and version(judged) < sent
-
-
-class ReplicaError(Exception):
-    def __init__(self, message: str, code: str | None = None, status: int = 0, body: dict | None = None):
-        super().__init__(message)
-        self.code, self.status, self.body = code, status, body or {}
-
-
-_JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-class Replica:
-    """One metadata process, over HMAC-signed HTTP."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str, name: str = "", az: str = ""):
-        self.session, self.url, self.name, self.az = session, url, name or url, az
-        self.suspect_until = 0.0          # after a failure to answer, asked last for a while
-        self._queue: list = []            # calls waiting for the end of this loop turn (meta/batch.py)
-
-    async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | bytes | None = None,
-                   body_sha256: str | None = None):
-        """One call's answer (ReplicaError for a 4xx/5xx or no answer). ``json``:
-        a document, or one already encoded (bytes: a write sent to three
-        replicas is encoded once, not three times). Calls of the hot path made
-        outside a traced request wait for the end of this turn of the event
-        loop and go out together (meta/batch.py). ``body_sha256``: the digest
-        of ``json`` (bytes), when the caller has it already."""
-        if (batch.ENABLED and (method, path) in batch.BATCHABLE and tracing.CURRENT.get() is None
-                and not (isinstance(json, bytes) and len(json) > batch.MAX_BODY)):
-            status, body = await self._queued(method, path, params, json)
-        else:
-            status, body = await self._request(method, path, params, json, body_sha256)
-        if status >= 400:
-            raise ReplicaError(f"{self.name}: {status} {body.get('code')}", body.get("code"), status, body)
-        self.suspect_until = 0.0
-        return body
-
-    async def _request(self, method: str, path: str, params: dict | None, json: dict | bytes | None,
-                       body_sha256: str | None = None) -> tuple[int, dict]:
-        url = self.url + path + ("?" + urlencode(params) if params else "")
-        kw = {}
-        if json is not None:
-            # Every body goes out with its SHA-256, which the request's
-            # signature covers (rpc/auth.py) and the replica checks.
-            raw = json if isinstance(json, bytes) else fastjson.dumpb(json)
-            sha = body_sha256 or hashlib.sha256(raw).hexdigest()
-            kw = {"data": raw, "headers": {**_JSON_HEADERS, BODY_HEADER: sha}}
-        try:
-            async with self.session.request(method, url, **kw) as r:
-                return r.status, await r.json(content_type=None, loads=fastjson.loads)
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            self.suspect_until = time.monotonic() + SUSPECT_FOR
-            raise ReplicaError(f"{self.name}: {exc.__class__.__name__}") from exc
-
-    def _queued(self, method: str, path: str, params: dict | None, json) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        if not self._queue:
-            loop.call_soon(self._flush)
-        self._queue.append((method, path, params, json, fut))
-        return fut
-
-    def _flush(self) -> None:
-        items, self._queue = self._queue, []
-        _Background.keep(asyncio.ensure_future(self._send(items)))
-
-    async def _send(self, items: list) -> None:
-        """A lone call as itself; several as one batch. Each caller's future
-        gets (status, body), or the ReplicaError of a batch that got no answer."""
-        try:
-            if len(items) == 1:
-                m, p, q, b, _ = items[0]
-                answers = [await self._request(m, p, q, b)]
-            else:
-                raw, sha = batch.encode_calls([i[:4] for i in items])
-                status, doc = await self._request("POST", batch.PATH, None, raw, body_sha256=sha)
-                if status != 200:
-                    raise ReplicaError(f"{self.name}: batch answered {status} {doc.get('code')}", doc.get("code"),
-                                       status, doc)
-                answers = [(st, body) for st, body in doc["results"]]
-        except BaseException as exc:              # no caller may wait forever
-            err = exc if isinstance(exc, ReplicaError) else ReplicaError(f"{self.name}: batch failed: {exc!r}")
-            for *_, fut in items:
-                if not fut.done():
-                    fut.set_exception(err)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (*_, fut), answer in zip(items, answers):
-            if not fut.done():
-                fut.set_result(answer)
-
-
-class _Background:
-    """Writes still on their way to slower replicas (kept referenced)."""
-    tasks: set[asyncio.Future] = set()
-
-    @classmethod
-    def keep(cls, fut: asyncio.Future) -> None:
-        cls.tasks.add(fut)
-        fut.add_done_callback(cls._done)
-
-    @classmethod
-    async def drain(cls, timeout: float = 60.0) -> None:
-        """Wait (at most ``timeout``) for the writes still on their way: a
-        short-lived client (``minis3 bulk-load``) calls it before closing its
-        session, which would otherwise cut them off, leaving the slowest
-        replica without them until the scrubber's anti-entropy."""
-        if cls.tasks:
-            await asyncio.wait(list(cls.tasks), timeout=timeout)
-
-    @classmethod
-    def _done(cls, fut: asyncio.Future) -> None:
-        cls.tasks.discard(fut)
-        if not fut.cancelled() and fut.exception() is not None:
-            log.debug("background replica call failed: %s", fut.exception())
-
-
-async def drain_background(timeout: float = 60.0) -> None:
-    """Wait for this process's writes still on their way to slower replicas."""
-    await _Background.drain(timeout)
-
-
-def ask_order(replicas: list[Replica]) -> list[Replica]:
-    """The order :func:`quorum` asks replicas in: as given, replicas that
-    recently failed to answer last."""
-    now = time.monotonic()
-    return sorted(replicas, key=lambda r: r.suspect_until > now)
-
-
-async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], need: int, *,
-                 finish_in_background: bool, ask: int | None = None) -> list[tuple[Replica, object]]:
-    """Run call(r) on replicas; return the first `need` successes as (replica, result).
-
-    Writes ask every replica (``ask`` = all) and let the slower ones finish in
-    the background. Reads ask only ``ask`` = `need` of them, replicas that
-    recently failed to answer last; when one fails, or none has answered after
-    READ_HEDGE seconds (a frozen replica never answers), the next one is asked
-    too. If `need` cannot succeed: the S3 error that a quorum of replicas gave
-    (NoSuchBucket, AccessDenied), else 503 ServiceUnavailable."""
-    order = ask_order(replicas)
-    first = len(order) if ask is None else ask
-    tasks: dict[asyncio.Future, Replica] = {}
-    waiting = list(order[first:])
-    for r in order[:first]:
-        tasks[asyncio.ensure_future(call(r))] = r
-    pending, ok, failed = set(tasks), [], []
-    try:
-        while len(ok) < need:
-            if len(ok) + len(pending) < need and waiting:
-                r = waiting.pop(0)
-                t = asyncio.ensure_future(call(r))
-                tasks[t] = r
-                pending.add(t)
-                continue
-            if not pending:
-                break
-            done, pending = await asyncio.wait(pending, timeout=READ_HEDGE if waiting else None,
-                                               return_when=asyncio.FIRST_COMPLETED)
-            if not done:                           # slow: ask one more replica
-                r = waiting.pop(0)
-                t = asyncio.ensure_future(call(r))
-                tasks[t] = r
-                pending.add(t)
-                continue
-            for t in done:
-                if t.exception() is None:
-                    ok.append((tasks[t], t.result()))
-                else:
-                    failed.append(t.exception())
-    finally:
-        for t in pending:
-            if finish_in_background:
-                _Background.keep(t)
-            else:
-                t.cancel()
-    if len(ok) < need:
-        codes = [e.code for e in failed if isinstance(e, ReplicaError) and 400 <= e.status < 500]
-        for code in set(codes):
-            cls = getattr(E, str(code), None)
-            if codes.count(code) >= need and isinstance(cls, type) and issubclass(cls, E.S3Error):
-                raise cls()
-        if any(isinstance(e, ReplicaError) and e.code == "SlowDown" for e in failed):
-            # A partition over its request budget: S3's answer, which clients retry with back-off.
-            raise E.SlowDown()
-        raise E.ServiceUnavailable(f"metadata quorum not reached ({len(ok)}/{need}): "
-                                   f"{'; '.join(map(str, failed))}")
-    return ok
-
-
-# ------------------------------------------------------------------ LIST over replicas
-class _NeedMore(Exception):
-    def __init__(self, pos: tuple[str, bool]):
-        self.pos = pos
-
-
-_END = ("\U0010ffff" * 4, True)
-
-
-class MergedScan:
-    """The versions of several replicas' scans merged (newest wins), over the
-    key ranges fetched so far. ``scan`` serves :func:`listing.list_page`; where
-    it needs keys not fetched yet it raises _NeedMore and the caller fetches
-    them and runs the (pure) page again. A position is (key, after): (k, False)
-    is k itself, (k, True) just after it."""
-
-    def __init__(self) -> None:
-        self.versions: SortedDict = SortedDict()
-        self.intervals: list[tuple[tuple[str, bool], tuple[str, bool]]] = []   # [lo, hi), by lo
-
-    def add(self, lo: tuple[str, bool], replies: list[dict], upto: str | None = None) -> None:
-        """Replicas' scans from ``lo``; ``upto``: the scans stopped at this key
-        (a partition's end), so what they cover ends there."""
-        hi = _END if upto is None else (upto, False)
-        for body in replies:
-            if not body["exhausted"] and body["items"]:
-                hi = min(hi, (body["items"][-1][0], True))
-        for body in replies:
-            for k, v in body["items"]:
-                if (k, False) < hi and version(v) > version(self.versions.get(k)):
-                    self.versions[k] = v
-        i = bisect_right([iv[0] for iv in self.intervals], lo)
-        self.intervals.insert(i, (lo, hi))
-
-    def _interval_at(self, pos: tuple[str, bool]):
-        for lo, hi in self.intervals:
-            if lo <= pos < hi:
-                return lo, hi
-        return None
-
-    def scan(self, start: str, inclusive: bool):
-        pos = (start, not inclusive)
-        while True:
-            iv = self._interval_at(pos)
-            if iv is None:
-                raise _NeedMore(pos)
-            _, hi = iv
-            for k in self.versions.irange(minimum=pos[0], inclusive=(not pos[1], True)):
-                if (k, False) >= hi:
-                    break
-                yield k, self.versions[k]
-            if hi == _END:
-                return
-            pos = hi
-
-
-# ------------------------------------------------------------------ the client
-class MetaClient(VersionedObjects):
+class MetaClient(BucketTable, VersionedObjects):
     def __init__(self, session: aiohttp.ClientSession, urls: list[str], account: str | None = None,
                  hlc: HLC | None = None, router: IndexRouter | None = None):
         """``urls``: each AZ's home metadata process; ``router``: where each
@@ -448,85 +161,10 @@ class MetaClient(VersionedObjects):
     def _stamp(self) -> dict:
         return {"ts": self.hlc.now(), "vid": uuid.uuid4().hex[:12]}
 
-    def _check_owner(self, bucket_rec: dict | None) -> dict:
-        b = live(bucket_rec)
-        if b is None or not self._here(b):
-            raise E.NoSuchBucket()
-        if self.account is not None and b.get("owner") != self.account:
-            raise E.AccessDenied()
-        return b
-
-    # -- buckets -----------------------------------------------------------------------
-    async def _bucket_version(self, name: str) -> dict | None:
-        replies = await self._read("/v/bucket", {"name": name})
-        return self._newest(body["record"] for _, body in replies)
-
-    async def list_buckets(self) -> list[dict]:
-        """The account's buckets in this bucket table: asked of the global
-        region (the registry), every region's, as S3's ListBuckets answers."""
-        replies = await self._read("/v/buckets", {})
-        merged: dict[str, dict] = {}
-        for _, body in replies:
-            for name, rec in body["buckets"].items():
-                if version(rec) > version(merged.get(name)):
-                    merged[name] = rec
-        return [{"name": n, **r} for n, r in sorted(merged.items())
-                if not r.get("deleted") and (self.account is None or r.get("owner") == self.account)]
-
-    def _here(self, b: dict) -> bool:
-        """Does the bucket live in this metadata service's region? (The global
-        region's bucket table is also the registry of every region's buckets:
-        there a bucket of another region has a record, and is not here.)"""
-        return self.region is None or b.get("region", self.region) == self.region
-
-    async def get_bucket(self, name: str) -> dict:
-        """The bucket, if it lives in this region and the account owns it
-        (else NoSuchBucket, AccessDenied)."""
-        return self._check_owner(await self._bucket_version(name))
-
-    async def bucket_record(self, name: str) -> dict | None:
-        """The bucket's live record, wherever it lives and whoever owns it (None:
-        none). Asked of the global region, this is the bucket registry."""
-        return live(await self._bucket_version(name))
-
-    async def create_bucket(self, name: str, region: str) -> dict:
-        cur = live(await self._bucket_version(name))
-        if cur is not None:
-            raise E.BucketAlreadyOwnedByYou() if cur.get("owner") == self.account else E.BucketAlreadyExists()
-        rec = self._stamp()
-        rec.update(created_ms=physical_ms(rec["ts"]), region=region, owner=self.account)
-        await self._write_bucket({"name": name, "record": rec})
-        return rec
-
-    async def put_bucket_record(self, name: str, rec: dict) -> None:
-        """Write a bucket version made elsewhere (the registry's record of a
-        bucket, copied to the region it lives in; or its tombstone)."""
-        self.hlc.observe(int(rec["ts"]))
-        await self._write_bucket({"name": name, "record": rec})
-
     def tombstone(self) -> dict:
         """A deletion: a version newer than any seen, marked deleted."""
         return dict(self._stamp(), deleted=True)
 
-    async def _write_bucket(self, body: dict) -> None:
-        """A bucket version: a write quorum of the home processes; the extra
-        ones (which check writes against their copy of the table) get it too."""
-        for r in self.router.extras:
-            _Background.keep(asyncio.ensure_future(r.call("POST", "/v/bucket", json=body)))
-        await self._write("/v/bucket", body)
-
-    async def delete_bucket(self, name: str) -> None:
-        self._check_owner(await self._bucket_version(name))
-        # Every version counts, delete markers too (S3: a bucket is empty when
-        # it holds no version at all): a scan of heads and version rows.
-        page = await self.list_objects(name, max_keys=1, _checked=True, markers=True)
-        # A page can end on tombstones alone (truncated, empty): go on from its marker.
-        while page["truncated"] and not page["entries"] and not page["prefixes"] and page["next_marker"]:
-            page = await self.list_objects(name, max_keys=1, marker=page["next_marker"], _checked=True,
-                                           markers=True)
-        if page["entries"] or page["prefixes"]:
-            raise E.BucketNotEmpty()
-        await self._write_bucket({"name": name, "record": self.tombstone()})
 
     # -- objects ----------------------------------------------------------------------
     async def _object_versions(self, bucket: str, key: str, payload: bool = True) -> tuple[dict | None, dict | None]:
@@ -547,7 +185,7 @@ class MetaClient(VersionedObjects):
         stale = [r for r, body in replies if version(body["object"]) < version(o)]
         if stale and o is not None:                      # read repair, in the background
             for r in stale:
-                _Background.keep(asyncio.ensure_future(
+                Background.keep(asyncio.ensure_future(
                     self.call_routed(r, ikey, "POST", "/v/object", json={"bucket": bucket, "key": key, "record": o})))
         return b, o
 
@@ -641,12 +279,8 @@ class MetaClient(VersionedObjects):
                 await asyncio.sleep(random.uniform(0.5, 1.5) * CAS_BACKOFF * 2 ** min(attempt, 5))
             replicas = await self._replicas(ikey)
             stamp = self._stamp()
-            prepare = {"bucket": bucket, "key": key, "ballot": [stamp["ts"], stamp["vid"]]}
-            if self.account is not None:
-                prepare["owner"] = self.account
             try:
-                replies = await quorum(replicas, lambda r: self._cas_call(r, ikey, "/v/prepare", prepare), self.w,
-                                       finish_in_background=True)
+                replies = await self._prepare_round(replicas, bucket, key, stamp)
             except E.ConditionalRequestConflict:
                 continue
             self._check_owner(self._newest(body["bucket"] for _, body in replies))
@@ -655,17 +289,9 @@ class MetaClient(VersionedObjects):
             if done is not None:             # an earlier attempt was accepted by a quorum after all
                 return done
             cur = seen = self._newest([cas_judged(found, wid, seen)])
-            try:
-                record = judge(cur if raw else live(cur))
-                if record is None:
-                    return cur
-            except E.S3Error as exc:
-                if cas_outcome_unknown(cur, sent):
-                    unknown = E.ServiceUnavailable("the outcome of an earlier round of this write is unknown")
-                    unknown.maybe_written = True
-                    raise unknown from exc
-                exc.maybe_written = sent is not None
-                raise
+            record = self._judge(judge, cur, sent, raw=raw)
+            if record is None:
+                return cur
             if stamp_by is not None and time.monotonic() > stamp_by:
                 raise E.ServiceUnavailable("the write took too long from storing to commit")
             rec = dict(record, **stamp, wid=wid)
@@ -688,6 +314,32 @@ class MetaClient(VersionedObjects):
             unknown.maybe_written = True
             raise unknown
         raise E.ConditionalRequestConflict()
+
+    async def _prepare_round(self, replicas: list[Replica], bucket: str, key: str, stamp: dict) -> list:
+        """A compare-and-set's first round: a write quorum's promises for the
+        ballot ``stamp``, with their current versions (409 if it lost)."""
+        prepare = {"bucket": bucket, "key": key, "ballot": [stamp["ts"], stamp["vid"]]}
+        if self.account is not None:
+            prepare["owner"] = self.account
+        return await quorum(replicas, lambda r: self._cas_call(r, bucket + "/" + key, "/v/prepare", prepare),
+                            self.w, finish_in_background=True)
+
+    @staticmethod
+    def _judge(judge: Callable[[dict | None], dict | None], cur: dict | None, sent: tuple | None, *,
+               raw: bool) -> dict | None:
+        """The record ``judge`` makes of the current version ``cur`` (of it live
+        only, unless ``raw``). If it refuses (412, 404) after an earlier attempt
+        sent ``sent``, which may have landed on one replica on top of ``cur``,
+        the write's outcome is unknown: 503."""
+        try:
+            return judge(cur if raw else live(cur))
+        except E.S3Error as exc:
+            if cas_outcome_unknown(cur, sent):
+                unknown = E.ServiceUnavailable("the outcome of an earlier round of this write is unknown")
+                unknown.maybe_written = True
+                raise unknown from exc
+            exc.maybe_written = sent is not None
+            raise
 
     async def _cas_call(self, r: Replica, ikey: str, path: str, body: dict):
         """One replica's round of a compare-and-set. A refusal says the newest
@@ -741,54 +393,18 @@ class MetaClient(VersionedObjects):
         ``markers``: delete markers are listed too."""
         if not _checked:
             await self.get_bucket(bucket)
-        return await self._merged_page(
-            bucket, prefix, heads, full,
+        return await merged_page(
+            self.router, self._read, bucket, prefix, heads, full,
             lambda scan: list_page(scan, bucket, prefix, delimiter, marker, max_keys, markers=markers), max_keys)
 
     async def list_versions(self, bucket: str, *, prefix: str = "", delimiter: str = "", key_marker: str = "",
                             version_marker: str = "", max_keys: int = 1000) -> dict:
         """One ListObjectVersions page: every version and delete marker, newest first within a key."""
         await self.get_bucket(bucket)
-        return await self._merged_page(
-            bucket, prefix, False, False,
+        return await merged_page(
+            self.router, self._read, bucket, prefix, False, False,
             lambda scan: versions_page(scan, bucket, prefix, delimiter, key_marker, version_marker, max_keys),
             max_keys)
-
-    async def _merged_page(self, bucket: str, prefix: str, heads: bool, full: bool, make_page, max_keys: int):
-        """Run the (pure) page function over replicas' scans merged, fetching
-        the key ranges it asks for, a partition at a time."""
-        merged = MergedScan()
-        base = bucket + "/"
-        end = base + after_prefix(prefix) if prefix else bucket + chr(ord("/") + 1)
-        limit = max(16, min(5000, max_keys + 16))
-        await self.router.ensure()
-        for _ in range(10_000):
-            try:
-                page = make_page(merged.scan)
-            except _NeedMore as need:
-                start, after = need.pos
-                # One partition at a time: the scan stops at its end, and the
-                # page goes on in the next one (each with its own replicas).
-                e = self.router.entry(start)
-                upto = e.hi if e is not None and e.hi is not None and e.hi < end else None
-                params = {"table": "objects", "start": start, "inclusive": "0" if after else "1",
-                          "end": upto or end, "limit": limit}
-                if not full:
-                    params["fields"] = "list"
-                if heads:
-                    params["heads"] = "1"
-                seen = self.router.version
-                try:
-                    replies = await self._read("/v/scan", params, start, follow=False)
-                except E.ServiceUnavailable:
-                    if self.router.version == seen:
-                        raise
-                    continue                      # the range moved or split: again, with the new map
-                merged.add(need.pos, [body for _, body in replies], upto)
-                limit = min(5000, limit * 2)      # runs of tombstones: fetch more each time
-                continue
-            return page.as_dict()
-        raise E.InternalError("listing did not converge")
 
     # -- raw records: multipart uploads and their parts ------------------------------
     # They live in the object partitions beside the objects, under key spaces

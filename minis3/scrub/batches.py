@@ -13,7 +13,7 @@ Batches are sent as soon as a node has a free slot: while one is in flight
 the next fills, so batches are small when the walk finds few fixes and grow
 to the caps when it finds many. **Rate limit**: before a batch is sent, its
 fragment bytes to be written are paid into the pass's ``TokenBucket``
-(storage/audit.py); under a limit a batch holds about ``rate × paced_batch_s``
+(core/ratelimit.py); under a limit a batch holds about ``rate × paced_batch_s``
 of them (at least one job), so the pace is smooth rather than a burst a second.
 """
 from __future__ import annotations

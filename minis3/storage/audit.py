@@ -9,9 +9,10 @@ it never competes with client traffic, and moves any bad file aside
 the others.
 
 This module holds the parts that need no server: checking one file
-(:func:`verify_fragment`, :class:`FragmentCheck`), the sorted listing of the fragments directory
-(:func:`list_fragments`, :func:`fragment_names`) and the quarantine file layout.
-``storage/server.py`` is the I/O shell around them.
+(:func:`verify_fragment`, :class:`FragmentCheck`) and the sorted listing of the fragments directory
+(:func:`list_fragments`, :func:`fragment_names`). ``storage/auditor.py`` runs
+the node's audit passes with them, ``storage/quarantine.py`` moves a bad file
+aside, and ``storage/server.py`` serves the listing (``GET /inventory``).
 
 What a check can and cannot see
 -------------------------------
@@ -324,14 +325,3 @@ def list_fragments(frag_dir: Path, after: str | None = None, limit: int = INVENT
             if len(rows) >= limit:
                 return rows, f"{oid}.{idx}"
     return rows, None
-
-
-# -- quarantine layout ----------------------------------------------------------
-
-QUARANTINE_NAME = re.compile(r"^([0-9a-f]{32})\.(\d{1,3})\.(\d+)$")
-
-
-def quarantine_name(object_id: str, index: int, unix_ms: int) -> str:
-    """``<oid>.<idx>.<unix_ms>``: the moment in the name keeps every bad copy
-    of a fragment that was rebuilt and went bad again."""
-    return f"{object_id}.{index}.{unix_ms}"

@@ -33,7 +33,7 @@ def test_durability_reads_the_repair_inputs_from_the_cluster(cluster, s3, bucket
                 fragment_path(cluster, rec, i).unlink()
                 removed += 1
     assert removed == len(keys)
-    time.sleep(1.2)           # a pass leaves versions of the last second to the next one (scrubber.FRESH_MS)
+    time.sleep(1.2)           # a pass leaves versions of the last second to the next one (scrub/walk.py FRESH_MS)
     scrub = minis3(cluster, "scrub", "--now", "--no-audit", "--json")
     assert json.loads(scrub.stdout)["pass"]["not_full"] == 0, scrub.stdout + scrub.stderr
 

@@ -226,17 +226,17 @@ def test_quarantine_moves_only_the_file_that_was_checked(tmp_path):
     old = (st.st_dev, st.st_ino)
     fresh = tmp_path / "tmp" / "fresh"
     fresh.write_bytes(fragment_file(0, [b"good"], oid))
-    os.replace(fresh, path)                           # what _land does
-    assert node.quarantine(oid, 0, old, "checksum mismatch", "audit") is None
-    assert path.exists() and node.quarantine_items() == []
+    os.replace(fresh, path)                           # what fragments.land does
+    assert node.quarantine.move(oid, 0, old, "checksum mismatch", "audit") is None
+    assert path.exists() and node.quarantine.items() == []
     st = path.stat()
-    name = node.quarantine(oid, 0, (st.st_dev, st.st_ino), "checksum mismatch", "audit")
+    name = node.quarantine.move(oid, 0, (st.st_dev, st.st_ino), "checksum mismatch", "audit")
     assert name and name.startswith(f"{oid}.0.") and not path.exists()
-    [item] = node.quarantine_items()
+    [item] = node.quarantine.items()
     assert item == {"object_id": oid, "index": 0, "problem": "checksum mismatch", "detected_by": "audit",
                     "detected_unix": item["detected_unix"], "file": name}
-    assert node.quarantine(oid, 0, (st.st_dev, st.st_ino), "again", "read") is None    # already gone
-    assert node.quarantined_count() == 1
+    assert node.quarantine.move(oid, 0, (st.st_dev, st.st_ino), "again", "read") is None    # already gone
+    assert node.quarantine.count() == 1
 
 
 async def test_delete_keeps_a_fragment_younger_than_min_age(nodes, sc):

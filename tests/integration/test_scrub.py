@@ -190,7 +190,7 @@ def test_a_multipart_object_s_parts_are_scrubbed_like_objects(hc, hs3):
     """A lost fragment of one part of a completed multipart object, and of an
     in-progress upload's part, are both found and rebuilt."""
     from minis3.meta.client import PARTS
-    from minis3.scrub.scrubber import ec_units
+    from minis3.scrub.scan import ec_units
     hs3.create_bucket(Bucket="mpscrub")
     rng = random.Random(13)
     parts = [rng.randbytes(5 * MiB), rng.randbytes(3 * MiB)]
@@ -442,7 +442,7 @@ def test_gc_racing_writes_never_removes_a_committed_fragment(gc):
 
 def _wanted_fragments(c: TestCluster, buckets: list[str]) -> set[tuple[str, str, int]]:
     """Every (node, object id, index) a committed object (or a part of one) points at."""
-    from minis3.scrub.scrubber import ec_units
+    from minis3.scrub.scan import ec_units
     wanted = set()
     for b in buckets:
         for r in c.records(b).values():

@@ -21,7 +21,7 @@ from minis3.cluster import chaos
 from minis3.ec.codec import Codec
 from minis3.ec.rebuild import RebuildJob
 from minis3.rpc import sync
-from minis3.scrub.scrubber import REBUILD_BURST
+from minis3.scrub.repair import REBUILD_BURST
 from minis3.storage import batchread, blocks
 
 from .cluster import TestCluster, fragment_path, on_demand_cluster

@@ -1,5 +1,5 @@
 """The read path of a fragment, both ends: the node's batched read-and-verify
-of a fragment file (storage/server.py FragmentRange) and the frontend's
+of a fragment file (storage/fragments.py FragmentRange) and the frontend's
 cutting of the streamed body into blocks (storage/client.py BlockCutter,
 StorageClient.get) across arbitrary chunk boundaries."""
 from __future__ import annotations
@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from minis3.storage import blocks, server
+from minis3.storage import blocks, fragments
 from minis3.storage.client import BlockCutter, FragmentError, StorageClient
-from minis3.storage.server import READ_BATCH, BadFragmentFile, _open_range
+from minis3.storage.fragments import READ_BATCH, BadFragmentFile, open_range
 
 OID = "ab" * 16
 
@@ -36,8 +36,8 @@ def payloads_of(n: int, size: int, last: int | None = None, seed: int = 1) -> li
 
 def read_all(path, idx: int, first: int, last: int, limit: int) -> tuple[bytes, int, str | None, int]:
     """Everything a GET would send: (bytes, data bytes, problem, Content-Length)."""
-    rng = _open_range(path, idx, first, last)
-    assert (rng.direct_fd >= 0) == (server.DIRECT_READ_MIN == 0)
+    rng = open_range(path, idx, first, last)
+    assert (rng.direct_fd >= 0) == (fragments.DIRECT_READ_MIN == 0)
     try:
         sent, data, problem = [], 0, None
         while not rng.done and problem is None:
@@ -54,10 +54,10 @@ def read_all(path, idx: int, first: int, last: int, limit: int) -> tuple[bytes, 
 @pytest.fixture(params=["page cache", "direct"])
 def read_mode(request, monkeypatch):
     """Each FragmentRange test both ways: through the page cache, and with
-    direct I/O (storage.server.DIRECT_READ_MIN lowered so small test files
+    direct I/O (storage.fragments.DIRECT_READ_MIN lowered so small test files
     take the path big fragment files take)."""
     if request.param == "direct":
-        monkeypatch.setattr(server, "DIRECT_READ_MIN", 0)
+        monkeypatch.setattr(fragments, "DIRECT_READ_MIN", 0)
     return request.param
 
 
@@ -136,7 +136,7 @@ def test_a_file_that_shrinks_while_open_is_found(read_mode, tmp_path):
     raw, hlen = fragment_bytes(0, payloads)
     p = tmp_path / "f"
     p.write_bytes(raw)
-    rng = _open_range(p, 0, 0, -1)
+    rng = open_range(p, 0, 0, -1)
     try:
         os.truncate(p, hlen + 2 * (blocks.BLOCK_HEAD.size + 100))      # at a block boundary
         good, _, problem = rng.read_verified(READ_BATCH)
@@ -151,17 +151,17 @@ def test_bad_headers_are_refused_at_open(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(raw)
     with pytest.raises(BadFragmentFile, match="index"):
-        _open_range(p, 4, 0, -1)
+        open_range(p, 4, 0, -1)
     bad = bytearray(raw)
     bad[20] ^= 1
     p.write_bytes(bytes(bad))
     with pytest.raises(BadFragmentFile, match="checksum"):
-        _open_range(p, 3, 0, -1)
+        open_range(p, 3, 0, -1)
     bad = bytearray(raw)
     bad[hlen:hlen + 4] = (blocks.MAX_BLOCK + 1).to_bytes(4, "big")
     p.write_bytes(bytes(bad))
     with pytest.raises(BadFragmentFile, match="block 0"):
-        _open_range(p, 3, 0, -1)
+        open_range(p, 3, 0, -1)
 
 
 # -- the frontend: BlockCutter and StorageClient.get --------------------------

@@ -55,7 +55,7 @@ def test_promises_expire():
 
 
 def test_the_coordinators_decisions():
-    from minis3.meta.client import cas_judged, cas_outcome_unknown, cas_settled
+    from minis3.meta.quorum import cas_judged, cas_outcome_unknown, cas_settled
     a0 = {"ts": 10, "vid": "a0", "wid": "me"}
     a1 = {"ts": 12, "vid": "a1", "wid": "me"}
     other = {"ts": 11, "vid": "o", "wid": "them"}
@@ -76,7 +76,7 @@ def test_the_coordinators_decisions():
 # cas_judged, cas_outcome_unknown) with retries, and an unconditional writer
 # whose clock may lag; the schedule decides who sends the next message, and
 # some messages are lost.
-from minis3.meta.client import cas_judged, cas_outcome_unknown, cas_settled, live  # noqa: E402
+from minis3.meta.quorum import cas_judged, cas_outcome_unknown, cas_settled, live  # noqa: E402
 from minis3.meta.partition import version  # noqa: E402
 
 ATTEMPTS = 4

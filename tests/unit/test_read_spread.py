@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from minis3.meta.client import MetaClient, Replica
+from minis3.meta.client import MetaClient
+from minis3.meta.replica import Replica
 
 
 def test_reads_through_per_request_views_spread_over_every_replica(monkeypatch):
@@ -42,7 +43,7 @@ def _replicas(monkeypatch, holds: dict, fail: set = frozenset()):
         if method == "POST":
             return {"applied": True}
         if self.url in fail:
-            from minis3.meta.client import ReplicaError
+            from minis3.meta.replica import ReplicaError
             raise ReplicaError(f"{self.url}: down", status=503)
         rec = holds[self.url]
         if rec is not None and (params or {}).get("payload") == "0" and "inline" in rec:

@@ -14,7 +14,8 @@ from minis3.ec.codec import Codec
 from minis3.scrub.batches import batch_length
 from minis3.storage import batchread, blocks
 from minis3.storage.rebuild import Rebuilder, parse_request
-from minis3.storage.server import StorageNode, _open_many
+from minis3.storage.fragments import open_many
+from minis3.storage.server import StorageNode
 
 K, M = 4, 2
 SEG = 64 * 1024
@@ -130,7 +131,7 @@ def write_fragment(node: StorageNode, oid: str, idx: int, payloads: list[bytes])
 
 
 def answer(node: StorageNode, wanted: list[batchread.Wanted], limit: int) -> tuple[bytes, list]:
-    batch = _open_many([(node.path_for(w.object_id, w.index), w.index, w.first, w.last) for w in wanted])
+    batch = open_many([(node.path_for(w.object_id, w.index), w.index, w.first, w.last) for w in wanted])
     body, problems = [], []
     try:
         while not batch.done:

@@ -1,9 +1,9 @@
 """The cached partition map: requests go where the map says, and a 421's newer map is adopted."""
 from __future__ import annotations
 
-from minis3.meta.client import Replica
+from minis3.meta.replica import Replica
 from minis3.meta.pmap import PartitionMap
-from minis3.meta.routing import IndexRouter
+from minis3.meta.index_router import IndexRouter
 
 
 def router() -> IndexRouter:

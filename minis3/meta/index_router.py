@@ -17,16 +17,13 @@ import asyncio
 import contextvars
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import aiohttp
 
 from .pmap import Entry, PartitionMap
+from .replica import Replica
 
-if TYPE_CHECKING:                        # (client imports this module)
-    from .client import Replica
-
-log = logging.getLogger("minis3.meta.routing")
+log = logging.getLogger("minis3.meta.index_router")
 
 REFRESH_S = 5.0          # how often a cached map is checked for a newer one (besides 421 answers)
 
