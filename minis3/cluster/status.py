@@ -79,7 +79,7 @@ def collect(topo: Topology) -> list[dict]:
             row = {"process": meta.id, "az": az.name, "address": meta.url, "up": st is not None,
                    "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
                    "disk_bytes": st and st["disk_bytes"], "replica": st and st.get("state"),
-                   "max_ts": st and st.get("max_ts"),
+                   "max_ts": st and st.get("max_ts"), "workers": (st or {}).get("workers", []),
                    "detail": st and f"{st.get('state', '?')}; {st['buckets']} buckets, "
                                     f"{sum(p['live_keys'] for p in st['partitions'])} keys in "
                                     f"{len(st['partitions'])} partitions"
@@ -92,7 +92,8 @@ def collect(topo: Topology) -> list[dict]:
             st = None if _frozen(pid) or cut else signed_get(topo.cluster_secret, n.url, "/status")
             rows.append({"process": f"node-{n.id}", "az": az.name, "address": n.url, "up": st is not None,
                          "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
-                         "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments"})
+                         "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments",
+                         "workers": (st or {}).get("workers", [])})
     for r in rows:
         if r["az"] in conds:
             r["network"] = _network(conds[r["az"]])
@@ -127,7 +128,7 @@ def _scrubber_row(topo: Topology) -> dict:
             detail += f"; last recovery {st['last_recovery']['seconds']:.1f} s"
     return {"process": "scrubber", "az": "-", "address": topo.scrub.url, "up": st is not None,
             "state": "up" if st else "down", "pid": st and st["pid"], "disk_bytes": None, "detail": detail,
-            "scrub": st}
+            "scrub": st, "workers": (st or {}).get("workers", [])}
 
 
 def human_bytes(n: int | None) -> str:
@@ -140,11 +141,18 @@ def human_bytes(n: int | None) -> str:
     return str(n)
 
 
+def workers_text(workers: list[dict]) -> str:
+    """A process's background workers (rpc/worker.py) in a few words: each one's
+    rounds, and FAILING with its error while its last round failed."""
+    return ", ".join(f"{w['name']} {w['rounds']}" + (f" FAILING: {w['last_error']}" if w.get("last_error") else "")
+                     + ("" if w.get("running", True) else " (stopped)") for w in workers) or "-"
+
+
 def render(rows: list[dict]) -> str:
-    head = ("PROCESS", "AZ", "ADDRESS", "STATE", "PID", "DISK", "DETAIL")
+    head = ("PROCESS", "AZ", "ADDRESS", "STATE", "PID", "DISK", "WORKERS (rounds)", "DETAIL")
     table = [head] + [(r["process"], r["az"], r["address"], r["state"].upper() if r["state"] != "up" else "up",
-                       str(r["pid"] or "-"),
-                       human_bytes(r["disk_bytes"]), r["detail"] or "") for r in rows]
+                       str(r["pid"] or "-"), human_bytes(r["disk_bytes"]), workers_text(r.get("workers", [])),
+                       r["detail"] or "") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     network = {r["az"]: r["network"] for r in rows if r.get("network")}

@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -87,6 +88,15 @@ def _write_state(topo: Topology, az_name: str, children: dict[str, subprocess.Po
 RESTART_BACKOFF = (0.2, 10.0)       # first delay, most delay (doubling) before restarting a child
 
 
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C): a supervisor's loop runs until then,
+    then stops its children itself."""
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stopping.set())
+    return stopping
+
+
 def run_az(topo: Topology, az_name: str) -> int:
     """Start an AZ's metadata replica and storage nodes, restart any that
     exits (with back-off, unless held down), stop them all on SIGTERM."""
@@ -108,14 +118,8 @@ def run_az(topo: Topology, az_name: str) -> int:
     backoff = {name: RESTART_BACKOFF[0] for name in specs}
     next_start: dict[str, float] = {}
 
-    stopping = False
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while not stopping:
+    stopping = stop_on_signals()
+    while not stopping.is_set():
         time.sleep(0.1)
         changed = False
         now = time.monotonic()
@@ -396,13 +400,7 @@ def regions_banner(topo: Topology) -> str:
 
 def up(topo: Topology) -> int:
     cluster = Regions(topo) if topo.world is not None else Cluster(topo)
-    stopping = False
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals()
     print(f"starting minis3 ({', '.join(topo.region_names)}) ...", flush=True)
     if topo.frontend.tls or topo.console.tls:
         tls.ensure(topo)          # once, before the frontend and the console load it
@@ -413,7 +411,7 @@ def up(topo: Topology) -> int:
         return 1
     print(regions_banner(topo) if topo.world is not None else banner(topo), flush=True)
     try:
-        while not stopping:
+        while not stopping.is_set():
             time.sleep(0.3)
             cluster.restart_exited()
     finally:

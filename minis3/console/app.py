@@ -32,7 +32,6 @@ carries the session's CSRF token.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import hashlib
@@ -60,6 +59,7 @@ from ..core.sigv4 import presign_url, sign_request
 from ..core.trace import layout, request_id_of
 from ..rpc import listener
 from ..rpc.http import client_session
+from ..rpc.process import begin, process_args, serve
 
 log = logging.getLogger("minis3.console")
 HERE = Path(__file__).parent
@@ -446,25 +446,15 @@ def make_app(topo: Topology) -> web.Application:
         response.headers.update(guard.SECURITY_HEADERS)
     app.on_response_prepare.append(security_headers)
     r = app.router
-    r.add_get("/health", c.health)
-    r.add_get("/login", c.login_form)
-    r.add_post("/login", c.login)
-    r.add_post("/logout", c.logout)
-    r.add_get("/", c.overview)
-    r.add_get("/status", c.status_fragment)
-    r.add_post("/chaos", c.chaos_action)
-    r.add_post("/buckets", c.create_bucket)
-    r.add_get("/b/{bucket}", c.bucket)
-    r.add_post("/b/{bucket}/upload", c.upload)
-    r.add_get("/o/{bucket}/{key:.+}", c.obj)
-    r.add_post("/o/{bucket}/{key:.+}", c.object_action)
-    r.add_get("/requests", c.requests_page)
-    r.add_get("/events", c.events)
-    r.add_get("/live", c.live_page)
-    r.add_get("/live/events", c.live_events)
-    r.add_get("/trace/{rid}", c.trace_page)
-    r.add_get("/partitions", c.partitions_page)
-    r.add_get("/scrubber", c.scrubber_page)
+    r.add_routes([web.get("/health", c.health), web.get("/login", c.login_form), web.post("/login", c.login),
+                  web.post("/logout", c.logout), web.get("/", c.overview), web.get("/status", c.status_fragment),
+                  web.post("/chaos", c.chaos_action), web.post("/buckets", c.create_bucket),
+                  web.get("/b/{bucket}", c.bucket), web.post("/b/{bucket}/upload", c.upload),
+                  web.get("/o/{bucket}/{key:.+}", c.obj), web.post("/o/{bucket}/{key:.+}", c.object_action),
+                  web.get("/requests", c.requests_page), web.get("/events", c.events),
+                  web.get("/live", c.live_page), web.get("/live/events", c.live_events),
+                  web.get("/trace/{rid}", c.trace_page), web.get("/partitions", c.partitions_page),
+                  web.get("/scrubber", c.scrubber_page)])
     r.add_static("/static/", HERE / "static")
     app.on_startup.append(c.start)
     app.on_cleanup.append(c.stop)
@@ -473,13 +463,8 @@ def make_app(topo: Topology) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .. import config
-    from ..rpc.logs import setup_logging
-    p = argparse.ArgumentParser(prog="minis3 console")
-    config.add_arguments(p)
-    a = p.parse_args(argv)
-    topo = config.from_args(a)
-    setup_logging("console")
+    _, topo = process_args("minis3 console", argv)
+    begin("console", topo, log)
     log.info("web console on %s (frontend %s)", topo.console.url, topo.frontend.url)
-    web.run_app(make_app(topo), host=topo.console.host, port=topo.console.port, print=None, access_log=None,
-                handle_signals=True, ssl_context=tls.server_context(topo) if topo.console.tls else None)
+    serve(make_app(topo), topo.console.host, topo.console.port,
+          tls.server_context(topo) if topo.console.tls else None)

@@ -364,6 +364,16 @@ def _page_settings(root: _El, max_keys: int, delimiter: str | None, encoding_typ
     _sub(root, "IsTruncated", _bool(is_truncated))
 
 
+def _encoder(encoding_type: str | None):
+    """``(enc, e)``: whether the client asked for ``encoding-type=url``, and the function
+    that writes a key, prefix or marker as that asks (URL-encoded, or as it is)."""
+    enc = encoding_type == "url"
+
+    def e(v: str) -> str:
+        return url_encode(v) if enc else v
+    return enc, e
+
+
 def list_objects_v1_xml(*, bucket: str, prefix: str | None, marker: str | None,
                         delimiter: str | None, max_keys: int, is_truncated: bool,
                         entries: list[ListEntry], common_prefixes: list[str],
@@ -378,10 +388,7 @@ def list_objects_v1_xml(*, bucket: str, prefix: str | None, marker: str | None,
     as S3 documents (without a delimiter clients use the last Key). Every
     Contents carries an Owner (the entry's own, else ``owner``).
     """
-    enc = encoding_type == "url"
-
-    def e(v: str) -> str:
-        return url_encode(v) if enc else v
+    enc, e = _encoder(encoding_type)
 
     root = _root("ListBucketResult")
     _sub(root, "Name", bucket)
@@ -409,10 +416,7 @@ def list_objects_v2_xml(*, bucket: str, prefix: str | None, delimiter: str | Non
     IsTruncated, Contents..., CommonPrefixes.... Owner only with
     ``fetch_owner``. Tokens are written as given (never URL-encoded).
     """
-    enc = encoding_type == "url"
-
-    def e(v: str) -> str:
-        return url_encode(v) if enc else v
+    enc, e = _encoder(encoding_type)
 
     root = _root("ListBucketResult")
     _sub(root, "Name", bucket)
@@ -530,10 +534,7 @@ def list_versions_xml(*, bucket: str, prefix: str, delimiter: str | None, key_ma
     VersionIdMarker, [NextKeyMarker, NextVersionIdMarker], MaxKeys,
     [Delimiter], [EncodingType], IsTruncated, then Version and DeleteMarker
     elements in key order (newest first within a key), CommonPrefixes."""
-    enc = encoding_type == "url"
-
-    def e(v: str) -> str:
-        return url_encode(v) if enc else v
+    enc, e = _encoder(encoding_type)
 
     root = _root("ListVersionsResult")
     _sub(root, "Name", bucket)
@@ -775,10 +776,7 @@ def list_multipart_uploads_xml(*, bucket: str, prefix: str | None, delimiter: st
     NextKeyMarker and CommonPrefixes/Prefix are URL-encoded (module doc);
     upload ids are not.
     """
-    enc = encoding_type == "url"
-
-    def e(v: str) -> str:
-        return url_encode(v) if enc else v
+    enc, e = _encoder(encoding_type)
 
     root = _root("ListMultipartUploadsResult")
     _sub(root, "Bucket", bucket)

@@ -9,7 +9,6 @@ metadata service, with a quorum read, as a frontend does.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 
 import prometheus_client
@@ -18,6 +17,7 @@ from aiohttp import web
 from .. import config
 from ..meta.client import MetaClient
 from ..rpc.http import client_session, internal_app
+from ..rpc.process import begin, process_args, serve
 from .names import Zone
 from .server import DNSResolver, http_routes, serve_udp
 
@@ -64,14 +64,10 @@ def make_app(topo: config.Topology) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..rpc.logs import setup_logging
-    p = argparse.ArgumentParser(prog="minis3 dns")
-    config.add_arguments(p)
-    a = p.parse_args(argv)
-    topo = config.from_args(a)
+    _, topo = process_args("minis3 dns", argv)
     if topo.world is None or topo.world.dns is None:
-        p.error("the topology has no [dns] table (one region needs no DNS server)")
-    setup_logging("dns")
+        raise SystemExit("minis3 dns: the topology has no [dns] table (one region needs no DNS server)")
+    begin("dns", topo, log)
     d = topo.world.dns
     log.info("DNS for %s on %s:%d (udp), http on %s", d.domain, d.host, d.port, d.url)
-    web.run_app(make_app(topo), host=d.host, port=d.port + 1, print=None, access_log=None, handle_signals=True)
+    serve(make_app(topo), d.host, d.port + 1)

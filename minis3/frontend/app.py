@@ -7,7 +7,6 @@ reaches a client. The handlers live one module per S3 resource:
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import gc
@@ -33,10 +32,12 @@ from ..rpc.delay import InterAZDelay
 from ..core.trace import Span, trace_id_of
 from ..rpc import auth
 from ..rpc.http import client_session, count_refusals, refusal, refused_response, use_fast_event_loop
-from ..rpc.tracing import TRACER, configure as configure_tracing, trace_handler
+from ..rpc.process import begin, process_args, serve
+from ..rpc.tracing import TRACER, trace_handler
 from ..storage.client import StorageClient
 from .datapath import DataPath
 from ..rpc import listener
+from ..rpc.worker import Worker
 from .node_health import NodeHealth
 from .routing import Target, route
 
@@ -123,7 +124,8 @@ class Frontend:
         self.inflight = 0                 # requests being handled now
         self.per_client: dict[str, int] = {}   # client address → its requests being handled now
         self.busy_at = time.monotonic()   # when the last one ended
-        self._trimmer: asyncio.Task | None = None
+        self._trimmed_after: float | None = None
+        self.trimmer = Worker("memory-trim", self._give_back_memory_when_idle, IDLE_TRIM_S / 2)
         self.health: NodeHealth | None = None
         self.meta: MetaClient | None = None
         # The bucket registry: the global region's bucket table (this region's
@@ -151,7 +153,7 @@ class Frontend:
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
         self.health = NodeHealth(self.probe_session, {n.id: n.url for n in self.topo.nodes})
         self.health.start()
-        self._trimmer = asyncio.ensure_future(self._give_back_memory_when_idle())
+        self.trimmer.start()
         self.datapath = DataPath(codec=self.codec, storage=storage, meta=self.meta, azs=azs,
                                  segment_size=self.topo.erasure.segment_size,
                                  inline_threshold=self.topo.erasure.inline_threshold, health=self.health,
@@ -257,8 +259,7 @@ class Frontend:
     async def stop(self, app: web.Application) -> None:
         if self.health is not None:
             await self.health.stop()
-        if self._trimmer is not None:
-            self._trimmer.cancel()
+        await self.trimmer.stop()
         for session in (self.session, self.probe_session):
             if session:
                 await session.close()
@@ -290,25 +291,22 @@ class Frontend:
                 del self.per_client[addr]
 
     async def _give_back_memory_when_idle(self) -> None:
-        """Once a burst of requests is over (none in flight for IDLE_TRIM_S),
-        give the heap's free pages back to the system, once: RSS returns to
-        its baseline after, say, stalled uploads that timed out.
+        """A round of the memory trimmer: once a burst of requests is over (none in
+        flight for IDLE_TRIM_S), give the heap's free pages back to the system, once:
+        RSS returns to its baseline after, say, stalled uploads that timed out.
 
-        A full garbage collection first (~15 ms): an aborted upload leaves its
-        stages' and fragment uploads' tasks in reference cycles (each task's
+        A full garbage collection first (~15 ms): an aborted PUT leaves its
+        stages' and fragment PUTs' tasks in reference cycles (each task's
         CancelledError holds its frames, which hold the ECWrite that holds the
         tasks), and with them the segments they were coding: ~2.5 MiB each,
         ~180 MiB after 70 stalled uploads. An idle process allocates nothing,
         so Python's collector, driven by allocations, would not run to free
         them (measured in docs/security.md, "Limits and timeouts")."""
-        trimmed_after = None
-        while True:
-            await asyncio.sleep(IDLE_TRIM_S / 2)
-            if (self.inflight == 0 and self.busy_at != trimmed_after
-                    and time.monotonic() - self.busy_at >= IDLE_TRIM_S):
-                trimmed_after = self.busy_at
-                gc.collect()                # on the loop: finalizers of asyncio objects must run here
-                await asyncio.to_thread(give_back_memory)
+        if (self.inflight == 0 and self.busy_at != self._trimmed_after
+                and time.monotonic() - self.busy_at >= IDLE_TRIM_S):
+            self._trimmed_after = self.busy_at
+            gc.collect()                # on the loop: finalizers of asyncio objects must run here
+            await asyncio.to_thread(give_back_memory)
 
     async def _handle(self, request: web.Request, request_id: str, root: Span,
                       over_limit: bool = False) -> web.StreamResponse:
@@ -454,21 +452,13 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .. import config
-    from ..rpc.logs import setup_logging
-    p = argparse.ArgumentParser(prog="minis3 frontend")
-    config.add_arguments(p)
-    p.add_argument("--az", help="run this AZ's frontend (topology frontend.per_az)")
-    a = p.parse_args(argv)
-    topo = config.from_args(a)
+    a, topo = process_args("minis3 frontend", argv,
+                           lambda p: p.add_argument("--az", help="run this AZ's frontend (topology frontend.per_az)"))
     spec = topo.az_frontend(a.az) if a.az else topo.frontend
-    setup_logging(f"frontend-{a.az}" if a.az else "frontend")
-    config.warn_if_demo_secret(topo, log)
-    configure_tracing(f"frontend-{a.az}" if a.az else "frontend")
+    name = f"frontend-{a.az}" if a.az else "frontend"
+    begin(name, topo, log, trace_name=name)
     tuned = tune_malloc(one_arena=True)        # its idle trim gives back every thread's memory too
     loop = use_fast_event_loop()
     log.info("frontend on %s (%s, malloc tuned: %s, pid %d)", spec.url, loop, tuned, os.getpid())
     from ..config import tls                       # HTTPS: `minis3 up --tls` (config/tls.py)
-    web.run_app(make_app(topo, a.az), host=spec.host, port=spec.port,
-                print=None, access_log=None, handle_signals=True,
-                ssl_context=tls.server_context(topo) if spec.tls else None)
+    serve(make_app(topo, a.az), spec.host, spec.port, tls.server_context(topo) if spec.tls else None)

@@ -7,7 +7,7 @@ a node that is frozen (SIGSTOP: its socket still accepts, nothing answers) is
 found within about a second, without any client request paying for it.
 
 The data path uses this to place fragments on live nodes (handoff), to abort
-an upload to a node that stopped answering, and to read from live nodes
+a fragment PUT to a node that stopped answering, and to read from live nodes
 first. The same tracker keeps a moving estimate of how long a fragment block
 takes to arrive, from which GET derives its hedging delay.
 """
@@ -19,6 +19,8 @@ import time
 
 import aiohttp
 import prometheus_client
+
+from ..rpc.worker import Worker
 
 log = logging.getLogger("minis3.health")
 
@@ -39,7 +41,7 @@ class NodeHealth:
         for n in urls:
             NODE_UP.labels(n).set(1)
         self._block_wait = 0.02                   # EWMA of a fragment block's arrival, seconds
-        self._task: asyncio.Task | None = None
+        self.prober = Worker("node-health", self.probe_all, PROBE_EVERY)
 
     # -- state --------------------------------------------------------------------
     def is_up(self, node: str) -> bool:
@@ -80,18 +82,12 @@ class NodeHealth:
         else:
             self.mark_down(node, "health probe failed")
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.gather(*(self._probe(n, u) for n, u in self.urls.items()), return_exceptions=True)
-            await asyncio.sleep(PROBE_EVERY)
+    async def probe_all(self) -> None:
+        """One round of the prober: every node at once."""
+        await asyncio.gather(*(self._probe(n, u) for n, u in self.urls.items()), return_exceptions=True)
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._loop())
+        self.prober.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await self.prober.stop()

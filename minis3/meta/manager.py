@@ -50,8 +50,10 @@ import logging
 import time
 
 import aiohttp
+import prometheus_client
 
 from ..rpc.http import json_body
+from ..rpc.worker import Worker
 from .pmap import MapError, PartitionMap, newest
 from .policy import SplitPolicy
 
@@ -63,7 +65,8 @@ class MoveError(Exception):
 
 
 class IndexManager:
-    def __init__(self, topo, session: aiohttp.ClientSession):
+    def __init__(self, topo, session: aiohttp.ClientSession,
+                 registry: prometheus_client.CollectorRegistry = prometheus_client.REGISTRY):
         self.topo = topo
         self.session = session
         self.policy = SplitPolicy.from_spec(topo.index)
@@ -72,8 +75,9 @@ class IndexManager:
         self.last_check: float | None = None
         self.splits: list[dict] = []               # splits this manager made, newest last
         self.moves: list[dict] = []                # moves this manager made, newest last
-        self.error: str | None = None
         self._lock = asyncio.Lock()                # one change of the map at a time
+        # Every check_every_s: a failed look is retried next time.
+        self.worker = Worker("index-manager", self.check, topo.index.check_every_s, registry=registry)
 
     async def _get(self, url: str, path: str, **params) -> dict | None:
         try:
@@ -227,22 +231,10 @@ class IndexManager:
             return ev
         return None
 
-    async def loop(self) -> None:
-        while True:
-            try:
-                await self.check()
-                self.error = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep managing: a failed look is retried next time
-                self.error = repr(exc)
-                log.exception("index manager check failed")
-            await asyncio.sleep(self.topo.index.check_every_s)
-
     def status(self) -> dict:
         return {"map_version": self.map.version if self.map else None, "last_check_unix": self.last_check,
                 "rates": {k: round(v, 1) for k, v in self.policy.rates.items()}, "splits": self.splits[-20:],
                 "moves": self.moves[-20:],
-                "error": self.error, "settings": {k: getattr(self.topo.index, k) for k in (
+                "error": self.worker.last_error, "worker": self.worker.status(), "settings": {k: getattr(self.topo.index, k) for k in (
                     "split_keys", "split_bytes", "split_ops_per_s", "hot_seconds", "write_ops_per_s",
                     "read_ops_per_s", "max_inflight_writes")}}

@@ -29,6 +29,8 @@ from aiohttp import web
 
 from ..fsutil import write_json_durably
 from ..rpc import fastjson
+from ..rpc.worker import Worker
+from .metrics import REGISTRY
 from .pmap import PartitionMap, choose_split_key
 from .responses import json_response, refuse
 
@@ -56,6 +58,8 @@ class MapSync:
         self.splits: list[dict] = []            # splits done here: partition, key, pause
         self._reconciling = asyncio.Lock()
         self._adopting = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+        self.worker = Worker("map-sync", self.sync_round, MAP_SYNC_S, registry=REGISTRY)
 
     async def adopt(self, new: PartitionMap) -> bool:
         """Keep ``new`` if it is newer than this process's map (durably), then
@@ -144,31 +148,22 @@ class MapSync:
                 continue
             await self.adopt(new)
 
-    async def _loop(self) -> None:
-        """Every ``MAP_SYNC_S``: a peer's newer map, the splits it asks for, an
-        extra process's missed bucket changes, and the GC freezer's check."""
+    async def sync_round(self) -> None:
+        """A round of the map sync (every ``MAP_SYNC_S``): a peer's newer map, the
+        splits it asks for, an extra process's missed bucket changes, and the GC
+        freezer's check. The first round finishes a split a crash cut short."""
         svc = self.svc
-        session = svc.peer_session(timeout_s=10)
-        try:
-            while True:                           # the first round finishes a split a crash cut short
-                try:
-                    await self._sync_from_peers(session)
-                    await self.reconcile()        # also finishes what a failed attempt left
-                    if not svc.home:
-                        await svc.catchup.sync_buckets(session)
-                    svc.freezer.maybe(sum(len(p) for p in svc.objects.partitions))
-                except Exception:
-                    log.exception("partition map sync failed; trying again")
-                await asyncio.sleep(MAP_SYNC_S)
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("partition map loop failed")
-        finally:
-            await session.close()
+        await self._sync_from_peers(self._session)
+        await self.reconcile()        # also finishes what a failed attempt left
+        if not svc.home:
+            await svc.catchup.sync_buckets(self._session)
+        svc.freezer.maybe(sum(len(p) for p in svc.objects.partitions))
 
     async def start(self, app: web.Application) -> None:
-        app["map_loop"] = asyncio.ensure_future(self._loop())
+        self._session = self.svc.peer_session(timeout_s=10)
+        self.worker.start()
 
     async def stop(self, app: web.Application) -> None:
-        app["map_loop"].cancel()
+        await self.worker.stop()
+        if self._session is not None:
+            await self._session.close()

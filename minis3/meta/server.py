@@ -66,7 +66,6 @@ HTTP API (JSON, HMAC-signed):
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import logging
@@ -82,6 +81,7 @@ from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
 from ..rpc import tracing
 from ..rpc.http import client_session, internal_app, use_fast_event_loop
+from ..rpc.process import begin, process_args, serve
 from ..config import IndexSpec
 from ..rpc import fastjson
 from . import batch, blobs
@@ -425,7 +425,8 @@ class MetaService:
             "blob_log": self.blobs.stats(), "batches": self.batches,
             "gc_freezes": {"count": self.freezer.freezes, "last_ms": round(self.freezer.last_ms, 1),
                            "frozen_objects": gc.get_freeze_count()},
-            "partitions": [p.stats() for p in self.objects.partitions]})
+            "partitions": [p.stats() for p in self.objects.partitions],
+            "workers": [self.maps.worker.status()]})
 
     async def health(self, request):
         """200 once serving reads; 503 while catching up (so `minis3 up` waits for it)."""
@@ -435,31 +436,22 @@ class MetaService:
     def app(self, secret: str) -> web.Application:
         self.secret = self.secret or secret
         app = internal_app(secret, client_max_size=64 << 20, registry=REGISTRY)
-        r = app.router
-        r.add_get("/v/bucket", self.get_bucket)
-        r.add_get("/v/buckets", self.list_buckets)
-        r.add_post("/v/bucket", self.put_bucket)
-        r.add_get("/v/object", self.get_object)
-        r.add_post("/v/object", self.put_object)
-        r.add_post("/v/objects", self.put_objects)
-        r.add_post("/v/prepare", self.prepare)
-        r.add_post(batch.PATH, self.batch)
-        r.add_get("/v/scan", self.scan)
-        r.add_post("/gc/add", self.gc_notes.add)
-        r.add_get("/gc", self.gc_notes.list_notes)
-        r.add_post("/gc/forget", self.gc_notes.forget)
-        r.add_get("/metrics", self.metrics)
-        r.add_get("/index/map", self.maps.get_map)
-        r.add_post("/index/map", self.maps.put_map)
-        r.add_get("/index/stats", self.maps.index_stats)
-        r.add_get("/index/split-key", self.maps.split_key)
-        r.add_post("/index/receive", self.moves.receive)
-        r.add_post("/index/fence", self.moves.fence)
-        r.add_post("/index/finish", self.moves.finish)
-        r.add_post("/index/release", self.moves.release)
-        r.add_get("/status", self.status)
-        r.add_get("/health", self.health)
-        self._batch_handlers = {(rt.method, rt.resource.canonical): rt.handler for rt in r.routes()
+        app.router.add_routes([web.get("/v/bucket", self.get_bucket), web.get("/v/buckets", self.list_buckets),
+                               web.post("/v/bucket", self.put_bucket), web.get("/v/object", self.get_object),
+                               web.post("/v/object", self.put_object), web.post("/v/objects", self.put_objects),
+                               web.post("/v/prepare", self.prepare), web.post(batch.PATH, self.batch),
+                               web.get("/v/scan", self.scan), web.post("/gc/add", self.gc_notes.add),
+                               web.get("/gc", self.gc_notes.list_notes),
+                               web.post("/gc/forget", self.gc_notes.forget), web.get("/metrics", self.metrics),
+                               web.get("/index/map", self.maps.get_map), web.post("/index/map", self.maps.put_map),
+                               web.get("/index/stats", self.maps.index_stats),
+                               web.get("/index/split-key", self.maps.split_key),
+                               web.post("/index/receive", self.moves.receive),
+                               web.post("/index/fence", self.moves.fence),
+                               web.post("/index/finish", self.moves.finish),
+                               web.post("/index/release", self.moves.release), web.get("/status", self.status),
+                               web.get("/health", self.health)])
+        self._batch_handlers = {(rt.method, rt.resource.canonical): rt.handler for rt in app.router.routes()
                                 if (rt.method, rt.resource.canonical) in batch.BATCHABLE}
         app.on_startup.append(self.catchup.start)
         app.on_startup.append(self.maps.start)
@@ -469,19 +461,13 @@ class MetaService:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .. import config
-    from ..rpc.logs import setup_logging
-    p = argparse.ArgumentParser(prog="minis3 meta")
-    config.add_arguments(p)
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--az", help="run this AZ's home metadata process")
-    which.add_argument("--id", help="run the metadata process with this id (e.g. an extra one, meta-az-a-2)")
-    a = p.parse_args(argv)
-    topo = config.from_args(a)
+    def which(p):
+        group = p.add_mutually_exclusive_group(required=True)
+        group.add_argument("--az", help="run this AZ's home metadata process")
+        group.add_argument("--id", help="run the metadata process with this id (e.g. an extra one, meta-az-a-2)")
+    a, topo = process_args("minis3 meta", argv, which)
     spec = topo.meta(a.id) if a.id else next(az.meta for az in topo.azs if az.name == a.az)
-    setup_logging(spec.id)
-    config.warn_if_demo_secret(topo, log)
-    tracing.configure(spec.id)
+    begin(spec.id, topo, log, trace_name=spec.id)
     peers = {m.url: m.az for m in topo.all_metas if m.id != spec.id}
     svc = MetaService(spec.id, spec.az, spec.data_dir, topo.partition_bounds, peers=peers,
                       secret=topo.cluster_secret, commit_window_s=topo.scrub.commit_window_s,
@@ -492,5 +478,4 @@ def main(argv: list[str] | None = None) -> None:
     log.info("metadata %s %s on %s, data in %s, %d partitions, peers %s (%s)", "replica" if svc.home else
              "process (extra)", spec.id, spec.url, spec.data_dir, len(svc.objects.partitions),
              ", ".join(peers) or "none", use_fast_event_loop())
-    web.run_app(svc.app(topo.cluster_secret), host=spec.host, port=spec.port,
-                print=None, access_log=None, handle_signals=True)
+    serve(svc.app(topo.cluster_secret), spec.host, spec.port)

@@ -51,7 +51,6 @@ report and metrics (scrub/report.py).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -64,9 +63,10 @@ from aiohttp import web
 from ..ec.codec import tune_malloc
 from ..meta.client import MetaClient
 from ..meta.manager import IndexManager, MoveError
-from ..rpc import tracing
+from ..rpc.worker import Worker
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import client_session, internal_app, use_fast_event_loop
+from ..rpc.process import begin, process_args, serve
 from ..storage.client import StorageClient
 from .gc import GarbageCollector
 from .metadata import MetadataRepair
@@ -103,6 +103,8 @@ class Scrubber:
         self._queued_rate: float | None = None     # the queued pass's rebuild rate (None: the topology's)
         self.next_pass = time.monotonic() + topo.scrub.interval_s
         self.started_unix = time.time()
+        self._was_running = False
+        self.worker = Worker("scrubber", self.tick, self.until_next_tick, registry=REGISTRY)
 
     # ---------------------------------------------------------------- a pass
     async def run_pass(self, *, audit: bool = False, audit_rate: float = 0.0,
@@ -201,23 +203,25 @@ class Scrubber:
         self._pass_task = asyncio.ensure_future(after())
         return self._queued
 
-    async def loop(self) -> None:
-        """Probe the nodes every PROBE_EVERY seconds (also while a pass runs,
-        so a node's return is timed from when it answers); start a pass when
-        one is due or a node came back."""
-        self.next_pass = time.monotonic() + self.topo.scrub.interval_s
-        while True:
-            await self.nodes.probe_all()
-            running = self._pass_task is not None and not self._pass_task.done()
-            if not running and (self.nodes.wake.is_set() or time.monotonic() >= self.next_pass):
-                self.nodes.wake.clear()
-                self._pass_task = asyncio.ensure_future(self.run_pass())
-            try:
-                await asyncio.wait_for(self.nodes.wake.wait(), PROBE_EVERY)
-            except asyncio.TimeoutError:
-                pass
-            if running and self.nodes.wake.is_set():
-                await asyncio.sleep(PROBE_EVERY)      # a pass is running: the wake waits for it
+    async def tick(self) -> None:
+        """A round of the scrubber's worker: probe the nodes (also while a pass
+        runs, so a node's return is timed from when it answers); start a pass
+        when one is due or a node came back."""
+        await self.nodes.probe_all()
+        self._was_running = running = self._pass_task is not None and not self._pass_task.done()
+        if not running and (self.nodes.wake.is_set() or time.monotonic() >= self.next_pass):
+            self.nodes.wake.clear()
+            self._pass_task = asyncio.ensure_future(self.run_pass())
+
+    async def until_next_tick(self) -> None:
+        """PROBE_EVERY seconds, or less when a node comes back; while a pass runs
+        the wake waits for it."""
+        try:
+            await asyncio.wait_for(self.nodes.wake.wait(), PROBE_EVERY)
+        except asyncio.TimeoutError:
+            pass
+        if self._was_running and self.nodes.wake.is_set():
+            await asyncio.sleep(PROBE_EVERY)
 
     def status(self) -> dict:
         """``GET /status``: the running pass, the last one, the nodes, the rebuild totals and the settings."""
@@ -234,7 +238,8 @@ class Scrubber:
                 "settings": {"interval_s": self.topo.scrub.interval_s, "gc_grace_s": self.topo.scrub.gc_grace_s,
                              "audit_mb_per_s": self.topo.scrub.audit_mb_per_s,
                              "rebuild_mb_per_s": self.topo.scrub.rebuild_mb_per_s,
-                             "down_after_s": self.topo.scrub.down_after_s}}
+                             "down_after_s": self.topo.scrub.down_after_s},
+                "workers": [self.worker.status()]}
 
 
 class _Process:
@@ -250,16 +255,14 @@ class _Process:
         state["session"] = client_session(topo.cluster_secret, timeout_s=30,
                                           delay=InterAZDelay.for_topology(topo, None))
         state["scrubber"] = Scrubber(topo, state["session"])
-        state["loop"] = asyncio.ensure_future(state["scrubber"].loop())
+        state["scrubber"].worker.start()
         # The index manager shares this process (and its session): see meta/manager.py.
-        state["index"] = IndexManager(topo, state["session"])
-        state["index_loop"] = asyncio.ensure_future(state["index"].loop())
+        state["index"] = IndexManager(topo, state["session"], registry=REGISTRY)
+        state["index"].worker.start()
 
     async def on_stop(self, app_: web.Application) -> None:
         state = self.state
-        for task in ("loop", "index_loop"):
-            state[task].cancel()
-        await asyncio.gather(state["loop"], state["index_loop"], return_exceptions=True)
+        await asyncio.gather(state["scrubber"].worker.stop(), state["index"].worker.stop())
         await state["session"].close()
 
     async def index_status(self, request):
@@ -279,7 +282,9 @@ class _Process:
         return web.json_response(ev)
 
     async def status(self, request):
-        return web.json_response(self.state["scrubber"].status())
+        st = self.state["scrubber"].status()
+        st["workers"].append(self.state["index"].worker.status())    # this process's other worker
+        return web.json_response(st)
 
     async def start(self, request):
         audit = request.query.get("audit") == "1"
@@ -314,18 +319,11 @@ def app(topo) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .. import config
-    from ..rpc.logs import setup_logging
-    p = argparse.ArgumentParser(prog="minis3 scrubber")
-    config.add_arguments(p)
-    a = p.parse_args(argv)
-    topo = config.from_args(a)
-    setup_logging("scrubber")
-    tracing.configure("scrubber")
+    _, topo = process_args("minis3 scrubber", argv)
+    begin("scrubber", topo, log, trace_name="scrubber")
     tune_malloc()
     log.info("scrubber on %s: a pass every %.0f s, GC grace %.0f s, node audit %.1f MB/s, rebuild at most "
              "%s, a node down %.0f s is gone (%s)", topo.scrub.url, topo.scrub.interval_s, topo.scrub.gc_grace_s,
              topo.scrub.audit_mb_per_s, f"{topo.scrub.rebuild_mb_per_s:g} MB/s" if topo.scrub.rebuild_mb_per_s
              else "unlimited", topo.scrub.down_after_s, use_fast_event_loop())
-    web.run_app(app(topo), host=topo.scrub.host, port=topo.scrub.port, print=None, access_log=None,
-                handle_signals=True)
+    serve(app(topo), topo.scrub.host, topo.scrub.port)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.ratelimit import TokenBucket
+from ..rpc.worker import Worker
 from . import audit
 from .metrics import NodeMetrics
 from .quarantine import Quarantine
@@ -63,8 +64,10 @@ class Auditor:
         self.current: AuditPass | None = None        # the current pass, or the latest
         self.last_pass: dict | None = None           # the latest *finished* pass
         self._last_pass_id = 0
-        self._task: asyncio.Task | None = None
+        self._requested: AuditPass | None = None     # asked for by POST /audit, not started yet
+        self._round_pass: AuditPass | None = None    # the pass of the worker's latest round
         self._switch = asyncio.Lock()
+        self.worker = Worker("audit", self._round, self._until_next_round, registry=metrics.registry)
 
     def _new_pass(self, rate_mb_per_s: float) -> AuditPass:
         # The start time in unix ms, at least one more than the last id: ids
@@ -141,45 +144,42 @@ class Auditor:
                 "audit pass %d: %d files, %.1f MB in %.1fs, %d corrupt", p.id, p.files_done,
                 p.bytes_verified / 1e6, seconds, p.corrupt_found)
 
-    async def _loop(self, first: AuditPass | None) -> None:
-        """Run the requested pass (if any), then continuous passes at the
-        configured rate for as long as that rate is above 0."""
-        if first is not None:
-            try:
-                await self._run_pass(first)
-            except asyncio.CancelledError:
-                raise
-            except Exception:       # not recorded as finished: GET /audit shows it (running: false)
-                log.exception("audit pass %d failed", first.id)
-        while self.rate_mb_per_s > 0:
+    async def _round(self) -> None:
+        """A round of the audit worker: the pass asked for (if any), else a
+        continuous pass at the configured rate, if it is above 0."""
+        p, self._requested = self._requested, None
+        if p is None and self.rate_mb_per_s > 0:
             p = self._new_pass(self.rate_mb_per_s)
-            try:
-                await self._run_pass(p)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("audit pass %d failed", p.id)
+        self._round_pass = p
+        if p is not None:
+            await self._run_pass(p)
+
+    async def _until_next_round(self) -> None:
+        """A continuous pass that took less than MIN_PASS_S waits out the rest;
+        with no continuous audit, the worker waits for a pass to be asked for
+        (:meth:`start` restarts it)."""
+        p = self._round_pass
+        if self.rate_mb_per_s <= 0:
+            await asyncio.Event().wait()
+        elif p is not None:
             await asyncio.sleep(max(0.0, MIN_PASS_S - (time.monotonic() - p.started_mono)))
 
     def start_continuous(self) -> None:
-        """At the node's start: the continuous passes, if the rate is above 0."""
-        if self.rate_mb_per_s > 0:
-            self._task = asyncio.create_task(self._loop(None), name=f"audit-{self.node_id}")
+        """At the node's start: the continuous passes (none while the rate is 0)."""
+        self.worker.start()
 
     async def start(self, rate_mb_per_s: float | None) -> AuditPass:
         """Abandon the pass running (if any) and start a new full pass now."""
         async with self._switch:
-            await self.stop()
+            await self.worker.stop()
             p = self._new_pass(self.rate_mb_per_s if rate_mb_per_s is None else rate_mb_per_s)
             p.requested = True
-            self._task = asyncio.create_task(self._loop(p), name=f"audit-{self.node_id}")
+            self._requested = p
+            self.worker.start()
             return p
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        await self.worker.stop()
 
     def status(self) -> dict:
         """``GET /audit``: the current or latest pass, and the latest finished one."""

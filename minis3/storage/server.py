@@ -66,7 +66,6 @@ the metrics in storage/metrics.py.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import math
@@ -84,6 +83,7 @@ from aiohttp import web
 from ..rpc import auth, tracing
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
+from ..rpc.process import begin, process_args, serve
 from . import audit, batchread, blocks
 from .auditor import Auditor
 from .client import StorageClient
@@ -431,7 +431,7 @@ class StorageNode:
         count, size = await asyncio.to_thread(self.disk_usage)
         return web.json_response({"id": self.node_id, "az": self.az, "role": "storage", "pid": os.getpid(),
                                   "fragments": count, "disk_bytes": size, "stats": self.stats,
-                                  "audit": self.auditor.status()})
+                                  "audit": self.auditor.status(), "workers": [self.auditor.worker.status()]})
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         """Prometheus text, unauthenticated like any scrape endpoint: counts
@@ -447,40 +447,27 @@ class StorageNode:
         app = internal_app(secret, client_max_size=1 << 20, handler_args={"read_bufsize": STREAM_BUFSIZE},
                            registry=self.metrics.registry, sealed_paths=("/fragment/",))
         self.verifier = app[VERIFIER]
-        app.router.add_put("/fragment/{oid}/{idx}", self.put_fragment)
-        app.router.add_get("/fragment/{oid}/{idx}", self.get_fragment)
-        app.router.add_delete("/fragment/{oid}/{idx}", self.delete_fragment)
-        app.router.add_post("/fragments/read", self.read_fragments)
-        app.router.add_post("/rebuild", self.rebuild)
-        app.router.add_get("/inventory", self.inventory)
-        app.router.add_post("/audit", self.post_audit)
-        app.router.add_get("/audit", self.get_audit)
-        app.router.add_get("/quarantine", self.get_quarantine)
-        app.router.add_get("/status", self.status)
-        app.router.add_get("/metrics", self.metrics_page)
-        app.router.add_get("/health", self.health)
+        app.router.add_routes([web.put("/fragment/{oid}/{idx}", self.put_fragment),
+                               web.get("/fragment/{oid}/{idx}", self.get_fragment),
+                               web.delete("/fragment/{oid}/{idx}", self.delete_fragment),
+                               web.post("/fragments/read", self.read_fragments),
+                               web.post("/rebuild", self.rebuild), web.get("/inventory", self.inventory),
+                               web.post("/audit", self.post_audit), web.get("/audit", self.get_audit),
+                               web.get("/quarantine", self.get_quarantine), web.get("/status", self.status),
+                               web.get("/metrics", self.metrics_page), web.get("/health", self.health)])
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .. import config
-    from ..rpc.logs import setup_logging
-    p = argparse.ArgumentParser(prog="minis3 storage")
-    config.add_arguments(p)
-    p.add_argument("--id", required=True)
-    a = p.parse_args(argv)
-    topo = config.from_args(a)
+    a, topo = process_args("minis3 storage", argv, lambda p: p.add_argument("--id", required=True))
     spec = topo.node(a.id)
-    setup_logging(f"storage {spec.id}")
-    config.warn_if_demo_secret(topo, log)
-    tracing.configure(f"node-{spec.id}")
+    begin(f"storage {spec.id}", topo, log, trace_name=f"node-{spec.id}")
     node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s,
                        peers={n.id: n.url for n in topo.nodes},
                        rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az),
                                     "peer_names": topo.process_names()})
     log.info("storage node %s (%s) on %s, data in %s (%s, audit %s MB/s)", spec.id, spec.az, spec.url,
              node.root, use_fast_event_loop(), node.auditor.rate_mb_per_s)
-    web.run_app(node.app(topo.cluster_secret), host=spec.host, port=spec.port,
-                print=None, access_log=None, handle_signals=True)
+    serve(node.app(topo.cluster_secret), spec.host, spec.port)

@@ -192,12 +192,17 @@ class TestCluster:
 SCRUB_ON_DEMAND = {"interval_s": 3600, "audit_mb_per_s": 0}
 
 
-def on_demand_cluster(tmp_path_factory, name: str, **kw):
-    """A started cluster whose scrubber runs only when asked, torn down after:
-    a module fixture's body (``yield from on_demand_cluster(...)``)."""
-    c = TestCluster(tmp_path_factory.mktemp(name), scrub=SCRUB_ON_DEMAND, **kw).start()
+def started_cluster(tmp_path_factory, name: str, **kw):
+    """A cluster of its own (``kw`` as TestCluster takes them), started, and torn down
+    after: a fixture's body (``yield from started_cluster(tmp_path_factory, "name")``)."""
+    c = TestCluster(tmp_path_factory.mktemp(name), **kw).start()
     yield c
     c.discard()
+
+
+def on_demand_cluster(tmp_path_factory, name: str, **kw):
+    """A started cluster whose scrubber runs only when asked (see :func:`started_cluster`)."""
+    yield from started_cluster(tmp_path_factory, name, scrub=SCRUB_ON_DEMAND, **kw)
 
 
 def meta_record(c: TestCluster, bucket: str, key: str) -> dict:

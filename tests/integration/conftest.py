@@ -7,15 +7,13 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, discard_dir
+from .cluster import ACCESS_KEY, SECRET_KEY, discard_dir, started_cluster
 from .regions import TwoRegions
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("minis3")).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "minis3")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from minis3.core.sigv4 import sign_request
 
 from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, rss_kib
 from .conftest import make_client
+from .wire import recv_until
 
 IDLE_S = 3
 STALLED = 70                     # more than the frontend's 64 connections a node
@@ -63,13 +64,7 @@ def _stalled_put(endpoint: str, bucket: str, key: str, declared: int, sent: int)
 
 
 def _response(s: socket.socket) -> bytes:
-    got = b""
-    while b"</Error>" not in got:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    return got
+    return recv_until(s, b"</Error>")
 
 
 def _settled_rss(pid: int, below: float, wait_s: float = 15) -> float:

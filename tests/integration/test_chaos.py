@@ -24,7 +24,7 @@ from minis3.cluster.supervisor import wait_healthy
 from minis3.rpc import sync
 
 from .chaos_workload import Workload, client
-from .cluster import TestCluster, fragment_path, meta_record
+from .cluster import fragment_path, meta_record, started_cluster
 
 SECONDS = float(os.environ.get("MINIS3_CHAOS_SECONDS", "4"))
 # Object sizes the workload writes: inline, one segment, and two segments
@@ -38,9 +38,7 @@ SIZES = [0, 1, 1024, 4096, 4097, 100_000, 1_100_000]
 
 @pytest.fixture(scope="module")
 def cc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("chaos")).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "chaos")
 
 
 CAN_PARTITION = os.geteuid() == 0 and shutil.which("iptables") is not None

@@ -23,7 +23,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .cluster import ACCESS_KEY, SECRET_KEY, started_cluster
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -33,9 +33,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (make test
 
 @pytest.fixture(scope="module")
 def cc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("console"), console=True).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "console", console=True)
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .cluster import TestCluster, pick_base_port, write_topology
+from .cluster import pick_base_port, started_cluster, write_topology
 from .conftest import make_client
 
 
@@ -15,9 +15,7 @@ from .conftest import make_client
 def dc(tmp_path_factory):
     # The nodes' background audit is off, so that the flipped byte is found by
     # the demo's own scrub pass (its audit) and by nothing before it.
-    c = TestCluster(tmp_path_factory.mktemp("demo"), scrub={"audit_mb_per_s": 0}).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "demo", scrub={"audit_mb_per_s": 0})
 
 
 def demo(topo_path, *args: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import xxhash
 
 from minis3.storage import blocks
 
-from .cluster import TestCluster, fragment_path, meta_record
+from .cluster import fragment_path, meta_record, started_cluster
 from .conftest import make_client
 
 MiB = 1 << 20
@@ -22,9 +22,7 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("durability")).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "durability")
 
 
 @pytest.fixture(scope="module")

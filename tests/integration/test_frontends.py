@@ -12,15 +12,13 @@ import pytest
 
 from minis3.cluster import chaos
 
-from .cluster import TestCluster
+from .cluster import started_cluster
 from .conftest import make_client
 
 
 @pytest.fixture(scope="module")
 def fc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("frontends"), frontend_per_az=True).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "frontends", frontend_per_az=True)
 
 
 def test_every_frontend_serves_the_same_store(fc):

@@ -21,17 +21,15 @@ from minis3.cluster.supervisor import wait_healthy
 from minis3.rpc import sync
 
 from .chaos_workload import client, run_workload
-from .cluster import TestCluster, local_partitions
+from .cluster import TestCluster, local_partitions, started_cluster
 
 SPLIT_KEYS = 60
 
 
 @pytest.fixture(scope="module")
 def ic(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("index"),
-                    index={"split_keys": SPLIT_KEYS, "check_every_s": 0.3, "split_ops_per_s": 0}).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "index",
+                               index={"split_keys": SPLIT_KEYS, "check_every_s": 0.3, "split_ops_per_s": 0})
 
 
 def _get(topo, url: str, path: str) -> dict:

@@ -18,17 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import TestCluster
+from .cluster import TestCluster, started_cluster
 
 LABS = Path(__file__).resolve().parents[2] / "docs" / "course" / "labs"
 
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("labs"), extra_metas=1,
-                    index={"split_keys": 2000, "check_every_s": 0.5, "write_ops_per_s": 50}).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "labs", extra_metas=1,
+                               index={"split_keys": 2000, "check_every_s": 0.5, "write_ops_per_s": 50})
 
 
 def run_lab(c: TestCluster | Path, script: str) -> str:

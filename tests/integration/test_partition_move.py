@@ -20,7 +20,7 @@ from minis3.cluster import chaos
 from minis3.cluster.partitions import collect, move, render
 
 from .chaos_workload import client, run_workload
-from .cluster import TestCluster, local_partitions
+from .cluster import local_partitions, started_cluster
 
 
 BULK = 5_000
@@ -28,10 +28,8 @@ BULK = 5_000
 
 @pytest.fixture(scope="module")
 def mc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("move"), extra_metas=1,
-                    index={"split_keys": 10**9, "split_ops_per_s": 0, "check_every_s": 0.5}).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "move", extra_metas=1,
+                               index={"split_keys": 10**9, "split_ops_per_s": 0, "check_every_s": 0.5})
 
 
 def stats(c, meta) -> dict:

@@ -28,7 +28,7 @@ from minis3.ec.placement import place
 from minis3.rpc import sync
 from minis3.storage import blocks
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, on_demand_cluster
+from .cluster import ACCESS_KEY, SECRET_KEY, on_demand_cluster, started_cluster, TestCluster
 from .conftest import make_client
 
 KiB, MiB = 1024, 1024 * 1024
@@ -274,16 +274,46 @@ def test_status_and_metrics_show_the_scrubber(hc):
         assert name in text
 
 
+def test_every_process_reports_its_background_workers_alike(hc):
+    """The scrubber, the index manager, each replica's map sync, each node's audit and the
+    frontend's prober and memory trimmer are all rpc/worker.py Workers: running, with
+    rounds counted and no failure, in `minis3 status` and in each process's /metrics."""
+    import json
+    import subprocess
+    import sys
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run([sys.executable, "-m", "minis3", "status", "--json", "--topology", str(hc.topo_path)],
+                             capture_output=True, text=True, timeout=60)
+        rows = {r["process"]: r for r in json.loads(out.stdout)}
+        workers = {(p, w["name"]): w for p, r in rows.items() for w in r.get("workers", [])}
+        if all(w["rounds"] >= 1 for w in workers.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    expected = {("scrubber", "scrubber"), ("scrubber", "index-manager")}
+    expected |= {(m.id, "map-sync") for m in hc.topo.metas} | {(f"node-{n.id}", "audit") for n in hc.topo.nodes}
+    assert expected <= set(workers)
+    for where, w in workers.items():
+        assert w["running"] and w["rounds"] >= 1 and w["failures"] == 0, (where, w)
+    for url, names in [(hc.topo.scrub.url + "/metrics", ("scrubber", "index-manager")),
+                       (hc.topo.metas[0].url + "/metrics", ("map-sync",)),
+                       (hc.topo.nodes[0].url + "/metrics", ("audit",)),
+                       (hc.endpoint + "/_minis3/metrics", ("node-health", "memory-trim"))]:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        for name in names:
+            assert f'minis3_worker_rounds_total{{worker="{name}"}}' in text, (url, name)
+            assert f'minis3_worker_failures_total{{worker="{name}"}} 0.0' in text, (url, name)
+
+
 # ----------------------------------------------------------------------------- garbage collection
 GRACE = 8.0                   # the commit window is a quarter of it: 2 s
 
 
 @pytest.fixture(scope="module")
 def gc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("gc"),
-                    scrub={"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE}).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "gc",
+                               scrub={"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE})
 
 
 def _slow_put(c: TestCluster, bucket: str, key: str, first: bytes, rest: bytes,

@@ -18,7 +18,7 @@ import pytest
 from minis3.cluster import chaos
 from minis3.ec.placement import place
 
-from .cluster import TestCluster
+from .cluster import started_cluster, TestCluster
 from .conftest import make_client
 
 KiB, MiB = 1024, 1024 * 1024
@@ -28,11 +28,9 @@ GRACE = 8.0               # GC grace period (the commit window is a quarter of i
 
 @pytest.fixture(scope="module")
 def dc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("down"),
-                    scrub={"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE,
-                           "down_after_s": DOWN_AFTER, "rebuild_mb_per_s": 0}).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "down",
+                               scrub={"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE,
+                                      "down_after_s": DOWN_AFTER, "rebuild_mb_per_s": 0})
 
 
 def _read_all(s3, bucket: str, objs: dict[str, bytes]) -> None:

@@ -11,14 +11,12 @@ import pytest
 
 from minis3.core.trace import Span, ordered
 
-from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster
+from .cluster import ACCESS_KEY, SECRET_KEY, started_cluster
 
 
 @pytest.fixture(scope="module")
 def tc(tmp_path_factory):
-    c = TestCluster(tmp_path_factory.mktemp("trace")).start()
-    yield c
-    c.discard()
+    yield from started_cluster(tmp_path_factory, "trace")
 
 
 def s3(c, secret=SECRET_KEY):

@@ -39,7 +39,7 @@ from .conftest import make_client
 from .wire import (
     absent, assert_error, aws_chunked, BOTO_FIELD, build_chunked, checksum_b64, CHUNK, chunked_put,
     connect, content, derive_key, EMPTY_SHA256, err, flip_signature, head_bytes, KiB, MiB, netloc, port,
-    read_response, REGION, Resp, seed_sign, send, sign, SIGNED, signed, SIGNED_TRAILER, Signer,
+    read_response, recv_until, REGION, Resp, seed_sign, send, sign, SIGNED, signed, SIGNED_TRAILER, Signer,
     UNSIGNED, UNSIGNED_TRAILER, utcnow,
 )
 
@@ -294,12 +294,7 @@ def test_connection_reusable_after_rejected_upload(cluster, s3, bucket):
 
 def _expect_100(sock: socket.socket) -> bytes:
     """Read the interim response; return it (must be 100 Continue)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        got = sock.recv(4096)
-        if not got:
-            break
-        buf += got
+    buf = recv_until(sock, b"\r\n\r\n")
     assert buf.startswith(b"HTTP/1.1 100 Continue\r\n"), buf
     assert buf.endswith(b"\r\n\r\n"), buf           # nothing else before the body is sent
     return buf
@@ -725,12 +720,7 @@ def test_expect_100_continue_not_sent_for_request_rejected_on_headers(cluster, b
     h["Expect"] = "100-continue"
     with connect(cluster, timeout=10) as sock:
         sock.sendall(head_bytes("PUT", path, h))
-        first = b""
-        while b"\r\n" not in first:
-            got = sock.recv(4096)
-            if not got:
-                break
-            first += got
+        first = recv_until(sock, b"\r\n")
     status_line = first.split(b"\r\n", 1)[0]
     assert status_line.startswith((b"HTTP/1.1 403", b"HTTP/1.1 404")), status_line
 

@@ -71,6 +71,17 @@ def connect(cluster, timeout: float = 30) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port(cluster)), timeout=timeout)
 
 
+def recv_until(sock: socket.socket, marker: bytes) -> bytes:
+    """What the socket gives until ``marker`` has arrived, or until it closes."""
+    got = b""
+    while marker not in got:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 def head_bytes(method: str, path: str, headers: dict[str, str]) -> bytes:
     lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -60,13 +60,18 @@ def test_default_backend_is_whitelisted_and_checked():
     assert c.fast
 
 
+def encoded_segments(c, seed: int):
+    """``(rng, size, segment, its fragments)`` for each of SIZES, random bytes from ``seed``."""
+    rng = random.Random(seed)
+    for size in SIZES:
+        seg = rng.randbytes(size)
+        yield rng, size, seg, c.encode(seg)
+
+
 @pytest.mark.parametrize("k,m", SCHEMES)
 def test_fast_join_equals_pyeclib_decode(codecs, k, m):
     c = codecs[(k, m)]
-    rng = random.Random(k * 100 + m)
-    for size in SIZES:
-        seg = rng.randbytes(size)
-        frags = c.encode(seg)
+    for rng, size, seg, frags in encoded_segments(c, k * 100 + m):
         expected = c.decode(frags[:k])                 # pyeclib, from the data fragments
         assert expected == seg
         for given in (frags[:k], frags[:k][::-1], rng.sample(frags, len(frags)),
@@ -83,10 +88,7 @@ def test_fast_join_equals_pyeclib_decode(codecs, k, m):
 @pytest.mark.parametrize("k,m", SCHEMES)
 def test_one_data_fragment_missing_falls_back(codecs, k, m):
     c = codecs[(k, m)]
-    rng = random.Random(k * 7 + m)
-    for size in SIZES:
-        seg = rng.randbytes(size)
-        frags = c.encode(seg)
+    for rng, size, seg, frags in encoded_segments(c, k * 7 + m):
         for missing in {0, k - 1, rng.randrange(k)}:
             given = [f for i, f in enumerate(frags) if i != missing][:k]   # k-1 data + 1 parity
             assert c.data_pieces(given) is None

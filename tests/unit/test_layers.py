@@ -120,7 +120,12 @@ def find_cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
 
 def test_the_table_lists_every_package_and_module_of_the_tree():
     table = {unit: modules for unit, (_, modules) in layer_table(DOC.read_text()).items()}
-    assert table == tree_units()
+    tree = tree_units()
+    assert sorted(table) == sorted(tree), "packages the table and the tree disagree about"
+    wrong = {unit: {"not in the table": sorted(tree[unit] - table[unit]),
+                    "not in the tree": sorted(table[unit] - tree[unit])}
+             for unit in tree if tree[unit] != table[unit]}
+    assert wrong == {}
 
 
 def test_every_import_goes_down_the_layers():

@@ -123,6 +123,17 @@ def test_every_path_named_in_the_package_exists():
     assert missing == []
 
 
+def test_every_path_named_in_the_docs_exists():
+    """The same for the documentation a learner reads (docs/, the README, deploy/): a
+    module that moves takes its mentions with it."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "deploy").rglob("*.md"))]
+    missing = [f"{path.relative_to(ROOT)}:{n} names {m.group(1)}"
+               for path in docs for n, line in enumerate(path.read_text().splitlines(), 1)
+               for m in PATH.finditer(line)
+               if not path_exists(m.group(1)) and not m.group(1).startswith(("http", "tmp/"))]
+    assert missing == []
+
+
 def test_the_path_check_sees_docstrings_and_comments():
     source = ('"""See meta/nowhere.py and minis3/meta/client.py; not http://x.org/a/b.py."""\n'
               "def f():\n    '''Like ``rpc/auth.py``.'''\n    return 1  # as in config/specs.py\n")

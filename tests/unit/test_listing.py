@@ -63,32 +63,30 @@ def test_tombstones_are_skipped(keys, data):
     assert walk(make(keys, deleted), "", "/", 3) == reference(live, "", "/")
 
 
-def test_page_cost_does_not_depend_on_bucket_size():
-    visited = 0
-    d = SortedDict({f"bkt/{i:07d}": {"ts": 1} for i in range(100_000)})
+class CountingScan:
+    """A scan over ``d`` that counts the records it visits."""
 
-    def scan(start, inclusive):
-        nonlocal visited
-        for k in d.irange(minimum=start, inclusive=(inclusive, True)):
-            visited += 1
-            yield k, d[k]
+    def __init__(self, d: SortedDict):
+        self.d, self.visited = d, 0
+
+    def __call__(self, start, inclusive):
+        for k in self.d.irange(minimum=start, inclusive=(inclusive, True)):
+            self.visited += 1
+            yield k, self.d[k]
+
+
+def test_page_cost_does_not_depend_on_bucket_size():
+    scan = CountingScan(SortedDict({f"bkt/{i:07d}": {"ts": 1} for i in range(100_000)}))
     page = list_page(scan, "bkt", "", "", "0050000", 1000)
     assert len(page.entries) == 1000 and page.truncated
-    assert visited <= 1001
+    assert scan.visited <= 1001
 
 
 def test_common_prefix_skips_with_one_seek():
-    visited = 0
-    d = SortedDict({f"bkt/dir{j}/{i:05d}": {"ts": 1} for j in range(3) for i in range(10_000)})
-
-    def scan(start, inclusive):
-        nonlocal visited
-        for k in d.irange(minimum=start, inclusive=(inclusive, True)):
-            visited += 1
-            yield k, d[k]
+    scan = CountingScan(SortedDict({f"bkt/dir{j}/{i:05d}": {"ts": 1} for j in range(3) for i in range(10_000)}))
     page = list_page(scan, "bkt", "", "/", "", 1000)
     assert page.prefixes == ["dir0/", "dir1/", "dir2/"] and not page.truncated
-    assert visited <= 4
+    assert scan.visited <= 4
 
 
 def test_max_scan_bounds_a_page_of_tombstones():

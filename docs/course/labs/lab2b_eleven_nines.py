@@ -61,11 +61,11 @@ def body(L: Lab) -> None:
           f"(this lab's and whatever the cluster held before).")
     L.check(n_before >= OBJECTS // 2, f"{VICTIM} holds fragments ({n_before} files)")
 
-    from minis3.cluster.status import signed_get
+    from minis3.rpc.sync import signed_get
 
     def rebuild_totals() -> dict:
         """The scrubber's rebuild counters since it started (GET /status: rebuild)."""
-        st = signed_get(topo, topo.scrub.url, "/status")
+        st = signed_get(topo.cluster_secret, topo.scrub.url, "/status")
         if st is None:
             raise LabFailed("the scrubber did not answer GET /status")
         return st["rebuild"]
