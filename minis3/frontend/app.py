@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
-import hashlib
 import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 import prometheus_client
@@ -26,18 +24,18 @@ from ..core import errors as E
 from ..core import regions, s3xml
 from ..core.hlc import HLC
 from ..core.sigv4 import AuthResult, SigningInput, verify
+from ..core.trace import Span, trace_id_of
 from ..ec.codec import Codec, give_back_memory, tune_malloc
 from ..meta.client import MetaClient
+from ..rpc import auth, listener
 from ..rpc.delay import InterAZDelay
-from ..core.trace import Span, trace_id_of
-from ..rpc import auth
 from ..rpc.http import client_session, count_refusals, refusal, refused_response, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
 from ..rpc.tracing import TRACER, trace_handler
-from ..storage.client import StorageClient
-from .datapath import DataPath
-from ..rpc import listener
 from ..rpc.worker import Worker
+from ..storage.client import StorageClient
+from .context import Context
+from .datapath import DataPath
 from .node_health import NodeHealth
 from .routing import Target, route
 
@@ -77,38 +75,6 @@ LATENCY = prometheus_client.Histogram("minis3_request_seconds", "S3 request late
                                       f"HTTP method and S3 operation ({NO_OPERATION!r}: refused before it was known)",
                                       ["method", "operation"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25,
                                                            .5, 1, 2.5, 5, 10, 30))
-
-
-@dataclass
-class Context:
-    """One S3 request as the handlers see it."""
-    request: web.Request
-    request_id: str
-    target: Target
-    query: dict[str, str]
-    auth: AuthResult
-    fe: "Frontend"
-    started: float = field(default_factory=time.monotonic)
-    operation: str | None = None          # S3's name for it, once dispatch.dispatch() has resolved it
-
-    @property
-    def resource(self) -> str:
-        t = self.target
-        return "/" + "/".join(p for p in (t.bucket, t.key) if p)
-
-    @property
-    def account(self) -> str:
-        return self.fe.topo.accounts.get(self.auth.access_key, self.auth.access_key)
-
-    @property
-    def owner(self) -> tuple[str, str]:
-        """(canonical id, display name) of the caller's account."""
-        return (hashlib.sha256(b"minis3-account:" + self.account.encode()).hexdigest(), self.account)
-
-    @property
-    def meta(self) -> MetaClient:
-        """The metadata service, acting for this request's account."""
-        return self.fe.meta.as_account(self.account)
 
 
 class Frontend:
@@ -225,7 +191,7 @@ class Frontend:
 
     BUCKET_SEEN_TTL = 1.0
 
-    async def bucket_exists(self, ctx: "Context", bucket: str) -> None:
+    async def bucket_exists(self, ctx: Context, bucket: str) -> None:
         """Fail fast (NoSuchBucket, AccessDenied) before a PUT reads its body.
 
         Only a hint: the metadata service checks the bucket again, atomically,

@@ -9,7 +9,7 @@ from ..core.conditions import http_date
 from ..core.names import validate_key
 
 
-async def get_object_attributes(ctx) -> web.Response:
+async def get_object_attributes(ctx: Context) -> web.Response:
     validate_key(ctx.target.key)
     h = ctx.request.headers
     wanted = attributes.requested(h.get("x-amz-object-attributes"))
@@ -23,3 +23,4 @@ async def get_object_attributes(ctx) -> web.Response:
     resp.headers["Last-Modified"] = http_date(rec["mtime"])
     resp.headers.update(versions.header(rec))
     return resp
+from .context import Context

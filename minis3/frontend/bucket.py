@@ -9,6 +9,7 @@ from ..core import regions, s3xml, versions
 from ..core.names import MAX_KEY_BYTES, validate_bucket_name
 from ..core.numbers import parse_int
 from .body import read_small_body
+from .context import Context
 from .params import continuation_token, encoding_type, token_marker
 
 
@@ -16,7 +17,7 @@ def _xml(body: bytes, status: int = 200) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/xml")
 
 
-async def create(ctx) -> web.Response:
+async def create(ctx: Context) -> web.Response:
     name = ctx.target.bucket
     validate_bucket_name(name)
     constraint = s3xml.parse_create_bucket(await read_small_body(ctx.request, ctx.auth))
@@ -27,20 +28,20 @@ async def create(ctx) -> web.Response:
     return resp
 
 
-async def head(ctx) -> web.Response:
+async def head(ctx: Context) -> web.Response:
     b = await ctx.meta.get_bucket(ctx.target.bucket)
     resp = web.Response(status=200)
     resp.headers["x-amz-bucket-region"] = b.get("region", ctx.fe.topo.region)
     return resp
 
 
-async def delete(ctx) -> web.Response:
+async def delete(ctx: Context) -> web.Response:
     ctx.fe.forget_bucket(ctx.target.bucket)
     await ctx.fe.delete_bucket(ctx.account, ctx.target.bucket)
     return web.Response(status=204)
 
 
-async def get_location(ctx) -> web.Response:
+async def get_location(ctx: Context) -> web.Response:
     """Answered by any region's endpoint, from the bucket registry (no redirect)."""
     b = await ctx.fe.registry.as_account(ctx.account).bucket_record(ctx.target.bucket)
     if b is None:
@@ -50,12 +51,12 @@ async def get_location(ctx) -> web.Response:
     return _xml(s3xml.location_xml(b.get("region", ctx.fe.topo.region)))
 
 
-async def get_versioning(ctx) -> web.Response:
+async def get_versioning(ctx: Context) -> web.Response:
     # (Never enabled: S3 answers an empty configuration.)
     return _xml(s3xml.versioning_xml(await ctx.meta.versioning(ctx.target.bucket)))
 
 
-async def put_versioning(ctx) -> web.Response:
+async def put_versioning(ctx: Context) -> web.Response:
     """Enabled ⇄ Suspended; a bucket never goes back to unversioned (S3 has no
     such state to send). MFA delete is not implemented: asking for it is
     refused, never ignored."""
@@ -112,7 +113,7 @@ def clip_marker(marker: str) -> str:
 EMPTY_PAGE = {"entries": [], "prefixes": [], "truncated": False, "next_marker": None}
 
 
-async def _page(ctx, prefix: str, delimiter: str, marker: str, max_keys: int) -> dict:
+async def _page(ctx: Context, prefix: str, delimiter: str, marker: str, max_keys: int) -> dict:
     if too_long_for_a_key(prefix):
         await ctx.meta.get_bucket(ctx.target.bucket)          # NoSuchBucket / AccessDenied still apply
         return dict(EMPTY_PAGE)
@@ -120,7 +121,7 @@ async def _page(ctx, prefix: str, delimiter: str, marker: str, max_keys: int) ->
                                        marker=clip_marker(marker), max_keys=max_keys, heads=True)
 
 
-async def list_objects_v1(ctx) -> web.Response:
+async def list_objects_v1(ctx: Context) -> web.Response:
     q = ctx.query
     prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
     max_keys, enc = _max_keys(q), encoding_type(q)
@@ -136,7 +137,7 @@ async def list_objects_v1(ctx) -> web.Response:
     return _xml(body)
 
 
-async def list_objects_v2(ctx) -> web.Response:
+async def list_objects_v2(ctx: Context) -> web.Response:
     q = ctx.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     max_keys, enc = _max_keys(q), encoding_type(q)
@@ -154,7 +155,7 @@ async def list_objects_v2(ctx) -> web.Response:
     return _xml(body)
 
 
-async def list_object_versions(ctx) -> web.Response:
+async def list_object_versions(ctx: Context) -> web.Response:
     q = ctx.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..core import errors as E
 from ..core import operations
+from .context import Context
 from . import attributes, bucket, multipart, object as obj, service, tagging
 
 HANDLERS = {
@@ -45,7 +46,7 @@ HANDLERS = {
 }
 
 
-def operation(ctx) -> str:
+def operation(ctx: Context) -> str:
     t = ctx.target
     query = {k: v for k, v in ctx.query.items() if k not in operations.IGNORED_QUERY}
     headers = {k.lower(): v for k, v in ctx.request.headers.items()}
@@ -60,7 +61,7 @@ def operation(ctx) -> str:
     return op
 
 
-async def dispatch(ctx):
+async def dispatch(ctx: Context):
     ctx.operation = op = operation(ctx)       # the label of the request's metrics (app.REQUESTS, app.LATENCY)
     handler = HANDLERS.get(op)
     if handler is None:

@@ -43,6 +43,7 @@ from ..meta.client import PARTS, UPLOADS
 from . import tagging
 from .body import IncomingBody, read_small_body
 from .bucket import EMPTY_PAGE, clip_marker, too_long_for_a_key
+from .context import Context
 from .object import commit_stored, copy_source_record
 from .params import MAX_PARTS, encoding_type, part_number, stored_headers, write_conditions
 
@@ -69,7 +70,7 @@ def part_ikey(upload_id: str, n: int) -> str:
     return f"{PARTS}{upload_id}/{n:05d}"
 
 
-def _owner(ctx) -> tuple[str, str]:
+def _owner(ctx: Context) -> tuple[str, str]:
     return ctx.account, ctx.account
 
 
@@ -168,7 +169,7 @@ def check_complete_list(listed: list[dict], stored: dict[int, dict]) -> list[dic
 
 
 
-async def _upload(ctx) -> dict:
+async def _upload(ctx: Context) -> dict:
     """The upload this request names, if it is in progress and the caller's."""
     uid = ctx.query.get("uploadId", "")
     bucket, key = ctx.target.bucket, ctx.target.key
@@ -182,7 +183,7 @@ async def _upload(ctx) -> dict:
     return rec
 
 
-async def create(ctx) -> web.Response:
+async def create(ctx: Context) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
     await ctx.meta.get_bucket(bucket)
@@ -203,7 +204,7 @@ async def create(ctx) -> web.Response:
     return resp
 
 
-async def upload_part(ctx) -> web.Response:
+async def upload_part(ctx: Context) -> web.Response:
     n = part_number(ctx.query)
     up_rec = await _upload(ctx)
     spec = up_rec.get("checksum")
@@ -227,7 +228,7 @@ async def upload_part(ctx) -> web.Response:
     return resp
 
 
-async def _upload_part_copy(ctx, up_rec: dict, n: int) -> web.Response:
+async def _upload_part_copy(ctx: Context, up_rec: dict, n: int) -> web.Response:
     _, _, src = await copy_source_record(ctx)
     h = ctx.request.headers
     start, end = 0, src["size"] - 1
@@ -253,7 +254,7 @@ async def _upload_part_copy(ctx, up_rec: dict, n: int) -> web.Response:
     return resp
 
 
-async def _all_parts(ctx, upload_id: str) -> dict[int, dict]:
+async def _all_parts(ctx: Context, upload_id: str) -> dict[int, dict]:
     parts: dict[int, dict] = {}
     marker = ""
     while True:
@@ -266,7 +267,7 @@ async def _all_parts(ctx, upload_id: str) -> dict[int, dict]:
         marker = page["next_marker"]
 
 
-def _checksum_claims(ctx, checksum: dict) -> None:
+def _checksum_claims(ctx: Context, checksum: dict) -> None:
     """The whole object's checksum the client sends on Complete (FULL_OBJECT:
     base64; COMPOSITE: base64-N), checked against the one computed from the
     parts: BadDigest if it differs."""
@@ -278,7 +279,7 @@ def _checksum_claims(ctx, checksum: dict) -> None:
             raise E.BadDigest(f"The {checksums.API_NAMES[alg]} you specified did not match the calculated checksum.")
 
 
-def _completed(ctx, rec: dict) -> web.Response:
+def _completed(ctx: Context, rec: dict) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     checksum = rec["checksum"]
     shown = rec.get("checksum_chosen")              # an algorithm chosen at Create (else S3's default, unshown)
@@ -289,7 +290,7 @@ def _completed(ctx, rec: dict) -> web.Response:
     return web.Response(body=body, content_type="application/xml", headers=versions.header(rec))
 
 
-async def _completed_before(ctx, listed: list[dict]) -> web.Response | None:
+async def _completed_before(ctx: Context, listed: list[dict]) -> web.Response | None:
     """A Complete the client retries (its answer was lost) after the upload
     completed: S3 answers 200 with the same object, if the key's object is
     still the one this upload made, with the same parts."""
@@ -306,7 +307,7 @@ async def _completed_before(ctx, listed: list[dict]) -> web.Response | None:
     return _completed(ctx, rec)
 
 
-async def complete(ctx) -> web.Response:
+async def complete(ctx: Context) -> web.Response:
     body = await read_small_body(ctx.request, ctx.auth, limit=s3xml.MAX_COMPLETE_MULTIPART_BODY,
                                  checksum_headers=False)         # they are the whole object's
     listed = s3xml.parse_complete_multipart_upload(body)
@@ -344,14 +345,14 @@ async def complete(ctx) -> web.Response:
     return _completed(ctx, rec)
 
 
-async def _forget_upload(ctx, uid: str) -> None:
+async def _forget_upload(ctx: Context, uid: str) -> None:
     try:
         await ctx.meta.delete_record(upload_ikey(ctx.target.bucket, ctx.target.key, uid))
     except E.S3Error:
         pass          # the upload stays listed; its part records are cleaned by the scrubber
 
 
-async def abort(ctx) -> web.Response:
+async def abort(ctx: Context) -> web.Response:
     up_rec = await _upload(ctx)
     uid = up_rec["upload_id"]
     await ctx.meta.delete_record(upload_ikey(ctx.target.bucket, ctx.target.key, uid))
@@ -382,7 +383,7 @@ def _int_arg(query: dict, name: str, default: int, hi: int) -> int:
     return min(n, hi)
 
 
-async def list_parts(ctx) -> web.Response:
+async def list_parts(ctx: Context) -> web.Response:
     up_rec = await _upload(ctx)
     marker = _int_arg(ctx.query, "part-number-marker", 0, MAX_PARTS)
     max_parts = _int_arg(ctx.query, "max-parts", 1000, 1000)
@@ -400,7 +401,7 @@ async def list_parts(ctx) -> web.Response:
     return web.Response(body=body, content_type="application/xml")
 
 
-async def list_uploads(ctx) -> web.Response:
+async def list_uploads(ctx: Context) -> web.Response:
     bucket = ctx.target.bucket
     await ctx.meta.get_bucket(bucket)
     q = ctx.query

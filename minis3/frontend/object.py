@@ -34,6 +34,7 @@ from ..ec import storage_class as SC
 from . import tagging
 from ..meta.versioned import marker_headers
 from .body import IncomingBody, read_small_body
+from .context import Context
 from .params import STANDARD_HEADERS, part_number, stored_headers, write_conditions
 
 log = logging.getLogger("minis3.frontend.object")
@@ -75,7 +76,7 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
 
 
 # ----------------------------------------------------------------------------- PUT
-async def put(ctx) -> web.Response:
+async def put(ctx: Context) -> web.Response:
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)
     std, meta = stored_headers(ctx.request)
@@ -101,7 +102,7 @@ async def put(ctx) -> web.Response:
     return resp
 
 
-async def _precheck_write(ctx, conditions: dict) -> None:
+async def _precheck_write(ctx: Context, conditions: dict) -> None:
     try:
         cur = await ctx.meta.get_object(ctx.target.bucket, ctx.target.key)
     except E.NoSuchKey:
@@ -109,13 +110,13 @@ async def _precheck_write(ctx, conditions: dict) -> None:
     check_write(conditions, f'"{cur["etag"]}"' if cur else None)
 
 
-async def _commit(ctx, bucket: str, key: str, record: dict, stored, conditions: dict | None = None) -> dict:
+async def _commit(ctx: Context, bucket: str, key: str, record: dict, stored, conditions: dict | None = None) -> dict:
     """Commit metadata: the object becomes visible here, or not at all."""
     return await commit_stored(ctx, stored, lambda: ctx.meta.put_object(bucket, key, record, conditions,
                                                                         stamp_by=stored.commit_by))
 
 
-async def commit_stored(ctx, stored, write):
+async def commit_stored(ctx: Context, stored, write):
     """The commit step of a PUT (after ecwrite.ECWrite's): run ``write()``, a
     metadata commit pointing at ``stored``'s fragments, under the GC rule: it
     must start by ``stored.commit_by``, the commit window after the first
@@ -150,7 +151,7 @@ def _not_modified(exc: E.S3Error, rec: dict) -> E.S3Error:
     return exc
 
 
-async def readable_version(ctx, bucket: str, key: str, raw_version_id: str | None, payload: bool = True) -> dict:
+async def readable_version(ctx: Context, bucket: str, key: str, raw_version_id: str | None, payload: bool = True) -> dict:
     """The current version of a key, or the one ``?versionId=`` names: 404
     NoSuchKey / NoSuchVersion, and 405 MethodNotAllowed for a delete marker
     asked for by its id (with S3's x-amz-delete-marker headers). ``payload=False``:
@@ -166,7 +167,7 @@ async def readable_version(ctx, bucket: str, key: str, raw_version_id: str | Non
     return rec
 
 
-async def _readable_record(ctx, payload: bool = True) -> dict:
+async def _readable_record(ctx: Context, payload: bool = True) -> dict:
     """The object's record, once its GET/HEAD preconditions hold (else 304/412)."""
     validate_key(ctx.target.key)
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"), payload)
@@ -177,7 +178,7 @@ async def _readable_record(ctx, payload: bool = True) -> dict:
     return rec
 
 
-def _requested_range(ctx, rec: dict) -> tuple[tuple[int, int] | None, int | None]:
+def _requested_range(ctx: Context, rec: dict) -> tuple[tuple[int, int] | None, int | None]:
     """The byte range a GET or HEAD asks for (a Range header, or ?partNumber),
     and the object's parts count when a part was asked for."""
     if "partNumber" in ctx.query:
@@ -189,7 +190,7 @@ def _requested_range(ctx, rec: dict) -> tuple[tuple[int, int] | None, int | None
     return parse_range(ctx.request.headers.get("Range"), rec["size"]), None
 
 
-async def head(ctx) -> web.StreamResponse:
+async def head(ctx: Context) -> web.StreamResponse:
     rec = await _readable_record(ctx, payload=False)     # a HEAD sends no bytes: no replica reads them
     rng, parts_count = _requested_range(ctx, rec)
     headers = _object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None)
@@ -208,11 +209,11 @@ async def head(ctx) -> web.StreamResponse:
     return resp
 
 
-def _checksum_mode(ctx) -> bool:
+def _checksum_mode(ctx: Context) -> bool:
     return ctx.request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
 
 
-async def get(ctx) -> web.StreamResponse:
+async def get(ctx: Context) -> web.StreamResponse:
     rec = await _readable_record(ctx)
     size = rec["size"]
     rng, parts_count = _requested_range(ctx, rec)
@@ -258,12 +259,12 @@ async def get(ctx) -> web.StreamResponse:
 
 
 # ----------------------------------------------------------------------------- DELETE
-async def delete(ctx) -> web.Response:
+async def delete(ctx: Context) -> web.Response:
     validate_key(ctx.target.key)
     return web.Response(status=204, headers=await _delete_one(ctx, ctx.target.key, ctx.query.get("versionId")))
 
 
-async def _delete_one(ctx, key: str, raw_version_id: str | None) -> dict[str, str]:
+async def _delete_one(ctx: Context, key: str, raw_version_id: str | None) -> dict[str, str]:
     """Delete a key (a delete marker, in a bucket that keeps versions) or one
     version of it for good; the headers S3 answers with."""
     bucket = ctx.target.bucket
@@ -278,7 +279,7 @@ async def _delete_one(ctx, key: str, raw_version_id: str | None) -> dict[str, st
     return out
 
 
-async def delete_objects(ctx) -> web.Response:
+async def delete_objects(ctx: Context) -> web.Response:
     # S3 once required Content-MD5 here; current SDKs send an x-amz-checksum-*
     # header instead. read_small_body verifies whichever is present.
     body = await read_small_body(ctx.request, ctx.auth)
@@ -321,7 +322,7 @@ def _copy_source(header: str) -> tuple[str, str, str | None]:
     return bucket, key, vid
 
 
-async def copy_source_record(ctx) -> tuple[str, str, dict]:
+async def copy_source_record(ctx: Context) -> tuple[str, str, dict]:
     """The record ``x-amz-copy-source`` names (a version of it, with
     ``?versionId=``), once its x-amz-copy-source-if-* hold (CopyObject and
     UploadPartCopy). A delete marker named by its id is 400 InvalidRequest,
@@ -343,7 +344,7 @@ async def copy_source_record(ctx) -> tuple[str, str, dict]:
     return src_bucket, src_key, src
 
 
-async def copy(ctx) -> web.Response:
+async def copy(ctx: Context) -> web.Response:
     fe = ctx.fe
     bucket, key = ctx.target.bucket, ctx.target.key
     validate_key(key)

@@ -6,6 +6,7 @@ from aiohttp import web
 from ..core import errors as E
 from ..core import s3xml
 from ..core.numbers import parse_int
+from .context import Context
 from .params import continuation_token, token_marker
 
 #: ListBuckets' page size when paging was asked for (prefix, bucket-region or
@@ -27,7 +28,7 @@ def _max_buckets(q) -> int | None:
     return n
 
 
-async def list_buckets(ctx) -> web.Response:
+async def list_buckets(ctx: Context) -> web.Response:
     """Every bucket of the account, or one page of them. As S3: without
     max-buckets, prefix, bucket-region and continuation-token the answer is
     the whole list; with any of them it is paged (MAX_BUCKETS a page unless

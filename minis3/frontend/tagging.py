@@ -23,6 +23,7 @@ from ..core import versions
 from ..core import tagging
 from ..core.names import validate_key
 from .body import read_small_body
+from .context import Context
 
 #: The key space of bucket tag sets (sorts before every bucket, like UPLOADS).
 BUCKET_TAGS = "\x00t/"
@@ -47,14 +48,14 @@ def count_header(rec: dict) -> dict[str, str]:
     return {"x-amz-tagging-count": str(len(tags))} if tags else {}
 
 
-def from_request(ctx) -> list | None:
+def from_request(ctx: Context) -> list | None:
     """The tags ``x-amz-tagging`` gives a new object (PutObject,
     CreateMultipartUpload), or None."""
     raw = ctx.request.headers.get(tagging.TAGGING_HEADER)
     return stored(tagging.parse_header(raw)) if raw is not None else None
 
 
-def for_copy(ctx, src: dict) -> list | None:
+def for_copy(ctx: Context, src: dict) -> list | None:
     """CopyObject's tags: the source's (``x-amz-tagging-directive: COPY``, the
     default) or the request's (``REPLACE``)."""
     directive = ctx.request.headers.get("x-amz-tagging-directive", "COPY").upper()
@@ -65,7 +66,7 @@ def for_copy(ctx, src: dict) -> list | None:
 
 
 # ----------------------------------------------------------------------------- objects
-async def put_object_tagging(ctx) -> web.Response:
+async def put_object_tagging(ctx: Context) -> web.Response:
     validate_key(ctx.target.key)
     tags = tagging.parse_tagging(await read_small_body(ctx.request, ctx.auth, limit=tagging.MAX_TAGGING_BODY))
 
@@ -78,7 +79,7 @@ async def put_object_tagging(ctx) -> web.Response:
     return web.Response(status=200, headers=versions.header(rec))
 
 
-async def _change(ctx, change) -> dict:
+async def _change(ctx: Context, change) -> dict:
     """A change in place of the current version, or of the one ``?versionId=`` names."""
     raw = ctx.query.get("versionId")
     if raw is None:
@@ -86,7 +87,7 @@ async def _change(ctx, change) -> dict:
     return await ctx.meta.update_version(ctx.target.bucket, ctx.target.key, versions.parse_id(raw), change)
 
 
-async def get_object_tagging(ctx) -> web.Response:
+async def get_object_tagging(ctx: Context) -> web.Response:
     validate_key(ctx.target.key)
     from .object import readable_version
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"))
@@ -95,7 +96,7 @@ async def get_object_tagging(ctx) -> web.Response:
     return resp
 
 
-async def delete_object_tagging(ctx) -> web.Response:
+async def delete_object_tagging(ctx: Context) -> web.Response:
     validate_key(ctx.target.key)
 
     def untag(rec: dict) -> dict:
@@ -106,25 +107,25 @@ async def delete_object_tagging(ctx) -> web.Response:
 
 
 # ----------------------------------------------------------------------------- buckets
-async def _bucket_tags_ikey(ctx) -> str:
+async def _bucket_tags_ikey(ctx: Context) -> str:
     b = await ctx.meta.get_bucket(ctx.target.bucket)        # NoSuchBucket / AccessDenied
     return f"{BUCKET_TAGS}{ctx.target.bucket}/{b['vid']}"
 
 
-async def put_bucket_tagging(ctx) -> web.Response:
+async def put_bucket_tagging(ctx: Context) -> web.Response:
     tags = tagging.parse_tagging(await read_small_body(ctx.request, ctx.auth, limit=tagging.MAX_TAGGING_BODY),
                                  bucket=True)
     await ctx.meta.put_record(await _bucket_tags_ikey(ctx), {"tags": stored(tags)})
     return web.Response(status=204)
 
 
-async def get_bucket_tagging(ctx) -> web.Response:
+async def get_bucket_tagging(ctx: Context) -> web.Response:
     rec = await ctx.meta.get_record(await _bucket_tags_ikey(ctx))
     if rec is None:
         raise E.NoSuchTagSet(BucketName=ctx.target.bucket)
     return _xml(tagging.tagging_xml(tags_of(rec)))
 
 
-async def delete_bucket_tagging(ctx) -> web.Response:
+async def delete_bucket_tagging(ctx: Context) -> web.Response:
     await ctx.meta.delete_record(await _bucket_tags_ikey(ctx))
     return web.Response(status=204)
