@@ -21,9 +21,9 @@ from aiohttp import web
 
 from ..config import Topology
 from ..core import errors as E
-from ..core import regions, s3xml
+from ..core import s3xml
 from ..core.hlc import HLC
-from ..core.sigv4 import AuthResult, SigningInput, verify
+from ..core.sigv4 import SigningInput, verify
 from ..core.trace import Span, trace_id_of
 from ..ec.codec import Codec, give_back_memory, tune_malloc
 from ..meta.client import MetaClient
@@ -36,8 +36,9 @@ from ..rpc.worker import Worker
 from ..storage.client import StorageClient
 from .context import Context
 from .datapath import DataPath
+from .namespace import BucketNamespace
 from .node_health import NodeHealth
-from .routing import Target, route
+from .routing import route
 
 log = logging.getLogger("minis3.frontend")
 access_log = logging.getLogger("minis3.access")
@@ -94,12 +95,7 @@ class Frontend:
         self.trimmer = Worker("memory-trim", self._give_back_memory_when_idle, IDLE_TRIM_S / 2)
         self.health: NodeHealth | None = None
         self.meta: MetaClient | None = None
-        # The bucket registry: the global region's bucket table (this region's
-        # own when it is the global one, as in a cluster of one region).
-        self.registry: MetaClient | None = None
-        self._region_metas: dict[str, MetaClient] = {}
-        # (account, bucket) → when a positive answer expires; see bucket_exists().
-        self._buckets_seen: dict[tuple[str, str], float] = {}
+        self.buckets: BucketNamespace | None = None
         self.datapath: DataPath | None = None
 
     async def start(self, app: web.Application) -> None:
@@ -113,8 +109,7 @@ class Frontend:
         self.probe_session = client_session(self.topo.cluster_secret, limit_per_host=2, **session_args)
         # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
         self.meta = MetaClient.for_topology(self.session, self.topo, hlc=self.hlc)
-        self._region_metas[self.topo.region] = self.meta
-        self.registry = self.region_meta(self.topo.registry_region)
+        self.buckets = BucketNamespace(self.topo, self.session, self.meta, self.hlc)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
         self.health = NodeHealth(self.probe_session, {n.id: n.url for n in self.topo.nodes})
@@ -124,88 +119,6 @@ class Frontend:
                                  segment_size=self.topo.erasure.segment_size,
                                  inline_threshold=self.topo.erasure.inline_threshold, health=self.health,
                                  commit_window_s=self.topo.scrub.commit_window_s)
-
-    def region_meta(self, region: str) -> MetaClient:
-        """The metadata service of a region (this one's, or another's: for the
-        registry, and for a bucket created here in another region)."""
-        if region not in self._region_metas:
-            self._region_metas[region] = MetaClient.for_topology(self.session, self.topo.region_topology(region),
-                                                                 hlc=self.hlc)
-        return self._region_metas[region]
-
-    # -- the global bucket namespace ----------------------------------------------------
-    async def bucket_region(self, bucket: str) -> str | None:
-        """Where a bucket lives, from the registry (None: nowhere)."""
-        rec = await self.registry.as_account(None).bucket_record(bucket)
-        return rec.get("region", self.topo.registry_region) if rec else None
-
-    async def create_bucket(self, account: str, name: str, region: str) -> None:
-        """Register the name in the registry (unique across regions), then, for
-        a bucket of another region than the registry's, write the same record
-        in that region's metadata, which checks its object writes against it.
-        A creation cut short between the two is finished by the owner's next
-        CreateBucket (as S3, BucketAlreadyOwnedByYou otherwise). Creating
-        again one's own bucket of us-east-1 in us-east-1 is, as in S3 (a legacy
-        of its first region), a success that leaves the bucket as it is."""
-        reg = self.registry.as_account(account)
-        cur = await reg.bucket_record(name)
-        if cur is not None and cur.get("owner") == account:
-            home = cur.get("region", self.topo.registry_region)
-            if home != self.topo.registry_region:
-                local = await self.region_meta(home).as_account(None).bucket_record(name)
-                if local is None or local["ts"] < cur["ts"]:
-                    await self.region_meta(home).put_bucket_record(name, cur)
-                    return
-            if home == region == regions.DEFAULT_REGION:
-                return
-        rec = await reg.create_bucket(name, region)     # BucketAlreadyExists / OwnedByYou
-        if region != self.topo.registry_region:
-            await self.region_meta(region).put_bucket_record(name, rec)
-
-    async def delete_bucket(self, account: str, name: str) -> None:
-        """Delete the bucket in this region (it must be empty), then free the
-        name in the registry. If the registry step was cut short, the owner's
-        next DeleteBucket finishes it."""
-        reg = self.registry
-        try:
-            await self.meta.as_account(account).delete_bucket(name)
-        except E.NoSuchBucket:
-            if self.topo.region == self.topo.registry_region:
-                raise
-            rec = await reg.as_account(account).bucket_record(name)
-            if rec is None or rec.get("owner") != account or rec.get("region") != self.topo.region:
-                raise
-        if self.topo.region != self.topo.registry_region:
-            await reg.put_bucket_record(name, reg.tombstone())
-
-    async def misdirected(self, target: Target, auth: AuthResult) -> E.S3Error | None:
-        """S3's answer to a request for a bucket of another region, or signed
-        for another region than this one's (:mod:`minis3.core.regions`)."""
-        bucket = target.bucket
-        where = await self.bucket_region(bucket) if bucket else None
-        return regions.wrong_region(here=self.topo.region, signed_for=auth.region or self.topo.region,
-                                    bucket=bucket, bucket_region=where,
-                                    endpoint=self.topo.endpoint(where, bucket if target.virtual_host else None)
-                                    if where else None,
-                                    presigned=auth.mode == "presigned")
-
-    BUCKET_SEEN_TTL = 1.0
-
-    async def bucket_exists(self, ctx: Context, bucket: str) -> None:
-        """Fail fast (NoSuchBucket, AccessDenied) before a PUT reads its body.
-
-        Only a hint: the metadata service checks the bucket again, atomically,
-        when the object commits. So a recent positive answer is reused for
-        BUCKET_SEEN_TTL seconds (saving a metadata round trip on every PUT,
-        measured ~0.4 ms of frontend CPU); a bucket deleted meanwhile costs
-        at worst a body read and a refused commit, never a wrong answer."""
-        key, now = (ctx.account, bucket), time.monotonic()
-        if self._buckets_seen.get(key, 0) > now:
-            return
-        await ctx.meta.get_bucket(bucket)
-        if len(self._buckets_seen) > 10_000:
-            self._buckets_seen.clear()
-        self._buckets_seen[key] = now + self.BUCKET_SEEN_TTL
 
     async def trace(self, request: web.Request) -> web.StreamResponse:
         """This frontend's spans of one request (``?id=``), or its latest requests
@@ -217,10 +130,6 @@ class Frontend:
         if why is not None:
             return refused_response(request, why)
         return await trace_handler(request)
-
-    def forget_bucket(self, bucket: str) -> None:
-        for key in [k for k in self._buckets_seen if k[1] == bucket]:
-            del self._buckets_seen[key]
 
     async def stop(self, app: web.Application) -> None:
         if self.health is not None:
@@ -299,7 +208,7 @@ class Frontend:
                                    region=self.topo.region, signed_for=auth.region)
             ctx = Context(request, request_id, target, dict(pairs), auth, self)
             if auth.region and auth.region != self.topo.region:
-                raise await self.misdirected(target, auth)
+                raise await self.buckets.misdirected(target, auth)
             from . import dispatch
             try:
                 resp = await dispatch.dispatch(ctx)
@@ -308,7 +217,7 @@ class Frontend:
                 # one region there is no other one to ask about.)
                 if target.bucket is None or self.topo.world is None:
                     raise
-                raise (await self.misdirected(target, auth)) or exc
+                raise (await self.buckets.misdirected(target, auth)) or exc
         except E.S3Error as exc:
             root.attributes["code"] = exc.code
             if isinstance(exc, E.SignatureDoesNotMatch):

@@ -22,7 +22,7 @@ async def create(ctx: Context) -> web.Response:
     validate_bucket_name(name)
     constraint = s3xml.parse_create_bucket(await read_small_body(ctx.request, ctx.auth))
     region = regions.creation_region(constraint, here=ctx.fe.topo.region, regions=ctx.fe.topo.region_names)
-    await ctx.fe.create_bucket(ctx.account, name, region)
+    await ctx.fe.buckets.create(ctx.account, name, region)
     resp = web.Response(status=200)
     resp.headers["Location"] = "/" + name
     return resp
@@ -36,14 +36,14 @@ async def head(ctx: Context) -> web.Response:
 
 
 async def delete(ctx: Context) -> web.Response:
-    ctx.fe.forget_bucket(ctx.target.bucket)
-    await ctx.fe.delete_bucket(ctx.account, ctx.target.bucket)
+    ctx.fe.buckets.forget(ctx.target.bucket)
+    await ctx.fe.buckets.delete(ctx.account, ctx.target.bucket)
     return web.Response(status=204)
 
 
 async def get_location(ctx: Context) -> web.Response:
     """Answered by any region's endpoint, from the bucket registry (no redirect)."""
-    b = await ctx.fe.registry.as_account(ctx.account).bucket_record(ctx.target.bucket)
+    b = await ctx.fe.buckets.registry.as_account(ctx.account).bucket_record(ctx.target.bucket)
     if b is None:
         raise E.NoSuchBucket(BucketName=ctx.target.bucket)
     if b.get("owner") != ctx.account:

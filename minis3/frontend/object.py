@@ -84,7 +84,7 @@ async def put(ctx: Context) -> web.Response:
     sc = SC.parse(ctx.request.headers.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
     conditions = write_conditions(ctx.request)
     fe = ctx.fe
-    await fe.bucket_exists(ctx, bucket)              # fail fast, before any byte is stored
+    await fe.buckets.exists(ctx, bucket)              # fail fast, before any byte is stored
     if conditions:                                   # fail fast too; the commit re-checks atomically
         await _precheck_write(ctx, conditions)
     up = IncomingBody(ctx.request, ctx.auth)

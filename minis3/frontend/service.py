@@ -38,7 +38,7 @@ async def list_buckets(ctx: Context) -> web.Response:
     prefix, region, token = q.get("prefix"), q.get("bucket-region"), q.get("continuation-token")
     paged = max_buckets is not None or prefix is not None or region is not None or token is not None
     # The registry (the global region's bucket table) lists every region's buckets, sorted by name.
-    buckets = await ctx.fe.registry.as_account(ctx.account).list_buckets()
+    buckets = await ctx.fe.buckets.registry.as_account(ctx.account).list_buckets()
     after = token_marker(token) if token else ""
     chosen = [b for b in buckets
               if b["name"] > after and b["name"].startswith(prefix or "")
