@@ -149,15 +149,33 @@ def versions_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = ""
     (``key_marker``, ``version_marker``) reads that key's head and null row,
     then seeks to the marker's row: a page costs a page, however many
     versions the key has."""
-    page = VersionsPage()
-    base = bucket + "/"
+    walk = _VersionsWalk(scan, bucket + "/", prefix, delimiter, max_keys)
     if max_keys <= 0:
-        return page
-    count = 0
+        return walk.page
+    start = walk.base + prefix
+    if key_marker and key_marker >= prefix:
+        start = walk.base + key_marker + "\x01"        # after every version of key_marker
+        if delimiter and key_marker.startswith(prefix) and key_marker.find(delimiter, len(prefix)) >= 0:
+            i = key_marker.find(delimiter, len(prefix))
+            start = walk.base + after_prefix(key_marker[:i + len(delimiter)])
+        elif version_marker and not walk.resume_in_key(key_marker, version_marker):
+            return walk.page
+    walk.from_(start)
+    return walk.page
 
-    def emit(key: str, head: dict | None, rows, after: str | None) -> bool:
+
+class _VersionsWalk:
+    """One ListObjectVersions page being filled: :meth:`emit` adds a key's versions,
+    :meth:`resume_in_key` the rest of the marker's key, :meth:`from_` every key on."""
+
+    def __init__(self, scan: Scan, base: str, prefix: str, delimiter: str, max_keys: int):
+        self.scan, self.base, self.prefix, self.delimiter, self.max_keys = scan, base, prefix, delimiter, max_keys
+        self.page = VersionsPage()
+        self.count = 0
+
+    def emit(self, key: str, head: dict | None, rows, after: str | None) -> bool:
         """List one key's versions (those after version ``after``); False once the page is full."""
-        nonlocal count
+        page = self.page
         skipping = after is not None
         for vrec, latest in V.key_versions(head, rows):
             vid = V.id_of(vrec)
@@ -168,61 +186,67 @@ def versions_page(scan: Scan, bucket: str, prefix: str = "", delimiter: str = ""
                 if after == V.NULL or V.vts(vrec) > V.stamp_of(after):
                     continue
                 skipping = False                # the marker's version is gone: go on after where it was
-            if count >= max_keys:
+            if self.count >= self.max_keys:
                 page.truncated = True
                 return False
             page.entries.append((key, vrec, latest))
             page.next_key_marker, page.next_version_marker = key, vid
-            count += 1
+            self.count += 1
         return True
 
-    start = base + prefix
-    if key_marker and key_marker >= prefix:
-        start = base + key_marker + "\x01"        # after every version of key_marker
-        if delimiter and key_marker.startswith(prefix) and key_marker.find(delimiter, len(prefix)) >= 0:
-            i = key_marker.find(delimiter, len(prefix))
-            start = base + after_prefix(key_marker[:i + len(delimiter)])
-        elif version_marker:
-            # The marker's key: its head and null row, then its rows after the marker.
-            hk = base + key_marker
-            src = _Peek(scan(hk, True))
-            head = src.pop()[1] if (src.peek() or ("",))[0] == hk else None
-            null_key = base + V.row_key(key_marker, V.NULL)
-            null = [src.pop()] if (src.peek() or ("",))[0] == null_key else []
-            if version_marker != V.NULL:
-                rest = _Peek(scan(base + V.row_key(key_marker, version_marker), False))
-            else:                               # the null version's place: by when it was made
-                nrec = null[0][1] if null else (head if V.is_version(head) and V.id_of(head) == V.NULL else None)
-                rest = _Peek(scan(base + V.rows_after(key_marker, nrec), False) if nrec else iter(()))
-            if not emit(key_marker, head, chain(null, _rows_of(rest, hk)), version_marker):
-                return page
-    while True:
-        restart = None
-        src = _Peek(scan(start, True))
-        while True:
-            item = src.pop()
-            if item is None:
-                return page
-            ikey, rec = item
-            if not ikey.startswith(base + prefix):
-                return page
-            if V.is_row(ikey):                  # rows whose head is not in the scan
-                head_key, head, rows = V.head_of_row(ikey), None, chain([item], _rows_of(src, V.head_of_row(ikey)))
-            else:
-                head_key, head, rows = ikey, rec, _rows_of(src, ikey)
-            key = head_key[len(base):]
-            if delimiter:
-                i = key.find(delimiter, len(prefix))
-                if i >= 0:
-                    cp = key[:i + len(delimiter)]
-                    if count >= max_keys:
-                        page.truncated = True
-                        return page
-                    page.prefixes.append(cp)
-                    page.next_key_marker, page.next_version_marker = cp, None
-                    count += 1
-                    restart = base + after_prefix(cp)
+    def resume_in_key(self, key_marker: str, version_marker: str) -> bool:
+        """The marker's key: its head and null row, then its rows after the marker.
+        False once the page is full."""
+        base, scan = self.base, self.scan
+        hk = base + key_marker
+        src = _Peek(scan(hk, True))
+        head = src.pop()[1] if (src.peek() or ("",))[0] == hk else None
+        null_key = base + V.row_key(key_marker, V.NULL)
+        null = [src.pop()] if (src.peek() or ("",))[0] == null_key else []
+        if version_marker != V.NULL:
+            rest = _Peek(scan(base + V.row_key(key_marker, version_marker), False))
+        else:                               # the null version's place: by when it was made
+            nrec = null[0][1] if null else (head if V.is_version(head) and V.id_of(head) == V.NULL else None)
+            rest = _Peek(scan(base + V.rows_after(key_marker, nrec), False) if nrec else iter(()))
+        return self.emit(key_marker, head, chain(null, _rows_of(rest, hk)), version_marker)
+
+    def from_(self, start: str) -> None:
+        """Every key from ``start`` on, until the page is full or the prefix ends; a
+        common prefix is one entry, and the scan starts again after it."""
+        base, prefix = self.base, self.prefix
+        while start is not None:
+            src, start = _Peek(self.scan(start, True)), None
+            while True:
+                item = src.pop()
+                if item is None or not item[0].startswith(base + prefix):
+                    return
+                ikey, rec = item
+                if V.is_row(ikey):                  # rows whose head is not in the scan
+                    head_key, head, rows = V.head_of_row(ikey), None, chain([item], _rows_of(src, V.head_of_row(ikey)))
+                else:
+                    head_key, head, rows = ikey, rec, _rows_of(src, ikey)
+                key = head_key[len(base):]
+                cp = self._common_prefix(key)
+                if cp is not None:
+                    if not self._roll_up(cp):
+                        return
+                    start = base + after_prefix(cp)
                     break
-            if not emit(key, head, rows, None):
-                return page
-        start = restart
+                if not self.emit(key, head, rows, None):
+                    return
+
+    def _common_prefix(self, key: str) -> str | None:
+        if not self.delimiter:
+            return None
+        i = key.find(self.delimiter, len(self.prefix))
+        return key[:i + len(self.delimiter)] if i >= 0 else None
+
+    def _roll_up(self, cp: str) -> bool:
+        """A common prefix as one entry of the page; False if the page is full."""
+        if self.count >= self.max_keys:
+            self.page.truncated = True
+            return False
+        self.page.prefixes.append(cp)
+        self.page.next_key_marker, self.page.next_version_marker = cp, None
+        self.count += 1
+        return True

@@ -86,34 +86,9 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
         plan.problem = f"only {len(plan.present)} of the {k} fragments needed are readable"
         plan.lost = [Fix(i, nodes[i], why_lost(nodes[i], oid, i)) for i in range(width) if state[i] is False]
         return plan
-    final: list[str | None] = [None] * width
-    for i in range(width):
-        if state[i] is None:
-            final[i] = nodes[i]                  # down: leave it be
-        elif home[i] in up:
-            final[i] = home[i]                   # home is up: the fragment belongs there
-        elif state[i]:
-            final[i] = nodes[i]                  # present on a handoff node, home still down
-    load = Counter(n for n in final if n is not None)
-    az_load = Counter(node_az[n] for n in final if n is not None)
-    for i in range(width):
-        if final[i] is not None:
-            continue
-        pool = [c for c in up if load[c] < m]
-        if not pool:
-            plan.problem = f"no live node has room for fragment {i}"
-            return plan
-        pick = min(pool, key=lambda c: (load[c], node_az[c] != node_az[home[i]], az_load[node_az[c]], c))
-        final[i] = pick
-        load[pick] += 1
-        az_load[node_az[pick]] += 1
-    if max(load.values()) > m:
-        # Home placement collides with fragments kept where they are: move
-        # nothing this pass, rebuild only what is missing, in place.
-        final = list(nodes)
-        if max(Counter(final).values()) > m:
-            plan.problem = "no placement keeps at most m fragments a node"
-            return plan
+    final, plan.problem = _placement(state, nodes, home, node_az, up, m)
+    if plan.problem:
+        return plan
     if any(state[i] is False and final[i] not in up for i in range(width)):
         # (Only when the fallback above kept a lost fragment on a node that is
         # not up, e.g. a gone one: never plan a write to a node that cannot take it.)
@@ -132,6 +107,43 @@ def plan_object(ec: dict, home: list[str], node_az: dict[str, str], up: set[str]
         plan.fixes = []
         plan.final = list(nodes)
     return plan
+
+
+def _placement(state: list, nodes: list[str], home: list[str], node_az: dict[str, str], up: set[str],
+               m: int) -> tuple[list, str | None]:
+    """Where each fragment should be at the end of the pass (``state[i]``: held, lost, or
+    None when its node is down), and the problem if no placement keeps at most ``m`` a node.
+    A fragment on a down node stays; one whose home is up goes (or stays) home; one held on
+    a handoff node whose home is still down stays; a lost one with its home down goes to
+    the least loaded node up, its home AZ's first."""
+    width = len(nodes)
+    final: list[str | None] = [None] * width
+    for i in range(width):
+        if state[i] is None:
+            final[i] = nodes[i]                  # down: leave it be
+        elif home[i] in up:
+            final[i] = home[i]                   # home is up: the fragment belongs there
+        elif state[i]:
+            final[i] = nodes[i]                  # present on a handoff node, home still down
+    load = Counter(n for n in final if n is not None)
+    az_load = Counter(node_az[n] for n in final if n is not None)
+    for i in range(width):
+        if final[i] is not None:
+            continue
+        pool = [c for c in up if load[c] < m]
+        if not pool:
+            return final, f"no live node has room for fragment {i}"
+        pick = min(pool, key=lambda c: (load[c], node_az[c] != node_az[home[i]], az_load[node_az[c]], c))
+        final[i] = pick
+        load[pick] += 1
+        az_load[node_az[pick]] += 1
+    if max(load.values()) > m:
+        # Home placement collides with fragments kept where they are: move
+        # nothing this pass, rebuild only what is missing, in place.
+        final = list(nodes)
+        if max(Counter(final).values()) > m:
+            return final, "no placement keeps at most m fragments a node"
+    return final, None
 
 
 def gone_nodes(down_since: dict[str, float], now: float, down_after_s: float) -> set[str]:
