@@ -162,3 +162,11 @@ def test_the_table_reader_reads_layers_and_modules():
     text = ("## Packages and layers\n\n| layer | package | modules | what |\n|---|---|---|---|\n"
             "| 1 | `core` | `errors` `s3xml` | rules |\n| 9 | `cli` | | the command |\n\n## Next\n| 3 | `x` | | |\n")
     assert layer_table(text) == {"core": (1, frozenset({"errors", "s3xml"})), "cli": (9, frozenset())}
+
+
+def test_the_readme_layout_names_every_package():
+    """README.md's "Layout" names each package and top-level module of minis3/ (the short
+    map; the table in docs/ARCHITECTURE.md is the full one)."""
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"\b([a-z_]+)/?", layout))
+    assert sorted(u for u in tree_units() if u != "__main__" and u not in named) == []
