@@ -232,6 +232,12 @@ class Frontend:
             log.exception("unhandled error (request %s)", request_id)
             resp = error_response(E.InternalError(), request_id, resource=request.path,
                                   head=request.method == "HEAD")
+        return self._finish(request, request_id, ctx, resp)
+
+    def _finish(self, request: web.Request, request_id: str, ctx: Context | None,
+                resp: web.StreamResponse) -> web.StreamResponse:
+        """What every answer gets, error or not: its request id, the access log line and
+        the request metrics."""
         if (not request.get("continued") and request.body_exists
                 and request.headers.get("Expect", "").lower() == "100-continue"):
             # We never asked for the body; the client may send it anyway after

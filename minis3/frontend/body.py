@@ -66,6 +66,13 @@ class IncomingBody:
         ``checksum_headers`` False: x-amz-checksum-* headers are not about
         this body (CompleteMultipartUpload's are the whole object's)."""
         self.request = request
+        self._read_framing(request, auth)
+        self._read_checksums(request.headers, auth.payload_hash, required_alg, extra_alg, checksum_headers)
+        self.received = 0
+
+    def _read_framing(self, request: web.Request, auth: AuthResult) -> None:
+        """How the body is framed and what it declares: aws-chunked (signed or not, with a
+        trailer or not) with its decoded length, or plain with its SHA-256 (or UNSIGNED)."""
         h = request.headers
         mode = auth.payload_hash
         self.decoder: AwsChunkedDecoder | None = None
@@ -97,7 +104,10 @@ class IncomingBody:
         if self.declared_length is not None and self.declared_length > MAX_OBJECT_SIZE:
             raise E.EntityTooLarge()
 
-        # Which checksum does the client promise: a header now, or a trailer later?
+    def _read_checksums(self, h, mode: str, required_alg: str | None, extra_alg: str | None,
+                        checksum_headers: bool) -> None:
+        """Which checksum the client promises (a header now, or a trailer later), which one
+        is stored with the object, and the digests to compute as the body arrives."""
         self.header_checksums = checksums.parse_checksum_headers(h) if checksum_headers else {}
         self.trailer_alg: str | None = None
         trailer = h.get("x-amz-trailer", "").strip().lower()
@@ -121,7 +131,6 @@ class IncomingBody:
         if self.expected_sha256:
             wanted.add("sha256")
         self.digests = checksums.BodyDigests(wanted)
-        self.received = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The decoded payload, piece by piece."""
