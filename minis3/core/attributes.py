@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import errors as E
 from .checksums import ELEMENT_NAMES
 from .numbers import parse_int
-from .s3xml import _bool, _root, _serialize, _sub
+from . import xmldoc as X
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 MAX_PARTS = 1000
@@ -52,35 +52,35 @@ def attributes_xml(rec: dict, wanted: list[str], *, marker: int = 0, max_parts: 
     ({alg, value, type}) and, for a multipart object, ``parts`` (each with
     ``part``, ``size`` and ``checksum``). ``part_checksums``: the upload
     chose an algorithm, so each part's checksum is S3's to show."""
-    root = _root("GetObjectAttributesResponse")
+    root = X.root("GetObjectAttributesResponse")
     if "ETag" in wanted:
-        _sub(root, "ETag", rec["etag"])
+        X.sub(root, "ETag", rec["etag"])
     ck = rec.get("checksum")
     if "Checksum" in wanted and ck:
-        el = _sub(root, "Checksum")
-        _sub(el, ELEMENT_NAMES[ck["alg"]], ck["value"])
-        _sub(el, "ChecksumType", ck.get("type", "FULL_OBJECT"))
+        el = X.sub(root, "Checksum")
+        X.sub(el, ELEMENT_NAMES[ck["alg"]], ck["value"])
+        X.sub(el, "ChecksumType", ck.get("type", "FULL_OBJECT"))
     parts = rec.get("parts")
     if "ObjectParts" in wanted and parts:
-        el = _sub(root, "ObjectParts")
-        _sub(el, "PartsCount", len(parts))
+        el = X.sub(root, "ObjectParts")
+        X.sub(el, "PartsCount", len(parts))
         page = [p for p in parts if p["part"] > marker]
         shown, truncated = page[:max_parts], len(page) > max_parts
-        _sub(el, "PartNumberMarker", marker)
-        _sub(el, "NextPartNumberMarker", shown[-1]["part"] if shown else marker)
-        _sub(el, "MaxParts", max_parts)
-        _sub(el, "IsTruncated", _bool(truncated))
+        X.sub(el, "PartNumberMarker", marker)
+        X.sub(el, "NextPartNumberMarker", shown[-1]["part"] if shown else marker)
+        X.sub(el, "MaxParts", max_parts)
+        X.sub(el, "IsTruncated", X.xml_bool(truncated))
         # S3 lists each part only when the upload had a checksum algorithm
         # (GetObjectAttributesParts: otherwise "doesn't return the Part element").
         for p in shown if part_checksums else ():
-            pe = _sub(el, "Part")
-            _sub(pe, "PartNumber", p["part"])
-            _sub(pe, "Size", p["size"])
+            pe = X.sub(el, "Part")
+            X.sub(pe, "PartNumber", p["part"])
+            X.sub(pe, "Size", p["size"])
             pck = p.get("checksum")
             if part_checksums and pck:
-                _sub(pe, ELEMENT_NAMES[pck["alg"]], pck["value"])
+                X.sub(pe, ELEMENT_NAMES[pck["alg"]], pck["value"])
     if "StorageClass" in wanted:
-        _sub(root, "StorageClass", rec.get("storage_class") or "STANDARD")
+        X.sub(root, "StorageClass", rec.get("storage_class") or "STANDARD")
     if "ObjectSize" in wanted:
-        _sub(root, "ObjectSize", rec["size"])
-    return _serialize(root)
+        X.sub(root, "ObjectSize", rec["size"])
+    return X.serialize(root)

@@ -17,7 +17,7 @@ import unicodedata
 from urllib.parse import parse_qsl, quote
 
 from . import errors as E
-from .s3xml import _children, _leaf_text, _parse, _root, _serialize, _sub
+from . import xmldoc as X
 
 MAX_OBJECT_TAGS = 10
 MAX_BUCKET_TAGS = 50
@@ -86,24 +86,24 @@ def header_value(tags: Tags) -> str:
 
 def parse_tagging(body: bytes, *, bucket: bool = False) -> Tags:
     """A ``<Tagging><TagSet><Tag><Key/><Value/></Tag>…</TagSet></Tagging>`` body."""
-    root = _parse(body, MAX_TAGGING_BODY, "Tagging")
-    sets = _children(root, "TagSet")
+    root = X.parse(body, MAX_TAGGING_BODY, "Tagging")
+    sets = X.children(root, "TagSet")
     if len(sets) != 1:
         raise E.MalformedXML()
     tags = []
-    for tag in _children(sets[0], "Tag"):
-        keys, values = _children(tag, "Key"), _children(tag, "Value")
+    for tag in X.children(sets[0], "Tag"):
+        keys, values = X.children(tag, "Key"), X.children(tag, "Value")
         if len(keys) != 1 or len(values) > 1:
             raise E.MalformedXML()
-        tags.append((_leaf_text(keys[0]), _leaf_text(values[0]) if values else ""))
+        tags.append((X.leaf_text(keys[0]), X.leaf_text(values[0]) if values else ""))
     return validate(tags, bucket=bucket)
 
 
 def tagging_xml(tags: Tags) -> bytes:
-    root = _root("Tagging")
-    tag_set = _sub(root, "TagSet")
+    root = X.root("Tagging")
+    tag_set = X.sub(root, "TagSet")
     for key, value in tags:
-        tag = _sub(tag_set, "Tag")
-        _sub(tag, "Key", key)
-        _sub(tag, "Value", value)
-    return _serialize(root)
+        tag = X.sub(tag_set, "Tag")
+        X.sub(tag, "Key", key)
+        X.sub(tag, "Value", value)
+    return X.serialize(root)

@@ -33,7 +33,7 @@ import uuid
 
 from aiohttp import web
 
-from ..core import checksums, s3xml, versions
+from ..core import checksums, multipart_xml, versions
 from ..core import errors as E
 from ..core.crc_combine import POLYNOMIALS, combine_all
 from ..core.names import validate_key
@@ -197,7 +197,7 @@ async def create(ctx: Context) -> web.Response:
         "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
         "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000),
         **({"tags": tags} if tags else {}), **SC.record_field(sc)})
-    resp = web.Response(body=s3xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml")
+    resp = web.Response(body=multipart_xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml")
     if spec:
         resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
         resp.headers["x-amz-checksum-type"] = spec["type"]
@@ -247,7 +247,7 @@ async def _upload_part_copy(ctx: Context, up_rec: dict, n: int) -> web.Response:
     if not spec:
         part["crc64nvme"] = got[alg]
     rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
-    body = s3xml.copy_part_result_xml(part["etag"], rec["mtime"], (alg, got[alg]) if spec else None)
+    body = multipart_xml.copy_part_result_xml(part["etag"], rec["mtime"], (alg, got[alg]) if spec else None)
     resp = web.Response(body=body, content_type="application/xml")
     if src.get("version_id"):
         resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
@@ -284,7 +284,7 @@ def _completed(ctx: Context, rec: dict) -> web.Response:
     checksum = rec["checksum"]
     shown = rec.get("checksum_chosen")              # an algorithm chosen at Create (else S3's default, unshown)
     location = f"{ctx.request.scheme}://{ctx.request.host}/{bucket}/{key}"
-    body = s3xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
+    body = multipart_xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
                                                checksum=(checksum["alg"], checksum["value"]) if shown else None,
                                                checksum_type=checksum["type"] if shown else None)
     return web.Response(body=body, content_type="application/xml", headers=versions.header(rec))
@@ -308,9 +308,9 @@ async def _completed_before(ctx: Context, listed: list[dict]) -> web.Response | 
 
 
 async def complete(ctx: Context) -> web.Response:
-    body = await read_small_body(ctx.request, ctx.auth, limit=s3xml.MAX_COMPLETE_MULTIPART_BODY,
+    body = await read_small_body(ctx.request, ctx.auth, limit=multipart_xml.MAX_COMPLETE_MULTIPART_BODY,
                                  checksum_headers=False)         # they are the whole object's
-    listed = s3xml.parse_complete_multipart_upload(body)
+    listed = multipart_xml.parse_complete_multipart_upload(body)
     try:
         up_rec = await _upload(ctx)
     except E.NoSuchUpload:
@@ -392,7 +392,7 @@ async def list_parts(ctx: Context) -> web.Response:
     parts = [{"part": int(k), "mtime_ms": r["mtime"], "etag": r["etag"], "size": r["size"],
               "checksum": r.get("checksum") if up_rec.get("checksum") else None} for k, r in page["entries"]]
     spec = up_rec.get("checksum") or {}
-    body = s3xml.list_parts_xml(bucket=ctx.target.bucket, key=ctx.target.key, upload_id=up_rec["upload_id"],
+    body = multipart_xml.list_parts_xml(bucket=ctx.target.bucket, key=ctx.target.key, upload_id=up_rec["upload_id"],
                                 part_number_marker=marker,
                                 next_part_number_marker=parts[-1]["part"] if parts else None,
                                 max_parts=max_parts, truncated=page["truncated"], parts=parts,
@@ -433,7 +433,7 @@ async def list_uploads(ctx: Context) -> web.Response:
             next_key, next_uid = nm[:-33], nm[-32:]
         else:
             next_key = nm                       # a common prefix
-    body = s3xml.list_multipart_uploads_xml(
+    body = multipart_xml.list_multipart_uploads_xml(
         bucket=bucket, prefix=prefix or None, delimiter=delimiter or None, key_marker=key_marker,
         upload_id_marker=uid_marker, next_key_marker=next_key, next_upload_id_marker=next_uid,
         max_uploads=max_uploads, truncated=page["truncated"], uploads=uploads, prefixes=page["prefixes"],

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minis3.core import checksums, conditions, errors as E, metadata, names, numbers, ranges, s3xml
+from minis3.core import checksums, conditions, errors as E, metadata, multipart_xml, names, numbers, ranges, s3xml
 from minis3.core import sigv4, tagging, trace, versions
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -34,7 +34,7 @@ def value_or_s3_error(fn, *args, **kw):
 @given(body=near_xml)
 def test_xml_bodies(body):
     for parse in (s3xml.parse_create_bucket, s3xml.parse_delete_objects, s3xml.parse_versioning,
-                  s3xml.parse_complete_multipart_upload, tagging.parse_tagging):
+                  multipart_xml.parse_complete_multipart_upload, tagging.parse_tagging):
         value_or_s3_error(parse, body)
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from minis3.core import errors as E
 from minis3.core import s3xml as X
+from minis3.core import xmldoc
 
 from .fake_s3 import TRICKY_KEYS, FakeS3
 
@@ -545,12 +546,11 @@ def test_parse_delete_objects_keeps_whitespace_and_entities():
 
 
 # The hand-written serializer writes exactly what ElementTree wrote before it.
-s3xml = X
 def _et_serialize(tree) -> bytes:
     import xml.etree.ElementTree as _ET
 
     def build(el, parent=None):
-        node = (_ET.Element(el.tag, {"xmlns": s3xml.NS} if el.namespace else {}) if parent is None
+        node = (_ET.Element(el.tag, {"xmlns": xmldoc.NS} if el.namespace else {}) if parent is None
                 else _ET.SubElement(parent, el.tag))
         if el.text is not None:
             node.text = el.text
@@ -558,18 +558,18 @@ def _et_serialize(tree) -> bytes:
             build(c, node)
         return node
     text = _ET.tostring(build(tree), encoding="unicode", short_empty_elements=False)
-    text = s3xml._NON_XML_CHARS.sub(s3xml._char_ref, text)
-    return s3xml.XML_DECLARATION + text.encode("utf-8")
+    text = xmldoc._NON_XML_CHARS.sub(xmldoc._char_ref, text)
+    return xmldoc.XML_DECLARATION + text.encode("utf-8")
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(max_size=30), max_size=6), st.text(max_size=30))
 def test_serializer_matches_elementtree(texts, root_text):
-    root = s3xml._root("ListBucketResult")
+    root = xmldoc.root("ListBucketResult")
     for i, t in enumerate(texts):
-        c = s3xml._sub(root, "Contents")
-        s3xml._sub(c, "Key", t)
-        s3xml._sub(c, "Size", i)
-        s3xml._sub(c, "Empty")
-    s3xml._sub(root, "Prefix", root_text)
-    assert s3xml._serialize(root) == _et_serialize(root)
+        c = xmldoc.sub(root, "Contents")
+        xmldoc.sub(c, "Key", t)
+        xmldoc.sub(c, "Size", i)
+        xmldoc.sub(c, "Empty")
+    xmldoc.sub(root, "Prefix", root_text)
+    assert xmldoc.serialize(root) == _et_serialize(root)

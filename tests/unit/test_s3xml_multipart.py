@@ -1,4 +1,4 @@
-"""Multipart-upload XML documents of minis3.core.s3xml: each document read
+"""Multipart-upload XML documents of minis3.core.multipart_xml: each document read
 back with ElementTree (names, order, text) and with botocore's own response
 parser; the CompleteMultipartUpload parser fed what boto3 really sends, hand-
 written bodies, every malformed shape, and a property round trip."""
@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minis3.core import errors as E
-from minis3.core import s3xml as X
+from minis3.core import multipart_xml as X
+from minis3.core import xmldoc
 
 from .fake_s3 import TRICKY_KEYS, FakeS3
 
@@ -626,7 +627,7 @@ def test_list_uploads_url_encoding(key):
     decoded = {k: unquote_plus(v or "") for k, v in encoded.items()}
     assert decoded == {"Key": key, "KeyMarker": key, "NextKeyMarker": key + "~",
                        "Prefix": key[:2], "Delimiter": " ", "CommonPrefix": key + " "}
-    assert encoded["Key"] == X.url_encode(key)
+    assert encoded["Key"] == xmldoc.url_encode(key)
     # upload ids are opaque: never encoded
     assert root.find(NS + "UploadIdMarker").text == "u +/="
     assert root.find(NS + "NextUploadIdMarker").text == "n +/="
