@@ -1,7 +1,7 @@
 """The load generator's S3 client: aiohttp, many requests in flight, our own SigV4.
 
 It speaks to any S3 endpoint (minis3, moto_server, AWS) with path-style URLs
-and signs every request with :func:`minis3.core.sigv4.sign_request`, which a
+and signs every request with :func:`minis3.core.signing.sign_request`, which a
 unit test holds byte for byte to botocore's ``S3SigV4Auth``. Payloads are
 signed (``x-amz-content-sha256`` is the body's SHA-256), as boto3 does over
 plain http; the benchmark precomputes those hashes so the client does not
@@ -22,7 +22,7 @@ from urllib.parse import quote
 import aiohttp
 import xxhash
 
-from ..core.sigv4 import sign_request
+from ..core.signing import sign_request
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 STREAM_CHUNK = 1 << 20

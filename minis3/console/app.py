@@ -55,7 +55,7 @@ from ..cluster import trace as trace_mod
 from ..config import Topology
 from ..core import errors as E
 from ..core import versions
-from ..core.sigv4 import presign_url, sign_request
+from ..core.signing import presign_url, sign_request
 from ..core.trace import layout, request_id_of
 from ..rpc import listener
 from ..rpc.http import client_session

@@ -1,4 +1,5 @@
-"""Request authentication for S3: AWS Signature Version 4, plus SigV2 presigned URLs.
+"""Request authentication for S3: AWS Signature Version 4 (and :func:`verify`, which also
+hands SigV2 requests to ``core/sigv2.py``). Signing as a client does is ``core/signing.py``.
 
 Pure logic: no HTTP library, no I/O. The frontend turns one HTTP request into a
 :class:`SigningInput` and calls :func:`verify`; the answer says who signed it
@@ -24,15 +25,14 @@ query encodes ``/`` too; the payload hash in the canonical request is the
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Collection, Iterable, Mapping, Sequence
-from urllib.parse import parse_qs, quote, unquote, unquote_to_bytes, urlsplit, urlunsplit
+from typing import Mapping, Sequence
+from urllib.parse import quote, unquote_to_bytes
 
 from minis3.core import errors as E
 
@@ -54,7 +54,7 @@ DEFAULT_MAX_SKEW = timedelta(minutes=15)
 
 # Headers botocore never signs (botocore.auth.SIGNED_HEADERS_BLACKLIST), plus
 # the Authorization header itself.
-_UNSIGNABLE_HEADERS = frozenset({
+UNSIGNABLE_HEADERS = frozenset({
     "authorization", "baggage", "connection", "expect", "keep-alive", "proxy-authenticate",
     "proxy-authorization", "te", "traceparent", "tracestate", "trailer", "transfer-encoding",
     "upgrade", "user-agent", "x-amzn-trace-id",
@@ -62,19 +62,6 @@ _UNSIGNABLE_HEADERS = frozenset({
 # x-amz-* headers that may travel unsigned: both are bound into the string to
 # sign anyway (payload-hash line, timestamp line).
 _AMZ_HEADERS_EXEMPT = frozenset({"x-amz-content-sha256", "x-amz-date"})
-
-# Query parameters that are part of the SigV2 CanonicalizedResource: the list in
-# "Signing and Authenticating REST Requests" joined with botocore's
-# HmacV1Auth.QSAOfInterest (a superset of it), so botocore-signed URLs verify.
-SIGV2_SUBRESOURCES = frozenset({
-    "accelerate", "acl", "analytics", "cors", "defaultObjectAcl", "delete", "inventory",
-    "lifecycle", "location", "logging", "metrics", "notification", "object-lock",
-    "partNumber", "policy", "replication", "requestPayment", "response-cache-control",
-    "response-content-disposition", "response-content-encoding", "response-content-language",
-    "response-content-type", "response-expires", "restore", "select", "select-type",
-    "storageClass", "tagging", "torrent", "uploadId", "uploads", "versionId", "versioning",
-    "versions", "website",
-})
 
 _AMZ_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
 _DATE_RE = re.compile(r"^\d{8}$")
@@ -125,7 +112,7 @@ class AuthHeader:
 # Step functions (SigV4)
 # --------------------------------------------------------------------------
 
-def _uri_encode(value: str | bytes, *, keep_slash: bool) -> str:
+def uri_encode(value: str | bytes, *, keep_slash: bool) -> str:
     """UriEncode() of the SigV4 spec: every byte except A-Za-z0-9-_.~ (and
     optionally '/') becomes %XX with upper-case hex."""
     return quote(value, safe="/" if keep_slash else "")
@@ -181,20 +168,13 @@ def _parse_signed_headers(value: str, error: type[E.S3Error], prefix: str) -> li
     return names
 
 
-def is_sigv2_authorization(value: str) -> bool:
-    """``Authorization: AWS AKID:signature`` (SigV2) rather than AWS4-HMAC-SHA256."""
-    value = value.strip()
-    return value == "AWS" or value.startswith("AWS ")
-
-
-def parse_sigv2_authorization(value: str) -> tuple[str, str]:
-    """``AWS <AccessKeyId>:<Signature>`` -> (access key, signature)."""
-    _, _, rest = value.strip().partition(" ")
-    access_key, sep, sig = rest.strip().partition(":")
-    if not sep or not access_key or not sig:
-        raise E.InvalidArgument("AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
-                                ArgumentName="Authorization", ArgumentValue=value[:200])
-    return access_key, sig
+def lookup_ci(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The first value of a query parameter, its name compared case-insensitively."""
+    lname = name.lower()
+    for k, v in pairs:
+        if k.lower() == lname:
+            return v
+    return None
 
 
 def canonical_uri(raw_path: str) -> str:
@@ -202,14 +182,14 @@ def canonical_uri(raw_path: str) -> str:
     except unreserved characters and '/' -- no normalisation, encoded once."""
     if not raw_path:
         return "/"
-    return _uri_encode(unquote_to_bytes(raw_path), keep_slash=True)
+    return uri_encode(unquote_to_bytes(raw_path), keep_slash=True)
 
 
 def canonical_query(pairs: Sequence[tuple[str, str]],
                     exclude: Sequence[str] = ("X-Amz-Signature",)) -> str:
     """CanonicalQueryString: UriEncode each name and value ('/' included),
     sort by encoded name then value, join name=value with '&'."""
-    encoded = sorted((_uri_encode(k, keep_slash=False), _uri_encode(v, keep_slash=False))
+    encoded = sorted((uri_encode(k, keep_slash=False), uri_encode(v, keep_slash=False))
                      for k, v in pairs if k not in exclude)
     return "&".join(f"{k}={v}" for k, v in encoded)
 
@@ -281,103 +261,18 @@ def trailer_string_to_sign(amz_date: str, scope: str, previous_signature: str,
 
 
 # --------------------------------------------------------------------------
-# SigV2 ("Signing and Authenticating REST Requests": header and query forms)
-# --------------------------------------------------------------------------
-
-def _lookup_ci(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
-    lname = name.lower()
-    for k, v in pairs:
-        if k.lower() == lname:
-            return v
-    return None
-
-
-def sigv2_canonical_amz_headers(pairs: Iterable[tuple[str, str]]) -> str:
-    """CanonicalizedAmzHeaders: every x-amz-* name lower-cased, values trimmed,
-    repeats joined with "," (no spaces), sorted by name, one "name:value\\n" each."""
-    amz: dict[str, str] = {}
-    for k, v in pairs:
-        lk = k.lower()
-        if lk.startswith("x-amz-"):
-            amz[lk] = f"{amz[lk]},{v.strip()}" if lk in amz else v.strip()
-    return "".join(f"{k}:{amz[k]}\n" for k in sorted(amz))
-
-
-def _is_bucket_path(raw_path: str) -> bool:
-    """A path-style request for a bucket itself ("/bucket", no trailing slash)."""
-    return raw_path.count("/") == 1 and len(raw_path) > 1
-
-
-def sigv2_canonical_resource(req: SigningInput, *, bare_empty: bool = True,
-                             bucket_slash: bool = False) -> str:
-    """CanonicalizedResource: the path as sent (with "/bucket" in front for
-    virtual-hosted requests) plus the S3 sub-resources in the query, sorted by
-    name, values decoded. Clients differ in two details, hence the options: a
-    sub-resource with an empty value is written bare ("?acl") or, with
-    ``bare_empty=False``, as "acl="; a path-style bucket request "/bucket" is
-    signed as sent or, with ``bucket_slash`` (botocore), as "/bucket/"."""
-    path = req.raw_path or "/"
-    if req.virtual_host_bucket:
-        path = "/" + req.virtual_host_bucket + path
-    elif bucket_slash and _is_bucket_path(path):
-        path += "/"
-    subs = sorted(((k, v) for k, v in req.query if k in SIGV2_SUBRESOURCES), key=lambda kv: kv[0])
-    if subs:
-        path += "?" + "&".join(k if (v == "" and bare_empty) else f"{k}={v}" for k, v in subs)
-    return path
-
-
-def sigv2_string_to_sign(req: SigningInput, when: str, *, query_auth: bool = True,
-                         bare_empty: bool = True, bucket_slash: bool = False,
-                         omit_amz: Collection[str] = ()) -> str:
-    """SigV2 StringToSign ("Signing and Authenticating REST Requests"):
-
-    METHOD \\n Content-MD5 \\n Content-Type \\n Date \\n CanonicalizedAmzHeaders
-    CanonicalizedResource
-
-    ``when`` is the Date line: the Date header (empty when x-amz-date is
-    present, which then signs as an amz header) for the Authorization-header
-    form, the Expires parameter for the query form. With ``query_auth``,
-    Content-MD5 / Content-Type / x-amz-* may also come from the query, where
-    botocore's HmacV1QueryAuth moves them. ``omit_amz``: amz headers left out
-    of the block (see :func:`_verify_sigv2_header`).
-    """
-    headers = {k.lower(): v for k, v in req.headers.items()}
-
-    def standard(name: str) -> str:
-        value = headers.get(name)
-        if value is None and query_auth:
-            value = _lookup_ci(req.query, name)
-        return (value or "").strip()
-
-    amz_pairs = [(k, v) for k, v in req.query if query_auth and k.lower().startswith("x-amz-")]
-    # A header overrides the same name from the query (botocore sends one or the other).
-    amz_pairs = [(k, v) for k, v in amz_pairs if k.lower() not in headers]
-    amz_pairs += [(k, v) for k, v in headers.items() if k.startswith("x-amz-") and k not in omit_amz]
-    return (f"{req.method.upper()}\n{standard('content-md5')}\n{standard('content-type')}\n"
-            f"{when}\n{sigv2_canonical_amz_headers(amz_pairs)}"
-            f"{sigv2_canonical_resource(req, bare_empty=bare_empty, bucket_slash=bucket_slash)}")
-
-
-def sigv2_signature(secret: str, string_to_sign: str) -> str:
-    """Base64(HMAC-SHA1(secret, UTF-8(StringToSign)))."""
-    mac = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1)
-    return base64.b64encode(mac.digest()).decode("ascii")
-
-
-# --------------------------------------------------------------------------
 # Verification
 # --------------------------------------------------------------------------
 
-def _as_utc(dt: datetime) -> datetime:
+def as_utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
-def _iso(dt: datetime) -> str:
-    return _as_utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso(dt: datetime) -> str:
+    return as_utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_amz_date(value: str) -> datetime | None:
+def parse_amz_date(value: str) -> datetime | None:
     if not _AMZ_DATE_RE.match(value):
         return None
     try:
@@ -389,7 +284,7 @@ def _parse_amz_date(value: str) -> datetime | None:
 _INT_RE = re.compile(r"(-?)([0-9]+)", re.ASCII)
 
 
-def _parse_int(value: str) -> int | None:
+def parse_int(value: str) -> int | None:
     """A decimal integer in ASCII digits only (``str.isdigit()`` and ``\\d``
     also accept '²' or '١'), or None. Absurdly long numbers are clamped to
     +-10**18, which is past every limit checked here (and int() of a string
@@ -402,30 +297,30 @@ def _parse_int(value: str) -> int | None:
     return sign * (10 ** 18 if len(digits) > 18 else int(digits))
 
 
-def _parse_http_date(value: str) -> datetime | None:
+def parse_http_date(value: str) -> datetime | None:
     """An RFC 1123 date (``Tue, 27 Mar 2007 19:36:42 +0000``), as SigV2
     clients send in Date / x-amz-date, or the ISO 8601 basic form."""
     value = value.strip()
-    parsed = _parse_amz_date(value)
+    parsed = parse_amz_date(value)
     if parsed is not None:
         return parsed
     try:
-        return _as_utc(parsedate_to_datetime(value))
+        return as_utc(parsedate_to_datetime(value))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
-def _first_values(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+def first_values(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in pairs:
         out.setdefault(k, v)
     return out
 
 
-def _check_skew(request_time: datetime, raw: str, now: datetime, max_skew: timedelta) -> None:
+def check_skew(request_time: datetime, raw: str, now: datetime, max_skew: timedelta) -> None:
     if abs(request_time - now) > max_skew:
         raise E.RequestTimeTooSkewed(
-            RequestTime=raw, ServerTime=_iso(now),
+            RequestTime=raw, ServerTime=iso(now),
             MaxAllowedSkewMilliseconds=str(int(max_skew.total_seconds() * 1000)))
 
 
@@ -449,7 +344,7 @@ def _check_signature(computed: str, provided: str, access_key: str, sts: str, cr
                                       SignatureProvided=provided, CanonicalRequest=creq)
 
 
-def _secret_for(secrets: Mapping[str, str], access_key: str) -> str:
+def secret_for(secrets: Mapping[str, str], access_key: str) -> str:
     secret = secrets.get(access_key)
     if secret is None:
         raise E.InvalidAccessKeyId(AWSAccessKeyId=access_key)
@@ -462,7 +357,7 @@ def verify(req: SigningInput, secrets: Mapping[str, str], now: datetime, *,
     SigV4 query, SigV2 query, or none), checks it, and raises the S3 error S3
     would. A request with no authentication at all is returned as anonymous;
     the caller decides whether that is allowed."""
-    now = _as_utc(now)
+    now = as_utc(now)
     headers = {k.lower(): v for k, v in req.headers.items()}
     auth = headers.get("authorization")
     names = {k for k, _ in req.query}
@@ -473,14 +368,15 @@ def verify(req: SigningInput, secrets: Mapping[str, str], now: datetime, *,
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
             "Signature query string parameter or the Authorization header should be specified",
             ArgumentName="Authorization", ArgumentValue=(auth or "")[:200])
+    from . import sigv2          # here, not at the top: sigv2 builds on this module's request model
     if auth is not None:
-        if is_sigv2_authorization(auth):
-            return _verify_sigv2_header(req, headers, auth, secrets, now, max_skew)
+        if sigv2.is_sigv2_authorization(auth):
+            return sigv2.verify_header(req, headers, auth, secrets, now, max_skew)
         return _verify_header(req, headers, auth, secrets, now, max_skew)
     if v4_query:
         return _verify_presigned(req, headers, secrets, now, max_skew)
     if v2_query:
-        return _verify_sigv2_presigned(req, secrets, now, max_skew)
+        return sigv2.verify_presigned(req, secrets, now, max_skew)
     return AuthResult(access_key=None, mode="anonymous", payload_hash=UNSIGNED_PAYLOAD)
 
 
@@ -502,11 +398,11 @@ def _verify_header(req: SigningInput, headers: Mapping[str, str], auth: str,
     raw_date = headers.get("x-amz-date")
     request_time: datetime | None = None
     if raw_date is not None:
-        request_time = _parse_amz_date(raw_date.strip())
+        request_time = parse_amz_date(raw_date.strip())
     elif headers.get("date"):
         raw_date = headers["date"]
         try:
-            request_time = _as_utc(parsedate_to_datetime(raw_date))
+            request_time = as_utc(parsedate_to_datetime(raw_date))
         except (TypeError, ValueError, IndexError):
             request_time = None
     if request_time is None or raw_date is None:
@@ -517,8 +413,8 @@ def _verify_header(req: SigningInput, headers: Mapping[str, str], auth: str,
             "The authorization header is malformed; Invalid credential date. "
             "Date is not the same as X-Amz-Date.")
 
-    secret = _secret_for(secrets, ah.access_key)
-    _check_skew(request_time, raw_date, now, max_skew)
+    secret = secret_for(secrets, ah.access_key)
+    check_skew(request_time, raw_date, now, max_skew)
     _check_amz_headers_signed(headers, ah.signed_headers)
 
     creq = canonical_request(req.method, canonical_uri(req.raw_path),
@@ -543,7 +439,7 @@ def _verify_presigned(req: SigningInput, headers: Mapping[str, str], secrets: Ma
                       now: datetime, max_skew: timedelta) -> AuthResult:
     """Query-string SigV4 ("Authenticating Requests: Using Query Parameters")."""
     err = E.AuthorizationQueryParametersError
-    q = _first_values(req.query)
+    q = first_values(req.query)
     if any(p not in q for p in _V4_QUERY_PARAMS):
         raise err("Query-string authentication version 4 requires the X-Amz-Algorithm, "
                   "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, "
@@ -553,12 +449,12 @@ def _verify_presigned(req: SigningInput, headers: Mapping[str, str], secrets: Ma
     access_key, date, region, service = _parse_credential(
         q["X-Amz-Credential"], err, "Error parsing the X-Amz-Credential parameter; ")
     amz_date = q["X-Amz-Date"]
-    request_time = _parse_amz_date(amz_date)
+    request_time = parse_amz_date(amz_date)
     if request_time is None:
         raise err("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     if date != amz_date[:8]:
         raise err("Invalid credential date. Date is not the same as X-Amz-Date.")
-    expires = _parse_int(q["X-Amz-Expires"])
+    expires = parse_int(q["X-Amz-Expires"])
     # S3's own answers: 400 for a value that is no number, negative or over a
     # week; 0 is well-formed and simply expired (403, below).
     if expires is None:
@@ -571,17 +467,17 @@ def _verify_presigned(req: SigningInput, headers: Mapping[str, str], secrets: Ma
     signed_headers = _parse_signed_headers(q["X-Amz-SignedHeaders"], err,
                                            "Error parsing the X-Amz-SignedHeaders parameter; ")
 
-    secret = _secret_for(secrets, access_key)
+    secret = secret_for(secrets, access_key)
     if request_time - now > max_skew:
-        _check_skew(request_time, amz_date, now, max_skew)
+        check_skew(request_time, amz_date, now, max_skew)
     if expires == 0 or now > request_time + timedelta(seconds=expires):
         raise E.AccessDenied("Request has expired", **{
             "X-Amz-Expires": str(expires),
-            "Expires": _iso(request_time + timedelta(seconds=expires)),
-            "ServerTime": _iso(now)})
+            "Expires": iso(request_time + timedelta(seconds=expires)),
+            "ServerTime": iso(now)})
     _check_amz_headers_signed(headers, signed_headers)
 
-    payload_hash = _lookup_ci(req.query, "X-Amz-Content-Sha256") or UNSIGNED_PAYLOAD
+    payload_hash = lookup_ci(req.query, "X-Amz-Content-Sha256") or UNSIGNED_PAYLOAD
     creq = canonical_request(req.method, canonical_uri(req.raw_path), canonical_query(req.query),
                              canonical_headers(headers, signed_headers), signed_headers, payload_hash)
     sc = scope(date, region, service)
@@ -592,176 +488,3 @@ def _verify_presigned(req: SigningInput, headers: Mapping[str, str], secrets: Ma
     return AuthResult(access_key=access_key, mode="presigned", payload_hash=payload_hash,
                       signing_key=key, seed_signature=computed, amz_date=amz_date, scope=sc,
                       region=region)
-
-
-def _verify_sigv2_presigned(req: SigningInput, secrets: Mapping[str, str], now: datetime,
-                            max_skew: timedelta) -> AuthResult:
-    """Query-string SigV2 (AWSAccessKeyId, Expires, Signature), the form boto3's
-    generate_presigned_url produces by default for a custom us-east-1 endpoint."""
-    q = _first_values(req.query)
-    if any(p not in q for p in ("AWSAccessKeyId", "Signature", "Expires")):
-        raise E.AccessDenied(
-            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
-    access_key = q["AWSAccessKeyId"]
-    raw_expires = q["Expires"]
-    expires = _parse_int(raw_expires)
-    if expires is None or expires < 0:
-        raise E.AccessDenied("Invalid date (should be seconds since epoch): " + raw_expires[:64])
-    secret = _secret_for(secrets, access_key)
-    if expires < now.timestamp():
-        expires_at = datetime.fromtimestamp(expires, tz=timezone.utc)
-        raise E.AccessDenied("Request has expired", Expires=_iso(expires_at), ServerTime=_iso(now))
-    # Cap SigV2 URLs at a week, like SigV4's X-Amz-Expires (a leaked URL must
-    # not stay valid until 2038), allowing the usual clock skew for the signer.
-    if expires > now.timestamp() + MAX_PRESIGN_EXPIRES + max_skew.total_seconds():
-        raise E.AccessDenied(
-            f"Expires must be at most {MAX_PRESIGN_EXPIRES} seconds (7 days) after the current time",
-            Expires=raw_expires[:64], ServerTime=_iso(now))
-
-    # A '+' in base64 arrives as ' ' if the client left it unescaped.
-    provided = q["Signature"].replace(" ", "+")
-    _check_sigv2_signature(req, secret, access_key, provided, [(raw_expires, ())], query_auth=True)
-    return AuthResult(access_key=access_key, mode="sigv2-presigned", payload_hash=UNSIGNED_PAYLOAD)
-
-
-def _verify_sigv2_header(req: SigningInput, headers: Mapping[str, str], auth: str,
-                         secrets: Mapping[str, str], now: datetime, max_skew: timedelta) -> AuthResult:
-    """``Authorization: AWS AKID:signature`` ("Signing and Authenticating REST
-    Requests"), still sent by older tools. SigV2 does not sign the body: the
-    result's payload hash is UNSIGNED-PAYLOAD, so the body is checked only
-    against Content-MD5 / x-amz-checksum-* (frontend/body.py)."""
-    access_key, provided = parse_sigv2_authorization(auth)
-    if "x-amz-date" in headers:
-        # "Time stamp requirement": x-amz-date wins over Date and is signed as an
-        # amz header, with an empty Date line. The guide's own DELETE example
-        # instead puts the x-amz-date value on the Date line (and no amz line);
-        # accept that shape second.
-        raw_date = headers["x-amz-date"]
-        date_lines = [("", ()), (raw_date.strip(), ("x-amz-date",))]
-    else:
-        raw_date = headers.get("date", "")
-        date_lines = [(raw_date.strip(), ())]
-    request_time = _parse_http_date(raw_date) if raw_date.strip() else None
-    if request_time is None:
-        raise E.AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
-    secret = _secret_for(secrets, access_key)
-    _check_skew(request_time, raw_date, now, max_skew)
-    _check_sigv2_signature(req, secret, access_key, provided, date_lines, query_auth=False)
-    return AuthResult(access_key=access_key, mode="sigv2-header", payload_hash=UNSIGNED_PAYLOAD)
-
-
-def _check_sigv2_signature(req: SigningInput, secret: str, access_key: str, provided: str,
-                           date_lines: Sequence[tuple[str, Collection[str]]], *, query_auth: bool) -> None:
-    """Accept the signature if it matches one of the StringToSign shapes
-    clients produce (each Date line; the resource shapes of
-    :func:`sigv2_canonical_resource`); otherwise SignatureDoesNotMatch with
-    the first, documented, StringToSign (never the secret)."""
-    has_bare = any(k in SIGV2_SUBRESOURCES and v == "" for k, v in req.query)
-    bucket_only = not req.virtual_host_bucket and _is_bucket_path(req.raw_path)
-    first_sts = ""
-    for when, omit in date_lines:
-        for bare in ([True, False] if has_bare else [True]):
-            for slash in ([False, True] if bucket_only else [False]):
-                sts = sigv2_string_to_sign(req, when, query_auth=query_auth, bare_empty=bare,
-                                           bucket_slash=slash, omit_amz=omit)
-                first_sts = first_sts or sts
-                if hmac.compare_digest(sigv2_signature(secret, sts).encode("ascii"),
-                                       provided.encode("utf-8", "replace")):
-                    return
-    raise E.SignatureDoesNotMatch(AWSAccessKeyId=access_key, StringToSign=first_sts,
-                                  SignatureProvided=provided,
-                                  StringToSignBytes=" ".join(f"{b:02x}" for b in first_sts.encode("utf-8")))
-
-
-# --------------------------------------------------------------------------
-# Signing (for clients and tests); mirrors botocore's S3SigV4Auth / S3SigV4QueryAuth
-# --------------------------------------------------------------------------
-
-def _host_from_url(parts) -> str:
-    """Host header botocore derives from a URL: lower-case host, default port dropped."""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    default_port = {"http": 80, "https": 443}.get(parts.scheme)
-    if parts.port is not None and parts.port != default_port:
-        host = f"{host}:{parts.port}"
-    return host
-
-
-def _split_query(query: str) -> list[tuple[str, str]]:
-    """Decode a raw query string into pairs ('+' stays '+', like botocore)."""
-    pairs = []
-    for item in query.split("&"):
-        if not item:
-            continue
-        k, _, v = item.partition("=")
-        pairs.append((unquote(k), unquote(v)))
-    return pairs
-
-
-def _fmt_amz(now: datetime) -> str:
-    return _as_utc(now).strftime(AMZ_DATE_FORMAT)
-
-
-def sign_request(method: str, url: str, headers: Mapping[str, str], payload_hash: str,
-                 access_key: str, secret: str, region: str, now: datetime) -> dict[str, str]:
-    """Sign a request in the Authorization header; return the headers to add
-    (X-Amz-Date, X-Amz-Content-SHA256, Authorization), as botocore's
-    S3SigV4Auth does. Signs every given header except hop-by-hop ones, plus
-    Host (taken from the URL unless given). The URL's path and query must be
-    percent-encoded as they will be sent."""
-    amz_date = _fmt_amz(now)
-    parts = urlsplit(url)
-    to_sign: dict[str, str] = {}
-    for k, v in headers.items():
-        lk = k.lower()
-        if lk not in _UNSIGNABLE_HEADERS and lk not in ("x-amz-date", "x-amz-content-sha256"):
-            to_sign[lk] = v
-    to_sign.setdefault("host", _host_from_url(parts))
-    to_sign["x-amz-date"] = amz_date
-    to_sign["x-amz-content-sha256"] = payload_hash
-    names = sorted(to_sign)
-    creq = canonical_request(method.upper(), canonical_uri(parts.path),
-                             canonical_query(_split_query(parts.query), exclude=()),
-                             canonical_headers(to_sign, names), names, payload_hash)
-    sc = scope(amz_date[:8], region)
-    sig = signature(signing_key(secret, amz_date[:8], region), string_to_sign(amz_date, sc, creq))
-    return {
-        "X-Amz-Date": amz_date,
-        "X-Amz-Content-SHA256": payload_hash,
-        "Authorization": (f"{ALGORITHM} Credential={access_key}/{sc}, "
-                          f"SignedHeaders={';'.join(names)}, Signature={sig}"),
-    }
-
-
-def presign_url(method: str, url: str, access_key: str, secret: str, region: str,
-                now: datetime, expires: int = 3600) -> str:
-    """Presign a URL with SigV4 query parameters, byte-for-byte like botocore's
-    S3SigV4QueryAuth: existing parameters first (first value of each), then
-    X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders (host), and
-    X-Amz-Signature last; payload UNSIGNED-PAYLOAD (or the URL's own
-    X-Amz-Content-Sha256 parameter, which botocore never adds)."""
-    if not 1 <= int(expires) <= MAX_PRESIGN_EXPIRES:
-        raise ValueError("expires must be between 1 and 604800 seconds")
-    amz_date = _fmt_amz(now)
-    parts = urlsplit(url)
-    sc = scope(amz_date[:8], region)
-    existing = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    auth_params = [
-        ("X-Amz-Algorithm", ALGORITHM),
-        ("X-Amz-Credential", f"{access_key}/{sc}"),
-        ("X-Amz-Date", amz_date),
-        ("X-Amz-Expires", str(int(expires))),
-        ("X-Amz-SignedHeaders", "host"),
-    ]
-    all_params = list(existing.items()) + auth_params
-    query = "&".join(f"{_uri_encode(k, keep_slash=False)}={_uri_encode(v, keep_slash=False)}"
-                     for k, v in all_params)
-    host = _host_from_url(parts)
-    payload_hash = next((v for k, v in all_params if k.lower() == "x-amz-content-sha256"),
-                        UNSIGNED_PAYLOAD)
-    creq = canonical_request(method.upper(), canonical_uri(parts.path), canonical_query(all_params),
-                             canonical_headers({"host": host}, ["host"]), ["host"], payload_hash)
-    sig = signature(signing_key(secret, amz_date[:8], region), string_to_sign(amz_date, sc, creq))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment)) + \
-        f"&X-Amz-Signature={sig}"

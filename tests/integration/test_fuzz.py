@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from minis3.cluster.supervisor import wait_healthy
-from minis3.core.sigv4 import sign_request
+from minis3.core.signing import sign_request
 
 from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, rss_kib
 from .conftest import make_client

@@ -268,7 +268,7 @@ def test_a_part_over_5_gib_is_refused_before_its_body(cluster, s3, bucket):
     import http.client
     from urllib.parse import urlsplit
 
-    from minis3.core.sigv4 import sign_request
+    from minis3.core.signing import sign_request
 
     from .cluster import ACCESS_KEY, SECRET_KEY
     uid = s3.create_multipart_upload(Bucket=bucket, Key="huge")["UploadId"]

@@ -22,7 +22,7 @@ import pytest
 
 from minis3.cluster import chaos
 from minis3.cluster.supervisor import _cli_args, _spawn, log_dir
-from minis3.core.sigv4 import sign_request
+from minis3.core.signing import sign_request
 from minis3.ec.codec import Codec
 from minis3.ec.placement import place
 from minis3.rpc import sync

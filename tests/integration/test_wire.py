@@ -32,7 +32,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from minis3.core import sigv4
+from minis3.core import signing, sigv4
 
 from .cluster import ACCESS_KEY, SECRET_KEY
 from .conftest import make_client
@@ -53,7 +53,7 @@ def test_step_functions_match_aws_documented_example():
     by minis3.core.sigv4 and by this file's own chain."""
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     now = datetime(2013, 5, 24, tzinfo=timezone.utc)
-    h = sigv4.sign_request("PUT", "https://s3.amazonaws.com/examplebucket/chunkObject.txt",
+    h = signing.sign_request("PUT", "https://s3.amazonaws.com/examplebucket/chunkObject.txt",
                            {"Content-Encoding": "aws-chunked", "Content-Length": "66824",
                             "x-amz-decoded-content-length": "66560",
                             "x-amz-storage-class": "REDUCED_REDUNDANCY"},

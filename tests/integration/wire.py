@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from minis3.core import sigv4
+from minis3.core import signing, sigv4
 
 from .cluster import ACCESS_KEY, SECRET_KEY
 
@@ -114,7 +114,7 @@ def sign(method: str, host: str, path: str, headers: dict[str, str] | None = Non
          access_key: str = ACCESS_KEY, secret: str = SECRET_KEY) -> dict[str, str]:
     """Headers (Host first) signed with SigV4 in the Authorization header."""
     h = {"Host": host, **(headers or {})}
-    h.update(sigv4.sign_request(method, f"http://{host}{path}", h, payload_hash, access_key, secret,
+    h.update(signing.sign_request(method, f"http://{host}{path}", h, payload_hash, access_key, secret,
                                 REGION, now or utcnow()))
     return h
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minis3.core import checksums, conditions, errors as E, metadata, multipart_xml, names, numbers, ranges, s3xml
-from minis3.core import sigv4, tagging, trace, versions
+from minis3.core import sigv2, sigv4, tagging, trace, versions
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2024, 3, 1, 12, 30, 45, tzinfo=timezone.utc)
@@ -63,7 +63,7 @@ def test_header_values(raw, size):
 def test_authorization_headers(raw):
     value_or_s3_error(sigv4.parse_authorization, raw)
     value_or_s3_error(sigv4.parse_authorization, "AWS4-HMAC-SHA256 " + raw)
-    value_or_s3_error(sigv4.parse_sigv2_authorization, "AWS " + raw)
+    value_or_s3_error(sigv2.parse_sigv2_authorization, "AWS " + raw)
 
 
 @SETTINGS

@@ -28,6 +28,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from minis3.core import errors as E
+from minis3.core import signing, sigv2
 from minis3.core import sigv4 as S
 
 AK = "AKIAIOSFODNN7EXAMPLE"
@@ -132,7 +133,7 @@ def test_aws_presigned_example_verify():
 
 
 def test_aws_presigned_example_presign_url():
-    url = S.presign_url("GET", f"https://{AWS_HOST}/test.txt", AK, SK, "us-east-1", AWS_NOW, 86400)
+    url = signing.presign_url("GET", f"https://{AWS_HOST}/test.txt", AK, SK, "us-east-1", AWS_NOW, 86400)
     assert url == (
         "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256"
         "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
@@ -186,12 +187,12 @@ def test_parse_authorization_variants():
 
 def test_parse_sigv2_authorization():
     value = f"AWS {AK}:frJIUN8DYpKDtOLCwo//yllqDzg="
-    assert S.is_sigv2_authorization(value) and S.is_sigv2_authorization("  AWS")
-    assert not S.is_sigv2_authorization("AWS4-HMAC-SHA256 Credential=x")
-    assert S.parse_sigv2_authorization(value) == (AK, "frJIUN8DYpKDtOLCwo//yllqDzg=")
+    assert sigv2.is_sigv2_authorization(value) and sigv2.is_sigv2_authorization("  AWS")
+    assert not sigv2.is_sigv2_authorization("AWS4-HMAC-SHA256 Credential=x")
+    assert sigv2.parse_sigv2_authorization(value) == (AK, "frJIUN8DYpKDtOLCwo//yllqDzg=")
     for bad in ("AWS", "AWS ", f"AWS {AK}", f"AWS {AK}:", "AWS :sig"):
         with pytest.raises(E.InvalidArgument, match="Expected AwsAccessKeyId:signature"):
-            S.parse_sigv2_authorization(bad)
+            sigv2.parse_sigv2_authorization(bad)
     # The SigV4 parser does not take a SigV2 header.
     with pytest.raises(E.InvalidArgument, match="Unsupported Authorization Type"):
         S.parse_authorization(value)
@@ -332,7 +333,7 @@ def test_botocore_header_auth(path, query):
     assert res.payload_hash == hashlib.sha256(body).hexdigest()
 
     # Our signer produces the same headers as botocore for the same inputs.
-    ours = S.sign_request("PUT", url, {"Content-Type": "text/plain", "x-amz-meta-k": "  v  1 "},
+    ours = signing.sign_request("PUT", url, {"Content-Type": "text/plain", "x-amz-meta-k": "  v  1 "},
                           hashlib.sha256(body).hexdigest(), AK, SK, "eu-west-3", NOW)
     for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
         assert ours[name] == req.headers[name]
@@ -373,7 +374,7 @@ def test_botocore_presigned(path, query):
     req = AWSRequest(method="GET", url=url, headers={})
     with _botocore_now():
         S3SigV4QueryAuth(CREDS, "s3", "us-east-1", expires=600).add_auth(req)
-    assert S.presign_url("GET", url, AK, SK, "us-east-1", NOW, 600) == req.url
+    assert signing.presign_url("GET", url, AK, SK, "us-east-1", NOW, 600) == req.url
 
     inp = _to_input("GET", req.url, {})
     res = S.verify(inp, SECRETS, NOW + timedelta(seconds=599))
@@ -394,7 +395,7 @@ def test_botocore_presigned(path, query):
 
 
 def test_presigned_unsigned_amz_header_refused():
-    url = S.presign_url("PUT", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 600)
+    url = signing.presign_url("PUT", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 600)
     inp = _to_input("PUT", url, {"x-amz-copy-source": "/other/secret"})
     with pytest.raises(E.AccessDenied) as ei:
         S.verify(inp, SECRETS, NOW)
@@ -477,7 +478,7 @@ def test_sigv2_plus_left_unescaped_in_signature():
 # --------------------------------------------------------------------------
 
 def _signed_get(now=NOW, region="us-east-1", extra=None):
-    headers = S.sign_request("GET", ENDPOINT + "/bucket/key", dict(extra or {}), EMPTY, AK, SK, region, now)
+    headers = signing.sign_request("GET", ENDPOINT + "/bucket/key", dict(extra or {}), EMPTY, AK, SK, region, now)
     h = {k.lower(): v for k, v in headers.items()}
     h.update({k.lower(): v for k, v in (extra or {}).items()})
     h["host"] = "localhost:9000"
@@ -506,7 +507,7 @@ def test_unknown_access_key():
     with pytest.raises(E.InvalidAccessKeyId) as ei:
         S.verify(_signed_get(), {"OTHER": "x"}, NOW)
     assert ei.value.extra == {"AWSAccessKeyId": AK}
-    url = S.presign_url("GET", ENDPOINT + "/b/k", AK, SK, "us-east-1", NOW, 60)
+    url = signing.presign_url("GET", ENDPOINT + "/b/k", AK, SK, "us-east-1", NOW, 60)
     with pytest.raises(E.InvalidAccessKeyId):
         S.verify(_to_input("GET", url, {}), {}, NOW)
 
@@ -566,7 +567,7 @@ def test_date_header_instead_of_x_amz_date():
 def test_streaming_payload_hashes_pass_through():
     for value in (S.STREAMING_SIGNED, S.STREAMING_SIGNED_TRAILER, S.STREAMING_UNSIGNED_TRAILER,
                   S.UNSIGNED_PAYLOAD):
-        hdrs = S.sign_request("PUT", ENDPOINT + "/bucket/k", {"Content-Encoding": "aws-chunked"},
+        hdrs = signing.sign_request("PUT", ENDPOINT + "/bucket/k", {"Content-Encoding": "aws-chunked"},
                               value, AK, SK, "us-east-1", NOW)
         inp = _to_input("PUT", ENDPOINT + "/bucket/k", dict(hdrs, **{"Content-Encoding": "aws-chunked"}))
         res = S.verify(inp, SECRETS, NOW)
@@ -581,7 +582,7 @@ def test_anonymous():
 
 def test_two_mechanisms_refused():
     inp = _signed_get()
-    url = S.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
+    url = signing.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
     both = S.SigningInput("GET", "/bucket/key", _to_input("GET", url, {}).query, inp.headers)
     with pytest.raises(E.InvalidArgument):
         S.verify(both, SECRETS, NOW)
@@ -617,10 +618,10 @@ AWS_V2_EXAMPLES = [
 @pytest.mark.parametrize("method,path,bucket,headers,sts,sig", AWS_V2_EXAMPLES)
 def test_aws_sigv2_header_examples(method, path, bucket, headers, sts, sig):
     inp = _v2(method, path, headers, bucket)
-    assert S.sigv2_string_to_sign(inp, headers["Date"], query_auth=False) == sts
-    assert S.sigv2_signature(SK, sts) == sig
+    assert sigv2.sigv2_string_to_sign(inp, headers["Date"], query_auth=False) == sts
+    assert sigv2.sigv2_signature(SK, sts) == sig
     inp.headers["authorization"] = f"AWS {AK}:{sig}"
-    now = S._parse_http_date(headers["Date"]) + timedelta(minutes=3)
+    now = S.parse_http_date(headers["Date"]) + timedelta(minutes=3)
     res = S.verify(inp, SECRETS, now)
     assert res == S.AuthResult(access_key=AK, mode="sigv2-header", payload_hash="UNSIGNED-PAYLOAD")
     # The same signature does not verify for another key, method or bucket.
@@ -645,11 +646,11 @@ def test_sigv2_header_x_amz_date_signed_as_amz_header_with_empty_date_line():
     sts = f"PUT\n\ntext/plain\n\nx-amz-date:{xdate}\nx-amz-meta-a:1,2\n/bucket/k"
     headers = {"Host": "h", "Content-Type": "text/plain", "x-amz-date": xdate, "x-amz-meta-a": "1,2",
                "Date": "Thu, 01 Jan 1970 00:00:00 GMT",
-               "Authorization": f"AWS {AK}:{S.sigv2_signature(SK, sts)}"}
+               "Authorization": f"AWS {AK}:{sigv2.sigv2_signature(SK, sts)}"}
     assert S.verify(_v2("PUT", "/bucket/k", headers), SECRETS, NOW).mode == "sigv2-header"
     # The ISO 8601 basic form of x-amz-date is taken too.
     sts = "GET\n\n\n\nx-amz-date:20240301T123045Z\n/bucket/k"
-    headers = {"x-amz-date": "20240301T123045Z", "Authorization": f"AWS {AK}:{S.sigv2_signature(SK, sts)}"}
+    headers = {"x-amz-date": "20240301T123045Z", "Authorization": f"AWS {AK}:{sigv2.sigv2_signature(SK, sts)}"}
     assert S.verify(_v2("GET", "/bucket/k", headers), SECRETS, NOW).access_key == AK
 
 
@@ -765,7 +766,7 @@ def test_boto3_sigv2_client_requests_verify():
 
 def _presigned_query(**override):
     """The query of a fresh presigned URL with some parameters replaced (None = removed)."""
-    url = S.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 600)
+    url = signing.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 600)
     out = []
     for k, v in _to_input("GET", url, {}).query:
         if k not in override:
@@ -817,7 +818,7 @@ def test_presigned_expires_messages_as_s3(raw, message):
 
 def test_presigned_expires_zero_is_expired():
     """X-Amz-Expires=0 is well-formed and already expired: 403 AccessDenied, as S3 answers."""
-    url = S.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
+    url = signing.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
     q = [(k, "0" if k == "X-Amz-Expires" else v) for k, v in _to_input("GET", url, {}).query]
     for now in (NOW, NOW + timedelta(seconds=1)):
         with pytest.raises(E.AccessDenied, match="Request has expired") as ei:
@@ -826,7 +827,7 @@ def test_presigned_expires_zero_is_expired():
 
 
 def test_presigned_expired_put():
-    url = S.presign_url("PUT", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
+    url = signing.presign_url("PUT", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 60)
     inp = _to_input("PUT", url, {"content-length": "5"})
     assert S.verify(inp, SECRETS, NOW + timedelta(seconds=60)).mode == "presigned"
     with pytest.raises(E.AccessDenied, match="Request has expired"):
@@ -834,14 +835,14 @@ def test_presigned_expired_put():
 
 
 def test_parse_int_ascii_only():
-    assert S._parse_int("604800") == 604800 and S._parse_int("-7") == -7 and S._parse_int("007") == 7
+    assert S.parse_int("604800") == 604800 and S.parse_int("-7") == -7 and S.parse_int("007") == 7
     for bad in ("\u00b2", "\u0661", "1\u0661", "+1", " 1", "1 ", "", "-", "1e3", "0x10"):
-        assert S._parse_int(bad) is None, bad
-    assert S._parse_int("1" * 5000) == 10 ** 18 and S._parse_int("-" + "1" * 5000) == -10 ** 18
+        assert S.parse_int(bad) is None, bad
+    assert S.parse_int("1" * 5000) == 10 ** 18 and S.parse_int("-" + "1" * 5000) == -10 ** 18
 
 
 def test_presigned_max_expiry_accepted_and_future_date_skew():
-    url = S.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 604800)
+    url = signing.presign_url("GET", ENDPOINT + "/bucket/key", AK, SK, "us-east-1", NOW, 604800)
     inp = _to_input("GET", url, {})
     assert S.verify(inp, SECRETS, NOW + timedelta(days=6, hours=23)).access_key == AK
     with pytest.raises(E.RequestTimeTooSkewed):
@@ -851,7 +852,7 @@ def test_presigned_max_expiry_accepted_and_future_date_skew():
 
 def test_presigned_with_content_sha256_param():
     base = ENDPOINT + "/bucket/key?X-Amz-Content-Sha256=" + "a" * 64
-    url = S.presign_url("PUT", base, AK, SK, "us-east-1", NOW, 60)
+    url = signing.presign_url("PUT", base, AK, SK, "us-east-1", NOW, 60)
     res = S.verify(_to_input("PUT", url, {}), SECRETS, NOW)
     # The hash that was signed is what the body has to match.
     assert res.payload_hash == "a" * 64
