@@ -111,10 +111,7 @@ def complete_multipart_upload_xml(*, location: str, bucket: str, key: str, etag:
     then ``Checksum<ALG>`` for ``checksum = (alg, base64)``, then
     ChecksumType -- the order of the API reference."""
     root = X.root("CompleteMultipartUploadResult")
-    X.sub(root, "Location", location)
-    X.sub(root, "Bucket", bucket)
-    X.sub(root, "Key", key)
-    X.sub(root, "ETag", quote_etag(etag))
+    X.leaves(root, ("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", quote_etag(etag)))
     if checksum is not None:
         X.sub(root, X.checksum_element(checksum[0]), checksum[1])
     if checksum_type:
@@ -152,10 +149,8 @@ def list_parts_xml(*, bucket: str, key: str, upload_id: str, part_number_marker:
     ChecksumAlgorithm is written upper-case.
     """
     root = X.root("ListPartsResult")
-    X.sub(root, "Bucket", bucket)
-    X.sub(root, "Key", key)
-    X.sub(root, "UploadId", upload_id)
-    X.sub(root, "PartNumberMarker", int(part_number_marker))
+    X.leaves(root, ("Bucket", bucket), ("Key", key), ("UploadId", upload_id),
+             ("PartNumberMarker", int(part_number_marker)))
     if next_part_number_marker is not None:
         X.sub(root, "NextPartNumberMarker", int(next_part_number_marker))
     X.sub(root, "MaxParts", int(max_parts))

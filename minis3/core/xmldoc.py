@@ -151,6 +151,12 @@ def sub(parent: El, tag: str, text: str | int | None = None) -> El:
     return el
 
 
+def leaves(parent: El, *elements: tuple[str, str | int]) -> None:
+    """``(tag, text)`` children of ``parent``, in the order given (S3's documented order)."""
+    for tag, text in elements:
+        sub(parent, tag, text)
+
+
 def xml_bool(value: bool) -> str:
     return "true" if value else "false"
 
