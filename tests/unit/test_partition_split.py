@@ -120,13 +120,13 @@ async def test_an_extra_process_starts_empty_adds_an_incoming_partition_and_drop
 def slow_halves(monkeypatch, seconds: float) -> None:
     """Make a split's preparing of its halves (in a thread) take ``seconds``, so writes land meanwhile."""
     import time as _time
-    from minis3.meta import partition
-    real = partition._halves
+    from minis3.meta import split
+    real = split._halves
 
     def slow(*args):
         _time.sleep(seconds)
         return real(*args)
-    monkeypatch.setattr(partition, "_halves", slow)
+    monkeypatch.setattr(split, "_halves", slow)
 
 
 async def test_writes_landing_while_the_halves_are_prepared_reach_the_right_half(tmp_path, monkeypatch):
@@ -207,17 +207,17 @@ async def test_a_crash_just_after_the_new_list_is_durable_recovers_both_halves(t
     """The list names the halves while the partition still takes writes:
     whatever it acknowledged is in the files the halves link."""
     import shutil
-    from minis3.meta import partition
+    from minis3.meta import split as split_mod
     ps = PartitionSet((), tmp_path / "live", snapshot_every=20)
     for i in range(100):
         await write(ps, f"k/{i:04d}", rec(1))
     slow_halves(monkeypatch, 0.2)
-    real = partition.write_json_durably
+    real = split_mod.write_json_durably
 
     def crash_image(path, doc):
         real(path, doc)
         shutil.copytree(tmp_path / "live", tmp_path / "image")   # the disk as a crash would leave it
-    monkeypatch.setattr(partition, "write_json_durably", crash_image)
+    monkeypatch.setattr(split_mod, "write_json_durably", crash_image)
     split = asyncio.ensure_future(ps.split("p000", "k/0050", "p001", "p002"))
     await asyncio.sleep(0.05)
     await write(ps, "k/0003", rec(2))                # acknowledged during the split, before the list
@@ -234,14 +234,14 @@ async def test_a_crash_just_after_the_new_list_is_durable_recovers_both_halves(t
 
 
 async def test_a_split_whose_list_cannot_be_written_leaves_the_partition_as_it_was(tmp_path, monkeypatch):
-    from minis3.meta import partition
+    from minis3.meta import split
     ps = PartitionSet((), tmp_path, snapshot_every=50)
     for i in range(100):
         await write(ps, f"k/{i:04d}", rec(1))
 
     def fail(path, doc):
         raise OSError("disk full")
-    monkeypatch.setattr(partition, "write_json_durably", fail)
+    monkeypatch.setattr(split, "write_json_durably", fail)
     try:
         await ps.split("p000", "k/0050", "p001", "p002")
         raise AssertionError("the split went on")
