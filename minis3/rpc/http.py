@@ -108,10 +108,12 @@ def count_refusals(registry, verifier: "auth.Verifier") -> None:
 
 
 def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metrics"), *,
-                 registry=None, sealed_paths: tuple[str, ...] = (), **kw) -> web.Application:
+                 registry=None, sealed_paths: tuple[str, ...] = (), routes=(), on_startup=(), on_cleanup=(),
+                 **kw) -> web.Application:
     """An internal service's aiohttp app: requests signed with the cluster
     secret (``open_paths`` excepted), spans recorded for requests that carry
-    a trace (``traceparent``), and ``GET /trace`` for ``minis3 trace``.
+    a trace (``traceparent``), and ``GET /trace`` for ``minis3 trace``; the
+    service's own ``routes`` (``web.get(...)``...) and its start and stop hooks.
     Refusals are counted in ``registry`` (a prometheus CollectorRegistry);
     the verifier is ``app[VERIFIER]``."""
     from . import tracing
@@ -122,6 +124,9 @@ def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metric
                                        tracing.middleware()], **kw)
     app[VERIFIER] = verifier
     app.router.add_get("/trace", tracing.trace_handler)
+    app.router.add_routes(routes)
+    app.on_startup.extend(on_startup)
+    app.on_cleanup.extend(on_cleanup)
     listener.install(app)              # the request-head timeout and per-address cap (plain-text errors)
     return app
 

@@ -308,14 +308,11 @@ class _Process:
 
 
 def app(topo) -> web.Application:
-    a = internal_app(topo.cluster_secret, registry=REGISTRY)
     p = _Process(topo)
-    a.add_routes([web.get("/status", p.status), web.get("/index", p.index_status),
-                  web.post("/index/move", p.index_move), web.post("/pass", p.start),
-                  web.get("/health", p.health), web.get("/metrics", p.metrics)])
-    a.on_startup.append(p.on_start)
-    a.on_cleanup.append(p.on_stop)
-    return a
+    return internal_app(topo.cluster_secret, registry=REGISTRY, on_startup=[p.on_start], on_cleanup=[p.on_stop],
+                        routes=[web.get("/status", p.status), web.get("/index", p.index_status),
+                                web.post("/index/move", p.index_move), web.post("/pass", p.start),
+                                web.get("/health", p.health), web.get("/metrics", p.metrics)])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -444,19 +444,18 @@ class StorageNode:
 
     def app(self, secret: str) -> web.Application:
         self.secret = secret
+        routes = [web.put("/fragment/{oid}/{idx}", self.put_fragment),
+                  web.get("/fragment/{oid}/{idx}", self.get_fragment),
+                  web.delete("/fragment/{oid}/{idx}", self.delete_fragment),
+                  web.post("/fragments/read", self.read_fragments), web.post("/rebuild", self.rebuild),
+                  web.get("/inventory", self.inventory), web.post("/audit", self.post_audit),
+                  web.get("/audit", self.get_audit), web.get("/quarantine", self.get_quarantine),
+                  web.get("/status", self.status), web.get("/metrics", self.metrics_page),
+                  web.get("/health", self.health)]
         app = internal_app(secret, client_max_size=1 << 20, handler_args={"read_bufsize": STREAM_BUFSIZE},
-                           registry=self.metrics.registry, sealed_paths=("/fragment/",))
+                           registry=self.metrics.registry, sealed_paths=("/fragment/",), routes=routes,
+                           on_startup=[self._on_startup], on_cleanup=[self._on_cleanup])
         self.verifier = app[VERIFIER]
-        app.router.add_routes([web.put("/fragment/{oid}/{idx}", self.put_fragment),
-                               web.get("/fragment/{oid}/{idx}", self.get_fragment),
-                               web.delete("/fragment/{oid}/{idx}", self.delete_fragment),
-                               web.post("/fragments/read", self.read_fragments),
-                               web.post("/rebuild", self.rebuild), web.get("/inventory", self.inventory),
-                               web.post("/audit", self.post_audit), web.get("/audit", self.get_audit),
-                               web.get("/quarantine", self.get_quarantine), web.get("/status", self.status),
-                               web.get("/metrics", self.metrics_page), web.get("/health", self.health)])
-        app.on_startup.append(self._on_startup)
-        app.on_cleanup.append(self._on_cleanup)
         return app
 
 

@@ -7,13 +7,25 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from .cluster import ACCESS_KEY, SECRET_KEY, discard_dir, started_cluster
+from .cluster import ACCESS_KEY, SECRET_KEY, discard_dir, on_demand_cluster, started_cluster
 from .regions import TwoRegions
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     yield from started_cluster(tmp_path_factory, "minis3")
+
+
+@pytest.fixture(scope="module")
+def hc(request, tmp_path_factory):
+    """A cluster of the test module's own whose scrubber runs only when asked (or when a
+    node returns), for the modules that test what a pass heals."""
+    yield from on_demand_cluster(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture(scope="module")
+def hs3(hc):
+    return make_client(hc.endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -28,21 +28,10 @@ from minis3.ec.placement import place
 from minis3.rpc import sync
 from minis3.storage import blocks
 
-from .cluster import ACCESS_KEY, SECRET_KEY, on_demand_cluster, started_cluster, TestCluster
+from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, started_cluster
 from .conftest import make_client
 
 KiB, MiB = 1024, 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def hc(tmp_path_factory):
-    """A cluster whose scrubber runs only when asked (or when a node returns)."""
-    yield from on_demand_cluster(tmp_path_factory, "scrub")
-
-
-@pytest.fixture(scope="module")
-def hs3(hc):
-    return make_client(hc.endpoint)
 
 
 def _put_many(s3, bucket: str, n: int, rng: random.Random, prefix: str = "obj") -> dict[str, bytes]:
