@@ -123,6 +123,13 @@ def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning:
     a = _find(mine, "large", "PUT")
     if a and "put_work_mb_s" in lim:
         add("large PUT MB/s ÷ one-core ceiling of its work", a["mb_per_s"] / lim["put_work_mb_s"], 0.5)
+    _flatness_targets(mine, versioning, add)
+    return out
+
+
+def _flatness_targets(mine: list[dict], versioning: dict | None, add) -> None:
+    """The targets that say a cost does not grow with size (object, parts, keys,
+    versions), and the multipart-vs-single-stream ratios to show."""
     small_rss = max((r.get("frontend_rss_peak_mb") or 0 for r in mine if r["workload"] == "small"), default=0)
     sizes = sorted({r["size"] for r in mine if r["workload"] == "large"})
     peak = {n: max((r.get("frontend_rss_peak_mb") or 0 for r in mine
@@ -163,7 +170,6 @@ def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning:
         add(f"{what} flat in versions: p50 with {few} ÷ p50 with {many}",
             1 / r["p50"] if r["p50"] else None, 1 / 1.5,
             f"{many} ÷ {few}: p50 {r['p50']:.2f}×, p99 {r['p99']:.2f}×" if r["p50"] and r["p99"] else "")
-    return out
 
 
 # ------------------------------------------------------------------ rendering

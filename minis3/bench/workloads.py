@@ -218,22 +218,8 @@ async def multipart(runner: Runner, s: Settings, run_id: str) -> None:
         key = f"multipart/{size}"
         state: dict = {}
 
-        async def upload(_i: int) -> Result:
-            r, uid = await runner.client.create_multipart(bucket, key)
-            if r.error or uid is None:
-                return Result(r.status, error=r.error or "NoUploadId")
-            state["uid"], etags = uid, [None] * n_parts
-            sem = asyncio.Semaphore(s.multipart_concurrency)
-
-            async def one(n: int) -> Result:
-                async with sem:
-                    pr = await runner.client.upload_part(bucket, key, uid, n + 1, payloads[n])
-                    etags[n] = pr.etag
-                    return pr
-            results = await asyncio.gather(*(one(n) for n in range(n_parts)))
-            bad = next((x for x in results if x.error), None)
-            state["etags"] = etags
-            return bad or Result(200, sum(x.nbytes for x in results))
+        def upload(_i: int, key=key, payloads=payloads, state=state):
+            return _upload_in_parts(runner, bucket, key, payloads, s.multipart_concurrency, state)
 
         label = f"multipart PUT {size_label(size)} ({n_parts} parts ×{s.multipart_concurrency})"
         put = await runner.phase("multipart", "PUT parts", size, s.multipart_concurrency, upload, count=1,
@@ -247,23 +233,50 @@ async def multipart(runner: Runner, s: Settings, run_id: str) -> None:
                                   count=1, label=f"CompleteMultipartUpload {size_label(size)} ({n_parts} parts)")
         done.extra["parts"] = n_parts
 
-        async def read(_i: int) -> Result:
-            sem = asyncio.Semaphore(s.multipart_concurrency)
-
-            async def one(n: int) -> Result:
-                async with sem:
-                    first = n * part_size
-                    return _check_get(await runner.client.get_range(bucket, key, first,
-                                                                    first + len(payloads[n].data) - 1), payloads[n])
-            results = await asyncio.gather(*(one(n) for n in range(n_parts)))
-            bad = next((x for x in results if x.error), None)
-            return bad or Result(200, sum(x.nbytes for x in results))
+        def read(_i: int, key=key, payloads=payloads, part_size=part_size):
+            return _read_in_ranges(runner, bucket, key, payloads, part_size, s.multipart_concurrency)
         got = await runner.phase("multipart", "GET parts", size, s.multipart_concurrency, read, count=1,
                                  label=f"multipart GET {size_label(size)} by part-sized ranges "
                                        f"×{s.multipart_concurrency}")
         got.extra["parts"] = n_parts
         await runner.client.delete(bucket, key)
     await runner.client.delete_bucket(bucket)
+
+
+async def _upload_in_parts(runner: Runner, bucket: str, key: str, payloads: list[Payload], concurrency: int,
+                           state: dict) -> Result:
+    """CreateMultipartUpload, then every part (``concurrency`` in flight); the upload id
+    and the parts' ETags go into ``state`` for the CompleteMultipartUpload."""
+    r, uid = await runner.client.create_multipart(bucket, key)
+    if r.error or uid is None:
+        return Result(r.status, error=r.error or "NoUploadId")
+    state["uid"], etags = uid, [None] * len(payloads)
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> Result:
+        async with sem:
+            pr = await runner.client.upload_part(bucket, key, uid, n + 1, payloads[n])
+            etags[n] = pr.etag
+            return pr
+    results = await asyncio.gather(*(one(n) for n in range(len(payloads))))
+    bad = next((x for x in results if x.error), None)
+    state["etags"] = etags
+    return bad or Result(200, sum(x.nbytes for x in results))
+
+
+async def _read_in_ranges(runner: Runner, bucket: str, key: str, payloads: list[Payload], part_size: int,
+                          concurrency: int) -> Result:
+    """The object read back in part-sized ranges (``concurrency`` in flight), each checked."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> Result:
+        async with sem:
+            first = n * part_size
+            return _check_get(await runner.client.get_range(bucket, key, first,
+                                                            first + len(payloads[n].data) - 1), payloads[n])
+    results = await asyncio.gather(*(one(n) for n in range(len(payloads))))
+    bad = next((x for x in results if x.error), None)
+    return bad or Result(200, sum(x.nbytes for x in results))
 
 
 WORKLOADS = {"small": small, "large": large, "list": listing, "mixed": mixed, "multipart": multipart}

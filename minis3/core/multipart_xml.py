@@ -5,6 +5,7 @@ with ``core/xmldoc.py``.
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 
 from minis3.core import errors as E
 from minis3.core import xmldoc as X
@@ -69,39 +70,44 @@ def parse_complete_multipart_upload(body: bytes) -> list[dict]:
             continue
         if len(parts) >= MAX_COMPLETE_PARTS:
             raise E.MalformedXML()
-        number_text: str | None = None
-        etag: str | None = None
-        checksums: dict[str, str] = {}
-        for el in child:
-            name = X.local(el.tag)
-            if name == "PartNumber":
-                if number_text is not None:
-                    raise E.MalformedXML()
-                number_text = X.leaf_text(el)
-            elif name == "ETag":
-                if etag is not None:
-                    raise E.MalformedXML()
-                etag = X.leaf_text(el)
-            elif name in _CHECKSUM_ELEMENTS:
-                alg = _CHECKSUM_ELEMENTS[name]
-                if alg in checksums:
-                    raise E.MalformedXML()
-                checksums[alg] = X.leaf_text(el)
-        if number_text is None or etag is None:
-            raise E.MalformedXML()
-        number_text = number_text.strip()
-        if not _PART_NUMBER.fullmatch(number_text):
-            raise E.MalformedXML()
-        try:
-            number = int(number_text)
-        except ValueError as exc:        # longer than int's digit limit
-            raise E.MalformedXML() from exc
-        if len(etag) >= 2 and etag[0] == '"' and etag[-1] == '"':
-            etag = etag[1:-1]
-        parts.append({"part": number, "etag": etag, "checksums": checksums})
+        parts.append(_part(child))
     if not parts:
         raise E.MalformedXML()
     return parts
+
+
+def _part(el: ET.Element) -> dict:
+    """One ``<Part>`` of a CompleteMultipartUpload body (the rules above)."""
+    number_text: str | None = None
+    etag: str | None = None
+    checksums: dict[str, str] = {}
+    for sub in el:
+        name = X.local(sub.tag)
+        if name == "PartNumber":
+            if number_text is not None:
+                raise E.MalformedXML()
+            number_text = X.leaf_text(sub)
+        elif name == "ETag":
+            if etag is not None:
+                raise E.MalformedXML()
+            etag = X.leaf_text(sub)
+        elif name in _CHECKSUM_ELEMENTS:
+            alg = _CHECKSUM_ELEMENTS[name]
+            if alg in checksums:
+                raise E.MalformedXML()
+            checksums[alg] = X.leaf_text(sub)
+    if number_text is None or etag is None:
+        raise E.MalformedXML()
+    number_text = number_text.strip()
+    if not _PART_NUMBER.fullmatch(number_text):
+        raise E.MalformedXML()
+    try:
+        number = int(number_text)
+    except ValueError as exc:        # longer than int's digit limit
+        raise E.MalformedXML() from exc
+    if len(etag) >= 2 and etag[0] == '"' and etag[-1] == '"':
+        etag = etag[1:-1]
+    return {"part": number, "etag": etag, "checksums": checksums}
 
 
 def complete_multipart_upload_xml(*, location: str, bucket: str, key: str, etag: str,

@@ -17,26 +17,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from typing import Awaitable, Callable
 
 import prometheus_client
 
 log = logging.getLogger("minis3.worker")
 
-_FAMILIES: dict[int, tuple] = {}
+#: Each registry's worker metrics, made once per registry (weakly held: a registry gone
+#: takes its metrics with it, and a new one never inherits them).
+_FAMILIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _families(registry: prometheus_client.CollectorRegistry) -> tuple:
-    """The worker metrics of one registry (made once per registry)."""
-    if id(registry) not in _FAMILIES:
-        _FAMILIES[id(registry)] = (
+    """The worker metrics of one registry."""
+    if registry not in _FAMILIES:
+        _FAMILIES[registry] = (
             prometheus_client.Counter("minis3_worker_rounds", "Rounds a background worker finished",
                                       ["worker"], registry=registry),
             prometheus_client.Counter("minis3_worker_failures", "Rounds of a background worker that raised",
                                       ["worker"], registry=registry),
             prometheus_client.Gauge("minis3_worker_last_round_seconds", "How long a worker's last round took",
                                     ["worker"], registry=registry))
-    return _FAMILIES[id(registry)]
+    return _FAMILIES[registry]
 
 
 class Worker:
