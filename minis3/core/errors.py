@@ -67,6 +67,7 @@ InvalidRange = _e("InvalidRange", 416, "The requested range is not satisfiable")
 InvalidRequest = _e("InvalidRequest", 400, "Invalid Request")
 InvalidStorageClass = _e("InvalidStorageClass", 400, "The storage class you specified is not valid")
 KeyTooLongError = _e("KeyTooLongError", 400, "Your key is too long")
+MalformedPolicy = _e("MalformedPolicy", 400, "Policies must be valid JSON and the first byte must be '{'")
 MalformedXML = _e("MalformedXML", 400,
                   "The XML you provided was not well-formed or did not validate against our published schema")
 MetadataTooLarge = _e("MetadataTooLarge", 400,
