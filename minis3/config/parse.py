@@ -8,10 +8,10 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
-from .credentials import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, cluster_secret, env_credentials
+from .credentials import cluster_secret, env_credentials
 from .local import default_doc
-from .specs import (AZSpec, ConsoleSpec, DNSSpec, ErasureSpec, FrontendSpec, IndexSpec, MetaSpec, NodeSpec,
-                    ScrubSpec, StorageClassSpec, Topology, TopologyError, World)
+from .specs import (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, AZSpec, ConsoleSpec, DNSSpec, ErasureSpec, FrontendSpec,
+                    IndexSpec, MetaSpec, NodeSpec, ScrubSpec, StorageClassSpec, Topology, TopologyError, World)
 
 
 def _node(raw: dict, az: str, data_dir: Path) -> NodeSpec:

@@ -435,28 +435,26 @@ class MetaService:
 
     def app(self, secret: str) -> web.Application:
         self.secret = self.secret or secret
-        app = internal_app(secret, client_max_size=64 << 20, registry=REGISTRY)
-        app.router.add_routes([web.get("/v/bucket", self.get_bucket), web.get("/v/buckets", self.list_buckets),
-                               web.post("/v/bucket", self.put_bucket), web.get("/v/object", self.get_object),
-                               web.post("/v/object", self.put_object), web.post("/v/objects", self.put_objects),
-                               web.post("/v/prepare", self.prepare), web.post(batch.PATH, self.batch),
-                               web.get("/v/scan", self.scan), web.post("/gc/add", self.gc_notes.add),
-                               web.get("/gc", self.gc_notes.list_notes),
-                               web.post("/gc/forget", self.gc_notes.forget), web.get("/metrics", self.metrics),
-                               web.get("/index/map", self.maps.get_map), web.post("/index/map", self.maps.put_map),
-                               web.get("/index/stats", self.maps.index_stats),
-                               web.get("/index/split-key", self.maps.split_key),
-                               web.post("/index/receive", self.moves.receive),
-                               web.post("/index/fence", self.moves.fence),
-                               web.post("/index/finish", self.moves.finish),
-                               web.post("/index/release", self.moves.release), web.get("/status", self.status),
-                               web.get("/health", self.health)])
+        routes = [web.get("/v/bucket", self.get_bucket), web.get("/v/buckets", self.list_buckets),
+                  web.post("/v/bucket", self.put_bucket), web.get("/v/object", self.get_object),
+                  web.post("/v/object", self.put_object), web.post("/v/objects", self.put_objects),
+                  web.post("/v/prepare", self.prepare), web.post(batch.PATH, self.batch),
+                  web.get("/v/scan", self.scan), web.post("/gc/add", self.gc_notes.add),
+                  web.get("/gc", self.gc_notes.list_notes),
+                  web.post("/gc/forget", self.gc_notes.forget), web.get("/metrics", self.metrics),
+                  web.get("/index/map", self.maps.get_map), web.post("/index/map", self.maps.put_map),
+                  web.get("/index/stats", self.maps.index_stats),
+                  web.get("/index/split-key", self.maps.split_key),
+                  web.post("/index/receive", self.moves.receive),
+                  web.post("/index/fence", self.moves.fence),
+                  web.post("/index/finish", self.moves.finish),
+                  web.post("/index/release", self.moves.release), web.get("/status", self.status),
+                  web.get("/health", self.health)]
+        app = internal_app(secret, client_max_size=64 << 20, registry=REGISTRY, routes=routes,
+                           on_startup=[self.catchup.start, self.maps.start],
+                           on_cleanup=[self.catchup.stop, self.maps.stop])
         self._batch_handlers = {(rt.method, rt.resource.canonical): rt.handler for rt in app.router.routes()
                                 if (rt.method, rt.resource.canonical) in batch.BATCHABLE}
-        app.on_startup.append(self.catchup.start)
-        app.on_startup.append(self.maps.start)
-        app.on_cleanup.append(self.catchup.stop)
-        app.on_cleanup.append(self.maps.stop)
         return app
 
 

@@ -14,7 +14,7 @@ import asyncio
 import errno
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -47,7 +47,6 @@ class AuditPass:
     bytes_verified: int = 0
     corrupt_found: int = 0
     requested: bool = False              # by POST /audit (else one of the continuous passes)
-    task: asyncio.Task | None = field(default=None, repr=False)
 
 
 class Auditor:
@@ -65,7 +64,6 @@ class Auditor:
         self.last_pass: dict | None = None           # the latest *finished* pass
         self._last_pass_id = 0
         self._requested: AuditPass | None = None     # asked for by POST /audit, not started yet
-        self._round_pass: AuditPass | None = None    # the pass of the worker's latest round
         self._switch = asyncio.Lock()
         self.worker = Worker("audit", self._round, self._until_next_round, registry=metrics.registry)
 
@@ -150,19 +148,18 @@ class Auditor:
         p, self._requested = self._requested, None
         if p is None and self.rate_mb_per_s > 0:
             p = self._new_pass(self.rate_mb_per_s)
-        self._round_pass = p
         if p is not None:
             await self._run_pass(p)
 
     async def _until_next_round(self) -> None:
         """A continuous pass that took less than MIN_PASS_S waits out the rest;
         with no continuous audit, the worker waits for a pass to be asked for
-        (:meth:`start` restarts it)."""
-        p = self._round_pass
+        (:meth:`start` restarts it). With a continuous rate, every round ran a pass:
+        the current one."""
         if self.rate_mb_per_s <= 0:
             await asyncio.Event().wait()
-        elif p is not None:
-            await asyncio.sleep(max(0.0, MIN_PASS_S - (time.monotonic() - p.started_mono)))
+        else:
+            await asyncio.sleep(max(0.0, MIN_PASS_S - (time.monotonic() - self.current.started_mono)))
 
     def start_continuous(self) -> None:
         """At the node's start: the continuous passes (none while the rate is 0)."""
