@@ -83,23 +83,24 @@ async def quorum(replicas: list[Replica], call: Callable[[Replica], Awaitable], 
     for r in order[:first]:
         tasks[asyncio.ensure_future(call(r))] = r
     pending, ok, failed = set(tasks), [], []
+
+    def ask_next() -> None:
+        """Ask the next replica in order too (``pending`` is read when called)."""
+        r = waiting.pop(0)
+        t = asyncio.ensure_future(call(r))
+        tasks[t] = r
+        pending.add(t)
     try:
         while len(ok) < need:
             if len(ok) + len(pending) < need and waiting:
-                r = waiting.pop(0)
-                t = asyncio.ensure_future(call(r))
-                tasks[t] = r
-                pending.add(t)
+                ask_next()
                 continue
             if not pending:
                 break
             done, pending = await asyncio.wait(pending, timeout=READ_HEDGE if waiting else None,
                                                return_when=asyncio.FIRST_COMPLETED)
             if not done:                           # slow: ask one more replica
-                r = waiting.pop(0)
-                t = asyncio.ensure_future(call(r))
-                tasks[t] = r
-                pending.add(t)
+                ask_next()
                 continue
             for t in done:
                 if t.exception() is None:
