@@ -1,7 +1,8 @@
 """boto3 helpers shared by test modules: a client that sends query parameters
-boto3 would not, and S3's way to empty a versioned bucket."""
+boto3 would not, S3's way to empty a versioned bucket, and reading objects back."""
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .conftest import make_client
@@ -31,3 +32,10 @@ def empty_every_version(s3, name: str) -> None:
         if not objs:
             return
         s3.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
+
+
+def assert_read_back(s3, bucket: str, objs: dict[str, bytes]) -> None:
+    """Every object of ``objs`` (key -> body) reads back whole and unchanged."""
+    for key, body in objs.items():
+        got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), key

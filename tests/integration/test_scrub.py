@@ -30,6 +30,7 @@ from minis3.storage import blocks
 
 from .cluster import ACCESS_KEY, SECRET_KEY, TestCluster, started_cluster
 from .conftest import make_client
+from .s3helpers import assert_read_back, empty_every_version
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -42,12 +43,6 @@ def _put_many(s3, bucket: str, n: int, rng: random.Random, prefix: str = "obj") 
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         objs[key] = body
     return objs
-
-
-def _read_all(s3, bucket: str, objs: dict[str, bytes]) -> None:
-    for key, body in objs.items():
-        got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), key
 
 
 def _azs(c: TestCluster):
@@ -99,7 +94,7 @@ def test_one_pass_finds_and_heals_every_damaged_fragment(hc, hs3):
     assert flipped == 30 and deleted == 10 and cut == 5
 
     # No reader ever sees wrong bytes: every GET decodes around the damage.
-    _read_all(hs3, "heal", objs)
+    assert_read_back(hs3, "heal", objs)
 
     # One pass finds all of it (audit + inventories) and rebuilds all of it
     # (it leaves versions younger than ~1 s to the next pass: let the last be older).
@@ -125,7 +120,7 @@ def test_one_pass_finds_and_heals_every_damaged_fragment(hc, hs3):
     for az in [a.name for a in hc.topo.azs]:
         chaos.kill_az(hc.topo, az)
         try:
-            _read_all(hs3, "heal", objs)
+            assert_read_back(hs3, "heal", objs)
         finally:
             chaos.revive_az(hc.topo, az)
         hc.wait_healthy()
@@ -166,10 +161,10 @@ def test_handoff_fragments_return_home_after_an_az_outage(hc, hs3):
     assert rep["pass"]["not_full"] == 0
     print(f"\nfull redundancy {recovery['seconds']:.2f} s after az-b answered again "
           f"({len(moved)} fragments moved home by the --now pass, the rest by the pass its return started)")
-    _read_all(hs3, "away", objs)
+    assert_read_back(hs3, "away", objs)
     chaos.kill_az(hc.topo, "az-a")          # the spread is real: any AZ can go again
     try:
-        _read_all(hs3, "away", objs)
+        assert_read_back(hs3, "away", objs)
     finally:
         chaos.revive_az(hc.topo, "az-a")
     hc.wait_healthy()
@@ -226,7 +221,14 @@ def test_anti_entropy_repairs_replicas_that_disagree(hc, hs3):
     hs3.create_bucket(Bucket="antientropy")
     hs3.put_object(Bucket="antientropy", Key="k", Body=b"old")
     a, b, c = hc.topo.metas
-    cur = _meta_call(hc, a, "GET", "/v/object?bucket=antientropy&key=k")["object"]
+    # The PUT was acknowledged by two replicas; the third's copy lands in the background.
+    deadline = time.monotonic() + 10
+    while True:
+        held = [_meta_call(hc, m, "GET", "/v/object?bucket=antientropy&key=k")["object"] for m in (a, b, c)]
+        if all(held) and len({h["vid"] for h in held}) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    cur = held[0]
     newer = dict(cur, ts=HLC().now(), vid="only-on-a", inline=base64.b64encode(b"new!").decode(), size=4,
                  etag=hashlib.md5(b"new!").hexdigest())
     newer.pop("checksum", None)
@@ -370,7 +372,7 @@ def test_orphans_of_a_frontend_killed_mid_put_are_removed_after_the_grace_period
     # handoff copies left behind are garbage too)
     assert old["orphans_removed"] >= 6, old
     assert not (orphans & set(gc.fragment_files()))
-    _read_all(s3, "orph", keep)
+    assert_read_back(s3, "orph", keep)
 
 
 def test_a_replica_refuses_a_new_version_older_than_the_commit_window(gc):
@@ -526,7 +528,6 @@ def test_every_version_is_scrubbed_kept_and_collected_only_once_removed(gc):
     fragments, the scrubber rebuilds them like any object's, and once every
     version of every key is removed, one grace period later the storage nodes
     hold no fragment of the bucket."""
-    from .s3helpers import empty_every_version
     s3 = make_client(gc.endpoint)
     s3.create_bucket(Bucket="vgc")
     s3.put_bucket_versioning(Bucket="vgc", VersioningConfiguration={"Status": "Enabled"})

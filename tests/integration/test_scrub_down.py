@@ -8,7 +8,6 @@ removed by the ordinary garbage collection, while every object stays readable.
 """
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections import Counter
@@ -18,8 +17,9 @@ import pytest
 from minis3.cluster import chaos
 from minis3.ec.placement import place
 
-from .cluster import started_cluster, TestCluster
+from .cluster import TestCluster, started_cluster
 from .conftest import make_client
+from .s3helpers import assert_read_back
 
 KiB, MiB = 1024, 1024 * 1024
 DOWN_AFTER = 4.0          # seconds a node may be unreachable before its fragments count as lost
@@ -31,12 +31,6 @@ def dc(tmp_path_factory):
     yield from started_cluster(tmp_path_factory, "down",
                                scrub={"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE,
                                       "down_after_s": DOWN_AFTER, "rebuild_mb_per_s": 0})
-
-
-def _read_all(s3, bucket: str, objs: dict[str, bytes]) -> None:
-    for key, body in objs.items():
-        got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), key
 
 
 def _scrubber_status(c: TestCluster) -> dict:
@@ -95,14 +89,14 @@ def test_a_node_that_stays_down_is_rebuilt_elsewhere_and_collected_when_it_retur
         again = dc.scrub_now("--no-audit")["pass"]
         assert again["not_full"] == 0 and not again["rebuilt"], again
 
-        _read_all(s3, "gone", objs)
+        assert_read_back(s3, "gone", objs)
         # Redundancy is really back: with b1 still down, lose two more nodes in two other
         # AZs. Without the rebuild every object would be down to 3 of 6 fragments.
         chaos.kill_node(dc.topo, "a1")
         chaos.kill_node(dc.topo, "c2")
         try:
             time.sleep(1.0)
-            _read_all(s3, "gone", objs)
+            assert_read_back(s3, "gone", objs)
         finally:
             chaos.revive_node(dc.topo, "a1")
             chaos.revive_node(dc.topo, "c2")
@@ -142,4 +136,4 @@ def test_a_node_that_stays_down_is_rebuilt_elsewhere_and_collected_when_it_retur
     for key, r in dc.records("gone").items():
         assert r["ec"]["nodes"] == place(r["ec"]["id"], azs, 6), key        # every fragment home again
     assert set(dc.records("gone")) == set(objs)
-    _read_all(s3, "gone", objs)
+    assert_read_back(s3, "gone", objs)

@@ -9,7 +9,6 @@ used, and the rest of its batch lands all the same; a rate limit still paces.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
@@ -23,6 +22,7 @@ from minis3.scrub.repair import REBUILD_BURST
 from minis3.storage import batchread, blocks
 
 from .cluster import TestCluster, fragment_path
+from .s3helpers import assert_read_back
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -37,12 +37,6 @@ def _put_many(s3, bucket: str, n: int, rng: random.Random, low: int = 80 * KiB, 
         objs[f"o/{i:03d}"] = body
     time.sleep(1.2)            # (a pass leaves versions younger than ~1 s to the next)
     return objs
-
-
-def _read_all(s3, bucket: str, objs: dict[str, bytes]) -> None:
-    for key, body in objs.items():
-        got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), key
 
 
 def _blocks_of(path) -> bytes:
@@ -93,7 +87,7 @@ def test_a_wiped_node_gets_back_exactly_the_fragments_it_lost(hc, hs3):
     # Read back through S3 with the wiped node's AZ partner down, so reads need b1's fragments.
     chaos.kill_node(hc.topo, "b2")
     try:
-        _read_all(hs3, "wiped", objs)
+        assert_read_back(hs3, "wiped", objs)
     finally:
         chaos.revive_node(hc.topo, "b2")
     hc.wait_healthy()
