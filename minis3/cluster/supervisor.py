@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -88,12 +87,23 @@ def _write_state(topo: Topology, az_name: str, children: dict[str, subprocess.Po
 RESTART_BACKOFF = (0.2, 10.0)       # first delay, most delay (doubling) before restarting a child
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT (Ctrl-C): a supervisor's loop runs until then,
-    then stops its children itself."""
-    stopping = threading.Event()
+class StopRequested:
+    """Whether SIGTERM or SIGINT (Ctrl-C) has arrived: a supervisor's loop runs until
+    then, then stops its children itself. A plain attribute, not a threading.Event: a
+    signal handler can run inside another one (a second Ctrl-C, or SIGTERM with it), and
+    Event.set takes a lock the interrupted handler already holds, which deadlocked."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+def stop_on_signals() -> StopRequested:
+    stopping = StopRequested()
+
+    def handler(signum, frame) -> None:
+        stopping.requested = True
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stopping.set())
+        signal.signal(sig, handler)
     return stopping
 
 
@@ -119,7 +129,7 @@ def run_az(topo: Topology, az_name: str) -> int:
     next_start: dict[str, float] = {}
 
     stopping = stop_on_signals()
-    while not stopping.is_set():
+    while not stopping.requested:
         time.sleep(0.1)
         changed = False
         now = time.monotonic()
@@ -411,7 +421,7 @@ def up(topo: Topology) -> int:
         return 1
     print(regions_banner(topo) if topo.world is not None else banner(topo), flush=True)
     try:
-        while not stopping.is_set():
+        while not stopping.requested:
             time.sleep(0.3)
             cluster.restart_exited()
     finally:

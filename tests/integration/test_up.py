@@ -34,6 +34,7 @@ def test_up_status_and_ctrl_c(tmp_path):
             state = json.loads((run_dir(topo) / f"{az.name}.json").read_text())
             assert all(os.getpgid(p) == state["pgid"] for p in state["children"].values())
         up.send_signal(signal.SIGINT)
+        up.send_signal(signal.SIGINT)      # Ctrl-C twice: the second lands in the first's handler, or after it
         out, _ = up.communicate(timeout=30)
         assert up.returncode == 0
         assert "endpoint" in out and "testkey" in out and "aws --endpoint-url" in out and "stopped." in out
