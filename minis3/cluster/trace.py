@@ -122,6 +122,14 @@ def _print(spans: list[Span], as_json: bool, out=sys.stdout) -> None:
         print("\nthe signature did not match. What the server computed (compare with your client's):", file=out)
         print("canonical request:\n" + root.attributes.get("CanonicalRequest", "(not available)"), file=out)
         print("string to sign:\n" + root.attributes["StringToSign"], file=out)
+    decided = [s.attributes for s in spans if s.name == "authorize"]
+    if decided or (root is not None and "authorize" in root.attributes):
+        print("\nwho may do what (frontend/authorize.py):", file=out)
+    for a in decided:
+        what = f"{a.get('action')} on {a.get('resource')}" if a.get("action") else "the request"
+        print(f"  {a.get('decision', '?').upper()}: {what} for {a.get('principal')}, by {a.get('by')}", file=out)
+    if not decided and root is not None and "authorize" in root.attributes:     # a request not sampled
+        print(f"  {root.attributes['authorize']}", file=out)
     print(file=out, flush=True)
 
 

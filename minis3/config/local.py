@@ -84,7 +84,7 @@ def regions_doc(base_port: int = 9000, names: tuple[str, ...] = ("us-east-1", "e
 
 
 def regions_toml(base_port: int, data_dir: str | os.PathLike, names: tuple[str, ...], *,
-                 cluster_secret: str | None = None, credentials: list[tuple[str, str]] = (),
+                 cluster_secret: str | None = None, credentials: list[tuple[str, ...]] = (),
                  scrub: dict | None = None, console: bool = False) -> str:
     """:func:`regions_doc` as a topology file's text."""
     doc = regions_doc(base_port, names, console=console)
@@ -134,12 +134,16 @@ def _top_lines(data_dir, cluster_secret: str | None) -> list[str]:
 
 
 def _credentials(credentials) -> list[str]:
-    return [line for ak, sk in credentials
-            for line in ("", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}")]
+    """``[[credentials]]`` tables from (access key, secret key[, account[, user]]) tuples."""
+    lines = []
+    for ak, sk, *rest in credentials:
+        lines += ["", "[[credentials]]", f"access_key = {_toml_value(ak)}", f"secret_key = {_toml_value(sk)}"]
+        lines += [f"{name} = {_toml_value(v)}" for name, v in zip(("account", "user"), rest) if v]
+    return lines
 
 
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
-               credentials: list[tuple[str, str]] = (), erasure: dict | None = None,
+               credentials: list[tuple[str, ...]] = (), erasure: dict | None = None,
                frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None,
                extra_metas: int = 0, console: bool = False, storage_class: dict | None = None) -> str:
     """The default local cluster moved to another port range, as a topology

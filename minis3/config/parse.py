@@ -127,13 +127,14 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
         azs.append(AZSpec(name=name, nodes=nodes, meta=meta, extra_metas=extras))
     creds = {str(c["access_key"]): str(c["secret_key"]) for c in doc.get("credentials", [])}
     accounts = {str(c["access_key"]): str(c.get("account", c["access_key"])) for c in doc.get("credentials", [])}
+    users = {str(c["access_key"]): str(c["user"]) for c in doc.get("credentials", []) if c.get("user")}
     if not creds:
         creds = env_credentials() or {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
         accounts = {ak: ak for ak in creds}
     secret, secret_source = cluster_secret(doc, root)
     topo = Topology(data_dir=root, cluster_secret=secret, secret_source=secret_source,
                     region=str(doc.get("region", "us-east-1")), erasure=er, frontend=fe, azs=tuple(azs),
-                    credentials=creds, accounts=accounts, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
+                    credentials=creds, accounts=accounts, users=users, partition_bounds=tuple(doc.get("partition_bounds", ("g", "n", "t"))),
                     scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),
                     console=_console_spec(console_raw),
                     storage_class=_storage_class_spec(doc.get("storage_class", {})),

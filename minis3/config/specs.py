@@ -157,6 +157,10 @@ class Topology:
     # access key → account. Buckets belong to accounts; keys of one account
     # share its buckets. By default each access key is its own account.
     accounts: dict[str, str] = field(default_factory=dict)
+    # access key → the IAM-style user it signs as (``user = "alice"`` in its
+    # [[credentials]]); a key with none signs as its account's root. Bucket
+    # policies name either (docs/access.md).
+    users: dict[str, str] = field(default_factory=dict)
     # Initial split points of the key space (over "bucket/key"). The metadata
     # index is a list of key-range partitions from the start, so that later
     # work can split and move them; every metadata replica holds all of them.

@@ -115,3 +115,11 @@ IllegalVersioningConfigurationException = _e(
 # Between the frontend and a metadata replica only (never sent to a client):
 # an unversioned write refused in a bucket that keeps versions.
 VersionedBucket = _e("VersionedBucket", 409, "The bucket keeps versions: this write must keep the one it replaces.")
+# Access: bucket policies, Block Public Access, Object Ownership and ACLs.
+NoSuchBucketPolicy = _e("NoSuchBucketPolicy", 404, "The bucket policy does not exist")
+NoSuchPublicAccessBlockConfiguration = _e("NoSuchPublicAccessBlockConfiguration", 404,
+                                          "The public access block configuration was not found")
+OwnershipControlsNotFoundError = _e("OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found")
+AccessControlListNotSupported = _e("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
+InvalidBucketAclWithObjectOwnership = _e("InvalidBucketAclWithObjectOwnership", 400,
+                                         "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")

@@ -215,13 +215,18 @@ def _match(pattern: str, value: str, ignore_case: bool = False) -> bool:
     return _pattern(pattern, ignore_case).fullmatch(value) is not None
 
 
-def _principal_matches(patterns: tuple[str, ...], who: Principal) -> bool:
+def _principal_matches(patterns: tuple[str, ...], who: Principal, whole_account: bool = True) -> bool:
+    """Does one of ``patterns`` name ``who``? An account (its id, or its root's ARN) names every
+    principal of the account in ``Principal``; in ``NotPrincipal`` (``whole_account`` False)
+    it names the account's root alone, so listing a user and its account's root spares that
+    user only (the IAM guide's "all principals except the user named Bob")."""
     for p in patterns:
         if p == "*":
             return True
         if who.anonymous:
             continue
-        if p in (who.account, f"arn:aws:iam::{who.account}:root", who.arn, who.canonical_id):
+        root = f"arn:aws:iam::{who.account}:root"
+        if p in (who.arn, who.canonical_id) or (p in (who.account, root) and (whole_account or who.arn == root)):
             return True
     return False
 
@@ -229,7 +234,7 @@ def _principal_matches(patterns: tuple[str, ...], who: Principal) -> bool:
 def _applies(st: Statement, req: Request) -> bool:
     if st.principals is not None and not _principal_matches(st.principals, req.principal):
         return False
-    if st.not_principals is not None and _principal_matches(st.not_principals, req.principal):
+    if st.not_principals is not None and _principal_matches(st.not_principals, req.principal, False):
         return False
     if st.actions is not None and not any(_match(a, req.action, True) for a in st.actions):
         return False

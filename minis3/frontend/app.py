@@ -34,6 +34,7 @@ from ..rpc.process import begin, process_args, serve
 from ..rpc.tracing import TRACER, trace_handler
 from ..rpc.worker import Worker
 from ..storage.client import StorageClient
+from .authorize import AccessStore
 from .context import Context
 from .datapath import DataPath
 from .namespace import BucketNamespace
@@ -96,6 +97,7 @@ class Frontend:
         self.health: NodeHealth | None = None
         self.meta: MetaClient | None = None
         self.buckets: BucketNamespace | None = None
+        self.access: AccessStore | None = None
         self.datapath: DataPath | None = None
 
     async def start(self, app: web.Application) -> None:
@@ -110,6 +112,7 @@ class Frontend:
         # The coordinator of the metadata replicas (one per AZ): quorum reads and writes.
         self.meta = MetaClient.for_topology(self.session, self.topo, hlc=self.hlc)
         self.buckets = BucketNamespace(self.topo, self.session, self.meta, self.hlc)
+        self.access = AccessStore(self.meta)       # buckets' owners and access settings (frontend/authorize.py)
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
         self.health = NodeHealth(self.probe_session, {n.id: n.url for n in self.topo.nodes})
@@ -202,11 +205,9 @@ class Frontend:
                 auth = verify(sig_in, self.topo.credentials, dt.datetime.now(dt.timezone.utc))
                 if s is not None:
                     s.attributes.update(mode=auth.mode, access_key=auth.access_key)
-            if auth.access_key is None:
-                raise E.AccessDenied()
             root.attributes.update(bucket=target.bucket, key=target.key, access_key=auth.access_key,
                                    region=self.topo.region, signed_for=auth.region)
-            ctx = Context(request, request_id, target, dict(pairs), auth, self)
+            ctx = Context(request, request_id, target, dict(pairs), auth, self, root=root)
             if auth.region and auth.region != self.topo.region:
                 raise await self.buckets.misdirected(target, auth)
             from . import dispatch

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..core import errors as E
-from ..core import regions, s3xml, versions
+from ..core import access, regions, s3xml, versions
 from ..core.names import MAX_KEY_BYTES, validate_bucket_name
 from ..core.numbers import parse_int
+from . import permissions
 from .body import read_small_body
 from .context import Context
 from .params import continuation_token, encoding_type, token_marker
@@ -20,9 +21,13 @@ def _xml(body: bytes, status: int = 200) -> web.Response:
 async def create(ctx: Context) -> web.Response:
     name = ctx.target.bucket
     validate_bucket_name(name)
+    ownership = permissions.creation_settings(ctx)
     constraint = s3xml.parse_create_bucket(await read_small_body(ctx.request, ctx.auth))
     region = regions.creation_region(constraint, here=ctx.fe.topo.region, regions=ctx.fe.topo.region_names)
+    ctx.fe.access.forget(name)
     await ctx.fe.buckets.create(ctx.account, name, region)
+    if ownership is not None and ownership != access.DEFAULT_OWNERSHIP and region == ctx.fe.topo.region:
+        await ctx.fe.access.put(name, "ownership", {"ownership": ownership})
     resp = web.Response(status=200)
     resp.headers["Location"] = "/" + name
     return resp
@@ -36,8 +41,8 @@ async def head(ctx: Context) -> web.Response:
 
 
 async def delete(ctx: Context) -> web.Response:
-    ctx.fe.buckets.forget(ctx.target.bucket)
-    await ctx.fe.buckets.delete(ctx.account, ctx.target.bucket)
+    ctx.fe.access.forget(ctx.target.bucket)
+    await ctx.fe.buckets.delete(ctx.meta.account, ctx.target.bucket)
     return web.Response(status=204)
 
 
@@ -46,7 +51,7 @@ async def get_location(ctx: Context) -> web.Response:
     b = await ctx.fe.buckets.registry.as_account(ctx.account).bucket_record(ctx.target.bucket)
     if b is None:
         raise E.NoSuchBucket(BucketName=ctx.target.bucket)
-    if b.get("owner") != ctx.account:
+    if b.get("owner") != ctx.meta.account:
         raise E.AccessDenied()
     return _xml(s3xml.location_xml(b.get("region", ctx.fe.topo.region)))
 

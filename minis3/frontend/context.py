@@ -6,13 +6,14 @@ who signed it, and the frontend serving it.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..core import access
+from ..core.policy import Principal
 from ..core.sigv4 import AuthResult
 from ..meta.client import MetaClient
 from .routing import Target
@@ -30,8 +31,14 @@ class Context:
     query: dict[str, str]
     auth: AuthResult
     fe: "Frontend"
+    root: object = None                   # the request's root trace span (core/trace.Span), always recorded
     started: float = field(default_factory=time.monotonic)
     operation: str | None = None          # S3's name for it, once dispatch.dispatch() has resolved it
+    # bucket → the account the metadata service is asked as, for this request: the bucket's
+    # owner, once the authoriser (frontend/authorize.py) has allowed the request there.
+    acting: dict[str, str] = field(default_factory=dict)
+    # bucket → what the authoriser read of it (its record and access settings: BucketState)
+    buckets_seen: dict[str, object] = field(default_factory=dict)
 
     @property
     def resource(self) -> str:
@@ -39,15 +46,36 @@ class Context:
         return "/" + "/".join(p for p in (t.bucket, t.key) if p)
 
     @property
-    def account(self) -> str:
-        return self.fe.topo.accounts.get(self.auth.access_key, self.auth.access_key)
+    def account(self) -> str | None:
+        """The caller's account (None: an anonymous request)."""
+        ak = self.auth.access_key
+        return None if ak is None else self.fe.topo.accounts.get(ak, ak)
+
+    @property
+    def principal(self) -> Principal:
+        """Who asks, as a bucket policy names it (core/access.py)."""
+        ak = self.auth.access_key
+        return access.principal_of(self.account, self.fe.topo.users.get(ak) if ak else None)
 
     @property
     def owner(self) -> tuple[str, str]:
-        """(canonical id, display name) of the caller's account."""
-        return (hashlib.sha256(b"minis3-account:" + self.account.encode()).hexdigest(), self.account)
+        """(canonical id, display name) of the account this request acts as in its bucket
+        (the bucket's owner: listings show it as every object's owner), else the caller's."""
+        account = self.acting.get(self.target.bucket or "", self.account)
+        if account is None:
+            return ANONYMOUS
+        return (access.canonical_id(account), account)
+
+    def meta_for(self, bucket: str) -> MetaClient:
+        """The metadata service, acting for the account the authoriser chose for ``bucket``
+        (its owner, when the request was allowed there), else for the caller's."""
+        return self.fe.meta.as_account(self.acting.get(bucket, self.account))
 
     @property
     def meta(self) -> MetaClient:
-        """The metadata service, acting for this request's account."""
-        return self.fe.meta.as_account(self.account)
+        """The metadata service, acting for this request in its bucket (:meth:`meta_for`)."""
+        return self.meta_for(self.target.bucket or "")
+
+
+#: How S3 names an anonymous caller (an upload's Initiator, for one): its canonical id.
+ANONYMOUS = ("65a011a29cdf8ec533ec3d1ccaae921c", "anonymous")

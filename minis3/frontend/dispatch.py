@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..core import errors as E
 from ..core import operations
 from .context import Context
-from . import attributes, bucket, multipart, object as obj, service, tagging
+from . import attributes, authorize, bucket, multipart, object as obj, permissions, service, tagging
 
 HANDLERS = {
     "ListBuckets": service.list_buckets,
@@ -25,6 +25,21 @@ HANDLERS = {
     "PutBucketTagging": tagging.put_bucket_tagging,
     "GetBucketTagging": tagging.get_bucket_tagging,
     "DeleteBucketTagging": tagging.delete_bucket_tagging,
+    # who may do what (docs/access.md)
+    "PutBucketPolicy": permissions.put_bucket_policy,
+    "GetBucketPolicy": permissions.get_bucket_policy,
+    "DeleteBucketPolicy": permissions.delete_bucket_policy,
+    "GetBucketPolicyStatus": permissions.get_bucket_policy_status,
+    "PutPublicAccessBlock": permissions.put_public_access_block,
+    "GetPublicAccessBlock": permissions.get_public_access_block,
+    "DeletePublicAccessBlock": permissions.delete_public_access_block,
+    "PutBucketOwnershipControls": permissions.put_ownership_controls,
+    "GetBucketOwnershipControls": permissions.get_ownership_controls,
+    "DeleteBucketOwnershipControls": permissions.delete_ownership_controls,
+    "GetBucketAcl": permissions.get_bucket_acl,
+    "PutBucketAcl": permissions.put_bucket_acl,
+    "GetObjectAcl": permissions.get_object_acl,
+    "PutObjectAcl": permissions.put_object_acl,
     # objects
     "PutObject": obj.put,
     "CopyObject": obj.copy,
@@ -66,4 +81,7 @@ async def dispatch(ctx: Context):
     handler = HANDLERS.get(op)
     if handler is None:
         raise E.NotImplemented_(f"{op} is not implemented by minis3")
+    await authorize.authorize(ctx, op)            # AccessDenied, or ctx.acting set
+    if op in permissions.ACL_PUTS:
+        permissions.check_acl_headers(ctx.request.headers, ctx.buckets_seen[ctx.target.bucket])
     return await handler(ctx)

@@ -43,7 +43,7 @@ from ..meta.client import PARTS, UPLOADS
 from . import tagging
 from .body import IncomingBody, read_small_body
 from .bucket import EMPTY_PAGE, clip_marker, too_long_for_a_key
-from .context import Context
+from .context import ANONYMOUS, Context
 from .object import commit_stored, copy_source_record
 from .params import MAX_PARTS, encoding_type, part_number, stored_headers, write_conditions
 
@@ -71,7 +71,7 @@ def part_ikey(upload_id: str, n: int) -> str:
 
 
 def _owner(ctx: Context) -> tuple[str, str]:
-    return ctx.account, ctx.account
+    return (ctx.account, ctx.account) if ctx.account is not None else ANONYMOUS
 
 
 # ----------------------------------------------------------------------------- checksums (pure)

@@ -5,11 +5,10 @@ bucket table; this region's own in a cluster of one region) says which region ea
 bucket lives in; a bucket of another region than the registry's also has its record in
 that region's metadata, which checks its object writes against it. Here: creating and
 deleting a bucket in both places, where a bucket lives, S3's answer to a request sent to
-the wrong region, and a short-lived cache of buckets known to exist.
+the wrong region.
 """
 from __future__ import annotations
 
-import time
 
 import aiohttp
 
@@ -19,19 +18,14 @@ from ..core import regions
 from ..core.hlc import HLC
 from ..core.sigv4 import AuthResult
 from ..meta.client import MetaClient
-from .context import Context
 from .routing import Target
 
 
 class BucketNamespace:
-    BUCKET_SEEN_TTL = 1.0
-
     def __init__(self, topo: Topology, session: aiohttp.ClientSession, meta: MetaClient, hlc: HLC):
         self.topo, self.session, self.meta, self.hlc = topo, session, meta, hlc
         self._region_metas: dict[str, MetaClient] = {topo.region: meta}
         self.registry = self.region_meta(topo.registry_region)
-        # (account, bucket) → when a positive answer expires; see exists().
-        self._seen: dict[tuple[str, str], float] = {}
 
     def region_meta(self, region: str) -> MetaClient:
         """The metadata service of a region (this one's, or another's: for the
@@ -95,25 +89,3 @@ class BucketNamespace:
                                     endpoint=self.topo.endpoint(where, bucket if target.virtual_host else None)
                                     if where else None,
                                     presigned=auth.mode == "presigned")
-
-    BUCKET_SEEN_TTL = 1.0
-
-    async def exists(self, ctx: Context, bucket: str) -> None:
-        """Fail fast (NoSuchBucket, AccessDenied) before a PUT reads its body.
-
-        Only a hint: the metadata service checks the bucket again, atomically,
-        when the object commits. So a recent positive answer is reused for
-        BUCKET_SEEN_TTL seconds (saving a metadata round trip on every PUT,
-        measured ~0.4 ms of frontend CPU); a bucket deleted meanwhile costs
-        at worst a body read and a refused commit, never a wrong answer."""
-        key, now = (ctx.account, bucket), time.monotonic()
-        if self._seen.get(key, 0) > now:
-            return
-        await ctx.meta.get_bucket(bucket)
-        if len(self._seen) > 10_000:
-            self._seen.clear()
-        self._seen[key] = now + self.BUCKET_SEEN_TTL
-
-    def forget(self, bucket: str) -> None:
-        for key in [k for k in self._seen if k[1] == bucket]:
-            del self._seen[key]

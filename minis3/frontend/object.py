@@ -31,7 +31,7 @@ from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
 from ..ec import storage_class as SC
-from . import tagging
+from . import authorize, tagging
 from ..meta.versioned import marker_headers
 from .body import IncomingBody, read_small_body
 from .context import Context
@@ -84,7 +84,6 @@ async def put(ctx: Context) -> web.Response:
     sc = SC.parse(ctx.request.headers.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
     conditions = write_conditions(ctx.request)
     fe = ctx.fe
-    await fe.buckets.exists(ctx, bucket)              # fail fast, before any byte is stored
     if conditions:                                   # fail fast too; the commit re-checks atomically
         await _precheck_write(ctx, conditions)
     up = IncomingBody(ctx.request, ctx.auth)
@@ -291,6 +290,8 @@ async def delete_objects(ctx: Context) -> web.Response:
         async with sem:
             try:
                 validate_key(key)
+                if not authorize.allowed(ctx, "s3:DeleteObjectVersion" if vid else "s3:DeleteObject", key):
+                    raise E.AccessDenied()
                 h = await _delete_one(ctx, key, vid)
                 marker = h.get("x-amz-delete-marker") == "true"
                 return (key, vid, marker, h.get("x-amz-version-id") if marker else None), None
@@ -303,7 +304,7 @@ async def delete_objects(ctx: Context) -> web.Response:
 
 
 # ----------------------------------------------------------------------------- COPY
-def _copy_source(header: str) -> tuple[str, str, str | None]:
+def parse_copy_source(header: str) -> tuple[str, str, str | None]:
     """(bucket, key, version id or None) of an ``x-amz-copy-source`` header:
     ``bucket/key`` (URL-encoded), optionally ``?versionId=``."""
     path, _, query = header.partition("?")
@@ -327,11 +328,11 @@ async def copy_source_record(ctx: Context) -> tuple[str, str, dict]:
     ``?versionId=``), once its x-amz-copy-source-if-* hold (CopyObject and
     UploadPartCopy). A delete marker named by its id is 400 InvalidRequest,
     as S3 answers."""
-    src_bucket, src_key, src_vid = _copy_source(ctx.request.headers["x-amz-copy-source"])
+    src_bucket, src_key, src_vid = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
     if src_vid is None:
-        src = await ctx.meta.get_object(src_bucket, src_key)
+        src = await ctx.meta_for(src_bucket).get_object(src_bucket, src_key)
     else:
-        src = await ctx.meta.get_version(src_bucket, src_key, versions.parse_id(src_vid))
+        src = await ctx.meta_for(src_bucket).get_version(src_bucket, src_key, versions.parse_id(src_vid))
         if versions.is_marker(src):
             raise E.InvalidRequest("The source of a copy request may not specifically refer to a delete marker "
                                    "by version id.")
@@ -363,7 +364,7 @@ async def copy(ctx: Context) -> web.Response:
         # (Copying an older version over the key is how a version is restored: allowed.)
         if (src_bucket, src_key) == (bucket, key) and "x-amz-checksum-algorithm" not in h \
                 and ("x-amz-storage-class" not in h or sc == SC.of(src)) \
-                and _copy_source(h["x-amz-copy-source"])[2] is None:
+                and parse_copy_source(h["x-amz-copy-source"])[2] is None:
             raise E.InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                    "without changing the object's metadata, storage class, website redirect "
                                    "location or encryption attributes.")

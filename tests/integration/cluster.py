@@ -18,6 +18,9 @@ ACCESS_KEY = "testkey"
 SECRET_KEY = "testsecret"
 SECOND_ACCESS_KEY = "otherkey"
 SECOND_SECRET_KEY = "othersecret"
+#: A user of the first account (ACCESS_KEY's): it signs as arn:aws:iam::<that account>:user/alice.
+USER_ACCESS_KEY = "alicekey"
+USER_SECRET_KEY = "alicesecret"
 
 
 def discard_dir(root: Path) -> None:
@@ -43,7 +46,8 @@ def write_topology(path: Path, data_dir: Path, base_port: int, frontend_per_az: 
                    console: bool = False, storage_class: dict | None = None, **erasure) -> Path:
     path.write_text(config.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
                                         credentials=[(ACCESS_KEY, SECRET_KEY),
-                                                     (SECOND_ACCESS_KEY, SECOND_SECRET_KEY)],
+                                                     (SECOND_ACCESS_KEY, SECOND_SECRET_KEY),
+                                                     (USER_ACCESS_KEY, USER_SECRET_KEY, ACCESS_KEY, "alice")],
                                         erasure=erasure, frontend_per_az=frontend_per_az, scrub=scrub,
                                         index=index, extra_metas=extra_metas, console=console,
                                         storage_class=storage_class))

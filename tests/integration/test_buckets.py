@@ -320,13 +320,12 @@ def test_get_bucket_versioning_missing(s3):
 # ---------------------------------------------------------------- unsupported sub-resources
 
 @pytest.mark.parametrize("call", [
-    lambda s3, b: s3.get_bucket_policy(Bucket=b),
     lambda s3, b: s3.get_bucket_cors(Bucket=b),
-    lambda s3, b: s3.get_bucket_acl(Bucket=b),
     lambda s3, b: s3.get_bucket_lifecycle_configuration(Bucket=b),
     lambda s3, b: s3.get_object_lock_configuration(Bucket=b),
-    lambda s3, b: s3.delete_bucket_policy(Bucket=b),
-], ids=["get-policy", "get-cors", "get-acl", "get-lifecycle", "get-object-lock", "delete-policy"])
+    lambda s3, b: s3.get_bucket_encryption(Bucket=b),
+    lambda s3, b: s3.delete_bucket_cors(Bucket=b),
+], ids=["get-cors", "get-lifecycle", "get-object-lock", "get-encryption", "delete-cors"])
 def test_unsupported_bucket_subresource_is_not_implemented(s3, bucket, call):
     with pytest.raises(ClientError) as e:
         call(s3, bucket)

@@ -307,10 +307,14 @@ def test_the_frontends_metrics_name_each_requests_s3_operation(cluster, s3, buck
     with pytest.raises(ClientError):
         s3.get_object(Bucket=bucket, Key="not-there")
     with pytest.raises(urllib.error.HTTPError):
-        urllib.request.urlopen(f"{cluster.endpoint}/{bucket}/counted", timeout=5)     # unsigned: refused
+        urllib.request.urlopen(f"{cluster.endpoint}/{bucket}/counted", timeout=5)     # anonymous: refused
+    with pytest.raises(urllib.error.HTTPError):     # a signature that cannot be read: refused before the operation
+        urllib.request.urlopen(urllib.request.Request(f"{cluster.endpoint}/{bucket}/counted",
+                                                      headers={"Authorization": "AWS4-HMAC-SHA256 nonsense"}), timeout=5)
     with urllib.request.urlopen(f"{cluster.endpoint}/_minis3/health", timeout=5) as r:   # a probe: not counted
         assert (r.status, r.read()) == (200, b"ok\n")
     after = _requests_counted(cluster)
     grew = {k: v - before.get(k, 0.0) for k, v in after.items() if v > before.get(k, 0.0)}
     assert grew == {("PutObject", "PUT", "200"): 1, ("HeadObject", "HEAD", "200"): 1,
-                    ("GetObject", "GET", "404"): 1, ("-", "GET", "403"): 1}
+                    ("GetObject", "GET", "404"): 1, ("GetObject", "GET", "403"): 1,
+                    ("-", "GET", "400"): 1}

@@ -1,0 +1,189 @@
+"""Who may do what, decided once per request before its handler runs: :func:`authorize`.
+
+The decision itself is pure (minis3/core/access.py, over core/policy.py and the actions of
+core/actions.py); here is what feeds it and what follows from it:
+
+* :class:`AccessStore`: a bucket's record (its owner) and its access settings (policy, Block
+  Public Access, Object Ownership), read from the metadata service and kept for
+  ``TTL`` seconds. Raw records of the bucket's version, ``ACCESS + bucket/vid/what``, one
+  scan reads them all; a bucket created again under the same name starts with none.
+  A change made through this frontend is seen at once here; another frontend sees it within
+  ``TTL`` (AWS documents policy changes as eventually consistent too).
+* the request context a policy's conditions test (source IP, TLS, Referer, ``s3:prefix``,
+  ``x-amz-acl``, tags...);
+* where the request is allowed, the account it then acts as in each bucket: the bucket's
+  owner (``Context.acting``), so the metadata replicas' own owner check (a second line of
+  defence against a bucket deleted and created again meanwhile) passes for a caller a
+  policy lets in, and every object written belongs to the bucket owner (as under S3's
+  ``BucketOwnerEnforced``).
+
+The decision and what made it are on the request's trace span (``minis3 trace``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..core import access, actions
+from ..core import errors as E
+from ..core import tagging
+from ..core.access import BucketAccess, PublicAccessBlock
+from ..core.policy import parse_policy
+from ..meta.client import MetaClient
+from ..rpc.tracing import TRACER
+from .context import Context
+
+#: The key space of buckets' access settings (sorts before every bucket, like UPLOADS).
+ACCESS = "\x00a/"
+#: Operations decided before any bucket is read: they name none (ListBuckets) or make one.
+NO_BUCKET_YET = frozenset({"ListBuckets", "CreateBucket"})
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """A bucket as the authoriser knows it: its record, what decides access to it, and its
+    raw settings records (for the Get* calls)."""
+    record: dict
+    access: BucketAccess
+    settings: dict[str, dict]
+
+
+class AccessStore:
+    TTL = 1.0
+
+    def __init__(self, meta: MetaClient):
+        self.meta = meta.as_account(None)           # reads every bucket: the authoriser decides
+        self._cache: dict[str, tuple[float, BucketState]] = {}
+
+    async def bucket(self, name: str) -> BucketState:
+        """The bucket (NoSuchBucket if it does not live here), from the cache when fresh."""
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        rec = await self.meta.get_bucket(name)
+        page = await self.meta.list_objects(f"{ACCESS}{name}/{rec['vid']}", _checked=True, full=True)
+        settings = {what: r for what, r in page["entries"]}
+        state = BucketState(rec, _access_of(name, rec, settings), settings)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[name] = (now + self.TTL, state)
+        return state
+
+    async def put(self, name: str, what: str, record: dict) -> None:
+        """Set one of a bucket's access settings (``policy``, ``block``, ``ownership``)."""
+        rec = (await self.bucket(name)).record
+        await self.meta.put_record(f"{ACCESS}{name}/{rec['vid']}/{what}", record)
+        self.forget(name)
+
+    def forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+
+
+def _access_of(name: str, rec: dict, settings: dict[str, dict]) -> BucketAccess:
+    """A bucket's settings records as the decision reads them. A setting never written has
+    S3's default for a new bucket (Block Public Access all on, BucketOwnerEnforced); one
+    deleted is stored as ``None`` (no configuration: nothing blocked, ObjectWriter)."""
+    policy_text = (settings.get("policy") or {}).get("policy")
+    block = settings.get("block", {"block": [True] * 4})["block"]
+    ownership = settings.get("ownership", {"ownership": access.DEFAULT_OWNERSHIP})["ownership"]
+    return BucketAccess(owner=rec["owner"], policy=parse_policy(policy_text, name) if policy_text else None,
+                        block=PublicAccessBlock(*block) if block is not None else None,
+                        ownership=ownership or "ObjectWriter")
+
+
+# ----------------------------------------------------------------------------- the decision
+def _context(ctx: Context, existing_tags=None) -> dict:
+    headers = {k.lower(): v for k, v in ctx.request.headers.items()}
+    raw_tags = headers.get(tagging.TAGGING_HEADER)
+    try:
+        tags = tagging.parse_header(raw_tags) if raw_tags is not None else None
+    except E.S3Error:
+        tags = None                   # the handler refuses it, with its own error
+    return access.request_context(
+        principal=ctx.principal, user=ctx.fe.topo.users.get(ctx.auth.access_key or ""), source_ip=ctx.request.remote,
+        secure=ctx.request.secure, headers=headers, query=ctx.query, auth_mode=ctx.auth.mode,
+        now_epoch=time.time(), tags=tags, existing_tags=existing_tags)
+
+
+async def _existing_tags(ctx: Context, state: BucketState) -> list | None:
+    """The object's tags, when a statement tests ``s3:ExistingObjectTag/…`` (else None: no read)."""
+    key = ctx.target.key
+    if key is None or not access.tests_existing_tags(state.access.policy):
+        return None
+    try:
+        rec = await ctx.fe.meta.as_account(None).get_object(ctx.target.bucket, key, payload=False)
+    except (E.NoSuchKey, E.NoSuchVersion):
+        return None
+    return [tuple(t) for t in rec.get("tags") or []]
+
+
+def _copy_source(ctx: Context, op: str):
+    if op not in ("CopyObject", "UploadPartCopy"):
+        return None
+    from .object import parse_copy_source
+    return parse_copy_source(ctx.request.headers.get("x-amz-copy-source", ""))
+
+
+async def authorize(ctx: Context, op: str) -> None:
+    """Allow the request or raise AccessDenied (module doc); set ``ctx.acting``."""
+    if op in NO_BUCKET_YET:
+        if ctx.principal.anonymous:
+            _trace(ctx, access.Verdict(False, None, "an anonymous request cannot list or create buckets"))
+            raise E.AccessDenied()
+        return
+    bucket = ctx.target.bucket
+    try:
+        state = await ctx.fe.access.bucket(bucket)
+    except E.NoSuchBucket:
+        if op == "GetBucketLocation":
+            return              # answered by every region, from the registry (its handler checks the owner)
+        raise
+    ctx.buckets_seen[bucket] = state
+    if op == "DeleteObjects":
+        # Decided key by key, as DeleteObject (allowed(), from the handler): the batch acts
+        # as the owner, and a key not allowed gets its own AccessDenied in the answer.
+        ctx.acting[bucket] = state.access.owner
+        return
+    source = _copy_source(ctx, op)
+    states = {bucket: state}
+    if source is not None and source[0] not in states:
+        states[source[0]] = await ctx.fe.access.bucket(source[0])
+    # The context only matters to a policy's conditions: none, no context to build (most requests).
+    policies = any(st.access.policy is not None for st in states.values())
+    context = _context(ctx, await _existing_tags(ctx, state)) if policies else {}
+    for need in actions.needs(op, bucket, ctx.target.key, ctx.query, source):
+        owner_bucket = source[0] if source is not None and need.action.startswith("s3:GetObject") else bucket
+        verdict = access.decide(ctx.principal, need, states[owner_bucket].access, context)
+        _trace(ctx, verdict, need)
+        if not verdict.allowed:
+            raise E.AccessDenied()
+        ctx.acting[owner_bucket] = states[owner_bucket].access.owner
+
+
+def allowed(ctx: Context, action: str, key: str) -> bool:
+    """One key of a DeleteObjects batch, decided as a DeleteObject of it (AWS does the same)."""
+    state = ctx.buckets_seen[ctx.target.bucket]
+    need = actions.Need(action, actions.object_arn(ctx.target.bucket, key))
+    verdict = access.decide(ctx.principal, need, state.access, _context(ctx) if state.access.policy else {})
+    if not verdict.allowed:
+        _trace(ctx, verdict, need)
+    return verdict.allowed
+
+
+def _trace(ctx: Context, verdict: access.Verdict, need: actions.Need | None = None) -> None:
+    """The decision, on a span of its own (a sampled request) and on the request's root span
+    (every request: ``minis3 trace`` shows it even when the request was not sampled)."""
+    what = f"{need.action} on {need.resource}" if need is not None else "the request"
+    summary = (f"{'ALLOW' if verdict.allowed else 'DENY'}: {what} for {ctx.principal.arn or 'anonymous'}, "
+               f"by {verdict.by}")
+    if ctx.root is not None and (not verdict.allowed or "authorize" not in ctx.root.attributes):
+        ctx.root.attributes["authorize"] = summary
+    with TRACER.span("authorize") as s:
+        if s is not None:
+            s.attributes.update(decision="allow" if verdict.allowed else "deny", by=verdict.by,
+                                principal=ctx.principal.arn or "anonymous")
+            if need is not None:
+                s.attributes.update(action=need.action, resource=need.resource)
+            if verdict.statement:
+                s.attributes["statement"] = verdict.statement
