@@ -121,5 +121,12 @@ NoSuchPublicAccessBlockConfiguration = _e("NoSuchPublicAccessBlockConfiguration"
                                           "The public access block configuration was not found")
 OwnershipControlsNotFoundError = _e("OwnershipControlsNotFoundError", 404, "The bucket ownership controls were not found")
 AccessControlListNotSupported = _e("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
+AccessForbidden = _e("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed.")
+NoSuchCORSConfiguration = _e("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist")
+MalformedPOSTRequest = _e("MalformedPOSTRequest", 400,
+                          "The body of your POST request is not well-formed multipart/form-data.")
+InvalidPolicyDocument = _e("InvalidPolicyDocument", 400, "Invalid Policy: Invalid JSON.")
+MaxPostPreDataLengthExceededError = _e("MaxPostPreDataLengthExceededError", 400,
+                                       "Your POST request fields preceding the upload file were too large.")
 InvalidBucketAclWithObjectOwnership = _e("InvalidBucketAclWithObjectOwnership", 400,
                                          "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")

@@ -368,3 +368,10 @@ def list_versions_xml(*, bucket: str, prefix: str, delimiter: str | None, key_ma
         root.children.append(X.Raw("".join(xml)))
     X.common_prefixes(root, common_prefixes, enc)
     return X.serialize(root)
+
+
+def post_response_xml(location: str, bucket: str, key: str, etag: str) -> bytes:
+    """A form upload's answer with ``success_action_status=201``: where the object is."""
+    root = X.root("PostResponse", namespace=False)
+    X.leaves(root, ("Location", location), ("Bucket", bucket), ("Key", key), ("ETag", etag))
+    return X.serialize(root)

@@ -34,6 +34,7 @@ from ..rpc.process import begin, process_args, serve
 from ..rpc.tracing import TRACER, trace_handler
 from ..rpc.worker import Worker
 from ..storage.client import StorageClient
+from . import cors
 from .authorize import AccessStore
 from .context import Context
 from .datapath import DataPath
@@ -198,6 +199,8 @@ class Frontend:
                 pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
             except (UnicodeDecodeError, ValueError):
                 raise E.InvalidURI("Couldn't parse the specified URI.")
+            if request.method == "OPTIONS":          # a browser's CORS preflight: unsigned, by design
+                return self._finish(request, request_id, None, await cors.preflight(self, target.bucket, request))
             headers = {k.lower(): v for k, v in request.headers.items()}
             sig_in = SigningInput(method=request.method, raw_path=raw_path, query=pairs, headers=headers,
                                   virtual_host_bucket=target.bucket if target.virtual_host else None)
@@ -323,6 +326,7 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
     app.on_startup.append(fe.start)
     app.on_cleanup.append(fe.stop)
     app.on_response_prepare.append(_server_header)        # streamed responses too
+    app.on_response_prepare.append(cors.add_headers)      # a browser's request: what CORS allows
     app.router.add_route("GET", METRICS_PATH, fe.metrics)
     app.router.add_route("GET", TRACE_PATH, fe.trace)
     app.router.add_route("GET", HEALTH_PATH, fe.health_probe)

@@ -15,7 +15,9 @@ core/actions.py); here is what feeds it and what follows from it:
   owner (``Context.acting``), so the metadata replicas' own owner check (a second line of
   defence against a bucket deleted and created again meanwhile) passes for a caller a
   policy lets in, and every object written belongs to the bucket owner (as under S3's
-  ``BucketOwnerEnforced``).
+  ``BucketOwnerEnforced``);
+* for a browser's request (an ``Origin`` header), the CORS headers its answer gets, allowed
+  or not (frontend/cors.py).
 
 The decision and what made it are on the request's trace span (``minis3 trace``).
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..core import access, actions
+from ..core import access, actions, cors
 from ..core import errors as E
 from ..core import tagging
 from ..core.access import BucketAccess, PublicAccessBlock
@@ -35,6 +37,8 @@ from .context import Context
 
 #: The key space of buckets' access settings (sorts before every bucket, like UPLOADS).
 ACCESS = "\x00a/"
+#: request[CORS_HEADERS]: the Access-Control-* headers of the request's answer (frontend/cors.py).
+CORS_HEADERS = "minis3.cors"
 #: Operations decided before any bucket is read: they name none (ListBuckets) or make one.
 NO_BUCKET_YET = frozenset({"ListBuckets", "CreateBucket"})
 
@@ -46,6 +50,12 @@ class BucketState:
     record: dict
     access: BucketAccess
     settings: dict[str, dict]
+
+    @property
+    def cors(self) -> list[cors.Rule] | None:
+        """The bucket's CORS rules (frontend/cors.py), or None."""
+        raw = (self.settings.get("cors") or {}).get("rules")
+        return cors.from_record(raw) if raw else None
 
 
 class AccessStore:
@@ -93,8 +103,10 @@ def _access_of(name: str, rec: dict, settings: dict[str, dict]) -> BucketAccess:
 
 
 # ----------------------------------------------------------------------------- the decision
-def _context(ctx: Context, existing_tags=None) -> dict:
-    headers = {k.lower(): v for k, v in ctx.request.headers.items()}
+def _context(ctx: Context, existing_tags=None, headers: dict | None = None) -> dict:
+    """``headers``: what stands for the request's headers (a form upload's fields)."""
+    if headers is None:
+        headers = {k.lower(): v for k, v in ctx.request.headers.items()}
     raw_tags = headers.get(tagging.TAGGING_HEADER)
     try:
         tags = tagging.parse_header(raw_tags) if raw_tags is not None else None
@@ -140,6 +152,11 @@ async def authorize(ctx: Context, op: str) -> None:
             return              # answered by every region, from the registry (its handler checks the owner)
         raise
     ctx.buckets_seen[bucket] = state
+    origin = ctx.request.headers.get("Origin")
+    if origin:                  # a browser's request: its answer, even a refusal, says what CORS allows
+        ctx.request[CORS_HEADERS] = cors.actual(state.cors, origin, ctx.request.method)
+    if op == "PostObject":
+        return                  # its key and signer are in the form: decided by the handler (allowed())
     if op == "DeleteObjects":
         # Decided key by key, as DeleteObject (allowed(), from the handler): the batch acts
         # as the owner, and a key not allowed gets its own AccessDenied in the answer.
@@ -161,12 +178,15 @@ async def authorize(ctx: Context, op: str) -> None:
         ctx.acting[owner_bucket] = states[owner_bucket].access.owner
 
 
-def allowed(ctx: Context, action: str, key: str) -> bool:
-    """One key of a DeleteObjects batch, decided as a DeleteObject of it (AWS does the same)."""
+def allowed(ctx: Context, action: str, key: str, headers: dict | None = None) -> bool:
+    """One object action decided in the handler, where its key is known only there: a key of
+    a DeleteObjects batch (decided as a DeleteObject of it, as AWS does), a form upload's key
+    (``headers``: its fields, which stand for a PUT's headers)."""
     state = ctx.buckets_seen[ctx.target.bucket]
     need = actions.Need(action, actions.object_arn(ctx.target.bucket, key))
-    verdict = access.decide(ctx.principal, need, state.access, _context(ctx) if state.access.policy else {})
-    if not verdict.allowed:
+    context = _context(ctx, headers=headers) if state.access.policy else {}
+    verdict = access.decide(ctx.principal, need, state.access, context)
+    if not verdict.allowed or headers is not None:
         _trace(ctx, verdict, need)
     return verdict.allowed
 

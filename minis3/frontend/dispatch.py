@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..core import errors as E
 from ..core import operations
 from .context import Context
-from . import attributes, authorize, bucket, multipart, object as obj, permissions, service, tagging
+from . import attributes, authorize, bucket, cors, multipart, object as obj, permissions, postobject, service, tagging
 
 HANDLERS = {
     "ListBuckets": service.list_buckets,
@@ -22,6 +22,7 @@ HANDLERS = {
     "ListObjects": bucket.list_objects_v1,
     "ListObjectsV2": bucket.list_objects_v2,
     "DeleteObjects": obj.delete_objects,
+    "PostObject": postobject.post_object,
     "PutBucketTagging": tagging.put_bucket_tagging,
     "GetBucketTagging": tagging.get_bucket_tagging,
     "DeleteBucketTagging": tagging.delete_bucket_tagging,
@@ -36,6 +37,9 @@ HANDLERS = {
     "PutBucketOwnershipControls": permissions.put_ownership_controls,
     "GetBucketOwnershipControls": permissions.get_ownership_controls,
     "DeleteBucketOwnershipControls": permissions.delete_ownership_controls,
+    "PutBucketCors": cors.put_bucket_cors,
+    "GetBucketCors": cors.get_bucket_cors,
+    "DeleteBucketCors": cors.delete_bucket_cors,
     "GetBucketAcl": permissions.get_bucket_acl,
     "PutBucketAcl": permissions.put_bucket_acl,
     "GetObjectAcl": permissions.get_object_acl,
