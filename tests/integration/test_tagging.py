@@ -292,8 +292,8 @@ def test_every_operation_minis3_lacks_answers_not_implemented_naming_it(s3, buck
             ("GetObjectLockConfiguration", s3.get_object_lock_configuration, {}),
             ("GetBucketLogging", s3.get_bucket_logging, {}),
             ("GetObjectRetention", s3.get_object_retention, {"Key": "k"}),
-            ("PutBucketCors", s3.put_bucket_cors, {"CORSConfiguration": {"CORSRules": [
-                {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}})]:
+            ("PutBucketWebsite", s3.put_bucket_website, {"WebsiteConfiguration": {
+                "IndexDocument": {"Suffix": "index.html"}}})]:
         with pytest.raises(botocore.exceptions.ClientError) as e:
             call(Bucket=bucket, **kw)
         assert _code(e) == "NotImplemented" and _status(e) == 501, op
