@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "frontend_per_az", False):
         topo = topo.with_frontend_per_az()
     command = "partitions move" if args.cmd == "partitions" and args.action == "move" else args.cmd
+    if args.cmd == "user":
+        command = f"user {args.action}"
     return COMMANDS[command](topo, args)
 
 
@@ -114,6 +116,19 @@ def _add_tool_commands(sub) -> None:
     h = sub.add_parser("health", help="exit 0 if a service's processes answer (a container's health check)")
     h.add_argument("target", nargs="?", help="frontend, scrubber, all or an AZ name (default: $MINIS3_SERVICE)")
     _topology_args(h)
+    us = sub.add_parser("user", help="access keys of the running cluster: add, list, remove (docs/access.md)")
+    us_sub = us.add_subparsers(dest="action", required=True)
+    ua = us_sub.add_parser("add", help="a new access key for an account (and one of its users)")
+    ua.add_argument("--account", required=True, help="the account's name (a new name makes a new account)")
+    ua.add_argument("--user", help="the user it signs as (arn:aws:iam::ACCOUNT:user/NAME); default: the account's root")
+    ua.add_argument("--json", action="store_true")
+    _topology_args(ua)
+    ul = us_sub.add_parser("list", help="every access key: the topology's and the ones added")
+    ul.add_argument("--json", action="store_true")
+    _topology_args(ul)
+    ur = us_sub.add_parser("remove", help="remove an added access key")
+    ur.add_argument("access_key")
+    _topology_args(ur)
     ins = sub.add_parser("inspect", help="one object: its record, partition, fragments and their live health")
     ins.add_argument("url", help="s3://BUCKET/KEY")
     ins.add_argument("--json", action="store_true")
@@ -255,9 +270,19 @@ def _status(topo, args) -> int:
     return 0 if all(r["up"] for r in rows) else 1
 
 
+def _user(topo, args) -> int:
+    from .cluster import users
+    if args.action == "add":
+        return users.add(topo, args.account, args.user, args.json)
+    if args.action == "list":
+        return users.list_users(topo, args.json)
+    return users.remove(topo, args.access_key)
+
+
 COMMANDS = {"up": _up, "az": _az, "chaos": _chaos, "scrub": _scrub, "demo": _demo, "durability": _durability,
             "health": _health, "bulk-load": _bulk_load, "inspect": _inspect, "trace": _trace,
-            "partitions move": _partitions_move, "partitions": _partitions, "status": _status}
+            "partitions move": _partitions_move, "partitions": _partitions, "status": _status,
+            "user add": _user, "user list": _user, "user remove": _user}
 
 
 def _deployed_secrets_ok(cmd: str, argv: list[str], insecure: bool) -> bool:

@@ -8,6 +8,8 @@ build step. It shows what the command-line tools show:
                    with buttons to kill, freeze, thaw and revive an AZ
                    (``minis3 chaos``), and the buckets;
 * ``/b/BUCKET``    the objects (by "folder"), and an upload form;
+* ``/b/BUCKET/access`` its policy, CORS rules, Block Public Access, ownership and
+                   ACL, changed through the S3 API as the user (console/access_page.py);
 * ``/o/BUCKET/KEY`` one object: ``minis3 inspect`` (record, partition,
                    fragments per AZ with their health), a download link, and
                    after an upload the PUT's waterfall (its fragments landing);
@@ -24,7 +26,8 @@ build step. It shows what the command-line tools show:
                    (console/live.py samples, console/series.py computes).
 
 It is an S3 client like any other: it lists, uploads and presigns downloads
-with the credentials the user logs in with (the topology's access keys), and
+with the credentials the user logs in with (the topology's access keys, or one added by
+``minis3 user add``), and
 reads the cluster's internal state with the cluster secret, as the CLI does.
 It binds loopback unless the topology says otherwise. A session is a random
 id in an HttpOnly, SameSite=Strict cookie; every form that changes anything
@@ -50,12 +53,13 @@ from defusedxml import ElementTree
 
 from ..cluster import chaos, inspect as inspect_mod, partitions, status, where
 from ..config import tls
-from . import guard, live as live_mod, series
+from . import access_page, guard, live as live_mod, series
 from ..cluster import trace as trace_mod
 from ..config import Topology
 from ..core import errors as E
 from ..core import versions
 from ..core.signing import presign_url, sign_request
+from ..meta import users
 from ..core.trace import layout, request_id_of
 from ..rpc import listener
 from ..rpc.http import client_session
@@ -223,6 +227,8 @@ class Console:
             return self._login_page(request, nxt, "The login form expired or came from another site: "
                                                   "log in again.", status=403)
         want = self.topo.credentials.get(ak)
+        if want is None and ak:                      # a key of `minis3 user add` (meta/users.py)
+            want = await users.secret_of(self.topo, self.internal, ak)
         if want is None or not hmac.compare_digest(want, sk):
             self.throttle.failed(addr)
             log.warning("console: failed login for %r from %s", ak[:64], addr)
@@ -450,6 +456,8 @@ def make_app(topo: Topology) -> web.Application:
                   web.post("/logout", c.logout), web.get("/", c.overview), web.get("/status", c.status_fragment),
                   web.post("/chaos", c.chaos_action), web.post("/buckets", c.create_bucket),
                   web.get("/b/{bucket}", c.bucket), web.post("/b/{bucket}/upload", c.upload),
+                  web.get("/b/{bucket}/access", lambda r: access_page.page(c, r)),
+                  web.post("/b/{bucket}/access", lambda r: access_page.change(c, r)),
                   web.get("/o/{bucket}/{key:.+}", c.obj), web.post("/o/{bucket}/{key:.+}", c.object_action),
                   web.get("/requests", c.requests_page), web.get("/events", c.events),
                   web.get("/live", c.live_page), web.get("/live/events", c.live_events),

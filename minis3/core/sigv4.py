@@ -351,6 +351,19 @@ def secret_for(secrets: Mapping[str, str], access_key: str) -> str:
     return secret
 
 
+def claimed_access_key(headers: Mapping[str, str], query: Sequence[tuple[str, str]]) -> str | None:
+    """The access key a request says it is signed with (not checked: :func:`verify` does
+    that), for a caller that must look the key up before verifying. ``headers``: lower-case."""
+    auth = headers.get("authorization", "")
+    m = re.search(r"Credential=([^/,\s]+)", auth) or re.match(r"AWS ([^:\s]+):", auth)
+    if m:
+        return m.group(1)
+    q = first_values(query)
+    if "X-Amz-Credential" in q:
+        return q["X-Amz-Credential"].split("/", 1)[0]
+    return q.get("AWSAccessKeyId")
+
+
 def verify(req: SigningInput, secrets: Mapping[str, str], now: datetime, *,
            max_skew: timedelta = DEFAULT_MAX_SKEW) -> AuthResult:
     """Authenticate one request. Picks the mechanism (Authorization header,

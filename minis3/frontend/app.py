@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import ChainMap
 import gc
 import logging
 import os
@@ -23,10 +24,11 @@ from ..config import Topology
 from ..core import errors as E
 from ..core import s3xml
 from ..core.hlc import HLC
-from ..core.sigv4 import SigningInput, verify
+from ..core.sigv4 import SigningInput, claimed_access_key, verify
 from ..core.trace import Span, trace_id_of
 from ..ec.codec import Codec, give_back_memory, tune_malloc
 from ..meta.client import MetaClient
+from ..meta.users import REFRESH_S, UserTable
 from ..rpc import auth, listener
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import client_session, count_refusals, refusal, refused_response, use_fast_event_loop
@@ -99,6 +101,8 @@ class Frontend:
         self.meta: MetaClient | None = None
         self.buckets: BucketNamespace | None = None
         self.access: AccessStore | None = None
+        self.users: UserTable | None = None
+        self.user_sync = Worker("user-sync", self._sync_users, REFRESH_S)
         self.datapath: DataPath | None = None
 
     async def start(self, app: web.Application) -> None:
@@ -114,6 +118,8 @@ class Frontend:
         self.meta = MetaClient.for_topology(self.session, self.topo, hlc=self.hlc)
         self.buckets = BucketNamespace(self.topo, self.session, self.meta, self.hlc)
         self.access = AccessStore(self.meta)       # buckets' owners and access settings (frontend/authorize.py)
+        self.users = UserTable(self.buckets.registry, self.topo.cluster_secret)   # `minis3 user add`'s keys
+        self.user_sync.start()
         storage = StorageClient(self.session, {n.id: n.url for n in self.topo.nodes})
         azs = [(az.name, [n.id for n in az.nodes]) for az in self.topo.azs]
         self.health = NodeHealth(self.probe_session, {n.id: n.url for n in self.topo.nodes})
@@ -123,6 +129,22 @@ class Frontend:
                                  segment_size=self.topo.erasure.segment_size,
                                  inline_threshold=self.topo.erasure.inline_threshold, health=self.health,
                                  commit_window_s=self.topo.scrub.commit_window_s)
+
+    @property
+    def secrets(self) -> ChainMap:
+        """Every access key's secret key: the topology's, then the user table's."""
+        return ChainMap(self.topo.credentials, self.users.secrets)
+
+    def identity(self, access_key: str) -> tuple[str, str | None]:
+        """(account, user or None) of an access key (the topology's, else the user table's)."""
+        if access_key in self.topo.credentials:
+            return self.topo.accounts.get(access_key, access_key), self.topo.users.get(access_key)
+        u = self.users.users.get(access_key)
+        return (u.account, u.user) if u is not None else (access_key, None)
+
+    async def _sync_users(self) -> None:
+        """A round of the user-sync worker: the user table, fresh (a removed key stops working)."""
+        await self.users.refresh()
 
     async def trace(self, request: web.Request) -> web.StreamResponse:
         """This frontend's spans of one request (``?id=``), or its latest requests
@@ -139,6 +161,7 @@ class Frontend:
         if self.health is not None:
             await self.health.stop()
         await self.trimmer.stop()
+        await self.user_sync.stop()
         for session in (self.session, self.probe_session):
             if session:
                 await session.close()
@@ -202,10 +225,13 @@ class Frontend:
             if request.method == "OPTIONS":          # a browser's CORS preflight: unsigned, by design
                 return self._finish(request, request_id, None, await cors.preflight(self, target.bucket, request))
             headers = {k.lower(): v for k, v in request.headers.items()}
+            claimed = claimed_access_key(headers, pairs)
+            if claimed is not None and claimed not in self.topo.credentials:
+                await self.users.ensure(claimed)             # a key added by `minis3 user add` (meta/users.py)
             sig_in = SigningInput(method=request.method, raw_path=raw_path, query=pairs, headers=headers,
                                   virtual_host_bucket=target.bucket if target.virtual_host else None)
             with TRACER.span("verify signature (SigV4)") as s:
-                auth = verify(sig_in, self.topo.credentials, dt.datetime.now(dt.timezone.utc))
+                auth = verify(sig_in, self.secrets, dt.datetime.now(dt.timezone.utc))
                 if s is not None:
                     s.attributes.update(mode=auth.mode, access_key=auth.access_key)
             root.attributes.update(bucket=target.bucket, key=target.key, access_key=auth.access_key,

@@ -113,7 +113,8 @@ def _context(ctx: Context, existing_tags=None, headers: dict | None = None) -> d
     except E.S3Error:
         tags = None                   # the handler refuses it, with its own error
     return access.request_context(
-        principal=ctx.principal, user=ctx.fe.topo.users.get(ctx.auth.access_key or ""), source_ip=ctx.request.remote,
+        principal=ctx.principal, user=ctx.fe.identity(ctx.auth.access_key)[1] if ctx.auth.access_key else None,
+        source_ip=ctx.request.remote,
         secure=ctx.request.secure, headers=headers, query=ctx.query, auth_mode=ctx.auth.mode,
         now_epoch=time.time(), tags=tags, existing_tags=existing_tags)
 

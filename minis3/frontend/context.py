@@ -49,13 +49,13 @@ class Context:
     def account(self) -> str | None:
         """The caller's account (None: an anonymous request)."""
         ak = self.auth.access_key
-        return None if ak is None else self.fe.topo.accounts.get(ak, ak)
+        return None if ak is None else self.fe.identity(ak)[0]
 
     @property
     def principal(self) -> Principal:
         """Who asks, as a bucket policy names it (core/access.py)."""
         ak = self.auth.access_key
-        return access.principal_of(self.account, self.fe.topo.users.get(ak) if ak else None)
+        return access.principal_of(self.account, self.fe.identity(ak)[1] if ak else None)
 
     @property
     def owner(self) -> tuple[str, str]:

@@ -152,7 +152,10 @@ async def post_object(ctx: Context) -> web.Response:
     bucket, fe = ctx.target.bucket, ctx.fe
     fields, part, filename = await _read_fields(ctx.request)
     size_range = None
-    signer = postpolicy.signer(fields, fe.topo.credentials)
+    claimed = fields.get("awsaccesskeyid") or fields.get("x-amz-credential", "").split("/", 1)[0]
+    if claimed and claimed not in fe.topo.credentials:
+        await fe.users.ensure(claimed)
+    signer = postpolicy.signer(fields, fe.secrets)
     if signer is not None:
         size_range = postpolicy.check(postpolicy.parse(fields["policy"]), fields, bucket,
                                       dt.datetime.now(dt.timezone.utc))

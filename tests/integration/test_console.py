@@ -191,6 +191,73 @@ def test_an_objects_versions_listed_one_downloaded_and_one_deleted(cc, page, tmp
         assert r.read() == first
 
 
+def test_a_buckets_policy_cors_and_block_public_access_seen_and_edited(cc, page, tmp_path):
+    """/b/BUCKET/access: the page shows what the S3 API says and changes it as the user, with
+    S3's own error for a bad document."""
+    from minis3.core.access import account_id
+    from .cluster import SECOND_ACCESS_KEY
+    s3 = boto3.client("s3", endpoint_url=cc.endpoint, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                      aws_secret_access_key=SECRET_KEY)
+    s3.create_bucket(Bucket="console-access")
+    console = cc.topo.console.url
+    log_in(page, console, "/b/console-access")
+    page.click("[data-testid=access-link]")
+    page.wait_for_url(console + "/b/console-access/access")
+    assert page.locator("[data-testid=ownership]").inner_text() == "BucketOwnerEnforced"
+    assert "FULL_CONTROL" in page.locator("[data-testid=acl]").inner_text()
+    assert page.locator("[data-testid=block] input[type=checkbox]:checked").count() == 4
+
+    page.fill("[data-testid=policy]", '{"Version": "2012-10-17", "Statement": [{"Effect": "Maybe"}]}')
+    page.click("text=Save the policy")
+    expect(page.locator("[data-testid=message]")).to_contain_text("MalformedPolicy")
+    policy = {"Version": "2012-10-17", "Statement": [{"Sid": "Partner", "Effect": "Allow",
+              "Principal": {"AWS": account_id(SECOND_ACCESS_KEY)}, "Action": "s3:GetObject",
+              "Resource": "arn:aws:s3:::console-access/shared/*"}]}
+    page.fill("[data-testid=policy]", json.dumps(policy))
+    page.click("text=Save the policy")
+    expect(page.locator("[data-testid=message]")).to_contain_text("policy saved")
+    assert page.locator("[data-testid=policy-public]").inner_text() == "not public"
+    assert json.loads(s3.get_bucket_policy(Bucket="console-access")["Policy"]) == policy
+
+    # Block Public Access off, then a public policy is taken (and shown as public).
+    for box in page.locator("[data-testid=block] input[type=checkbox]").all():
+        box.uncheck()
+    page.click("[data-testid=block] button")
+    expect(page.locator("[data-testid=message]")).to_contain_text("block saved")
+    policy["Statement"][0]["Principal"] = "*"
+    page.fill("[data-testid=policy]", json.dumps(policy))
+    page.click("text=Save the policy")
+    expect(page.locator("[data-testid=policy-public]")).to_have_text("public")
+
+    page.fill("[data-testid=cors]", "<CORSConfiguration><CORSRule><AllowedOrigin>https://app.example</AllowedOrigin>"
+                                    "<AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>")
+    page.click("text=Save the CORS rules")
+    expect(page.locator("[data-testid=message]")).to_contain_text("cors saved")
+    assert s3.get_bucket_cors(Bucket="console-access")["CORSRules"][0]["AllowedOrigins"] == ["https://app.example"]
+    shot(page, "access", tmp_path)
+    page.fill("[data-testid=policy]", "")
+    page.click("text=Save the policy")
+    expect(page.locator("[data-testid=message]")).to_contain_text("policy removed")
+    s3.delete_bucket_cors(Bucket="console-access")
+    s3.delete_bucket(Bucket="console-access")
+
+
+def test_a_key_added_with_minis3_user_add_logs_in(cc, page):
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "minis3", "user", "add", "--account", "console-team", "--json",
+                        "--topology", str(cc.topo_path)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    key = json.loads(p.stdout)
+    console = cc.topo.console.url
+    page.goto(console + "/")
+    page.fill("input[name=access_key]", key["access_key"])
+    page.fill("input[name=secret_key]", key["secret_key"])
+    page.click("button[type=submit]")
+    page.wait_for_url(console + "/")
+    assert "Wrong access key" not in page.content()
+
+
 def _chart(page, name: str) -> tuple[int, float, dict]:
     """A live chart's figure: how many points it draws, the last one's time and values (live.js sets them)."""
     fig = page.locator(f"[data-testid=chart-{name}]")
@@ -401,3 +468,4 @@ def test_failed_logins_are_throttled_per_address(cc):
         _post_login(cc, opener, {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY, "login_csrf": token})
     assert e.value.code == 429 and int(e.value.headers["Retry-After"]) > 200
     assert "Too many failed logins" in e.value.read().decode()
+

@@ -1,0 +1,95 @@
+"""The console's page of a bucket's access settings (``/b/BUCKET/access``): its policy, CORS
+rules, Block Public Access, Object Ownership and ACL, read and changed through the S3 API with
+the logged-in user's credentials, so the page can do exactly what that user may (the bucket
+policy decides it, as for any client: docs/access.md). Each change shows S3's answer, its
+error message included (a MalformedPolicy says what is wrong with the document)."""
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from aiohttp import web
+from defusedxml import ElementTree
+
+S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+READS = (("policy", "policy"), ("status", "policyStatus"), ("cors", "cors"), ("block", "publicAccessBlock"),
+         ("ownership", "ownershipControls"), ("acl", "acl"))
+BLOCK = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def _error(status: int, body: bytes) -> str:
+    try:
+        root = ElementTree.fromstring(body)
+        return f"{root.findtext('Code')}: {root.findtext('Message')}"
+    except Exception:                 # not S3's XML error
+        return f"HTTP {status}"
+
+
+def _settings(got: dict) -> dict:
+    out: dict = {}
+    st, body = got["policy"]
+    if st == 200:
+        try:
+            out["policy"] = json.dumps(json.loads(body), indent=2)
+        except ValueError:
+            out["policy"] = body.decode("utf-8", "replace")
+        out["public"] = got["status"][0] == 200 and b"<IsPublic>true</IsPublic>" in got["status"][1]
+    elif st != 404:
+        out["policy_error"] = _error(st, body)
+    st, body = got["cors"]
+    out["cors"] = body.decode("utf-8", "replace") if st == 200 else ""
+    st, body = got["block"]
+    if st == 200:
+        root = ElementTree.fromstring(body)
+        out["block"] = {k: root.findtext(f"{S3NS}{k}") == "true" for k in BLOCK}
+    else:
+        out["block"] = None if st == 404 else {}
+    st, body = got["ownership"]
+    out["ownership"] = (ElementTree.fromstring(body).findtext(f".//{S3NS}ObjectOwnership") if st == 200
+                        else "none set (ObjectWriter)" if st == 404 else _error(st, body))
+    st, body = got["acl"]
+    out["grants"] = ([(g.findtext(f"{S3NS}Grantee/{S3NS}DisplayName") or g.findtext(f"{S3NS}Grantee/{S3NS}ID"),
+                       g.findtext(f"{S3NS}Permission")) for g in ElementTree.fromstring(body).iter(f"{S3NS}Grant")]
+                     if st == 200 else [])
+    return out
+
+
+async def page(console, request: web.Request) -> web.Response:
+    bucket = request.match_info["bucket"]
+    got = {}
+    for name, query in READS:
+        st, _, body = await console._s3(request, "GET", bucket, query=query)
+        got[name] = (st, body)
+    if got["acl"][0] in (403, 404) and got["block"][0] in (403, 404) and got["policy"][0] in (403, 404):
+        raise web.HTTPNotFound(text=f"{bucket}: {_error(*got['acl'])}")
+    return console.render("access.html", request, bucket=bucket, message=request.query.get("message"),
+                          block_names=BLOCK, **_settings(got))
+
+
+def _block_xml(form) -> bytes:
+    flags = "".join(f"<{k}>{'true' if form.get(k) else 'false'}</{k}>" for k in BLOCK)
+    return (f'<PublicAccessBlockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{flags}'
+            "</PublicAccessBlockConfiguration>").encode()
+
+
+async def change(console, request: web.Request) -> web.Response:
+    """Save one setting (``what``: policy, cors or block); an empty policy or CORS deletes it."""
+    bucket, form = request.match_info["bucket"], request["form"]
+    what = str(form.get("what", ""))
+    if what == "policy":
+        text = str(form.get("policy", "")).strip()
+        call = ("PUT", "policy", text.encode()) if text else ("DELETE", "policy", b"")
+    elif what == "cors":
+        text = str(form.get("cors", "")).strip()
+        call = ("PUT", "cors", text.encode()) if text else ("DELETE", "cors", b"")
+    elif what == "block":
+        call = ("PUT", "publicAccessBlock", _block_xml(form)) if form.get("set") else ("DELETE", "publicAccessBlock", b"")
+    else:
+        raise web.HTTPBadRequest(text="unknown setting")
+    method, query, body = call
+    st, headers, answer = await console._s3(request, method, bucket, query=query, body=body)
+    rid = headers.get("x-amz-request-id", "")
+    verb = "saved" if method == "PUT" else "removed"
+    msg = (f"{what} {verb} (request {rid})" if st in (200, 204)
+           else f"{what} not {verb}: {_error(st, answer)} (request {rid})")
+    raise web.HTTPSeeOther(f"/b/{quote(bucket, safe='')}/access?message={quote(msg)}")
