@@ -18,12 +18,14 @@ and "Policy evaluation logic"); :func:`decide` follows it and says which step de
 4. **Block Public Access** (``RestrictPublicBuckets``): when the bucket's policy is
    *public* (:func:`is_public`), only the owner's account may use what it grants: another
    account's or an anonymous request is refused even where a statement allows it.
-5. Anything else: **implicit deny**.
+5. **ACLs**, where the bucket's Object Ownership lets them count (not ``BucketOwnerEnforced``,
+   AWS's default for new buckets since April 2023): a grant of the bucket's ACL, or of the
+   object's (core/acl.py), to the caller, to AuthenticatedUsers (any signed request) or to
+   AllUsers; Block Public Access's ``IgnorePublicAcls`` makes the last two count for nothing.
+6. Anything else: **implicit deny**.
 
-ACLs: minis3 runs every bucket with Object Ownership ``BucketOwnerEnforced`` semantics for
-access decisions (AWS's default for new buckets since April 2023: ACLs no longer grant
-anything). ACLs can be read (the owner's FULL_CONTROL), and setting one that grants more is
-refused with ``AccessControlListNotSupported`` (:func:`acl_headers_allowed`).
+With ACLs disabled, an ACL can be read (the owner's FULL_CONTROL) and setting one that grants
+more is refused with ``AccessControlListNotSupported`` (:func:`acl_headers_allowed`).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
 
+from . import acl
 from . import errors as E
 from .actions import Need
 from .policy import Policy, Principal, Request, Statement, evaluate
@@ -107,6 +110,7 @@ class BucketAccess:
     policy: Policy | None = None
     block: PublicAccessBlock | None = field(default_factory=PublicAccessBlock)
     ownership: str = DEFAULT_OWNERSHIP
+    acl: tuple[acl.Grant, ...] | None = None      # the bucket's ACL (None: the owner's FULL_CONTROL alone)
 
     @property
     def public_policy(self) -> bool:
@@ -125,8 +129,10 @@ class Verdict:
 
 
 def decide(principal: Principal, need: Need, bucket: BucketAccess,
-           context: Mapping[str, object] | None = None) -> Verdict:
-    """One need of one request against its bucket (module doc, steps 1 to 5)."""
+           context: Mapping[str, object] | None = None, object_acl=None) -> Verdict:
+    """One need of one request against its bucket (module doc, steps 1 to 6). ``object_acl``:
+    the object's grants, when the caller read them (an object need in a bucket whose ACLs
+    count, that nothing else allowed)."""
     owner = principal_of(bucket.owner)
     own = principal.account is not None and principal.account == owner.account
     decision = evaluate(bucket.policy, Request(principal, need.action, need.resource, context or {}))
@@ -137,14 +143,43 @@ def decide(principal: Principal, need: Need, bucket: BucketAccess,
                        decision.statement)
     if own:
         return Verdict(True, "Allow", "the bucket owner's account")
+    voided = None
     if decision.effect == "Allow":
-        if bucket.block is not None and bucket.block.restrict_public_buckets and bucket.public_policy:
-            return Verdict(False, None, "Block Public Access (RestrictPublicBuckets): the bucket policy is "
-                           f"public, so statement {decision.statement} grants nothing outside the owner's account",
-                           decision.statement)
-        return Verdict(True, "Allow", f"the bucket policy (statement {decision.statement})", decision.statement)
+        if not (bucket.block is not None and bucket.block.restrict_public_buckets and bucket.public_policy):
+            return Verdict(True, "Allow", f"the bucket policy (statement {decision.statement})", decision.statement)
+        voided = Verdict(False, None, "Block Public Access (RestrictPublicBuckets): the bucket policy is "
+                         f"public, so statement {decision.statement} grants nothing outside the owner's account",
+                         decision.statement)
+    granted = acl_grant(principal, need, bucket, object_acl)
+    if granted:
+        return Verdict(True, "Allow", granted)
     who = "an anonymous request" if principal.anonymous else "another account"
-    return Verdict(False, None, f"implicit deny: no statement of the bucket policy allows {who}")
+    return voided or Verdict(False, None, f"implicit deny: no statement of the bucket policy{acl_words(bucket)} "
+                                          f"allows {who}")
+
+
+def acls_count(bucket: BucketAccess) -> bool:
+    """Do ACLs grant anything in this bucket? Not under BucketOwnerEnforced (ACLs disabled)."""
+    return bucket.ownership != "BucketOwnerEnforced"
+
+
+def acl_words(bucket: BucketAccess) -> str:
+    return " nor ACL" if acls_count(bucket) else ""
+
+
+def acl_grant(principal: Principal, need: Need, bucket: BucketAccess, object_acl=None) -> str | None:
+    """The ACL grant (the bucket's, or the object's) that allows the need, in words, or None."""
+    if not acls_count(bucket):
+        return None
+    ignore = bucket.block is not None and bucket.block.ignore_public_acls
+    for where, grants, table in (("bucket", bucket.acl, acl.BUCKET_PERMISSION),
+                                 ("object", object_acl, acl.OBJECT_PERMISSION)):
+        permission = table.get(need.action)
+        if permission and grants:
+            got = acl.permits(grants, principal.canonical_id, permission, ignore_public=ignore)
+            if got:
+                return f"the {where}'s ACL (it grants {got})"
+    return None
 
 
 # ----------------------------------------------------------------------------- "public"

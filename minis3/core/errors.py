@@ -128,5 +128,10 @@ MalformedPOSTRequest = _e("MalformedPOSTRequest", 400,
 InvalidPolicyDocument = _e("InvalidPolicyDocument", 400, "Invalid Policy: Invalid JSON.")
 MaxPostPreDataLengthExceededError = _e("MaxPostPreDataLengthExceededError", 400,
                                        "Your POST request fields preceding the upload file were too large.")
+UnexpectedContent = _e("UnexpectedContent", 400, "This request does not support content")
+MalformedACLError = _e("MalformedACLError", 400,
+                       "The XML you provided was not well-formed or did not validate against our published schema.")
+UnresolvableGrantByEmailAddress = _e("UnresolvableGrantByEmailAddress", 400,
+                                     "The e-mail address you provided does not match any account on record.")
 InvalidBucketAclWithObjectOwnership = _e("InvalidBucketAclWithObjectOwnership", 400,
                                          "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")

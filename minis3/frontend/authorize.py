@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..core import access, actions, cors
+from ..core import access, acl, actions, cors, versions
 from ..core import errors as E
 from ..core import tagging
 from ..core.access import BucketAccess, PublicAccessBlock
@@ -97,9 +97,11 @@ def _access_of(name: str, rec: dict, settings: dict[str, dict]) -> BucketAccess:
     policy_text = (settings.get("policy") or {}).get("policy")
     block = settings.get("block", {"block": [True] * 4})["block"]
     ownership = settings.get("ownership", {"ownership": access.DEFAULT_OWNERSHIP})["ownership"]
+    grants = (settings.get("acl") or {}).get("grants")
     return BucketAccess(owner=rec["owner"], policy=parse_policy(policy_text, name) if policy_text else None,
                         block=PublicAccessBlock(*block) if block is not None else None,
-                        ownership=ownership or "ObjectWriter")
+                        ownership=ownership or "ObjectWriter",
+                        acl=tuple(tuple(g) for g in grants) if grants else None)
 
 
 # ----------------------------------------------------------------------------- the decision
@@ -173,10 +175,31 @@ async def authorize(ctx: Context, op: str) -> None:
     for need in actions.needs(op, bucket, ctx.target.key, ctx.query, source):
         owner_bucket = source[0] if source is not None and need.action.startswith("s3:GetObject") else bucket
         verdict = access.decide(ctx.principal, need, states[owner_bucket].access, context)
+        if not verdict.allowed and verdict.effect is None:
+            verdict = await _with_object_acl(ctx, need, states[owner_bucket].access, context, source) or verdict
         _trace(ctx, verdict, need)
         if not verdict.allowed:
             raise E.AccessDenied()
         ctx.acting[owner_bucket] = states[owner_bucket].access.owner
+
+
+async def _with_object_acl(ctx: Context, need: actions.Need, bucket: BucketAccess, context: dict,
+                           source) -> access.Verdict | None:
+    """Decide again with the object's own ACL, read only when it could change the answer: an
+    object need, in a bucket whose ACLs count, that nothing else allowed."""
+    if not access.acls_count(bucket) or need.action not in acl.OBJECT_PERMISSION:
+        return None
+    if source is not None and need.action.startswith("s3:GetObject"):
+        b, key, vid = source
+    else:
+        b, key, vid = ctx.target.bucket, ctx.target.key, ctx.query.get("versionId")
+    meta = ctx.fe.meta.as_account(None)
+    try:
+        rec = await (meta.get_version(b, key, versions.parse_id(vid)) if vid else meta.get_object(b, key, payload=False))
+    except (E.NoSuchKey, E.NoSuchVersion, E.InvalidArgument):
+        return None
+    grants = rec.get("acl")
+    return access.decide(ctx.principal, need, bucket, context, object_acl=grants) if grants else None
 
 
 def allowed(ctx: Context, action: str, key: str, headers: dict | None = None) -> bool:

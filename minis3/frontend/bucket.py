@@ -21,13 +21,15 @@ def _xml(body: bytes, status: int = 200) -> web.Response:
 async def create(ctx: Context) -> web.Response:
     name = ctx.target.bucket
     validate_bucket_name(name)
-    ownership = permissions.creation_settings(ctx)
+    ownership, grants = permissions.creation_settings(ctx)
     constraint = s3xml.parse_create_bucket(await read_small_body(ctx.request, ctx.auth))
     region = regions.creation_region(constraint, here=ctx.fe.topo.region, regions=ctx.fe.topo.region_names)
     ctx.fe.access.forget(name)
     await ctx.fe.buckets.create(ctx.account, name, region)
     if ownership is not None and ownership != access.DEFAULT_OWNERSHIP and region == ctx.fe.topo.region:
         await ctx.fe.access.put(name, "ownership", {"ownership": ownership})
+        if grants:
+            await ctx.fe.access.put(name, "acl", {"grants": [list(g) for g in grants]})
     resp = web.Response(status=200)
     resp.headers["Location"] = "/" + name
     return resp

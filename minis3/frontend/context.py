@@ -39,6 +39,9 @@ class Context:
     acting: dict[str, str] = field(default_factory=dict)
     # bucket → what the authoriser read of it (its record and access settings: BucketState)
     buckets_seen: dict[str, object] = field(default_factory=dict)
+    # the ACL a PUT's headers give its new object (x-amz-acl, x-amz-grant-*), when ACLs count
+    # in its bucket (frontend/permissions.check_acl_headers); None: the default (the owner's)
+    acl: list | None = None
 
     @property
     def resource(self) -> str:

@@ -87,5 +87,5 @@ async def dispatch(ctx: Context):
         raise E.NotImplemented_(f"{op} is not implemented by minis3")
     await authorize.authorize(ctx, op)            # AccessDenied, or ctx.acting set
     if op in permissions.ACL_PUTS:
-        permissions.check_acl_headers(ctx.request.headers, ctx.buckets_seen[ctx.target.bucket])
+        ctx.acl = permissions.check_acl_headers(ctx.request.headers, ctx.buckets_seen[ctx.target.bucket])
     return await handler(ctx)

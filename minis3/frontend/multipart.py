@@ -196,7 +196,8 @@ async def create(ctx: Context) -> web.Response:
     await ctx.meta.put_record(upload_ikey(bucket, key, uid), {
         "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
         "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000),
-        **({"tags": tags} if tags else {}), **SC.record_field(sc)})
+        **({"tags": tags} if tags else {}), **({"acl": [list(g) for g in ctx.acl]} if ctx.acl else {}),
+        **SC.record_field(sc)})
     resp = web.Response(body=multipart_xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml")
     if spec:
         resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
@@ -338,6 +339,8 @@ async def complete(ctx: Context) -> web.Response:
               **SC.record_field(SC.of(up_rec))}
     if up_rec.get("tags"):
         record["tags"] = up_rec["tags"]
+    if up_rec.get("acl"):
+        record["acl"] = up_rec["acl"]
     # The moment the object becomes visible; If-Match / If-None-Match as on
     # PutObject, a compare-and-set at the metadata replicas.
     rec = await ctx.meta.put_object(bucket, key, record, conditions)

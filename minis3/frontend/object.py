@@ -92,6 +92,8 @@ async def put(ctx: Context) -> web.Response:
               "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
     if tags:
         record["tags"] = tags
+    if ctx.acl:
+        record["acl"] = [list(g) for g in ctx.acl]
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
     resp = web.Response(status=200, headers=versions.header(rec))
     resp.headers["ETag"] = f'"{rec["etag"]}"'
@@ -381,6 +383,8 @@ async def copy(ctx: Context) -> web.Response:
               "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
     if tags:
         record["tags"] = tags
+    if ctx.acl:
+        record["acl"] = [list(g) for g in ctx.acl]
     rec = await _commit(ctx, bucket, key, record, stored, write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
     resp = web.Response(body=body, content_type="application/xml", headers=versions.header(rec))

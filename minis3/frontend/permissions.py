@@ -8,17 +8,21 @@ deleted setting is stored as ``None`` (S3 then answers its "not found" error), s
 setting never written has S3's default for a new bucket (Block Public Access on,
 BucketOwnerEnforced).
 
-ACLs: with ``BucketOwnerEnforced`` (the default) ACLs are disabled as in S3: reading one
-shows the owner's FULL_CONTROL, setting one fails with AccessControlListNotSupported, and a
-PUT may carry only an ACL that grants the owner alone. With ACLs enabled (another ownership
-setting), an ACL granting the owner alone is accepted; one granting anybody else answers
-NotImplemented: minis3 does not keep ACL grants (a bucket policy grants the same).
+ACLs (core/acl.py): with ``BucketOwnerEnforced`` (the default) ACLs are disabled as in S3:
+reading one shows the owner's FULL_CONTROL, setting one fails with
+AccessControlListNotSupported, and a PUT may carry only an ACL that grants the owner alone.
+With ACLs enabled (``ObjectWriter``, ``BucketOwnerPreferred``), a bucket's ACL is one more
+access setting (``acl``) and an object's is in its record (``acl``), both only when they grant
+more than the owner's FULL_CONTROL; Block Public Access refuses a public one
+(BlockPublicAcls) and the decision ignores its public grants (IgnorePublicAcls). Every object
+belongs to the bucket's owner, whoever wrote it (minis3 keeps no per-object owner, as under
+``BucketOwnerPreferred`` with ``bucket-owner-full-control``).
 """
 from __future__ import annotations
 
 from aiohttp import web
 
-from ..core import access, access_xml, versions
+from ..core import access, access_xml, acl, versions
 from ..core import errors as E
 from ..core.policy import MAX_POLICY_BYTES, parse_policy
 from .authorize import BucketState
@@ -26,7 +30,6 @@ from .body import read_small_body
 from .context import Context
 
 ACL_PUTS = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload"})
-_NOT_KEPT = "ACLs that grant access to anyone but the owner are not implemented by minis3: use a bucket policy"
 
 
 def _xml(body: bytes, status: int = 200) -> web.Response:
@@ -98,6 +101,9 @@ async def delete_public_access_block(ctx: Context) -> web.Response:
 # ----------------------------------------------------------------------------- Object Ownership
 async def put_ownership_controls(ctx: Context) -> web.Response:
     setting = access_xml.parse_ownership_controls(await read_small_body(ctx.request, ctx.auth))
+    if setting == "BucketOwnerEnforced" and not acl.only_owner(_state(ctx).access.acl,
+                                                                access.canonical_id(_state(ctx).access.owner)):
+        raise E.InvalidBucketAclWithObjectOwnership()
     await ctx.fe.access.put(ctx.target.bucket, "ownership", {"ownership": setting})
     return web.Response(status=200)
 
@@ -114,68 +120,102 @@ async def delete_ownership_controls(ctx: Context) -> web.Response:
 
 
 # ----------------------------------------------------------------------------- ACLs
-def check_acl_headers(headers, state: BucketState) -> None:
-    """The ACL a PUT (PutObject, CopyObject, CreateMultipartUpload) or an ACL call gives in
-    its headers, against the bucket's settings (module doc)."""
+def _grants_allowed(grants: list | None, state: BucketState) -> None:
+    """Block Public Access's BlockPublicAcls: no public ACL is taken."""
+    block = state.access.block
+    if acl.is_public(grants) and block is not None and block.block_public_acls:
+        raise E.AccessDenied("Access Denied: Block Public Access (BlockPublicAcls) refuses a public ACL")
+
+
+def check_acl_headers(headers, state: BucketState) -> list | None:
+    """The ACL a PUT (PutObject, CopyObject, CreateMultipartUpload, a form upload) gives its
+    new object in its headers, checked against the bucket's settings (module doc): None for
+    none (or, with ACLs disabled, one that grants the owner alone)."""
     h = {k.lower(): v for k, v in headers.items()}
-    owner_only = access.acl_headers_allowed(h, access.canonical_id(state.access.owner))
+    owner_id = access.canonical_id(state.access.owner)
     if state.access.ownership == "BucketOwnerEnforced":
-        if not owner_only:
+        if not access.acl_headers_allowed(h, owner_id):
             raise E.AccessControlListNotSupported()
-        return
-    if access.public_acl(h) and state.access.block is not None and state.access.block.block_public_acls:
-        raise E.AccessDenied()
-    if not owner_only:
-        raise E.NotImplemented_(_NOT_KEPT)
+        return None
+    grants = acl.from_headers(h, owner_id, owner_id)
+    _grants_allowed(grants, state)
+    return None if grants is None or grants == acl.owner_only(owner_id) else grants
 
 
-async def _put_acl(ctx: Context) -> None:
-    state = _state(ctx)
+async def _acl_of_request(ctx: Context, state: BucketState) -> list:
+    """A Put*Acl's ACL: its AccessControlPolicy body, else its headers (S3 takes one or the other)."""
     if state.access.ownership == "BucketOwnerEnforced":
         raise E.AccessControlListNotSupported()
-    body = await read_small_body(ctx.request, ctx.auth)
+    owner_id = access.canonical_id(state.access.owner)
+    body = await read_small_body(ctx.request, ctx.auth, limit=acl.MAX_BODY)
+    h = {k.lower(): v for k, v in ctx.request.headers.items()}
     if body:
-        if not access_xml.acl_grants_owner_only(body, access.canonical_id(state.access.owner)):
-            raise E.NotImplemented_(_NOT_KEPT)
+        if "x-amz-acl" in h or any(g in h for g in acl.HEADERS):
+            raise E.UnexpectedContent("This request does not support content")
+        _, grants = acl.parse_xml(body)
     else:
-        check_acl_headers(ctx.request.headers, state)
+        grants = acl.from_headers(h, owner_id, owner_id)
+        if grants is None:
+            raise E.MissingSecurityHeader("Your request was missing a required header", MissingHeaderName="x-amz-acl")
+    _grants_allowed(grants, state)
+    return grants
+
+
+def _acl_xml(state: BucketState, grants) -> web.Response:
+    owner = _owner(state)
+    return _xml(acl.to_xml(owner, list(grants) if grants and access.acls_count(state.access) else
+                           acl.owner_only(owner[0])))
 
 
 async def get_bucket_acl(ctx: Context) -> web.Response:
-    return _xml(access_xml.owner_only_acl_xml(_owner(_state(ctx))))
+    return _acl_xml(_state(ctx), _state(ctx).access.acl)
 
 
 async def put_bucket_acl(ctx: Context) -> web.Response:
-    await _put_acl(ctx)
+    grants = await _acl_of_request(ctx, _state(ctx))
+    await ctx.fe.access.put(ctx.target.bucket, "acl", {"grants": [list(g) for g in grants]})
     return web.Response(status=200)
 
 
 async def get_object_acl(ctx: Context) -> web.Response:
     from .object import readable_version
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"), payload=False)
-    return web.Response(body=access_xml.owner_only_acl_xml(_owner(_state(ctx))), content_type="application/xml",
-                        headers=versions.header(rec))
+    resp = _acl_xml(_state(ctx), rec.get("acl"))
+    resp.headers.update(versions.header(rec))
+    return resp
 
 
 async def put_object_acl(ctx: Context) -> web.Response:
-    from .object import readable_version
-    rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"), payload=False)
-    await _put_acl(ctx)
+    from .tagging import _change
+    grants = await _acl_of_request(ctx, _state(ctx))
+    owner_only = grants == acl.owner_only(access.canonical_id(_state(ctx).access.owner))
+
+    def set_acl(rec: dict) -> dict:
+        rec.pop("acl", None)
+        if not owner_only:
+            rec["acl"] = [list(g) for g in grants]
+        return rec
+    rec = await _change(ctx, set_acl)
     return web.Response(status=200, headers=versions.header(rec))
 
 
-def creation_settings(ctx: Context) -> str | None:
-    """CreateBucket's ``x-amz-object-ownership`` (None: the default) once its ACL headers are
-    checked against it: under BucketOwnerEnforced an ACL granting anyone but the owner is
-    InvalidBucketAclWithObjectOwnership, as S3 answers."""
+def creation_settings(ctx: Context) -> tuple[str | None, list | None]:
+    """CreateBucket's ``x-amz-object-ownership`` (None: the default) and the bucket's ACL from
+    its headers (None: the owner's alone), checked as S3 checks them: under
+    BucketOwnerEnforced an ACL granting anyone but the owner is
+    InvalidBucketAclWithObjectOwnership; a public ACL meets the new bucket's Block Public
+    Access."""
     h = {k.lower(): v for k, v in ctx.request.headers.items()}
     setting = h.get("x-amz-object-ownership")
     if setting is not None and setting not in access.OWNERSHIP:
         raise E.InvalidArgument("Invalid x-amz-object-ownership header", ArgumentName="x-amz-object-ownership",
                                 ArgumentValue=setting)
-    owner_only = access.acl_headers_allowed(h, access.canonical_id(ctx.account or ""))
-    if not owner_only:
-        if (setting or access.DEFAULT_OWNERSHIP) == "BucketOwnerEnforced":
+    owner_id = access.canonical_id(ctx.account or "")
+    if (setting or access.DEFAULT_OWNERSHIP) == "BucketOwnerEnforced":
+        if not access.acl_headers_allowed(h, owner_id):
             raise E.InvalidBucketAclWithObjectOwnership()
-        raise E.NotImplemented_(_NOT_KEPT)
-    return setting
+        return setting, None
+    grants = acl.from_headers(h, owner_id)
+    if acl.is_public(grants):          # a new bucket has Block Public Access on (BlockPublicAcls)
+        raise E.AccessDenied("Access Denied: Block Public Access (BlockPublicAcls) refuses a public ACL")
+    return setting, None if grants is None or grants == acl.owner_only(owner_id) else grants

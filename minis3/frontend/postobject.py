@@ -127,8 +127,7 @@ def _authorise(ctx: Context, key: str, fields: dict[str, str]) -> None:
     if not authorize.allowed(ctx, "s3:PutObject", key, headers=headers):
         raise E.AccessDenied()
     ctx.acting[ctx.target.bucket] = state.access.owner
-    if "acl" in fields:
-        permissions.check_acl_headers({"x-amz-acl": fields["acl"]}, state)
+    ctx.acl = permissions.check_acl_headers({"x-amz-acl": fields["acl"]}, state) if "acl" in fields else None
 
 
 def _answer(ctx: Context, fields: dict[str, str], key: str, rec: dict) -> web.Response:
@@ -178,6 +177,8 @@ async def post_object(ctx: Context) -> web.Response:
               "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
     if tags:
         record["tags"] = [list(t) for t in tags]
+    if ctx.acl:
+        record["acl"] = [list(g) for g in ctx.acl]
     from .object import commit_stored
     rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_object(bucket, key, record,
                                                                        stamp_by=stored.commit_by))

@@ -354,3 +354,82 @@ def test_the_trace_shows_which_statement_decided(traced):
     s3.put_object(Bucket=shared, Key="open", Body=b"o")
     rid = other.get_object(Bucket=shared, Key="open")["ResponseMetadata"]["RequestId"]
     assert "ALLOW: s3:GetObject" in trace(rid) and "statement OtherReads" in trace(rid)
+
+
+# ----------------------------------------------------------------------------- ACLs enabled
+@pytest.fixture
+def acl_bucket(s3):
+    """A bucket with ACLs enabled (ObjectWriter) and Block Public Access off."""
+    name = f"acc-acl-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=name, ObjectOwnership="ObjectWriter")
+    s3.delete_public_access_block(Bucket=name)
+    yield name
+    for o in s3.list_objects_v2(Bucket=name).get("Contents", []):
+        s3.delete_object(Bucket=name, Key=o["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+def grants(acl) -> set[tuple[str, str]]:
+    return {(g["Grantee"].get("ID") or g["Grantee"].get("URI").rsplit("/", 1)[-1], g["Permission"])
+            for g in acl["Grants"]}
+
+
+def test_canned_acls_on_objects_grant_what_they_say(s3, other, anon, acl_bucket):
+    s3.put_object(Bucket=acl_bucket, Key="open", Body=b"o", ACL="public-read")
+    s3.put_object(Bucket=acl_bucket, Key="members", Body=b"m", ACL="authenticated-read")
+    s3.put_object(Bucket=acl_bucket, Key="closed", Body=b"c")
+    me = canonical_id(ACCESS_KEY)
+    assert grants(s3.get_object_acl(Bucket=acl_bucket, Key="open")) == {(me, "FULL_CONTROL"), ("AllUsers", "READ")}
+    assert anon.get_object(Bucket=acl_bucket, Key="open")["Body"].read() == b"o"
+    assert denied(anon.get_object, Bucket=acl_bucket, Key="members") == ("AccessDenied", 403)
+    assert other.get_object(Bucket=acl_bucket, Key="members")["Body"].read() == b"m"       # any signed request
+    for client in (anon, other):
+        assert denied(client.get_object, Bucket=acl_bucket, Key="closed") == ("AccessDenied", 403)
+        assert denied(client.list_objects_v2, Bucket=acl_bucket) == ("AccessDenied", 403)
+    # IgnorePublicAcls: the public grants count for nothing (the ACL stays as it is).
+    s3.put_public_access_block(Bucket=acl_bucket, PublicAccessBlockConfiguration={"IgnorePublicAcls": True})
+    assert denied(anon.get_object, Bucket=acl_bucket, Key="open") == ("AccessDenied", 403)
+    assert denied(other.get_object, Bucket=acl_bucket, Key="members") == ("AccessDenied", 403)
+    # BlockPublicAcls: no new public ACL is taken.
+    s3.put_public_access_block(Bucket=acl_bucket, PublicAccessBlockConfiguration={"BlockPublicAcls": True})
+    assert denied(s3.put_object, Bucket=acl_bucket, Key="x", Body=b"x", ACL="public-read") == ("AccessDenied", 403)
+    assert denied(s3.put_object_acl, Bucket=acl_bucket, Key="closed", ACL="public-read") == ("AccessDenied", 403)
+
+
+def test_grants_to_another_account_on_a_bucket_and_an_object(s3, other, acl_bucket):
+    s3.put_object(Bucket=acl_bucket, Key="doc", Body=b"d")
+    them = canonical_id(SECOND_ACCESS_KEY)
+    assert denied(other.get_object, Bucket=acl_bucket, Key="doc") == ("AccessDenied", 403)
+    s3.put_object_acl(Bucket=acl_bucket, Key="doc", GrantRead=f'id="{them}"',
+                      GrantFullControl=f'id="{canonical_id(ACCESS_KEY)}"')
+    assert other.get_object(Bucket=acl_bucket, Key="doc")["Body"].read() == b"d"
+    assert (them, "READ") in grants(s3.get_object_acl(Bucket=acl_bucket, Key="doc"))
+    assert denied(other.get_object_acl, Bucket=acl_bucket, Key="doc") == ("AccessDenied", 403)   # READ is not READ_ACP
+    # The bucket's ACL: READ lists, WRITE writes and deletes objects.
+    acl = s3.get_bucket_acl(Bucket=acl_bucket)
+    s3.put_bucket_acl(Bucket=acl_bucket, AccessControlPolicy={"Owner": acl["Owner"], "Grants": acl["Grants"] + [
+        {"Grantee": {"Type": "CanonicalUser", "ID": them}, "Permission": "READ"},
+        {"Grantee": {"Type": "CanonicalUser", "ID": them}, "Permission": "WRITE"}]})
+    assert grants(s3.get_bucket_acl(Bucket=acl_bucket)) >= {(them, "READ"), (them, "WRITE")}
+    assert [o["Key"] for o in other.list_objects_v2(Bucket=acl_bucket)["Contents"]] == ["doc"]
+    other.put_object(Bucket=acl_bucket, Key="from-them", Body=b"t")
+    assert s3.get_object(Bucket=acl_bucket, Key="from-them")["Body"].read() == b"t"     # the bucket owner's
+    other.delete_object(Bucket=acl_bucket, Key="from-them")
+    # ACLs granting others stop ownership from being enforced, as S3 refuses it.
+    assert denied(s3.put_bucket_ownership_controls, Bucket=acl_bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}) == ("InvalidBucketAclWithObjectOwnership", 400)
+    s3.put_bucket_acl(Bucket=acl_bucket, ACL="private")
+    s3.put_bucket_ownership_controls(Bucket=acl_bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    # ACLs disabled: the object's grant to the other account counts for nothing now.
+    assert denied(other.get_object, Bucket=acl_bucket, Key="doc") == ("AccessDenied", 403)
+    assert grants(s3.get_object_acl(Bucket=acl_bucket, Key="doc")) == {(canonical_id(ACCESS_KEY), "FULL_CONTROL")}
+
+
+def test_bad_acls_are_refused_as_s3_refuses_them(s3, acl_bucket):
+    s3.put_object(Bucket=acl_bucket, Key="k", Body=b"k")
+    assert denied(s3.put_object_acl, Bucket=acl_bucket, Key="k", GrantRead='emailAddress="a@example.com"') == \
+        ("UnresolvableGrantByEmailAddress", 400)
+    assert denied(s3.put_object, Bucket=acl_bucket, Key="k2", Body=b"x", ACL="private",
+                  GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"') == ("InvalidRequest", 400)
+    assert denied(s3.put_object_acl, Bucket=acl_bucket, Key="missing", ACL="private") == ("NoSuchKey", 404)
