@@ -23,6 +23,7 @@ The decision and what made it are on the request's trace span (``minis3 trace``)
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -64,20 +65,39 @@ class AccessStore:
     def __init__(self, meta: MetaClient):
         self.meta = meta.as_account(None)           # reads every bucket: the authoriser decides
         self._cache: dict[str, tuple[float, BucketState]] = {}
+        self._reading: dict[str, asyncio.Future] = {}
+        self._changes: dict[str, int] = {}          # bucket → changes made through this frontend
 
     async def bucket(self, name: str) -> BucketState:
-        """The bucket (NoSuchBucket if it does not live here), from the cache when fresh."""
-        now = time.monotonic()
+        """The bucket (NoSuchBucket if it does not live here), from the cache when fresh. One
+        read at a time per bucket: the requests that find the entry stale together wait for
+        the same read (else every request in flight when an entry expires would make its own
+        two metadata calls)."""
         hit = self._cache.get(name)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        reading = self._reading.get(name)
+        if reading is None:
+            reading = self._reading[name] = asyncio.ensure_future(self._read(name, self._changes.get(name, 0)))
+            reading.add_done_callback(lambda f: self._done(name, f))
+        return await asyncio.shield(reading)
+
+    def _done(self, name: str, f: asyncio.Future) -> None:
+        if self._reading.get(name) is f:
+            del self._reading[name]
+        if not f.cancelled():
+            f.exception()                   # retrieved: whoever waited has it; nobody left, no warning
+
+    async def _read(self, name: str, changes: int) -> BucketState:
+        now = time.monotonic()
         rec = await self.meta.get_bucket(name)
         page = await self.meta.list_objects(f"{ACCESS}{name}/{rec['vid']}", _checked=True, full=True)
         settings = {what: r for what, r in page["entries"]}
         state = BucketState(rec, _access_of(name, rec, settings), settings)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[name] = (now + self.TTL, state)
+        if self._changes.get(name, 0) == changes:     # not if a change was made here meanwhile
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[name] = (now + self.TTL, state)
         return state
 
     async def put(self, name: str, what: str, record: dict) -> None:
@@ -88,6 +108,8 @@ class AccessStore:
 
     def forget(self, name: str) -> None:
         self._cache.pop(name, None)
+        self._reading.pop(name, None)        # a read begun before the change is not reused, nor cached
+        self._changes[name] = self._changes.get(name, 0) + 1
 
 
 def _access_of(name: str, rec: dict, settings: dict[str, dict]) -> BucketAccess:
@@ -169,6 +191,7 @@ async def authorize(ctx: Context, op: str) -> None:
     states = {bucket: state}
     if source is not None and source[0] not in states:
         states[source[0]] = await ctx.fe.access.bucket(source[0])
+    _expected_owners(ctx, state, states[source[0]] if source is not None else None)
     # The context only matters to a policy's conditions: none, no context to build (most requests).
     policies = any(st.access.policy is not None for st in states.values())
     context = _context(ctx, await _existing_tags(ctx, state)) if policies else {}
@@ -181,6 +204,17 @@ async def authorize(ctx: Context, op: str) -> None:
         if not verdict.allowed:
             raise E.AccessDenied()
         ctx.acting[owner_bucket] = states[owner_bucket].access.owner
+
+
+def _expected_owners(ctx: Context, state: BucketState, source: BucketState | None) -> None:
+    """``x-amz-expected-bucket-owner`` (and ``x-amz-source-expected-bucket-owner`` for a copy's
+    source): a caller's guard against writing to a bucket someone else now owns; another
+    account id than the owner's is 403 AccessDenied, as S3 answers."""
+    h = ctx.request.headers
+    for header, st in (("x-amz-expected-bucket-owner", state), ("x-amz-source-expected-bucket-owner", source)):
+        want = h.get(header)
+        if want is not None and st is not None and want != access.account_id(st.access.owner):
+            raise E.AccessDenied()
 
 
 async def _with_object_acl(ctx: Context, need: actions.Need, bucket: BucketAccess, context: dict,

@@ -180,16 +180,20 @@ class IncomingBody:
             if not value:
                 raise E.InvalidRequest(f"The {checksums.header_name(self.trailer_alg)} trailer is missing")
             claimed[self.trailer_alg] = value
-        for alg, b64 in claimed.items():
-            if checksums.decode_checksum(alg, b64) != got[alg]:
-                raise E.BadDigest(f"The {checksums.API_NAMES[alg]} you specified did not match the "
-                                  "calculated checksum.")
+        check_claimed(claimed, got)
 
     def etag(self) -> str:
         return self.digests.results()["md5"].hex()
 
     def stored_checksum(self) -> dict:
         return {"alg": self.stored_alg, "value": self.digests.b64()[self.stored_alg]}
+
+
+def check_claimed(claimed: dict[str, str], got: dict[str, bytes]) -> None:
+    """Each checksum the client sent (``{alg: base64}``) against the one computed (BadDigest)."""
+    for alg, b64 in claimed.items():
+        if checksums.decode_checksum(alg, b64) != got[alg]:
+            raise E.BadDigest(f"The {checksums.API_NAMES[alg]} you specified did not match the calculated checksum.")
 
 
 async def read_small_body(request: web.Request, auth: AuthResult, limit: int = 2 * 1024 * 1024,

@@ -27,6 +27,7 @@ from ..core.sigv4 import AuthResult, UNSIGNED_PAYLOAD
 from ..core.tagging import parse_tagging
 from ..ec import storage_class as SC
 from . import authorize, permissions
+from .body import check_claimed
 from .context import Context
 from .params import stored_headers
 
@@ -107,11 +108,7 @@ class FormFile:
         self.digests.update(data)
 
     async def verify(self) -> None:
-        got = self.digests.results()
-        for alg, b64 in self.header_checksums.items():
-            if checksums.decode_checksum(alg, b64) != got[alg]:
-                raise E.BadDigest(f"The {checksums.API_NAMES[alg]} you specified did not match the calculated "
-                                  "checksum.")
+        check_claimed(self.header_checksums, self.digests.results())
 
     def etag(self) -> str:
         return self.digests.results()["md5"].hex()

@@ -34,6 +34,14 @@ def empty_every_version(s3, name: str) -> None:
         s3.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
 
 
+def remove_bucket(s3, name: str) -> None:
+    """A test bucket gone, as its owner: its policy first (no test's deny can keep it), then
+    every version of every key, then the bucket."""
+    s3.delete_bucket_policy(Bucket=name)
+    empty_every_version(s3, name)
+    s3.delete_bucket(Bucket=name)
+
+
 def assert_read_back(s3, bucket: str, objs: dict[str, bytes]) -> None:
     """Every object of ``objs`` (key -> body) reads back whole and unchanged."""
     for key, body in objs.items():

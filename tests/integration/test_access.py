@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from minis3.core.access import account_id, canonical_id
 
+from .s3helpers import remove_bucket
 from .cluster import (ACCESS_KEY, SECOND_ACCESS_KEY, SECOND_SECRET_KEY, USER_ACCESS_KEY, USER_SECRET_KEY)
 
 OWNER_ID = account_id(ACCESS_KEY)            # the first account (ACCESS_KEY's; the test cluster names accounts by key)
@@ -47,10 +48,7 @@ def shared(s3):
     name = f"acc-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=name)
     yield name
-    s3.delete_bucket_policy(Bucket=name)
-    for v in s3.list_object_versions(Bucket=name).get("Versions", []):
-        s3.delete_object(Bucket=name, Key=v["Key"])
-    s3.delete_bucket(Bucket=name)
+    remove_bucket(s3, name)
 
 
 def err(e) -> tuple[str, int]:
@@ -364,9 +362,7 @@ def acl_bucket(s3):
     s3.create_bucket(Bucket=name, ObjectOwnership="ObjectWriter")
     s3.delete_public_access_block(Bucket=name)
     yield name
-    for o in s3.list_objects_v2(Bucket=name).get("Contents", []):
-        s3.delete_object(Bucket=name, Key=o["Key"])
-    s3.delete_bucket(Bucket=name)
+    remove_bucket(s3, name)
 
 
 def grants(acl) -> set[tuple[str, str]]:
@@ -433,3 +429,22 @@ def test_bad_acls_are_refused_as_s3_refuses_them(s3, acl_bucket):
     assert denied(s3.put_object, Bucket=acl_bucket, Key="k2", Body=b"x", ACL="private",
                   GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"') == ("InvalidRequest", 400)
     assert denied(s3.put_object_acl, Bucket=acl_bucket, Key="missing", ACL="private") == ("NoSuchKey", 404)
+
+
+def test_expected_bucket_owner(s3, other, shared):
+    s3.put_object(Bucket=shared, Key="k", Body=b"x", ExpectedBucketOwner=OWNER_ID)
+    assert denied(s3.put_object, Bucket=shared, Key="k", Body=b"x", ExpectedBucketOwner=OTHER_ID) == \
+        ("AccessDenied", 403)
+    theirs = f"acc-exp-{uuid.uuid4().hex[:8]}"
+    other.create_bucket(Bucket=theirs)
+    try:
+        put_policy(s3, shared, {"Effect": "Allow", "Principal": {"AWS": OTHER_ID}, "Action": "s3:GetObject",
+                                "Resource": f"arn:aws:s3:::{shared}/*"})
+        src = {"Bucket": shared, "Key": "k"}
+        assert denied(other.copy_object, Bucket=theirs, Key="c", CopySource=src, ExpectedBucketOwner=OTHER_ID,
+                      ExpectedSourceBucketOwner=OTHER_ID) == ("AccessDenied", 403)
+        other.copy_object(Bucket=theirs, Key="c", CopySource=src, ExpectedBucketOwner=OTHER_ID,
+                          ExpectedSourceBucketOwner=OWNER_ID)
+        other.delete_object(Bucket=theirs, Key="c")
+    finally:
+        other.delete_bucket(Bucket=theirs)

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from .s3helpers import remove_bucket
 from .conftest import make_client
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -87,10 +88,7 @@ def app_bucket(cluster):
     name = f"app-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=name)
     yield s3, name
-    s3.delete_bucket_policy(Bucket=name)
-    for o in s3.list_objects_v2(Bucket=name).get("Contents", []):
-        s3.delete_object(Bucket=name, Key=o["Key"])
-    s3.delete_bucket(Bucket=name)
+    remove_bucket(s3, name)
 
 
 def fetch(page, url, init=None):

@@ -9,13 +9,13 @@ import hashlib
 import json
 import uuid
 import zlib
-from datetime import datetime, timedelta, timezone
 from xml.etree import ElementTree as ET
 
 import pytest
 import urllib3
 from botocore.exceptions import ClientError
 
+from .s3helpers import remove_bucket
 from .cluster import SECOND_ACCESS_KEY
 from minis3.core.access import account_id
 
@@ -35,10 +35,7 @@ def site(s3):
     name = f"web-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=name)
     yield name
-    s3.delete_bucket_policy(Bucket=name)
-    for o in s3.list_objects_v2(Bucket=name).get("Contents", []):
-        s3.delete_object(Bucket=name, Key=o["Key"])
-    s3.delete_bucket(Bucket=name)
+    remove_bucket(s3, name)
 
 
 def post(form: dict, fields: dict | None = None, body: bytes = b"hello form", filename: str = "hello.txt",
