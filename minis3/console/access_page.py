@@ -15,6 +15,8 @@ S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 READS = (("policy", "policy"), ("status", "policyStatus"), ("cors", "cors"), ("block", "publicAccessBlock"),
          ("ownership", "ownershipControls"), ("acl", "acl"))
 BLOCK = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+OWNERSHIP = ("BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter")
+CANNED = ("private", "public-read", "public-read-write", "authenticated-read")
 
 
 def _error(status: int, body: bytes) -> str:
@@ -23,6 +25,13 @@ def _error(status: int, body: bytes) -> str:
         return f"{root.findtext('Code')}: {root.findtext('Message')}"
     except Exception:                 # not S3's XML error
         return f"HTTP {status}"
+
+
+def _grantee(grant) -> str:
+    """A grantee as a person reads it: an account's name (or id), or a group's name."""
+    uri = grant.findtext(f"{S3NS}Grantee/{S3NS}URI")
+    return (grant.findtext(f"{S3NS}Grantee/{S3NS}DisplayName") or grant.findtext(f"{S3NS}Grantee/{S3NS}ID")
+            or (uri or "?").rsplit("/", 1)[-1])
 
 
 def _settings(got: dict) -> dict:
@@ -48,9 +57,8 @@ def _settings(got: dict) -> dict:
     out["ownership"] = (ElementTree.fromstring(body).findtext(f".//{S3NS}ObjectOwnership") if st == 200
                         else "none set (ObjectWriter)" if st == 404 else _error(st, body))
     st, body = got["acl"]
-    out["grants"] = ([(g.findtext(f"{S3NS}Grantee/{S3NS}DisplayName") or g.findtext(f"{S3NS}Grantee/{S3NS}ID"),
-                       g.findtext(f"{S3NS}Permission")) for g in ElementTree.fromstring(body).iter(f"{S3NS}Grant")]
-                     if st == 200 else [])
+    out["grants"] = [(_grantee(g), g.findtext(f"{S3NS}Permission"))
+                     for g in ElementTree.fromstring(body).iter(f"{S3NS}Grant")] if st == 200 else []
     return out
 
 
@@ -63,7 +71,12 @@ async def page(console, request: web.Request) -> web.Response:
     if got["acl"][0] in (403, 404) and got["block"][0] in (403, 404) and got["policy"][0] in (403, 404):
         raise web.HTTPNotFound(text=f"{bucket}: {_error(*got['acl'])}")
     return console.render("access.html", request, bucket=bucket, message=request.query.get("message"),
-                          block_names=BLOCK, **_settings(got))
+                          block_names=BLOCK, ownerships=OWNERSHIP, canned=CANNED, **_settings(got))
+
+
+def _ownership_xml(setting: str) -> bytes:
+    return (f'<OwnershipControls xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule><ObjectOwnership>{setting}'
+            "</ObjectOwnership></Rule></OwnershipControls>").encode()
 
 
 def _block_xml(form) -> bytes:
@@ -73,7 +86,8 @@ def _block_xml(form) -> bytes:
 
 
 async def change(console, request: web.Request) -> web.Response:
-    """Save one setting (``what``: policy, cors or block); an empty policy or CORS deletes it."""
+    """Save one setting (``what``: policy, cors, block, ownership or a canned ``acl``); an
+    empty policy or CORS deletes it."""
     bucket, form = request.match_info["bucket"], request["form"]
     what = str(form.get("what", ""))
     if what == "policy":
@@ -84,10 +98,15 @@ async def change(console, request: web.Request) -> web.Response:
         call = ("PUT", "cors", text.encode()) if text else ("DELETE", "cors", b"")
     elif what == "block":
         call = ("PUT", "publicAccessBlock", _block_xml(form)) if form.get("set") else ("DELETE", "publicAccessBlock", b"")
+    elif what == "ownership" and str(form.get("ownership")) in OWNERSHIP:
+        call = ("PUT", "ownershipControls", _ownership_xml(str(form["ownership"])))
+    elif what == "acl" and str(form.get("acl")) in CANNED:
+        call = ("PUT", "acl", b"")
     else:
         raise web.HTTPBadRequest(text="unknown setting")
     method, query, body = call
-    st, headers, answer = await console._s3(request, method, bucket, query=query, body=body)
+    headers = {"x-amz-acl": str(form["acl"])} if what == "acl" else None
+    st, headers, answer = await console._s3(request, method, bucket, query=query, body=body, headers=headers)
     rid = headers.get("x-amz-request-id", "")
     verb = "saved" if method == "PUT" else "removed"
     msg = (f"{what} {verb} (request {rid})" if st in (200, 204)

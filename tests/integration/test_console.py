@@ -234,6 +234,17 @@ def test_a_buckets_policy_cors_and_block_public_access_seen_and_edited(cc, page,
     page.click("text=Save the CORS rules")
     expect(page.locator("[data-testid=message]")).to_contain_text("cors saved")
     assert s3.get_bucket_cors(Bucket="console-access")["CORSRules"][0]["AllowedOrigins"] == ["https://app.example"]
+    # ACLs: refused while disabled (S3's own error shown), taken once ownership lets them count.
+    page.select_option("[data-testid=acl-form] select", "public-read")
+    page.click("[data-testid=acl-form] button")
+    expect(page.locator("[data-testid=message]")).to_contain_text("AccessControlListNotSupported")
+    page.select_option("[data-testid=ownership-form] select", "ObjectWriter")
+    page.click("[data-testid=ownership-form] button")
+    expect(page.locator("[data-testid=ownership]")).to_have_text("ObjectWriter")
+    page.select_option("[data-testid=acl-form] select", "public-read")
+    page.click("[data-testid=acl-form] button")
+    expect(page.locator("[data-testid=message]")).to_contain_text("acl saved")
+    assert "AllUsers: READ" in page.locator("[data-testid=acl]").inner_text()
     shot(page, "access", tmp_path)
     page.fill("[data-testid=policy]", "")
     page.click("text=Save the policy")
