@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     _add_cluster_commands(sub)
     _add_tool_commands(sub)
+    _add_user_commands(sub)
     _add_process_commands(sub)
     return p
 
@@ -103,19 +104,8 @@ def _add_cluster_commands(sub) -> None:
     _topology_args(sc)
 
 
-def _add_tool_commands(sub) -> None:
-    """Looking inside: demo, inspect, trace, partitions, durability, bulk-load."""
-    d = sub.add_parser("demo", help="a narrated tour of the running cluster: put, locate, kill an AZ, read, heal")
-    d.add_argument("--yes", action="store_true", help="never prompt (the default)")
-    d.add_argument("--pause", action="store_true", help="wait for Enter between steps")
-    d.add_argument("--az", help="the AZ to kill (default: the second one, az-b)")
-    d.add_argument("--bucket", default="minis3-demo", help="the demo's own bucket (default minis3-demo): the demo's keys in it are overwritten, then deleted")
-    d.add_argument("--no-damage", action="store_true", help="do not flip a byte in a fragment file")
-    d.add_argument("--keep", action="store_true", help="keep the demo's objects at the end")
-    _topology_args(d)
-    h = sub.add_parser("health", help="exit 0 if a service's processes answer (a container's health check)")
-    h.add_argument("target", nargs="?", help="frontend, scrubber, all or an AZ name (default: $MINIS3_SERVICE)")
-    _topology_args(h)
+def _add_user_commands(sub) -> None:
+    """Access keys of a running cluster: user add, list, remove (cluster/users.py)."""
     us = sub.add_parser("user", help="access keys of the running cluster: add, list, remove (docs/access.md)")
     us_sub = us.add_subparsers(dest="action", required=True)
     ua = us_sub.add_parser("add", help="a new access key for an account (and one of its users)")
@@ -129,6 +119,21 @@ def _add_tool_commands(sub) -> None:
     ur = us_sub.add_parser("remove", help="remove an added access key")
     ur.add_argument("access_key")
     _topology_args(ur)
+
+
+def _add_tool_commands(sub) -> None:
+    """Looking inside: demo, inspect, trace, partitions, durability, bulk-load."""
+    d = sub.add_parser("demo", help="a narrated tour of the running cluster: put, locate, kill an AZ, read, heal")
+    d.add_argument("--yes", action="store_true", help="never prompt (the default)")
+    d.add_argument("--pause", action="store_true", help="wait for Enter between steps")
+    d.add_argument("--az", help="the AZ to kill (default: the second one, az-b)")
+    d.add_argument("--bucket", default="minis3-demo", help="the demo's own bucket (default minis3-demo): the demo's keys in it are overwritten, then deleted")
+    d.add_argument("--no-damage", action="store_true", help="do not flip a byte in a fragment file")
+    d.add_argument("--keep", action="store_true", help="keep the demo's objects at the end")
+    _topology_args(d)
+    h = sub.add_parser("health", help="exit 0 if a service's processes answer (a container's health check)")
+    h.add_argument("target", nargs="?", help="frontend, scrubber, all or an AZ name (default: $MINIS3_SERVICE)")
+    _topology_args(h)
     ins = sub.add_parser("inspect", help="one object: its record, partition, fragments and their live health")
     ins.add_argument("url", help="s3://BUCKET/KEY")
     ins.add_argument("--json", action="store_true")
