@@ -17,6 +17,7 @@ import datetime as dt
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from ..core import checksums, postpolicy, s3xml, versions
@@ -34,6 +35,8 @@ from .params import stored_headers
 #: The form's fields before the file, at most (S3 refuses more with MaxPostPreDataLengthExceededError).
 MAX_FIELDS_BYTES = 64 * 1024
 READ_SIZE = 256 * 1024
+#: What aiohttp's multipart reader raises on a body that is not multipart/form-data.
+BROKEN = (ValueError, AssertionError, HttpProcessingError)
 MAX_OBJECT_SIZE = 5 * 1024 ** 3
 
 
@@ -51,14 +54,14 @@ async def _read_fields(request: web.Request):
                                 ArgumentValue="0")
     try:
         reader = await request.multipart()
-    except (ValueError, AssertionError) as exc:
+    except BROKEN as exc:
         raise E.MalformedPOSTRequest() from exc
     fields: dict[str, str] = {}
     used = 0
     while True:
         try:
             part = await reader.next()
-        except ValueError as exc:
+        except BROKEN as exc:
             raise E.MalformedPOSTRequest() from exc
         if part is None:
             raise E.InvalidArgument("POST requires exactly one file upload per request.", ArgumentName="file",
@@ -67,11 +70,14 @@ async def _read_fields(request: web.Request):
         if name == "file":
             return fields, part, part.filename or ""
         raw = bytearray()
-        while chunk := await part.read_chunk(8192):
-            raw += chunk
-            used += len(chunk)
-            if used > MAX_FIELDS_BYTES:
-                raise E.MaxPostPreDataLengthExceededError()
+        try:
+            while chunk := await part.read_chunk(8192):
+                raw += chunk
+                used += len(chunk)
+                if used > MAX_FIELDS_BYTES:
+                    raise E.MaxPostPreDataLengthExceededError()
+        except BROKEN as exc:
+            raise E.MalformedPOSTRequest() from exc
         fields[name] = raw.decode("utf-8", "replace")
 
 

@@ -246,3 +246,21 @@ def test_cross_account_cors_calls_need_a_policy(s3, site):
          "Resource": f"arn:aws:s3:::{site}"}]}))
     other.put_bucket_cors(Bucket=site, CORSConfiguration=RULES)
     assert s3.get_bucket_cors(Bucket=site)["CORSRules"][0]["ID"] == "app"
+
+
+@pytest.mark.parametrize("content_type,body", [
+    ("multipart/form-data", b"--x\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--x--\r\n"),
+    ("multipart/form-data; boundary=x", b""),
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk"),
+    ("multipart/form-data; boundary=x", b"--x\r\nno headers at all\r\n--x--\r\n"),
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n"
+                                        b"\r\nabc\r\n--x--\r\n"),                                 # no key, no policy
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n\xff\xfe\r\n"
+                                        b"--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc\r\n--x--\r\n"),
+    ("application/x-www-form-urlencoded", b"key=k&file=abc"),
+    ("text/plain", b"hello"),
+])
+def test_broken_forms_get_s3_errors_never_a_500(cluster, site, content_type, body):
+    r = HTTP.request("POST", f"{cluster.endpoint}/{site}", body=body, headers={"Content-Type": content_type})
+    assert 400 <= r.status < 500, (r.status, r.data[:300])
+    assert code(r) and r.headers.get("x-amz-request-id")

@@ -76,3 +76,57 @@ def test_whole_requests_reach_the_verifier(auth, date, sha, path, query):
     headers = {"host": "localhost:9000", "authorization": auth, "x-amz-date": date, "x-amz-content-sha256": sha}
     for h in (headers, {"host": "localhost:9000"}):
         value_or_s3_error(sigv4.verify, sigv4.SigningInput("GET", "/" + path, query, h), {"AK": "SK"}, NOW)
+
+
+# ----------------------------------------------------------------------------- who may do what
+near_json = st.recursive(st.none() | st.booleans() | st.integers() | hostile,
+                         lambda kids: st.lists(kids, max_size=4) | st.dictionaries(hostile, kids, max_size=4),
+                         max_leaves=20)
+STATEMENT_KEYS = st.sampled_from(["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
+                                  "NotResource", "Condition"])
+
+
+@SETTINGS
+@given(doc=st.dictionaries(st.sampled_from(["Version", "Statement", "Id"]), near_json | st.lists(
+    st.dictionaries(STATEMENT_KEYS, near_json, max_size=9), max_size=3), max_size=3), raw=near_xml)
+def test_policy_documents(doc, raw):
+    import json
+    from minis3.core import policy
+    value_or_s3_error(policy.parse_policy, json.dumps(doc), "b")
+    value_or_s3_error(policy.parse_policy, raw, "b")
+
+
+@SETTINGS
+@given(body=near_xml, raw=hostile)
+def test_access_documents_and_headers(body, raw):
+    from minis3.core import access, access_xml, acl, cors
+    for parse in (cors.parse_cors, acl.parse_xml, access_xml.parse_public_access_block,
+                  access_xml.parse_ownership_controls):
+        value_or_s3_error(parse, body)
+    for h in ("x-amz-acl", *acl.HEADERS):
+        value_or_s3_error(acl.from_headers, {h: raw}, "a" * 64)
+        value_or_s3_error(access.acl_headers_allowed, {h: raw}, "a" * 64)
+    value_or_s3_error(cors.preflight, cors.parse_cors(b"<CORSConfiguration><CORSRule><AllowedOrigin>*"
+                                                      b"</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule>"
+                                                      b"</CORSConfiguration>"),
+                      {"origin": raw, "access-control-request-method": raw, "access-control-request-headers": raw})
+
+
+@SETTINGS
+@given(fields=st.dictionaries(st.sampled_from(["policy", "x-amz-signature", "x-amz-credential", "x-amz-date",
+                                               "x-amz-algorithm", "awsaccesskeyid", "signature", "key"]), hostile,
+                              max_size=8), doc=near_json)
+def test_post_policies(fields, doc):
+    import base64
+    import json
+    from minis3.core import postpolicy
+    value_or_s3_error(postpolicy.signer, fields, {"AKID": "secret"})
+    raw = base64.b64encode(json.dumps(doc).encode()).decode()
+    value_or_s3_error(postpolicy.parse, raw)
+    value_or_s3_error(postpolicy.parse, fields.get("policy", ""))
+    try:
+        parsed = postpolicy.parse(base64.b64encode(json.dumps(
+            {"expiration": "2030-01-01T00:00:00Z", "conditions": doc if isinstance(doc, list) else [doc]}).encode()))
+    except E.S3Error:
+        return
+    value_or_s3_error(postpolicy.check, parsed, fields, "b", NOW)
