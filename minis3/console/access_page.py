@@ -5,6 +5,7 @@ policy decides it, as for any client: docs/access.md). Each change shows S3's an
 error message included (a MalformedPolicy says what is wrong with the document)."""
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import quote
 
@@ -64,10 +65,8 @@ def _settings(got: dict) -> dict:
 
 async def page(console, request: web.Request) -> web.Response:
     bucket = request.match_info["bucket"]
-    got = {}
-    for name, query in READS:
-        st, _, body = await console._s3(request, "GET", bucket, query=query)
-        got[name] = (st, body)
+    answers = await asyncio.gather(*(console._s3(request, "GET", bucket, query=query) for _, query in READS))
+    got = {name: (st, body) for (name, _), (st, _, body) in zip(READS, answers)}
     if got["acl"][0] in (403, 404) and got["block"][0] in (403, 404) and got["policy"][0] in (403, 404):
         raise web.HTTPNotFound(text=f"{bucket}: {_error(*got['acl'])}")
     return console.render("access.html", request, bucket=bucket, message=request.query.get("message"),

@@ -47,12 +47,8 @@ OWNER_ALWAYS = frozenset({"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:Delete
 #: Object Ownership settings (PutBucketOwnershipControls).
 OWNERSHIP = ("BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter")
 DEFAULT_OWNERSHIP = "BucketOwnerEnforced"
-#: Canned ACLs S3 knows, and those that grant nothing beyond the bucket owner.
-CANNED_ACLS = ("private", "public-read", "public-read-write", "aws-exec-read", "authenticated-read",
-               "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write")
+#: The canned ACLs that grant nothing beyond the bucket owner (core/acl.py has them all).
 OWNER_ONLY_ACLS = ("private", "bucket-owner-full-control")
-GRANT_HEADERS = ("x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
-                 "x-amz-grant-full-control")
 #: Condition keys whose fixed value makes a wildcard principal non-public ("The meaning of
 #: 'public'" in the S3 User Guide).
 _FIXING_KEYS = frozenset({"aws:sourceip", "aws:sourcearn", "aws:sourcevpc", "aws:sourcevpce", "aws:sourceaccount",
@@ -229,9 +225,9 @@ def acl_headers_allowed(headers: Mapping[str, str], owner_canonical_id: str) -> 
     ``private``, ``bucket-owner-full-control``, or ``x-amz-grant-full-control`` to the
     owner's id. Raises InvalidArgument for a canned ACL S3 does not know."""
     canned = headers.get("x-amz-acl")
-    if canned is not None and canned not in CANNED_ACLS:
+    if canned is not None and canned not in acl.CANNED:
         raise E.InvalidArgument(None, ArgumentName="x-amz-acl", ArgumentValue=canned)
-    grants = {h: headers[h] for h in GRANT_HEADERS if h in headers}
+    grants = {h: headers[h] for h in acl.HEADERS if h in headers}
     if canned is not None and grants:
         raise E.InvalidRequest("Specifying both Canned ACLs and Header Grants is not allowed")
     if canned is not None:
@@ -242,20 +238,12 @@ def acl_headers_allowed(headers: Mapping[str, str], owner_canonical_id: str) -> 
         [g.strip() for g in grants["x-amz-grant-full-control"].split(",")] == [f'id="{owner_canonical_id}"']
 
 
-def public_acl(headers: Mapping[str, str]) -> bool:
-    """Does the request's ACL grant the public (AllUsers or AuthenticatedUsers)? What
-    ``BlockPublicAcls`` refuses."""
-    if headers.get("x-amz-acl") in ("public-read", "public-read-write", "authenticated-read"):
-        return True
-    return any("acs.amazonaws.com/groups/global/" in headers.get(h, "") for h in GRANT_HEADERS)
-
-
 # ----------------------------------------------------------------------------- the request context
 
 _HEADER_KEYS = ("x-amz-acl", "x-amz-storage-class", "x-amz-server-side-encryption",
                 "x-amz-server-side-encryption-aws-kms-key-id", "x-amz-copy-source", "x-amz-metadata-directive",
                 "x-amz-content-sha256", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
-                *GRANT_HEADERS)
+                *acl.HEADERS)
 _AUTH_TYPES = {"header": "REST-HEADER", "sigv2-header": "REST-HEADER", "presigned": "REST-QUERY-STRING",
                "sigv2-presigned": "REST-QUERY-STRING", "post": "POST"}
 

@@ -1,5 +1,6 @@
 """The XML documents of access control: ``PublicAccessBlockConfiguration``,
-``OwnershipControls``, ``PolicyStatus`` and ``AccessControlPolicy`` (ACLs). Pure: no I/O.
+``OwnershipControls`` and ``PolicyStatus`` (``AccessControlPolicy``, an ACL, is core/acl.py's).
+Pure: no I/O.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from .access import OWNERSHIP, PublicAccessBlock
 MAX_BODY = 64 * 1024
 _BPA_FIELDS = (("BlockPublicAcls", "block_public_acls"), ("IgnorePublicAcls", "ignore_public_acls"),
                ("BlockPublicPolicy", "block_public_policy"), ("RestrictPublicBuckets", "restrict_public_buckets"))
-XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 def _bool(el) -> bool:
@@ -61,35 +61,3 @@ def policy_status_xml(public: bool) -> bytes:
     root = X.root("PolicyStatus")
     X.sub(root, "IsPublic", X.xml_bool(public))
     return X.serialize(root)
-
-
-def owner_only_acl_xml(owner: tuple[str, str]) -> bytes:
-    """The ACL S3 shows when ACLs are disabled: the owner, with FULL_CONTROL."""
-    root = X.root("AccessControlPolicy")
-    X.owner(root, owner)
-    grant = X.sub(X.sub(root, "AccessControlList"), "Grant")
-    grantee = f'<Grantee xmlns:xsi="{XSI}" xsi:type="CanonicalUser"><ID>{X.escape_text(owner[0])}</ID>'
-    if owner[1]:
-        grantee += f"<DisplayName>{X.escape_text(owner[1])}</DisplayName>"
-    grant.children.append(X.Raw(grantee + "</Grantee>"))
-    X.sub(grant, "Permission", "FULL_CONTROL")
-    return X.serialize(root)
-
-
-def acl_grants_owner_only(body: bytes, owner_id: str) -> bool:
-    """Does an ``AccessControlPolicy`` body grant nothing but FULL_CONTROL to the owner (the
-    one ACL a bucket with ACLs disabled accepts)?"""
-    root = X.parse(body, MAX_BODY, "AccessControlPolicy")
-    lists = X.children(root, "AccessControlList")
-    if len(lists) != 1:
-        raise E.MalformedXML()
-    grants = X.children(lists[0], "Grant")
-    for grant in grants:
-        grantee = X.children(grant, "Grantee")
-        perm = X.children(grant, "Permission")
-        if len(grantee) != 1 or len(perm) != 1:
-            raise E.MalformedXML()
-        ids = X.children(grantee[0], "ID")
-        if X.leaf_text(perm[0]) != "FULL_CONTROL" or len(ids) != 1 or X.leaf_text(ids[0]) != owner_id:
-            return False
-    return True

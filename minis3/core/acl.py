@@ -34,6 +34,9 @@ GROUPS = (ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY)
 PERMISSIONS = ("READ", "WRITE", "READ_ACP", "WRITE_ACP", "FULL_CONTROL")
 HEADERS = {"x-amz-grant-read": "READ", "x-amz-grant-write": "WRITE", "x-amz-grant-read-acp": "READ_ACP",
            "x-amz-grant-write-acp": "WRITE_ACP", "x-amz-grant-full-control": "FULL_CONTROL"}
+#: The canned ACLs S3 knows (:func:`canned` says what each grants).
+CANNED = ("private", "public-read", "public-read-write", "aws-exec-read", "authenticated-read",
+          "bucket-owner-read", "bucket-owner-full-control", "log-delivery-write")
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_BODY = 64 * 1024
 
@@ -64,7 +67,7 @@ def canned(name: str, owner_id: str, bucket_owner_id: str | None = None) -> list
              "log-delivery-write": [("uri", LOG_DELIVERY, "WRITE"), ("uri", LOG_DELIVERY, "READ_ACP")],
              "bucket-owner-read": [("id", bucket_owner_id or owner_id, "READ")],
              "bucket-owner-full-control": [("id", bucket_owner_id or owner_id, "FULL_CONTROL")]}
-    if name not in extra:
+    if name not in CANNED:
         raise E.InvalidArgument(None, ArgumentName="x-amz-acl", ArgumentValue=name)
     return _unique(grants + extra[name])
 

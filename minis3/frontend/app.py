@@ -142,6 +142,12 @@ class Frontend:
         u = self.users.users.get(access_key)
         return (u.account, u.user) if u is not None else (access_key, None)
 
+    async def know(self, access_key: str | None) -> None:
+        """Before a signature made with ``access_key`` is checked: if it is not the topology's,
+        make sure the user table's copy has it when the table does (meta/users.py)."""
+        if access_key and access_key not in self.topo.credentials:
+            await self.users.ensure(access_key)
+
     async def _sync_users(self) -> None:
         """A round of the user-sync worker: the user table, fresh (a removed key stops working)."""
         await self.users.refresh()
@@ -225,9 +231,7 @@ class Frontend:
             if request.method == "OPTIONS":          # a browser's CORS preflight: unsigned, by design
                 return self._finish(request, request_id, None, await cors.preflight(self, target.bucket, request))
             headers = {k.lower(): v for k, v in request.headers.items()}
-            claimed = claimed_access_key(headers, pairs)
-            if claimed is not None and claimed not in self.topo.credentials:
-                await self.users.ensure(claimed)             # a key added by `minis3 user add` (meta/users.py)
+            await self.know(claimed_access_key(headers, pairs))
             sig_in = SigningInput(method=request.method, raw_path=raw_path, query=pairs, headers=headers,
                                   virtual_host_bucket=target.bucket if target.virtual_host else None)
             with TRACER.span("verify signature (SigV4)") as s:

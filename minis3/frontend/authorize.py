@@ -137,9 +137,7 @@ def _context(ctx: Context, existing_tags=None, headers: dict | None = None) -> d
     except E.S3Error:
         tags = None                   # the handler refuses it, with its own error
     return access.request_context(
-        principal=ctx.principal, user=ctx.fe.identity(ctx.auth.access_key)[1] if ctx.auth.access_key else None,
-        source_ip=ctx.request.remote,
-        secure=ctx.request.secure, headers=headers, query=ctx.query, auth_mode=ctx.auth.mode,
+        principal=ctx.principal, user=ctx.user, source_ip=ctx.request.remote, secure=ctx.request.secure, headers=headers, query=ctx.query, auth_mode=ctx.auth.mode,
         now_epoch=time.time(), tags=tags, existing_tags=existing_tags)
 
 
@@ -148,11 +146,20 @@ async def _existing_tags(ctx: Context, state: BucketState) -> list | None:
     key = ctx.target.key
     if key is None or not access.tests_existing_tags(state.access.policy):
         return None
+    rec = await _object_record(ctx, ctx.target.bucket, key, None)
+    return None if rec is None else [tuple(t) for t in rec.get("tags") or []]
+
+
+async def _object_record(ctx: Context, bucket: str, key: str, vid: str | None) -> dict | None:
+    """An object's record (one version of it, with ``vid``), read as nobody in particular
+    (the authoriser decides), or None when there is none."""
+    meta = ctx.fe.meta.as_account(None)
     try:
-        rec = await ctx.fe.meta.as_account(None).get_object(ctx.target.bucket, key, payload=False)
-    except (E.NoSuchKey, E.NoSuchVersion):
+        if vid:
+            return await meta.get_version(bucket, key, versions.parse_id(vid))
+        return await meta.get_object(bucket, key, payload=False)
+    except (E.NoSuchKey, E.NoSuchVersion, E.InvalidArgument):
         return None
-    return [tuple(t) for t in rec.get("tags") or []]
 
 
 def _copy_source(ctx: Context, op: str):
@@ -195,9 +202,10 @@ async def authorize(ctx: Context, op: str) -> None:
     # The context only matters to a policy's conditions: none, no context to build (most requests).
     policies = any(st.access.policy is not None for st in states.values())
     context = _context(ctx, await _existing_tags(ctx, state)) if policies else {}
+    principal = ctx.principal
     for need in actions.needs(op, bucket, ctx.target.key, ctx.query, source):
         owner_bucket = source[0] if source is not None and need.action.startswith("s3:GetObject") else bucket
-        verdict = access.decide(ctx.principal, need, states[owner_bucket].access, context)
+        verdict = access.decide(principal, need, states[owner_bucket].access, context)
         if not verdict.allowed and verdict.effect is None:
             verdict = await _with_object_acl(ctx, need, states[owner_bucket].access, context, source) or verdict
         _trace(ctx, verdict, need)
@@ -227,12 +235,8 @@ async def _with_object_acl(ctx: Context, need: actions.Need, bucket: BucketAcces
         b, key, vid = source
     else:
         b, key, vid = ctx.target.bucket, ctx.target.key, ctx.query.get("versionId")
-    meta = ctx.fe.meta.as_account(None)
-    try:
-        rec = await (meta.get_version(b, key, versions.parse_id(vid)) if vid else meta.get_object(b, key, payload=False))
-    except (E.NoSuchKey, E.NoSuchVersion, E.InvalidArgument):
-        return None
-    grants = rec.get("acl")
+    rec = await _object_record(ctx, b, key, vid)
+    grants = rec.get("acl") if rec is not None else None
     return access.decide(ctx.principal, need, bucket, context, object_acl=grants) if grants else None
 
 
@@ -253,14 +257,13 @@ def _trace(ctx: Context, verdict: access.Verdict, need: actions.Need | None = No
     """The decision, on a span of its own (a sampled request) and on the request's root span
     (every request: ``minis3 trace`` shows it even when the request was not sampled)."""
     what = f"{need.action} on {need.resource}" if need is not None else "the request"
-    summary = (f"{'ALLOW' if verdict.allowed else 'DENY'}: {what} for {ctx.principal.arn or 'anonymous'}, "
-               f"by {verdict.by}")
+    who = ctx.principal.arn or "anonymous"
+    summary = f"{'ALLOW' if verdict.allowed else 'DENY'}: {what} for {who}, by {verdict.by}"
     if ctx.root is not None and (not verdict.allowed or "authorize" not in ctx.root.attributes):
         ctx.root.attributes["authorize"] = summary
     with TRACER.span("authorize") as s:
         if s is not None:
-            s.attributes.update(decision="allow" if verdict.allowed else "deny", by=verdict.by,
-                                principal=ctx.principal.arn or "anonymous")
+            s.attributes.update(decision="allow" if verdict.allowed else "deny", by=verdict.by, principal=who)
             if need is not None:
                 s.attributes.update(action=need.action, resource=need.resource)
             if verdict.statement:

@@ -53,7 +53,24 @@ def _is_hex_sha256(v: str) -> bool:
     return len(v) == 64 and all(c in "0123456789abcdef" for c in v.lower())
 
 
-class IncomingBody:
+class DigestedBody:
+    """What a body's digests give: each segment hashed as it is stored (:meth:`hash`), then the
+    object's ETag and its stored checksum. A body sets ``digests`` and ``stored_alg``: a PUT's
+    (:class:`IncomingBody`), a form upload's file (frontend/postobject.FormFile)."""
+    digests: checksums.BodyDigests
+    stored_alg: str
+
+    def hash(self, data: bytes) -> None:
+        self.digests.update(data)
+
+    def etag(self) -> str:
+        return self.digests.results()["md5"].hex()
+
+    def stored_checksum(self) -> dict:
+        return {"alg": self.stored_alg, "value": self.digests.b64()[self.stored_alg]}
+
+
+class IncomingBody(DigestedBody):
     """An object's body as it arrives (a PUT's, or an UploadPart's): decoded, hashed and,
     after its last byte, verified against what the client declared."""
 
@@ -163,9 +180,6 @@ class IncomingBody:
         if self.declared_length is not None and self.received != self.declared_length:
             raise E.IncompleteBody()
 
-    def hash(self, data: bytes) -> None:
-        self.digests.update(data)
-
     async def verify(self) -> None:
         """Every promise the client made about the body, checked before any ack."""
         got = self.digests.results()
@@ -181,12 +195,6 @@ class IncomingBody:
                 raise E.InvalidRequest(f"The {checksums.header_name(self.trailer_alg)} trailer is missing")
             claimed[self.trailer_alg] = value
         check_claimed(claimed, got)
-
-    def etag(self) -> str:
-        return self.digests.results()["md5"].hex()
-
-    def stored_checksum(self) -> dict:
-        return {"alg": self.stored_alg, "value": self.digests.b64()[self.stored_alg]}
 
 
 def check_claimed(claimed: dict[str, str], got: dict[str, bytes]) -> None:

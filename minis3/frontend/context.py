@@ -55,10 +55,15 @@ class Context:
         return None if ak is None else self.fe.identity(ak)[0]
 
     @property
+    def user(self) -> str | None:
+        """The caller's user within its account (None: the account's root, or anonymous)."""
+        ak = self.auth.access_key
+        return None if ak is None else self.fe.identity(ak)[1]
+
+    @property
     def principal(self) -> Principal:
         """Who asks, as a bucket policy names it (core/access.py)."""
-        ak = self.auth.access_key
-        return access.principal_of(self.account, self.fe.identity(ak)[1] if ak else None)
+        return access.principal_of(self.account, self.user)
 
     @property
     def owner(self) -> tuple[str, str]:

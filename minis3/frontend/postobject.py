@@ -28,7 +28,7 @@ from ..core.sigv4 import AuthResult, UNSIGNED_PAYLOAD
 from ..core.tagging import parse_tagging
 from ..ec import storage_class as SC
 from . import authorize, permissions
-from .body import check_claimed
+from .body import DigestedBody, check_claimed
 from .context import Context
 from .params import stored_headers
 
@@ -81,7 +81,7 @@ async def _read_fields(request: web.Request):
         fields[name] = raw.decode("utf-8", "replace")
 
 
-class FormFile:
+class FormFile(DigestedBody):
     """The form's ``file`` part as a PUT's body (body.IncomingBody's interface): read piece by
     piece, hashed, its size held to the policy's range, its checksum field verified."""
 
@@ -110,17 +110,8 @@ class FormFile:
         if self.range and self.received < self.range[0]:
             raise E.EntityTooSmall("Your proposed upload is smaller than the minimum allowed size")
 
-    def hash(self, data: bytes) -> None:
-        self.digests.update(data)
-
     async def verify(self) -> None:
         check_claimed(self.header_checksums, self.digests.results())
-
-    def etag(self) -> str:
-        return self.digests.results()["md5"].hex()
-
-    def stored_checksum(self) -> dict:
-        return {"alg": self.stored_alg, "value": self.digests.b64()[self.stored_alg]}
 
 
 def _authorise(ctx: Context, key: str, fields: dict[str, str]) -> None:
@@ -154,9 +145,7 @@ async def post_object(ctx: Context) -> web.Response:
     bucket, fe = ctx.target.bucket, ctx.fe
     fields, part, filename = await _read_fields(ctx.request)
     size_range = None
-    claimed = fields.get("awsaccesskeyid") or fields.get("x-amz-credential", "").split("/", 1)[0]
-    if claimed and claimed not in fe.topo.credentials:
-        await fe.users.ensure(claimed)
+    await fe.know(fields.get("awsaccesskeyid") or fields.get("x-amz-credential", "").split("/", 1)[0])
     signer = postpolicy.signer(fields, fe.secrets)
     if signer is not None:
         size_range = postpolicy.check(postpolicy.parse(fields["policy"]), fields, bucket,
@@ -168,10 +157,7 @@ async def post_object(ctx: Context) -> web.Response:
     key = fields["key"].replace("${filename}", filename)
     validate_key(key)
     _authorise(ctx, key, fields)
-    std, meta = stored_headers(_Fields({k: v for k, v in fields.items()
-                                        if k.startswith("x-amz-meta-") or k in (
-                                            "content-type", "cache-control", "content-disposition",
-                                            "content-encoding", "expires", "content-language")}))
+    std, meta = stored_headers(_Fields(fields))          # it takes the standard ones and x-amz-meta-*
     tags = parse_tagging(fields["tagging"].encode(), bucket=False) if "tagging" in fields else None
     sc = SC.parse(fields.get("x-amz-storage-class"), fe.topo.storage_class.for_bucket(bucket))
     up = FormFile(part, fields, size_range)

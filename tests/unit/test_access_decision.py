@@ -13,7 +13,8 @@ import pytest
 from minis3.core import access
 from minis3.core import errors as E
 from minis3.core.access import OFF, BucketAccess, PublicAccessBlock
-from minis3.core.access_xml import (acl_grants_owner_only, owner_only_acl_xml, ownership_controls_xml,
+from minis3.core import acl as acl_mod
+from minis3.core.access_xml import (ownership_controls_xml,
                                     parse_ownership_controls, parse_public_access_block, policy_status_xml,
                                     public_access_block_xml)
 from minis3.core.actions import needs
@@ -582,7 +583,7 @@ def test_canned_acl_with_grants_is_invalid_request():
     ({"x-amz-grant-read": f'id="{OTHER_CID}"'}, False),
 ])
 def test_public_acl(headers, public):
-    assert access.public_acl(headers) is public
+    assert acl_mod.is_public(acl_mod.from_headers(headers, OWNER_CID, OWNER_CID)) is public
 
 
 # ----------------------------------------------------------------------------- the request context
@@ -765,10 +766,16 @@ def test_policy_status_xml(public):
     assert root.find(f"{{{S3}}}IsPublic").text == ("true" if public else "false")
 
 
+def owner_only(body: bytes, owner_cid: str) -> bool:
+    """Does the ACL document grant nothing but FULL_CONTROL to ``owner_cid`` (the one ACL a
+    bucket with ACLs disabled takes)?"""
+    return acl_mod.parse_xml(body)[1] in ([], acl_mod.owner_only(owner_cid))
+
+
 def test_owner_only_acl_round_trip():
-    body = owner_only_acl_xml((OWNER_CID, "owner"))
-    assert acl_grants_owner_only(body, OWNER_CID) is True
-    assert acl_grants_owner_only(body, OTHER_CID) is False
+    body = acl_mod.to_xml((OWNER_CID, "owner"), acl_mod.owner_only(OWNER_CID))
+    assert owner_only(body, OWNER_CID) is True
+    assert owner_only(body, OTHER_CID) is False
     root = ET.fromstring(body)
     assert root.find(f"{{{S3}}}Owner/{{{S3}}}ID").text == OWNER_CID
     assert root.find(f"{{{S3}}}Owner/{{{S3}}}DisplayName").text == "owner"
@@ -780,9 +787,9 @@ def test_owner_only_acl_round_trip():
 
 
 def test_owner_only_acl_without_a_display_name():
-    body = owner_only_acl_xml((OWNER_CID, ""))
+    body = acl_mod.to_xml((OWNER_CID, ""), acl_mod.owner_only(OWNER_CID))
     assert b"DisplayName" not in body
-    assert acl_grants_owner_only(body, OWNER_CID)
+    assert owner_only(body, OWNER_CID)
 
 
 def acl(*grants: tuple[str, str]) -> bytes:
@@ -800,7 +807,7 @@ def user(cid):
 ALL_USERS = 'xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>'
 
 
-@pytest.mark.parametrize("body, owner_only", [
+@pytest.mark.parametrize("body, only", [
     (acl((user(OWNER_CID), "FULL_CONTROL")), True),
     (acl(), True),
     (acl((user(OTHER_CID), "FULL_CONTROL")), False),
@@ -808,16 +815,17 @@ ALL_USERS = 'xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUse
     (acl((user(OWNER_CID), "READ")), False),
     (acl((user(OWNER_CID), "FULL_CONTROL"), (ALL_USERS, "READ")), False),
 ])
-def test_acl_grants_owner_only(body, owner_only):
-    assert acl_grants_owner_only(body, OWNER_CID) is owner_only
+def test_acl_grants_owner_only(body, only):
+    assert owner_only(body, OWNER_CID) is only
 
 
-@pytest.mark.parametrize("body", [
-    f'<AccessControlPolicy xmlns="{S3}"><Owner><ID>{OWNER_CID}</ID></Owner></AccessControlPolicy>'.encode(),
-    f'<AccessControlPolicy xmlns="{S3}"><AccessControlList><Grant><Permission>READ</Permission></Grant>'
-    "</AccessControlList></AccessControlPolicy>".encode(),
-    b"<AccessControl/>",
+@pytest.mark.parametrize("body, error", [
+    (f'<AccessControlPolicy xmlns="{S3}"><Owner><ID>{OWNER_CID}</ID></Owner></AccessControlPolicy>'.encode(),
+     E.MalformedACLError),
+    (f'<AccessControlPolicy xmlns="{S3}"><AccessControlList><Grant><Permission>READ</Permission></Grant>'
+     "</AccessControlList></AccessControlPolicy>".encode(), E.MalformedACLError),
+    (b"<AccessControl/>", E.MalformedXML),
 ])
-def test_acl_grants_owner_only_malformed(body):
-    with pytest.raises(E.MalformedXML):
-        acl_grants_owner_only(body, OWNER_CID)
+def test_acl_grants_owner_only_malformed(body, error):
+    with pytest.raises(error):
+        owner_only(body, OWNER_CID)
