@@ -202,8 +202,9 @@ class Demo:
         self.step(1, "put objects, with boto3 like any S3 client")
         self.say(f"An object of at most {er.inline_threshold:,} bytes is stored inline: its bytes go into its "
                  "metadata record, which every metadata replica keeps. A larger object is cut into segments "
-                 f"of {where.human(er.segment_size)}, and each segment is erasure-coded (Reed-Solomon, with "
-                 f"pyeclib) into {er.k} data fragments, which are the segment's bytes cut in {er.k} slices, and "
+                 f"of {where.human(er.segment_size)}; each segment is sealed (AES-256-GCM under the object's own "
+                 "data key: S3 encrypts every new object) and erasure-coded (Reed-Solomon, with "
+                 f"pyeclib) into {er.k} data fragments, which are the sealed segment cut in {er.k} slices, and "
                  f"{er.m} parity fragments computed from them. Any {er.k} of the {er.k + er.m} fragments give the "
                  f"segment back. Fragment i of every segment goes to the same node, so a node keeps one file "
                  "per object, one block per segment, each block with its own checksum.")

@@ -22,9 +22,15 @@ It shows
   node refuses it and moves it to quarantine; the scrubber rebuilds it),
   ``missing``, on a ``node down``, or on a **handoff** node (written while
   its home node was down);
+* how the object is **encrypted** (frontend/keys.py, core/seal.py): SSE-S3,
+  SSE-KMS (its key) or SSE-C, and that its data key is kept wrapped;
 * with ``--segment N --bytes``, the first bytes of each fragment of segment
-  N: a data fragment is a slice of the object (its offset in the object is
-  shown), a parity fragment is computed from all of them and is no copy;
+  N: a data fragment is a slice of the *sealed* segment (its offset in the
+  object is shown): ciphertext, nothing readable. Where inspect runs beside the
+  frontend (it can read the master key) it also opens the slice with the
+  object's data key, so a learner sees the object's bytes come back; not for
+  SSE-C, whose key only the client holds. A parity fragment is computed from
+  all the data fragments and is no copy;
 * every **version** of the key (core/versions.py), newest first, as
   ListObjectVersions lists them (``MetaClient.list_versions``): its version
   id, time, size, whether it is a delete marker and whether it is the latest,
@@ -209,6 +215,7 @@ class Inspection:
                "tags": [list(t) for t in rec.get("tags") or []],
                "partition": self.partition,
                "stored": stored_as(rec), "storage_class": SC.of(rec), "placement": SC.describe(rec),
+               "encryption": encryption_doc(rec),
                "sets": [], "versions": self.versions}
         pl = iter(zip(self.location.placements, self.checks))
         for fs in self.location.sets:
@@ -263,9 +270,41 @@ async def _quarantined(storage, p: where.Placement) -> dict[int, str]:
     return out
 
 
-async def _segment_bytes(storage, p: where.Placement, seg: int, count: int) -> list[dict]:
+def encryption_doc(rec: dict) -> dict:
+    """How an object is encrypted at rest, as inspect shows it."""
+    info = rec.get("sse")
+    if not info:
+        return {"alg": None, "text": "none: stored in the clear (written before minis3 encrypted objects)"}
+    alg = info["alg"]
+    text = {"AES256": "SSE-S3 (AES-256-GCM): its data key wrapped by the cluster's master key",
+            "aws:kms": f"SSE-KMS (AES-256-GCM): its data key wrapped by the KMS key {info.get('kms')}"
+                       + (" (S3 Bucket Key)" if info.get("bk") else ""),
+            "SSE-C": "SSE-C (AES-256-GCM): its data key wrapped by the customer's key, which minis3 never "
+                     "stores (a salted HMAC of it checks the next request's)"}.get(alg, alg)
+    return {"alg": alg, "kms_key": info.get("kms"), "text": text}
+
+
+def _opener(topo: Topology, rec: dict, ec: dict):
+    """A LayoutCipher for ``ec``'s sealed segments, when this process can open
+    the object's data key (its master key at hand, not SSE-C), else None."""
+    from ..core.seal import LayoutCipher
+    from ..frontend.keys import KeyService, key_dir
+    info = rec.get("sse")
+    if not info or "enc" not in ec or info["alg"] == "SSE-C":
+        return None
+    keys = KeyService.if_present(key_dir(topo.data_dir, topo.world is not None), topo.region)
+    if keys is None:
+        return None
+    try:
+        return LayoutCipher.of(keys.open(info), ec["enc"])
+    except Exception:        # a key it cannot reach (a KMS key's file gone...): show the ciphertext only
+        return None
+
+
+async def _segment_bytes(storage, p: where.Placement, seg: int, count: int, cipher=None) -> list[dict]:
     """The first ``count`` bytes of each fragment of segment ``seg`` (after
-    pyeclib's header), and for a data fragment its offset in the object."""
+    pyeclib's header), and for a data fragment its offset in the object (and,
+    with ``cipher``, those bytes opened: ``plain_bytes``)."""
     from ..storage.client import FragmentError
     if not 0 <= seg < p.segments:
         raise ValueError(f"segment {seg} does not exist: {p.label} has segments 0..{p.segments - 1}")
@@ -279,6 +318,9 @@ async def _segment_bytes(storage, p: where.Placement, seg: int, count: int) -> l
                 row["first_bytes"] = base64.b64encode(payload[:count]).decode()
                 if f.kind == "data":
                     row["object_offset"] = seg * p.segment_size + f.index * len(payload)
+                    if cipher is not None:
+                        row["plain_bytes"] = base64.b64encode(
+                            cipher.peek(seg, f.index * len(payload), payload[:count])).decode()
         except FragmentError as exc:
             row["error"] = str(exc)
         out.append(row)
@@ -367,7 +409,9 @@ async def inspect(topo: Topology, session: aiohttp.ClientSession, bucket: str, k
             raise ValueError("a delete marker has no data: it has no fragments")
         if not loc.placements:
             raise ValueError("the object is stored inline: it has no fragments")
-        ins.segment_bytes = await _segment_bytes(storage, loc.placements[0], segment, count)
+        first = next(fs for fs in loc.sets if fs.ec is not None)
+        ins.segment_bytes = await _segment_bytes(storage, loc.placements[0], segment, count,
+                                                 _opener(topo, rec, first.ec))
     return ins
 
 
@@ -420,6 +464,7 @@ def _render_record(ins: Inspection, d: dict) -> list[str]:
     one_zone = (f"; unreadable while {d['sets'][0]['zone']} is down" if d["sets"] and d["sets"][0].get("zone")
                 else "")
     lines.append(f"  class       {d['placement']}{one_zone}")
+    lines.append(f"  encrypted   {d['encryption']['text']}")
     lines += _partition_line(d)
     if ins.location.inline:
         lines.append(f"  stored      inline in the metadata record ({d['size']:,} bytes: at most the "
@@ -439,15 +484,21 @@ def _render_record(ins: Inspection, d: dict) -> list[str]:
             lines.append("    a corrupt fragment was refused by its node and moved to its quarantine; "
                          "the scrubber's next pass rebuilds it from k others")
     if ins.segment_bytes:
-        lines += ["", "  first bytes of each fragment of the segment (after pyeclib's 80-byte header):"]
+        sealed = d["encryption"]["alg"] is not None
+        lines += ["", "  first bytes of each fragment of the segment (after pyeclib's 80-byte header)"
+                  + (": ciphertext, the segment was sealed before erasure coding" if sealed else "") + ":"]
         for row in ins.segment_bytes:
             if "error" in row:
                 lines.append(f"    #{row['index']} {row['kind']:<6} {row['node']}: {row['error']}")
                 continue
             data = base64.b64decode(row["first_bytes"])
-            where_from = (f"= object bytes {row['object_offset']:,}.." if row["kind"] == "data"
+            where_from = ((f"= sealed object bytes {row['object_offset']:,}.." if sealed
+                           else f"= object bytes {row['object_offset']:,}..") if row["kind"] == "data"
                           else "computed from all data fragments")
             lines.append(f"    #{row['index']} {row['kind']:<6} {row['node']:<4} {hexdump(data)}  {where_from}")
+            if "plain_bytes" in row:
+                lines.append(f"    {'':<6} opened {'':<4} {hexdump(base64.b64decode(row['plain_bytes']))}  "
+                             f"with the object's data key: the object's own bytes")
     return lines
 
 

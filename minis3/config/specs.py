@@ -73,6 +73,9 @@ class FrontendSpec:
     per_az: bool = False
     # HTTPS with the data directory's own certificate (config/tls.py; `minis3 up --tls`).
     tls: bool = False
+    # SSE-C keys over plain HTTP (S3 refuses them): None = only when this frontend
+    # listens on a loopback address (frontend/encryption.py says why).
+    sse_c_over_http: bool | None = None
 
     @property
     def url(self) -> str:

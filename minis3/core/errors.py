@@ -135,3 +135,9 @@ UnresolvableGrantByEmailAddress = _e("UnresolvableGrantByEmailAddress", 400,
                                      "The e-mail address you provided does not match any account on record.")
 InvalidBucketAclWithObjectOwnership = _e("InvalidBucketAclWithObjectOwnership", 400,
                                          "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")
+# Encryption at rest (core/sse.py).
+InvalidEncryptionAlgorithmError = _e("InvalidEncryptionAlgorithmError", 400,
+                                     "The encryption request you specified is not valid. The valid value is AES256.")
+# AWS KMS's own error, passed through by S3 for a key it cannot find (a dot in S3's code).
+KMSNotFound = type("KMSNotFound", (S3Error,), {"code": "KMS.NotFoundException", "status": 400,
+                                               "message": "Invalid keyId"})

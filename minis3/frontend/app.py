@@ -11,8 +11,10 @@ import asyncio
 import datetime as dt
 from collections import ChainMap
 import gc
+import ipaddress
 import logging
 import os
+import socket
 import time
 import uuid
 from urllib.parse import parse_qsl
@@ -40,6 +42,7 @@ from . import cors
 from .authorize import AccessStore
 from .context import Context
 from .datapath import DataPath
+from .keys import KeyService, key_dir
 from .namespace import BucketNamespace
 from .node_health import NodeHealth
 from .routing import route
@@ -104,6 +107,11 @@ class Frontend:
         self.users: UserTable | None = None
         self.user_sync = Worker("user-sync", self._sync_users, REFRESH_S)
         self.datapath: DataPath | None = None
+        # Encryption at rest: the master key and the local KMS (frontend/keys.py).
+        self.keys = KeyService(key_dir(topo.data_dir, topo.world is not None), topo.region)
+        fe = topo.frontend
+        self.sse_c_over_http = fe.sse_c_over_http if fe.sse_c_over_http is not None else \
+            ipaddress.ip_address(socket.gethostbyname(fe.host)).is_loopback
 
     async def start(self, app: web.Application) -> None:
         # A per-AZ frontend sends from its AZ's address, so partitioning the AZ cuts it off too.

@@ -18,6 +18,7 @@ import time
 from typing import AsyncIterator, Awaitable, Callable
 
 from ..core import errors as E
+from ..core.seal import LayoutCipher
 from ..ec import layout
 from ..ec.codec import Codec, codec_for
 from ..meta.client import MetaClient
@@ -62,7 +63,8 @@ class DataPath:
     async def store(self, body: AsyncIterator[bytes],
                     on_segment: Callable[[bytes], None] | None = None,
                     verify: Callable[[], Awaitable[None]] | None = None, *,
-                    inline_up_to: int | None = None, storage_class: str = "STANDARD") -> Stored:
+                    inline_up_to: int | None = None, storage_class: str = "STANDARD",
+                    data_key: bytes | None = None) -> Stored:
         """Store a stream of bytes durably; nothing is visible until the caller commits.
 
         ``on_segment`` sees every byte once, in order (hashing for ETag and
@@ -73,6 +75,8 @@ class DataPath:
         the topology's inline threshold) go inline, in the metadata record.
         ``storage_class`` sets the scheme and the AZs of the fragments
         (ec/storage_class.py); inline bytes have none, the class is only recorded.
+        ``data_key``: seal every segment with it before erasure coding (core/seal.py):
+        what leaves the frontend, inline bytes included, is ciphertext.
         """
         inline_up_to = self.inline_threshold if inline_up_to is None else inline_up_to
         seg = Pieces()
@@ -91,8 +95,11 @@ class DataPath:
                 on_segment(data)               # a few KiB: cheaper than a thread hop
             if verify:
                 await verify()
-            return Stored(size=len(data), inline=data)
-        return await ECWrite(self, on_segment, verify, storage_class).run(seg, it, eof)
+            if data_key is None:
+                return Stored(size=len(data), inline=data)
+            cipher = LayoutCipher(data_key)
+            return Stored(size=len(data), inline=cipher.seal(0, data), enc=cipher.enc())
+        return await ECWrite(self, on_segment, verify, storage_class, data_key).run(seg, it, eof)
 
     async def discard(self, ec: dict, reason: str) -> None:
         """Remove an uncommitted write's fragments now, and queue them for GC
@@ -106,12 +113,16 @@ class DataPath:
             log.warning("could not queue %s for GC", ec["id"])
 
     # ------------------------------------------------------------------ GET
-    async def read(self, record: dict, start: int, end: int) -> AsyncIterator[bytes]:
-        """Yield bytes [start, end] (inclusive) of the object, verified."""
+    async def read(self, record: dict, start: int, end: int, data_key: bytes | None = None) -> AsyncIterator[bytes]:
+        """Yield bytes [start, end] (inclusive) of the object, verified; with
+        ``data_key``, each segment opened (its GCM tag checked) after its checksum."""
         if end < start:
             return
         if "inline" in record:
-            yield base64.b64decode(record["inline"])[start:end + 1]
+            payload = base64.b64decode(record["inline"])
+            if "enc" in record:
+                payload = _opener(record["enc"], data_key).open(0, payload)
+            yield payload[start:end + 1]
             return
         if "parts" in record:
             # A multipart object: its manifest points at each part's own
@@ -124,19 +135,22 @@ class DataPath:
                     continue
                 if lo > end:
                     break
-                async for piece in self.read(part, max(start, lo) - lo, min(end, hi) - lo):
+                async for piece in self.read(part, max(start, lo) - lo, min(end, hi) - lo, data_key):
                     yield piece
             return
         ec = record["ec"]
         span = layout.span_for_range(start, end, ec["seg"])
         sums = base64.b64decode(ec["segsums"])
         remaining = span.take
+        cipher = _opener(ec["enc"], data_key) if "enc" in ec else None
         reader = _SegmentReader(self, ec, span.first, span.last)
         try:
             for seg_index in range(span.first, span.last + 1):
                 data = await reader.segment(seg_index)
                 if segment_checksum(data) != sums[8 * seg_index:8 * seg_index + 8]:
                     data = await reader.repair(seg_index, sums[8 * seg_index:8 * seg_index + 8])
+                if cipher is not None:
+                    data = cipher.open(seg_index, data)
                 if seg_index == span.first and span.skip:
                     # One slice: only the bytes asked for are copied (two
                     # slices copied the rest of the segment first).
@@ -147,6 +161,12 @@ class DataPath:
                 yield data
         finally:
             await reader.close()
+
+
+def _opener(enc: dict, data_key: bytes | None) -> LayoutCipher:
+    if data_key is None:
+        raise E.InternalError("an encrypted object read without its data key")
+    return LayoutCipher.of(data_key, enc)
 
 
 class _SegmentReader:

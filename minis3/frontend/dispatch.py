@@ -7,7 +7,8 @@ from __future__ import annotations
 from ..core import errors as E
 from ..core import operations
 from .context import Context
-from . import attributes, authorize, bucket, cors, multipart, object as obj, permissions, postobject, service, tagging
+from . import (attributes, authorize, bucket, cors, encryption, multipart, object as obj, permissions, postobject,
+               service, tagging)
 
 HANDLERS = {
     "ListBuckets": service.list_buckets,
@@ -44,6 +45,10 @@ HANDLERS = {
     "PutBucketAcl": permissions.put_bucket_acl,
     "GetObjectAcl": permissions.get_object_acl,
     "PutObjectAcl": permissions.put_object_acl,
+    # encryption at rest (frontend/encryption.py)
+    "PutBucketEncryption": encryption.put_bucket_encryption,
+    "GetBucketEncryption": encryption.get_bucket_encryption,
+    "DeleteBucketEncryption": encryption.delete_bucket_encryption,
     # objects
     "PutObject": obj.put,
     "CopyObject": obj.copy,

@@ -3,6 +3,7 @@
     place            → which node gets each of the k+m fragments (handoff for down nodes)
     segments         → the body cut into segments of ``erasure.segment_size``
     hash             → every byte once, in order, for the ETag and the checksums
+    seal             → with a data key, each segment encrypted (AES-256-GCM, core/seal.py)
     encode           → each segment into k+m framed fragment blocks, and its xxh3
     store fragments  → one streaming fragment PUT per node; each node fsyncs before it answers
     finish           → all k+m durable and the body verified: a ``Stored`` with its commit deadline
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 import prometheus_client
 
 from ..core import errors as E
+from ..core.seal import LayoutCipher
 from ..ec import storage_class as SC
 from ..ec.rebuild import segment_checksum
 from ..ec.placement import NotEnoughNodes, handoff, place
@@ -56,6 +58,7 @@ class Stored:
     size: int
     inline: bytes | None = None
     ec: dict | None = None
+    enc: dict | None = None       # a sealed inline payload's salt and tag (an ec layout keeps its own)
     # The time.monotonic() by which the metadata commit must start: the commit
     # window after the first fragment became durable (the GC rule, ScrubSpec).
     # None for inline bytes, which have no fragments to collect.
@@ -63,7 +66,10 @@ class Stored:
 
     def record_fields(self) -> dict:
         if self.inline is not None:
-            return {"size": self.size, "inline": base64.b64encode(self.inline).decode()}
+            out = {"size": self.size, "inline": base64.b64encode(self.inline).decode()}
+            if self.enc is not None:
+                out["enc"] = self.enc
+            return out
         return {"size": self.size, "ec": self.ec}
 
 
@@ -72,10 +78,12 @@ class ECWrite:
     whole of it; nothing is visible until the caller commits."""
 
     def __init__(self, dp: "DataPath", on_segment: Callable[[bytes], None] | None,
-                 verify: Callable[[], Awaitable[None]] | None, storage_class: str = SC.STANDARD):
+                 verify: Callable[[], Awaitable[None]] | None, storage_class: str = SC.STANDARD,
+                 data_key: bytes | None = None):
         k, m, self.one_zone = SC.scheme(storage_class, dp.codec.k, dp.codec.m)
         self.dp, self.codec = dp, dp.codec_for(k, m)
         self.on_segment, self.verify = on_segment, verify
+        self.cipher = LayoutCipher(data_key) if data_key is not None else None
         self.size = 0
         self.segsums = bytearray()
         self.fragment_puts: list[asyncio.Future] = []
@@ -125,14 +133,17 @@ class ECWrite:
         else:
             await asyncio.to_thread(self.on_segment, data)
 
-    def encode(self, data: bytes) -> list[bytes]:
+    def encode(self, n: int, data: bytes) -> list[bytes]:
         # pyeclib's encode holds the GIL for ~0.25 ms per MiB; xxh3 is faster still.
+        # Sealed first: the checksums and the fragments are of the ciphertext.
+        if self.cipher is not None:
+            data = self.cipher.seal(n, data)
         self.segsums.extend(segment_checksum(data))
         return [blocks.frame(f) for f in self.codec.encode(data)]
 
     async def encode_segment(self, n: int, data: bytes) -> list[bytes]:
         with TRACER.span(f"encode segment {n}", bytes=len(data)):
-            return self.encode(data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(self.encode, data)
+            return self.encode(n, data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(self.encode, n, data)
 
     # -- store fragments -----------------------------------------------------------
     def store_fragments(self, bodies: list) -> None:
@@ -239,6 +250,8 @@ class ECWrite:
         if self.watch is not None:
             self.watch.cancel()
         self.ec["segsums"] = base64.b64encode(bytes(self.segsums)).decode()
+        if self.cipher is not None:
+            self.ec["enc"] = self.cipher.enc()
         HANDED_OFF.inc(self.handed_off)
         return Stored(size=self.size, ec=self.ec, commit_by=min(self.landed) + self.dp.commit_window_s)
 

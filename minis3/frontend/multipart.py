@@ -33,14 +33,14 @@ import uuid
 
 from aiohttp import web
 
-from ..core import checksums, multipart_xml, versions
+from ..core import checksums, multipart_xml, sse, versions
 from ..core import errors as E
 from ..core.crc_combine import POLYNOMIALS, combine_all
 from ..core.names import validate_key
 from ..core.numbers import parse_int
 from ..ec import storage_class as SC
 from ..meta.client import PARTS, UPLOADS
-from . import tagging
+from . import encryption, tagging
 from .body import IncomingBody, read_small_body
 from .bucket import EMPTY_PAGE, clip_marker, too_long_for_a_key
 from .context import ANONYMOUS, Context
@@ -192,13 +192,15 @@ async def create(ctx: Context) -> web.Response:
     spec = checksum_spec(h.get("x-amz-checksum-algorithm"), h.get("x-amz-checksum-type"))
     sc = SC.parse(h.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
     tags = tagging.from_request(ctx)
+    _, sealed = encryption.for_write(ctx, bucket, key)      # the upload's data key, wrapped; each part opens it
     uid = new_upload_id()
     await ctx.meta.put_record(upload_ikey(bucket, key, uid), {
         "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
-        "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000),
+        "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000), "sse": sealed,
         **({"tags": tags} if tags else {}), **({"acl": [list(g) for g in ctx.acl]} if ctx.acl else {}),
         **SC.record_field(sc)})
-    resp = web.Response(body=multipart_xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml")
+    resp = web.Response(body=multipart_xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml",
+                        headers=sse.response_headers(sealed, context=True))
     if spec:
         resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
         resp.headers["x-amz-checksum-type"] = spec["type"]
@@ -213,16 +215,17 @@ async def upload_part(ctx: Context) -> web.Response:
         return await _upload_part_copy(ctx, up_rec, n)
     # With no algorithm chosen at Create, every part also gets a CRC64NVME
     # (whatever the client sends): the object's FULL_OBJECT checksum is combined from them.
+    data_key = encryption.for_read(ctx, up_rec)      # the upload's (SSE-C: the request's key, checked)
     up = IncomingBody(ctx.request, ctx.auth, required_alg=spec["alg"] if spec else None,
                 extra_alg=None if spec else "crc64nvme")
     stored = await ctx.fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify,
-                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec))
-    part = {"part": n, "upload_id": up_rec["upload_id"], "etag": up.etag(), "checksum": up.stored_checksum(),
-            **stored.record_fields()}
+                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec), data_key=data_key)
+    part = {"part": n, "upload_id": up_rec["upload_id"], "etag": encryption.etag(up_rec.get("sse"), data_key, up.etag()),
+            "checksum": up.stored_checksum(), **stored.record_fields()}
     if not spec:
         part["crc64nvme"] = up.digests.b64()["crc64nvme"]
     await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
-    resp = web.Response(status=200)
+    resp = web.Response(status=200, headers=sse.response_headers(up_rec.get("sse")))
     resp.headers["ETag"] = f'"{part["etag"]}"'
     if spec or up.algorithm:
         resp.headers[checksums.header_name(part["checksum"]["alg"])] = part["checksum"]["value"]
@@ -240,16 +243,19 @@ async def _upload_part_copy(ctx: Context, up_rec: dict, n: int) -> web.Response:
     spec = up_rec.get("checksum")
     alg = spec["alg"] if spec else "crc64nvme"
     digests = checksums.BodyDigests({alg})
-    stored = await ctx.fe.datapath.store(ctx.fe.datapath.read(src, start, end), on_segment=digests.update,
-                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec))
+    src_key = encryption.for_read(ctx, src, copy_source=True)
+    data_key = encryption.for_read(ctx, up_rec)
+    stored = await ctx.fe.datapath.store(ctx.fe.datapath.read(src, start, end, src_key), on_segment=digests.update,
+                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec), data_key=data_key)
     got = digests.b64()
-    part = {"part": n, "upload_id": up_rec["upload_id"], "etag": digests.results()["md5"].hex(),
+    part = {"part": n, "upload_id": up_rec["upload_id"],
+            "etag": encryption.etag(up_rec.get("sse"), data_key, digests.results()["md5"].hex()),
             "checksum": {"alg": alg, "value": got[alg]}, **stored.record_fields()}
     if not spec:
         part["crc64nvme"] = got[alg]
     rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
     body = multipart_xml.copy_part_result_xml(part["etag"], rec["mtime"], (alg, got[alg]) if spec else None)
-    resp = web.Response(body=body, content_type="application/xml")
+    resp = web.Response(body=body, content_type="application/xml", headers=sse.response_headers(up_rec.get("sse")))
     if src.get("version_id"):
         resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
     return resp
@@ -288,7 +294,8 @@ def _completed(ctx: Context, rec: dict) -> web.Response:
     body = multipart_xml.complete_multipart_upload_xml(location=location, bucket=bucket, key=key, etag=rec["etag"],
                                                checksum=(checksum["alg"], checksum["value"]) if shown else None,
                                                checksum_type=checksum["type"] if shown else None)
-    return web.Response(body=body, content_type="application/xml", headers=versions.header(rec))
+    return web.Response(body=body, content_type="application/xml",
+                        headers={**versions.header(rec), **sse.response_headers(rec.get("sse"))})
 
 
 async def _completed_before(ctx: Context, listed: list[dict]) -> web.Response | None:
@@ -332,7 +339,7 @@ async def complete(ctx: Context) -> web.Response:
     spec = up_rec.get("checksum")
     checksum = object_checksum(spec, parts)
     _checksum_claims(ctx, checksum)
-    manifest = [{k: p[k] for k in ("part", "size", "etag", "checksum", "ec", "inline") if k in p} for p in parts]
+    manifest = [{k: p[k] for k in ("part", "size", "etag", "checksum", "ec", "inline", "enc") if k in p} for p in parts]
     record = {"etag": multipart_etag([p["etag"] for p in parts]), "checksum": checksum, "checksum_chosen": bool(spec),
               "headers": up_rec.get("headers") or {}, "meta": up_rec.get("meta") or {},
               "size": sum(p["size"] for p in parts), "parts": manifest, "upload_id": uid,
@@ -341,6 +348,8 @@ async def complete(ctx: Context) -> web.Response:
         record["tags"] = up_rec["tags"]
     if up_rec.get("acl"):
         record["acl"] = up_rec["acl"]
+    if up_rec.get("sse"):
+        record["sse"] = up_rec["sse"]
     # The moment the object becomes visible; If-Match / If-None-Match as on
     # PutObject, a compare-and-set at the metadata replicas.
     rec = await ctx.meta.put_object(bucket, key, record, conditions)

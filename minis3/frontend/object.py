@@ -26,12 +26,12 @@ from aiohttp import web
 
 from ..core import checksums
 from ..core import errors as E
-from ..core import metadata, s3xml, versions
+from ..core import metadata, s3xml, sse, versions
 from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
 from ..ec import storage_class as SC
-from . import authorize, tagging
+from . import authorize, encryption, tagging
 from ..meta.versioned import marker_headers
 from .body import IncomingBody, read_small_body
 from .context import Context
@@ -66,6 +66,7 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
             h[header] = query[q]
     h.update(tagging.count_header(rec))
     h.update(versions.header(rec))
+    h.update(sse.response_headers(rec.get("sse")))
     if SC.of(rec) != SC.STANDARD:                  # S3 sends it for every class but STANDARD
         h["x-amz-storage-class"] = SC.of(rec)
     ck = rec.get("checksum")
@@ -86,16 +87,19 @@ async def put(ctx: Context) -> web.Response:
     fe = ctx.fe
     if conditions:                                   # fail fast too; the commit re-checks atomically
         await _precheck_write(ctx, conditions)
+    data_key, sealed = encryption.for_write(ctx, bucket, key)
     up = IncomingBody(ctx.request, ctx.auth)
-    stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc)
-    record = {"etag": up.etag(), "checksum": up.stored_checksum(), "headers": std, "meta": meta,
-              "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
+    stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc,
+                                     data_key=data_key)
+    record = {"etag": encryption.etag(sealed, data_key, up.etag()), "checksum": up.stored_checksum(),
+              "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc),
+              "sse": sealed}
     if tags:
         record["tags"] = tags
     if ctx.acl:
         record["acl"] = [list(g) for g in ctx.acl]
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
-    resp = web.Response(status=200, headers=versions.header(rec))
+    resp = web.Response(status=200, headers={**versions.header(rec), **sse.response_headers(sealed, context=True)})
     resp.headers["ETag"] = f'"{rec["etag"]}"'
     if up.algorithm:
         resp.headers[checksums.header_name(rec["checksum"]["alg"])] = rec["checksum"]["value"]
@@ -168,15 +172,18 @@ async def readable_version(ctx: Context, bucket: str, key: str, raw_version_id: 
     return rec
 
 
-async def _readable_record(ctx: Context, payload: bool = True) -> dict:
-    """The object's record, once its GET/HEAD preconditions hold (else 304/412)."""
+async def _readable_record(ctx: Context, payload: bool = True) -> tuple[dict, bytes | None]:
+    """The object's record, once its GET/HEAD preconditions hold (else 304/412), and
+    its data key (the request's SSE-C key checked: frontend/encryption.py)."""
     validate_key(ctx.target.key)
+    sse.refuse_on_read({k.lower(): v for k, v in ctx.request.headers.items()})
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"), payload)
+    data_key = encryption.for_read(ctx, rec)
     try:
         check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
         raise _not_modified(exc, rec)
-    return rec
+    return rec, data_key
 
 
 def _requested_range(ctx: Context, rec: dict) -> tuple[tuple[int, int] | None, int | None]:
@@ -192,7 +199,7 @@ def _requested_range(ctx: Context, rec: dict) -> tuple[tuple[int, int] | None, i
 
 
 async def head(ctx: Context) -> web.StreamResponse:
-    rec = await _readable_record(ctx, payload=False)     # a HEAD sends no bytes: no replica reads them
+    rec, _ = await _readable_record(ctx, payload=False)     # a HEAD sends no bytes: no replica reads them
     rng, parts_count = _requested_range(ctx, rec)
     headers = _object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None)
     # A StreamResponse, so that Content-Length says the object's size while
@@ -215,7 +222,7 @@ def _checksum_mode(ctx: Context) -> bool:
 
 
 async def get(ctx: Context) -> web.StreamResponse:
-    rec = await _readable_record(ctx)
+    rec, data_key = await _readable_record(ctx)
     size = rec["size"]
     rng, parts_count = _requested_range(ctx, rec)
     start, end = rng if rng else (0, size - 1)
@@ -230,7 +237,7 @@ async def get(ctx: Context) -> web.StreamResponse:
     resp.content_length = end - start + 1
     resp.headers["x-amz-request-id"] = ctx.request_id
     resp.headers["x-amz-id-2"] = ctx.request_id
-    stream = ctx.fe.datapath.read(rec, start, end)
+    stream = ctx.fe.datapath.read(rec, start, end, data_key)
     # Fetch the first piece before sending headers, so that an unreadable
     # object is still an S3 error, not a 200 with a broken body.
     try:
@@ -366,6 +373,7 @@ async def copy(ctx: Context) -> web.Response:
         # (Copying an older version over the key is how a version is restored: allowed.)
         if (src_bucket, src_key) == (bucket, key) and "x-amz-checksum-algorithm" not in h \
                 and ("x-amz-storage-class" not in h or sc == SC.of(src)) \
+                and not any(k.lower().startswith(sse.HEADER) for k in h) \
                 and parse_copy_source(h["x-amz-copy-source"])[2] is None:
             raise E.InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                    "without changing the object's metadata, storage class, website redirect "
@@ -375,19 +383,23 @@ async def copy(ctx: Context) -> web.Response:
     alg = checksums.normalize_algorithm(alg_header) if alg_header else (src.get("checksum") or {}).get("alg",
                                                                                                         "crc64nvme")
     digests = checksums.BodyDigests({alg})
-    # Every copy re-encodes: new fragments, placed for the copy's class.
-    stored = await fe.datapath.store(fe.datapath.read(src, 0, src["size"] - 1), on_segment=digests.update,
-                                     storage_class=sc)
+    src_key = encryption.for_read(ctx, src, copy_source=True)
+    data_key, sealed = encryption.for_write(ctx, bucket, key)
+    # Every copy re-encodes: new fragments, placed for the copy's class, under a new data key.
+    stored = await fe.datapath.store(fe.datapath.read(src, 0, src["size"] - 1, src_key), on_segment=digests.update,
+                                     storage_class=sc, data_key=data_key)
     got = digests.b64()
-    record = {"etag": digests.results()["md5"].hex(), "checksum": {"alg": alg, "value": got[alg]},
-              "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
+    record = {"etag": encryption.etag(sealed, data_key, digests.results()["md5"].hex()),
+              "checksum": {"alg": alg, "value": got[alg]}, "headers": std, "meta": meta, "ts": fe.hlc.now(),
+              **stored.record_fields(), **SC.record_field(sc), "sse": sealed}
     if tags:
         record["tags"] = tags
     if ctx.acl:
         record["acl"] = [list(g) for g in ctx.acl]
     rec = await _commit(ctx, bucket, key, record, stored, write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
-    resp = web.Response(body=body, content_type="application/xml", headers=versions.header(rec))
+    resp = web.Response(body=body, content_type="application/xml",
+                        headers={**versions.header(rec), **sse.response_headers(sealed, context=True)})
     if src.get("version_id"):
         resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
     return resp

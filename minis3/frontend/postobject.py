@@ -20,14 +20,14 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
-from ..core import checksums, postpolicy, s3xml, versions
+from ..core import checksums, postpolicy, s3xml, sse, versions
 from ..core import errors as E
 from ..core import xmldoc as X
 from ..core.names import validate_key
 from ..core.sigv4 import AuthResult, UNSIGNED_PAYLOAD
 from ..core.tagging import parse_tagging
 from ..ec import storage_class as SC
-from . import authorize, permissions
+from . import authorize, encryption, permissions
 from .body import DigestedBody, check_claimed
 from .context import Context
 from .params import stored_headers
@@ -127,7 +127,7 @@ def _authorise(ctx: Context, key: str, fields: dict[str, str]) -> None:
 def _answer(ctx: Context, fields: dict[str, str], key: str, rec: dict) -> web.Response:
     bucket, etag = ctx.target.bucket, f'"{rec["etag"]}"'
     location = f"{ctx.request.scheme}://{ctx.request.host}/{bucket}/{X.url_encode(key)}"
-    headers = {"ETag": etag, "Location": location, **versions.header(rec)}
+    headers = {"ETag": etag, "Location": location, **versions.header(rec), **sse.response_headers(rec.get("sse"))}
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
     if redirect and urlsplit(redirect).scheme in ("http", "https"):
         u = urlsplit(redirect)
@@ -160,10 +160,13 @@ async def post_object(ctx: Context) -> web.Response:
     std, meta = stored_headers(_Fields(fields))          # it takes the standard ones and x-amz-meta-*
     tags = parse_tagging(fields["tagging"].encode(), bucket=False) if "tagging" in fields else None
     sc = SC.parse(fields.get("x-amz-storage-class"), fe.topo.storage_class.for_bucket(bucket))
+    data_key, sealed = encryption.for_write(ctx, bucket, key, headers=fields)
     up = FormFile(part, fields, size_range)
-    stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc)
-    record = {"etag": up.etag(), "checksum": up.stored_checksum(), "headers": std, "meta": meta,
-              "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc)}
+    stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc,
+                                     data_key=data_key)
+    record = {"etag": encryption.etag(sealed, data_key, up.etag()), "checksum": up.stored_checksum(),
+              "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc),
+              "sse": sealed}
     if tags:
         record["tags"] = [list(t) for t in tags]
     if ctx.acl:

@@ -70,12 +70,15 @@ def test_an_erasure_coded_object_shows_its_fragments_one_column_per_az_and_their
     assert per_az == {"az-a": 2, "az-b": 2, "az-c": 2}
     import base64
     rows = d["segment_bytes"]
+    assert d["encryption"]["alg"] == "AES256"
     for r in rows:
         got = base64.b64decode(r["first_bytes"])
-        if r["kind"] == "data":          # a data fragment is a slice of the object
-            assert got == data[r["object_offset"]:r["object_offset"] + 32]
+        if r["kind"] == "data":          # a data fragment is a slice of the sealed segment: ciphertext...
+            plain = data[r["object_offset"]:r["object_offset"] + 32]
+            assert got != plain and base64.b64decode(r["plain_bytes"]) == plain    # ... which the data key opens
         else:                            # a parity fragment is no copy of any slice
-            assert all(got != data[x["object_offset"]:x["object_offset"] + 32] for x in rows if x["kind"] == "data")
+            assert "plain_bytes" not in r
+            assert all(got != base64.b64decode(x["first_bytes"]) for x in rows if x["kind"] == "data")
     rc, text, _ = inspect(ic, "s3://seen/big.bin")
     header = next(ln for ln in text.splitlines() if ln.strip().startswith("az-a"))
     assert rc == 0 and header.split() == ["az-a", "az-b", "az-c"] and "6 of 6 fragments verified" in text

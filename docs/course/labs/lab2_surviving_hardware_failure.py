@@ -87,16 +87,20 @@ def lab(L: Lab) -> None:
             "every fragment read back and verified; full redundancy")
 
     # ------------------------------------------------------------------------------------
-    L.step("data fragments are slices of the object; parity fragments are not")
+    L.step("data fragments are slices of the sealed object; parity fragments are not")
     L.minis3("inspect", f"s3://{BUCKET}/{KEY}", "--segment", "0", "--bytes")
     rows = L.minis3_json("inspect", f"s3://{BUCKET}/{KEY}", "--segment", "0", "--bytes")["segment_bytes"]
     data_rows = [r for r in rows if r["kind"] == "data"]
     parity_rows = [r for r in rows if r["kind"] == "parity"]
     n = len(base64.b64decode(rows[0]["first_bytes"]))
-    L.check(len(data_rows) == k and all(base64.b64decode(r["first_bytes"]) == body[r["object_offset"]:r["object_offset"] + n]
+    L.check(len(data_rows) == k and all(base64.b64decode(r["first_bytes"]) != body[r["object_offset"]:r["object_offset"] + n]
                                         for r in data_rows),
-            f"each data fragment's first {n} bytes are the object's bytes at its offset (0, 1/{k}, 2/{k}... of the segment)")
-    slices = {body[r["object_offset"]:r["object_offset"] + n] for r in data_rows}
+            f"on disk, no data fragment holds the object's bytes: every segment is sealed (AES-256-GCM, SSE-S3, "
+            "as S3 encrypts every new object) before it is erasure-coded")
+    L.check(all(base64.b64decode(r["plain_bytes"]) == body[r["object_offset"]:r["object_offset"] + n] for r in data_rows),
+            f"opened with the object's data key, each data fragment's first {n} bytes are the object's bytes at its "
+            f"offset (0, 1/{k}, 2/{k}... of the segment): a data fragment is a slice of the sealed segment")
+    slices = {base64.b64decode(r["first_bytes"]) for r in data_rows}
     L.check(len(parity_rows) == m and all(base64.b64decode(r["first_bytes"]) not in slices for r in parity_rows),
             "each parity fragment's bytes appear nowhere in the data: they are computed (Reed-Solomon)")
 
