@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import encryption as encryption_bench
 from . import index as index_bench
 from . import report
 from . import versioning as versioning_bench
@@ -129,7 +130,8 @@ def _start_minis3(root: Path) -> tuple[object, str, list[int]]:
     path = root / "topology.toml"
     # No periodic scrub pass (interval: an hour): the index bench measures
     # lookups with the scrubber idle, then starts a pass and measures again.
-    path.write_text(config.local_toml(base, root / "data", scrub={"interval_s": 3600}))
+    path.write_text(config.local_toml(base, root / "data", scrub={"interval_s": 3600},
+                                      frontend={"plaintext_buckets": list(encryption_bench.PLAINTEXT_BUCKETS)}))
     topo = config.load(path)
     cluster = Cluster(topo)
     cluster.start(timeout=60)
@@ -219,6 +221,9 @@ async def _minis3_workloads(root: Path, s: Settings, out: dict, progress) -> lis
         if "small" in s.workloads:
             console.print(f"inter-AZ latency: small objects without and with {INTER_AZ_MS:g} ms…")
             out["inter_az"] = await inter_az_latency(cluster, endpoint, s, pids, progress)
+        if "small" in s.workloads and "large" in s.workloads:
+            console.print("encryption at rest: the same objects in the clear and SSE-S3…")
+            out["encryption"] = await encryption_bench.run(endpoint, s, pids, progress)
         if "versioning" in s.workloads:
             # Before the index bench: that one ends with a scrub pass over
             # a million keys still walking, which this would wait for.
@@ -437,6 +442,7 @@ def markdown(out: dict, before: dict | None = None) -> str:
         "",
         *_cpu_section(out["minis3"]),
         *_latency_section(out.get("inter_az")),
+        *encryption_bench.section(out.get("encryption")),
         *_index_section(out.get("index")),
         *_versioning_section(out.get("versioning")),
         *_machine_sections(out),

@@ -39,6 +39,8 @@ Example (every key is optional; these are the defaults)::
     host = "127.0.0.1"
     port = 9000
     virtual_host_domains = ["localhost", "s3.localhost"]
+    # sse_c_over_http = false      # SSE-C keys over plain HTTP: default only on a loopback address
+    # plaintext_buckets = []       # not S3: buckets whose objects stay in the clear unless asked (bench, labs)
 
     [scrub]                        # the scrubber process and background checks
     host = "127.0.0.1"

@@ -145,12 +145,14 @@ def _credentials(credentials) -> list[str]:
 def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: str | None = None,
                credentials: list[tuple[str, ...]] = (), erasure: dict | None = None,
                frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None,
-               extra_metas: int = 0, console: bool = False, storage_class: dict | None = None) -> str:
+               extra_metas: int = 0, console: bool = False, storage_class: dict | None = None,
+               frontend: dict | None = None) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
     doc = default_doc(base_port, extra_metas)
     doc["scrub"].update(scrub or {})
     doc["console"]["enabled"] = console          # a test cluster runs no console unless it tests it
+    doc["frontend"].update(frontend or {})
     lines = _top_lines(data_dir, cluster_secret)
     if erasure:
         lines += [""] + _table("[erasure]", erasure)

@@ -106,8 +106,9 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
     root = Path(data_dir or doc.get("data_dir", "./data")).resolve()
     er = ErasureSpec(**doc.get("erasure", {}))
     fe_raw = dict(doc.get("frontend", {}))
-    if "virtual_host_domains" in fe_raw:
-        fe_raw["virtual_host_domains"] = tuple(fe_raw["virtual_host_domains"])
+    for name in ("virtual_host_domains", "plaintext_buckets"):
+        if name in fe_raw:
+            fe_raw[name] = tuple(fe_raw[name])
     console_raw = dict(doc.get("console", {}))
     if doc.get("tls"):                  # the top-level switch: S3 and the console
         fe_raw.setdefault("tls", True)

@@ -76,6 +76,11 @@ class FrontendSpec:
     # SSE-C keys over plain HTTP (S3 refuses them): None = only when this frontend
     # listens on a loopback address (frontend/encryption.py says why).
     sse_c_over_http: bool | None = None
+    # Buckets (shell patterns) whose new objects are stored in the clear when neither
+    # the request nor PutBucketEncryption asks for encryption. S3 has no such thing
+    # (it encrypts every object); it is here to measure what encryption costs
+    # (`make bench`) and to show a learner a fragment in the clear.
+    plaintext_buckets: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:

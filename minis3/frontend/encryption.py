@@ -17,6 +17,8 @@ and defaults to exactly that).
 """
 from __future__ import annotations
 
+import fnmatch
+
 from aiohttp import web
 
 from ..core import access, seal, sse
@@ -39,9 +41,17 @@ def _check_transport(ctx: Context) -> None:
                                "made over a secure connection.")
 
 
-def for_write(ctx: Context, bucket: str, key: str, headers: dict[str, str] | None = None) -> tuple[bytes, dict]:
-    """A new object's data key and its record's ``sse`` (``headers``: a form upload's fields)."""
-    enc = sse.choose(sse.requested(_headers(ctx) if headers is None else headers), bucket_default(ctx, bucket))
+def for_write(ctx: Context, bucket: str, key: str,
+              headers: dict[str, str] | None = None) -> tuple[bytes | None, dict | None]:
+    """A new object's data key and its record's ``sse`` (``headers``: a form upload's fields);
+    (None, None) in a bucket the topology leaves in the clear (``plaintext_buckets``) when
+    neither the request nor the bucket's configuration asks for encryption."""
+    asked = sse.requested(_headers(ctx) if headers is None else headers)
+    setting = ctx.buckets_seen[bucket].settings.get("encryption")
+    if asked is None and setting is None and any(fnmatch.fnmatchcase(bucket, p)
+                                                 for p in ctx.fe.topo.frontend.plaintext_buckets):
+        return None, None
+    enc = sse.choose(asked, sse.BucketDefault.from_record(setting))
     if enc.alg == sse.SSE_C:
         _check_transport(ctx)
     owner = ctx.buckets_seen[bucket].access.owner
