@@ -141,3 +141,9 @@ InvalidEncryptionAlgorithmError = _e("InvalidEncryptionAlgorithmError", 400,
 # AWS KMS's own error, passed through by S3 for a key it cannot find (a dot in S3's code).
 KMSNotFound = type("KMSNotFound", (S3Error,), {"code": "KMS.NotFoundException", "status": 400,
                                                "message": "Invalid keyId"})
+# Object Lock (core/objectlock.py).
+InvalidBucketState = _e("InvalidBucketState", 409, "The request is not valid with the current state of the bucket.")
+ObjectLockConfigurationNotFoundError = _e("ObjectLockConfigurationNotFoundError", 404,
+                                          "Object Lock configuration does not exist for this bucket")
+NoSuchObjectLockConfiguration = _e("NoSuchObjectLockConfiguration", 404,
+                                   "The specified object does not have a ObjectLock configuration")

@@ -8,7 +8,7 @@ from ..core import errors as E
 from ..core import access, regions, s3xml, versions
 from ..core.names import MAX_KEY_BYTES, validate_bucket_name
 from ..core.numbers import parse_int
-from . import permissions
+from . import objectlock, permissions
 from .body import read_small_body
 from .context import Context
 from .params import continuation_token, encoding_type, token_marker
@@ -24,8 +24,15 @@ async def create(ctx: Context) -> web.Response:
     ownership, grants = permissions.creation_settings(ctx)
     constraint = s3xml.parse_create_bucket(await read_small_body(ctx.request, ctx.auth))
     region = regions.creation_region(constraint, here=ctx.fe.topo.region, regions=ctx.fe.topo.region_names)
+    lock = objectlock.wants_lock_at_creation(ctx)
+    if lock and region != ctx.fe.topo.region:
+        raise E.NotImplemented_("minis3 enables Object Lock only on a bucket of the region it is created from")
+    # (Creating one's own bucket again may succeed and leave it as it is: then no Object Lock.)
+    new = lock and await ctx.fe.buckets.region_of(name) is None
     ctx.fe.access.forget(name)
     await ctx.fe.buckets.create(ctx.account, name, region)
+    if new:
+        await objectlock.create_bucket_lock(ctx)
     if ownership is not None and ownership != access.DEFAULT_OWNERSHIP and region == ctx.fe.topo.region:
         await ctx.fe.access.put(name, "ownership", {"ownership": ownership})
         if grants:
@@ -73,6 +80,7 @@ async def put_versioning(ctx: Context) -> web.Response:
     cur = await ctx.meta.versioning(ctx.target.bucket)
     if status is None:
         raise E.MalformedXML()
+    objectlock.check_versioning_change(ctx, status)
     if status != cur:
         await ctx.meta.set_versioning(ctx.target.bucket, status)
     return web.Response(status=200)

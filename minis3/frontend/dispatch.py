@@ -9,6 +9,7 @@ from ..core import operations
 from .context import Context
 from . import (attributes, authorize, bucket, cors, encryption, multipart, object as obj, permissions, postobject,
                service, tagging)
+from . import objectlock
 
 HANDLERS = {
     "ListBuckets": service.list_buckets,
@@ -59,6 +60,13 @@ HANDLERS = {
     "PutObjectTagging": tagging.put_object_tagging,
     "GetObjectTagging": tagging.get_object_tagging,
     "DeleteObjectTagging": tagging.delete_object_tagging,
+    # Object Lock (frontend/objectlock.py)
+    "PutObjectLockConfiguration": objectlock.put_configuration,
+    "GetObjectLockConfiguration": objectlock.get_configuration,
+    "PutObjectRetention": objectlock.put_retention,
+    "GetObjectRetention": objectlock.get_retention,
+    "PutObjectLegalHold": objectlock.put_legal_hold,
+    "GetObjectLegalHold": objectlock.get_legal_hold,
     # multipart uploads
     "CreateMultipartUpload": multipart.create,
     "UploadPart": multipart.upload_part,

@@ -40,7 +40,7 @@ from ..core.names import validate_key
 from ..core.numbers import parse_int
 from ..ec import storage_class as SC
 from ..meta.client import PARTS, UPLOADS
-from . import encryption, tagging
+from . import encryption, objectlock, tagging
 from .body import IncomingBody, read_small_body
 from .bucket import EMPTY_PAGE, clip_marker, too_long_for_a_key
 from .context import ANONYMOUS, Context
@@ -193,12 +193,13 @@ async def create(ctx: Context) -> web.Response:
     sc = SC.parse(h.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
     tags = tagging.from_request(ctx)
     _, sealed = encryption.for_write(ctx, bucket, key)      # the upload's data key, wrapped; each part opens it
+    lock = objectlock.explicit_fields(ctx)         # the headers' retention and legal hold, checked now
     uid = new_upload_id()
     await ctx.meta.put_record(upload_ikey(bucket, key, uid), {
         "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
         "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000), "sse": sealed,
         **({"tags": tags} if tags else {}), **({"acl": [list(g) for g in ctx.acl]} if ctx.acl else {}),
-        **SC.record_field(sc)})
+        **SC.record_field(sc), **lock})
     resp = web.Response(body=multipart_xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml",
                         headers=sse.response_headers(sealed, context=True))
     if spec:
@@ -350,6 +351,7 @@ async def complete(ctx: Context) -> web.Response:
         record["acl"] = up_rec["acl"]
     if up_rec.get("sse"):
         record["sse"] = up_rec["sse"]
+    record.update(objectlock.completed_fields(ctx, up_rec))     # or the bucket's default retention, now
     # The moment the object becomes visible; If-Match / If-None-Match as on
     # PutObject, a compare-and-set at the metadata replicas.
     rec = await ctx.meta.put_object(bucket, key, record, conditions)

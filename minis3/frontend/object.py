@@ -27,11 +27,12 @@ from aiohttp import web
 from ..core import checksums
 from ..core import errors as E
 from ..core import metadata, s3xml, sse, versions
+from ..core import objectlock as OL
 from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
 from ..ec import storage_class as SC
-from . import authorize, encryption, tagging
+from . import authorize, encryption, objectlock, tagging
 from ..meta.versioned import marker_headers
 from .body import IncomingBody, read_small_body
 from .context import Context
@@ -65,6 +66,7 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
                                         ArgumentName=q, ArgumentValue=query[q])
             h[header] = query[q]
     h.update(tagging.count_header(rec))
+    h.update(OL.response_headers(rec))             # its retention and legal hold, if any
     h.update(versions.header(rec))
     h.update(sse.response_headers(rec.get("sse")))
     if SC.of(rec) != SC.STANDARD:                  # S3 sends it for every class but STANDARD
@@ -82,6 +84,7 @@ async def put(ctx: Context) -> web.Response:
     validate_key(key)
     std, meta = stored_headers(ctx.request)
     tags = tagging.from_request(ctx)
+    lock = objectlock.new_version_fields(ctx)         # refused before any byte is stored
     sc = SC.parse(ctx.request.headers.get("x-amz-storage-class"), ctx.fe.topo.storage_class.for_bucket(bucket))
     conditions = write_conditions(ctx.request)
     fe = ctx.fe
@@ -93,7 +96,7 @@ async def put(ctx: Context) -> web.Response:
                                      data_key=data_key)
     record = {"etag": encryption.etag(sealed, data_key, up.etag()), "checksum": up.stored_checksum(),
               "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc),
-              "sse": sealed}
+              "sse": sealed, **lock}
     if tags:
         record["tags"] = tags
     if ctx.acl:
@@ -280,7 +283,11 @@ async def _delete_one(ctx: Context, key: str, raw_version_id: str | None) -> dic
         marker = await ctx.meta.delete_object(bucket, key)
         return {} if marker is None else {"x-amz-delete-marker": "true", "x-amz-version-id": versions.id_of(marker)}
     vid = versions.parse_id(raw_version_id)
-    gone = await ctx.meta.delete_version(bucket, key, vid)
+    # Object Lock (frontend/objectlock.py): checked here, and again by the metadata
+    # coordinator, atomically with the removal.
+    may_bypass = objectlock.bypass(ctx, key)
+    await objectlock.check_version_removal(ctx, key, vid, may_bypass)
+    gone = await ctx.meta.delete_version(bucket, key, vid, bypass_governance=may_bypass)
     out = {"x-amz-version-id": vid}
     if versions.is_marker(gone):
         out["x-amz-delete-marker"] = "true"
@@ -379,6 +386,7 @@ async def copy(ctx: Context) -> web.Response:
                                    "without changing the object's metadata, storage class, website redirect "
                                    "location or encryption attributes.")
     tags = tagging.for_copy(ctx, src)
+    lock = objectlock.new_version_fields(ctx)         # the request's or the bucket's, never the source's
     alg_header = h.get("x-amz-checksum-algorithm")
     alg = checksums.normalize_algorithm(alg_header) if alg_header else (src.get("checksum") or {}).get("alg",
                                                                                                         "crc64nvme")
@@ -391,7 +399,8 @@ async def copy(ctx: Context) -> web.Response:
     got = digests.b64()
     record = {"etag": encryption.etag(sealed, data_key, digests.results()["md5"].hex()),
               "checksum": {"alg": alg, "value": got[alg]}, "headers": std, "meta": meta, "ts": fe.hlc.now(),
-              **stored.record_fields(), **SC.record_field(sc), "sse": sealed}
+              **stored.record_fields(), **SC.record_field(sc), "sse": sealed,
+              **lock}
     if tags:
         record["tags"] = tags
     if ctx.acl:

@@ -27,7 +27,7 @@ from ..core.names import validate_key
 from ..core.sigv4 import AuthResult, UNSIGNED_PAYLOAD
 from ..core.tagging import parse_tagging
 from ..ec import storage_class as SC
-from . import authorize, encryption, permissions
+from . import authorize, encryption, objectlock, permissions
 from .body import DigestedBody, check_claimed
 from .context import Context
 from .params import stored_headers
@@ -160,13 +160,14 @@ async def post_object(ctx: Context) -> web.Response:
     std, meta = stored_headers(_Fields(fields))          # it takes the standard ones and x-amz-meta-*
     tags = parse_tagging(fields["tagging"].encode(), bucket=False) if "tagging" in fields else None
     sc = SC.parse(fields.get("x-amz-storage-class"), fe.topo.storage_class.for_bucket(bucket))
+    lock = objectlock.new_version_fields(ctx, headers=fields, key=key)
     data_key, sealed = encryption.for_write(ctx, bucket, key, headers=fields)
     up = FormFile(part, fields, size_range)
     stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc,
                                      data_key=data_key)
     record = {"etag": encryption.etag(sealed, data_key, up.etag()), "checksum": up.stored_checksum(),
               "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc),
-              "sse": sealed}
+              "sse": sealed, **lock}
     if tags:
         record["tags"] = [list(t) for t in tags]
     if ctx.acl:

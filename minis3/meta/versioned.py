@@ -19,6 +19,10 @@ replace the same head:
   version left is copied into the head (or a tombstone, when none is left);
   then its row gets a tombstone. Its fragments are then referenced by no
   record, and the scrubber's GC removes them after its grace period.
+  A version that Object Lock protects (its record's ``lock`` / ``hold``,
+  core/objectlock.py) is never removed: every compare-and-set of the removal
+  judges the record it replaces, so whoever calls (the frontend, a lifecycle
+  rule, any tool) gets 403 AccessDenied, even if a retention was set meanwhile.
 * **reads** of the current version read the head only (one lookup however
   many versions the key has); ``?versionId=`` reads the head, and the row if
   the head is another version.
@@ -33,6 +37,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core import errors as E
+from ..core import objectlock as OL
 from ..core import versions as V
 from ..core.conditions import check_write, http_date
 from ..core.hlc import physical_ms
@@ -109,6 +114,9 @@ class VersionedObjects:
             if V.is_version(cur):
                 if (V.vts(cur), V.id_of(cur)) > order:
                     raise _Older(cur)
+                if vid == V.NULL and V.id_of(cur) == V.NULL:
+                    # A null version replaces the null one for good: not one Object Lock protects.
+                    OL.check_removal(cur, int(time.time() * 1000))
                 if V.id_of(cur) != vid and version(cur) not in kept:
                     raise _KeepFirst(cur)
             return new
@@ -155,17 +163,29 @@ class VersionedObjects:
         """DELETE without a version id: a delete marker becomes the current version."""
         return await self.put_version(bucket, key, {"deleted": True, "marker": True}, state)
 
-    async def delete_version(self: "MetaClient", bucket: str, key: str, version_id: str) -> dict | None:
+    async def delete_version(self: "MetaClient", bucket: str, key: str, version_id: str,
+                             bypass_governance: bool = False) -> dict | None:
         """Remove one version for good (a delete marker too). Returns it (None: there was none).
 
         If it is current, the newest version left becomes current again (a
         copy of its row into the head). A removal racing this one may take
         away the version just made current: then that one is replaced too,
-        until the head holds a version nobody removed."""
+        until the head holds a version nobody removed.
+
+        Object Lock: a version under a retention that holds (GOVERNANCE unless
+        ``bypass_governance``, which the caller grants only to a request that
+        asked for it and may) or a legal hold is refused, 403 AccessDenied,
+        here whoever asks: the head's compare-and-set and the row's judge the
+        version as they find it."""
         try:
             target = await self.get_version(bucket, key, version_id)
         except E.NoSuchVersion:
             target = None
+
+        def guard(cur: dict | None) -> None:
+            if V.is_version(cur) and V.id_of(cur) == version_id:
+                OL.check_removal(cur, int(time.time() * 1000), bypass_governance)
+        guard(target)
         gone, first = {version_id}, True
         while target is not None:
             rows = await self._rows(bucket, key, 2 + len(gone))
@@ -175,13 +195,14 @@ class VersionedObjects:
             def judge(cur: dict | None) -> dict | None:
                 if not (V.is_version(cur) and V.id_of(cur) in gone):
                     return None                 # not current: only its row goes
+                guard(cur)
                 if left:
                     promoted.append(left[0])
                     return content(left[0])    # the newest left becomes current again
                 return {"deleted": True}
             await self.compare_and_set(bucket, key, judge, raw=True, versioned=True)
             if first:
-                await self._write_tombstone(bucket, V.row_key(key, version_id))
+                await self._remove_row(bucket, key, version_id, guard)
                 first = False
             if not promoted:
                 break
@@ -193,8 +214,17 @@ class VersionedObjects:
             if len(gone) > 32:
                 raise E.ServiceUnavailable("the key's versions kept changing")
         if first:
-            await self._write_tombstone(bucket, V.row_key(key, version_id))
+            await self._remove_row(bucket, key, version_id, guard)
         return target
+
+    async def _remove_row(self: "MetaClient", bucket: str, key: str, version_id: str, guard) -> None:
+        """A version's row gets a tombstone, by a compare-and-set whose ``guard`` judges
+        the row as it is then: a retention or legal hold set on it meanwhile is seen.
+        (One round more than a plain write: the price of never missing one.)"""
+        def judge(cur: dict | None) -> dict:
+            guard(cur)
+            return {"deleted": True}
+        await self.compare_and_set(bucket, V.row_key(key, version_id), judge, raw=True, versioned=True)
 
     async def _rows(self: "MetaClient", bucket: str, key: str, n: int = 3) -> list[tuple[str, dict]]:
         """The newest few live rows of a key (the null row first, if any)."""

@@ -286,12 +286,10 @@ def test_presigned_create_and_delete_bucket(s3, bucket):
 def test_every_operation_minis3_lacks_answers_not_implemented_naming_it(s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     for op, call, kw in [
-            ("GetBucketEncryption", s3.get_bucket_encryption, {}),
+            ("GetBucketReplication", s3.get_bucket_replication, {}),
             ("PutBucketLifecycleConfiguration", s3.put_bucket_lifecycle_configuration, {"LifecycleConfiguration": {
                 "Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}}),
-            ("GetObjectLockConfiguration", s3.get_object_lock_configuration, {}),
             ("GetBucketLogging", s3.get_bucket_logging, {}),
-            ("GetObjectRetention", s3.get_object_retention, {"Key": "k"}),
             ("PutBucketWebsite", s3.put_bucket_website, {"WebsiteConfiguration": {
                 "IndexDocument": {"Suffix": "index.html"}}})]:
         with pytest.raises(botocore.exceptions.ClientError) as e:
