@@ -134,7 +134,9 @@ class LocalKMS:
         return out
 
     def _path(self, arn: str) -> Path:
-        return self.dir / (arn.rsplit(":", 3)[-3] + "_" + arn.rsplit(":", 1)[-1].replace("/", "_") + ".json")
+        """``kms/REGION_ACCOUNT_key_ID.json`` for ``arn:aws:kms:REGION:ACCOUNT:key/ID``."""
+        _, region, account, resource = arn.rsplit(":", 3)
+        return self.dir / f"{region}_{account}_{resource.replace('/', '_')}.json"
 
     def _ensure(self, arn: str) -> None:
         if arn in self._material or self._path(arn).exists():
