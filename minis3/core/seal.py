@@ -64,7 +64,10 @@ def wrap(kek: bytes, data_key: bytes, aad: bytes = b"") -> str:
 
 
 def unwrap(kek: bytes, wrapped: str, aad: bytes = b"") -> bytes:
-    raw = base64.b64decode(wrapped)
+    try:
+        raw = base64.b64decode(wrapped, validate=True)
+    except ValueError as exc:
+        raise Unsealable("the wrapped key is not base64") from exc
     try:
         return AESGCM(kek).decrypt(raw[:WRAP_NONCE_BYTES], raw[WRAP_NONCE_BYTES:], aad)
     except (InvalidTag, ValueError) as exc:

@@ -57,7 +57,7 @@ class Encryption:
     alg: str                                  # SSE_S3, SSE_KMS or SSE_C
     kms_key: str | None = None                # SSE-KMS: the key as named (resolved by the key service)
     context: dict | None = None               # SSE-KMS: the caller's encryption context
-    bucket_key: bool = False                  # SSE-KMS: S3 Bucket Key
+    bucket_key: bool | None = None            # SSE-KMS: S3 Bucket Key (None: as the bucket's default says)
     customer: CustomerKey | None = None       # SSE-C
 
 
@@ -127,7 +127,7 @@ def _bool_header(headers: dict[str, str], name: str) -> bool | None:
 def _context(raw: str) -> dict:
     try:
         doc = json.loads(base64.b64decode(raw, validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):   # "[[[[..." nests too deep
         doc = None
     if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
         raise E.InvalidArgument("The header 'x-amz-server-side-encryption-context' shall be Base64-encoded "
@@ -170,7 +170,7 @@ def requested(headers: dict[str, str]) -> Encryption | None:
     if kms_key is not None:
         parse_kms_ref(kms_key)
     return Encryption(SSE_KMS, kms_key=kms_key, context=_context(ctx_raw) if ctx_raw is not None else None,
-                      bucket_key=bool(bucket_key))
+                      bucket_key=bucket_key)
 
 
 def choose(asked: Encryption | None, default: BucketDefault) -> Encryption:
@@ -182,13 +182,14 @@ def choose(asked: Encryption | None, default: BucketDefault) -> Encryption:
     if asked.alg == SSE_C and SSE_C in default.blocked:
         raise E.AccessDenied("Requests specifying Server Side Encryption with Customer provided keys are blocked "
                              "for this bucket (its default encryption's BlockedEncryptionTypes)")
-    if asked.alg == SSE_KMS and asked.kms_key is None and default.alg == SSE_KMS and default.kms_key:
-        # aws:kms with no key id: the bucket's KMS key if it names one, else the AWS managed key.
-        return Encryption(SSE_KMS, kms_key=default.kms_key, context=asked.context,
-                          bucket_key=asked.bucket_key or default.bucket_key)
-    if asked.alg == SSE_KMS and not asked.bucket_key and default.bucket_key and default.alg == SSE_KMS:
-        return Encryption(SSE_KMS, kms_key=asked.kms_key, context=asked.context, bucket_key=True)
-    return asked
+    if asked.alg != SSE_KMS:
+        return asked
+    kms_default = default.alg == SSE_KMS
+    # aws:kms with no key id: the bucket's KMS key if it names one, else the AWS managed key.
+    # The Bucket Key: the request's header if it sends one, else the bucket's setting.
+    return Encryption(SSE_KMS, kms_key=asked.kms_key or (default.kms_key if kms_default else None),
+                      context=asked.context,
+                      bucket_key=asked.bucket_key if asked.bucket_key is not None else kms_default and default.bucket_key)
 
 
 def refuse_on_read(headers: dict[str, str]) -> None:
@@ -201,9 +202,11 @@ def refuse_on_read(headers: dict[str, str]) -> None:
 
 # ----------------------------------------------------------------------------- KMS key names
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_KEY_ARN = re.compile(rf"arn:aws[\w-]*:kms:([\w-]+):(\d{{12}}):key/({_UUID}|mrk-[0-9a-f]{{32}})")
-_ALIAS_ARN = re.compile(r"arn:aws[\w-]*:kms:([\w-]+):(\d{12}):alias/([\w/+=,.@-]{1,250})")
-_ALIAS = re.compile(r"alias/([\w/+=,.@-]{1,250})")
+_KEY_ARN = re.compile(rf"arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{{12}}):key/({_UUID}|mrk-[0-9a-f]{{32}})")
+# An alias name: letters, digits, "/", "_" and "-" (AWS KMS's rule), none of them "." or "..".
+_ALIAS_NAME = r"([A-Za-z0-9/_-]{1,250})"
+_ALIAS_ARN = re.compile(rf"arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{{12}}):alias/{_ALIAS_NAME}")
+_ALIAS = re.compile(rf"alias/{_ALIAS_NAME}")
 _KEY_ID = re.compile(rf"{_UUID}|mrk-[0-9a-f]{{32}}")
 
 

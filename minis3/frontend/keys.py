@@ -85,7 +85,10 @@ def load_master_key(keys: Path, create: bool = True) -> bytes | None:
         if not create:
             return None
         _create_exclusive(path, base64.b64encode(seal.new_key()) + b"\n")
-    raw = base64.b64decode(path.read_text().strip())
+    try:
+        raw = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except ValueError:                                   # binascii.Error is one
+        raw = b""
     if len(raw) != seal.KEY_BYTES:
         raise TopologyError(f"{path}: not a master key (base64 of {seal.KEY_BYTES} bytes)")
     return raw

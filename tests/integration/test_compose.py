@@ -473,6 +473,11 @@ def _group_members(pgid: int) -> list[int]:
 UNSHARE = ["unshare"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user"]
 
 
+def _holds(root: Path, needle: bytes) -> bool:
+    """Whether any file under ``root`` holds ``needle``."""
+    return any(p.is_file() and needle in p.read_bytes() for p in root.rglob("*"))
+
+
 def _fragment_files(volume: Path) -> list[Path]:
     return list(volume.glob("*/node-*/fragments/*/*"))
 
@@ -558,12 +563,20 @@ def test_compose_services_run_as_processes(compose):
         assert {o["Key"]: o["Size"] for o in listed} == {k: len(b) for k, b in objects.items()}
     read_back()
 
-    # Each AZ keeps its data in its own volume; the frontend and the scrubber keep nothing.
+    # Each AZ keeps its data in its own volume; the frontend only its keys, in its own (never an
+    # AZ's: a node's disk holds ciphertext only); the scrubber nothing.
     az_b_volume = run.mounts["az-b"]["/data"]
     assert _fragment_files(az_b_volume), "no fragments in az-b's volume"
-    for name in ("frontend", "scrubber"):
-        written = [p for d in run.mounts[name].values() if d.is_relative_to(run.root) for p in d.rglob("*")]
-        assert not written, f"{name} wrote {written} to a volume it has none of in docker-compose.yml"
+    assert "frontend" in (run.compose.get("volumes") or {}), "the frontend's keys need a named volume"
+    written = {p.relative_to(run.mounts["frontend"]["/data"]).as_posix()
+               for p in run.mounts["frontend"]["/data"].rglob("*")}
+    assert written == {"keys", "keys/master-key"}, written
+    for az in ("az-a", "az-b", "az-c"):
+        assert not (run.mounts[az]["/data"] / "keys").exists(), f"{az}'s volume holds keys"
+        assert not _holds(run.mounts[az]["/data"], objects["medium.bin"][1000:1064]), \
+            f"{az}'s volume holds an object's bytes in the clear"
+    written = [p for d in run.mounts["scrubber"].values() if d.is_relative_to(run.root) for p in d.rglob("*")]
+    assert not written, f"scrubber wrote {written} to a volume it has none of in docker-compose.yml"
 
     # docker compose kill az-b: the whole AZ at once. Reads and writes keep working.
     run.kill("az-b")
