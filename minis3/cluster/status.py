@@ -126,6 +126,11 @@ def _scrubber_row(topo: Topology) -> dict:
             detail += "no pass yet"
         if st.get("last_recovery"):
             detail += f"; last recovery {st['last_recovery']['seconds']:.1f} s"
+        lc = (st.get("lifecycle") or {}).get("totals")
+        if lc and any(lc.values()):
+            detail += (f"; lifecycle so far: {lc['expired']} expired, {lc['noncurrent_expired']} noncurrent and "
+                       f"{lc['markers_removed']} delete markers removed, {lc['uploads_aborted']} uploads aborted, "
+                       f"{lc['transitioned']} transitioned")
     return {"process": "scrubber", "az": "-", "address": topo.scrub.url, "up": st is not None,
             "state": "up" if st else "down", "pid": st and st["pid"], "disk_bytes": None, "detail": detail,
             "scrub": st, "workers": (st or {}).get("workers", [])}

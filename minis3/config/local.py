@@ -146,7 +146,7 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
                credentials: list[tuple[str, ...]] = (), erasure: dict | None = None,
                frontend_per_az: bool = False, scrub: dict | None = None, index: dict | None = None,
                extra_metas: int = 0, console: bool = False, storage_class: dict | None = None,
-               frontend: dict | None = None) -> str:
+               frontend: dict | None = None, lifecycle: dict | None = None) -> str:
     """The default local cluster moved to another port range, as a topology
     file's text (for tests and `minis3 bench --suite`, which run beside `make run`)."""
     doc = default_doc(base_port, extra_metas)
@@ -164,6 +164,8 @@ def local_toml(base_port: int, data_dir: str | os.PathLike, *, cluster_secret: s
         lines += [""] + _table("[index]", index)
     if storage_class:
         lines += [""] + _table("[storage_class]", storage_class)
+    if lifecycle:
+        lines += [""] + _table("[lifecycle]", lifecycle)
     lines += _credentials(credentials)
     for az in doc["az"]:
         lines += [""] + _table("[[az]]", az)

@@ -11,7 +11,7 @@ from pathlib import Path
 from .credentials import cluster_secret, env_credentials
 from .local import default_doc
 from .specs import (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, AZSpec, ConsoleSpec, DNSSpec, ErasureSpec, FrontendSpec,
-                    IndexSpec, MetaSpec, NodeSpec, ScrubSpec, StorageClassSpec, Topology, TopologyError, World)
+                    IndexSpec, LifecycleSpec, MetaSpec, NodeSpec, ScrubSpec, StorageClassSpec, Topology, TopologyError, World)
 
 
 def _node(raw: dict, az: str, data_dir: Path) -> NodeSpec:
@@ -50,6 +50,16 @@ def _storage_class_spec(raw: dict) -> StorageClassSpec:
     return spec
 
 
+def _lifecycle_spec(raw: dict) -> LifecycleSpec:
+    try:
+        spec = LifecycleSpec(**raw)
+    except TypeError as exc:
+        raise TopologyError(f"[lifecycle]: {exc}") from None
+    if spec.day_seconds <= 0 or spec.interval_s <= 0 or spec.keys_per_round <= 0:
+        raise TopologyError("[lifecycle]: day_seconds, interval_s and keys_per_round must be > 0")
+    return spec
+
+
 def _index_spec(raw: dict) -> IndexSpec:
     try:
         return IndexSpec(**raw)
@@ -58,7 +68,7 @@ def _index_spec(raw: dict) -> IndexSpec:
 
 
 #: Top-level keys every region of a multi-region file shares.
-SHARED = ("cluster_secret", "credentials", "index", "partition_bounds", "tls", "storage_class")
+SHARED = ("cluster_secret", "credentials", "index", "partition_bounds", "tls", "storage_class", "lifecycle")
 
 
 def parse_world(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike | None = None) -> World:
@@ -139,6 +149,7 @@ def parse(doc: dict, *, source: str | None = None, data_dir: str | os.PathLike |
                     scrub=_scrub_spec(doc.get("scrub", {})), index=_index_spec(doc.get("index", {})),
                     console=_console_spec(console_raw),
                     storage_class=_storage_class_spec(doc.get("storage_class", {})),
+                    lifecycle=_lifecycle_spec(doc.get("lifecycle", {})),
                     source=source)
     validate(topo)
     return topo

@@ -126,6 +126,20 @@ class ScrubSpec:
 
 
 @dataclass(frozen=True)
+class LifecycleSpec:
+    """Buckets' lifecycle rules, run by the scrubber process (docs/ARCHITECTURE.md, "Lifecycle")."""
+    # How many seconds a lifecycle "day" lasts: S3's 86,400, or a few seconds for a test or a
+    # lab (then "midnight" is every multiple of it since the Unix epoch). The frontends'
+    # x-amz-expiration and the scrubber's rounds both use it.
+    day_seconds: float = 86400.0
+    # Seconds between the rounds that apply the rules.
+    interval_s: float = 3600.0
+    # At most this many index entries (versions, delete markers, uploads) a round reads, a
+    # page of 1,000 at a time; the next round goes on from there.
+    keys_per_round: int = 100_000
+
+
+@dataclass(frozen=True)
 class ConsoleSpec:
     """The web console (``minis3 console``, started by ``minis3 up``): loopback by default."""
     host: str = "127.0.0.1"
@@ -177,6 +191,7 @@ class Topology:
     index: IndexSpec = field(default_factory=IndexSpec)
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
     storage_class: StorageClassSpec = field(default_factory=StorageClassSpec)
+    lifecycle: LifecycleSpec = field(default_factory=LifecycleSpec)
     source: str | None = None
     # Where ``cluster_secret`` came from, in words (for `minis3 up`'s banner; never the secret).
     secret_source: str = field(default="the topology's cluster_secret", compare=False)

@@ -123,6 +123,7 @@ OwnershipControlsNotFoundError = _e("OwnershipControlsNotFoundError", 404, "The 
 AccessControlListNotSupported = _e("AccessControlListNotSupported", 400, "The bucket does not allow ACLs")
 AccessForbidden = _e("AccessForbidden", 403, "CORSResponse: This CORS request is not allowed.")
 NoSuchCORSConfiguration = _e("NoSuchCORSConfiguration", 404, "The CORS configuration does not exist")
+NoSuchLifecycleConfiguration = _e("NoSuchLifecycleConfiguration", 404, "The lifecycle configuration does not exist")
 MalformedPOSTRequest = _e("MalformedPOSTRequest", 400,
                           "The body of your POST request is not well-formed multipart/form-data.")
 InvalidPolicyDocument = _e("InvalidPolicyDocument", 400, "Invalid Policy: Invalid JSON.")

@@ -10,6 +10,7 @@ from .context import Context
 from . import (attributes, authorize, bucket, cors, encryption, multipart, object as obj, permissions, postobject,
                service, tagging)
 from . import objectlock
+from . import lifecycle
 
 HANDLERS = {
     "ListBuckets": service.list_buckets,
@@ -42,6 +43,9 @@ HANDLERS = {
     "PutBucketCors": cors.put_bucket_cors,
     "GetBucketCors": cors.get_bucket_cors,
     "DeleteBucketCors": cors.delete_bucket_cors,
+    "PutBucketLifecycleConfiguration": lifecycle.put_bucket_lifecycle,
+    "GetBucketLifecycleConfiguration": lifecycle.get_bucket_lifecycle,
+    "DeleteBucketLifecycle": lifecycle.delete_bucket_lifecycle,
     "GetBucketAcl": permissions.get_bucket_acl,
     "PutBucketAcl": permissions.put_bucket_acl,
     "GetObjectAcl": permissions.get_object_acl,

@@ -40,7 +40,7 @@ from ..core.names import validate_key
 from ..core.numbers import parse_int
 from ..ec import storage_class as SC
 from ..meta.client import PARTS, UPLOADS
-from . import encryption, objectlock, tagging
+from . import encryption, lifecycle, objectlock, tagging
 from .body import IncomingBody, read_small_body
 from .bucket import EMPTY_PAGE, clip_marker, too_long_for_a_key
 from .context import ANONYMOUS, Context
@@ -195,9 +195,10 @@ async def create(ctx: Context) -> web.Response:
     _, sealed = encryption.for_write(ctx, bucket, key)      # the upload's data key, wrapped; each part opens it
     lock = objectlock.explicit_fields(ctx)         # the headers' retention and legal hold, checked now
     uid = new_upload_id()
+    initiated = int(time.time() * 1000)
     await ctx.meta.put_record(upload_ikey(bucket, key, uid), {
         "upload_id": uid, "bucket": bucket, "key": key, "headers": std, "meta": meta,
-        "owner": ctx.account, "checksum": spec, "initiated": int(time.time() * 1000), "sse": sealed,
+        "owner": ctx.account, "checksum": spec, "initiated": initiated, "sse": sealed,
         **({"tags": tags} if tags else {}), **({"acl": [list(g) for g in ctx.acl]} if ctx.acl else {}),
         **SC.record_field(sc), **lock})
     resp = web.Response(body=multipart_xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml",
@@ -205,6 +206,7 @@ async def create(ctx: Context) -> web.Response:
     if spec:
         resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
         resp.headers["x-amz-checksum-type"] = spec["type"]
+    resp.headers.update(lifecycle.abort_headers(ctx, bucket, key, initiated))
     return resp
 
 

@@ -32,7 +32,7 @@ from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
 from ..ec import storage_class as SC
-from . import authorize, encryption, objectlock, tagging
+from . import authorize, encryption, lifecycle, objectlock, tagging
 from ..meta.versioned import marker_headers
 from .body import IncomingBody, read_small_body
 from .context import Context
@@ -104,6 +104,7 @@ async def put(ctx: Context) -> web.Response:
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
     resp = web.Response(status=200, headers={**versions.header(rec), **sse.response_headers(sealed, context=True)})
     resp.headers["ETag"] = f'"{rec["etag"]}"'
+    resp.headers.update(lifecycle.expiration_headers(ctx, bucket, key, rec))
     if up.algorithm:
         resp.headers[checksums.header_name(rec["checksum"]["alg"])] = rec["checksum"]["value"]
         resp.headers["x-amz-checksum-type"] = "FULL_OBJECT"
@@ -212,6 +213,8 @@ async def head(ctx: Context) -> web.StreamResponse:
         resp.headers["x-amz-mp-parts-count"] = str(parts_count)
     if rng:
         resp.headers["Content-Range"] = content_range(rng[0], rng[1], rec["size"])
+    if "versionId" not in ctx.query:
+        resp.headers.update(lifecycle.expiration_headers(ctx, ctx.target.bucket, ctx.target.key, rec))
     resp.content_length = (rng[1] - rng[0] + 1) if rng else rec["size"]
     resp.headers["x-amz-request-id"] = ctx.request_id
     resp.headers["x-amz-id-2"] = ctx.request_id
@@ -237,6 +240,8 @@ async def get(ctx: Context) -> web.StreamResponse:
         resp.headers["x-amz-mp-parts-count"] = str(parts_count)
     if rng:
         resp.headers["Content-Range"] = content_range(start, end, size)
+    if "versionId" not in ctx.query:
+        resp.headers.update(lifecycle.expiration_headers(ctx, ctx.target.bucket, ctx.target.key, rec))
     resp.content_length = end - start + 1
     resp.headers["x-amz-request-id"] = ctx.request_id
     resp.headers["x-amz-id-2"] = ctx.request_id

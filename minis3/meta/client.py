@@ -64,6 +64,9 @@ from .buckets import BucketTable
 #: Key spaces of raw records (see MetaClient.get_record).
 UPLOADS = "\x00u/"
 PARTS = "\x00p/"
+#: Buckets' access settings (frontend/authorize.py keeps them; the scrubber reads a bucket's
+#: lifecycle rules there): ``ACCESS + bucket/bucket vid/what``.
+ACCESS = "\x00a/"
 
 CAS_ATTEMPTS = 8         # rounds a conditional write tries before 409 ConditionalRequestConflict
 CAS_BACKOFF = 0.004      # seconds, doubled each attempt (randomised, so racing writers spread out)

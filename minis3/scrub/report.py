@@ -68,3 +68,38 @@ class PassReport:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+# ----------------------------------------------------------------------------- lifecycle rounds
+LIFECYCLE_ACTIONS = _C("minis3_lifecycle_actions", "what buckets' lifecycle rules did: expired (current versions), "
+                       "markers_removed, noncurrent_expired, uploads_aborted, transitioned", "action")
+LIFECYCLE_KEPT_LOCKED = _C("minis3_lifecycle_kept_locked", "versions a lifecycle rule would have deleted, kept by "
+                           "Object Lock (a legal hold or a retention date ahead)")
+LIFECYCLE_FAILURES = _C("minis3_lifecycle_failures", "lifecycle actions that failed or were refused (tried again "
+                        "next round)")
+LIFECYCLE_ROUNDS = _C("minis3_lifecycle_rounds", "lifecycle rounds finished")
+
+
+@dataclass
+class LifecycleReport:
+    """What one lifecycle round read and did (scrub/lifecycle.py)."""
+    id: int
+    started_unix: float
+    phase: str = "starting"
+    buckets: int = 0                 # buckets with a lifecycle configuration
+    entries_read: int = 0            # versions, delete markers and uploads read
+    expired: int = 0                 # current versions: deleted (no versioning) or given a delete marker
+    markers_removed: int = 0         # expired object delete markers removed
+    noncurrent_expired: int = 0      # noncurrent versions deleted for good
+    uploads_aborted: int = 0
+    transitioned: int = 0            # versions given another storage class (the next scrub pass moves them)
+    transitions_skipped: int = 0     # the target class needs another erasure code: not done
+    kept_locked: int = 0             # kept by Object Lock
+    raced: int = 0                   # the key changed between the read and the action: left to the next round
+    failures: int = 0
+    errors: list = field(default_factory=list)      # [bucket, key, problem], first few
+    resumes_at: dict = field(default_factory=dict)  # bucket → where the next round goes on (budget spent)
+    seconds: float | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)

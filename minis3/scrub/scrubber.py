@@ -42,7 +42,9 @@ HTTP (HMAC-signed like every internal service; /health and /metrics open):
     GET  /index       POST /index/move   the index manager's (meta/manager.py), which shares this process
 
 This module is the process: :class:`Scrubber` decides when a pass runs and
-runs its steps, ``app`` serves it and hosts the index manager. The steps
+runs its steps, ``app`` serves it and hosts the index manager and the
+lifecycle rounds (scrub/lifecycle.py: buckets' lifecycle rules, applied by a
+worker of their own, shown under ``lifecycle`` in ``GET /status``). The steps
 live in their own modules: the nodes (scrub/nodes.py), the metadata scan
 (scrub/scan.py), anti-entropy and other record writes (scrub/metadata.py),
 the object walk (scrub/walk.py), planning and rebuilding (scrub/repair.py,
@@ -69,6 +71,7 @@ from ..rpc.http import client_session, internal_app, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
 from ..storage.client import StorageClient
 from .gc import GarbageCollector
+from .lifecycle import LifecycleRunner
 from .metadata import MetadataRepair
 from .nodes import NodeWatch
 from .repair import Repairer
@@ -259,10 +262,14 @@ class _Process:
         # The index manager shares this process (and its session): see meta/manager.py.
         state["index"] = IndexManager(topo, state["session"], registry=REGISTRY)
         state["index"].worker.start()
+        # Buckets' lifecycle rules, in rounds of their own (scrub/lifecycle.py).
+        state["lifecycle"] = LifecycleRunner(topo, state["scrubber"].metadata.meta)
+        state["lifecycle"].worker.start()
 
     async def on_stop(self, app_: web.Application) -> None:
         state = self.state
-        await asyncio.gather(state["scrubber"].worker.stop(), state["index"].worker.stop())
+        await asyncio.gather(state["scrubber"].worker.stop(), state["index"].worker.stop(),
+                             state["lifecycle"].worker.stop())
         await state["session"].close()
 
     async def index_status(self, request):
@@ -283,7 +290,9 @@ class _Process:
 
     async def status(self, request):
         st = self.state["scrubber"].status()
-        st["workers"].append(self.state["index"].worker.status())    # this process's other worker
+        st["workers"].append(self.state["index"].worker.status())    # this process's other workers
+        st["workers"].append(self.state["lifecycle"].worker.status())
+        st["lifecycle"] = self.state["lifecycle"].status()
         return web.json_response(st)
 
     async def start(self, request):

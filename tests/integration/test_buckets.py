@@ -321,10 +321,9 @@ def test_get_bucket_versioning_missing(s3):
 
 @pytest.mark.parametrize("call", [
     lambda s3, b: s3.get_bucket_website(Bucket=b),
-    lambda s3, b: s3.get_bucket_lifecycle_configuration(Bucket=b),
     lambda s3, b: s3.get_bucket_replication(Bucket=b),
     lambda s3, b: s3.delete_bucket_website(Bucket=b),
-], ids=["get-website", "get-lifecycle", "get-replication", "delete-website"])
+], ids=["get-website", "get-replication", "delete-website"])
 def test_unsupported_bucket_subresource_is_not_implemented(s3, bucket, call):
     with pytest.raises(ClientError) as e:
         call(s3, bucket)

@@ -287,8 +287,7 @@ def test_every_operation_minis3_lacks_answers_not_implemented_naming_it(s3, buck
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     for op, call, kw in [
             ("GetBucketReplication", s3.get_bucket_replication, {}),
-            ("PutBucketLifecycleConfiguration", s3.put_bucket_lifecycle_configuration, {"LifecycleConfiguration": {
-                "Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}}),
+            ("PutBucketLogging", s3.put_bucket_logging, {"BucketLoggingStatus": {}}),
             ("GetBucketLogging", s3.get_bucket_logging, {}),
             ("PutBucketWebsite", s3.put_bucket_website, {"WebsiteConfiguration": {
                 "IndexDocument": {"Suffix": "index.html"}}})]:
