@@ -11,10 +11,8 @@ import asyncio
 import datetime as dt
 from collections import ChainMap
 import gc
-import ipaddress
 import logging
 import os
-import socket
 import time
 import uuid
 from urllib.parse import parse_qsl
@@ -42,6 +40,7 @@ from . import cors
 from .authorize import AccessStore
 from .context import Context
 from .datapath import DataPath
+from .encryption import sse_c_over_http
 from .keys import KeyService, key_dir
 from .namespace import BucketNamespace
 from .node_health import NodeHealth
@@ -109,9 +108,7 @@ class Frontend:
         self.datapath: DataPath | None = None
         # Encryption at rest: the master key and the local KMS (frontend/keys.py).
         self.keys = KeyService(key_dir(topo.data_dir, topo.world is not None), topo.region)
-        fe = topo.frontend
-        self.sse_c_over_http = fe.sse_c_over_http if fe.sse_c_over_http is not None else \
-            ipaddress.ip_address(socket.gethostbyname(fe.host)).is_loopback
+        self.sse_c_over_http = sse_c_over_http(topo.frontend)
 
     async def start(self, app: web.Application) -> None:
         # A per-AZ frontend sends from its AZ's address, so partitioning the AZ cuts it off too.

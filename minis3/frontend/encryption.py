@@ -18,9 +18,12 @@ and defaults to exactly that).
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
+import socket
 
 from aiohttp import web
 
+from ..config.specs import FrontendSpec
 from ..core import access, seal, sse
 from ..core import errors as E
 from .body import read_small_body
@@ -33,6 +36,18 @@ def _headers(ctx: Context) -> dict[str, str]:
 
 def bucket_default(ctx: Context, bucket: str) -> sse.BucketDefault:
     return sse.BucketDefault.from_record(ctx.buckets_seen[bucket].settings.get("encryption"))
+
+
+def sse_c_over_http(spec: FrontendSpec) -> bool:
+    """Whether this frontend takes SSE-C keys over plain HTTP: the topology's
+    ``sse_c_over_http`` if it says, else only when it listens on a loopback address."""
+    if spec.sse_c_over_http is not None:
+        return spec.sse_c_over_http
+    try:
+        addrs = {a[4][0] for a in socket.getaddrinfo(spec.host, None)}
+        return bool(addrs) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs)
+    except (OSError, ValueError):
+        return False
 
 
 def _check_transport(ctx: Context) -> None:

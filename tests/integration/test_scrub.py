@@ -231,7 +231,8 @@ def test_anti_entropy_repairs_replicas_that_disagree(hc, hs3):
     cur = held[0]
     newer = dict(cur, ts=HLC().now(), vid="only-on-a", inline=base64.b64encode(b"new!").decode(), size=4,
                  etag=hashlib.md5(b"new!").hexdigest())
-    newer.pop("checksum", None)
+    for field in ("checksum", "sse", "enc"):        # a record of plaintext bytes (as before encryption)
+        newer.pop(field, None)
     assert _meta_call(hc, a, "POST", "/v/object", {"bucket": "antientropy", "key": "k", "record": newer})["applied"]
     before = [_meta_call(hc, m, "GET", "/v/object?bucket=antientropy&key=k")["object"]["vid"] for m in (a, b, c)]
     assert before == ["only-on-a", cur["vid"], cur["vid"]]

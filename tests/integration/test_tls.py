@@ -224,3 +224,19 @@ def test_the_console_serves_https_and_reaches_s3_over_it(tc):
     # The live feed asks the frontend for its recent requests (its /_minis3/trace) over HTTPS too.
     feed = opener.open(console + "/requests", timeout=30).read().decode()
     assert "PUT /tls-console" in feed and 'href="/trace/' in feed, feed
+
+
+def test_sse_c_over_https_as_s3_requires(tc):
+    """S3 takes SSE-C keys over TLS only; over HTTPS a customer's key works as it does there."""
+    import hashlib
+    s3 = tc.s3()
+    key = os.urandom(32)
+    s3.create_bucket(Bucket="tls-ssec")
+    s3.put_bucket_encryption(Bucket="tls-ssec", ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+        "BlockedEncryptionTypes": {"EncryptionType": ["NONE"]}}]})
+    body = os.urandom(200_000)
+    put = s3.put_object(Bucket="tls-ssec", Key="k", Body=body, SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert put["SSECustomerKeyMD5"] == base64.b64encode(hashlib.md5(key).digest()).decode()
+    got = s3.get_object(Bucket="tls-ssec", Key="k", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert got["Body"].read() == body

@@ -294,3 +294,16 @@ def test_each_kind_of_wrap_opens_only_as_its_own_kind(keys):
     _, rec = ks.new_data_key(sse.Encryption(sse.SSE_S3), "b", "k", ACCOUNT)
     with pytest.raises(seal.Unsealable):
         ks.open({**rec, "alg": sse.SSE_C}, ks.master)
+
+
+# ----------------------------------------------------------------------------- SSE-C over plain HTTP
+def test_sse_c_over_plain_http_only_on_a_loopback_frontend_unless_the_topology_says():
+    from minis3.config.specs import FrontendSpec
+    from minis3.frontend.encryption import sse_c_over_http
+    assert sse_c_over_http(FrontendSpec(host="127.0.0.1")) is True       # make run's, the tests'
+    assert sse_c_over_http(FrontendSpec(host="::1")) is True
+    assert sse_c_over_http(FrontendSpec(host="10.1.2.3")) is False       # a network: S3's rule (TLS only)
+    assert sse_c_over_http(FrontendSpec(host="0.0.0.0")) is False        # every interface: not loopback
+    assert sse_c_over_http(FrontendSpec(host="127.0.0.1", sse_c_over_http=False)) is False
+    assert sse_c_over_http(FrontendSpec(host="10.1.2.3", sse_c_over_http=True)) is True
+    assert sse_c_over_http(FrontendSpec(host="no-such-host.invalid")) is False
