@@ -233,14 +233,20 @@ def parse_kms_ref(ref: str) -> KmsRef:
 
 
 # ----------------------------------------------------------------------------- an object's answers
-def response_headers(sse: dict | None, *, context: bool = False) -> dict[str, str]:
+def response_headers(sse: dict | None, *, context: bool = False, customer_md5: str | None = None) -> dict[str, str]:
     """The headers S3 answers a write, GET or HEAD of an object with (the
-    record's ``sse``); ``context``: also the KMS encryption context (a write's answer)."""
+    record's ``sse``); ``context``: also the KMS encryption context (a write's answer).
+    SSE-C: ``customer_md5`` is the MD5 of the key the request gave (and that was
+    checked against the record's salted HMAC): the record keeps no MD5 of it, since an
+    unsalted hash would let anyone holding a replica's disk test guesses of the key."""
     if not sse:
         return {}
     alg = sse["alg"]
     if alg == SSE_C:
-        return {CUSTOMER + "algorithm": SSE_S3, CUSTOMER + "key-MD5": sse["md5"]}
+        out = {CUSTOMER + "algorithm": SSE_S3}
+        if customer_md5:
+            out[CUSTOMER + "key-MD5"] = customer_md5
+        return out
     out = {HEADER: alg}
     if alg == SSE_KMS:
         out[KMS_KEY_HEADER] = sse["kms"]

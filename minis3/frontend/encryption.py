@@ -94,6 +94,15 @@ def for_read(ctx: Context, rec: dict, *, copy_source: bool = False) -> bytes | N
     return ctx.fe.keys.open(info, customer.key)
 
 
+def answer_headers(ctx: Context, info: dict | None, *, context: bool = False,
+                   fields: dict[str, str] | None = None) -> dict[str, str]:
+    """The SSE headers of an answer about an object encrypted as ``info`` (its record's
+    ``sse``); SSE-C's key MD5 is the request's (``fields``: a form upload's), checked already."""
+    src = fields if fields is not None else ctx.request.headers
+    return sse.response_headers(info, context=context, customer_md5=src.get(sse.CUSTOMER + "key-md5")
+                                or src.get(sse.CUSTOMER + "key-MD5"))
+
+
 def etag(rec_sse: dict | None, data_key: bytes | None, md5_hex: str) -> str:
     """An object's (or a part's) ETag: the MD5 of its bytes for SSE-S3, as S3's; not for
     SSE-C and SSE-KMS (core/seal.opaque_etag)."""

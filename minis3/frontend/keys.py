@@ -23,6 +23,7 @@ files: a key is created with ``link`` (the first one made wins, atomically).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import threading
@@ -34,6 +35,7 @@ from ..config.credentials import from_env
 from ..config.specs import TopologyError
 from ..core import errors as E
 from ..core import seal, sse
+from ..fsutil import fsync_dir
 
 MASTER_KEY_ENV = "MINIS3_MASTER_KEY"
 MANAGED_ALIAS = "aws/s3"
@@ -48,9 +50,23 @@ def key_dir(data_dir: Path, in_world: bool) -> Path:
     return (data_dir.parent if in_world else data_dir) / "keys"
 
 
+def _make_dirs(path: Path) -> None:
+    """``path`` and its missing parents (mode 0700), each new one fsynced into its parent."""
+    if path.is_dir():
+        return
+    _make_dirs(path.parent)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    fsync_dir(path.parent)
+
+
 def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Write ``path`` (mode 0600) unless it exists: False if another process made it first."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write ``path`` (mode 0600) unless it exists: False if another process made it first.
+    Durable before it returns (file and directory fsynced): a key that wraps an
+    acknowledged object's data key must survive a power cut."""
+    _make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -60,11 +76,13 @@ def _create_exclusive(path: Path, data: bytes) -> bool:
         os.close(fd)
     try:
         os.link(tmp, path)
-        return True
+        made = True
     except FileExistsError:
-        return False
+        made = False
     finally:
         os.unlink(tmp)
+    fsync_dir(path.parent)
+    return made
 
 
 def load_master_key(keys: Path, create: bool = True) -> bytes | None:
@@ -100,6 +118,7 @@ class LocalKMS:
     def __init__(self, keys: Path, master: bytes, region: str):
         self.dir, self.master, self.region = keys / "kms", master, region
         self._material: dict[str, bytes] = {}           # key ARN → material
+        self._aliases: dict[tuple[str, str, str], str] = {}   # (region, account, alias) → key ARN
         self._lock = threading.Lock()
 
     def resolve(self, ref: str, account: str) -> str:
@@ -110,11 +129,17 @@ class LocalKMS:
             arn = f"arn:aws:kms:{region}:{acct}:key/{r.name}"
             self._ensure(arn)
             return arn
-        alias = self.dir / "alias" / region / acct / r.name.replace("/", "%2F")
+        cached = self._aliases.get((region, acct, r.name))
+        if cached is not None:                           # (an alias never changes key here)
+            return cached
+        # Named by a hash: an alias may be 250 characters of letters, digits, "/", "_", "-".
+        alias = self.dir / "alias" / hashlib.sha256(f"{region}\0{acct}\0{r.name}".encode()).hexdigest()
         if not alias.exists():
-            _create_exclusive(alias, f"arn:aws:kms:{region}:{acct}:key/{uuid.uuid4()}".encode())
-        arn = alias.read_text().strip()
+            _create_exclusive(alias, json.dumps({"alias": f"alias/{r.name}", "region": region, "account": acct,
+                                                 "arn": f"arn:aws:kms:{region}:{acct}:key/{uuid.uuid4()}"}).encode())
+        arn = json.loads(alias.read_text())["arn"]
         self._ensure(arn)
+        self._aliases[(region, acct, r.name)] = arn
         return arn
 
     def material(self, arn: str) -> bytes:
@@ -176,7 +201,7 @@ class KeyService:
         if enc.alg == sse.SSE_C:
             salt, check = seal.key_check(enc.customer.key)
             return dk, {"alg": sse.SSE_C, "wrap": seal.wrap(enc.customer.key, dk, AAD_SSE_C),
-                        "md5": enc.customer.md5, "salt": salt, "hmac": check}
+                        "salt": salt, "hmac": check}
         arn = self.kms.resolve(enc.kms_key or f"alias/{MANAGED_ALIAS}", account)
         # S3's encryption context: the object's ARN (the bucket's, with a Bucket Key), with the caller's pairs.
         context = {**(enc.context or {}),

@@ -33,7 +33,7 @@ import uuid
 
 from aiohttp import web
 
-from ..core import checksums, multipart_xml, sse, versions
+from ..core import checksums, multipart_xml, versions
 from ..core import errors as E
 from ..core.crc_combine import POLYNOMIALS, combine_all
 from ..core.names import validate_key
@@ -202,7 +202,7 @@ async def create(ctx: Context) -> web.Response:
         **({"tags": tags} if tags else {}), **({"acl": [list(g) for g in ctx.acl]} if ctx.acl else {}),
         **SC.record_field(sc), **lock})
     resp = web.Response(body=multipart_xml.initiate_multipart_upload_xml(bucket, key, uid), content_type="application/xml",
-                        headers=sse.response_headers(sealed, context=True))
+                        headers=encryption.answer_headers(ctx, sealed, context=True))
     if spec:
         resp.headers["x-amz-checksum-algorithm"] = spec["alg"].upper()
         resp.headers["x-amz-checksum-type"] = spec["type"]
@@ -228,7 +228,7 @@ async def upload_part(ctx: Context) -> web.Response:
     if not spec:
         part["crc64nvme"] = up.digests.b64()["crc64nvme"]
     await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
-    resp = web.Response(status=200, headers=sse.response_headers(up_rec.get("sse")))
+    resp = web.Response(status=200, headers=encryption.answer_headers(ctx, up_rec.get("sse")))
     resp.headers["ETag"] = f'"{part["etag"]}"'
     if spec or up.algorithm:
         resp.headers[checksums.header_name(part["checksum"]["alg"])] = part["checksum"]["value"]
@@ -258,7 +258,8 @@ async def _upload_part_copy(ctx: Context, up_rec: dict, n: int) -> web.Response:
         part["crc64nvme"] = got[alg]
     rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
     body = multipart_xml.copy_part_result_xml(part["etag"], rec["mtime"], (alg, got[alg]) if spec else None)
-    resp = web.Response(body=body, content_type="application/xml", headers=sse.response_headers(up_rec.get("sse")))
+    resp = web.Response(body=body, content_type="application/xml",
+                        headers=encryption.answer_headers(ctx, up_rec.get("sse")))
     if src.get("version_id"):
         resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
     return resp
@@ -298,7 +299,7 @@ def _completed(ctx: Context, rec: dict) -> web.Response:
                                                checksum=(checksum["alg"], checksum["value"]) if shown else None,
                                                checksum_type=checksum["type"] if shown else None)
     return web.Response(body=body, content_type="application/xml",
-                        headers={**versions.header(rec), **sse.response_headers(rec.get("sse"))})
+                        headers={**versions.header(rec), **encryption.answer_headers(ctx, rec.get("sse"))})
 
 
 async def _completed_before(ctx: Context, listed: list[dict]) -> web.Response | None:

@@ -68,7 +68,6 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
     h.update(tagging.count_header(rec))
     h.update(OL.response_headers(rec))             # its retention and legal hold, if any
     h.update(versions.header(rec))
-    h.update(sse.response_headers(rec.get("sse")))
     if SC.of(rec) != SC.STANDARD:                  # S3 sends it for every class but STANDARD
         h["x-amz-storage-class"] = SC.of(rec)
     ck = rec.get("checksum")
@@ -102,7 +101,8 @@ async def put(ctx: Context) -> web.Response:
     if ctx.acl:
         record["acl"] = [list(g) for g in ctx.acl]
     rec = await _commit(ctx, bucket, key, record, stored, conditions)
-    resp = web.Response(status=200, headers={**versions.header(rec), **sse.response_headers(sealed, context=True)})
+    resp = web.Response(status=200, headers={**versions.header(rec),
+                                             **encryption.answer_headers(ctx, sealed, context=True)})
     resp.headers["ETag"] = f'"{rec["etag"]}"'
     resp.headers.update(lifecycle.expiration_headers(ctx, bucket, key, rec))
     if up.algorithm:
@@ -205,7 +205,8 @@ def _requested_range(ctx: Context, rec: dict) -> tuple[tuple[int, int] | None, i
 async def head(ctx: Context) -> web.StreamResponse:
     rec, _ = await _readable_record(ctx, payload=False)     # a HEAD sends no bytes: no replica reads them
     rng, parts_count = _requested_range(ctx, rec)
-    headers = _object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None)
+    headers = {**_object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None),
+               **encryption.answer_headers(ctx, rec.get("sse"))}
     # A StreamResponse, so that Content-Length says the object's size while
     # no body is sent (aiohttp's Response would compute it from an empty body).
     resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
@@ -235,7 +236,8 @@ async def get(ctx: Context) -> web.StreamResponse:
     # A whole-object checksum never goes with a range or a part: the client
     # would check it against the partial body and fail.
     resp = web.StreamResponse(status=206 if rng else 200,
-                              headers=_object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None))
+                              headers={**_object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None),
+                                       **encryption.answer_headers(ctx, rec.get("sse"))})
     if parts_count is not None and "parts" in rec:
         resp.headers["x-amz-mp-parts-count"] = str(parts_count)
     if rng:
@@ -413,7 +415,7 @@ async def copy(ctx: Context) -> web.Response:
     rec = await _commit(ctx, bucket, key, record, stored, write_conditions(ctx.request))
     body = s3xml.copy_object_result_xml(rec["etag"], rec["mtime"], {alg: got[alg]}, checksum_type="FULL_OBJECT")
     resp = web.Response(body=body, content_type="application/xml",
-                        headers={**versions.header(rec), **sse.response_headers(sealed, context=True)})
+                        headers={**versions.header(rec), **encryption.answer_headers(ctx, sealed, context=True)})
     if src.get("version_id"):
         resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
     return resp

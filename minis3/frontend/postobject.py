@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
-from ..core import checksums, postpolicy, s3xml, sse, versions
+from ..core import checksums, postpolicy, s3xml, versions
 from ..core import errors as E
 from ..core import xmldoc as X
 from ..core.names import validate_key
@@ -127,7 +127,7 @@ def _authorise(ctx: Context, key: str, fields: dict[str, str]) -> None:
 def _answer(ctx: Context, fields: dict[str, str], key: str, rec: dict) -> web.Response:
     bucket, etag = ctx.target.bucket, f'"{rec["etag"]}"'
     location = f"{ctx.request.scheme}://{ctx.request.host}/{bucket}/{X.url_encode(key)}"
-    headers = {"ETag": etag, "Location": location, **versions.header(rec), **sse.response_headers(rec.get("sse"))}
+    headers = {"ETag": etag, "Location": location, **versions.header(rec), **encryption.answer_headers(ctx, rec.get("sse"), fields=fields)}
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
     if redirect and urlsplit(redirect).scheme in ("http", "https"):
         u = urlsplit(redirect)

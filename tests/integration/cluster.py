@@ -44,14 +44,14 @@ def pick_base_port() -> int:
 def write_topology(path: Path, data_dir: Path, base_port: int, frontend_per_az: bool = False,
                    scrub: dict | None = None, index: dict | None = None, extra_metas: int = 0,
                    console: bool = False, storage_class: dict | None = None, lifecycle: dict | None = None,
-                   **erasure) -> Path:
+                   frontend: dict | None = None, **erasure) -> Path:
     path.write_text(config.local_toml(base_port, data_dir, cluster_secret="test-cluster-secret",
                                         credentials=[(ACCESS_KEY, SECRET_KEY),
                                                      (SECOND_ACCESS_KEY, SECOND_SECRET_KEY),
                                                      (USER_ACCESS_KEY, USER_SECRET_KEY, ACCESS_KEY, "alice")],
                                         erasure=erasure, frontend_per_az=frontend_per_az, scrub=scrub,
                                         index=index, extra_metas=extra_metas, console=console,
-                                        storage_class=storage_class, lifecycle=lifecycle))
+                                        storage_class=storage_class, lifecycle=lifecycle, frontend=frontend))
     return path
 
 
@@ -60,13 +60,15 @@ class TestCluster:
 
     def __init__(self, root: Path, frontend_per_az: bool = False, scrub: dict | None = None,
                  index: dict | None = None, extra_metas: int = 0, console: bool = False,
-                 storage_class: dict | None = None, lifecycle: dict | None = None, **erasure):
+                 storage_class: dict | None = None, lifecycle: dict | None = None, frontend: dict | None = None,
+                 **erasure):
         self.root = root
         self.base = pick_base_port()
         self.topo_path = write_topology(root / "topology.toml", root / "data", self.base,
                                         frontend_per_az=frontend_per_az, scrub=scrub, index=index,
                                         extra_metas=extra_metas, console=console,
-                                        storage_class=storage_class, lifecycle=lifecycle, **erasure)
+                                        storage_class=storage_class, lifecycle=lifecycle, frontend=frontend,
+                                        **erasure)
         self.topo = config.load(self.topo_path)
         self.cluster = Cluster(self.topo)
         self.endpoint = self.topo.frontend.url

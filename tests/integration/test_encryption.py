@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from .cluster import meta_record
+from .cluster import meta_record, started_cluster
 from .conftest import make_client
 
 MiB = 1 << 20
@@ -69,6 +69,42 @@ def test_every_object_is_encrypted_and_no_disk_holds_its_bytes(s3, bucket, clust
     assert files_holding(cluster.root / "data", needles) == []
 
 
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory):
+    """A cluster whose frontend takes no SSE-C key over plain HTTP (as one on a network
+    address would not), and leaves buckets named clear-* in the clear (`plaintext_buckets`)."""
+    yield from started_cluster(tmp_path_factory, "strict", frontend={"sse_c_over_http": False,
+                                                                    "plaintext_buckets": ["clear-*"]})
+
+
+def test_sse_c_over_plain_http_is_refused_where_the_topology_says(strict):
+    s3 = make_client(strict.endpoint)
+    s3.create_bucket(Bucket="strict")
+    unblock_sse_c(s3, "strict")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="strict", Key="k", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey=KEY)
+    assert code(e) == (400, "InvalidRequest")
+    assert "secure connection" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket="strict", Key="k")          # nothing was stored
+
+
+def test_a_plaintext_bucket_is_in_the_clear_until_its_configuration_asks(strict):
+    s3 = make_client(strict.endpoint)
+    s3.create_bucket(Bucket="clear-demo")
+    body = plain_body(300_000, b"clear")
+    put = s3.put_object(Bucket="clear-demo", Key="k", Body=body)
+    assert "ServerSideEncryption" not in put
+    assert "sse" not in meta_record(strict, "clear-demo", "k") or not meta_record(strict, "clear-demo", "k")["sse"]
+    assert files_holding(strict.root / "data", [body[1000:1064]])        # a learner can find the bytes
+    s3.put_bucket_encryption(Bucket="clear-demo", ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    sealed = plain_body(300_000, b"sealed-after")
+    assert s3.put_object(Bucket="clear-demo", Key="k2", Body=sealed)["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket="clear-demo", Key="k")["Body"].read() == body
+    assert files_holding(strict.root / "data", [sealed[1000:1064]]) == []
+
+
 def test_copy_and_multipart_are_encrypted_too(s3, bucket, cluster):
     body = plain_body(6 * MiB, b"mpu")
     up = s3.create_multipart_upload(Bucket=bucket, Key="mpu")
@@ -87,6 +123,13 @@ def test_copy_and_multipart_are_encrypted_too(s3, bucket, cluster):
     # A copy has a data key of its own: the same plaintext, other ciphertext.
     a, b = meta_record(cluster, bucket, "mpu"), meta_record(cluster, bucket, "copy")
     assert a["sse"]["wrap"] != b["sse"]["wrap"]
+    # UploadPartCopy: a part copied out of an encrypted object is sealed under the new upload's key.
+    up2 = s3.create_multipart_upload(Bucket=bucket, Key="mpu-copy")
+    pc = s3.upload_part_copy(Bucket=bucket, Key="mpu-copy", UploadId=up2["UploadId"], PartNumber=1,
+                             CopySource={"Bucket": bucket, "Key": "mpu"}, CopySourceRange=f"bytes=0-{5 * MiB - 1}")
+    s3.complete_multipart_upload(Bucket=bucket, Key="mpu-copy", UploadId=up2["UploadId"], MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": pc["CopyPartResult"]["ETag"]}]})
+    assert s3.get_object(Bucket=bucket, Key="mpu-copy")["Body"].read() == body[:5 * MiB]
     assert files_holding(cluster.root / "data", [body[3 * MiB:3 * MiB + 64]]) == []
 
 
@@ -183,6 +226,16 @@ def test_sse_c_key_is_required_and_checked(s3, bucket, cluster):
     assert got["Body"].read() == body and got["SSECustomerKeyMD5"] == put["SSECustomerKeyMD5"]
     head = s3.head_object(Bucket=bucket, Key="k", SSECustomerAlgorithm="AES256", SSECustomerKey=KEY)
     assert head["SSECustomerAlgorithm"] == "AES256" and head["ContentLength"] == len(body)
+    assert head["SSECustomerKeyMD5"] == put["SSECustomerKeyMD5"]
+    # GetObjectAttributes: an SSE-C object's metadata needs its key too.
+    with pytest.raises(ClientError) as e:
+        s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ETag", "ObjectSize"])
+    assert code(e) == (400, "InvalidRequest")
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="k", ObjectAttributes=["ObjectSize"],   # (boto3 does not
+                                     SSECustomerAlgorithm="AES256",                            # encode it here)
+                                     SSECustomerKey=base64.b64encode(KEY).decode(),
+                                     SSECustomerKeyMD5=put["SSECustomerKeyMD5"])
+    assert attrs["ObjectSize"] == len(body)
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=bucket, Key="k")
     assert code(e) == (400, "InvalidRequest")
@@ -202,9 +255,10 @@ def test_sse_c_key_is_required_and_checked(s3, bucket, cluster):
     with pytest.raises(ClientError) as e:       # SSE-C parameters for an object that has none
         s3.get_object(Bucket=bucket, Key="plain", SSECustomerAlgorithm="AES256", SSECustomerKey=KEY)
     assert code(e) == (400, "InvalidRequest")
-    # The key is never stored: the record holds a salted HMAC of it, and the key wrapped by itself.
+    # The key is never stored, nor an unsalted hash of it: the record holds a salted HMAC of
+    # it, and the data key wrapped by it.
     rec = meta_record(cluster, bucket, "k")["sse"]
-    assert set(rec) == {"alg", "wrap", "md5", "salt", "hmac"}
+    assert set(rec) == {"alg", "wrap", "salt", "hmac"}
     assert base64.b64encode(KEY).decode() not in json.dumps(rec)
 
 

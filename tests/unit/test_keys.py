@@ -270,7 +270,7 @@ def test_sse_c_data_key_round_trip_and_the_record_holds_no_key(keys):
     md5 = base64.b64encode(hashlib.md5(customer_key).digest()).decode()
     enc = sse.Encryption(sse.SSE_C, customer=sse.CustomerKey(customer_key, md5))
     dk, rec = ks.new_data_key(enc, "b", "k", ACCOUNT)
-    assert set(rec) == {"alg", "wrap", "md5", "salt", "hmac"} and rec["alg"] == sse.SSE_C and rec["md5"] == md5
+    assert set(rec) == {"alg", "wrap", "salt", "hmac"} and rec["alg"] == sse.SSE_C    # no MD5 of the key
     stored = json.dumps(rec)
     assert base64.b64encode(customer_key).decode() not in stored and customer_key.hex() not in stored
     for value in rec.values():
@@ -307,3 +307,12 @@ def test_sse_c_over_plain_http_only_on_a_loopback_frontend_unless_the_topology_s
     assert sse_c_over_http(FrontendSpec(host="127.0.0.1", sse_c_over_http=False)) is False
     assert sse_c_over_http(FrontendSpec(host="10.1.2.3", sse_c_over_http=True)) is True
     assert sse_c_over_http(FrontendSpec(host="no-such-host.invalid")) is False
+
+
+def test_an_alias_of_250_characters_and_many_slashes_has_a_file_of_its_own(tmp_path):
+    kms = K.KeyService(tmp_path, "us-east-1").kms
+    name = "alias/" + "/".join(["team"] * 50)[:250]
+    arn = kms.resolve(name, "111122223333")
+    assert arn == kms.resolve(name, "111122223333")
+    assert K.KeyService(tmp_path, "us-east-1").kms.resolve(name, "111122223333") == arn   # from its file
+    assert all(len(p.name) < 100 for p in (tmp_path / "kms").rglob("*"))

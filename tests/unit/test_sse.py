@@ -372,10 +372,11 @@ def test_response_headers_for_each_algorithm():
                                                        sse.CONTEXT_HEADER: kms["ctx"]}
     assert sse.response_headers({**kms, "bk": True}) == {sse.HEADER: "aws:kms", sse.KMS_KEY_HEADER: KEY_ARN,
                                                          sse.BUCKET_KEY_HEADER: "true"}
-    c = {"alg": "SSE-C", "wrap": "w", "md5": KEY_MD5, "salt": "s", "hmac": "h"}
-    for ctx in (False, True):
-        assert sse.response_headers(c, context=ctx) == {sse.CUSTOMER + "algorithm": "AES256",
-                                                        sse.CUSTOMER + "key-MD5": KEY_MD5}
+    c = {"alg": "SSE-C", "wrap": "w", "salt": "s", "hmac": "h"}
+    for ctx in (False, True):       # the key's MD5 is the request's: the record keeps none
+        assert sse.response_headers(c, context=ctx, customer_md5=KEY_MD5) == {
+            sse.CUSTOMER + "algorithm": "AES256", sse.CUSTOMER + "key-MD5": KEY_MD5}
+    assert sse.response_headers(c) == {sse.CUSTOMER + "algorithm": "AES256"}
 
 
 @pytest.mark.parametrize("name, value", [(sse.HEADER, "AES256"), (sse.HEADER, "aws:kms"),
