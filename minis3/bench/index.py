@@ -82,7 +82,7 @@ async def restart_meta(topo) -> dict:
     loop = asyncio.get_running_loop()
     serving = None
     while True:
-        st = await loop.run_in_executor(None, signed_get, topo, meta.url, "/status", 5)
+        st = await loop.run_in_executor(None, signed_get, topo.cluster_secret, meta.url, "/status", 5)
         if st is not None and st.get("state") == "serving" and serving is None:
             serving = time.monotonic() - t0          # reads served: one peer merged
         if serving is not None and "seconds" in (st.get("catch_up") or {}):
@@ -104,7 +104,7 @@ async def settle(topo, timeout: float = 300) -> float:
     loop, t0 = asyncio.get_running_loop(), time.monotonic()
     spec, last_version, since = topo.index, None, time.monotonic()
     while time.monotonic() - t0 < timeout:
-        stats = [await loop.run_in_executor(None, signed_get, topo, m.url, "/index/stats", 5) for m in topo.metas]
+        stats = [await loop.run_in_executor(None, signed_get, topo.cluster_secret, m.url, "/index/stats", 5) for m in topo.metas]
         if all(stats):
             keys = {sum(p["keys"] for p in s["partitions"]) for s in stats}
             busy = any(p["splitting"] or p["keys"] > spec.split_keys or p["bytes"] > spec.split_bytes

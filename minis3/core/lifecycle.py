@@ -16,11 +16,27 @@ legacy rule-level ``Prefix``, and says what happens to them:
 * ``AbortIncompleteMultipartUpload``: an upload not completed ``DaysAfterInitiation`` days after
   it began is aborted.
 * ``Transition`` / ``NoncurrentVersionTransition``: to another storage class, ``Days`` after
-  creation (or on a ``Date``) / ``NoncurrentDays`` after becoming noncurrent. minis3 accepts only
-  ONEZONE_IA, the one class S3 transitions to whose placement differs in minis3
-  (ec/storage_class.py: the others are labels placed like STANDARD). Objects under 128 KB are
-  not transitioned (S3's default minimum). The scrubber records the new class and zone; its
-  next pass moves the fragments into the zone (docs/ARCHITECTURE.md, "Lifecycle").
+  creation (or on a ``Date``) / ``NoncurrentDays`` after becoming noncurrent. Every class S3's
+  schema names is accepted (minis3 accepts them all on PutObject too, ec/storage_class.ACCEPTED):
+  ONEZONE_IA is placed in one zone, the others like STANDARD (minis3 has no archive tier), and
+  all keep STANDARD's erasure code, so a transition relabels the version in place. S3's rules
+  hold: at least 30 days before STANDARD_IA or ONEZONE_IA, and a version only ever moves down
+  S3's "waterfall" (:data:`WATERFALL`: STANDARD, STANDARD_IA, INTELLIGENT_TIERING, ONEZONE_IA,
+  GLACIER_IR, GLACIER, DEEP_ARCHIVE), never back up. Objects under 128 KB are not transitioned
+  (S3's default minimum). The scrubber records the new class (and zone); its next pass moves
+  the fragments where the class places them (docs/ARCHITECTURE.md, "Lifecycle").
+
+**Numbers and dates.** ``Days``, ``NoncurrentDays``, ``DaysAfterInitiation`` and
+``NewerNoncurrentVersions`` are the schema's Integer (32 bits: a larger number is MalformedXML);
+``NewerNoncurrentVersions`` is at most 100, as AWS documents. A ``Date`` is ISO 8601 with a time
+and a zone (core/isodate.py), at midnight UTC, no later than 9999-12-31. A rule's ``Days`` may
+still put a date past year 9999 (2^31 days are millions of years): no HTTP date can say it, so
+``x-amz-expiration`` / ``x-amz-abort-date`` are then left out (:func:`header_value`,
+:func:`abort_header_values`) rather than failing the request that asked.
+
+**Rule IDs** hold no control characters (an ID is sent back in ``x-amz-expiration`` and
+``x-amz-abort-rule-id``, URL-encoded; refusing them when the rule is set keeps every later
+answer sendable).
 
 **When.** S3 adds the days to the object's creation time and rounds up to the next midnight
 UTC: an object made 2014-01-15 10:30 with ``Days`` 3 expires 2014-01-19 00:00 UTC. minis3 can
@@ -32,7 +48,6 @@ deleted for good by a rule (S3: "lifecycle rules respect object lock").
 """
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import re
 import uuid
@@ -40,10 +55,12 @@ from urllib.parse import quote
 from dataclasses import dataclass, field
 
 from . import errors as E
+from . import isodate
 from . import objectlock as OL
 from . import versions as V
 from .conditions import http_date
 from .hlc import physical_ms
+from .numbers import parse_int
 from . import xmldoc as X
 
 MAX_BODY = 1 << 20
@@ -54,14 +71,19 @@ MAX_SIZE = 1099511627776000          # S3's bound on ObjectSizeGreaterThan/LessT
 #: The classes S3's lifecycle transitions name (PutBucketLifecycleConfiguration's schema).
 TRANSITION_CLASSES = frozenset({"GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE",
                                 "GLACIER_IR"})
-#: Of them, what minis3 accepts (module doc): the one whose placement differs.
-MINIS3_TRANSITION_CLASSES = frozenset({"ONEZONE_IA"})
+#: S3's "waterfall": a version moves only to a class later in this order (module doc).
+#: REDUCED_REDUNDANCY is STANDARD's rank (S3 transitions from it like from STANDARD).
+WATERFALL = ("STANDARD", "STANDARD_IA", "INTELLIGENT_TIERING", "ONEZONE_IA", "GLACIER_IR", "GLACIER",
+             "DEEP_ARCHIVE")
+#: AWS's bound on NewerNoncurrentVersions ("You can specify up to 100 noncurrent versions").
+MAX_NEWER_NONCURRENT = 100
 #: S3 requires at least 30 days before a transition to these.
 THIRTY_DAYS_CLASSES = frozenset({"STANDARD_IA", "ONEZONE_IA"})
 
 
-#: ``x-amz-transition-default-minimum-object-size``: S3's two settings. For ONEZONE_IA (the one
-#: class minis3 transitions to) both keep objects under 128 KB where they are.
+#: ``x-amz-transition-default-minimum-object-size``: S3's two settings. minis3 keeps objects under
+#: 128 KB where they are under both (``varies_by_storage_class`` would let small ones go to GLACIER
+#: and DEEP_ARCHIVE: not done, the setting is only stored and answered).
 MINIMUM_SIZES = ("all_storage_classes_128K", "varies_by_storage_class")
 
 
@@ -114,30 +136,24 @@ class Rule:
 
 
 # ----------------------------------------------------------------------------- reading the document
-def _only(el, name: str) -> object | None:
-    """The one child ``name`` of ``el`` (None if absent; more than one is malformed)."""
-    found = X.children(el, name)
-    if len(found) > 1:
-        raise E.MalformedXML()
-    return found[0] if found else None
-
-
 def _text(el, name: str, strip: bool = True) -> str | None:
     """A leaf's text; ``strip=False`` for what may begin or end with a space (prefixes, tags)."""
-    c = _only(el, name)
+    c = X.only_child(el, name)
     if c is None:
         return None
     text = X.leaf_text(c)
     return text.strip() if strip else text
 
 
-def _int(el, name: str) -> int | None:
+def _size(el, name: str) -> int | None:
+    """An object size bound (the schema's Long; its range is the caller's check)."""
     raw = _text(el, name)
     if raw is None:
         return None
-    if not re.fullmatch(r"-?\d{1,19}", raw):
+    n = parse_int(raw)
+    if n is None:
         raise E.MalformedXML()
-    return int(raw)
+    return n
 
 
 def _known(el, names: set[str]) -> None:
@@ -148,26 +164,18 @@ def _known(el, names: set[str]) -> None:
 
 
 def _midnight(el, name: str) -> int | None:
-    """A ``Date``: ISO 8601, which S3 requires at midnight UTC."""
+    """A ``Date`` (epoch seconds): ISO 8601 with a time and a zone (core/isodate.py, which
+    also refuses one past 9999-12-31), at midnight UTC as S3 requires."""
     raw = _text(el, name)
     if raw is None:
         return None
     try:
-        d = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        if d.tzinfo is None:
-            d = d.replace(tzinfo=_dt.timezone.utc)
-        secs = d.timestamp()
-    except (ValueError, OverflowError):
+        ms = isodate.parse_ms(raw)
+    except ValueError:
         raise E.MalformedXML() from None
-    if secs % DAY:
+    if ms % (DAY * 1000):
         raise E.InvalidArgument("'Date' must be at midnight GMT", ArgumentName="Date", ArgumentValue=raw)
-    return int(secs)
-
-
-def _positive(value: int | None, message: str, name: str) -> int | None:
-    if value is not None and value <= 0:
-        raise E.InvalidArgument(message, ArgumentName=name, ArgumentValue=str(value))
-    return value
+    return ms // 1000
 
 
 def _tag(el) -> tuple[str, str]:
@@ -183,14 +191,14 @@ def _filter(el) -> Filter:
     given = [X.local(c.tag) for c in el]
     if len(given) > 1:
         raise E.MalformedXML()            # more than one condition: they go in an And
-    conj = _only(el, "And")
+    conj = X.only_child(el, "And")
     src = conj if conj is not None else el
     if conj is not None:
         _known(conj, {"Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"})
     tags = tuple(_tag(t) for t in X.children(src, "Tag"))
     if len({k for k, _ in tags}) != len(tags):
         raise E.InvalidRequest("Duplicate Tag Keys are not allowed.")
-    gt, lt = _int(src, "ObjectSizeGreaterThan"), _int(src, "ObjectSizeLessThan")
+    gt, lt = _size(src, "ObjectSizeGreaterThan"), _size(src, "ObjectSizeLessThan")
     if gt is not None and not 0 <= gt <= MAX_SIZE:
         raise E.InvalidRequest(f"'ObjectSizeGreaterThan' should be between 0 and {MAX_SIZE}.")
     if lt is not None and not 1 <= lt <= MAX_SIZE:
@@ -204,7 +212,7 @@ def _transition(el, noncurrent: bool, v2: bool) -> Transition:
     days_name = "NoncurrentDays" if noncurrent else "Days"
     _known(el, {days_name, "StorageClass"} | ({"NewerNoncurrentVersions"} if noncurrent else {"Date"}))
     sc = _text(el, "StorageClass")
-    days = _int(el, days_name)
+    days = X.int_leaf(el, days_name)
     date = None if noncurrent else _midnight(el, "Date")
     if sc not in TRANSITION_CLASSES or (days is None) == (date is None):
         raise E.MalformedXML()
@@ -220,10 +228,14 @@ def _transition(el, noncurrent: bool, v2: bool) -> Transition:
 
 
 def _newer(el, v2: bool) -> int | None:
-    newer = _int(el, "NewerNoncurrentVersions")
+    newer = X.int_leaf(el, "NewerNoncurrentVersions")
     if newer is not None and not v2:
         raise E.InvalidRequest("NewerNoncurrentVersions element can only be used in Lifecycle V2.")
-    return _positive(newer, "'NewerNoncurrentVersions' must be a positive integer", "NewerNoncurrentVersions")
+    X.check_positive(newer, "NewerNoncurrentVersions", "'NewerNoncurrentVersions' must be a positive integer")
+    if newer is not None and newer > MAX_NEWER_NONCURRENT:
+        raise E.InvalidArgument(f"'NewerNoncurrentVersions' must not be more than {MAX_NEWER_NONCURRENT}",
+                                ArgumentName="NewerNoncurrentVersions", ArgumentValue=str(newer))
+    return newer
 
 
 RULE_ELEMENTS = {"ID", "Prefix", "Filter", "Status", "Expiration", "Transition", "NoncurrentVersionTransition",
@@ -235,7 +247,7 @@ def _rule(el, v2: bool) -> Rule:
     status = _text(el, "Status")
     if status not in ("Enabled", "Disabled"):
         raise E.MalformedXML()
-    legacy, filt = _text(el, "Prefix", False), _only(el, "Filter")
+    legacy, filt = _text(el, "Prefix", False), X.only_child(el, "Filter")
     if legacy is not None and filt is not None:
         raise E.MalformedXML()
     if legacy is None and filt is None:
@@ -247,36 +259,36 @@ def _rule(el, v2: bool) -> Rule:
         raise E.InvalidRequest("Filter element can only be used in Lifecycle V2.")
     scope = Filter(legacy, legacy=True) if filt is None else _filter(filt)
     days = date = marker = None
-    exp = _only(el, "Expiration")
+    exp = X.only_child(el, "Expiration")
     if exp is not None:
         _known(exp, {"Days", "Date", "ExpiredObjectDeleteMarker"})
-        days, date = _int(exp, "Days"), _midnight(exp, "Date")
+        days, date = X.int_leaf(exp, "Days"), _midnight(exp, "Date")
         raw_marker = _text(exp, "ExpiredObjectDeleteMarker")
         if raw_marker not in (None, "true", "false"):
             raise E.MalformedXML()
         marker = None if raw_marker is None else raw_marker == "true"
         if sum(x is not None for x in (days, date, marker)) != 1:
             raise E.MalformedXML()
-        _positive(days, "'Days' for Expiration action must be a positive integer", "Days")
+        X.check_positive(days, "Days", "'Days' for Expiration action must be a positive integer")
     nc_days = newer = None
-    nce = _only(el, "NoncurrentVersionExpiration")
+    nce = X.only_child(el, "NoncurrentVersionExpiration")
     if nce is not None:
         _known(nce, {"NoncurrentDays", "NewerNoncurrentVersions"})
-        nc_days = _int(nce, "NoncurrentDays")
+        nc_days = X.int_leaf(nce, "NoncurrentDays")
         if nc_days is None:
             raise E.MalformedXML()
-        _positive(nc_days, "'NoncurrentDays' for NoncurrentVersionExpiration action must be a positive integer",
-                  "NoncurrentDays")
+        X.check_positive(nc_days, "NoncurrentDays",
+                         "'NoncurrentDays' for NoncurrentVersionExpiration action must be a positive integer")
         newer = _newer(nce, v2)
     abort_days = None
-    ab = _only(el, "AbortIncompleteMultipartUpload")
+    ab = X.only_child(el, "AbortIncompleteMultipartUpload")
     if ab is not None:
         _known(ab, {"DaysAfterInitiation"})
-        abort_days = _int(ab, "DaysAfterInitiation")
+        abort_days = X.int_leaf(ab, "DaysAfterInitiation")
         if abort_days is None:
             raise E.MalformedXML()
-        _positive(abort_days, "'DaysAfterInitiation' for AbortIncompleteMultipartUpload action must be a "
-                  "positive integer", "DaysAfterInitiation")
+        X.check_positive(abort_days, "DaysAfterInitiation", "'DaysAfterInitiation' for "
+                         "AbortIncompleteMultipartUpload action must be a positive integer")
     transitions = tuple(_transition(t, False, v2) for t in X.children(el, "Transition"))
     nc_transitions = tuple(_transition(t, True, v2) for t in X.children(el, "NoncurrentVersionTransition"))
     if exp is None and nce is None and ab is None and not transitions and not nc_transitions:
@@ -296,13 +308,12 @@ def _rule(el, v2: bool) -> Rule:
     if dated and counted:
         raise E.InvalidRequest("Found mixed 'Date' and 'Days' based Expiration and Transition actions in "
                                "lifecycle rule")
-    for t in transitions + nc_transitions:
-        if t.storage_class not in MINIS3_TRANSITION_CLASSES:
-            raise E.InvalidRequest(f"minis3 does not transition objects to storage class '{t.storage_class}': "
-                                   f"of the classes S3 transitions to, minis3 places only ONEZONE_IA differently "
-                                   f"from STANDARD (the others are labels placed like STANDARD)")
     return Rule(_text(el, "ID") or "", status == "Enabled", scope, days, date, marker, nc_days, newer, abort_days,
                 transitions, nc_transitions)
+
+
+#: Control characters (C0 and DEL): an ID holding one could not be sent back in a header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_lifecycle(body: bytes, new_id=lambda: uuid.uuid4().hex) -> list[Rule]:
@@ -321,12 +332,15 @@ def parse_lifecycle(body: bytes, new_id=lambda: uuid.uuid4().hex) -> list[Rule]:
         if len(i) > MAX_ID:
             raise E.InvalidArgument(f"ID length should not exceed allowed limit of {MAX_ID}",
                                     ArgumentName="ID", ArgumentValue=i)
+        if _CONTROL.search(i):
+            raise E.InvalidArgument("ID must not contain control characters", ArgumentName="ID",
+                                    ArgumentValue=i.encode("unicode_escape").decode("ascii"))
     named = [i for i in ids if i]
     if len(set(named)) != len(named):
         raise E.InvalidArgument("Rule ID must be unique. Found same ID for more than one rule",
                                 ArgumentName="ID", ArgumentValue=next(i for i in named if named.count(i) > 1))
     # "Lifecycle V2" (filters) if the first rule has a Filter; else the first API's rule-level Prefix.
-    v2 = _only(els[0], "Filter") is not None
+    v2 = X.only_child(els[0], "Filter") is not None
     rules = [_rule(el, v2) for el in els]
     if not v2:
         _no_overlap(rules)
@@ -351,7 +365,7 @@ def _no_overlap(rules: list[Rule]) -> None:
 
 # ----------------------------------------------------------------------------- writing it back
 def _date_text(secs: int) -> str:
-    return X.iso_seconds(secs) + ".000Z"
+    return isodate.format_ms(secs * 1000)
 
 
 def _filter_xml(parent, f: Filter) -> None:
@@ -503,9 +517,25 @@ def abort_date(rules: list[Rule], key: str, initiated_s: float, day_seconds: flo
     return best
 
 
-def header_value(when: float, rule_id: str) -> str:
-    """``expiry-date="Fri, 23 Dec 2012 00:00:00 GMT", rule-id="..."`` (the rule id URL-encoded, as S3 says)."""
-    return f'expiry-date="{http_date(int(when * 1000))}", rule-id="{quote(rule_id, safe="")}"'
+def _http_date(when: float) -> str | None:
+    """``when`` (epoch seconds) as an HTTP date; None past 9999-12-31, where none can say it
+    (module doc, "Numbers and dates")."""
+    ms = int(when * 1000)
+    return http_date(ms) if isodate.EARLIEST_MS <= ms <= isodate.LATEST_MS else None
+
+
+def header_value(when: float, rule_id: str) -> str | None:
+    """``expiry-date="Fri, 23 Dec 2012 00:00:00 GMT", rule-id="..."`` (the rule id URL-encoded,
+    as S3 says); None when the date is past what an HTTP date can hold: no header then."""
+    date = _http_date(when)
+    return None if date is None else f'expiry-date="{date}", rule-id="{quote(rule_id, safe="")}"'
+
+
+def abort_header_values(when: float, rule_id: str) -> dict[str, str]:
+    """``x-amz-abort-date`` and ``x-amz-abort-rule-id`` (the id URL-encoded, as in
+    ``x-amz-expiration``); {} when the date is past what an HTTP date can hold."""
+    date = _http_date(when)
+    return {} if date is None else {"x-amz-abort-date": date, "x-amz-abort-rule-id": quote(rule_id, safe="")}
 
 
 def is_locked(rec: dict, now_s: float) -> bool:
@@ -609,9 +639,18 @@ def _transition_due(rules: list[Rule], key: str, rec: dict, since_s: float, now_
             if noncurrent_rank is not None and t.newer is not None and noncurrent_rank < t.newer:
                 continue
             when = float(t.date) if t.date is not None else due_after(since_s, t.days, day_seconds)
-            if when <= now_s and storage_class_of(rec) != t.storage_class and (best is None or when > best[0]):
+            if when <= now_s and (best is None or when > best[0]):
                 best = (when, r.id, t.storage_class)
-    return None if best is None else best[1:]
+    if best is None or not _down_the_waterfall(storage_class_of(rec), best[2]):
+        return None
+    return best[1:]
+
+
+def _down_the_waterfall(current: str, target: str) -> bool:
+    """May a version of class ``current`` move to ``target``? Only to a later class of
+    :data:`WATERFALL` (REDUCED_REDUNDANCY ranks as STANDARD)."""
+    rank = {c: i for i, c in enumerate(WATERFALL)}
+    return rank[target] > rank.get(current, 0)
 
 
 def decide_upload(rules: list[Rule], key: str, upload_id: str, initiated_s: float, *, now_s: float,

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import re
 from dataclasses import dataclass
 
+from . import checksums
 from . import errors as E
+from . import isodate
 from . import xmldoc as X
 
 GOVERNANCE, COMPLIANCE = "GOVERNANCE", "COMPLIANCE"
@@ -63,31 +64,8 @@ PROTECTED = "Access Denied because object protected by object lock."
 MISSING_CONFIGURATION = "Bucket is missing Object Lock Configuration"
 NOT_IN_FUTURE = "The retain until date must be in the future!"
 BOTH_HEADERS = "x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied"
-
-
-# ----------------------------------------------------------------------------- dates
-_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})$", re.ASCII)
-
-
-def parse_date(text: str) -> int:
-    """An ISO 8601 date-time with a zone (``2026-12-06T10:00:00Z``, ``...00.000Z``,
-    ``...00+01:00``), as epoch milliseconds; ValueError if it is not one."""
-    m = _ISO.match(text.strip())
-    if not m:
-        raise ValueError(text)
-    y, mo, d, h, mi, s, frac, zone = m.groups()
-    when = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=dt.timezone.utc)
-    ms = calendar.timegm(when.timetuple()) * 1000 + int((frac or "0")[:3].ljust(3, "0"))
-    if zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        ms -= sign * (int(digits[:2]) * 60 + int(digits[2:])) * 60_000
-    return ms
-
-
-def format_date(ms: int) -> str:
-    """Epoch milliseconds as the record keeps a date and S3 answers it: ``2026-12-06T10:00:00.000Z``."""
-    return X.iso8601_ms(ms)
+INTEGRITY_REQUIRED = ("Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with "
+                      "Object Lock parameters")
 
 
 # ----------------------------------------------------------------------------- the bucket's configuration
@@ -117,25 +95,14 @@ class LockConfiguration:
     rule: DefaultRetention | None = None
 
 
-def _positive(text: str, most: int, name: str) -> int:
-    if not re.fullmatch(r"[+-]?\d+", text.strip(), re.ASCII):
-        raise E.MalformedXML()
-    n = int(text)
-    if n <= 0:
-        raise E.InvalidArgument("Default retention period must be a positive integer value.",
-                                ArgumentName=name, ArgumentValue=text)
-    if n > most:
+def _period(el, name: str, most: int) -> int | None:
+    """A default retention's ``Days`` or ``Years`` (None: absent): positive and at most
+    ``most`` (AWS's bounds), else InvalidArgument with AWS's messages."""
+    n = X.check_positive(X.int_leaf(el, name), name, "Default retention period must be a positive integer value.")
+    if n is not None and n > most:
         raise E.InvalidArgument(f"Default retention period must not be more than {most} {name.lower()}.",
-                                ArgumentName=name, ArgumentValue=text)
+                                ArgumentName=name, ArgumentValue=str(n))
     return n
-
-
-def _one(el, name: str):
-    """The single child ``name`` of ``el``, None when absent; MalformedXML when repeated."""
-    found = X.children(el, name)
-    if len(found) > 1:
-        raise E.MalformedXML()
-    return found[0] if found else None
 
 
 def parse_configuration(body: bytes) -> LockConfiguration:
@@ -144,24 +111,22 @@ def parse_configuration(body: bytes) -> LockConfiguration:
     must hold a ``DefaultRetention`` with a ``Mode`` and exactly one of ``Days`` or ``Years``
     (else MalformedXML, as S3 answers); a period that is not positive is InvalidArgument."""
     root = X.parse(body, MAX_BODY, "ObjectLockConfiguration")
-    enabled = _one(root, "ObjectLockEnabled")
+    enabled = X.only_child(root, "ObjectLockEnabled")
     if enabled is None or X.leaf_text(enabled).strip() != "Enabled":
         raise E.MalformedXML()
-    rule_el = _one(root, "Rule")
+    rule_el = X.only_child(root, "Rule")
     if rule_el is None:
         return LockConfiguration()
-    default = _one(rule_el, "DefaultRetention")
+    default = X.only_child(rule_el, "DefaultRetention")
     if default is None:
         raise E.MalformedXML()
-    mode_el, days_el, years_el = (_one(default, n) for n in ("Mode", "Days", "Years"))
+    mode_el = X.only_child(default, "Mode")
     if mode_el is None or X.leaf_text(mode_el).strip() not in MODES:
         raise E.MalformedXML()
-    if (days_el is None) == (years_el is None):
+    days, years = _period(default, "Days", MAX_DAYS), _period(default, "Years", MAX_YEARS)
+    if (days is None) == (years is None):
         raise E.MalformedXML()
-    mode = X.leaf_text(mode_el).strip()
-    if days_el is not None:
-        return LockConfiguration(DefaultRetention(mode, days=_positive(X.leaf_text(days_el), MAX_DAYS, "Days")))
-    return LockConfiguration(DefaultRetention(mode, years=_positive(X.leaf_text(years_el), MAX_YEARS, "Years")))
+    return LockConfiguration(DefaultRetention(X.leaf_text(mode_el).strip(), days=days, years=years))
 
 
 def configuration_xml(config: LockConfiguration) -> bytes:
@@ -195,11 +160,11 @@ def from_record(rec: dict | None) -> LockConfiguration | None:
 # ----------------------------------------------------------------------------- a version's retention and hold
 def lock_field(mode: str, until_ms: int) -> dict:
     """A version record's ``lock`` field."""
-    return {"mode": mode, "until": format_date(until_ms)}
+    return {"mode": mode, "until": isodate.format_ms(until_ms)}
 
 
 def until_ms(lock: dict) -> int:
-    return parse_date(lock["until"])
+    return isodate.parse_ms(lock["until"])
 
 
 def active_lock(rec: dict | None, now_ms: int) -> dict | None:
@@ -231,7 +196,7 @@ def new_version_fields(headers: dict[str, str], config: LockConfiguration | None
         if mode not in MODES:
             raise E.InvalidArgument("Unknown wormMode directive.", ArgumentName=MODE_HEADER, ArgumentValue=mode)
         try:
-            when = parse_date(until)
+            when = isodate.parse_ms(until)
         except ValueError:
             raise E.InvalidArgument("The retain until date must be provided in ISO 8601 format",
                                     ArgumentName=UNTIL_HEADER, ArgumentValue=until)
@@ -247,6 +212,22 @@ def new_version_fields(headers: dict[str, str], config: LockConfiguration | None
         if hold == "ON":
             out["hold"] = True
     return out
+
+
+def check_integrity_header(headers: dict[str, str], fields: dict) -> None:
+    """PutObject of a version that gets a retention or a legal hold (``fields``, from its
+    headers or the bucket's default retention) must say what its body's digest is, so
+    that what is locked for years is what the client meant: AWS refuses it (400
+    InvalidRequest, :data:`INTEGRITY_REQUIRED`) without ``Content-MD5``, an
+    ``x-amz-checksum-<algorithm>`` header, or the SDKs' ``x-amz-sdk-checksum-algorithm``
+    with that checksum in a trailer. ``headers``: lower-cased names."""
+    if not fields:
+        return
+    given = ("content-md5" in headers or "x-amz-sdk-checksum-algorithm" in headers
+             or any(f"{checksums.HEADER_PREFIX}{alg}" in headers for alg in checksums.ALGORITHMS)
+             or headers.get("x-amz-trailer", "").strip().lower().startswith(checksums.HEADER_PREFIX))
+    if not given:
+        raise E.InvalidRequest(INTEGRITY_REQUIRED)
 
 
 def response_headers(rec: dict) -> dict[str, str]:
@@ -320,7 +301,7 @@ def parse_retention(body: bytes, now_ms: int) -> dict | None:
     without a date (or the reverse) or an unknown mode is MalformedXML; a date that is not
     in the future is InvalidArgument."""
     root = X.parse(body, MAX_BODY, "Retention")
-    mode_el, until_el = _one(root, "Mode"), _one(root, "RetainUntilDate")
+    mode_el, until_el = X.only_child(root, "Mode"), X.only_child(root, "RetainUntilDate")
     if mode_el is None and until_el is None:
         return None
     if mode_el is None or until_el is None:
@@ -329,7 +310,7 @@ def parse_retention(body: bytes, now_ms: int) -> dict | None:
     if mode not in MODES:
         raise E.MalformedXML()
     try:
-        when = parse_date(X.leaf_text(until_el))
+        when = isodate.parse_ms(X.leaf_text(until_el))
     except ValueError:
         raise E.MalformedXML()
     if when <= now_ms:
@@ -347,7 +328,7 @@ def retention_xml(lock: dict) -> bytes:
 def parse_legal_hold(body: bytes) -> bool:
     """PutObjectLegalHold's ``<LegalHold><Status>ON|OFF</Status></LegalHold>``."""
     root = X.parse(body, MAX_BODY, "LegalHold")
-    status = _one(root, "Status")
+    status = X.only_child(root, "Status")
     if status is None or X.leaf_text(status).strip() not in ("ON", "OFF"):
         raise E.MalformedXML()
     return X.leaf_text(status).strip() == "ON"

@@ -46,6 +46,7 @@ import defusedxml.ElementTree as DET
 
 from minis3.core import errors as E
 from minis3.core.checksums import ELEMENT_NAMES
+from minis3.core.numbers import parse_int
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -234,6 +235,41 @@ def leaf_text(el: ET.Element) -> str:
     if len(el):
         raise E.MalformedXML()
     return el.text or ""
+
+
+def only_child(el: ET.Element, name: str) -> ET.Element | None:
+    """The one child ``name`` of ``el``: None when absent; MalformedXML when repeated
+    (S3's schemas allow these elements once)."""
+    found = children(el, name)
+    if len(found) > 1:
+        raise E.MalformedXML()
+    return found[0] if found else None
+
+
+#: The schemas' ``Integer`` is a 32-bit int (the SDKs' i32): a larger number is not one.
+INT32_MAX = 2**31 - 1
+
+
+def int_leaf(el: ET.Element, name: str) -> int | None:
+    """The one child ``name`` of ``el`` as the schema's Integer (None when absent): ASCII
+    digits with an optional sign, within a 32-bit int, else MalformedXML, as a document
+    that does not fit the schema is. Whether the number makes sense is the caller's
+    question (:func:`check_positive`)."""
+    c = only_child(el, name)
+    if c is None:
+        return None
+    n = parse_int(leaf_text(c).strip())
+    if n is None or not -INT32_MAX - 1 <= n <= INT32_MAX:
+        raise E.MalformedXML()
+    return n
+
+
+def check_positive(value: int | None, name: str, message: str) -> int | None:
+    """``value`` (None: not given) unless it is zero or negative: InvalidArgument naming
+    the element, with the caller's S3 message."""
+    if value is not None and value <= 0:
+        raise E.InvalidArgument(message, ArgumentName=name, ArgumentValue=str(value))
+    return value
 
 
 def common_prefixes(root: El, prefixes: list[str], enc: bool) -> None:

@@ -130,7 +130,7 @@ def _access_of(name: str, rec: dict, settings: dict[str, dict]) -> BucketAccess:
 def _context(ctx: Context, existing_tags=None, headers: dict | None = None) -> dict:
     """``headers``: what stands for the request's headers (a form upload's fields)."""
     if headers is None:
-        headers = {k.lower(): v for k, v in ctx.request.headers.items()}
+        headers = ctx.lowered_headers()
     raw_tags = headers.get(tagging.TAGGING_HEADER)
     try:
         tags = tagging.parse_header(raw_tags) if raw_tags is not None else None

@@ -43,6 +43,11 @@ class Context:
     # in its bucket (frontend/permissions.check_acl_headers); None: the default (the owner's)
     acl: list | None = None
 
+    def lowered_headers(self) -> dict[str, str]:
+        """The request's headers by lower-cased name (the core's functions take headers so,
+        to stay free of aiohttp's case-insensitive dict)."""
+        return {k.lower(): v for k, v in self.request.headers.items()}
+
     @property
     def resource(self) -> str:
         t = self.target

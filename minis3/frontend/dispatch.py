@@ -85,7 +85,7 @@ HANDLERS = {
 def operation(ctx: Context) -> str:
     t = ctx.target
     query = {k: v for k, v in ctx.query.items() if k not in operations.IGNORED_QUERY}
-    headers = {k.lower(): v for k, v in ctx.request.headers.items()}
+    headers = ctx.lowered_headers()
     level = operations.level_of(t.bucket, t.key)
     op = operations.resolve(ctx.request.method, level, query, headers)
     if op is None:

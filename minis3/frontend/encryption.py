@@ -30,10 +30,6 @@ from .body import read_small_body
 from .context import Context
 
 
-def _headers(ctx: Context) -> dict[str, str]:
-    return {k.lower(): v for k, v in ctx.request.headers.items()}
-
-
 def bucket_default(ctx: Context, bucket: str) -> sse.BucketDefault:
     return sse.BucketDefault.from_record(ctx.buckets_seen[bucket].settings.get("encryption"))
 
@@ -61,7 +57,7 @@ def for_write(ctx: Context, bucket: str, key: str,
     """A new object's data key and its record's ``sse`` (``headers``: a form upload's fields);
     (None, None) in a bucket the topology leaves in the clear (``plaintext_buckets``) when
     neither the request nor the bucket's configuration asks for encryption."""
-    asked = sse.requested(_headers(ctx) if headers is None else headers)
+    asked = sse.requested(ctx.lowered_headers() if headers is None else headers)
     setting = ctx.buckets_seen[bucket].settings.get("encryption")
     if asked is None and setting is None and any(fnmatch.fnmatchcase(bucket, p)
                                                  for p in ctx.fe.topo.frontend.plaintext_buckets):
@@ -78,7 +74,7 @@ def for_read(ctx: Context, rec: dict, *, copy_source: bool = False) -> bytes | N
     clear), checking the SSE-C key the request gives as S3 does: missing (400),
     wrong (403), or given for an object that has none (400). ``copy_source``: the
     ``x-amz-copy-source-server-side-encryption-customer-*`` headers."""
-    headers = _headers(ctx)
+    headers = ctx.lowered_headers()
     customer = sse.customer_key(headers, sse.COPY_SOURCE_CUSTOMER if copy_source else sse.CUSTOMER)
     info = rec.get("sse")
     if info is None or info["alg"] != sse.SSE_C:

@@ -13,7 +13,6 @@ from aiohttp import web
 
 from ..core import errors as E
 from ..core import lifecycle
-from ..core.conditions import http_date
 from .body import read_small_body
 from .context import Context
 
@@ -52,16 +51,18 @@ async def delete_bucket_lifecycle(ctx: Context) -> web.Response:
 
 
 def expiration_headers(ctx: Context, bucket: str, key: str, rec: dict) -> dict[str, str]:
-    """``x-amz-expiration`` for the current version ``rec`` of ``key``, if a rule expires it."""
+    """``x-amz-expiration`` for the current version ``rec`` of ``key``, if a rule expires it
+    (and the date can be written: core/lifecycle.header_value never raises, as a PUT has
+    committed by the time this is asked)."""
     rules = rules_of(ctx, bucket)
     exp = lifecycle.expiration(rules, key, rec, ctx.fe.topo.lifecycle.day_seconds) if rules else None
-    return {"x-amz-expiration": lifecycle.header_value(*exp)} if exp else {}
+    value = lifecycle.header_value(*exp) if exp else None
+    return {"x-amz-expiration": value} if value else {}
 
 
 def abort_headers(ctx: Context, bucket: str, key: str, initiated_ms: int) -> dict[str, str]:
-    """``x-amz-abort-date`` and ``x-amz-abort-rule-id`` for a new upload, if a rule aborts it."""
+    """``x-amz-abort-date`` and ``x-amz-abort-rule-id`` (URL-encoded) for a new upload, if a
+    rule aborts it (core/lifecycle.abort_header_values: never raises, the upload record exists)."""
     rules = rules_of(ctx, bucket)
     due = lifecycle.abort_date(rules, key, initiated_ms / 1000, ctx.fe.topo.lifecycle.day_seconds) if rules else None
-    if due is None:
-        return {}
-    return {"x-amz-abort-date": http_date(int(due[0] * 1000)), "x-amz-abort-rule-id": due[1]}
+    return lifecycle.abort_header_values(*due) if due else {}

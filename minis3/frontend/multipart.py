@@ -216,6 +216,7 @@ async def upload_part(ctx: Context) -> web.Response:
     spec = up_rec.get("checksum")
     if "x-amz-copy-source" in ctx.request.headers:
         return await _upload_part_copy(ctx, up_rec, n)
+    objectlock.check_part_integrity(ctx, up_rec)
     # With no algorithm chosen at Create, every part also gets a CRC64NVME
     # (whatever the client sends): the object's FULL_OBJECT checksum is combined from them.
     data_key = encryption.for_read(ctx, up_rec)      # the upload's (SSE-C: the request's key, checked)

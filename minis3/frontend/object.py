@@ -180,11 +180,12 @@ async def _readable_record(ctx: Context, payload: bool = True) -> tuple[dict, by
     """The object's record, once its GET/HEAD preconditions hold (else 304/412), and
     its data key (the request's SSE-C key checked: frontend/encryption.py)."""
     validate_key(ctx.target.key)
-    sse.refuse_on_read({k.lower(): v for k, v in ctx.request.headers.items()})
+    headers = ctx.lowered_headers()
+    sse.refuse_on_read(headers)
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"), payload)
     data_key = encryption.for_read(ctx, rec)
     try:
-        check_read({k.lower(): v for k, v in ctx.request.headers.items()}, f'"{rec["etag"]}"', rec["mtime"])
+        check_read(headers, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
         raise _not_modified(exc, rec)
     return rec, data_key

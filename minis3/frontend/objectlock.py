@@ -46,10 +46,6 @@ def _xml(body: bytes) -> web.Response:
     return web.Response(body=body, content_type="application/xml")
 
 
-def _headers(ctx: Context) -> dict[str, str]:
-    return {k.lower(): v for k, v in ctx.request.headers.items()}
-
-
 def config_of(ctx: Context, bucket: str | None = None) -> OL.LockConfiguration | None:
     """The bucket's Object Lock configuration (None: not enabled), as the authoriser read it."""
     state = ctx.buckets_seen.get(bucket or ctx.target.bucket)
@@ -68,7 +64,7 @@ def bypass(ctx: Context, key: str) -> bool:
     (``x-amz-bypass-governance-retention: true``) and its caller is allowed
     ``s3:BypassGovernanceRetention`` on the key (the bucket owner is)? Decided only when
     asked, so a caller without the permission may still delete what no retention holds."""
-    return OL.wants_bypass(_headers(ctx)) and authorize.allowed(ctx, OL.BYPASS_ACTION, key)
+    return OL.wants_bypass(ctx.lowered_headers()) and authorize.allowed(ctx, OL.BYPASS_ACTION, key)
 
 
 # ----------------------------------------------------------------------------- new versions
@@ -77,9 +73,12 @@ def new_version_fields(ctx: Context, headers: dict[str, str] | None = None, key:
     CopyObject, PostObject: ``headers`` are its form's fields, ``key`` its key;
     CreateMultipartUpload keeps them in its upload record): its headers, else the bucket's
     default retention. Setting a retention or a legal hold by header needs
-    s3:PutObjectRetention / s3:PutObjectLegalHold too, as in AWS."""
-    headers = _headers(ctx) if headers is None else headers
+    s3:PutObjectRetention / s3:PutObjectLegalHold too, as in AWS. A PutObject that gets
+    either must carry Content-MD5 or a checksum (core/objectlock.check_integrity_header)."""
+    headers = ctx.lowered_headers() if headers is None else headers
     fields = OL.new_version_fields(headers, config_of(ctx), _now_ms())
+    if ctx.operation == "PutObject":
+        OL.check_integrity_header(headers, fields)
     key = ctx.target.key if key is None else key
     if OL.MODE_HEADER in headers and not authorize.allowed(ctx, "s3:PutObjectRetention", key):
         raise E.AccessDenied()
@@ -92,11 +91,18 @@ def explicit_fields(ctx: Context) -> dict:
     """CreateMultipartUpload: the fields its headers ask for (checked now, as S3 does), kept
     in the upload record; the default retention is given at completion
     (:func:`completed_fields`), when the version is made."""
-    headers = _headers(ctx)
+    headers = ctx.lowered_headers()
     fields = new_version_fields(ctx, headers)
     if OL.MODE_HEADER not in headers:
         fields.pop("lock", None)
     return fields
+
+
+def check_part_integrity(ctx: Context, up_rec: dict) -> None:
+    """UploadPart of an upload whose object will get a retention or a legal hold (its own,
+    or the bucket's default retention): Content-MD5 or a checksum is required, as on
+    PutObject (AWS's UploadPart: "required if object lock parameters are specified")."""
+    OL.check_integrity_header(ctx.lowered_headers(), completed_fields(ctx, up_rec))
 
 
 def completed_fields(ctx: Context, up_rec: dict) -> dict:

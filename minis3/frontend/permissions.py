@@ -148,7 +148,7 @@ async def _acl_of_request(ctx: Context, state: BucketState) -> list:
         raise E.AccessControlListNotSupported()
     owner_id = access.canonical_id(state.access.owner)
     body = await read_small_body(ctx.request, ctx.auth, limit=acl.MAX_BODY)
-    h = {k.lower(): v for k, v in ctx.request.headers.items()}
+    h = ctx.lowered_headers()
     if body:
         if "x-amz-acl" in h or any(g in h for g in acl.HEADERS):
             raise E.UnexpectedContent("This request does not support content")
@@ -205,7 +205,7 @@ def creation_settings(ctx: Context) -> tuple[str | None, list | None]:
     BucketOwnerEnforced an ACL granting anyone but the owner is
     InvalidBucketAclWithObjectOwnership; a public ACL meets the new bucket's Block Public
     Access."""
-    h = {k.lower(): v for k, v in ctx.request.headers.items()}
+    h = ctx.lowered_headers()
     setting = h.get("x-amz-object-ownership")
     if setting is not None and setting not in access.OWNERSHIP:
         raise E.InvalidArgument("Invalid x-amz-object-ownership header", ArgumentName="x-amz-object-ownership",

@@ -24,9 +24,9 @@ boundary and the next round goes on from there. Time runs at ``lifecycle.day_sec
 "day" (core/lifecycle.py). What a round did is logged, shown in the scrubber's ``GET /status``
 (``lifecycle``) and counted in its metrics (``minis3_lifecycle_*``, scrub/report.py).
 
-**Transitions** (to ONEZONE_IA, the one class minis3 accepts in a rule) keep the object's
-erasure code (ONEZONE_IA's scheme is STANDARD's k+m; only where the fragments live differs):
-the version's record gets the class and its zone (:func:`relabel`, a compare-and-set that keeps
+**Transitions** (to any class S3 transitions to: core/lifecycle.py) keep the object's erasure
+code (each of those classes has STANDARD's k+m; only ONEZONE_IA's fragments live elsewhere, in
+one zone): the version's record gets the class (and for ONEZONE_IA its zone) (:func:`relabel`, a compare-and-set that keeps
 the version, as a tag change does), and the scrub pass that next plans the object finds its
 fragments away from their new home and moves them there, by the rebuild jobs that move a
 handed-off fragment home (scrub/repair.py); their old copies become garbage. A version whose

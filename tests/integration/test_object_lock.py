@@ -8,10 +8,13 @@ be removed once its date has passed."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hashlib
 import json
 import time
 import uuid
+import zlib
 
 import boto3
 import pytest
@@ -28,6 +31,8 @@ from .cluster import ACCESS_KEY, SECOND_ACCESS_KEY, SECOND_SECRET_KEY
 from .conftest import make_client
 
 PROTECTED = "Access Denied because object protected by object lock."
+MD5_REQUIRED = ("Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock "
+                "parameters")
 
 
 def _in(seconds: float) -> dt.datetime:
@@ -206,6 +211,38 @@ def test_default_retention_is_given_to_every_new_version(s3, cluster, locked_buc
 
 
 # ----------------------------------------------------------------------------- COMPLIANCE
+def test_a_put_with_lock_parameters_needs_content_md5_or_a_checksum(s3, cluster, locked_bucket):
+    """AWS: a PutObject that sets a retention or a legal hold, by its headers or through the
+    bucket's default retention, must carry Content-MD5 or an x-amz-checksum-* header (400
+    InvalidRequest), and so must an UploadPart of such an object. boto3 always sends a
+    checksum, so these requests are made raw, signed, with neither."""
+    from .wire import assert_error, signed
+    b, body = locked_bucket, b"data"
+    md5 = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+    lock = {"x-amz-object-lock-mode": "GOVERNANCE",
+            "x-amz-object-lock-retain-until-date": _in(30).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    for headers in (lock, {"x-amz-object-lock-legal-hold": "ON"}):
+        x = assert_error(signed(cluster, "PUT", f"/{b}/k", body, headers), "InvalidRequest", 400)
+        assert x["Message"] == MD5_REQUIRED
+    assert _version_ids(s3, b, "k") == []
+    assert signed(cluster, "PUT", f"/{b}/plain", body).status == 200        # nothing to lock: nothing asked
+    assert signed(cluster, "PUT", f"/{b}/k", body, {**lock, **md5}).status == 200
+    crc = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+    assert signed(cluster, "PUT", f"/{b}/k", body, {**lock, "x-amz-checksum-crc32": crc}).status == 200
+    # The bucket's default retention is a lock parameter too.
+    s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    x = assert_error(signed(cluster, "PUT", f"/{b}/by-default", body), "InvalidRequest", 400)
+    assert x["Message"] == MD5_REQUIRED
+    assert signed(cluster, "PUT", f"/{b}/by-default", body, md5).status == 200
+    up = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
+    part = f"/{b}/mp?partNumber=1&uploadId={up}"
+    assert_error(signed(cluster, "PUT", part, body), "InvalidRequest", 400)
+    assert signed(cluster, "PUT", part, body, md5).status == 200
+    s3.abort_multipart_upload(Bucket=b, Key="mp", UploadId=up)
+    s3.put_object(Bucket=b, Key="boto3", Body=body)                          # with its checksum: accepted
+
+
 def test_a_compliance_version_outlives_every_delete_until_its_date(s3, locked_bucket):
     b = locked_bucket
     until = _in(10)

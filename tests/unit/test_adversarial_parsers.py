@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from minis3.core import checksums, conditions, errors as E, metadata, multipart_xml, names, numbers, ranges, s3xml
 from minis3.core import sigv2, sigv4, tagging, trace, versions
 
+from .parser_support import value_or_s3_error
+
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2024, 3, 1, 12, 30, 45, tzinfo=timezone.utc)
 # Text as hostile clients send it: controls, surrogate-free unicode, separators S3 syntax uses.
@@ -23,11 +25,6 @@ near_xml = st.builds(lambda a, b, c: f"<{a}>{b}</{c}>".encode(), hostile, hostil
                      b"<Tagging><TagSet><Tag><Key/><Value/></Tag></TagSet></Tagging>", b"\xef\xbb\xbf<a/>"])
 
 
-def value_or_s3_error(fn, *args, **kw):
-    try:
-        fn(*args, **kw)
-    except E.S3Error:
-        pass
 
 
 @SETTINGS

@@ -106,8 +106,34 @@ def test_legacy_prefix_and_generated_id():
      E.MalformedXML, None),
     (doc(rule("<Transition><Days>10</Days><StorageClass>ONEZONE_IA</StorageClass></Transition>")),
      E.InvalidArgument, "'Days' in Transition action must be greater than or equal to 30 for storageClass 'ONEZONE_IA'"),
-    (doc(rule("<Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition>")),
-     E.InvalidRequest, None),
+    (doc(rule("<Transition><Days>30</Days><StorageClass>REDUCED_REDUNDANCY</StorageClass></Transition>")),
+     E.MalformedXML, None),
+    (doc(rule("<Transition><Days>29</Days><StorageClass>STANDARD_IA</StorageClass></Transition>")),
+     E.InvalidArgument, "'Days' in Transition action must be greater than or equal to 30 for storageClass 'STANDARD_IA'"),
+    (doc(rule("<NoncurrentVersionTransition><NoncurrentDays>29</NoncurrentDays><StorageClass>STANDARD_IA"
+              "</StorageClass></NoncurrentVersionTransition>")), E.InvalidArgument,
+     "'NoncurrentDays' in NoncurrentVersionTransition action must be greater than or equal to 30 for storageClass "
+     "'STANDARD_IA'"),
+    # Numbers are the schema's 32-bit Integer; NewerNoncurrentVersions at most 100 (AWS).
+    (doc(rule("<Expiration><Days>2147483648</Days></Expiration>")), E.MalformedXML, None),
+    (doc(rule("<Expiration><Days>9999999999999999999</Days></Expiration>")), E.MalformedXML, None),
+    (doc(rule("<NoncurrentVersionExpiration><NoncurrentDays>9999999999999999999</NoncurrentDays>"
+              "</NoncurrentVersionExpiration>")), E.MalformedXML, None),
+    (doc(rule("<AbortIncompleteMultipartUpload><DaysAfterInitiation>9999999999999999999</DaysAfterInitiation>"
+              "</AbortIncompleteMultipartUpload>")), E.MalformedXML, None),
+    (doc(rule("<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays><NewerNoncurrentVersions>101"
+              "</NewerNoncurrentVersions></NoncurrentVersionExpiration>")), E.InvalidArgument,
+     "'NewerNoncurrentVersions' must not be more than 100"),
+    # A Date: ISO 8601 with a time and a zone, no later than 9999-12-31 (core/isodate.py).
+    (doc(rule("<Expiration><Date>9999-12-31T23:00:00-01:00</Date></Expiration>")), E.MalformedXML, None),
+    (doc(rule("<Transition><Date>9999-12-31T23:00:00-01:00</Date><StorageClass>GLACIER</StorageClass>"
+              "</Transition>")), E.MalformedXML, None),
+    (doc(rule("<Expiration><Date>2030-01-01</Date></Expiration>")), E.MalformedXML, None),
+    (doc(rule("<Expiration><Date>20300101T000000Z</Date></Expiration>")), E.MalformedXML, None),
+    (doc(rule("<Expiration><Date>2030-01-01T00:00:00</Date></Expiration>")), E.MalformedXML, None),
+    # An ID with a control character could not be sent back in x-amz-abort-rule-id.
+    (doc(rule(EXPIRE_1, "a&#13;&#10;b")), E.InvalidArgument, "ID must not contain control characters"),
+    (doc(rule(EXPIRE_1, "a&#9;b")), E.InvalidArgument, "ID must not contain control characters"),
     (doc(rule("<Expiration><Days>1</Days></Expiration><Unknown/>")), E.MalformedXML, None),
 ])
 def test_refused_as_s3_refuses(body, error, message):
@@ -278,6 +304,81 @@ def test_transitions_when_due_and_big_enough():
         [L.Action(L.TRANSITION, "k", "t", "v1", storage_class="ONEZONE_IA")]
 
 
+COMMON = doc(rule("<Transition><Days>30</Days><StorageClass>STANDARD_IA</StorageClass></Transition>"
+                  "<Transition><Days>90</Days><StorageClass>GLACIER</StorageClass></Transition>", "tiers"))
+
+
+@pytest.mark.parametrize("sc", sorted(L.TRANSITION_CLASSES))
+def test_every_class_s3_transitions_to_is_accepted_and_minis3_stores_it(sc):
+    from minis3.ec import storage_class as SC
+    days = 30
+    rules = L.parse_lifecycle(doc(rule(f"<Transition><Days>{days}</Days><StorageClass>{sc}</StorageClass>"
+                                       f"</Transition><NoncurrentVersionTransition><NoncurrentDays>{days}"
+                                       f"</NoncurrentDays><StorageClass>{sc}</StorageClass>"
+                                       "</NoncurrentVersionTransition>")))
+    assert rules[0].transitions == (L.Transition(sc, days),)
+    assert sc in SC.ACCEPTED                     # what a PUT accepts, so a version may carry it
+    assert L.parse_lifecycle(L.lifecycle_xml(rules)) == rules
+
+
+def test_a_common_tiering_configuration_moves_down_the_waterfall_only():
+    rules = L.parse_lifecycle(COMMON)
+    big = L.MIN_TRANSITION_SIZE
+    made = utc(2024, 1, 1, 6)
+
+    def move(now, **kw):
+        return L.decide_key(rules, "k", [(version(made, "v1", size=big, **kw), True)], versioned=True,
+                            now_s=now).actions
+    assert move(utc(2024, 1, 31, 23)) == []
+    assert move(utc(2024, 2, 1)) == [L.Action(L.TRANSITION, "k", "tiers", "v1", storage_class="STANDARD_IA")]
+    # Day 90 (+ the rounding): GLACIER, from STANDARD or from STANDARD_IA.
+    assert move(utc(2024, 4, 1)) == [L.Action(L.TRANSITION, "k", "tiers", "v1", storage_class="GLACIER")]
+    assert move(utc(2024, 4, 1), storage_class="STANDARD_IA") == \
+        [L.Action(L.TRANSITION, "k", "tiers", "v1", storage_class="GLACIER")]
+    # Never back up: a GLACIER or DEEP_ARCHIVE version stays; one PUT as GLACIER is not moved to STANDARD_IA.
+    assert move(utc(2024, 4, 1), storage_class="GLACIER") == []
+    assert move(utc(2024, 4, 1), storage_class="DEEP_ARCHIVE") == []
+    assert move(utc(2024, 2, 1), storage_class="GLACIER") == []
+    # REDUCED_REDUNDANCY moves like STANDARD (the runner then finds it needs re-encoding: skipped).
+    assert move(utc(2024, 2, 1), storage_class="REDUCED_REDUNDANCY") == \
+        [L.Action(L.TRANSITION, "k", "tiers", "v1", storage_class="STANDARD_IA")]
+
+
+def test_relabel_to_a_standard_placed_class_drops_the_zone():
+    from minis3.scrub.lifecycle import relabel
+    azs = [("az-a", ["a1", "a2"]), ("az-b", ["b1", "b2"]), ("az-c", ["c1", "c2"])]
+    ec = {"id": "oid1", "k": 4, "m": 2, "seg": 1 << 20, "nodes": ["a1", "b1", "c1", "a2", "b2", "c2"]}
+    out = relabel({"size": 300_000, "ec": ec}, "STANDARD_IA", 4, 2, azs)
+    assert out["storage_class"] == "STANDARD_IA" and out["ec"] == ec
+    one_zone = {"size": 300_000, "storage_class": "ONEZONE_IA", "ec": dict(ec, zone="az-b")}
+    out = relabel(one_zone, "GLACIER", 4, 2, azs)
+    assert out["storage_class"] == "GLACIER" and "zone" not in out["ec"]
+
+
+# ----------------------------------------------------------------------------- headers never fail
+def test_a_rule_whose_date_is_past_year_9999_leaves_the_header_out_instead_of_failing():
+    """The most days the schema allows put a date millions of years ahead: no HTTP date can
+    say it, and the request that asked (a PUT, after its commit) must not fail for it."""
+    rules = L.parse_lifecycle(doc(rule("<Expiration><Days>2147483647</Days></Expiration>"
+                                       "<AbortIncompleteMultipartUpload><DaysAfterInitiation>2147483647"
+                                       "</DaysAfterInitiation></AbortIncompleteMultipartUpload>", "far")))
+    exp = L.expiration(rules, "k", version(T0, V.NULL))
+    assert exp is not None and L.header_value(*exp) is None
+    assert L.abort_header_values(*L.abort_date(rules, "k", T0)) == {}
+    # The latest Date a rule may name is written back and told in a header.
+    last = L.parse_lifecycle(doc(rule("<Expiration><Date>9999-12-31T00:00:00Z</Date></Expiration>", "last")))
+    assert b"<Date>9999-12-31T00:00:00.000Z</Date>" in L.lifecycle_xml(last)
+    assert L.header_value(*L.expiration(last, "k", version(T0, V.NULL))) == \
+        'expiry-date="Fri, 31 Dec 9999 00:00:00 GMT", rule-id="last"'
+
+
+def test_abort_rule_id_is_url_encoded_like_the_expiration_header():
+    rules = L.parse_lifecycle(doc(rule("<AbortIncompleteMultipartUpload><DaysAfterInitiation>1"
+                                       "</DaysAfterInitiation></AbortIncompleteMultipartUpload>", "clean up/é")))
+    got = L.abort_header_values(*L.abort_date(rules, "k", utc(2024, 1, 1, 6)))
+    assert got == {"x-amz-abort-date": "Wed, 03 Jan 2024 00:00:00 GMT", "x-amz-abort-rule-id": "clean%20up%2F%C3%A9"}
+
+
 def test_relabel_keeps_the_fragments_and_names_the_zone():
     from minis3.scrub.lifecycle import relabel
     azs = [("az-a", ["a1", "a2"]), ("az-b", ["b1", "b2"]), ("az-c", ["c1", "c2"])]
@@ -314,6 +415,8 @@ _PIECES = ["<LifecycleConfiguration>", "</LifecycleConfiguration>", "<Rule>", "<
            "<And>", "</And>", "<Prefix>", "</Prefix>", "<Tag><Key>k</Key><Value>v</Value></Tag>", "<Status>Enabled",
            "</Status>", "<Expiration>", "</Expiration>", "<Days>", "</Days>", "<Date>", "</Date>", "1", "-1", "0",
            "99999999999999999999", "2030-01-01T00:00:00Z", "9999-12-31T00:00:00-14:00", "x", "<ID>a</ID>",
+           "2147483647", "2147483648", "9999-12-31T00:00:00Z", "9999-12-31T23:00:00-01:00", "<ID>&#13;&#10;</ID>",
+           "<StorageClass>GLACIER</StorageClass>", "<StorageClass>STANDARD_IA</StorageClass>",
            "<ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker>", "<NoncurrentVersionExpiration>",
            "</NoncurrentVersionExpiration>", "<NoncurrentDays>", "</NoncurrentDays>", "<ObjectSizeLessThan>",
            "</ObjectSizeLessThan>", "<Transition>", "</Transition>", "<StorageClass>ONEZONE_IA</StorageClass>",
@@ -330,3 +433,9 @@ def test_any_document_is_a_configuration_or_an_s3_error(pieces):
         assert exc.status in (400, 501)
         return
     assert L.parse_lifecycle(L.lifecycle_xml(rules)) == rules
+    # Whatever was accepted, the headers that tell a client about it can always be written.
+    for made in (utc(1971, 1, 1), utc(2024, 3, 1, 12)):
+        exp = L.expiration(rules, "k", version(made, V.NULL))
+        assert exp is None or L.header_value(*exp) is None or L.header_value(*exp).startswith("expiry-date=")
+        due = L.abort_date(rules, "k", made)
+        assert due is None or isinstance(L.abort_header_values(*due), dict)

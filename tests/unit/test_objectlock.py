@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minis3.core import errors as E
+from minis3.core import isodate
 from minis3.core import objectlock as OL
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-NOW = OL.parse_date("2026-12-06T10:00:00Z")
+NOW = isodate.parse_ms("2026-12-06T10:00:00Z")
 HOUR = 3_600_000
 
 
@@ -37,20 +38,20 @@ def _version(mode: str | None = None, until: int | None = None, hold: bool = Fal
 
 # ----------------------------------------------------------------------------- dates
 def test_dates_parse_in_every_form_boto3_and_the_cli_send_and_are_kept_with_milliseconds():
-    assert OL.format_date(OL.parse_date("2026-12-06T10:00:00Z")) == "2026-12-06T10:00:00.000Z"
-    assert OL.parse_date("2026-12-06T10:00:00.250Z") == NOW + 250
-    assert OL.parse_date("2026-12-06T11:00:00+01:00") == NOW
-    assert OL.parse_date("2026-12-06T09:30:00-0030") == NOW
+    assert isodate.format_ms(isodate.parse_ms("2026-12-06T10:00:00Z")) == "2026-12-06T10:00:00.000Z"
+    assert isodate.parse_ms("2026-12-06T10:00:00.250Z") == NOW + 250
+    assert isodate.parse_ms("2026-12-06T11:00:00+01:00") == NOW
+    assert isodate.parse_ms("2026-12-06T09:30:00-0030") == NOW
     for bad in ("2026-12-06", "2026-12-06T10:00:00", "tomorrow", ""):
         with pytest.raises(ValueError):
-            OL.parse_date(bad)
+            isodate.parse_ms(bad)
 
 
 def test_default_retention_in_days_and_in_calendar_years():
     assert OL.DefaultRetention(OL.GOVERNANCE, days=2).until(NOW) == NOW + 48 * HOUR
-    assert OL.format_date(OL.DefaultRetention(OL.COMPLIANCE, years=1).until(NOW)) == "2027-12-06T10:00:00.000Z"
-    leap = OL.parse_date("2028-02-29T10:00:00Z")
-    assert OL.format_date(OL.DefaultRetention(OL.COMPLIANCE, years=1).until(leap)) == "2029-02-28T10:00:00.000Z"
+    assert isodate.format_ms(OL.DefaultRetention(OL.COMPLIANCE, years=1).until(NOW)) == "2027-12-06T10:00:00.000Z"
+    leap = isodate.parse_ms("2028-02-29T10:00:00Z")
+    assert isodate.format_ms(OL.DefaultRetention(OL.COMPLIANCE, years=1).until(leap)) == "2029-02-28T10:00:00.000Z"
 
 
 # ----------------------------------------------------------------------------- the configuration
@@ -85,7 +86,8 @@ def test_a_malformed_configuration_is_malformed_xml(body):
 
 
 @pytest.mark.parametrize("inner", ["<Mode>GOVERNANCE</Mode><Days>0</Days>", "<Mode>COMPLIANCE</Mode><Years>-1</Years>",
-                                   "<Mode>COMPLIANCE</Mode><Years>101</Years>", "<Mode>GOVERNANCE</Mode><Days>36501</Days>"])
+                                   "<Mode>COMPLIANCE</Mode><Years>101</Years>", "<Mode>GOVERNANCE</Mode><Days>36501</Days>",
+                                   "<Mode>GOVERNANCE</Mode><Days>2147483647</Days>"])
 def test_a_period_that_is_not_positive_or_too_long_is_invalid_argument(inner):
     with pytest.raises(E.InvalidArgument):
         OL.parse_configuration(_rule(inner))
@@ -116,6 +118,11 @@ def test_lock_headers_on_a_bucket_without_object_lock_are_invalid_request():
     ({OL.MODE_HEADER: "governance", OL.UNTIL_HEADER: "2027-01-01T00:00:00Z"}, "Unknown wormMode directive."),
     ({OL.MODE_HEADER: "GOVERNANCE", OL.UNTIL_HEADER: "2026-12-06T09:59:59Z"}, OL.NOT_IN_FUTURE),
     ({OL.MODE_HEADER: "GOVERNANCE", OL.UNTIL_HEADER: "soon"}, None),
+    # Past what the record's date form (and so every answer) can hold: refused, not a 500.
+    ({OL.MODE_HEADER: "GOVERNANCE", OL.UNTIL_HEADER: "9999-12-31T23:59:59-23:59"},
+     "The retain until date must be provided in ISO 8601 format"),
+    ({OL.MODE_HEADER: "GOVERNANCE", OL.UNTIL_HEADER: "2027-01-01"},
+     "The retain until date must be provided in ISO 8601 format"),
     ({OL.HOLD_HEADER: "yes"}, "Legal Hold must be either of 'ON' or 'OFF'"),
 ])
 def test_bad_lock_headers_are_invalid_argument(headers, message):
@@ -186,6 +193,44 @@ def test_the_retention_change_decision_table(current, new, bypass, allowed):
             OL.check_retention_change(current, new, NOW, bypass)
 
 
+def test_a_retention_for_ever_is_kept_and_answered():
+    """9999-12-31T23:59:59Z, the latest date S3's forms can write, is a retention clients set."""
+    fields = OL.new_version_fields({OL.MODE_HEADER: "COMPLIANCE", OL.UNTIL_HEADER: "9999-12-31T23:59:59Z"},
+                                   OL.LockConfiguration(), NOW)
+    assert fields["lock"]["until"] == "9999-12-31T23:59:59.000Z"
+    assert OL.response_headers(fields)[OL.UNTIL_HEADER] == "9999-12-31T23:59:59.000Z"
+    assert not OL.may_remove(fields, NOW)
+
+
+def test_a_period_beyond_the_schemas_integer_is_malformed_xml():
+    with pytest.raises(E.MalformedXML):
+        OL.parse_configuration(_rule("<Mode>GOVERNANCE</Mode><Days>9999999999999999999</Days>"))
+
+
+@pytest.mark.parametrize("headers, ok", [
+    ({}, False),
+    ({"content-type": "text/plain"}, False),
+    ({"content-md5": "1B2M2Y8AsgTpgAmY7PhCfg=="}, True),
+    ({"x-amz-checksum-crc32": "AAAAAA=="}, True),
+    ({"x-amz-checksum-sha256": "x"}, True),
+    ({"x-amz-sdk-checksum-algorithm": "CRC32"}, True),
+    ({"x-amz-trailer": "x-amz-checksum-crc64nvme"}, True),
+    ({"x-amz-checksum-type": "FULL_OBJECT"}, False),          # not a checksum
+    ({"x-amz-checksum-algorithm": "CRC32"}, False),           # CopyObject's/Create's choice, no value
+])
+def test_put_object_with_lock_fields_needs_content_md5_or_a_checksum(headers, ok):
+    fields = {"lock": OL.lock_field(OL.GOVERNANCE, NOW + 1000)}
+    OL.check_integrity_header(headers, {})                   # nothing to lock: nothing asked
+    if ok:
+        OL.check_integrity_header(headers, fields)
+        OL.check_integrity_header(headers, {"hold": True})
+    else:
+        for f in (fields, {"hold": True}):
+            with pytest.raises(E.InvalidRequest) as e:
+                OL.check_integrity_header(headers, f)
+            assert e.value.message == OL.INTEGRITY_REQUIRED and e.value.status == 400
+
+
 # ----------------------------------------------------------------------------- Retention and LegalHold documents
 def test_retention_and_legal_hold_documents():
     body = b"<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2026-12-06T11:00:00Z</RetainUntilDate></Retention>"
@@ -198,6 +243,8 @@ def test_retention_and_legal_hold_documents():
     for bad in (b"<Retention><Mode>GOVERNANCE</Mode></Retention>",
                 b"<Retention><Mode>LOOSE</Mode><RetainUntilDate>2026-12-06T11:00:00Z</RetainUntilDate></Retention>",
                 b"<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>x</RetainUntilDate></Retention>",
+                b"<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>9999-12-31T23:59:59-23:59</RetainUntilDate>"
+                b"</Retention>",
                 b"<LegalHold/>"):
         with pytest.raises(E.MalformedXML):
             OL.parse_retention(bad, NOW)

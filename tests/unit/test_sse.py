@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from minis3.core import errors as E, sse
 
-from .test_adversarial_parsers import value_or_s3_error
+from .parser_support import value_or_s3_error
 
 KEY = bytes(range(32))
 KEY_B64 = base64.b64encode(KEY).decode()
