@@ -247,52 +247,76 @@ def _rule(el, v2: bool) -> Rule:
     status = _text(el, "Status")
     if status not in ("Enabled", "Disabled"):
         raise E.MalformedXML()
+    scope = _scope(el, v2)
+    days, date, marker = _expiration(X.only_child(el, "Expiration"))
+    nc_days, newer = _noncurrent_expiration(X.only_child(el, "NoncurrentVersionExpiration"), v2)
+    abort_days = _abort_days(X.only_child(el, "AbortIncompleteMultipartUpload"))
+    transitions = tuple(_transition(t, False, v2) for t in X.children(el, "Transition"))
+    nc_transitions = tuple(_transition(t, True, v2) for t in X.children(el, "NoncurrentVersionTransition"))
+    if (days, date, marker, nc_days, abort_days) == (None,) * 5 and not transitions and not nc_transitions:
+        raise E.InvalidRequest("At least one action needs to be specified in a rule")
+    _check_combinations(scope, marker, abort_days, date, days, transitions, nc_transitions)
+    return Rule(_text(el, "ID") or "", status == "Enabled", scope, days, date, marker, nc_days, newer, abort_days,
+                transitions, nc_transitions)
+
+
+def _scope(el, v2: bool) -> Filter:
+    """A rule's Filter, or (the older form) its rule-level Prefix: exactly one of them."""
     legacy, filt = _text(el, "Prefix", False), X.only_child(el, "Filter")
-    if legacy is not None and filt is not None:
-        raise E.MalformedXML()
-    if legacy is None and filt is None:
+    if (legacy is None) == (filt is None):
         raise E.MalformedXML()
     if legacy is not None and v2:
         raise E.InvalidRequest("Base level prefix cannot be used in Lifecycle V2, prefixes are only supported "
                                "in the Filter.")
     if filt is not None and not v2:
         raise E.InvalidRequest("Filter element can only be used in Lifecycle V2.")
-    scope = Filter(legacy, legacy=True) if filt is None else _filter(filt)
-    days = date = marker = None
-    exp = X.only_child(el, "Expiration")
-    if exp is not None:
-        _known(exp, {"Days", "Date", "ExpiredObjectDeleteMarker"})
-        days, date = X.int_leaf(exp, "Days"), _midnight(exp, "Date")
-        raw_marker = _text(exp, "ExpiredObjectDeleteMarker")
-        if raw_marker not in (None, "true", "false"):
-            raise E.MalformedXML()
-        marker = None if raw_marker is None else raw_marker == "true"
-        if sum(x is not None for x in (days, date, marker)) != 1:
-            raise E.MalformedXML()
-        X.check_positive(days, "Days", "'Days' for Expiration action must be a positive integer")
-    nc_days = newer = None
-    nce = X.only_child(el, "NoncurrentVersionExpiration")
-    if nce is not None:
-        _known(nce, {"NoncurrentDays", "NewerNoncurrentVersions"})
-        nc_days = X.int_leaf(nce, "NoncurrentDays")
-        if nc_days is None:
-            raise E.MalformedXML()
-        X.check_positive(nc_days, "NoncurrentDays",
-                         "'NoncurrentDays' for NoncurrentVersionExpiration action must be a positive integer")
-        newer = _newer(nce, v2)
-    abort_days = None
-    ab = X.only_child(el, "AbortIncompleteMultipartUpload")
-    if ab is not None:
-        _known(ab, {"DaysAfterInitiation"})
-        abort_days = X.int_leaf(ab, "DaysAfterInitiation")
-        if abort_days is None:
-            raise E.MalformedXML()
-        X.check_positive(abort_days, "DaysAfterInitiation", "'DaysAfterInitiation' for "
-                         "AbortIncompleteMultipartUpload action must be a positive integer")
-    transitions = tuple(_transition(t, False, v2) for t in X.children(el, "Transition"))
-    nc_transitions = tuple(_transition(t, True, v2) for t in X.children(el, "NoncurrentVersionTransition"))
-    if exp is None and nce is None and ab is None and not transitions and not nc_transitions:
-        raise E.InvalidRequest("At least one action needs to be specified in a rule")
+    return Filter(legacy, legacy=True) if filt is None else _filter(filt)
+
+
+def _expiration(exp) -> tuple[int | None, int | None, bool | None]:
+    """Expiration's Days, Date and ExpiredObjectDeleteMarker: exactly one of them."""
+    if exp is None:
+        return None, None, None
+    _known(exp, {"Days", "Date", "ExpiredObjectDeleteMarker"})
+    days, date = X.int_leaf(exp, "Days"), _midnight(exp, "Date")
+    raw_marker = _text(exp, "ExpiredObjectDeleteMarker")
+    if raw_marker not in (None, "true", "false"):
+        raise E.MalformedXML()
+    marker = None if raw_marker is None else raw_marker == "true"
+    if sum(x is not None for x in (days, date, marker)) != 1:
+        raise E.MalformedXML()
+    X.check_positive(days, "Days", "'Days' for Expiration action must be a positive integer")
+    return days, date, marker
+
+
+def _noncurrent_expiration(nce, v2: bool) -> tuple[int | None, int | None]:
+    """NoncurrentVersionExpiration's NoncurrentDays and NewerNoncurrentVersions."""
+    if nce is None:
+        return None, None
+    _known(nce, {"NoncurrentDays", "NewerNoncurrentVersions"})
+    nc_days = X.int_leaf(nce, "NoncurrentDays")
+    if nc_days is None:
+        raise E.MalformedXML()
+    X.check_positive(nc_days, "NoncurrentDays",
+                     "'NoncurrentDays' for NoncurrentVersionExpiration action must be a positive integer")
+    return nc_days, _newer(nce, v2)
+
+
+def _abort_days(ab) -> int | None:
+    """AbortIncompleteMultipartUpload's DaysAfterInitiation."""
+    if ab is None:
+        return None
+    _known(ab, {"DaysAfterInitiation"})
+    abort_days = X.int_leaf(ab, "DaysAfterInitiation")
+    if abort_days is None:
+        raise E.MalformedXML()
+    X.check_positive(abort_days, "DaysAfterInitiation", "'DaysAfterInitiation' for "
+                     "AbortIncompleteMultipartUpload action must be a positive integer")
+    return abort_days
+
+
+def _check_combinations(scope: Filter, marker, abort_days, date, days, transitions, nc_transitions) -> None:
+    """What S3 refuses to see together in one rule."""
     for what, given in (("ExpiredObjectDeleteMarker", marker is not None), ("AbortIncompleteMultipartUpload",
                                                                             abort_days is not None)):
         if given and scope.tags:
@@ -308,8 +332,6 @@ def _rule(el, v2: bool) -> Rule:
     if dated and counted:
         raise E.InvalidRequest("Found mixed 'Date' and 'Days' based Expiration and Transition actions in "
                                "lifecycle rule")
-    return Rule(_text(el, "ID") or "", status == "Enabled", scope, days, date, marker, nc_days, newer, abort_days,
-                transitions, nc_transitions)
 
 
 #: Control characters (C0 and DEL): an ID holding one could not be sent back in a header.
