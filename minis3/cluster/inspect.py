@@ -497,7 +497,7 @@ def _render_record(ins: Inspection, d: dict) -> list[str]:
                           else "computed from all data fragments")
             lines.append(f"    #{row['index']} {row['kind']:<6} {row['node']:<4} {hexdump(data)}  {where_from}")
             if "plain_bytes" in row:
-                lines.append(f"    {'':<6} opened {'':<4} {hexdump(base64.b64decode(row['plain_bytes']))}  "
+                lines.append(f"    {'':<2} {'opened':<6} {'':<4} {hexdump(base64.b64decode(row['plain_bytes']))}  "
                              f"with the object's data key: the object's own bytes")
     return lines
 
