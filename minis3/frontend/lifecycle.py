@@ -1,5 +1,6 @@
 """Lifecycle: Put/Get/DeleteBucketLifecycleConfiguration, and the headers that tell a client
-when a rule will act on what it reads or writes (``x-amz-expiration`` on PUT, GET and HEAD;
+when a rule will act on what it reads or writes (``x-amz-expiration`` on PUT, CopyObject,
+CompleteMultipartUpload, GET and HEAD;
 ``x-amz-abort-date`` and ``x-amz-abort-rule-id`` on CreateMultipartUpload).
 
 The document and every decision are pure (minis3/core/lifecycle.py). A bucket's rules are one of

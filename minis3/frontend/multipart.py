@@ -300,7 +300,8 @@ def _completed(ctx: Context, rec: dict) -> web.Response:
                                                checksum=(checksum["alg"], checksum["value"]) if shown else None,
                                                checksum_type=checksum["type"] if shown else None)
     return web.Response(body=body, content_type="application/xml",
-                        headers={**versions.header(rec), **encryption.answer_headers(ctx, rec.get("sse"))})
+                        headers={**versions.header(rec), **encryption.answer_headers(ctx, rec.get("sse")),
+                                 **lifecycle.expiration_headers(ctx, bucket, key, rec)})
 
 
 async def _completed_before(ctx: Context, listed: list[dict]) -> web.Response | None:

@@ -419,4 +419,5 @@ async def copy(ctx: Context) -> web.Response:
                         headers={**versions.header(rec), **encryption.answer_headers(ctx, sealed, context=True)})
     if src.get("version_id"):
         resp.headers["x-amz-copy-source-version-id"] = src["version_id"]
+    resp.headers.update(lifecycle.expiration_headers(ctx, bucket, key, rec))
     return resp

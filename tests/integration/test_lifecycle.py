@@ -334,3 +334,19 @@ def test_the_scrubber_reports_what_lifecycle_did(lc):
     assert counted.get("expired", 0) >= 3 and counted.get("uploads_aborted", 0) >= 1
     assert counted.get("noncurrent_expired", 0) >= 2 and counted.get("markers_removed", 0) >= 1
     assert counted.get("transitioned", 0) >= 1
+
+
+def test_copy_and_complete_say_when_a_rule_will_expire_what_they_made(lc):
+    """S3 sends x-amz-expiration on CopyObject's and CompleteMultipartUpload's answers too."""
+    b = new_bucket(lc, "lc-later")
+    put_rules(lc, b, {"ID": "later", "Filter": {"Prefix": "later/"}, "Status": "Enabled", "Expiration": {"Days": 1000}})
+    lc.s3.put_object(Bucket=b, Key="src", Body=b"x")
+    copied = lc.s3.copy_object(Bucket=b, Key="later/copy", CopySource={"Bucket": b, "Key": "src"})
+    assert copied["Expiration"] == lc.s3.head_object(Bucket=b, Key="later/copy")["Expiration"]
+    assert copied["Expiration"].endswith('rule-id="later"')
+    assert "Expiration" not in lc.s3.copy_object(Bucket=b, Key="elsewhere", CopySource={"Bucket": b, "Key": "src"})
+    up = lc.s3.create_multipart_upload(Bucket=b, Key="later/mpu")["UploadId"]
+    part = lc.s3.upload_part(Bucket=b, Key="later/mpu", UploadId=up, PartNumber=1, Body=b"part")
+    done = lc.s3.complete_multipart_upload(Bucket=b, Key="later/mpu", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert done["Expiration"] == lc.s3.head_object(Bucket=b, Key="later/mpu")["Expiration"]
