@@ -240,15 +240,17 @@ async def _with_object_acl(ctx: Context, need: actions.Need, bucket: BucketAcces
     return access.decide(ctx.principal, need, bucket, context, object_acl=grants) if grants else None
 
 
-def allowed(ctx: Context, action: str, key: str, headers: dict | None = None) -> bool:
+def allowed(ctx: Context, action: str, key: str, headers: dict | None = None, *, shown: bool = True) -> bool:
     """One object action decided in the handler, where its key is known only there: a key of
     a DeleteObjects batch (decided as a DeleteObject of it, as AWS does), a form upload's key
-    (``headers``: its fields, which stand for a PUT's headers)."""
+    (``headers``: its fields, which stand for a PUT's headers). ``shown=False``: a question
+    about what to answer (may this caller see a version's retention?), not a refusal, so it
+    leaves the request's traced decision alone."""
     state = ctx.buckets_seen[ctx.target.bucket]
     need = actions.Need(action, actions.object_arn(ctx.target.bucket, key))
     context = _context(ctx, headers=headers) if state.access.policy else {}
     verdict = access.decide(ctx.principal, need, state.access, context)
-    if not verdict.allowed or headers is not None:
+    if shown and (not verdict.allowed or headers is not None):
         _trace(ctx, verdict, need)
     return verdict.allowed
 

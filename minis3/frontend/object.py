@@ -50,6 +50,17 @@ _NOT_IN_A_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
+def _lock_headers(ctx: Context, rec: dict) -> dict[str, str]:
+    """A version's retention and legal hold, as GET and HEAD answer them: each only to a caller
+    allowed to read it (s3:GetObjectRetention, s3:GetObjectLegalHold), as S3 documents."""
+    h = OL.response_headers(rec)
+    if OL.MODE_HEADER in h and not authorize.allowed(ctx, "s3:GetObjectRetention", ctx.target.key, shown=False):
+        del h[OL.MODE_HEADER], h[OL.UNTIL_HEADER]
+    if OL.HOLD_HEADER in h and not authorize.allowed(ctx, "s3:GetObjectLegalHold", ctx.target.key, shown=False):
+        del h[OL.HOLD_HEADER]
+    return h
+
+
 def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, str]:
     h = {"ETag": f'"{rec["etag"]}"', "Last-Modified": http_date(rec["mtime"]), "Accept-Ranges": "bytes"}
     std = rec.get("headers") or {}
@@ -66,7 +77,6 @@ def _object_headers(rec: dict, query: dict, checksum_mode: bool) -> dict[str, st
                                         ArgumentName=q, ArgumentValue=query[q])
             h[header] = query[q]
     h.update(tagging.count_header(rec))
-    h.update(OL.response_headers(rec))             # its retention and legal hold, if any
     h.update(versions.header(rec))
     if SC.of(rec) != SC.STANDARD:                  # S3 sends it for every class but STANDARD
         h["x-amz-storage-class"] = SC.of(rec)
@@ -207,7 +217,7 @@ async def head(ctx: Context) -> web.StreamResponse:
     rec, _ = await _readable_record(ctx, payload=False)     # a HEAD sends no bytes: no replica reads them
     rng, parts_count = _requested_range(ctx, rec)
     headers = {**_object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None),
-               **encryption.answer_headers(ctx, rec.get("sse"))}
+               **encryption.answer_headers(ctx, rec.get("sse")), **_lock_headers(ctx, rec)}
     # A StreamResponse, so that Content-Length says the object's size while
     # no body is sent (aiohttp's Response would compute it from an empty body).
     resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
@@ -238,7 +248,7 @@ async def get(ctx: Context) -> web.StreamResponse:
     # would check it against the partial body and fail.
     resp = web.StreamResponse(status=206 if rng else 200,
                               headers={**_object_headers(rec, ctx.query, _checksum_mode(ctx) and rng is None),
-                                       **encryption.answer_headers(ctx, rec.get("sse"))})
+                                       **encryption.answer_headers(ctx, rec.get("sse")), **_lock_headers(ctx, rec)})
     if parts_count is not None and "parts" in rec:
         resp.headers["x-amz-mp-parts-count"] = str(parts_count)
     if rng:

@@ -386,3 +386,34 @@ def test_the_metadata_coordinator_itself_refuses_to_remove_a_locked_version(s3, 
     time.sleep(4.5)
     assert asyncio.run(remove(cur, False)) == "removed"
     assert _version_ids(s3, b, "k") == []
+
+
+
+def test_the_lock_headers_of_a_get_are_only_for_callers_allowed_to_read_them(s3, locked_bucket, cluster):
+    """S3 answers x-amz-object-lock-mode and -retain-until-date only to a caller allowed
+    s3:GetObjectRetention, and -legal-hold only with s3:GetObjectLegalHold."""
+    b = locked_bucket
+    s3.put_object(Bucket=b, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=_in(3600),
+                  ObjectLockLegalHoldStatus="ON")
+    owner = s3.head_object(Bucket=b, Key="k")
+    assert owner["ObjectLockMode"] == "GOVERNANCE" and owner["ObjectLockLegalHoldStatus"] == "ON"
+    other = boto3.client("s3", endpoint_url=cluster.endpoint, region_name="us-east-1",
+                         aws_access_key_id=SECOND_ACCESS_KEY, aws_secret_access_key=SECOND_SECRET_KEY,
+                         config=Config(retries={"max_attempts": 1}))
+    grant = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id(SECOND_ACCESS_KEY)}:root"},
+             "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{b}/*"}
+
+    def seen() -> set[str]:
+        s3.put_bucket_policy(Bucket=b, Policy=json.dumps({"Version": "2012-10-17", "Statement": [grant]}))
+        time.sleep(1.1)                  # the policy cache (AccessStore.TTL), should another frontend answer
+        head, got = other.head_object(Bucket=b, Key="k"), other.get_object(Bucket=b, Key="k")
+        assert got["Body"].read() == b"x"
+        lock = {"ObjectLockMode", "ObjectLockRetainUntilDate", "ObjectLockLegalHoldStatus"}
+        assert lock & set(head) == lock & set(got)
+        return lock & set(head)
+    assert seen() == set()
+    grant["Action"].append("s3:GetObjectRetention")
+    assert seen() == {"ObjectLockMode", "ObjectLockRetainUntilDate"}
+    grant["Action"].append("s3:GetObjectLegalHold")
+    assert seen() == {"ObjectLockMode", "ObjectLockRetainUntilDate", "ObjectLockLegalHoldStatus"}
+    s3.put_object_legal_hold(Bucket=b, Key="k", LegalHold={"Status": "OFF"})
