@@ -57,7 +57,8 @@ def for_write(ctx: Context, bucket: str, key: str,
     """A new object's data key and its record's ``sse`` (``headers``: a form upload's fields);
     (None, None) in a bucket the topology leaves in the clear (``plaintext_buckets``) when
     neither the request nor the bucket's configuration asks for encryption."""
-    asked = sse.requested(ctx.lowered_headers() if headers is None else headers)
+    # (aiohttp's headers are case-insensitive: the core's lower-case lookups find them as they are)
+    asked = sse.requested(ctx.request.headers if headers is None else headers)
     setting = ctx.buckets_seen[bucket].settings.get("encryption")
     if asked is None and setting is None and any(fnmatch.fnmatchcase(bucket, p)
                                                  for p in ctx.fe.topo.frontend.plaintext_buckets):
@@ -74,8 +75,7 @@ def for_read(ctx: Context, rec: dict, *, copy_source: bool = False) -> bytes | N
     clear), checking the SSE-C key the request gives as S3 does: missing (400),
     wrong (403), or given for an object that has none (400). ``copy_source``: the
     ``x-amz-copy-source-server-side-encryption-customer-*`` headers."""
-    headers = ctx.lowered_headers()
-    customer = sse.customer_key(headers, sse.COPY_SOURCE_CUSTOMER if copy_source else sse.CUSTOMER)
+    customer = sse.customer_key(ctx.request.headers, sse.COPY_SOURCE_CUSTOMER if copy_source else sse.CUSTOMER)
     info = rec.get("sse")
     if info is None or info["alg"] != sse.SSE_C:
         if customer is not None:
@@ -95,8 +95,7 @@ def answer_headers(ctx: Context, info: dict | None, *, context: bool = False,
     """The SSE headers of an answer about an object encrypted as ``info`` (its record's
     ``sse``); SSE-C's key MD5 is the request's (``fields``: a form upload's), checked already."""
     src = fields if fields is not None else ctx.request.headers
-    return sse.response_headers(info, context=context, customer_md5=src.get(sse.CUSTOMER + "key-md5")
-                                or src.get(sse.CUSTOMER + "key-MD5"))
+    return sse.response_headers(info, context=context, customer_md5=src.get(sse.CUSTOMER + "key-md5"))
 
 
 def etag(rec_sse: dict | None, data_key: bytes | None, md5_hex: str) -> str:
