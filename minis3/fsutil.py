@@ -18,6 +18,28 @@ def fsync_dir(path) -> None:
         os.close(fd)
 
 
+def create_once(path: Path, data: bytes) -> bool:
+    """Write ``path`` (mode 0600) whole unless it exists, the first of racing processes
+    winning: a temporary file, fsynced, hard-linked into place, the directory fsynced.
+    False when another process made it first (its content stands)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+        made = True
+    except FileExistsError:
+        made = False
+    finally:
+        os.unlink(tmp)
+    fsync_dir(path.parent)
+    return made
+
+
 _SYNC_FILE_RANGE_WRITE = 2
 try:
     import ctypes

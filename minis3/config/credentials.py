@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..fsutil import create_once
 from .specs import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, TopologyError
 
 if TYPE_CHECKING:
@@ -94,19 +95,7 @@ def cluster_secret(doc: dict, root: Path) -> tuple[str, str]:
     except FileNotFoundError:
         pass
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)            # whole or not at all; the first of racing processes wins
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    create_once(path, (secrets.token_hex(32) + "\n").encode())     # the first of racing processes wins
     return path.read_text().strip(), source
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import threading
 import time
 import uuid
@@ -35,7 +34,7 @@ from ..config.credentials import from_env
 from ..config.specs import TopologyError
 from ..core import errors as E
 from ..core import seal, sse
-from ..fsutil import fsync_dir
+from ..fsutil import create_once, fsync_dir
 
 MASTER_KEY_ENV = "MINIS3_MASTER_KEY"
 MANAGED_ALIAS = "aws/s3"
@@ -63,26 +62,10 @@ def _make_dirs(path: Path) -> None:
 
 
 def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Write ``path`` (mode 0600) unless it exists: False if another process made it first.
-    Durable before it returns (file and directory fsynced): a key that wraps an
-    acknowledged object's data key must survive a power cut."""
+    """``fsutil.create_once`` in a directory made (0700) if missing: durable before it
+    returns, since a key that wraps an acknowledged object's data key must survive a power cut."""
     _make_dirs(path.parent)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-        made = True
-    except FileExistsError:
-        made = False
-    finally:
-        os.unlink(tmp)
-    fsync_dir(path.parent)
-    return made
+    return create_once(path, data)
 
 
 def load_master_key(keys: Path, create: bool = True) -> bytes | None:
