@@ -18,7 +18,7 @@ async def get_object_attributes(ctx: Context) -> web.Response:
     from .object import readable_version
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"))
     # An SSE-C object's attributes are its metadata: S3 asks for its key here too.
-    encryption.for_read(ctx, rec)
+    encryption.check_key(ctx, rec)
     # A multipart object's parts have checksums to show when its upload chose an algorithm.
     body = attributes.attributes_xml(rec, wanted, marker=marker, max_parts=max_parts,
                                      part_checksums=bool(rec.get("checksum_chosen")))

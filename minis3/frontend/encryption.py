@@ -70,24 +70,32 @@ def for_write(ctx: Context, bucket: str, key: str,
     return ctx.fe.keys.new_data_key(enc, bucket, key, access.account_id(owner))
 
 
-def for_read(ctx: Context, rec: dict, *, copy_source: bool = False) -> bytes | None:
-    """The data key of a stored object (None: stored before minis3 encrypted, in the
-    clear), checking the SSE-C key the request gives as S3 does: missing (400),
-    wrong (403), or given for an object that has none (400). ``copy_source``: the
-    ``x-amz-copy-source-server-side-encryption-customer-*`` headers."""
+def check_key(ctx: Context, rec: dict, *, copy_source: bool = False) -> bytes | None:
+    """The SSE-C key the request gives for a stored object, checked as S3 does: missing
+    (400), wrong (403), or given for an object that has none (400); None for an object
+    that is not SSE-C. What a HEAD needs: it reads no byte, so it opens no data key.
+    ``copy_source``: the ``x-amz-copy-source-server-side-encryption-customer-*`` headers."""
     customer = sse.customer_key(ctx.request.headers, sse.COPY_SOURCE_CUSTOMER if copy_source else sse.CUSTOMER)
     info = rec.get("sse")
     if info is None or info["alg"] != sse.SSE_C:
         if customer is not None:
             raise E.InvalidRequest("The encryption parameters are not applicable to this object.")
-        return ctx.fe.keys.open(info) if info is not None else None
+        return None
     if customer is None:
         raise E.InvalidRequest("The object was stored using a form of Server Side Encryption. The correct "
                                "parameters must be provided to retrieve the object.")
     _check_transport(ctx)
     if not seal.key_matches(customer.key, info["salt"], info["hmac"]):
         raise E.AccessDenied("The SSE-C key does not match the key the object was stored with.")
-    return ctx.fe.keys.open(info, customer.key)
+    return customer.key
+
+
+def for_read(ctx: Context, rec: dict, *, copy_source: bool = False) -> bytes | None:
+    """The data key of a stored object (None: stored before minis3 encrypted, in the
+    clear), once :func:`check_key` holds."""
+    customer = check_key(ctx, rec, copy_source=copy_source)
+    info = rec.get("sse")
+    return ctx.fe.keys.open(info, customer) if info is not None else None
 
 
 def answer_headers(ctx: Context, info: dict | None, *, context: bool = False,

@@ -188,12 +188,17 @@ async def readable_version(ctx: Context, bucket: str, key: str, raw_version_id: 
 
 async def _readable_record(ctx: Context, payload: bool = True) -> tuple[dict, bytes | None]:
     """The object's record, once its GET/HEAD preconditions hold (else 304/412), and
-    its data key (the request's SSE-C key checked: frontend/encryption.py)."""
+    its data key (the request's SSE-C key checked: frontend/encryption.py). ``payload=False``
+    (a HEAD): no byte is read, so the SSE-C key is checked and no data key opened (None)."""
     validate_key(ctx.target.key)
     headers = ctx.lowered_headers()
     sse.refuse_on_read(headers)
     rec = await readable_version(ctx, ctx.target.bucket, ctx.target.key, ctx.query.get("versionId"), payload)
-    data_key = encryption.for_read(ctx, rec)
+    data_key = None
+    if payload:
+        data_key = encryption.for_read(ctx, rec)
+    else:
+        encryption.check_key(ctx, rec)
     try:
         check_read(headers, f'"{rec["etag"]}"', rec["mtime"])
     except E.NotModified as exc:
