@@ -21,7 +21,6 @@ cluster HMAC (``rpc/auth.BODY_HEADER``) and checked by the replica.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
@@ -44,14 +43,13 @@ MAX_BODY = 16 * 1024
 ENABLED = os.environ.get("MINIS3_RPC_BATCH", "1") != "0" and hasattr(fastjson.orjson, "Fragment")
 
 
-def encode_calls(calls) -> tuple[bytes, str]:
+def encode_calls(calls) -> bytes:
     """``calls``: (method, path, params, body: dict | bytes | None). The batch
-    body, and its SHA-256 (hex) for the signed header."""
+    body (a request's, whose SHA-256 its signature covers, or a channel message)."""
     Fragment = fastjson.orjson.Fragment
     doc = {"calls": [[m, p, {k: str(v) for k, v in (q or {}).items()},
                       Fragment(b) if isinstance(b, bytes) else b] for m, p, q, b in calls]}
-    raw = fastjson.orjson.dumps(doc)
-    return raw, hashlib.sha256(raw).hexdigest()
+    return fastjson.orjson.dumps(doc)
 
 
 class Call:

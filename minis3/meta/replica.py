@@ -3,7 +3,8 @@
 A call answers its JSON body, or raises :class:`ReplicaError` (a 4xx/5xx, or
 no answer: the replica is then *suspect* for ``SUSPECT_FOR`` seconds and
 :func:`ask_order` puts it last). Calls of the hot path made in the same turn
-of the event loop go out together as one batch (``meta/batch.py``). Writes
+of the event loop go out together as one batch (``meta/batch.py``), as one
+message on a channel to the replica (``rpc/channel.py``) when it has one. Writes
 still on their way to slower replicas are kept by :class:`Background`, which
 a short-lived client drains before it closes its session.
 """
@@ -17,7 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ..rpc import fastjson
+from ..rpc import channel, fastjson
 from ..rpc import tracing
 from ..rpc.auth import BODY_HEADER
 from . import batch
@@ -43,6 +44,7 @@ class Replica:
         self.session, self.url, self.name, self.az = session, url, name or url, az
         self.suspect_until = 0.0          # after a failure to answer, asked last for a while
         self._queue: list = []            # calls waiting for the end of this loop turn (meta/batch.py)
+        self.channel = channel.ChannelClient(session, url)     # where those calls go (rpc/channel.py)
 
     async def call(self, method: str, path: str, *, params: dict | None = None, json: dict | bytes | None = None,
                    body_sha256: str | None = None):
@@ -52,9 +54,11 @@ class Replica:
         outside a traced request wait for the end of this turn of the event
         loop and go out together (meta/batch.py). ``body_sha256``: the digest
         of ``json`` (bytes), when the caller has it already."""
-        if (batch.ENABLED and (method, path) in batch.BATCHABLE and tracing.CURRENT.get() is None
-                and not (isinstance(json, bytes) and len(json) > batch.MAX_BODY)):
-            status, body = await self._queued(method, path, params, json)
+        if batch.ENABLED and (method, path) in batch.BATCHABLE and tracing.CURRENT.get() is None:
+            if isinstance(json, bytes) and len(json) > batch.MAX_BODY:
+                status, body = await self._alone(method, path, params, json, body_sha256)
+            else:
+                status, body = await self._queued(method, path, params, json)
         else:
             status, body = await self._request(method, path, params, json, body_sha256)
         if status >= 400:
@@ -79,6 +83,29 @@ class Replica:
             self.suspect_until = time.monotonic() + SUSPECT_FOR
             raise ReplicaError(f"{self.name}: {exc.__class__.__name__}") from exc
 
+    async def _alone(self, method: str, path: str, params: dict | None, json: bytes,
+                     body_sha256: str | None) -> tuple[int, dict]:
+        """A call too big to share a batch (a record with an inline payload):
+        a message of its own on the channel, else a request of its own."""
+        answers = await self._on_channel([(method, path, params, json)])
+        if answers is not None:
+            return answers[0]
+        return await self._request(method, path, params, json, body_sha256)
+
+    async def _on_channel(self, calls: list) -> list[tuple[int, dict]] | None:
+        """Each call's (status, body), sent as one message on the channel
+        (rpc/channel.py); None when there is no channel to send it on."""
+        if not self.channel.usable:
+            return None
+        try:
+            answer = await self.channel.call(batch.encode_calls(calls))
+            return [(st, body) for st, body in fastjson.loads(answer)["results"]]
+        except channel.Unavailable:
+            return None
+        except (ConnectionError, ValueError, KeyError) as exc:
+            self.suspect_until = time.monotonic() + SUSPECT_FOR
+            raise ReplicaError(f"{self.name}: {exc}") from exc
+
     def _queued(self, method: str, path: str, params: dict | None, json) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -92,19 +119,15 @@ class Replica:
         Background.keep(asyncio.ensure_future(self._send(items)))
 
     async def _send(self, items: list) -> None:
-        """A lone call as itself; several as one batch. Each caller's future
-        gets (status, body), or the ReplicaError of a batch that got no answer."""
+        """The calls of one loop turn as one message on the channel; without a
+        channel, a lone call as itself and several as one batch request. Each
+        caller's future gets (status, body), or the ReplicaError of a batch
+        that got no answer."""
+        calls = [i[:4] for i in items]
         try:
-            if len(items) == 1:
-                m, p, q, b, _ = items[0]
-                answers = [await self._request(m, p, q, b)]
-            else:
-                raw, sha = batch.encode_calls([i[:4] for i in items])
-                status, doc = await self._request("POST", batch.PATH, None, raw, body_sha256=sha)
-                if status != 200:
-                    raise ReplicaError(f"{self.name}: batch answered {status} {doc.get('code')}", doc.get("code"),
-                                       status, doc)
-                answers = [(st, body) for st, body in doc["results"]]
+            answers = await self._on_channel(calls)
+            if answers is None:
+                answers = await self._as_requests(calls)
         except BaseException as exc:              # no caller may wait forever
             err = exc if isinstance(exc, ReplicaError) else ReplicaError(f"{self.name}: batch failed: {exc!r}")
             for *_, fut in items:
@@ -116,6 +139,16 @@ class Replica:
         for (*_, fut), answer in zip(items, answers):
             if not fut.done():
                 fut.set_result(answer)
+
+    async def _as_requests(self, calls: list) -> list[tuple[int, dict]]:
+        if len(calls) == 1:
+            return [await self._request(*calls[0])]
+        raw = batch.encode_calls(calls)
+        status, doc = await self._request("POST", batch.PATH, None, raw, body_sha256=hashlib.sha256(raw).hexdigest())
+        if status != 200:
+            raise ReplicaError(f"{self.name}: batch answered {status} {doc.get('code')}", doc.get("code"),
+                               status, doc)
+        return [(st, body) for st, body in doc["results"]]
 
 
 class Background:

@@ -60,6 +60,7 @@ HTTP API (JSON, HMAC-signed):
                     a conditional write's first round: a promise, or 409 ConditionalRequestConflict
     GET  /v/scan?table=&start=&inclusive=&end=&limit=&fields=&inline=   (raw versions, tombstones too)
     POST /v/batch   several of the calls above in one request (meta/batch.py)
+    GET  /v/channel a channel (rpc/channel.py): batches of those calls as WebSocket messages
     POST /gc/add    GET /gc    POST /gc/forget {ids}    GET /status    GET /health    GET /metrics
     GET  /index/map  POST /index/map  GET /index/stats  GET /index/split-key   (the partition map, splits)
     POST /index/receive  /index/fence  /index/finish  /index/release   (a partition replica's move)
@@ -79,8 +80,9 @@ import prometheus_client
 
 from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
+from ..rpc import channel as rpc_channel
 from ..rpc import tracing
-from ..rpc.http import client_session, internal_app, use_fast_event_loop
+from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
 from ..config import IndexSpec
 from ..rpc import fastjson
@@ -151,7 +153,9 @@ class MetaService:
         self.secret = secret
         self.serving = not self.peers          # a lone replica has nobody to catch up from
         self.started = time.time()
-        self.batches = {"requests": 0, "calls": 0}      # POST /v/batch received (meta/batch.py)
+        # POST /v/batch requests and channel messages received, and the calls in them (meta/batch.py)
+        self.batches = {"requests": 0, "messages": 0, "calls": 0}
+        self.channels = 0                                # channels opened to it (rpc/channel.py)
 
     @property
     def pmap(self) -> PartitionMap:
@@ -403,6 +407,22 @@ class MetaService:
         results = await asyncio.gather(*(batch.run(self._batch_handlers, c) for c in calls))
         return web.Response(body=batch.encode_results(results), content_type="application/json")
 
+    async def channel(self, request):
+        """``GET /v/channel``: a channel (rpc/channel.py) carrying the calls a
+        batch may carry, as messages: each message is a batch, answered as one."""
+        self.channels += 1
+        return await rpc_channel.accept(request, self.secret, self._serve_message,
+                                        request.app[VERIFIER].count)
+
+    async def _serve_message(self, payload) -> bytes:
+        try:
+            calls = fastjson.loads(payload)["calls"]
+        except (ValueError, KeyError, TypeError):
+            return batch.encode_results([(400, fastjson.dumpb({"code": "MalformedBatch", "message": "not a batch"}))])
+        self.batches["messages"] += 1
+        self.batches["calls"] += len(calls)
+        return batch.encode_results(await asyncio.gather(*(batch.run(self._batch_handlers, c) for c in calls)))
+
     async def metrics(self, request):
         """Prometheus text format (unauthenticated: counts only, never keys)."""
         return web.Response(body=prometheus_client.generate_latest(REGISTRY),
@@ -422,7 +442,7 @@ class MetaService:
             "state": "serving" if self.serving else "catching-up", "catch_up": self.catchup.stats,
             "buckets": sum(1 for v in self.buckets.table.values() if not v.get("deleted")),
             "gc_queue": len(self.gc.table), "max_ts": self.max_ts() if request.query.get("ts") else None,
-            "blob_log": self.blobs.stats(), "batches": self.batches,
+            "blob_log": self.blobs.stats(), "batches": self.batches, "channels": self.channels,
             "gc_freezes": {"count": self.freezer.freezes, "last_ms": round(self.freezer.last_ms, 1),
                            "frozen_objects": gc.get_freeze_count()},
             "partitions": [p.stats() for p in self.objects.partitions],
@@ -439,6 +459,7 @@ class MetaService:
                   web.post("/v/bucket", self.put_bucket), web.get("/v/object", self.get_object),
                   web.post("/v/object", self.put_object), web.post("/v/objects", self.put_objects),
                   web.post("/v/prepare", self.prepare), web.post(batch.PATH, self.batch),
+                  web.get(rpc_channel.PATH, self.channel),
                   web.get("/v/scan", self.scan), web.post("/gc/add", self.gc_notes.add),
                   web.get("/gc", self.gc_notes.list_notes),
                   web.post("/gc/forget", self.gc_notes.forget), web.get("/metrics", self.metrics),

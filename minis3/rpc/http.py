@@ -9,7 +9,7 @@ import weakref
 from aiohttp import web
 
 from ..core.errors import S3Error
-from . import auth, listener
+from . import auth, channel, listener
 
 log = logging.getLogger(__name__)
 #: An internal app's auth.Verifier (its replay guard and refusal counts).
@@ -169,9 +169,11 @@ def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 
     trace.on_request_exception.append(on_exception)
     conn = aiohttp.TCPConnector(limit=0, limit_per_host=limit_per_host, keepalive_timeout=30,
                                 local_addr=(source_host, 0) if source_host else None)
-    return aiohttp.ClientSession(connector=conn, trace_configs=[trace], json_serialize=fastjson.dumps,
-                                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=timeout_s),
-                                 auto_decompress=False, read_bufsize=1 << 20)
+    session = aiohttp.ClientSession(connector=conn, trace_configs=[trace], json_serialize=fastjson.dumps,
+                                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=2, sock_read=timeout_s),
+                                    auto_decompress=False, read_bufsize=1 << 20)
+    channel.register_session(session, secret, delay, timeout_s)      # its channels sign and wait as it does
+    return session
 
 
 def use_fast_event_loop() -> str:

@@ -153,6 +153,9 @@ class S3Connection(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._refused or self._force_close or self._close:
             return
+        if self._upgraded:                       # a WebSocket's frames (rpc/channel.py), not a request head
+            super().data_received(data)
+            return
         if not self._in_head and data and (self._last_payload is None or self._last_payload.is_eof()):
             self._start_head()                   # the first byte of the next request
         if not self._in_head:                    # a body: the handler's to read (and time)

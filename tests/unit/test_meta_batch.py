@@ -12,9 +12,9 @@ from minis3.rpc import auth
 
 
 def test_a_batch_body_embeds_encoded_bodies_as_they_are_and_its_digest_is_signed():
-    raw, sha = batch.encode_calls([("GET", "/v/object", {"bucket": "b", "key": "k", "n": 1}, None),
-                                   ("POST", "/v/object", None, b'{"record":{"ts":1}}')])
-    assert hashlib.sha256(raw).hexdigest() == sha
+    raw = batch.encode_calls([("GET", "/v/object", {"bucket": "b", "key": "k", "n": 1}, None),
+                              ("POST", "/v/object", None, b'{"record":{"ts":1}}')])
+    sha = hashlib.sha256(raw).hexdigest()
     assert json.loads(raw) == {"calls": [["GET", "/v/object", {"bucket": "b", "key": "k", "n": "1"}, None],
                                          ["POST", "/v/object", {}, {"record": {"ts": 1}}]]}
     v = auth.Verifier("s3cret", clock=lambda: 1000)

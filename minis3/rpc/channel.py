@@ -1,0 +1,244 @@
+"""An internal channel: many calls over one authenticated WebSocket (the I/O shell around core/channel).
+
+An internal call over HTTP costs each side far more than its bytes: measured
+in minis3 (``minis3 bench``, 4 KiB PUTs ×32 with batching off), a call to a
+metadata replica cost ~0.55 ms of CPU over both processes, of which a bare
+aiohttp request and response are ~0.13 ms and the rest is minis3's around it
+(the signature and its check, the replay guard, tracing hooks, middlewares).
+A WebSocket message costs ~0.025 ms. So the frontend opens one channel to each
+replica, with an ordinary signed request (``GET`` :data:`PATH`, upgraded), and
+sends its hot-path calls over it as messages (``core/channel``: each with its
+own MAC, keyed from the cluster secret and both sides' salts).
+
+* :class:`ChannelClient` (the opener): :meth:`~ChannelClient.call` sends one
+  payload and waits for the answer with the same id; answers come back in any
+  order. It opens the channel on first use and again after it closed; if it
+  cannot be opened (an older process, a refusal), the caller is told
+  (:class:`Unavailable`) and uses plain requests for ``RETRY_AFTER_S``. A
+  channel that closes fails every call still waiting on it, as a dropped
+  connection fails its request.
+* :func:`accept` (the acceptor): the handler of ``GET`` :data:`PATH`; it
+  serves each message in a task of its own (so a slow call does not hold up
+  the next), with the service's ``serve(payload) -> answer``. A message whose
+  MAC does not match closes the channel and is counted as a refused request
+  (``signature``).
+
+Calls made inside a traced request do not use a channel (its callers send
+them as requests, which record their spans), so traces look as before. Each
+message waits out the inter-AZ delay (``rpc/delay``), as a request would.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import weakref
+from typing import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from ..core.channel import (SALT_BYTES, SALT_HEADER, TO_ACCEPTOR, TO_OPENER, ChannelError, Receiver, Sender,
+                            channel_key, parse_salt)
+
+log = logging.getLogger("minis3.rpc.channel")
+
+PATH = "/v/channel"
+#: MINIS3_RPC_CHANNEL=0: every call as a request of its own (to measure what channels gain).
+ENABLED = os.environ.get("MINIS3_RPC_CHANNEL", "1") != "0"
+#: After a channel could not be opened, plain requests for this long before trying again.
+RETRY_AFTER_S = 5.0
+#: A channel not open this soon is given up (a frozen peer): plain requests meanwhile.
+OPEN_TIMEOUT_S = 5.0
+#: The opener pings the acceptor this often and closes the channel when no pong
+#: comes within half of it: the calls waiting on a frozen or cut-off peer fail
+#: then, instead of after the read timeout, and the next ones try a new channel.
+HEARTBEAT_S = 5.0
+#: The largest message either side accepts (a batch of calls, or their answers).
+MAX_MESSAGE = 64 << 20
+
+
+class Unavailable(Exception):
+    """No channel to this peer now: send the call as a request."""
+
+
+#: What the channel needs of a client session (rpc/http.client_session): the
+#: cluster secret, the inter-AZ delay, and the per-call read timeout.
+_SESSIONS: "weakref.WeakKeyDictionary[aiohttp.ClientSession, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _session_timeout(session) -> float:
+    return _SESSIONS[session][2]
+
+
+def register_session(session: aiohttp.ClientSession, secret: str, delay, timeout_s: float) -> None:
+    _SESSIONS[session] = (secret, delay, timeout_s)
+
+
+class ChannelClient:
+    """The opener's end of one channel to one peer (``base_url``)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str):
+        self.session, self.url = session, base_url + PATH
+        u = aiohttp.client.URL(base_url)
+        self.host, self.port = u.host, u.port
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._sender: Sender | None = None
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._next_id = 0
+        self._opening: asyncio.Future | None = None
+        self._closed_until = 0.0
+        self.opened = 0                  # channels opened (status, tests)
+        self.enabled = ENABLED
+
+    @property
+    def usable(self) -> bool:
+        return self.enabled and self.session in _SESSIONS and time.monotonic() >= self._closed_until
+
+    async def call(self, payload: bytes) -> bytes:
+        """The peer's answer to ``payload``. Unavailable: no channel could be
+        opened (send it as a request); ConnectionError: the channel closed or
+        the answer took longer than the session's read timeout."""
+        secret, delay, timeout_s = _SESSIONS[self.session]
+        ws = self._ws if self._ws is not None and not self._ws.closed else await self._open(secret)
+        if delay is not None:
+            wait = delay.seconds(self.host, self.port)
+            if wait:
+                await asyncio.sleep(wait)
+        self._next_id += 1
+        msg_id = self._next_id
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting[msg_id] = fut
+        try:
+            # Sealed and written with no await between (an uncompressed frame
+            # goes to the transport at once), so messages leave in the order
+            # of their sequence numbers, whatever other calls run meanwhile.
+            await ws.send_bytes(self._sender.seal(msg_id, payload))
+            return await asyncio.wait_for(fut, timeout_s)
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:   # RuntimeError: sent on a closing socket
+            raise ConnectionError(f"channel to {self.url}: {exc!r}") from exc
+        except TimeoutError:
+            raise ConnectionError(f"channel to {self.url}: no answer in {timeout_s:g} s") from None
+        finally:
+            self._waiting.pop(msg_id, None)
+
+    async def _open(self, secret: str) -> aiohttp.ClientWebSocketResponse:
+        if self._opening is not None:                # another call is opening it: share that
+            return await asyncio.shield(self._opening)
+        if time.monotonic() < self._closed_until:
+            raise Unavailable(self.url)
+        self._opening = asyncio.get_running_loop().create_future()
+        try:
+            ws = await asyncio.wait_for(self._connect(secret), OPEN_TIMEOUT_S)
+        except BaseException as exc:
+            self._closed_until = time.monotonic() + RETRY_AFTER_S
+            err = Unavailable(f"{self.url}: {exc!r}")
+            self._opening.set_exception(err)
+            self._opening.exception()                # retrieved: sharers re-raise their own copy
+            self._opening = None
+            if isinstance(exc, Exception):
+                raise err from exc
+            raise
+        self._opening.set_result(ws)
+        self._opening = None
+        return ws
+
+    async def _connect(self, secret: str) -> aiohttp.ClientWebSocketResponse:
+        salt = os.urandom(SALT_BYTES)
+        ws = await self.session.ws_connect(self.url, headers={SALT_HEADER: salt.hex()}, max_msg_size=MAX_MESSAGE,
+                                           autoping=True, heartbeat=HEARTBEAT_S, compress=0)
+        try:                                          # the acceptor's salt: its first message
+            first = await ws.receive(timeout=_session_timeout(self.session))
+            if first.type != aiohttp.WSMsgType.BINARY:
+                raise ChannelError(f"expected the acceptor's salt, got {first.type.name}")
+            key = channel_key(secret, salt, bytes(first.data))
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws, self._sender = ws, Sender(key, TO_ACCEPTOR)
+        self.opened += 1
+        Background.keep(asyncio.ensure_future(self._read(ws, Receiver(key, TO_OPENER))))
+        return ws
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, receiver: Receiver) -> None:
+        why = "closed"
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    why = f"unexpected {msg.type.name}"
+                    break
+                msg_id, answer = receiver.open(msg.data)
+                fut = self._waiting.get(msg_id)
+                if fut is not None and not fut.done():
+                    fut.set_result(bytes(answer))
+        except ChannelError as exc:
+            why = str(exc)
+            log.warning("channel to %s: %s; closing it", self.url, exc)
+        except Exception as exc:                     # never a task dying unseen
+            why = repr(exc)
+        finally:
+            if self._ws is ws:
+                self._ws = None
+            await ws.close()
+            err = ConnectionError(f"channel to {self.url}: {why}")
+            for fut in list(self._waiting.values()):
+                if not fut.done():
+                    fut.set_exception(err)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+
+async def accept(request: web.Request, secret: str, serve: Callable[[memoryview], Awaitable[bytes]],
+                 on_refused: Callable[[str], None] | None = None) -> web.WebSocketResponse:
+    """Serve a channel on this (already authenticated) request: each message's
+    answer is ``serve(payload)``, sent back with the message's id."""
+    try:
+        opener_salt = parse_salt(request.headers.get(SALT_HEADER))
+    except ChannelError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    salt = os.urandom(SALT_BYTES)
+    key = channel_key(secret, opener_salt, salt)
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, compress=False)
+    await ws.prepare(request)
+    await ws.send_bytes(salt)
+    receiver, sender = Receiver(key, TO_ACCEPTOR), Sender(key, TO_OPENER)
+    tasks: set[asyncio.Task] = set()
+
+    async def answer(msg_id: int, payload: memoryview) -> None:
+        body = await serve(payload)
+        if not ws.closed:
+            try:
+                await ws.send_bytes(sender.seal(msg_id, body))
+            except (ConnectionError, RuntimeError):  # the opener went away: it fails the call itself
+                pass
+
+    try:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                break
+            try:
+                msg_id, payload = receiver.open(msg.data)
+            except ChannelError as exc:
+                log.warning("channel from %s: %s; closing it", request.remote, exc)
+                if on_refused is not None:
+                    on_refused("signature")
+                break
+            t = asyncio.ensure_future(answer(msg_id, payload))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+    finally:
+        await ws.close()
+    return ws
+
+
+class Background:
+    """The channels' reader tasks (kept referenced while they run)."""
+    tasks: set[asyncio.Future] = set()
+
+    @classmethod
+    def keep(cls, fut: asyncio.Future) -> None:
+        cls.tasks.add(fut)
+        fut.add_done_callback(cls.tasks.discard)
