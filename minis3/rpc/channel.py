@@ -19,7 +19,8 @@ own MAC, keyed from the cluster secret and both sides' salts).
   connection fails its request.
 * :func:`accept` (the acceptor): the handler of ``GET`` :data:`PATH`; it
   serves each message in a task of its own (so a slow call does not hold up
-  the next), with the service's ``serve(payload) -> answer``. A message whose
+  the next; at most ``MAX_IN_FLIGHT`` at once), with the service's
+  ``serve(payload) -> answer``. A message whose
   MAC does not match closes the channel and is counted as a refused request
   (``signature``).
 
@@ -55,6 +56,8 @@ OPEN_TIMEOUT_S = 5.0
 #: comes within half of it: the calls waiting on a frozen or cut-off peer fail
 #: then, instead of after the read timeout, and the next ones try a new channel.
 HEARTBEAT_S = 5.0
+#: Messages one channel's acceptor serves at once; past it, it reads no more until one is answered.
+MAX_IN_FLIGHT = 256
 #: The largest message either side accepts (a batch of calls, or their answers).
 MAX_MESSAGE = 64 << 20
 
@@ -87,7 +90,7 @@ class ChannelClient:
         self._sender: Sender | None = None
         self._waiting: dict[int, asyncio.Future] = {}
         self._next_id = 0
-        self._opening: asyncio.Future | None = None
+        self._opening: asyncio.Task | None = None
         self._closed_until = 0.0
         self.opened = 0                  # channels opened (status, tests)
         self.enabled = ENABLED
@@ -124,25 +127,27 @@ class ChannelClient:
             self._waiting.pop(msg_id, None)
 
     async def _open(self, secret: str) -> aiohttp.ClientWebSocketResponse:
-        if self._opening is not None:                # another call is opening it: share that
-            return await asyncio.shield(self._opening)
-        if time.monotonic() < self._closed_until:
-            raise Unavailable(self.url)
-        self._opening = asyncio.get_running_loop().create_future()
+        """The channel, opened by a task of its own that every caller waiting
+        for it shares (a caller given up on, as a hedged read is, does not
+        stop it)."""
+        if self._opening is None:
+            if time.monotonic() < self._closed_until:
+                raise Unavailable(self.url)
+            self._opening = asyncio.ensure_future(self._open_or_give_up(secret))
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
+
+    async def _open_or_give_up(self, secret: str) -> aiohttp.ClientWebSocketResponse:
         try:
-            ws = await asyncio.wait_for(self._connect(secret), OPEN_TIMEOUT_S)
-        except BaseException as exc:
+            return await asyncio.wait_for(self._connect(secret), OPEN_TIMEOUT_S)
+        except Exception as exc:
             self._closed_until = time.monotonic() + RETRY_AFTER_S
-            err = Unavailable(f"{self.url}: {exc!r}")
-            self._opening.set_exception(err)
-            self._opening.exception()                # retrieved: sharers re-raise their own copy
-            self._opening = None
-            if isinstance(exc, Exception):
-                raise err from exc
-            raise
-        self._opening.set_result(ws)
+            raise Unavailable(f"{self.url}: {exc!r}") from exc
+
+    def _opened(self, fut: asyncio.Future) -> None:
         self._opening = None
-        return ws
+        if not fut.cancelled():
+            fut.exception()                          # retrieved: each waiting caller raised it
 
     async def _connect(self, secret: str) -> aiohttp.ClientWebSocketResponse:
         salt = os.urandom(SALT_BYTES)
@@ -206,14 +211,17 @@ async def accept(request: web.Request, secret: str, serve: Callable[[memoryview]
     await ws.send_bytes(salt)
     receiver, sender = Receiver(key, TO_ACCEPTOR), Sender(key, TO_OPENER)
     tasks: set[asyncio.Task] = set()
+    room = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def answer(msg_id: int, payload: memoryview) -> None:
-        body = await serve(payload)
-        if not ws.closed:
-            try:
+        try:
+            body = await serve(payload)
+            if not ws.closed:
                 await ws.send_bytes(sender.seal(msg_id, body))
-            except (ConnectionError, RuntimeError):  # the opener went away: it fails the call itself
-                pass
+        except (ConnectionError, RuntimeError):      # the opener went away: it fails the call itself
+            pass
+        finally:
+            room.release()
 
     try:
         async for msg in ws:
@@ -226,6 +234,7 @@ async def accept(request: web.Request, secret: str, serve: Callable[[memoryview]
                 if on_refused is not None:
                     on_refused("signature")
                 break
+            await room.acquire()                     # at most MAX_IN_FLIGHT: then TCP holds the opener back
             t = asyncio.ensure_future(answer(msg_id, payload))
             tasks.add(t)
             t.add_done_callback(tasks.discard)

@@ -77,3 +77,20 @@ def test_without_a_channel_the_same_calls_go_as_requests(cluster, bucket):
     asyncio.run(run())
     after = cluster.signed_get(meta.url, "/status")
     assert after["batches"]["requests"] > before["batches"]["requests"]      # the five went as one batch
+
+
+def test_a_caller_given_up_on_while_the_channel_opens_does_not_stop_it(cluster, bucket):
+    """A hedged read cancels its slower call: if that call was opening the
+    channel, the channel still opens, for the calls after it."""
+    meta = cluster.topo.metas[1]
+
+    async def run():
+        async with client_session(cluster.topo.cluster_secret) as session:
+            ch = channel.ChannelClient(session, meta.url)
+            first = asyncio.ensure_future(ch.call(batch.encode_calls(_calls(bucket, 1))))
+            await asyncio.sleep(0.001)
+            first.cancel()
+            answer = fastjson.loads(await ch.call(batch.encode_calls(_calls(bucket, 1))))
+            assert answer["results"][0][0] == 200
+            assert ch.opened == 1 and ch.usable
+    asyncio.run(run())
