@@ -79,6 +79,16 @@ def register_session(session: aiohttp.ClientSession, secret: str, delay, timeout
     _SESSIONS[session] = (secret, delay, timeout_s)
 
 
+class _Link:
+    """One open channel: its socket, what seals its messages, the calls waiting for answers."""
+
+    __slots__ = ("ws", "sender", "waiting")
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, sender: Sender):
+        self.ws, self.sender = ws, sender
+        self.waiting: dict[int, asyncio.Future] = {}
+
+
 class ChannelClient:
     """The opener's end of one channel to one peer (``base_url``)."""
 
@@ -86,9 +96,7 @@ class ChannelClient:
         self.session, self.url = session, base_url + PATH
         u = aiohttp.client.URL(base_url)
         self.host, self.port = u.host, u.port
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._sender: Sender | None = None
-        self._waiting: dict[int, asyncio.Future] = {}
+        self._link: _Link | None = None
         self._next_id = 0
         self._opening: asyncio.Task | None = None
         self._closed_until = 0.0
@@ -104,29 +112,31 @@ class ChannelClient:
         opened (send it as a request); ConnectionError: the channel closed or
         the answer took longer than the session's read timeout."""
         secret, delay, timeout_s = _SESSIONS[self.session]
-        ws = self._ws if self._ws is not None and not self._ws.closed else await self._open(secret)
         if delay is not None:
             wait = delay.seconds(self.host, self.port)
             if wait:
                 await asyncio.sleep(wait)
+        link = self._link
+        if link is None or link.ws.closed:
+            link = await self._open(secret)
         self._next_id += 1
         msg_id = self._next_id
         fut = asyncio.get_running_loop().create_future()
-        self._waiting[msg_id] = fut
+        link.waiting[msg_id] = fut
         try:
             # Sealed and written with no await between (an uncompressed frame
             # goes to the transport at once), so messages leave in the order
             # of their sequence numbers, whatever other calls run meanwhile.
-            await ws.send_bytes(self._sender.seal(msg_id, payload))
+            await link.ws.send_bytes(link.sender.seal(msg_id, payload))
             return await asyncio.wait_for(fut, timeout_s)
         except (aiohttp.ClientError, OSError, RuntimeError) as exc:   # RuntimeError: sent on a closing socket
             raise ConnectionError(f"channel to {self.url}: {exc!r}") from exc
         except TimeoutError:
             raise ConnectionError(f"channel to {self.url}: no answer in {timeout_s:g} s") from None
         finally:
-            self._waiting.pop(msg_id, None)
+            link.waiting.pop(msg_id, None)
 
-    async def _open(self, secret: str) -> aiohttp.ClientWebSocketResponse:
+    async def _open(self, secret: str) -> _Link:
         """The channel, opened by a task of its own that every caller waiting
         for it shares (a caller given up on, as a hedged read is, does not
         stop it)."""
@@ -137,7 +147,7 @@ class ChannelClient:
             self._opening.add_done_callback(self._opened)
         return await asyncio.shield(self._opening)
 
-    async def _open_or_give_up(self, secret: str) -> aiohttp.ClientWebSocketResponse:
+    async def _open_or_give_up(self, secret: str) -> _Link:
         try:
             return await asyncio.wait_for(self._connect(secret), OPEN_TIMEOUT_S)
         except Exception as exc:
@@ -149,7 +159,7 @@ class ChannelClient:
         if not fut.cancelled():
             fut.exception()                          # retrieved: each waiting caller raised it
 
-    async def _connect(self, secret: str) -> aiohttp.ClientWebSocketResponse:
+    async def _connect(self, secret: str) -> _Link:
         salt = os.urandom(SALT_BYTES)
         ws = await self.session.ws_connect(self.url, headers={SALT_HEADER: salt.hex()}, max_msg_size=MAX_MESSAGE,
                                            autoping=True, heartbeat=HEARTBEAT_S, compress=0)
@@ -161,20 +171,20 @@ class ChannelClient:
         except BaseException:
             await ws.close()
             raise
-        self._ws, self._sender = ws, Sender(key, TO_ACCEPTOR)
+        link = self._link = _Link(ws, Sender(key, TO_ACCEPTOR))
         self.opened += 1
-        Background.keep(asyncio.ensure_future(self._read(ws, Receiver(key, TO_OPENER))))
-        return ws
+        Background.keep(asyncio.ensure_future(self._read(link, Receiver(key, TO_OPENER))))
+        return link
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse, receiver: Receiver) -> None:
+    async def _read(self, link: _Link, receiver: Receiver) -> None:
         why = "closed"
         try:
-            async for msg in ws:
+            async for msg in link.ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
                     why = f"unexpected {msg.type.name}"
                     break
                 msg_id, answer = receiver.open(msg.data)
-                fut = self._waiting.get(msg_id)
+                fut = link.waiting.get(msg_id)
                 if fut is not None and not fut.done():
                     fut.set_result(bytes(answer))
         except ChannelError as exc:
@@ -183,17 +193,17 @@ class ChannelClient:
         except Exception as exc:                     # never a task dying unseen
             why = repr(exc)
         finally:
-            if self._ws is ws:
-                self._ws = None
-            await ws.close()
+            if self._link is link:
+                self._link = None
             err = ConnectionError(f"channel to {self.url}: {why}")
-            for fut in list(self._waiting.values()):
+            for fut in list(link.waiting.values()):  # this channel's calls only: a new one may be open
                 if not fut.done():
                     fut.set_exception(err)
+            await link.ws.close()
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        if self._link is not None:
+            await self._link.ws.close()
 
 
 async def accept(request: web.Request, secret: str, serve: Callable[[memoryview], Awaitable[bytes]],

@@ -41,7 +41,7 @@ def test_a_channel_carries_calls_and_a_forged_message_closes_it(cluster, bucket)
             # the replica closes the channel at the first, and the call waiting
             # for an answer fails as soon as the channel closes.
             waiting = asyncio.ensure_future(ch.call(batch.encode_calls(_calls(bucket, 1))))
-            await ch._ws.send_bytes(b"\0" * HEAD_BYTES + b'{"calls": []}')       # no await point: it goes first
+            await ch._link.ws.send_bytes(b"\0" * HEAD_BYTES + b'{"calls": []}')       # no await point: it goes first
             with pytest.raises(ConnectionError):
                 await asyncio.wait_for(waiting, 10)
             # The next call opens a new channel.
