@@ -87,11 +87,23 @@ def _add_cluster_commands(sub) -> None:
     a.add_argument(INSECURE_DEMO, action="store_true", help=INSECURE_DEMO_HELP)
     _topology_args(a)
     sub.add_parser("bench", help="benchmark any S3 endpoint and this machine (minis3 bench -h)")
-    c = sub.add_parser("chaos", help="kill, freeze, partition, slow down or revive an AZ or a node of the running cluster")
+    c = sub.add_parser("chaos", help="kill, freeze, partition, slow down or revive an AZ or a node of the running "
+                                     "cluster; crash or fail a process at a named step (failpoints)",
+                       epilog="failpoints: `minis3 chaos failpoints` lists every failpoint and what each process "
+                              "has armed; `failpoints PROCESS` shows one process's, `failpoints PROCESS --arm SPEC` "
+                              "arms (SPEC like storage.land.before_rename=crash@1;meta.wal.before_write=sleep(200ms); "
+                              "actions crash, error, sleep(T), off; counts @N the Nth time only, *N the next N "
+                              "times), `failpoints PROCESS --clear` disarms all; `crash-at FAILPOINT PROCESS` crashes "
+                              "PROCESS (node-a1, meta-az-b, scrubber) the next time it reaches FAILPOINT. "
+                              "$MINIS3_FAILPOINTS arms the same SPEC in every process started with it.")
     c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node",
-                                      "partition-az", "latency", "heal"])
-    c.add_argument("target", help="an AZ name (az-b; `all` for latency and heal) or a node id (a1, meta-az-b)")
-    c.add_argument("amount", nargs="?", help="for latency: the delay added to each request crossing the AZ (5ms, 0)")
+                                      "partition-az", "latency", "heal", "failpoints", "crash-at"])
+    c.add_argument("target", nargs="?", help="an AZ name (az-b; `all` for latency and heal), a node id (a1, "
+                                             "meta-az-b), or for crash-at the failpoint")
+    c.add_argument("amount", nargs="?", help="for latency: the delay added to each request crossing the AZ (5ms, 0); "
+                                             "for crash-at: the process")
+    c.add_argument("--arm", metavar="SPEC", help="failpoints PROCESS: arm these failpoints in it")
+    c.add_argument("--clear", action="store_true", help="failpoints PROCESS: disarm all of its failpoints")
     _topology_args(c)
     sc = sub.add_parser("scrub", help="run one scrub pass now: audit, rebuild, move home, repair metadata, GC")
     sc.add_argument("--now", action="store_true", required=True, help="start a pass now and wait for it")
@@ -200,8 +212,14 @@ def _az(topo, args) -> int:
 
 def _chaos(topo, args) -> int:
     from .cluster.chaos import ACTIONS, ChaosError, set_latency
+    from .cluster import failpoints
     try:
-        if args.action == "latency":
+        if args.action in ("failpoints", "crash-at"):
+            print(failpoints.run(topo, args.action, args.target, args.amount, arm_spec=args.arm,
+                                 clear_all=args.clear))
+        elif args.target is None:
+            raise ChaosError(f"{args.action} needs an AZ name or a node id")
+        elif args.action == "latency":
             print(set_latency(topo, args.target, args.amount or ""))
         else:
             print(ACTIONS[args.action](topo, args.target))

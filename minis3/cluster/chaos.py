@@ -13,6 +13,12 @@
     latency NAME 5ms  add 5 ms to every request crossing the AZ's boundary
                       (NAME may be `all`; `0` removes it)
     heal NAME         remove the AZ's partition and latency
+    failpoints [PROCESS] [--arm SPEC | --clear]
+                      list the named failpoints and what each process has
+                      armed; arm or disarm them in one process
+    crash-at FAILPOINT PROCESS
+                      crash PROCESS (as kill -9) the next time it reaches
+                      FAILPOINT (the last two: cluster/failpoints.py)
 
 Processes are found through the run files the AZ supervisors write
 (``<data_dir>/run/<az>.json``), so this works on any cluster ``minis3 up``

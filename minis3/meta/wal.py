@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..fsutil import fsync_dir
+from ..rpc.failpoints import failpoint
 from ..rpc.fastjson import dumpb, loads
 from . import blobs
 
@@ -229,9 +230,14 @@ class WAL:
                 return                            # one is being written; this one waits for the next batch
 
     def _write_sync(self, data: bytes) -> None:
+        """One group commit's lines, durable (in a worker thread; each step has
+        its failpoint, core/failpoints.py says what is on disk at each)."""
+        failpoint("meta.wal.before_write")
         self._file.write(data)
         self._file.flush()
+        failpoint("meta.wal.before_fdatasync")
         os.fdatasync(self._file.fileno())
+        failpoint("meta.wal.after_fdatasync")
 
     def needs_snapshot(self) -> bool:
         """After ``snapshot_every`` records, or ``SNAPSHOT_BYTES`` of them
@@ -279,6 +285,7 @@ class WAL:
                 f.write(encode_line(e, refs=self.blob_store is not None))
             f.flush()
             os.fsync(f.fileno())
+        failpoint("meta.snapshot.before_rename")
         os.replace(tmp, self.dir / f"snapshot-{gen:06d}.jsonl")
         fsync_dir(self.dir)
         # Only now is everything before `gen` redundant.

@@ -113,7 +113,9 @@ def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metric
     """An internal service's aiohttp app: requests signed with the cluster
     secret (``open_paths`` excepted), spans recorded for requests that carry
     a trace (``traceparent``), and ``GET /trace`` for ``minis3 trace``; the
-    service's own ``routes`` (``web.get(...)``...) and its start and stop hooks.
+    service's own ``routes`` (``web.get(...)``...) and its start and stop hooks;
+    ``GET``/``POST /failpoints`` to see and arm this process's failpoints
+    (rpc/failpoints.py), signed like every route.
     Refusals are counted in ``registry`` (a prometheus CollectorRegistry);
     the verifier is ``app[VERIFIER]``."""
     from . import tracing
@@ -124,11 +126,35 @@ def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metric
                                        tracing.middleware()], **kw)
     app[VERIFIER] = verifier
     app.router.add_get("/trace", tracing.trace_handler)
+    app.router.add_get("/failpoints", failpoints_get)
+    app.router.add_post("/failpoints", failpoints_post)
     app.router.add_routes(routes)
     app.on_startup.extend(on_startup)
     app.on_cleanup.extend(on_cleanup)
     listener.install(app)              # the request-head timeout and per-address cap (plain-text errors)
     return app
+
+
+async def failpoints_get(request: web.Request) -> web.Response:
+    """Every failpoint of this process: what it means, how it is armed, how often it fired."""
+    from . import failpoints
+    return web.json_response(failpoints.status())
+
+
+async def failpoints_post(request: web.Request) -> web.Response:
+    """Arm failpoints in this process: body ``{"spec": SPEC, "replace": false}``
+    (core/failpoints.py has the language; ``replace`` disarms every point the
+    spec does not name). Answers as GET does; 400 for a spec that does not parse
+    (nothing is armed then)."""
+    from . import failpoints
+    try:
+        doc = await request.json()
+        if not isinstance(doc, dict) or not isinstance(doc.get("spec", ""), str):
+            raise ValueError('expected {"spec": "NAME=ACTION;...", "replace": false}')
+        failpoints.arm(doc.get("spec", ""), replace=bool(doc.get("replace")))
+    except ValueError as exc:              # bad JSON, or core.FailpointSpecError
+        return web.json_response({"code": "InvalidFailpointSpec", "message": str(exc)}, status=400)
+    return web.json_response(failpoints.status())
 
 
 def client_session(secret: str, *, limit_per_host: int = 64, timeout_s: float = 60.0,

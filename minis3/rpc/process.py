@@ -10,7 +10,7 @@ import ssl
 from aiohttp import web
 
 from .. import config
-from . import tracing
+from . import failpoints, tracing
 from .logs import setup_logging
 
 
@@ -27,9 +27,12 @@ def process_args(prog: str, argv: list[str] | None, add=None) -> tuple[argparse.
 
 def begin(name: str, topo: config.Topology, log: logging.Logger, *, trace_name: str | None = None) -> None:
     """The log format with this process's name, a loud warning when it runs on a secret
-    everyone knows, and its name on the spans it records (``trace_name``, if it records any)."""
+    everyone knows, the failpoints ``$MINIS3_FAILPOINTS`` arms (rpc/failpoints.py; an entry
+    naming a process is matched against ``trace_name``, else ``name``), and its name on the
+    spans it records (``trace_name``, if it records any)."""
     setup_logging(name)
     config.warn_if_demo_secret(topo, log)
+    failpoints.arm_from_environment(trace_name or name)
     if trace_name is not None:
         tracing.configure(trace_name)
 

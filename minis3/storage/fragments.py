@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..fsutil import DurableFile, fsync_dir, open_direct, pread_direct
 from ..rpc import tracing
+from ..rpc.failpoints import failpoint
 from . import batchread, blocks
 
 #: Verified blocks are written to the temp file in batches of about this size.
@@ -280,11 +281,19 @@ def land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path, l
     """The last pieces, then durable: fsync the file, rename it into place,
     fsync the directory (so the new name survives a crash too). The rename
     holds `lock`, so a quarantine or a GC delete that checked the file at
-    `final` never acts on the new file that replaced it."""
-    write_some(out, tmp, pieces).sync_and_close()
+    `final` never acts on the new file that replaced it. Each step has its
+    failpoint (core/failpoints.py says what is on disk at each)."""
+    out = write_some(out, tmp, pieces)
+    try:
+        failpoint("storage.land.before_fsync")
+        out.sync_and_close()
+    finally:
+        out.close()                 # after a failpoint's error; a no-op once sync_and_close closed it
     final.parent.mkdir(parents=True, exist_ok=True)
+    failpoint("storage.land.before_rename")
     with lock:
         os.replace(tmp, final)
+    failpoint("storage.land.before_dir_fsync")
     fsync_dir(final.parent)
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from ..ec import rebuild as R
 from ..ec.codec import Codec, codec_for
 from ..fsutil import DurableFile, fsync_dir
+from ..rpc.failpoints import failpoint
 from . import batchread, blocks
 from .client import FragmentError, StorageClient
 
@@ -193,6 +194,7 @@ class Rebuilder:
     def _sync(self, s: _Job) -> None:
         """Blocking: fsync a finished job's files (a failure fails the job)."""
         try:
+            failpoint("storage.rebuild.before_fsync")
             for _, out in s.files.values():
                 out.sync_and_close()
             s.synced = True
@@ -211,6 +213,7 @@ class Rebuilder:
             for idx, (tmp, _) in list(s.files.items()):
                 final = self.node.path_for(s.job.object_id, idx)
                 final.parent.mkdir(parents=True, exist_ok=True)
+                failpoint("storage.rebuild.before_rename")
                 with self.node.land_lock:
                     os.replace(tmp, final)
                 dirs.add(final.parent)

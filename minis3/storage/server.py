@@ -82,6 +82,7 @@ from aiohttp import web
 
 from ..rpc import auth, tracing
 from ..rpc.delay import InterAZDelay
+from ..rpc.failpoints import failpoint
 from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
 from . import audit, batchread, blocks
@@ -336,6 +337,7 @@ class StorageNode:
             age = time.time() - st.st_mtime
             if min_age_s is not None and age < min_age_s:
                 return "young", age
+            failpoint("storage.delete.before_unlink")
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -1,0 +1,204 @@
+"""Failpoints, pure: the named steps where a crash or an error changes what is
+on disk or who knows what, and the little language that arms them.
+
+A *failpoint* is a named place in the code (``failpoint("storage.land.before_rename")``,
+see rpc/failpoints.py) where a test or an operator can make the process crash
+(exit at once, as ``kill -9`` would), fail with an I/O error, or sleep. Crashes
+are most interesting exactly between two steps of making something durable:
+after the fsync and before the rename, after the WAL's fdatasync and before the
+answer. A plain ``kill -9`` lands there only by luck; a failpoint lands there
+every time, so a test can say "a crash *here* loses nothing acknowledged".
+
+:data:`POINTS` lists every point with what is on disk at that moment (a test
+checks that every name in it has one call site and every call site a name in
+it). This module parses and formats the arming *spec*, and counts a point's
+hits down; it does no I/O. The spec is entries separated by ``;``::
+
+    storage.land.before_rename=crash@1; meta.wal.before_fdatasync=error*3; meta.wal.before_write=sleep(200ms)
+
+    NAME=ACTION[COUNT]      ACTION: crash | error | error(ENOSPC) | sleep(200ms) | sleep(2s) | off
+                            COUNT:  (none) every time | *N the next N times | @N the Nth time only
+    PROCESS:NAME=ACTION     only in that process (node-a1, meta-az-b, scrubber): for an
+                            environment that every process of a cluster inherits
+"""
+from __future__ import annotations
+
+import difflib
+import errno
+import re
+from dataclasses import dataclass
+
+#: Every failpoint: its name (``layer.what.when``) and the state of the disk
+#: (and of everyone's knowledge) when it is reached. A *crash* here leaves
+#: exactly that; an *error* makes the step fail as a failing disk would.
+POINTS: dict[str, str] = {
+    "storage.land.before_fsync":
+        "a PUT's fragment: every block is written to its tmp/ file, maybe only in the page cache; "
+        "nothing at its final name; the frontend has no answer",
+    "storage.land.before_rename":
+        "a PUT's fragment: its tmp/ file is fsynced, complete and durable, but not at its final "
+        "name (a restart empties tmp/); the frontend has no answer",
+    "storage.land.before_dir_fsync":
+        "a PUT's fragment: renamed to its final name, the directory not yet fsynced (a power loss "
+        "could take the rename back); the frontend has no answer",
+    "storage.rebuild.before_fsync":
+        "a rebuild: a finished job's rebuilt fragments are written to tmp/, not fsynced; "
+        "nothing renamed; the scrubber has no answer",
+    "storage.rebuild.before_rename":
+        "a rebuild: the batch's fragments are fsynced in tmp/; this one is not renamed yet "
+        "(those before it in the batch are); the scrubber has no answer",
+    "storage.delete.before_unlink":
+        "a fragment DELETE (the scrubber's GC, a failed PUT's clean-up): the file's age is checked "
+        "under the landing lock and the file is still there; the caller has no answer",
+    "meta.wal.before_write":
+        "a metadata group commit: the batch's lines are encoded, nothing of them in the WAL file; "
+        "not applied, no writer answered",
+    "meta.wal.before_fdatasync":
+        "a metadata group commit: the batch is written to the WAL file (page cache), not yet "
+        "durable; not applied, no writer answered",
+    "meta.wal.after_fdatasync":
+        "a metadata group commit: the batch is durable in the WAL, but not applied to the table "
+        "and no writer answered (a crash here: on disk, and no caller heard of it)",
+    "meta.snapshot.before_rename":
+        "a partition snapshot: fsynced as its .tmp file, not renamed; the older snapshot and the "
+        "WALs since still hold everything",
+}
+
+ACTIONS = ("crash", "error", "sleep", "off")
+
+
+class FailpointSpecError(ValueError):
+    """A spec that names no known failpoint or action, or a count or a time that is not one."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What one armed failpoint does, and when.
+
+    ``skip`` hits pass first, then it fires ``times`` times (None: for ever),
+    then it disarms itself. ``crash@1`` is skip 0, times 1; ``error@3`` skip 2,
+    times 1; ``error*3`` skip 0, times 3; ``sleep(1s)`` skip 0, times None."""
+    action: str                         # crash | error | sleep
+    sleep_s: float = 0.0
+    errno_: int = errno.EIO
+    skip: int = 0
+    times: int | None = None
+
+    def describe(self) -> str:
+        """The arm as a spec's action text (``crash@1``, ``sleep(200ms)*2``)."""
+        text = self.action
+        if self.action == "sleep":
+            text += f"({self.sleep_s * 1000:g}ms)"
+        elif self.action == "error" and self.errno_ != errno.EIO:
+            text += f"({errno.errorcode.get(self.errno_, self.errno_)})"
+        if self.skip or self.times == 1:
+            text += f"@{self.skip + 1}"
+        if self.times not in (None, 1):
+            text += f"*{self.times}"
+        return text
+
+
+def hit(arm: Arm) -> tuple[bool, Arm | None]:
+    """One pass through an armed point: whether it fires this time, and the arm
+    that stays (None: it has fired its last time and disarms)."""
+    if arm.skip:
+        return False, Arm(arm.action, arm.sleep_s, arm.errno_, arm.skip - 1, arm.times)
+    if arm.times is None:
+        return True, arm
+    rest = arm.times - 1
+    return True, (Arm(arm.action, arm.sleep_s, arm.errno_, 0, rest) if rest else None)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a spec: ``arm`` None means ``off`` (disarm the point)."""
+    name: str
+    arm: Arm | None
+    process: str | None = None          # only in this process; None: in whichever reads it
+
+
+_ENTRY = re.compile(r"(?:(?P<process>[A-Za-z0-9_.-]+):)?(?P<name>[a-z0-9_.]+)=(?P<action>[a-z]+)"
+                    r"(?:\((?P<arg>[^)]*)\))?(?P<counts>(?:[@*]\d+)*)")
+
+
+def parse(spec: str) -> list[Entry]:
+    """Every entry of ``spec`` (entries separated by ``;``; blanks ignored), or
+    FailpointSpecError saying which one is wrong and why."""
+    out = []
+    for raw in (spec or "").split(";"):
+        text = "".join(raw.split())
+        if not text:
+            continue
+        m = _ENTRY.fullmatch(text)
+        if m is None:
+            raise FailpointSpecError(f"{raw.strip()!r}: expected NAME=ACTION, e.g. "
+                                     "storage.land.before_rename=crash@1")
+        name = m["name"]
+        if name not in POINTS:
+            near = difflib.get_close_matches(name, POINTS, n=1)
+            raise FailpointSpecError(f"no failpoint {name!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                                     + "; `minis3 chaos failpoints` lists them")
+        out.append(Entry(name, _arm(name, m["action"], m["arg"], m["counts"]), m["process"]))
+    return out
+
+
+def _arm(name: str, action: str, arg: str | None, counts: str) -> Arm | None:
+    if action not in ACTIONS:
+        raise FailpointSpecError(f"{name}: no action {action!r} (actions: {', '.join(ACTIONS)})")
+    sleep_s, err = 0.0, errno.EIO
+    if action == "sleep":
+        sleep_s = parse_duration(name, arg)
+    elif action == "error" and arg is not None:
+        err = getattr(errno, arg, None) if arg.isupper() else None
+        if not isinstance(err, int):
+            raise FailpointSpecError(f"{name}: error({arg}): expected an errno name such as EIO or ENOSPC")
+    elif arg is not None:
+        raise FailpointSpecError(f"{name}: {action} takes no argument")
+    if action == "off":
+        if counts:
+            raise FailpointSpecError(f"{name}: off takes no count")
+        return None
+    skip, times = _counts(name, counts)
+    return Arm(action, sleep_s, err, skip, times)
+
+
+def _counts(name: str, counts: str) -> tuple[int, int | None]:
+    """(skip, times) from ``@N`` (the Nth hit only), ``*N`` (N times), both, or neither."""
+    at = re.findall(r"@(\d+)", counts)
+    star = re.findall(r"\*(\d+)", counts)
+    if len(at) > 1 or len(star) > 1 or any(int(n) < 1 for n in at + star):
+        raise FailpointSpecError(f"{name}: counts are @N (the Nth time only) or *N (the next N times), N ≥ 1")
+    skip = int(at[0]) - 1 if at else 0
+    times = int(star[0]) if star else (1 if at else None)
+    return skip, times
+
+
+def parse_duration(name: str, arg: str | None) -> float:
+    """Seconds from ``200ms``, ``1.5s`` (a unit is required: a bare number is ambiguous)."""
+    m = re.fullmatch(r"(\d+(?:\.\d*)?)(ms|s)", arg or "")
+    if m is None:
+        raise FailpointSpecError(f"{name}: sleep needs a time with its unit, e.g. sleep(200ms) or sleep(2s)")
+    value = float(m[1])
+    return value / 1000 if m[2] == "ms" else value
+
+
+def for_process(entries: list[Entry], process: str | None) -> list[Entry]:
+    """The entries that apply in ``process`` (its own, and those naming no process)."""
+    return [e for e in entries if e.process is None or e.process == process]
+
+
+def apply(armed: dict[str, Arm], entries: list[Entry], *, replace: bool = False) -> dict[str, Arm]:
+    """The armed points after ``entries`` (each replaces its point's arm, ``off``
+    removes it); ``replace``: start from nothing armed instead of ``armed``."""
+    out = {} if replace else dict(armed)
+    for e in entries:
+        if e.arm is None:
+            out.pop(e.name, None)
+        else:
+            out[e.name] = e.arm
+    return out
+
+
+def format_spec(armed: dict[str, Arm]) -> str:
+    """``armed`` as a spec that :func:`parse` reads back to the same arms."""
+    return ";".join(f"{name}={arm.describe()}" for name, arm in sorted(armed.items()))
