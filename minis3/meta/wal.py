@@ -14,6 +14,7 @@ and cutting it off.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import zlib
@@ -71,6 +72,7 @@ class WAL:
         self.records_in_wal = 0
         self.bytes_in_wal = 0
         self._file = None
+        self._unusable: str | None = None         # why the log takes no more writes (_write_sync)
         self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._wakeup: asyncio.Event | None = None
         self._flusher: asyncio.Task | None = None
@@ -136,7 +138,7 @@ class WAL:
                 (self.dir / f"wal-{g:06d}.log").unlink(missing_ok=True)
 
     def open(self) -> None:
-        self._file = open(self.dir / f"wal-{self.generation:06d}.log", "ab")
+        self._file = open(self.dir / f"wal-{self.generation:06d}.log", "ab", buffering=0)
         fsync_dir(self.dir)
 
     # -- appending -------------------------------------------------------------
@@ -231,13 +233,37 @@ class WAL:
 
     def _write_sync(self, data: bytes) -> None:
         """One group commit's lines, durable (in a worker thread; each step has
-        its failpoint, core/failpoints.py says what is on disk at each)."""
-        failpoint("meta.wal.before_write")
-        self._file.write(data)
-        self._file.flush()
-        failpoint("meta.wal.before_fdatasync")
-        os.fdatasync(self._file.fileno())
-        failpoint("meta.wal.after_fdatasync")
+        its failpoint, core/failpoints.py says what is on disk at each).
+
+        A batch that fails (a full disk, an I/O error) is cut off again before
+        its writers hear of it: otherwise a line written in part would sit in
+        the middle of the log once later batches succeed, and recovery, which
+        stops at the first torn line, would drop those acknowledged batches;
+        and a whole line whose fdatasync failed would become durable with the
+        next batch's, a write answered as failed coming back after a restart.
+        If even the cut fails, the log takes no more writes until the process
+        restarts (recovery then cuts it): this replica stops acknowledging,
+        and the quorum goes on without it."""
+        if self._unusable is not None:
+            raise OSError(errno.EIO, f"WAL in {self.dir} takes no writes: {self._unusable}")
+        fd = self._file.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)      # appended, so this batch starts at the end
+        try:
+            failpoint("meta.wal.before_write")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            failpoint("meta.wal.before_fdatasync")
+            os.fdatasync(fd)
+            failpoint("meta.wal.after_fdatasync")
+        except BaseException as exc:
+            try:
+                os.ftruncate(fd, start)
+                os.fdatasync(fd)
+            except OSError as cut:
+                self._unusable = f"a failed batch could not be cut off ({cut}) after {exc!r}"
+                log.critical("WAL in %s: %s", self.dir, self._unusable)
+            raise
 
     def needs_snapshot(self) -> bool:
         """After ``snapshot_every`` records, or ``SNAPSHOT_BYTES`` of them
@@ -261,7 +287,7 @@ class WAL:
         every WAL since.
         """
         gen = self.generation + 1
-        old_file, self._file = self._file, open(self.dir / f"wal-{gen:06d}.log", "ab")
+        old_file, self._file = self._file, open(self.dir / f"wal-{gen:06d}.log", "ab", buffering=0)
         self.generation, self.records_in_wal, self.bytes_in_wal = gen, 0, 0
         old_file.close()
         data = self.rows()

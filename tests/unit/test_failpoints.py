@@ -233,16 +233,15 @@ def test_a_wal_error_fails_the_writers_and_applies_nothing(tmp_path):
     assert list(Partition("p0", "", None, tmp_path).table) == ["b/kept"]
 
 
-def test_a_wal_error_at_the_fdatasync_leaves_the_line_that_a_restart_applies(tmp_path):
-    """The batch was written before its fdatasync failed: the replica answered
-    an error and did not apply it, but the line is in the file (the next batch's
-    fdatasync makes it durable), so a restart applies it. A write a replica
-    failed is thus "maybe written", as a quorum write that failed is."""
+def test_a_wal_batch_whose_fdatasync_failed_is_cut_off_and_never_comes_back(tmp_path):
+    """The batch was written before its fdatasync failed: it is cut off again
+    before its writer hears of the error, so the next batch's fdatasync does not
+    make it durable and a restart does not bring back a write answered as failed."""
     p = Partition("p0", "", None, tmp_path)
     failpoints.arm("meta.wal.before_fdatasync=error@1")
     with pytest.raises(OSError):
-        asyncio.run(p.write("b/maybe", {"ts": 1}))
+        asyncio.run(p.write("b/failed", {"ts": 1}))
     asyncio.run(p.write("b/kept", {"ts": 2}))
-    assert p.get("b/maybe") is None
+    assert p.get("b/failed") is None
     p.wal.close()
-    assert list(Partition("p0", "", None, tmp_path).table) == ["b/kept", "b/maybe"]
+    assert list(Partition("p0", "", None, tmp_path).table) == ["b/kept"]

@@ -1,5 +1,8 @@
 """WAL + snapshot recovery of a partition, with no processes."""
 import asyncio
+import os
+
+import pytest
 
 from minis3.meta.partition import Partition, PartitionSet
 from minis3.meta.wal import decode_line, encode_line
@@ -111,3 +114,53 @@ def test_estimated_bytes_samples_again_only_after_enough_writes(tmp_path):
         assert p.estimated_bytes(sample=100) == len(encode_line({"k": "b/000", "v": big})) * 100
     asyncio.run(go())
     p.wal.close()
+
+
+def _torn_once(monkeypatch, errno_=28):
+    """os.write in the WAL writes half of what it is given, then fails (a disk
+    that filled up mid-line), once."""
+    from minis3.meta import wal as wal_module
+    real, state = os.write, {"done": False}
+
+    def write(fd, data):
+        if state["done"]:
+            return real(fd, data)
+        state["done"] = True
+        real(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno_, "No space left on device")
+    monkeypatch.setattr(wal_module.os, "write", write)
+
+
+def test_a_line_torn_by_a_failed_write_never_hides_the_batches_acknowledged_after_it(tmp_path, monkeypatch):
+    """Recovery stops at the first torn line, so a half-written line left in
+    the middle of the log would drop every later, acknowledged batch: the
+    failed batch is cut off before its writers hear of the error."""
+    p = Partition("p0", "", None, tmp_path)
+    asyncio.run(p.write("b/before", {"ts": 1}))
+    _torn_once(monkeypatch)
+    with pytest.raises(OSError):
+        asyncio.run(p.write("b/torn", {"ts": 2}))
+    asyncio.run(p.write("b/after", {"ts": 3}))
+    p.wal.close()
+    assert list(Partition("p0", "", None, tmp_path).table) == ["b/after", "b/before"]
+
+
+def test_a_log_whose_failed_batch_cannot_be_cut_off_takes_no_more_writes(tmp_path, monkeypatch):
+    """If even the cut fails, the log refuses every later write (this replica
+    stops acknowledging, the quorum goes on) until a restart, whose recovery
+    cuts the torn tail and keeps everything acknowledged before it."""
+    from minis3.meta import wal as wal_module
+    p = Partition("p0", "", None, tmp_path)
+    asyncio.run(p.write("b/before", {"ts": 1}))
+    _torn_once(monkeypatch, errno_=5)
+
+    def no_truncate(fd, length):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(wal_module.os, "ftruncate", no_truncate)
+    with pytest.raises(OSError):
+        asyncio.run(p.write("b/torn", {"ts": 2}))
+    with pytest.raises(OSError, match="takes no writes"):
+        asyncio.run(p.write("b/refused", {"ts": 3}))
+    p.wal.close()
+    monkeypatch.undo()
+    assert list(Partition("p0", "", None, tmp_path).table) == ["b/before"]
