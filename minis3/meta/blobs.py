@@ -35,11 +35,14 @@ yet: the log only grows (docs/ARCHITECTURE.md, "Choices and why").
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import threading
 from pathlib import Path
 
 import xxhash
+
+log = logging.getLogger("minis3.meta.blobs")
 
 #: A new blob file is started past this size.
 ROTATE_BYTES = 256 << 20
@@ -113,8 +116,17 @@ class BlobStore:
                 self._open(self.current)
             fd = self._fds[self.current]
             view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                # A full disk or an I/O error mid-append: cut the part written
+                # off again, so the next payload's offset is where its bytes go.
+                try:
+                    os.ftruncate(fd, self.size)
+                except OSError:
+                    self.size = os.fstat(fd).st_size
+                raise
             ref = BlobRef(self, self.current, self.size, len(data), xxhash.xxh3_64_intdigest(data))
             self.size += len(data)
             self.appended += len(data)
@@ -169,7 +181,15 @@ def externalize(store: "BlobStore | None", value):
     if isinstance(inline, str):
         if len(inline) <= IN_MEMORY_MAX:
             return value
-        return {**value, "inline": store.put(inline.encode("ascii"))}
+        try:
+            return {**value, "inline": store.put(inline.encode("ascii"))}
+        except OSError as exc:
+            # The record is durable already (its WAL line holds the payload):
+            # keep the payload in memory rather than fail the write after the
+            # fact or stop the WAL's flusher. Memory grows only while the blob
+            # log cannot be written.
+            log.warning("blob log append failed (%s): payload of %d bytes kept in memory", exc, len(inline))
+            return value
     if isinstance(inline, dict) and "$ref" in inline:
         return {**value, "inline": store.ref(inline["$ref"])}
     return value

@@ -63,6 +63,32 @@ def test_externalize_replaces_the_record_never_changes_it(tmp_path):
     store.close()
 
 
+def test_a_failed_append_keeps_the_payload_in_memory_and_the_next_offsets_right(tmp_path, monkeypatch):
+    """A full disk mid-append: the part written is cut off again (so the next
+    payload's ref points at its own bytes) and the record keeps its payload in
+    memory (its WAL line already holds it durably), instead of failing a write
+    that is already durable."""
+    store = BlobStore(tmp_path)
+    first = blobs.externalize(store, inline(os.urandom(4096), 1))
+    real, state = os.write, {"done": False}
+
+    def write(fd, data):
+        if state["done"]:
+            return real(fd, data)
+        state["done"] = True
+        real(fd, bytes(data[:100]))
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(blobs.os, "write", write)
+    rec = inline(os.urandom(4096), 2)
+    kept = blobs.externalize(store, rec)
+    assert kept is rec and isinstance(kept["inline"], str)          # in memory, as it came
+    later = inline(os.urandom(5000), 3)
+    out = blobs.externalize(store, later)
+    assert out["inline"].payload() == base64.b64decode(later["inline"])
+    assert first["inline"].payload() and store.stats()["bytes"] == out["inline"].offset + out["inline"].length
+    store.close()
+
+
 async def test_payloads_stay_out_of_memory_and_survive_snapshots_splits_and_restarts(tmp_path):
     store = BlobStore(tmp_path / "blobs")
     ps = PartitionSet(("b/m",), tmp_path / "objects", snapshot_every=40, blob_store=store)
