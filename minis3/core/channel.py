@@ -28,7 +28,6 @@ GMAC rather than HMAC-SHA256 because a message may carry an inline object of
 from __future__ import annotations
 
 import hmac
-import struct
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,9 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 #: The header the opener sends its salt in (hex); the acceptor's is its first message.
 SALT_HEADER = "X-Minis3-Channel-Salt"
 SALT_BYTES = 16
-MAC_BYTES = 16
-_HEAD = struct.Struct(">Q16s")
-HEAD_BYTES = _HEAD.size
+ID_BYTES, TAG_BYTES = 8, 16
+HEAD_BYTES = ID_BYTES + TAG_BYTES
 #: Directions: the opener's messages (calls) and the acceptor's (answers).
 TO_ACCEPTOR, TO_OPENER = b"c", b"a"
 
@@ -75,7 +73,7 @@ class Sender:
         self.gcm, self.direction, self.seq = AESGCM(key), direction, 0
 
     def seal(self, msg_id: int, payload: bytes) -> bytes:
-        idb = msg_id.to_bytes(8, "big")
+        idb = msg_id.to_bytes(ID_BYTES, "big")
         tag = self.gcm.encrypt(_nonce(self.direction, self.seq), b"", idb + payload)
         self.seq += 1
         return idb + tag + payload
@@ -92,7 +90,7 @@ class Receiver:
         next one the other side sealed, byte for byte."""
         if len(message) < HEAD_BYTES:
             raise ChannelError("message shorter than its head")
-        idb, tag = message[:8], message[8:HEAD_BYTES]
+        idb, tag = message[:ID_BYTES], message[ID_BYTES:HEAD_BYTES]
         payload = memoryview(message)[HEAD_BYTES:]
         try:
             self.gcm.decrypt(_nonce(self.direction, self.seq), tag, idb + payload)

@@ -401,11 +401,8 @@ class MetaService:
         """``POST /v/batch``: several calls in one request (meta/batch.py), run
         concurrently as if each had come alone; one answer with each's status and body."""
         raw = await request.read()        # (its SHA-256 checked by the auth middleware, rpc/http.py)
-        calls = fastjson.loads(raw)["calls"]
-        self.batches["requests"] += 1
-        self.batches["calls"] += len(calls)
-        results = await asyncio.gather(*(batch.run(self._batch_handlers, c) for c in calls))
-        return web.Response(body=batch.encode_results(results), content_type="application/json")
+        body = await self._run_batch(fastjson.loads(raw)["calls"], "requests")
+        return web.Response(body=body, content_type="application/json")
 
     async def channel(self, request):
         """``GET /v/channel``: a channel (rpc/channel.py) carrying the calls a
@@ -419,7 +416,12 @@ class MetaService:
             calls = fastjson.loads(payload)["calls"]
         except (ValueError, KeyError, TypeError):
             return batch.encode_results([(400, fastjson.dumpb({"code": "MalformedBatch", "message": "not a batch"}))])
-        self.batches["messages"] += 1
+        return await self._run_batch(calls, "messages")
+
+    async def _run_batch(self, calls: list, came_as: str) -> bytes:
+        """A batch's calls run concurrently, as if each had come alone, and
+        counted (``came_as``: "requests" or "messages"); the encoded results."""
+        self.batches[came_as] += 1
         self.batches["calls"] += len(calls)
         return batch.encode_results(await asyncio.gather(*(batch.run(self._batch_handlers, c) for c in calls)))
 

@@ -69,10 +69,8 @@ class Unavailable(Exception):
 #: What the channel needs of a client session (rpc/http.client_session): the
 #: cluster secret, the inter-AZ delay, and the per-call read timeout.
 _SESSIONS: "weakref.WeakKeyDictionary[aiohttp.ClientSession, tuple]" = weakref.WeakKeyDictionary()
-
-
-def _session_timeout(session) -> float:
-    return _SESSIONS[session][2]
+#: The open channels' reader tasks, kept referenced while they run.
+_READERS: set[asyncio.Task] = set()
 
 
 def register_session(session: aiohttp.ClientSession, secret: str, delay, timeout_s: float) -> None:
@@ -118,7 +116,7 @@ class ChannelClient:
                 await asyncio.sleep(wait)
         link = self._link
         if link is None or link.ws.closed:
-            link = await self._open(secret)
+            link = await self._open(secret, timeout_s)
         self._next_id += 1
         msg_id = self._next_id
         fut = asyncio.get_running_loop().create_future()
@@ -136,20 +134,20 @@ class ChannelClient:
         finally:
             link.waiting.pop(msg_id, None)
 
-    async def _open(self, secret: str) -> _Link:
+    async def _open(self, secret: str, timeout_s: float) -> _Link:
         """The channel, opened by a task of its own that every caller waiting
         for it shares (a caller given up on, as a hedged read is, does not
         stop it)."""
         if self._opening is None:
             if time.monotonic() < self._closed_until:
                 raise Unavailable(self.url)
-            self._opening = asyncio.ensure_future(self._open_or_give_up(secret))
+            self._opening = asyncio.ensure_future(self._open_or_give_up(secret, timeout_s))
             self._opening.add_done_callback(self._opened)
         return await asyncio.shield(self._opening)
 
-    async def _open_or_give_up(self, secret: str) -> _Link:
+    async def _open_or_give_up(self, secret: str, timeout_s: float) -> _Link:
         try:
-            return await asyncio.wait_for(self._connect(secret), OPEN_TIMEOUT_S)
+            return await asyncio.wait_for(self._connect(secret, timeout_s), OPEN_TIMEOUT_S)
         except Exception as exc:
             self._closed_until = time.monotonic() + RETRY_AFTER_S
             raise Unavailable(f"{self.url}: {exc!r}") from exc
@@ -159,12 +157,12 @@ class ChannelClient:
         if not fut.cancelled():
             fut.exception()                          # retrieved: each waiting caller raised it
 
-    async def _connect(self, secret: str) -> _Link:
+    async def _connect(self, secret: str, timeout_s: float) -> _Link:
         salt = os.urandom(SALT_BYTES)
         ws = await self.session.ws_connect(self.url, headers={SALT_HEADER: salt.hex()}, max_msg_size=MAX_MESSAGE,
                                            autoping=True, heartbeat=HEARTBEAT_S, compress=0)
         try:                                          # the acceptor's salt: its first message
-            first = await ws.receive(timeout=_session_timeout(self.session))
+            first = await ws.receive(timeout=timeout_s)
             if first.type != aiohttp.WSMsgType.BINARY:
                 raise ChannelError(f"expected the acceptor's salt, got {first.type.name}")
             key = channel_key(secret, salt, bytes(first.data))
@@ -173,7 +171,9 @@ class ChannelClient:
             raise
         link = self._link = _Link(ws, Sender(key, TO_ACCEPTOR))
         self.opened += 1
-        Background.keep(asyncio.ensure_future(self._read(link, Receiver(key, TO_OPENER))))
+        reader = asyncio.ensure_future(self._read(link, Receiver(key, TO_OPENER)))
+        _READERS.add(reader)
+        reader.add_done_callback(_READERS.discard)
         return link
 
     async def _read(self, link: _Link, receiver: Receiver) -> None:
@@ -200,10 +200,6 @@ class ChannelClient:
                 if not fut.done():
                     fut.set_exception(err)
             await link.ws.close()
-
-    async def close(self) -> None:
-        if self._link is not None:
-            await self._link.ws.close()
 
 
 async def accept(request: web.Request, secret: str, serve: Callable[[memoryview], Awaitable[bytes]],
@@ -251,13 +247,3 @@ async def accept(request: web.Request, secret: str, serve: Callable[[memoryview]
     finally:
         await ws.close()
     return ws
-
-
-class Background:
-    """The channels' reader tasks (kept referenced while they run)."""
-    tasks: set[asyncio.Future] = set()
-
-    @classmethod
-    def keep(cls, fut: asyncio.Future) -> None:
-        cls.tasks.add(fut)
-        fut.add_done_callback(cls.tasks.discard)

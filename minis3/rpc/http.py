@@ -9,7 +9,7 @@ import weakref
 from aiohttp import web
 
 from ..core.errors import S3Error
-from . import auth, channel, listener
+from . import auth, channel, failpoints, listener
 
 log = logging.getLogger(__name__)
 #: An internal app's auth.Verifier (its replay guard and refusal counts).
@@ -137,7 +137,6 @@ def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metric
 
 async def failpoints_get(request: web.Request) -> web.Response:
     """Every failpoint of this process: what it means, how it is armed, how often it fired."""
-    from . import failpoints
     return web.json_response(failpoints.status())
 
 
@@ -146,7 +145,6 @@ async def failpoints_post(request: web.Request) -> web.Response:
     (core/failpoints.py has the language; ``replace`` disarms every point the
     spec does not name). Answers as GET does; 400 for a spec that does not parse
     (nothing is armed then)."""
-    from . import failpoints
     try:
         doc = await request.json()
         if not isinstance(doc, dict) or not isinstance(doc.get("spec", ""), str):
