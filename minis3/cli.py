@@ -95,13 +95,18 @@ def _add_cluster_commands(sub) -> None:
                               "actions crash, error, sleep(T), off; counts @N the Nth time only, *N the next N "
                               "times), `failpoints PROCESS --clear` disarms all; `crash-at FAILPOINT PROCESS` crashes "
                               "PROCESS (node-a1, meta-az-b, scrubber) the next time it reaches FAILPOINT. "
-                              "$MINIS3_FAILPOINTS arms the same SPEC in every process started with it.")
+                              "$MINIS3_FAILPOINTS arms the same SPEC in every process started with it. "
+                              "Disks: `disk-full NODE|AZ` (writes fail with ENOSPC), `disk-errors NODE RATE` (EIO on "
+                              "that fraction of reads, writes, syncs), `slow-disk NODE 200ms` (syncs and reads "
+                              "slower); `heal NODE|AZ|all` ends them (and an AZ's partition and latency).")
     c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node",
-                                      "partition-az", "latency", "heal", "failpoints", "crash-at"])
+                                      "partition-az", "latency", "heal", "failpoints", "crash-at",
+                                      "disk-full", "disk-errors", "slow-disk"])
     c.add_argument("target", nargs="?", help="an AZ name (az-b; `all` for latency and heal), a node id (a1, "
                                              "meta-az-b), or for crash-at the failpoint")
     c.add_argument("amount", nargs="?", help="for latency: the delay added to each request crossing the AZ (5ms, 0); "
-                                             "for crash-at: the process")
+                                             "for crash-at: the process; for disk-errors: the rate (10%%, 0.1); "
+                                             "for slow-disk: the delay of each sync and read (200ms)")
     c.add_argument("--arm", metavar="SPEC", help="failpoints PROCESS: arm these failpoints in it")
     c.add_argument("--clear", action="store_true", help="failpoints PROCESS: disarm all of its failpoints")
     _topology_args(c)
@@ -214,11 +219,17 @@ def _chaos(topo, args) -> int:
     from .cluster.chaos import ACTIONS, ChaosError, set_latency
     from .cluster import failpoints
     try:
-        if args.action in ("failpoints", "crash-at"):
+        if args.action in ("failpoints", "crash-at", *failpoints.DISK_ACTIONS):
             print(failpoints.run(topo, args.action, args.target, args.amount, arm_spec=args.arm,
                                  clear_all=args.clear))
         elif args.target is None:
             raise ChaosError(f"{args.action} needs an AZ name or a node id")
+        elif args.action == "heal":
+            healed = failpoints.heal_disks(topo, args.target)
+            is_az = args.target == "all" or args.target in {a.name for a in topo.azs}
+            network = ACTIONS["heal"](topo, args.target) if is_az else ""
+            lines = ([network] if network and not network.startswith("nothing") else []) + healed
+            print("\n".join(lines) or f"nothing to heal on {args.target}")
         elif args.action == "latency":
             print(set_latency(topo, args.target, args.amount or ""))
         else:

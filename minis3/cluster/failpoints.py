@@ -8,6 +8,12 @@ and the scrubber has (``GET``/``POST /failpoints``, rpc/http.py), with
 rpc/sync.py's signed requests. Processes are named as in ``minis3 status`` and
 ``minis3 trace``: ``node-a1`` (or ``a1``), ``meta-az-b``, ``scrubber``.
 
+The disk-fault verbs set a process's disk faults (core/failpoints.DiskFaults)
+through the same route: ``disk-full NODE|AZ`` (every write fails with ENOSPC;
+an AZ: its storage nodes and its metadata process), ``disk-errors NODE RATE``
+(EIO on that fraction of reads, writes and syncs), ``slow-disk NODE 200ms``
+(every sync and read that much slower); ``heal`` clears them.
+
 What is armed this way lives in the process's memory only: a restart (say, by
 its AZ supervisor after the crash it was armed for) forgets it.
 """
@@ -102,10 +108,73 @@ def render_process(name: str, got: dict) -> str:
     return "\n".join(lines)
 
 
+# -- disk faults --------------------------------------------------------------
+
+DISK_ACTIONS = ("disk-full", "disk-errors", "slow-disk")
+
+
+def disk_targets(topo: Topology, ident: str) -> list[tuple[str, str]]:
+    """(name, url) of the processes ``ident`` names: one process, or an AZ's
+    storage nodes and metadata process, or (``all``) every one of them."""
+    azs = [a.name for a in topo.azs]
+    if ident == "all" or ident in azs:
+        want = set(azs) if ident == "all" else {ident}
+        return ([(f"node-{n.id}", n.url) for n in topo.nodes if n.az in want]
+                + [(m.id, m.url) for m in topo.all_metas if m.az in want])
+    return [resolve(topo, ident)]
+
+
+def set_disk(topo: Topology, ident: str, doc: dict | None) -> list[str]:
+    """Send ``{"disk": doc}`` to every process ``ident`` names; one line each."""
+    lines = []
+    for name, url in disk_targets(topo, ident):
+        got = _ask(topo, name, url, {"disk": doc})
+        lines.append(f"{name} (pid {got['pid']}): disk {got['disk']['state']}")
+    return lines
+
+
+def disk_fault(topo: Topology, action: str, target: str | None, amount: str | None) -> str:
+    """``disk-full NODE|AZ``, ``disk-errors NODE RATE``, ``slow-disk NODE 200ms``."""
+    usage = {"disk-full": "disk-full NODE|AZ (a1, meta-az-b, az-b)",
+             "disk-errors": "disk-errors NODE RATE (a1 10%)", "slow-disk": "slow-disk NODE TIME (a1 200ms)"}[action]
+    if not target or (action != "disk-full" and not amount):
+        raise ChaosError(f"usage: minis3 chaos {usage}")
+    try:
+        if action == "disk-full":
+            doc = {"full": True}
+        elif action == "disk-errors":
+            doc = {"errors": core.parse_rate(amount)}
+        else:
+            doc = {"slow_ms": core.parse_duration("slow-disk", amount) * 1000}
+    except core.FailpointSpecError as exc:
+        raise ChaosError(str(exc)) from None
+    what = {"disk-full": "every write now fails with ENOSPC",
+            "disk-errors": f"{amount} of reads, writes and syncs now fail with EIO",
+            "slow-disk": f"every sync and read now takes {amount} longer"}[action]
+    return "\n".join(set_disk(topo, target, doc) + [f"{what}; `minis3 chaos heal {target}` ends it"])
+
+
+def heal_disks(topo: Topology, ident: str) -> list[str]:
+    """Heal the disks of the processes ``ident`` names (lines only for those
+    that had a fault; a process that does not answer is skipped)."""
+    lines = []
+    for name, url in disk_targets(topo, ident):
+        try:
+            before = _ask(topo, name, url)["disk"]["state"]
+            if before != "healthy":
+                _ask(topo, name, url, {"disk": None})
+                lines.append(f"{name}: disk healed (was {before})")
+        except ChaosError:
+            continue
+    return lines
+
+
 def run(topo: Topology, action: str, target: str | None, extra: str | None, *,
         arm_spec: str | None = None, clear_all: bool = False) -> str:
     """``minis3 chaos failpoints [PROCESS] [--arm SPEC | --clear]`` and
     ``minis3 chaos crash-at FAILPOINT PROCESS``."""
+    if action in DISK_ACTIONS:
+        return disk_fault(topo, action, target, extra)
     if action == "crash-at":
         if not target or not extra:
             raise ChaosError("crash-at needs a failpoint and a process: minis3 chaos crash-at "

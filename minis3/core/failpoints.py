@@ -20,6 +20,15 @@ hits down; it does no I/O. The spec is entries separated by ``;``::
                             COUNT:  (none) every time | *N the next N times | @N the Nth time only
     PROCESS:NAME=ACTION     only in that process (node-a1, meta-az-b, scrubber): for an
                             environment that every process of a cluster inherits
+
+*Disk faults* are the other half: not one step but every disk operation of a
+process's data directory. :class:`DiskFaults` says how a process's disk
+misbehaves (full: every write fails with ENOSPC; a fraction of reads, writes
+and syncs failing with EIO; every sync and read taking longer) and
+:meth:`DiskFaults.outcome` what one operation meets; rpc/failpoints.py's
+``disk(op)`` is called at each write, sync and read of fragment files, the
+WAL, the blob log and snapshots (``minis3 chaos disk-full``, ``disk-errors``,
+``slow-disk``).
 """
 from __future__ import annotations
 
@@ -61,7 +70,7 @@ POINTS: dict[str, str] = {
         "and no writer answered (a crash here: on disk, and no caller heard of it)",
     "meta.snapshot.before_rename":
         "a partition snapshot: fsynced as its .tmp file, not renamed; the older snapshot and the "
-        "WALs since still hold everything",
+        "WALs since still hold everything (recovery removes the .tmp)",
 }
 
 ACTIONS = ("crash", "error", "sleep", "off")
@@ -202,3 +211,88 @@ def apply(armed: dict[str, Arm], entries: list[Entry], *, replace: bool = False)
 def format_spec(armed: dict[str, Arm]) -> str:
     """``armed`` as a spec that :func:`parse` reads back to the same arms."""
     return ";".join(f"{name}={arm.describe()}" for name, arm in sorted(armed.items()))
+
+
+# -- disk faults ----------------------------------------------------------------
+
+#: The disk operations a process reports to its disk faults (rpc/failpoints.disk).
+DISK_OPS = ("write", "sync", "read")
+
+
+@dataclass(frozen=True)
+class DiskFaults:
+    """How one process's disk misbehaves; the default, a healthy disk.
+
+    * ``full``: every write fails with ENOSPC (syncs, reads and deletes still
+      work, as on a real full disk: what is written stays readable);
+    * ``errors``: this fraction (0..1) of writes, syncs and reads fail with
+      EIO, as a disk with bad sectors or a failing controller;
+    * ``slow_s``: every sync and every read takes this much longer, as a disk
+      that retries internally or a saturated volume.
+    """
+    full: bool = False
+    errors: float = 0.0
+    slow_s: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.full or self.errors > 0 or self.slow_s > 0
+
+    def outcome(self, op: str, draw: float) -> tuple[int, float]:
+        """What one ``op`` meets, given a uniform ``draw`` in [0, 1): (the errno
+        it fails with, 0 if none; seconds it is delayed first)."""
+        delay = self.slow_s if op in ("sync", "read") else 0.0
+        if op == "write" and self.full:
+            return errno.ENOSPC, delay
+        if draw < self.errors:
+            return errno.EIO, delay
+        return 0, delay
+
+    def describe(self) -> str:
+        """``full``, ``errors 10%``, ``slow 200ms``, joined; ``healthy`` when none."""
+        parts = ["full"] if self.full else []
+        if self.errors:
+            parts.append(f"errors {self.errors * 100:g}%")
+        if self.slow_s:
+            parts.append(f"slow {self.slow_s * 1000:g}ms")
+        return ", ".join(parts) or "healthy"
+
+    def to_doc(self) -> dict:
+        return {"full": self.full, "errors": self.errors, "slow_ms": self.slow_s * 1000}
+
+    @classmethod
+    def from_doc(cls, doc: dict | None) -> "DiskFaults":
+        """From ``{"full": bool, "errors": 0..1, "slow_ms": ms}`` (missing keys:
+        healthy); FailpointSpecError for a value out of range."""
+        doc = doc or {}
+        try:
+            errors, slow_ms = float(doc.get("errors", 0)), float(doc.get("slow_ms", 0))
+        except (TypeError, ValueError):
+            raise FailpointSpecError("disk faults: errors and slow_ms must be numbers") from None
+        if not 0 <= errors <= 1:
+            raise FailpointSpecError(f"disk faults: errors is a fraction from 0 to 1, not {errors:g}")
+        if not 0 <= slow_ms <= 60_000:
+            raise FailpointSpecError(f"disk faults: slow_ms is from 0 to 60000, not {slow_ms:g}")
+        return cls(bool(doc.get("full", False)), errors, slow_ms / 1000)
+
+    def merged(self, doc: dict) -> "DiskFaults":
+        """These faults with the keys of ``doc`` changed (the others kept)."""
+        return DiskFaults.from_doc({**self.to_doc(), **doc})
+
+
+def parse_rate(text: str) -> float:
+    """A fraction from ``0.1``, ``10%`` or ``1/10``; FailpointSpecError if it is
+    not one from 0 to 1."""
+    t = (text or "").strip()
+    try:
+        if t.endswith("%"):
+            value = float(t[:-1]) / 100
+        elif "/" in t:
+            num, den = t.split("/", 1)
+            value = float(num) / float(den)
+        else:
+            value = float(t)
+    except (ValueError, ZeroDivisionError):
+        raise FailpointSpecError(f"{text!r}: expected a rate such as 0.1, 10% or 1/10") from None
+    if not 0 <= value <= 1:
+        raise FailpointSpecError(f"{text!r}: a rate is from 0 to 1 (0% to 100%)")
+    return value

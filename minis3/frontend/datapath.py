@@ -49,15 +49,24 @@ class DataPath:
         c, spec = self.codec, (int(k), int(m), backend or self.codec.backend)
         return c if spec == (c.k, c.m, c.backend) else codec_for(*spec)
 
-    def _up(self) -> set[str]:
-        return self.health.up_nodes() if self.health else set(self.node_az)
+    def _up(self, include_slow: bool = False) -> set[str]:
+        """The nodes a new fragment may go to: up, disk not full, and not
+        slow unless ``include_slow``."""
+        return self.health.writable_nodes(include_slow) if self.health else set(self.node_az)
+
+    def _slow(self) -> set[str]:
+        """Nodes whose disk is slow lately (node_health.NodeHealth.slow_nodes)."""
+        return self.health.slow_nodes() if self.health else set()
 
     def _is_up(self, node: str) -> bool:
         return self.health.is_up(node) if self.health else True
 
     def _failed(self, exc: BaseException) -> None:
-        if self.health and isinstance(exc, FragmentError) and exc.unreachable and exc.node:
-            self.health.mark_down(exc.node, str(exc))
+        if self.health and isinstance(exc, FragmentError) and exc.node:
+            if exc.unreachable:
+                self.health.mark_down(exc.node, str(exc))
+            elif exc.full:
+                self.health.mark_full(exc.node)
 
     # ------------------------------------------------------------------ PUT
     async def store(self, body: AsyncIterator[bytes],
@@ -178,8 +187,11 @@ class _SegmentReader:
     def __init__(self, dp: DataPath, ec: dict, first: int, last: int):
         self.dp, self.ec, self.last = dp, ec, last
         k, width = ec["k"], len(ec["nodes"])
-        # Data fragments first (decoding them is a copy), nodes believed down last.
-        self.spares = sorted(range(width), key=lambda i: (not dp._is_up(ec["nodes"][i]), i >= k, i))
+        # Data fragments first (decoding them is a copy), nodes believed down last,
+        # a slow disk's just before them (a parity fragment decodes sooner than it answers).
+        slow = dp._slow()
+        self.spares = sorted(range(width), key=lambda i: (not dp._is_up(ec["nodes"][i]), ec["nodes"][i] in slow,
+                                                          i >= k, i))
         self.streams: dict[int, AsyncIterator[bytes]] = {}
         self.pending: dict[int, asyncio.Future] = {}       # stream → its next block, in flight
         for _ in range(k):

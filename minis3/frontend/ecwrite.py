@@ -6,6 +6,8 @@
     seal             → with a data key, each segment encrypted (AES-256-GCM, core/seal.py)
     encode           → each segment into k+m framed fragment blocks, and its xxh3
     store fragments  → one streaming fragment PUT per node; each node fsyncs before it answers
+    hand off         → (one segment) a fragment its node refused (a full or failing disk) or
+                       never answered goes to a handoff node, from the bytes still in memory
     finish           → all k+m durable and the body verified: a ``Stored`` with its commit deadline
     abort            → any failure: cancel every step, remove what landed, queue it for GC
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from .datapath import DataPath
 
 QUEUE_DEPTH = 4       # segments in flight per fragment PUT
+HANDOFF_ROUNDS = 2    # times a one-segment PUT sends failed fragments to other nodes
 PIPELINE_DEPTH = 2    # segments waiting for each PUT stage (hashing, encoding)
 OFFLOAD_MIN = 256 * 1024   # smaller segments are hashed and coded on the loop (a thread hop costs more)
 #: Fragments stored away from their home node (it was down): the scrubber moves
@@ -87,6 +90,8 @@ class ECWrite:
         self.size = 0
         self.segsums = bytearray()
         self.fragment_puts: list[asyncio.Future] = []
+        self.bodies: list[bytes] | None = None          # one segment's fragments, kept for handoff
+        self.refused: set[str] = set()                  # nodes whose fragment PUT failed
         self.landed: list[float] = []                   # when each fragment became durable
         self.stages: list[tuple[asyncio.Queue, asyncio.Future]] = []
         self.watch: asyncio.Future | None = None
@@ -112,17 +117,21 @@ class ECWrite:
         A one-zone class (ONEZONE_IA) places and hands off within its zone only
         (``ec.zone``; ec/storage_class.py)."""
         object_id = uuid.uuid4().hex
-        up = self.dp._up()
         ec = {"id": object_id, "k": self.codec.k, "m": self.codec.m, "backend": self.codec.backend,
               "seg": self.dp.segment_size, "nodes": [None] * self.codec.width}
-        if self.one_zone:
-            ec["zone"] = SC.zone_for(object_id, self.dp.azs, up)
-            up = {n for n in up if self.dp.node_az[n] == ec["zone"]}
-        home = place(object_id, SC.home_azs(ec, self.dp.azs), self.codec.width)
-        try:
-            ec["nodes"] = handoff(object_id, home, self.dp.node_az, up, max_per_node=SC.max_per_node(ec, self.dp.azs))
-        except NotEnoughNodes as exc:
-            raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
+        for include_slow in (False, True):            # a slow node only if the others cannot hold them all
+            up = self.dp._up(include_slow)
+            if self.one_zone:
+                ec["zone"] = SC.zone_for(object_id, self.dp.azs, up)
+                up = {n for n in up if self.dp.node_az[n] == ec["zone"]}
+            home = place(object_id, SC.home_azs(ec, self.dp.azs), self.codec.width)
+            try:
+                ec["nodes"] = handoff(object_id, home, self.dp.node_az, up,
+                                      max_per_node=SC.max_per_node(ec, self.dp.azs))
+                break
+            except NotEnoughNodes as exc:
+                if include_slow:
+                    raise E.ServiceUnavailable(f"not enough storage nodes up: {exc}")
         self.handed_off = sum(a != b for a, b in zip(home, ec["nodes"]))
         return ec
 
@@ -186,7 +195,8 @@ class ECWrite:
         if self.on_segment:
             await self.hash(data)
         self.size = len(data)
-        self.store_fragments(await self.encode_segment(0, data))
+        self.bodies = await self.encode_segment(0, data)
+        self.store_fragments(self.bodies)
 
     async def pipeline(self, seg: "Pieces", rest: AsyncIterator[bytes]) -> None:
         """Segments through the hash and encode stages into the fragment PUTs."""
@@ -241,6 +251,10 @@ class ECWrite:
         for _, task in self.stages:
             await task
         results = await asyncio.gather(*self.fragment_puts, return_exceptions=True)
+        for _ in range(HANDOFF_ROUNDS if self.bodies is not None else 0):
+            if not any(isinstance(r, BaseException) for r in results):
+                break
+            results = await self.hand_off(results)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             # Acknowledged only with all k+m fragments durable.
@@ -254,6 +268,33 @@ class ECWrite:
             self.ec["enc"] = self.cipher.enc()
         HANDED_OFF.inc(self.handed_off)
         return Stored(size=self.size, ec=self.ec, commit_by=min(self.landed) + self.dp.commit_window_s)
+
+    async def hand_off(self, results: list) -> list:
+        """Send the fragments whose PUT failed (``results[i]`` an exception) to
+        handoff nodes, as ``place`` does for a node known to be down: from the
+        bytes in memory, the other fragments staying where they landed. The
+        failed nodes are not tried again by this PUT; a node that refused for
+        a full disk is marked so (``DataPath._failed``) and new PUTs avoid it.
+        Returns every fragment's result again. A failed fragment whose node
+        may have landed it after all (a timeout) is an orphan the scrubber's
+        GC removes: the record never points at it."""
+        failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+        self.refused.update(self.ec["nodes"][i] for i in failed)
+        landed = {n for i, n in enumerate(self.ec["nodes"]) if i not in failed}
+        up = (self.dp._up(include_slow=True) | landed) - self.refused
+        if self.one_zone:
+            up = {n for n in up if self.dp.node_az[n] == self.ec["zone"]}
+        try:
+            nodes = handoff(self.ec["id"], self.ec["nodes"], self.dp.node_az, up,
+                            max_per_node=SC.max_per_node(self.ec, self.dp.azs))
+        except NotEnoughNodes:
+            return results
+        for i in failed:
+            self.ec["nodes"][i] = nodes[i]
+            self.fragment_puts[i] = asyncio.ensure_future(self.store_fragment(i, nodes[i], self.bodies[i]))
+            self.fragment_puts[i].add_done_callback(lambda _t: self.landed.append(time.monotonic()))
+            self.handed_off += 1
+        return await asyncio.gather(*self.fragment_puts, return_exceptions=True)
 
     async def abort(self) -> None:
         """Cancel every step and remove the fragments that landed (nothing to

@@ -6,6 +6,12 @@ prober asks every node every ``PROBE_EVERY`` seconds with a short timeout, so
 a node that is frozen (SIGSTOP: its socket still accepts, nothing answers) is
 found within about a second, without any client request paying for it.
 
+The probe's answer also says whether the node's disk is *full* (it refused a
+write with ENOSPC and no probe write has succeeded since) and how long its
+fsyncs take lately (``sync_ms``). New fragments go to nodes that are up, not
+full and not *slow* (a sync time over ``SLOW_SYNC_MS`` and ``SLOW_FACTOR``
+times the median node's); reads still use full and slow nodes.
+
 The data path uses this to place fragments on live nodes (handoff), to abort
 a fragment PUT to a node that stopped answering, and to read from live nodes
 first. The same tracker keeps a moving estimate of how long a fragment block
@@ -27,17 +33,23 @@ log = logging.getLogger("minis3.health")
 PROBE_EVERY = 0.5
 PROBE_TIMEOUT = 0.75
 HEDGE_MIN, HEDGE_MAX = 0.25, 2.0        # seconds: the bounds of GET's hedging delay
+SLOW_SYNC_MS = 100.0                    # a node's recent fsync time above this…
+SLOW_FACTOR = 5.0                       # …and this many times the median node's: slow
 
 
 #: What this frontend believes of each storage node (``minis3 up`` waits for all 1s).
 NODE_UP = prometheus_client.Gauge("minis3_storage_node_up", "1 while this frontend believes the node is up",
                                   ["node"])
+NODE_FULL = prometheus_client.Gauge("minis3_storage_node_full", "1 while this frontend believes the node's disk "
+                                    "is full (it gets no new fragments; it is still read)", ["node"])
 
 
 class NodeHealth:
     def __init__(self, session: aiohttp.ClientSession, urls: dict[str, str]):
         self.session, self.urls = session, urls
         self.down: dict[str, float] = {}          # node id → since when
+        self.full: dict[str, float] = {}          # node id → since when its disk refuses writes
+        self.sync_ms: dict[str, float] = {}       # node id → its recent fsync time, as it reports
         for n in urls:
             NODE_UP.labels(n).set(1)
         self._block_wait = 0.02                   # EWMA of a fragment block's arrival, seconds
@@ -49,6 +61,36 @@ class NodeHealth:
 
     def up_nodes(self) -> set[str]:
         return {n for n in self.urls if n not in self.down}
+
+    def slow_nodes(self) -> set[str]:
+        """Nodes whose recent fsyncs take over SLOW_SYNC_MS and SLOW_FACTOR
+        times the median node's (a slow disk)."""
+        times = sorted(self.sync_ms.values())
+        if not times:
+            return set()
+        median = times[len(times) // 2]
+        bar = max(SLOW_SYNC_MS, SLOW_FACTOR * median)
+        return {n for n, ms in self.sync_ms.items() if ms > bar}
+
+    def writable_nodes(self, include_slow: bool = False) -> set[str]:
+        """Nodes a new fragment may go to: up and not full; and not slow,
+        unless ``include_slow`` (when too few are left without them: slow
+        beats unavailable)."""
+        ok = {n for n in self.urls if n not in self.down and n not in self.full}
+        return ok if include_slow else ok - self.slow_nodes()
+
+    def mark_full(self, node: str) -> None:
+        if node not in self.full:
+            self.full[node] = time.time()
+            NODE_FULL.labels(node).set(1)
+            log.warning("storage node %s: disk full; new fragments go elsewhere", node)
+
+    def _set_full(self, node: str, full: bool) -> None:
+        if full:
+            self.mark_full(node)
+        elif self.full.pop(node, None) is not None:
+            NODE_FULL.labels(node).set(0)
+            log.warning("storage node %s takes writes again", node)
 
     def mark_down(self, node: str, why: str) -> None:
         if node not in self.down:
@@ -75,10 +117,14 @@ class NodeHealth:
             async with self.session.get(url + "/health",
                                         timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT)) as r:
                 ok = r.status == 200
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                doc = await r.json() if ok else {}
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
             ok = False
         if ok:
             self._mark_up(node)
+            self._set_full(node, bool(doc.get("full")))
+            if isinstance(doc.get("sync_ms"), (int, float)):
+                self.sync_ms[node] = float(doc["sync_ms"])
         else:
             self.mark_down(node, "health probe failed")
 

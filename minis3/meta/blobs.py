@@ -42,6 +42,8 @@ from pathlib import Path
 
 import xxhash
 
+from ..rpc.failpoints import disk
+
 log = logging.getLogger("minis3.meta.blobs")
 
 #: A new blob file is started past this size.
@@ -117,6 +119,7 @@ class BlobStore:
             fd = self._fds[self.current]
             view = memoryview(data)
             try:
+                disk("write")
                 while view:
                     view = view[os.write(fd, view):]
             except OSError:
@@ -157,6 +160,7 @@ class BlobStore:
             dirty, self._dirty = self._dirty, set()
             fds = [self._fds[n] for n in dirty]
         for fd in fds:
+            disk("sync")
             os.fdatasync(fd)
 
     def stats(self) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..fsutil import fsync_dir
-from ..rpc.failpoints import failpoint
+from ..rpc.failpoints import disk, failpoint
 from ..rpc.fastjson import dumpb, loads
 from . import blobs
 
@@ -136,6 +136,11 @@ class WAL:
         for g in self._gens("wal", ".log"):
             if g < base:
                 (self.dir / f"wal-{g:06d}.log").unlink(missing_ok=True)
+        # A snapshot a crash cut short before its rename was never used: the
+        # WALs since the last snapshot hold all it held. Later snapshots have
+        # newer generations, so nothing else would ever remove it.
+        for p in self.dir.glob("snapshot-*.tmp"):
+            p.unlink(missing_ok=True)
 
     def open(self) -> None:
         self._file = open(self.dir / f"wal-{self.generation:06d}.log", "ab", buffering=0)
@@ -250,10 +255,12 @@ class WAL:
         start = os.lseek(fd, 0, os.SEEK_END)      # appended, so this batch starts at the end
         try:
             failpoint("meta.wal.before_write")
+            disk("write")
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
             failpoint("meta.wal.before_fdatasync")
+            disk("sync")
             os.fdatasync(fd)
             failpoint("meta.wal.after_fdatasync")
         except BaseException as exc:
@@ -306,13 +313,21 @@ class WAL:
         tmp = self.dir / f"snapshot-{gen:06d}.tmp"
         if self.blob_store is not None:
             self.blob_store.sync()       # every payload the snapshot names is durable first
-        with open(tmp, "wb") as f:
-            for e in data:
-                f.write(encode_line(e, refs=self.blob_store is not None))
-            f.flush()
-            os.fsync(f.fileno())
-        failpoint("meta.snapshot.before_rename")
-        os.replace(tmp, self.dir / f"snapshot-{gen:06d}.jsonl")
+        try:
+            with open(tmp, "wb") as f:
+                disk("write")
+                for e in data:
+                    f.write(encode_line(e, refs=self.blob_store is not None))
+                f.flush()
+                disk("sync")
+                os.fsync(f.fileno())
+            failpoint("meta.snapshot.before_rename")
+            os.replace(tmp, self.dir / f"snapshot-{gen:06d}.jsonl")
+        except BaseException:
+            # No snapshot, then (the WALs still hold everything): not a
+            # partition-sized file left behind that no later snapshot replaces.
+            tmp.unlink(missing_ok=True)
+            raise
         fsync_dir(self.dir)
         # Only now is everything before `gen` redundant.
         for g in self._gens("wal", ".log"):

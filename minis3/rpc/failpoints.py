@@ -29,6 +29,15 @@ What each action does where it fires:
   one day would block the whole process while it sleeps: :func:`failpoint`
   says so in the log when that happens.
 
+Disk faults (``disk(op)``, core/failpoints.DiskFaults) act on every write,
+sync and read of the process's data files rather than on one step: a full disk
+(ENOSPC on every write), a failing one (EIO on a fraction of operations), a
+slow one (every sync and read delayed). They are set at run time only, by the
+same route (``{"disk": {...}}``; ``minis3 chaos disk-full``, ``disk-errors``,
+``slow-disk``, and ``heal`` to clear them), and a restart forgets them, as it
+forgets run-time failpoints: a process restarted on a "full" disk finds it
+healthy.
+
 When nothing is armed a point costs one call and one dict truth test:
 measured with ``timeit`` on this machine (CPython 3.11, 2 cores, best of 7
 runs of 2 million calls), ``failpoint("storage.land.before_rename")`` took
@@ -41,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import threading
 import time
@@ -58,6 +68,9 @@ _ARMED: dict[str, core.Arm] = {}
 _FIRED: dict[str, int] = {}           # how many times each point fired in this process
 _LOCK = threading.Lock()              # points are hit from worker threads
 _state = {"process": None}            # this process's name, for entries naming one
+#: This process's disk faults; falsy (a healthy disk) is the one test ``disk`` costs.
+_DISK = {"faults": core.DiskFaults()}
+_DISK_HITS: dict[str, int] = {}       # "write ENOSPC", "read EIO", "sync slow" → how often
 
 
 def failpoint(name: str) -> None:
@@ -96,6 +109,50 @@ def _fire(name: str, arm: core.Arm) -> None:
         log.warning("failpoint %s: sleeping %.3f s on the event loop thread: the whole process stalls",
                     name, arm.sleep_s)
     time.sleep(arm.sleep_s)
+
+
+def disk(op: str) -> None:
+    """A ``op`` ("write", "sync", "read") on this process's data files: fail it
+    or delay it as the disk faults set here say; nothing on a healthy disk.
+    Called in worker threads, next to the system call it stands for."""
+    faults = _DISK["faults"]
+    if faults:
+        _disk_hit(faults, op)
+
+
+def _disk_hit(faults: core.DiskFaults, op: str) -> None:
+    err, delay = faults.outcome(op, random.random())
+    if delay:
+        _count(f"{op} slow")
+        time.sleep(delay)
+    if err:
+        _count(f"{op} {errno_name(err)}")
+        raise OSError(err, f"disk fault: {os.strerror(err)}")
+
+
+def _count(what: str) -> None:
+    with _LOCK:
+        _DISK_HITS[what] = _DISK_HITS.get(what, 0) + 1
+
+
+def errno_name(err: int) -> str:
+    import errno as errnos
+    return errnos.errorcode.get(err, str(err))
+
+
+def set_disk(doc: dict | None, *, replace: bool = True) -> core.DiskFaults:
+    """Set this process's disk faults from ``{"full", "errors", "slow_ms"}``
+    (``replace`` False: change only the keys given); None or {} heals the
+    disk. Raises core.FailpointSpecError, changing nothing, for a bad value."""
+    faults = core.DiskFaults.from_doc(doc) if replace else _DISK["faults"].merged(doc or {})
+    if faults != _DISK["faults"]:
+        log.warning("disk faults: %s", faults.describe())
+    _DISK["faults"] = faults
+    return faults
+
+
+def disk_faults() -> core.DiskFaults:
+    return _DISK["faults"]
 
 
 def _on_event_loop() -> bool:
@@ -140,7 +197,11 @@ def status() -> dict:
     (the answer to ``GET /failpoints``)."""
     with _LOCK:
         armed, fired = dict(_ARMED), dict(_FIRED)
+    faults = _DISK["faults"]
+    with _LOCK:
+        hits = dict(_DISK_HITS)
     return {"process": _state["process"], "pid": os.getpid(), "armed": core.format_spec(armed),
+            "disk": dict(faults.to_doc(), state=faults.describe(), hits=hits),
             "points": [{"name": n, "what": what, "armed": armed[n].describe() if n in armed else None,
                         "fired": fired.get(n, 0)} for n, what in core.POINTS.items()]}
 
@@ -150,3 +211,5 @@ def reset() -> None:
     with _LOCK:
         _ARMED.clear()
         _FIRED.clear()
+        _DISK_HITS.clear()
+    _DISK["faults"] = core.DiskFaults()

@@ -143,13 +143,20 @@ async def failpoints_get(request: web.Request) -> web.Response:
 async def failpoints_post(request: web.Request) -> web.Response:
     """Arm failpoints in this process: body ``{"spec": SPEC, "replace": false}``
     (core/failpoints.py has the language; ``replace`` disarms every point the
-    spec does not name). Answers as GET does; 400 for a spec that does not parse
-    (nothing is armed then)."""
+    spec does not name), and/or set its disk faults: ``{"disk": {"full": true,
+    "errors": 0.1, "slow_ms": 200}}`` (the keys given change, the others stay;
+    ``{"disk": null}`` heals the disk). Answers as GET does; 400 for a spec or a
+    fault that does not parse (nothing changes then)."""
     try:
         doc = await request.json()
-        if not isinstance(doc, dict) or not isinstance(doc.get("spec", ""), str):
-            raise ValueError('expected {"spec": "NAME=ACTION;...", "replace": false}')
-        failpoints.arm(doc.get("spec", ""), replace=bool(doc.get("replace")))
+        if not isinstance(doc, dict) or not isinstance(doc.get("spec", ""), str) \
+                or not isinstance(doc.get("disk") or {}, dict):
+            raise ValueError('expected {"spec": "NAME=ACTION;...", "replace": false} or {"disk": {...}}')
+        if "disk" in doc:
+            faults = doc["disk"]
+            failpoints.set_disk(faults, replace=faults is None)
+        if "spec" in doc or doc.get("replace"):
+            failpoints.arm(doc.get("spec", ""), replace=bool(doc.get("replace")))
     except ValueError as exc:              # bad JSON, or core.FailpointSpecError
         return web.json_response({"code": "InvalidFailpointSpec", "message": str(exc)}, status=400)
     return web.json_response(failpoints.status())

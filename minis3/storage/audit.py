@@ -75,6 +75,7 @@ from typing import Iterator
 
 import xxhash
 
+from ..rpc.failpoints import disk
 from . import blocks
 
 #: "<32 hex object id>.<fragment index>", the name of a fragment file.
@@ -135,6 +136,7 @@ class FragmentCheck:
         return AuditResult(self.pos, self.blocks, self.problem)
 
     def _read(self, n: int) -> bytes:
+        disk("read")
         data = self.f.read(n)
         self.pos += len(data)
         return data

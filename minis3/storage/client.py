@@ -18,11 +18,13 @@ from .audit import cursor_before
 class FragmentError(Exception):
     """A fragment could not be written or read (node down, refused, corrupt).
     ``unreachable`` says the node did not answer at all (as opposed to
-    answering with an error or a bad block)."""
+    answering with an error or a bad block); ``full`` that it refused a
+    write because its disk is full (507)."""
 
-    def __init__(self, message: str, *, node: str | None = None, unreachable: bool = False):
+    def __init__(self, message: str, *, node: str | None = None, unreachable: bool = False,
+                 full: bool = False):
         super().__init__(message)
-        self.node, self.unreachable = node, unreachable
+        self.node, self.unreachable, self.full = node, unreachable, full
 
 
 async def _feed(content: aiohttp.StreamReader, cut: BlockCutter) -> None:
@@ -105,7 +107,8 @@ class StorageClient:
         try:
             async with self.session.put(url, data=data, headers=_SEALED_HEADERS, trace_request_ctx=seal) as r:
                 if r.status != 200:
-                    raise FragmentError(f"node {node_id} answered {r.status}: {(await r.text())[:200]}")
+                    raise FragmentError(f"node {node_id} answered {r.status}: {(await r.text())[:200]}",
+                                        node=node_id, full=r.status == 507)
                 return await r.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..fsutil import DurableFile, fsync_dir, open_direct, pread_direct
 from ..rpc import tracing
-from ..rpc.failpoints import failpoint
+from ..rpc.failpoints import disk, failpoint
 from . import batchread, blocks
 
 #: Verified blocks are written to the temp file in batches of about this size.
@@ -99,6 +99,7 @@ class FragmentRange:
         block, or None). A bad block ends the batch: only what comes before
         it is returned."""
         with self._lock:
+            disk("read")
             want = min(self.end - self.pos, max(1, -(-limit // self.stride)) * self.stride)
             buf = pread_direct(self.direct_fd, want, self.pos) if self.direct_fd >= 0 else None
             if buf is None:
@@ -153,6 +154,7 @@ def open_range(path: Path, idx: int, first: int, last: int) -> FragmentRange:
     and block 0's head, which give the layout."""
     f = open(path, "rb", buffering=0)
     try:
+        disk("read")
         st = os.fstat(f.fileno())
         identity = st.st_dev, st.st_ino
         head = os.pread(f.fileno(), 64 * 1024, 0)
@@ -195,6 +197,7 @@ class BatchRead:
         self.zeros_left = 0                # of a bad item
         self.data_bytes = 0
         self.fragments = 0
+        self.unreadable = 0                # items the disk failed to read (EIO)
 
     @property
     def length(self) -> int:
@@ -228,7 +231,17 @@ class BatchRead:
                     continue
                 end = batchread.CORRUPT
             elif not o.done:
-                good, data_bytes, problem = o.read_verified(max(1, limit - used))
+                try:
+                    good, data_bytes, problem = o.read_verified(max(1, limit - used))
+                except OSError:
+                    # The disk failed the read (EIO): nothing is known to be wrong
+                    # with the file, so it is not quarantined; the item's rest is
+                    # zeros and it ends bad, and the reader gets this fragment
+                    # elsewhere. The auditor reads the file again later.
+                    self.zeros_left = o.end - o.pos           # > 0: the range was not done
+                    o.pos = o.end
+                    self.unreadable += 1
+                    continue
                 if good:
                     pieces.append(good)
                     used += len(good)
@@ -271,6 +284,8 @@ def open_many(paths: list[tuple[Path, int, int, int]]) -> BatchRead:
                 opened.append((batchread.MISSING, "no such fragment", None))
             except BadFragmentFile as exc:
                 opened.append((batchread.CORRUPT, str(exc), exc.identity))
+            except OSError as exc:                       # the disk failed the read (EIO)
+                opened.append((batchread.MISSING, f"unreadable: {exc}", None))
     except BaseException:
         BatchRead(opened).close()
         raise
@@ -286,6 +301,7 @@ def land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path, l
     out = write_some(out, tmp, pieces)
     try:
         failpoint("storage.land.before_fsync")
+        disk("sync")
         out.sync_and_close()
     finally:
         out.close()                 # after a failpoint's error; a no-op once sync_and_close closed it
@@ -294,6 +310,7 @@ def land(out: DurableFile | None, tmp: Path, pieces: list[bytes], final: Path, l
     with lock:
         os.replace(tmp, final)
     failpoint("storage.land.before_dir_fsync")
+    disk("sync")
     fsync_dir(final.parent)
 
 
@@ -303,11 +320,27 @@ def write_some(out: DurableFile | None, tmp: Path, pieces: list[bytes]) -> Durab
     if out is None:
         out = DurableFile(tmp, make_parent=True)     # tmp/ may be gone (say, a wiped disk)
     try:
+        disk("write")
         out.write(*pieces)
     except BaseException:
         out.close()
         raise
     return out
+
+
+def probe_write(tmp_dir: Path) -> None:
+    """Write, fsync and remove a one-block file in ``tmp_dir``: raises the
+    OSError a fragment's landing would meet now (ENOSPC on a full disk)."""
+    tmp = tmp_dir / f"probe.{os.getpid()}.{threading.get_ident()}"
+    try:
+        out = write_some(None, tmp, [b"\0" * 4096])
+        try:
+            disk("sync")
+            out.sync_and_close()
+        finally:
+            out.close()
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class IncomingFragment:

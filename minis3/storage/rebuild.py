@@ -36,7 +36,7 @@ from pathlib import Path
 from ..ec import rebuild as R
 from ..ec.codec import Codec, codec_for
 from ..fsutil import DurableFile, fsync_dir
-from ..rpc.failpoints import failpoint
+from ..rpc.failpoints import disk, failpoint
 from . import batchread, blocks
 from .client import FragmentError, StorageClient
 
@@ -185,6 +185,7 @@ class Rebuilder:
                 info = blocks.fragment_info(s.job.object_id, idx, self.node.node_id, int(time.time() * 1000))
                 out.write(blocks.file_header(idx, info))
             out = s.files[idx][1]
+            disk("write")
             framed = []
             for p in pieces:
                 framed += (blocks.BLOCK_HEAD.pack(len(p), blocks.checksum(p)), p)
@@ -195,6 +196,7 @@ class Rebuilder:
         """Blocking: fsync a finished job's files (a failure fails the job)."""
         try:
             failpoint("storage.rebuild.before_fsync")
+            disk("sync")
             for _, out in s.files.values():
                 out.sync_and_close()
             s.synced = True

@@ -67,6 +67,7 @@ the metrics in storage/metrics.py.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
 import os
@@ -85,13 +86,18 @@ from ..rpc.delay import InterAZDelay
 from ..rpc.failpoints import failpoint
 from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
+from ..rpc.worker import Worker
 from . import audit, batchread, blocks
 from .auditor import Auditor
 from .client import StorageClient
-from .fragments import READ_BATCH, BadFragmentFile, FragmentRange, IncomingFragment, open_many, open_range
+from .fragments import READ_BATCH, BadFragmentFile, FragmentRange, IncomingFragment, open_many, open_range, probe_write
 from .metrics import NodeMetrics
 from .quarantine import Quarantine
 from .rebuild import Rebuilder, parse_request as parse_rebuild_request
+
+#: A node whose landings took longer than this lately probes its disk when
+#: idle, so that it is seen to recover once frontends stop sending it work.
+SLOW_PROBE_MS = 50.0
 
 #: Bytes a request body may buffer before aiohttp pauses the socket. Its
 #: default (64 KiB) stalls a stream of 256 KiB blocks every few kilobytes.
@@ -135,6 +141,12 @@ class StorageNode:
         # The audit: continuous at this rate (0: only passes asked for by POST /audit).
         self.auditor = Auditor(node_id, self.frag_dir, self.path_for, self.quarantine, self.metrics,
                                audit_mb_per_s)
+        #: Since when its disk refused a write with ENOSPC (None: it takes writes).
+        self.full_since: float | None = None
+        #: A moving average of how long landing a fragment (fsyncs included) takes, ms,
+        #: and when the last one landed: /health reports it, frontends avoid a slow disk.
+        self.sync_ms, self.last_land = 0.0, 0.0
+        self.disk_probe = Worker("disk-probe", self.probe_disk, 1.0, registry=self.metrics.registry)
 
     # -- names -----------------------------------------------------------
     def path_for(self, object_id: str, index: int) -> Path:
@@ -171,10 +183,14 @@ class StorageNode:
                 t0 = time.monotonic()
                 await incoming.land(self.land_lock)
                 land_ms = round((time.monotonic() - t0) * 1000, 3)
+                self.note_sync(land_ms)
         except (blocks.CorruptBlock, asyncio.IncompleteReadError) as exc:
             await incoming.discard()
             log.warning("refused fragment %s.%d: %s", oid, idx, exc)
             return web.json_response({"code": "BadDigest", "message": str(exc)}, status=400)
+        except OSError as exc:
+            await incoming.discard()
+            return self.disk_refusal(exc, f"fragment {oid}.{idx}")
         except BaseException:
             await incoming.discard()
             raise
@@ -229,6 +245,8 @@ class StorageNode:
         except BadFragmentFile as exc:
             await self._quarantine_after_read(oid, idx, exc.identity, str(exc))
             return web.json_response({"code": "CorruptFragment", "message": str(exc)}, status=409)
+        except OSError as exc:
+            return self.disk_refusal(exc, f"read of fragment {oid}.{idx}")
         # The length is known from the file's size and layout, so the body is
         # plain, not chunked (aiohttp's chunked framing copies every block on
         # Python 3.11), and each batch goes out in one write.
@@ -238,7 +256,16 @@ class StorageNode:
             await resp.prepare(request)
             while not rng.done:
                 # One read of whole blocks, verified in the same thread hop.
-                good, data_bytes, problem = await asyncio.to_thread(rng.read_verified, READ_BATCH)
+                try:
+                    good, data_bytes, problem = await asyncio.to_thread(rng.read_verified, READ_BATCH)
+                except OSError as exc:
+                    # The disk failed the read: cut the response short, as for a
+                    # bad block (the reader decodes from other fragments), but
+                    # keep the file: the auditor reads it again.
+                    log.warning("read of fragment %s.%d: the disk failed it: %s", oid, idx, exc)
+                    if request.transport is not None:
+                        request.transport.close()
+                    return resp
                 if good:
                     await resp.write(good)
                     self.stats["bytes_read"] += data_bytes
@@ -409,10 +436,56 @@ class StorageNode:
     async def get_audit(self, request: web.Request) -> web.Response:
         return web.json_response(self.auditor.status())
 
+    # -- a full or failing disk ---------------------------------------------
+    def disk_refusal(self, exc: OSError, what: str) -> web.Response:
+        """The answer to a write the disk refused: 507 ``InsufficientStorage``
+        for a full disk (this node then says it is full on /health, so
+        frontends place fragments elsewhere until a probe write succeeds),
+        503 ``DiskError`` for any other I/O error. Either way nothing of the
+        write is kept."""
+        log.warning("%s: the disk refused it: %s", what, exc)
+        if exc.errno == errno.ENOSPC:
+            self.mark_full(str(exc))
+            return web.json_response({"code": "InsufficientStorage", "message": f"{self.node_id}: disk full"},
+                                     status=507)
+        return web.json_response({"code": "DiskError", "message": f"{self.node_id}: {exc.strerror or exc}"},
+                                 status=503)
+
+    def mark_full(self, why: str) -> None:
+        if self.full_since is None:
+            self.full_since = time.time()
+            log.warning("storage node %s: disk full (%s); writes refused until a probe write succeeds",
+                        self.node_id, why)
+
+    def note_sync(self, ms: float) -> None:
+        self.sync_ms += 0.3 * (ms - self.sync_ms)
+        self.last_land = time.monotonic()
+
+    async def probe_disk(self) -> None:
+        """Every second, only while the disk is full or was slow lately and
+        nothing landed for a second: a small write, fsync and delete. Its
+        success ends ``full``; its time updates ``sync_ms``. (Frontends send a
+        full or slow node no fragments, so without the probe it would never
+        be seen to recover.)"""
+        if self.full_since is None and (self.sync_ms < SLOW_PROBE_MS or time.monotonic() - self.last_land < 1.0):
+            return
+        t0 = time.monotonic()
+        try:
+            await asyncio.to_thread(probe_write, self.tmp_dir)
+        except OSError:
+            return
+        self.note_sync((time.monotonic() - t0) * 1000)
+        if self.full_since is not None:
+            log.warning("storage node %s: disk writable again after %.1f s", self.node_id,
+                        time.time() - self.full_since)
+            self.full_since = None
+
     async def _on_startup(self, app: web.Application) -> None:
         self.auditor.start_continuous()
+        self.disk_probe.start()
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        await self.disk_probe.stop()
         await self.auditor.stop()
         if self._peer_session is not None:
             await self._peer_session.close()
@@ -442,7 +515,11 @@ class StorageNode:
         return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "id": self.node_id})
+        """Up; whether its disk takes writes (``full``) and how long landing a
+        fragment takes lately (``sync_ms``): frontends hand a full or slow
+        node's new fragments off to other nodes, and still read from it."""
+        return web.json_response({"ok": True, "id": self.node_id, "full": self.full_since is not None,
+                                  "sync_ms": round(self.sync_ms, 3)})
 
     def app(self, secret: str) -> web.Application:
         self.secret = secret

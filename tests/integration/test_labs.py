@@ -55,6 +55,11 @@ def test_lab2b_eleven_nines_computed(lc):
     assert "the model used that repair time" in out
 
 
+def test_lab2c_a_disk_fills_up(lc):
+    out = run_lab(lc, "lab2c_full_disk.py")
+    assert "moved" in out and "fragments home from handoff nodes" in out
+
+
 def test_lab3_finding_any_object(lc):
     out = run_lab(lc, "lab3_finding_any_object.py")
     # This cluster's index splits at 2,000 keys and its budget is 50 writes a second:

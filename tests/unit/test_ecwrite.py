@@ -100,7 +100,19 @@ def test_a_small_body_stays_inline_with_no_deadline():
     assert stored.inline == b"x" * 100 and stored.commit_by is None
 
 
-@pytest.mark.parametrize("size", [SEG - 1, SEG, 5 * SEG])
+def test_a_one_segment_put_hands_the_fragment_its_node_refused_to_another_node():
+    """Its fragments are still in memory: the failed one goes to a handoff node
+    (the others stay where they landed), and the PUT succeeds."""
+    storage, meta = MemoryStorage(fail="b2"), Meta()
+    data = random.randbytes(SEG - 1)
+    stored = asyncio.run(_path(storage, meta).store(_body(data)))
+    nodes = stored.ec["nodes"]
+    assert "b2" not in nodes and len(set(nodes)) == 5 and meta.gc == []
+    frags = [_fragment_data(storage.files[(stored.ec["id"], i)])[0] for i in range(6)]
+    assert Codec(4, 2).decode(frags[2:])[:len(data)] == data
+
+
+@pytest.mark.parametrize("size", [SEG, 5 * SEG])
 def test_a_node_failing_removes_every_landed_fragment_and_notes_gc(size):
     storage, meta = MemoryStorage(fail="b2", fail_after=0), Meta()
     with pytest.raises(E.ServiceUnavailable):

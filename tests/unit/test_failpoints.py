@@ -245,3 +245,141 @@ def test_a_wal_batch_whose_fdatasync_failed_is_cut_off_and_never_comes_back(tmp_
     assert p.get("b/failed") is None
     p.wal.close()
     assert list(Partition("p0", "", None, tmp_path).table) == ["b/kept"]
+
+
+def test_a_snapshot_failing_before_its_rename_leaves_no_tmp_file_and_loses_nothing(tmp_path):
+    """A snapshot whose rename fails is no snapshot: its .tmp file (the size of
+    the whole partition) goes, and the WALs still hold every write."""
+    p = Partition("p0", "", None, tmp_path, snapshot_every=3)
+    failpoints.arm("meta.snapshot.before_rename=error@1")
+
+    async def go():
+        for i in range(4):
+            await p.write(f"b/{i}", {"ts": i + 1})
+        await p.wal.snapshot_written()
+    asyncio.run(go())
+    assert failpoints.status()["armed"] == ""                          # it fired
+    assert not list(tmp_path.glob("snapshot-*"))
+    p.wal.close()
+    assert list(Partition("p0", "", None, tmp_path).table) == [f"b/{i}" for i in range(4)]
+
+
+def test_a_snapshot_cut_short_by_a_crash_leaves_no_tmp_file_after_recovery(tmp_path):
+    """A process killed between a snapshot's fsync and its rename leaves the
+    .tmp file (the crash sweep found them staying for good: every later
+    snapshot has a newer generation, so nothing ever replaced or removed it).
+    Recovery removes it, and everything acknowledged is still there."""
+    code = ("import asyncio, sys\n"
+            "from minis3.meta.partition import Partition\n"
+            "from minis3.rpc import failpoints as f\n"
+            "p = Partition('p0', '', None, sys.argv[1], snapshot_every=3)\n"
+            "f.arm('meta.snapshot.before_rename=crash@1')\n"
+            "async def go():\n"
+            "    for i in range(4):\n"
+            "        await p.write(f'b/{i}', {'ts': i + 1})\n"
+            "        print('acknowledged', i, flush=True)\n"
+            "    await p.wal.snapshot_written()\n"
+            "asyncio.run(go())\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == -9 and "failpoint meta.snapshot.before_rename: crash" in r.stderr, r.stderr
+    acknowledged = [f"b/{line.split()[1]}" for line in r.stdout.splitlines() if line.startswith("acknowledged")]
+    assert len(acknowledged) >= 3 and [p.name for p in tmp_path.glob("snapshot-*")] == ["snapshot-000001.tmp"]
+    q = Partition("p0", "", None, tmp_path)
+    assert set(acknowledged) <= set(q.table)
+    assert not list(tmp_path.glob("snapshot-*"))
+
+
+# ----------------------------------------------------------------------------- disk faults
+
+def test_disk_faults_decide_each_operation():
+    healthy = core.DiskFaults()
+    assert not healthy and healthy.describe() == "healthy"
+    assert all(healthy.outcome(op, 0.0) == (0, 0.0) for op in core.DISK_OPS)
+    full = core.DiskFaults(full=True)
+    assert full.outcome("write", 0.99) == (errno.ENOSPC, 0.0)
+    assert full.outcome("sync", 0.0) == (0, 0.0) and full.outcome("read", 0.0) == (0, 0.0)
+    failing = core.DiskFaults(errors=0.25)
+    assert [failing.outcome("read", d)[0] for d in (0.0, 0.2499, 0.25, 0.9)] == [errno.EIO, errno.EIO, 0, 0]
+    slow = core.DiskFaults(slow_s=0.2)
+    assert slow.outcome("sync", 0.5) == (0, 0.2) and slow.outcome("read", 0.5) == (0, 0.2)
+    assert slow.outcome("write", 0.5) == (0, 0.0)
+    assert core.DiskFaults(True, 0.1, 0.2).describe() == "full, errors 10%, slow 200ms"
+
+
+@pytest.mark.parametrize("text, rate", [("0.1", 0.1), ("10%", 0.1), ("1/10", 0.1), ("0", 0.0), ("100%", 1.0)])
+def test_a_rate_reads_as_a_fraction_a_percentage_or_a_ratio(text, rate):
+    assert core.parse_rate(text) == pytest.approx(rate)
+
+
+@pytest.mark.parametrize("text", ["", "ten", "150%", "-0.1", "1/0"])
+def test_a_rate_that_is_not_one_is_refused(text):
+    with pytest.raises(FailpointSpecError):
+        core.parse_rate(text)
+
+
+def test_disk_faults_read_from_a_document_and_change_key_by_key():
+    f = core.DiskFaults.from_doc({"full": True})
+    assert f.merged({"slow_ms": 200}) == core.DiskFaults(True, 0.0, 0.2)
+    assert core.DiskFaults.from_doc(None) == core.DiskFaults()
+    for bad in ({"errors": 2}, {"slow_ms": -1}, {"errors": "x"}):
+        with pytest.raises(FailpointSpecError):
+            core.DiskFaults.from_doc(bad)
+
+
+def test_a_full_disk_refuses_fragment_writes_and_still_reads_them(tmp_path):
+    tmp, final = tmp_path / "tmp" / "f.0.x", tmp_path / "fragments" / "ab" / "f.0"
+    fragments.land(None, tmp, [b"kept"], final, threading.Lock())
+    failpoints.set_disk({"full": True})
+    with pytest.raises(OSError) as exc:
+        fragments.land(None, tmp.with_name("f.1.x"), [b"refused"], final.with_name("f.1"), threading.Lock())
+    assert exc.value.errno == errno.ENOSPC and not final.with_name("f.1").exists()
+    assert final.read_bytes() == b"kept"
+    with pytest.raises(OSError):
+        fragments.probe_write(tmp_path / "tmp")
+    failpoints.set_disk(None)
+    fragments.probe_write(tmp_path / "tmp")                      # healed: a probe write succeeds
+    assert not [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("probe.")]
+    assert failpoints.status()["disk"]["hits"] == {"write ENOSPC": 2}
+
+
+def test_a_full_disk_fails_a_wal_batch_and_the_replica_takes_writes_again_once_healed(tmp_path):
+    p = Partition("p0", "", None, tmp_path)
+    failpoints.set_disk({"full": True})
+    with pytest.raises(OSError) as exc:
+        asyncio.run(p.write("b/refused", {"ts": 1}))
+    assert exc.value.errno == errno.ENOSPC
+    failpoints.set_disk(None)
+    asyncio.run(p.write("b/kept", {"ts": 2}))
+    p.wal.close()
+    assert list(Partition("p0", "", None, tmp_path).table) == ["b/kept"]
+
+
+def test_a_slow_disk_delays_syncs_and_reads_not_writes():
+    failpoints.set_disk({"slow_ms": 50})
+    t0 = time.monotonic()
+    failpoints.disk("write")
+    t1 = time.monotonic()
+    failpoints.disk("sync")
+    t2 = time.monotonic()
+    assert t1 - t0 < 0.03 and t2 - t1 >= 0.05
+
+
+async def test_the_admin_route_sets_and_heals_disk_faults():
+    from minis3.rpc.http import internal_app
+    client = TestClient(TestServer(internal_app("k")))
+    await client.start_server()
+    try:
+        async def post(doc):
+            body = json.dumps(doc).encode()
+            r = await client.post("/failpoints", data=body, headers=auth.headers("k", "POST", "/failpoints", body))
+            return r.status, await r.json()
+        status, got = await post({"disk": {"full": True}})
+        assert status == 200 and got["disk"]["state"] == "full" and got["armed"] == ""
+        status, got = await post({"disk": {"errors": 0.5}})
+        assert got["disk"]["state"] == "full, errors 50%"
+        status, got = await post({"disk": {"errors": 3}})
+        assert status == 400 and got["code"] == "InvalidFailpointSpec"
+        status, got = await post({"disk": None})
+        assert got["disk"]["state"] == "healthy"
+    finally:
+        await client.close()

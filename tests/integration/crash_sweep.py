@@ -1,0 +1,421 @@
+"""The crash sweep's machinery: for one failpoint, a mixed workload, a crash
+exactly there, the restart, and the invariants (tests/integration/test_crash_sweep.py
+runs it for every point; docs/faults.md, "Crash sweep", shows the results).
+
+Each point needs its own way in: which kind of process holds it, and what
+work reaches it (:data:`CASES`). A case then
+
+1. writes a few *fixed* objects (two inline, four erasure-coded) that the
+   workload never touches: they must read back byte for byte at the end;
+2. runs chaos_workload's mixed workload (four clients, overwrites, GET with
+   content checks, HEAD, LIST, DELETE) on a bucket of its own;
+3. arms ``POINT=crash@N`` (N small, drawn from the point's name, so a run is
+   repeatable) in one process through the signed ``POST /failpoints`` route,
+   and does what reaches the point (a scrub pass that rebuilds or collects,
+   a burst of keys that splits a partition, or nothing: PUTs reach the rest);
+4. waits until the process died *there* (its log has the failpoint's crash
+   line), its AZ supervisor started it again and the cluster is healthy:
+   the time from the crash to then is the *time to recover*;
+5. lets the workload go on a little, stops it, and checks it: no
+   acknowledged write lost, nothing unacknowledged half visible, every key
+   readable or cleanly absent, LIST and GET agreeing (``final_check``);
+6. waits out the GC grace period and runs scrub passes (at most
+   :data:`MAX_PASSES`) until the fragment files on the nodes' disks are
+   exactly the ones the metadata records point at: none missing, no orphan
+   left. Nothing half-written may stay either: every node's tmp/ is empty
+   and no metadata partition directory keeps a ``.tmp`` snapshot.
+
+The cluster's scrubber runs only when asked and its GC grace period is
+:data:`GRACE` (10 min by default; nothing a test can wait for), so step 6
+takes seconds. The grace period sets the commit window too (a quarter of
+it: 2.5 s here), which a PUT must keep between its first fragment landing
+and its commit; on a busy machine a slow PUT can miss it, and then fails
+cleanly (a failed operation, never an anomaly).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from minis3.cluster.supervisor import log_dir
+from minis3.rpc import sync
+
+from .chaos_workload import Workload, client
+from .cluster import TestCluster
+
+#: The sweep cluster's GC grace period, s (its commit window is a quarter of it).
+GRACE = 10.0
+#: A partition of more keys than this splits (a split is what makes a snapshot
+#: in a short run: the WALs' own threshold is 50,000 records).
+SPLIT_KEYS = 600
+#: Scrub passes a case may take to converge. A crashed replica's stale
+#: version is repaired in one pass and the fragments it kept alive become
+#: orphans for the next; a handoff copy moved home in one pass is collected
+#: by the next; so two or three are usual.
+MAX_PASSES = 4
+#: Seconds the workload runs before the crash is armed, and after the cluster is healthy again.
+BEFORE_S, AFTER_S = 2.0, 3.0
+#: Sizes the workload writes: inline (up to 64 KiB), one segment, two segments (test_chaos.py's mix).
+SIZES = [0, 1, 1024, 4097, 100_000, 1_100_000]
+
+SCRUB = {"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE, "rebuild_mb_per_s": 0}
+INDEX = {"split_keys": SPLIT_KEYS, "check_every_s": 0.5, "split_ops_per_s": 0}
+
+
+@dataclass(frozen=True)
+class Case:
+    """How the sweep reaches one failpoint.
+
+    ``process``: ``node`` (a storage node) or ``meta`` (a metadata replica);
+    ``reach``: ``put`` (the workload's erasure-coded PUTs land fragments on
+    every node), ``commit`` (every write is a WAL group commit on every
+    replica), ``rebuild`` (fragments wiped on the node, then a scrub pass),
+    ``collect`` (the workload's overwrites leave orphans; once older than the
+    grace period, a scrub pass deletes them), ``split`` (a burst of keys
+    splits a partition; each half takes its first snapshot); ``most``: the
+    largest N of ``crash@N``."""
+    process: str
+    reach: str
+    most: int
+    how: str
+
+
+CASES: dict[str, Case] = {
+    "storage.land.before_fsync": Case("node", "put", 5, "erasure-coded PUTs of the workload"),
+    "storage.land.before_rename": Case("node", "put", 5, "erasure-coded PUTs of the workload"),
+    "storage.land.before_dir_fsync": Case("node", "put", 5, "erasure-coded PUTs of the workload"),
+    "storage.rebuild.before_fsync": Case("node", "rebuild", 3,
+                                         "the fixed objects' fragments wiped on the node, then a scrub pass"),
+    "storage.rebuild.before_rename": Case("node", "rebuild", 3,
+                                          "the fixed objects' fragments wiped on the node, then a scrub pass"),
+    "storage.delete.before_unlink": Case("node", "collect", 3,
+                                         "the workload's overwrites, older than the grace period, then a "
+                                         "scrub pass (GC)"),
+    "meta.wal.before_write": Case("meta", "commit", 5, "every write of the workload (a group commit)"),
+    "meta.wal.before_fdatasync": Case("meta", "commit", 5, "every write of the workload (a group commit)"),
+    "meta.wal.after_fdatasync": Case("meta", "commit", 5, "every write of the workload (a group commit)"),
+    "meta.snapshot.before_rename": Case("meta", "split", 2,
+                                        f"{SPLIT_KEYS + 60} more keys split a partition; each half's "
+                                        "first snapshot"),
+}
+
+
+def case_for(point: str) -> Case:
+    """The sweep's case for ``point``; a point added to core/failpoints.POINTS
+    without one fails here, naming it."""
+    if point not in CASES:
+        raise KeyError(f"failpoint {point!r} has no crash-sweep case: add one to "
+                       "tests/integration/crash_sweep.py CASES (which process, what reaches it)")
+    return CASES[point]
+
+
+@dataclass(frozen=True)
+class Victim:
+    """The process a case crashes: its name (as ``minis3 status`` says it), AZ and URL."""
+    name: str
+    az: str
+    url: str
+    node: str | None = None        # a storage node's id
+
+
+def plan(c: TestCluster, point: str) -> tuple[Victim, int]:
+    """The process to crash and the N of ``crash@N``, drawn from the point's
+    name (not Python's salted hash): the same every run."""
+    case = case_for(point)
+    rng = random.Random(zlib.crc32(point.encode()))
+    if case.process == "node":
+        n = rng.choice(c.topo.nodes)
+        victim = Victim(f"node-{n.id}", n.az, n.url, n.id)
+    else:
+        m = rng.choice(c.topo.metas)
+        victim = Victim(m.id, m.az, m.url)
+    return victim, rng.randint(1, case.most)
+
+
+def bucket_for(point: str) -> str:
+    """The case's bucket. Keys of a bucket named ``sweep-*`` fall in the
+    partition from "n" to "t" of the index; the split case's (``fill-*``) in
+    the one below "g", which only it fills, so only it splits anything."""
+    slug = point.replace(".", "-").replace("_", "-")
+    return ("fill-" if CASES[point].reach == "split" else "sweep-") + slug
+
+
+# ----------------------------------------------------------------------------- the crash
+class CrashWatch:
+    """Sees one process crash at one failpoint and come back."""
+
+    def __init__(self, c: TestCluster, victim: Victim, point: str):
+        self.c, self.victim, self.point = c, victim, point
+        self.old_pid = c.az_state(victim.az)["children"][victim.name]
+        self.log = log_dir(c.topo) / f"{victim.name}.log"
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
+
+    def crash_line(self) -> str | None:
+        with open(self.log, "rb") as f:
+            f.seek(self.offset)
+            text = f.read().decode(errors="replace")
+        return next((line for line in text.splitlines() if f"failpoint {self.point}: crash" in line), None)
+
+    def wait_crashed(self, timeout: float) -> float:
+        """The crash's wall-clock time (from its log line), once the
+        supervisor has seen the process gone. AssertionError if the process
+        did not die there within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while self.c.az_state(self.victim.az)["children"].get(self.victim.name) == self.old_pid:
+            assert time.monotonic() < deadline, (f"{self.victim.name} never reached {self.point} "
+                                                 f"(armed crash) in {timeout:.0f} s")
+            time.sleep(0.05)
+        seen = time.time()
+        line = self.crash_line()
+        assert line is not None, f"{self.victim.name} died, but not at {self.point} (see {self.log})"
+        try:
+            logged = dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            logged = seen
+        return min(logged, seen)
+
+    def wait_back(self) -> int:
+        """The new pid, once the supervisor restarted the process and every
+        process of the cluster is healthy again (a metadata replica answers
+        its health check only once caught up)."""
+        deadline = time.monotonic() + 30
+        while self.c.az_state(self.victim.az)["children"].get(self.victim.name) in (None, self.old_pid):
+            assert time.monotonic() < deadline, f"{self.victim.name} was not restarted"
+            time.sleep(0.05)
+        self.c.wait_healthy()
+        return self.c.az_state(self.victim.az)["children"][self.victim.name]
+
+
+def arm(c: TestCluster, victim: Victim, spec: str) -> dict:
+    return sync.call_json(c.topo.cluster_secret, "POST", victim.url, "/failpoints", {"spec": spec})
+
+
+# ----------------------------------------------------------------------------- the invariants
+def referenced(c: TestCluster, s3) -> set[tuple[str, str, int]]:
+    """(node, object id, index) of every fragment a current record points at, in every bucket."""
+    out = set()
+    for b in s3.list_buckets()["Buckets"]:
+        for rec in c.records(b["Name"]).values():
+            for ec in [rec.get("ec")] + [p.get("ec") for p in rec.get("parts", [])]:
+                if ec:
+                    out |= {(node, ec["id"], i) for i, node in enumerate(ec["nodes"])}
+    return out
+
+
+def leftovers(c: TestCluster) -> list[str]:
+    """Half-written files a crash may leave and a restart must clear: anything
+    in a node's tmp/, a metadata snapshot still named ``.tmp``."""
+    out = [str(p) for n in c.topo.nodes if (n.data_dir / "tmp").exists() for p in (n.data_dir / "tmp").iterdir()]
+    for m in c.topo.all_metas:
+        out += [str(p) for p in Path(m.data_dir).rglob("snapshot-*.tmp")]
+    return out
+
+
+def converge(c: TestCluster, s3, quiet_since: float) -> dict:
+    """Scrub passes, after the grace period since the last write, until the
+    fragment files on disk are exactly those the records point at (or
+    :data:`MAX_PASSES`): what was left, and how many passes it took."""
+    time.sleep(max(0.0, quiet_since + GRACE + 0.5 - time.time()))
+    passes, removed, rebuilt = 0, 0, 0
+    while True:
+        rep = c.scrub_now("--no-audit")["pass"]
+        passes += 1
+        removed += rep.get("orphans_removed", 0)
+        rebuilt += sum((rep.get("rebuilt") or {}).values())
+        want, have = referenced(c, s3), c.fragment_locations()
+        if want == have or passes >= MAX_PASSES:
+            break
+    return {"passes": passes, "orphans_removed": removed, "rebuilt": rebuilt,
+            "orphans_left": sorted(have - want)[:10], "orphans_left_n": len(have - want),
+            "missing": sorted(want - have)[:10], "missing_n": len(want - have),
+            "gc_skipped": rep.get("gc_skipped"), "not_full": rep.get("not_full")}
+
+
+# ----------------------------------------------------------------------------- one case
+def fixed_objects(point: str) -> dict[str, bytes]:
+    """Objects written before the crash and never touched again: two inline, four erasure-coded."""
+    rng = random.Random(zlib.crc32(b"fixed " + point.encode()))
+    return {f"fixed/{i}": rng.randbytes(n) for i, n in enumerate([0, 3000, 70_000, 150_000, 400_000, 1_100_000])}
+
+
+def wipe_on(c: TestCluster, bucket: str, node: str, keys) -> int:
+    """Delete, on ``node``'s disk, the fragments of ``keys`` it holds: work for a rebuild."""
+    gone = 0
+    recs = c.records(bucket)
+    data = c.topo.node(node).data_dir / "fragments"
+    for key in keys:
+        ec = recs[key].get("ec")
+        for i, n in enumerate(ec["nodes"] if ec else []):
+            if n == node:
+                (data / ec["id"][:2] / f"{ec['id']}.{i}").unlink()
+                gone += 1
+    return gone
+
+
+def fill(c: TestCluster, bucket: str, count: int, stop: threading.Event) -> None:
+    """``count`` empty objects (fill/00000...), four writers: enough keys to
+    split the partition the bucket is in. An error is left to the workload's
+    checks (these keys are not in its log)."""
+    def writer(w: int) -> None:
+        s3 = client(c.endpoint)
+        for i in range(w, count, 4):
+            if stop.is_set():
+                return
+            try:
+                s3.put_object(Bucket=bucket, Key=f"fill/{i:05d}", Body=b"")
+            except Exception:
+                pass
+    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def run_case(c: TestCluster, point: str) -> dict:
+    """One point's crash under the workload, start to convergence: the result (see module doc)."""
+    case = case_for(point)
+    victim, n = plan(c, point)
+    spec = f"{point}=crash@{n}"
+    bucket = bucket_for(point)
+    s3 = client(c.endpoint)
+    t_start = time.monotonic()
+    s3.create_bucket(Bucket=bucket)
+    fixed = fixed_objects(point)
+    for key, body in fixed.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    fixed_at = time.time()
+
+    wl = Workload(lambda: client(c.endpoint), bucket, sizes=SIZES, seed=zlib.crc32(point.encode()))
+    stop_fill = threading.Event()
+    side: list[threading.Thread] = []
+    side_errors: list[str] = []
+
+    def in_background(fn, *args) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception as exc:             # the pass the crash cut short: reported, not fatal
+                side_errors.append(f"{fn.__name__}: {exc!r}"[:300])
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        side.append(t)
+
+    wl.start()
+    try:
+        time.sleep(BEFORE_S)
+        if case.reach == "collect":
+            # Overwritten fragments become orphans; GC removes them only once older than the grace period.
+            time.sleep(GRACE + 1.0)
+        wiped = 0
+        if case.reach == "rebuild":
+            time.sleep(max(0.0, fixed_at + 1.5 - time.time()))   # (a pass leaves versions younger than ~1 s)
+            wiped = wipe_on(c, bucket, victim.node, [k for k, b in fixed.items() if len(b) > 65536])
+            assert wiped >= case.most, f"only {wiped} fragments wiped on {victim.node}"
+
+        watch = CrashWatch(c, victim, point)
+        assert arm(c, victim, spec)["armed"] == spec
+        t_armed = time.time()
+        if case.reach in ("rebuild", "collect"):
+            in_background(c.scrub_now, "--no-audit", "--rebuild-rate", "0")
+        if case.reach == "split":
+            in_background(fill, c, bucket, SPLIT_KEYS + 60, stop_fill)
+
+        t_crash = watch.wait_crashed(60)
+        watch.wait_back()
+        t_back = time.time()
+        time.sleep(AFTER_S)
+    finally:
+        # Also when the case failed: nothing of it may go on into the next one.
+        stop_fill.set()
+        wl.stop()
+        for t in side:
+            t.join(120)
+        try:
+            arm(c, victim, f"{point}=off")
+        except Exception:                        # down, or restarted: nothing armed there
+            pass
+    quiet = time.time()
+
+    wl.final_check(s3)
+    unreadable = []
+    for key, body in fixed.items():
+        try:
+            if s3.get_object(Bucket=bucket, Key=key)["Body"].read() != body:
+                unreadable.append(f"{key}: other bytes")
+        except ClientError as exc:
+            unreadable.append(f"{key}: {exc.response['Error']['Code']}")
+    conv = converge(c, s3, quiet)
+    left = leftovers(c)
+    ops = len(wl.ops)
+    failed = sum(not o.ok for o in wl.ops)
+    anomalies = (wl.violations + [f"fixed object {u}" for u in unreadable]
+                 + [f"orphan fragment left: {x}" for x in conv["orphans_left"]]
+                 + [f"fragment missing: {x}" for x in conv["missing"]]
+                 + [f"half-written file left: {p}" for p in left])
+    n_anomalies = (len(wl.violations) + len(unreadable) + conv["orphans_left_n"] + conv["missing_n"]
+                   + len(left))
+    return {"point": point, "process": victim.name, "spec": spec, "reach": case.how,
+            "ops": ops, "failed": failed,
+            "ops_while_down": sum(1 for o in wl.ops if t_crash <= _wall(o.t) < t_back),
+            "anomalies": n_anomalies, "anomaly_examples": anomalies[:20],
+            "recover_s": round(t_back - t_crash, 2), "crash_after_arm_s": round(t_crash - t_armed, 2),
+            "wiped": wiped, "side_errors": side_errors, **conv,
+            "seconds": round(time.monotonic() - t_start, 1)}
+
+
+_MONO_TO_WALL = time.time() - time.monotonic()
+
+
+def _wall(mono: float) -> float:
+    return mono + _MONO_TO_WALL
+
+
+# ----------------------------------------------------------------------------- the report
+TABLE_BEGIN = "<!-- crash-sweep table: made by tests/integration/crash_sweep.py from docs/faults-sweep.json -->"
+TABLE_END = "<!-- end of crash-sweep table -->"
+
+
+def render_table(doc: dict) -> str:
+    """The results table of docs/faults.md, from a sweep's JSON."""
+    lines = [f"Last run of the sweep (`make chaos`): {doc['when']}, {doc['wall_s']:.0f} s for the whole sweep "
+             f"({len(doc['results'])} failpoints; GC grace {doc['grace_s']:g} s).", "",
+             "| fault | crashed | operations | failed | anomalies | time to recover | scrub passes to converge |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in doc["results"]:
+        lines.append(f"| `{r['spec']}` | {r['process']} | {r['ops']} | {r['failed']} | {r['anomalies']} | "
+                     f"{r['recover_s']:.1f} s | {r['passes']} |")
+    return "\n".join(lines)
+
+
+def write_report(results: list[dict], wall_s: float, json_path: Path, md_path: Path) -> None:
+    """Write the sweep's JSON, and its table into ``md_path`` between the
+    table's markers (the rest of that file is left as it is)."""
+    doc = {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "wall_s": round(wall_s, 1),
+           "grace_s": GRACE, "results": results}
+    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    put_table(md_path, render_table(doc))
+
+
+def put_table(md_path: Path, table: str, begin: str = TABLE_BEGIN, end: str = TABLE_END) -> None:
+    """Put ``table`` between the markers ``begin`` and ``end`` of ``md_path``
+    (test_disk_faults.py uses it for its own table, with its own markers)."""
+    text = md_path.read_text()
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    assert pattern.search(text), f"{md_path} has no {begin} ... {end} markers"
+    md_path.write_text(pattern.sub(lambda _: f"{begin}\n{table}\n{end}", text))
+
+
+if __name__ == "__main__":
+    # python -m tests.integration.crash_sweep: the table of docs/faults.md again, from docs/faults-sweep.json.
+    root = Path(__file__).resolve().parents[2]
+    put_table(root / "docs" / "faults.md", render_table(json.loads((root / "docs" / "faults-sweep.json").read_text())))
