@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 INSECURE_DEMO = "--insecure-demo"
@@ -98,15 +99,24 @@ def _add_cluster_commands(sub) -> None:
                               "$MINIS3_FAILPOINTS arms the same SPEC in every process started with it. "
                               "Disks: `disk-full NODE|AZ` (writes fail with ENOSPC), `disk-errors NODE RATE` (EIO on "
                               "that fraction of reads, writes, syncs), `slow-disk NODE 200ms` (syncs and reads "
-                              "slower); `heal NODE|AZ|all` ends them (and an AZ's partition and latency).")
+                              "slower); `heal NODE|AZ|all` ends them (and an AZ's partition and latency). "
+                              "clock-skew: `clock-skew PROCESS -5m` sets the clock offset of a frontend, metadata "
+                              "process or the scrubber (+5m, -300s, 1500ms; 0 ends it; PROCESS `all` for every "
+                              "one); `clock-skew` alone shows every process's. $MINIS3_CLOCK_SKEW "
+                              "(frontend-az-a=-5m;meta-az-b=+5m) sets them at start.")
     c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node",
                                       "partition-az", "latency", "heal", "failpoints", "crash-at",
-                                      "disk-full", "disk-errors", "slow-disk"])
+                                      "disk-full", "disk-errors", "slow-disk", "clock-skew"])
     c.add_argument("target", nargs="?", help="an AZ name (az-b; `all` for latency and heal), a node id (a1, "
-                                             "meta-az-b), or for crash-at the failpoint")
+                                             "meta-az-b), or for crash-at the failpoint; for clock-skew a process "
+                                             "(frontend-az-a, meta-az-b, scrubber, all)")
     c.add_argument("amount", nargs="?", help="for latency: the delay added to each request crossing the AZ (5ms, 0); "
                                              "for crash-at: the process; for disk-errors: the rate (10%%, 0.1); "
-                                             "for slow-disk: the delay of each sync and read (200ms)")
+                                             "for slow-disk: the delay of each sync and read (200ms); "
+                                             "for clock-skew: the offset (+5m, -300s, 0)")
+    # A negative offset (-5m) is a value here, not an option: argparse takes only
+    # bare negative numbers as values unless told what else looks like one.
+    c._negative_number_matcher = re.compile(r"^-\d+(\.\d*)?(ms|s|m|min)?$")
     c.add_argument("--arm", metavar="SPEC", help="failpoints PROCESS: arm these failpoints in it")
     c.add_argument("--clear", action="store_true", help="failpoints PROCESS: disarm all of its failpoints")
     _topology_args(c)
@@ -222,6 +232,9 @@ def _chaos(topo, args) -> int:
         if args.action in ("failpoints", "crash-at", *failpoints.DISK_ACTIONS):
             print(failpoints.run(topo, args.action, args.target, args.amount, arm_spec=args.arm,
                                  clear_all=args.clear))
+        elif args.action == "clock-skew":
+            from .cluster import clock
+            print(clock.run(topo, args.target, args.amount))
         elif args.target is None:
             raise ChaosError(f"{args.action} needs an AZ name or a node id")
         elif args.action == "heal":

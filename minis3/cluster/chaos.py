@@ -19,6 +19,10 @@
     crash-at FAILPOINT PROCESS
                       crash PROCESS (as kill -9) the next time it reaches
                       FAILPOINT (the last two: cluster/failpoints.py)
+    clock-skew [PROCESS [±DURATION]]
+                      set the clock offset of a frontend, metadata process
+                      or the scrubber (+5m, -300s; 0 ends it; `all`), or show
+                      every process's (cluster/clock.py)
 
 Processes are found through the run files the AZ supervisors write
 (``<data_dir>/run/<az>.json``), so this works on any cluster ``minis3 up``

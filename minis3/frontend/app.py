@@ -29,7 +29,7 @@ from ..core.trace import Span, trace_id_of
 from ..ec.codec import Codec, give_back_memory, tune_malloc
 from ..meta.client import MetaClient
 from ..meta.users import REFRESH_S, UserTable
-from ..rpc import auth, listener
+from ..rpc import auth, clock, listener
 from ..rpc.delay import InterAZDelay
 from ..rpc.http import client_session, count_refusals, refusal, refused_response, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
@@ -58,6 +58,7 @@ IDLE_TRIM_S = 2.0
 MAX_REQUESTS_PER_CLIENT = int(os.environ.get("MINIS3_MAX_REQUESTS_PER_CLIENT", "256"))
 MAX_REQUESTS = int(os.environ.get("MINIS3_MAX_REQUESTS", "1024"))
 TRACE_PATH = "/_minis3/trace"
+CLOCK_PATH = "/_minis3/clock"
 HEALTH_PATH = "/_minis3/health"
 #: A request's S3 operation (PutObject, GetObject, …: minis3/core/operations.py), or NO_OPERATION
 #: for one refused before its operation was known (over the limits, an unparsable URI, a bad
@@ -88,7 +89,7 @@ class Frontend:
     def __init__(self, topo: Topology, az: str | None = None):
         self.topo = topo
         self.az = az                      # the AZ this frontend runs in (None: the main frontend)
-        self.hlc = HLC()
+        self.hlc = HLC(clock.wall_ms)        # the process's clock, skewed by `minis3 chaos clock-skew`
         self.verifier = auth.Verifier(topo.cluster_secret)   # internal calls (GET /_minis3/trace)
         count_refusals(prometheus_client.REGISTRY, self.verifier)
         self.codec = Codec(topo.erasure.k, topo.erasure.m, topo.erasure.backend)
@@ -167,6 +168,20 @@ class Frontend:
         if why is not None:
             return refused_response(request, why)
         return await trace_handler(request)
+
+    async def clock(self, request: web.Request) -> web.StreamResponse:
+        """``GET``/``POST /_minis3/clock``: this frontend's clock offset (rpc/clock.py),
+        for ``minis3 chaos clock-skew``. The frontend stamps every object version, so
+        it is the process whose clock matters most; the route is signed with the
+        cluster secret (with its body's SHA-256 and a nonce), as ``/_minis3/trace``
+        is: a request without the signature is an S3 request (say, for a key named
+        ``_minis3/clock`` of a virtual-hosted bucket), never a change of the clock."""
+        if auth.HEADER not in request.headers or not self._own_path(request):
+            return await self.handle(request)
+        why = await refusal(self.verifier, request)
+        if why is not None:
+            return refused_response(request, why)
+        return await (clock.clock_post(request) if request.method == "POST" else clock.clock_get(request))
 
     async def stop(self, app: web.Application) -> None:
         if self.health is not None:
@@ -365,6 +380,8 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
     app.router.add_route("GET", METRICS_PATH, fe.metrics)
     app.router.add_route("GET", TRACE_PATH, fe.trace)
     app.router.add_route("GET", HEALTH_PATH, fe.health_probe)
+    app.router.add_route("GET", CLOCK_PATH, fe.clock)
+    app.router.add_route("POST", CLOCK_PATH, fe.clock)
     # [\s\S], not ".": a key may hold a newline (or any control character),
     # and "." would leave such a path to aiohttp's plain-text 404.
     app.router.add_route("*", r"/{tail:[\s\S]*}", fe.handle, expect_handler=_defer_continue)

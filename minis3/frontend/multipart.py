@@ -228,7 +228,8 @@ async def upload_part(ctx: Context) -> web.Response:
             "checksum": up.stored_checksum(), **stored.record_fields()}
     if not spec:
         part["crc64nvme"] = up.digests.b64()["crc64nvme"]
-    await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
+    await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part,
+                                                                   stamp_by=stored.commit_by))
     resp = web.Response(status=200, headers=encryption.answer_headers(ctx, up_rec.get("sse")))
     resp.headers["ETag"] = f'"{part["etag"]}"'
     if spec or up.algorithm:
@@ -257,7 +258,8 @@ async def _upload_part_copy(ctx: Context, up_rec: dict, n: int) -> web.Response:
             "checksum": {"alg": alg, "value": got[alg]}, **stored.record_fields()}
     if not spec:
         part["crc64nvme"] = got[alg]
-    rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part))
+    rec = await commit_stored(ctx, stored, lambda: ctx.meta.put_record(part_ikey(up_rec["upload_id"], n), part,
+                                                                   stamp_by=stored.commit_by))
     body = multipart_xml.copy_part_result_xml(part["etag"], rec["mtime"], (alg, got[alg]) if spec else None)
     resp = web.Response(body=body, content_type="application/xml",
                         headers=encryption.answer_headers(ctx, up_rec.get("sse")))

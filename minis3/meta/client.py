@@ -47,11 +47,11 @@ from typing import Callable
 import aiohttp
 
 from ..core import errors as E
-from ..rpc import fastjson
+from ..rpc import clock, fastjson
 from ..core.conditions import check_write
 from ..core.hlc import HLC, physical_ms
 from ..core import versions as V
-from . import blobs
+from . import blobs, lww
 from .listing import list_page, versions_page
 from .mergedscan import merged_page
 from .partition import version
@@ -81,7 +81,7 @@ class MetaClient(BucketTable, VersionedObjects):
         self.router = router or IndexRouter([Replica(session, u) for u in urls])
         self.replicas = self.router.homes
         self.account = account
-        self.hlc = hlc or HLC()
+        self.hlc = hlc or HLC(clock.wall_ms)
         self.region: str | None = None      # the region this metadata service serves (for_topology)
         self.versioned_buckets: set[str] = set()    # buckets seen keeping versions (meta/versioned.py)
         self._turns = itertools.count()             # which replica a read asks first
@@ -145,13 +145,52 @@ class MetaClient(BucketTable, VersionedObjects):
         await self.router.ensure()
         return self.router.replicas_for(ikey)
 
-    async def _write(self, path: str, body: dict, ikey: str | None = None) -> None:
+    async def _write(self, path: str, body: dict, ikey: str | None = None,
+                     clocks: list[int] | None = None) -> list[dict]:
+        """A write quorum's answers (the first W). ``clocks``: where the
+        clocks of replicas that refused the version as too old to commit
+        (409 StaleCommit) are noted, for :meth:`_write_fresh`."""
         replicas = await self._replicas(ikey)
         # Encoded and hashed once for every replica (an inline payload: up to ~90 KB).
         encoded = fastjson.dumpb(body)
         sha = hashlib.sha256(encoded).hexdigest()
-        await quorum(replicas, lambda r: self.call_routed(r, ikey, "POST", path, json=encoded, body_sha256=sha), self.w,
-                     finish_in_background=True)
+
+        async def one(r: Replica):
+            try:
+                return await self.call_routed(r, ikey, "POST", path, json=encoded, body_sha256=sha)
+            except ReplicaError as exc:
+                if clocks is not None and exc.code == "StaleCommit" and exc.body.get("now_ts"):
+                    clocks.append(int(exc.body["now_ts"]))
+                raise
+        return [answer for _, answer in await quorum(replicas, one, self.w, finish_in_background=True)]
+
+    async def _write_fresh(self, path: str, ikey: str, body_for: Callable[[dict], dict],
+                           stamp_by: float | None = None) -> dict:
+        """Write a version stamped here (``body_for(stamp)``: the request's body)
+        in one round, and make sure it is newer than every version of the key
+        acknowledged before it began, whatever this process's clock says: if
+        a replica of the write quorum held a newer one, move past its stamp and
+        write again (meta/lww.py has the rule and why it is enough). Likewise
+        if the replicas refused it as too old to commit (StaleCommit: this
+        clock is behind theirs), while ``stamp_by`` (the GC commit deadline,
+        time.monotonic()) allows. Returns the body written."""
+        for _ in range(lww.RESTAMP_ATTEMPTS):
+            body = body_for(self._stamp())
+            clocks: list[int] = []
+            try:
+                answers = await self._write(path, body, ikey, clocks)
+            except E.ServiceUnavailable:
+                if not clocks:
+                    raise
+                self.hlc.observe(max(clocks))   # behind the replicas' clocks: stamp again past them
+            else:
+                newer = lww.newer_held(answers)
+                if newer is None:
+                    return body
+                self.hlc.observe(newer)
+            if stamp_by is not None and time.monotonic() > stamp_by:
+                raise E.ServiceUnavailable("the write took too long from storing to commit")
+        raise E.ServiceUnavailable("newer versions of the key kept landing: stamped again too often")
 
     def _newest(self, recs) -> dict | None:
         """The newest of the versions replicas returned; this frontend's clock
@@ -237,14 +276,15 @@ class MetaClient(BucketTable, VersionedObjects):
                     check_write(conditions, f'"{cur["etag"]}"' if cur else None)
                     return record
                 return await self.compare_and_set(bucket, key, judged, stamp_by=stamp_by)
-            # Unconditional: one round. Each replica checks the bucket (live, and
+            # Unconditional: one round (another only if a replica held a newer
+            # version: meta/lww.py). Each replica checks the bucket (live, and
             # the caller's) in its own view before keeping the version; a quorum of
             # refusals is the S3 error, a split is 503 (and the client retries).
-            rec = dict(record, **self._stamp())
-            rec["mtime"] = physical_ms(rec["ts"])
-            await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "owner": self.account,
-                                            "commit": True}, bucket + "/" + key)
-            return rec
+            def body_for(stamp: dict) -> dict:
+                rec = dict(record, **stamp, mtime=physical_ms(stamp["ts"]))
+                return {"bucket": bucket, "key": key, "record": rec, "owner": self.account, "commit": True}
+            body = await self._write_fresh("/v/object", bucket + "/" + key, body_for, stamp_by)
+            return body["record"]
         except E.VersionedBucket:
             self.versioned_buckets.add(bucket)
             return await self.put_object(bucket, key, record, conditions, stamp_by)
@@ -261,7 +301,8 @@ class MetaClient(BucketTable, VersionedObjects):
         return await self.compare_and_set(bucket, key, judged, versioned=True)
 
     async def compare_and_set(self, bucket: str, key: str, judge: Callable[[dict | None], dict | None], *,
-                              stamp_by: float | None = None, raw: bool = False, versioned: bool = False) -> dict:
+                              stamp_by: float | None = None, raw: bool = False, versioned: bool = False,
+                              stamped: Callable[[dict], None] | None = None) -> dict:
         """Write the version ``judge(current live version or None)`` returns (or
         raise what it raises: 412, 404) if the key has not changed since it was
         judged, in two rounds at the replicas (meta/promises.py). A round lost to
@@ -272,7 +313,9 @@ class MetaClient(BucketTable, VersionedObjects):
         ``raw``: ``judge`` is given the current record as it is (a delete
         marker or a tombstone too), and may return None: nothing to write
         (the current record is returned). ``versioned``: the write keeps
-        versions itself (meta/versioned.py), so a versioned bucket takes it."""
+        versions itself (meta/versioned.py), so a versioned bucket takes it.
+        ``stamped(stamp)``: told each attempt's stamp (its ballot) before
+        ``judge`` is called: a new version takes its id from it."""
         ikey = bucket + "/" + key
         wid = uuid.uuid4().hex[:16]          # this write, across its attempts
         seen = None                         # the newest other version an earlier attempt saw
@@ -292,6 +335,8 @@ class MetaClient(BucketTable, VersionedObjects):
             if done is not None:             # an earlier attempt was accepted by a quorum after all
                 return done
             cur = seen = self._newest([cas_judged(found, wid, seen)])
+            if stamped is not None:
+                stamped(stamp)
             record = self._judge(judge, cur, sent, raw=raw)
             if record is None:
                 return cur
@@ -359,16 +404,27 @@ class MetaClient(BucketTable, VersionedObjects):
     async def put_objects(self, bucket: str, items: list[tuple[str, dict]]) -> None:
         """Commit many unconditional versions of one bucket's keys in one round
         (``minis3 bulk-load``): each stamped as by put_object, acknowledged by a
-        write quorum."""
+        write quorum; the keys a replica of it held newer are stamped again
+        and sent again (meta/lww.py)."""
         await self.router.ensure()
-        groups: dict[tuple, list] = {}           # the items whose replicas are the same processes
-        for key, record in items:
-            rec = dict(record, **self._stamp())
-            rec["mtime"] = physical_ms(rec["ts"])
-            ikey = bucket + "/" + key
-            groups.setdefault(tuple(r.name for r in self.router.replicas_for(ikey)), []).append([key, rec])
-        await asyncio.gather(*(self._write("/v/objects", {"bucket": bucket, "items": g, "owner": self.account},
-                                           bucket + "/" + g[0][0]) for g in groups.values()))
+        records = dict(items)
+        waiting = list(records)
+        for _ in range(lww.RESTAMP_ATTEMPTS):
+            groups: dict[tuple, list] = {}           # the items whose replicas are the same processes
+            for key in waiting:
+                rec = dict(records[key], **self._stamp())
+                rec["mtime"] = physical_ms(rec["ts"])
+                ikey = bucket + "/" + key
+                groups.setdefault(tuple(r.name for r in self.router.replicas_for(ikey)), []).append([key, rec])
+            answers = await asyncio.gather(*(self._write("/v/objects", {"bucket": bucket, "items": g,
+                                                                        "owner": self.account},
+                                                         bucket + "/" + g[0][0]) for g in groups.values()))
+            newer = lww.newer_held_per_key([a for quorum_answers in answers for a in quorum_answers])
+            if not newer:
+                return
+            self.hlc.observe(max(newer.values()))
+            waiting = list(newer)
+        raise E.ServiceUnavailable("newer versions of the keys kept landing: stamped again too often")
 
     async def delete_object(self, bucket: str, key: str) -> dict | None:
         """A tombstone, in one round (S3's DELETE succeeds whether or not the key
@@ -378,8 +434,8 @@ class MetaClient(BucketTable, VersionedObjects):
             if state:
                 return await self.delete_current(bucket, key, state)
         try:
-            await self._write("/v/object", {"bucket": bucket, "key": key, "owner": self.account,
-                                            "record": self.tombstone()}, bucket + "/" + key)
+            await self._write_fresh("/v/object", bucket + "/" + key, lambda stamp: {
+                "bucket": bucket, "key": key, "owner": self.account, "record": dict(stamp, deleted=True)})
         except E.VersionedBucket:
             self.versioned_buckets.add(bucket)
             return await self.delete_object(bucket, key)
@@ -425,17 +481,19 @@ class MetaClient(BucketTable, VersionedObjects):
         _, o = await self._object_versions(*self._split(ikey))
         return live(o)
 
-    async def put_record(self, ikey: str, record: dict) -> dict:
-        """A new version of a raw record, in one round (no bucket check: the caller has checked)."""
+    async def put_record(self, ikey: str, record: dict, stamp_by: float | None = None) -> dict:
+        """A new version of a raw record, in one round (no bucket check: the caller has checked).
+        ``stamp_by``: as for put_object (a part's record points at fragments)."""
         bucket, key = self._split(ikey)
-        rec = dict(record, **self._stamp())
-        rec["mtime"] = physical_ms(rec["ts"])
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": rec, "commit": True}, ikey)
-        return rec
+        body = await self._write_fresh("/v/object", ikey, lambda stamp: {
+            "bucket": bucket, "key": key, "record": dict(record, **stamp, mtime=physical_ms(stamp["ts"])),
+            "commit": True}, stamp_by)
+        return body["record"]
 
     async def delete_record(self, ikey: str) -> None:
         bucket, key = self._split(ikey)
-        await self._write("/v/object", {"bucket": bucket, "key": key, "record": self.tombstone()}, ikey)
+        await self._write_fresh("/v/object", ikey, lambda stamp: {"bucket": bucket, "key": key,
+                                                                  "record": dict(stamp, deleted=True)})
 
     # -- the rest --------------------------------------------------------------------
     async def gc_add(self, ec: dict, reason: str) -> None:

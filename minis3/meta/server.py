@@ -48,12 +48,14 @@ HTTP API (JSON, HMAC-signed):
     POST /v/bucket  {name, record}    → {"applied": bool}
     GET  /v/object?bucket=&key=[&payload=0] → {"bucket": version|null, "object": version|null}
                                        (payload=0: an inline payload kept in the blob log as its marker)
-    POST /v/objects {bucket, items: [[key, record], ...][, owner]} → {"applied": n} (bulk load)
-    POST /v/object  {bucket, key, record[, owner][, commit][, cas]} → {"applied": bool}; with ``owner``
+    POST /v/objects {bucket, items: [[key, record], ...][, owner]} → {"applied": n, "newer": {key: ts}} (bulk load)
+    POST /v/object  {bucket, key, record[, owner][, commit][, cas]} → {"applied": bool[, "newer_ts": ts]}
+                    (``newer_ts``: this replica holds a newer version, stamped ts: meta/lww.py); with ``owner``
                     refused (404 NoSuchBucket / 403 AccessDenied) unless this replica
                     sees the bucket live and the owner's; with ``commit`` (a new
-                    version, not a repair) refused (409 StaleCommit) if it has
-                    fragments and its timestamp is older than the commit window;
+                    version, not a repair) refused (409 StaleCommit, with this
+                    replica's clock as ``now_ts``) if it has fragments and its timestamp
+                    is older than the commit window;
                     with ``cas`` {expect, wid} (a conditional write's accept round)
                     refused (409 ConditionalRequestConflict) unless promised (meta/promises.py)
     POST /v/prepare {bucket, key, ballot[, owner]} → {"bucket": version|null, "object": version|null}
@@ -81,12 +83,13 @@ import prometheus_client
 from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
 from ..rpc import channel as rpc_channel
+from ..rpc import clock
 from ..rpc import tracing
 from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
 from ..config import IndexSpec
 from ..rpc import fastjson
-from . import batch, blobs
+from . import batch, blobs, lww
 from .catchup import CatchUp
 from .gcfreeze import Freezer
 from .gcnotes import GCNotes
@@ -129,7 +132,7 @@ class MetaService:
         self.region = region                # a bucket of another region is not here (None: any region)
         self.freezer = Freezer()            # the records out of the cyclic GC's walks (meta/gcfreeze.py)
         root = os.path.abspath(data_dir)
-        self.hlc = HLC()
+        self.hlc = HLC(clock.wall_ms)        # the process's clock, skewed by `minis3 chaos clock-skew`
         self.buckets = Partition("buckets", "", None, os.path.join(root, "buckets"), snapshot_every)
         self.gc = Partition("gc", "", None, os.path.join(root, "gc"), snapshot_every)
         self.gc_notes = GCNotes(self.gc, self.hlc)      # meta/gcnotes.py
@@ -249,12 +252,15 @@ class MetaService:
         rec = body["record"]
         if blobs.is_marker(rec.get("inline")):
             return refuse(400, "InlineMarker")     # a scan's marker, never a payload (meta/blobs.py)
-        if body.get("commit") and (rec.get("ec") or rec.get("parts")) and physical_ms(int(rec["ts"])) < time.time() * 1000 - self.commit_window_ms:
+        if body.get("commit") and (rec.get("ec") or rec.get("parts")) and physical_ms(int(rec["ts"])) < clock.wall_ms() - self.commit_window_ms:
             # A new version that took too long to get here (a frozen replica
             # thawed, a request stuck in a socket): its fragments may already
             # be judged garbage by the scrubber, so it must never be kept.
+            # The refusal says this replica's clock: a coordinator whose clock
+            # is behind moves past it and stamps the version again, if its own
+            # commit deadline allows (meta/client.py, _write_fresh).
             STALE_COMMITS.inc()
-            return refuse(409, "StaleCommit")
+            return refuse(409, "StaleCommit", now_ts=self.hlc.now())
         if "owner" in body:
             # The coordinator's one-round write: refuse it unless this replica
             # sees the bucket live and owned by the caller.
@@ -279,7 +285,10 @@ class MetaService:
                                         current_is_ours=cur is not None and cur.get("wid") == cas["wid"]):
                 CAS_REFUSED.labels("accept").inc()
                 return self._cas_refusal(ikey, cur)
-        return json_response({"applied": await self._keep_object(part, ikey, rec)})
+        applied, held = await self._keep_object(part, ikey, rec)
+        # A version older than the one held is not kept, and the answer says
+        # so with the newer stamp: the coordinator stamps it again (meta/lww.py).
+        return json_response(lww.write_answer(rec, held, applied))
 
     async def prepare(self, request):
         """A conditional write's first round (meta/promises.py): promise the
@@ -320,13 +329,13 @@ class MetaService:
         """Has the bucket's record (in this replica's view) had versioning turned on?"""
         return bool((self.buckets.latest(bucket) or {}).get("versioning"))
 
-    async def _keep_object(self, part: Partition, ikey: str, rec: dict) -> bool:
+    async def _keep_object(self, part: Partition, ikey: str, rec: dict) -> tuple[bool, dict | None]:
         """Keep an object version if it is newer; note the fragments of the one
-        it replaces (or deletes) as GC candidates."""
+        it replaces (or deletes) as GC candidates. (Kept?, the version held before.)"""
         applied, cur = await self.put_version(part, ikey, rec)
         if applied and cur and cur.get("ec") and cur["ec"]["id"] != (rec.get("ec") or {}).get("id"):
             await self.gc_notes.note(cur["ec"], "deleted" if rec.get("deleted") else "replaced")
-        return applied
+        return applied, cur
 
     async def put_objects(self, request):
         """Many new versions of one bucket's keys in one request (``minis3
@@ -340,15 +349,18 @@ class MetaService:
         if self._keeps_versions(body["bucket"]):
             return refuse(409, "VersionedBucket")      # a bulk load would replace versions, not keep them
 
-        async def one(key: str, rec: dict) -> bool:
+        async def one(key: str, rec: dict) -> dict:
             ikey = body["bucket"] + "/" + key
-            return await self._keep_object(self.object_partition(ikey), ikey, rec)
+            applied, held = await self._keep_object(self.object_partition(ikey), ikey, rec)
+            return lww.write_answer(rec, held, applied)
         for key, _ in body["items"]:                 # refuse the batch before keeping any of it
             ikey = body["bucket"] + "/" + key
             if not self._takes_writes(self.objects.for_key(ikey), ikey):
                 raise WrongPartition(self.pmap)
         results = await asyncio.gather(*(one(k, r) for k, r in body["items"]))
-        return json_response({"applied": sum(results)})
+        # The keys held newer than the version sent (meta/lww.py), to be stamped again.
+        newer = {k: a["newer_ts"] for (k, _), a in zip(body["items"], results) if "newer_ts" in a}
+        return json_response({"applied": sum(a["applied"] for a in results), "newer": newer})
 
     async def scan(self, request):
         """Raw versions (tombstones too) from `start`, in key order, below `end`,

@@ -95,34 +95,46 @@ class VersionedObjects:
         its current one, unless a version made after it (stamped later, by a
         write racing this one) is current already; then it goes to its row.
 
-        The version id is fixed before the first round and kept through every
-        retry, so that one request makes one version, whatever rounds of it
-        landed where (another writer may find a round of it in the head and
-        keep it in its row: the same version, the same row)."""
-        stamp = self._stamp()
-        vid = V.make_id(stamp["ts"], stamp["vid"]) if state == V.ENABLED else V.NULL
-        new = dict(record, version_id=vid, vts=stamp["ts"])
-        order = (new["vts"], vid)
+        The version is stamped (its id made) at the first round that sends it
+        to be accepted, from that round's ballot: a ballot the replicas
+        promised is newer than the head they hold, so the new version sorts
+        after every version acknowledged before this request began, whatever
+        this process's clock says (a stamp taken before the first round, by a
+        clock behind another frontend's, would list it as older and leave the
+        older one current). Once sent, the id is kept through every retry, so
+        that one request makes one version, whatever rounds of it landed where
+        (another writer may find a round of it in the head and keep it in its
+        row: the same version, the same row)."""
+        null = state != V.ENABLED
+        ballot: dict = {}            # the stamp of the compare-and-set's attempt being judged
+        made: dict = {}              # the version, once a round has been sent with it: new, stamp
         kept: set = set()
 
         def judge(cur: dict | None) -> dict:
-            if V.is_version(cur) and vid != V.NULL and V.id_of(cur) == vid:
+            new = made.get("new")
+            vid = V.NULL if null else (new or {}).get("version_id")
+            if V.is_version(cur) and vid is not None and vid != V.NULL and V.id_of(cur) == vid:
                 return new                      # an earlier round of this write: finish it
             if conditions:
                 shown = cur if V.is_version(cur) and not V.is_marker(cur) else None
                 check_write(conditions, f'"{shown["etag"]}"' if shown else None)
             if V.is_version(cur):
-                if (V.vts(cur), V.id_of(cur)) > order:
-                    raise _Older(cur)
-                if vid == V.NULL and V.id_of(cur) == V.NULL:
+                if new is not None and (V.vts(cur), V.id_of(cur)) > (new["vts"], vid):
+                    raise _Older(cur)           # a write racing this one made a later version
+                if null and V.id_of(cur) == V.NULL:
                     # A null version replaces the null one for good: not one Object Lock protects.
                     OL.check_removal(cur, int(time.time() * 1000))
                 if V.id_of(cur) != vid and version(cur) not in kept:
                     raise _KeepFirst(cur)
+            if new is None:                     # this round is the first to send it: stamp it now
+                made["stamp"] = dict(ballot)
+                made["new"] = new = dict(record, version_id=V.NULL if null else V.make_id(ballot["ts"], ballot["vid"]),
+                                         vts=ballot["ts"])
             return new
         for _ in range(16):
             try:
-                rec = await self.compare_and_set(bucket, key, judge, stamp_by=stamp_by, raw=True, versioned=True)
+                rec = await self.compare_and_set(bucket, key, judge, stamp_by=stamp_by, raw=True, versioned=True,
+                                                 stamped=ballot.update)
             except _KeepFirst as k:
                 await self.write_row(bucket, key, k.cur)
                 kept.add(version(k.cur))
@@ -131,8 +143,9 @@ class VersionedObjects:
                 # A later version is current: this one is older, so it is kept
                 # beside it in its row (a null one that a later null one
                 # replaced is simply gone, as if it had landed first).
-                rec = dict(new, ts=stamp["ts"], vid=stamp["vid"], mtime=physical_ms(stamp["ts"]))
-                if vid == V.NULL and V.id_of(o.cur) == V.NULL:
+                stamp = made["stamp"]
+                rec = dict(made["new"], ts=stamp["ts"], vid=stamp["vid"], mtime=physical_ms(stamp["ts"]))
+                if null and V.id_of(o.cur) == V.NULL:
                     return rec
                 if stamp_by is not None and time.monotonic() > stamp_by:
                     raise E.ServiceUnavailable("the write took too long from storing to commit")
@@ -156,8 +169,9 @@ class VersionedObjects:
         await self._write("/v/object", body, bucket + "/" + V.row_key(key, V.id_of(rec)))
 
     async def _write_tombstone(self: "MetaClient", bucket: str, rkey: str) -> None:
-        await self._write("/v/object", {"bucket": bucket, "key": rkey, "record": self.tombstone(),
-                                        "owner": self.account, "versioned": True}, bucket + "/" + rkey)
+        await self._write_fresh("/v/object", bucket + "/" + rkey, lambda stamp: {
+            "bucket": bucket, "key": rkey, "record": dict(stamp, deleted=True), "owner": self.account,
+            "versioned": True})
 
     async def delete_current(self: "MetaClient", bucket: str, key: str, state: str) -> dict:
         """DELETE without a version id: a delete marker becomes the current version."""

@@ -9,7 +9,7 @@ import weakref
 from aiohttp import web
 
 from ..core.errors import S3Error
-from . import auth, channel, failpoints, listener
+from . import auth, channel, clock, failpoints, listener
 
 log = logging.getLogger(__name__)
 #: An internal app's auth.Verifier (its replay guard and refusal counts).
@@ -115,7 +115,8 @@ def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metric
     a trace (``traceparent``), and ``GET /trace`` for ``minis3 trace``; the
     service's own ``routes`` (``web.get(...)``...) and its start and stop hooks;
     ``GET``/``POST /failpoints`` to see and arm this process's failpoints
-    (rpc/failpoints.py), signed like every route.
+    (rpc/failpoints.py) and ``GET``/``POST /clock`` its clock offset
+    (rpc/clock.py), signed like every route.
     Refusals are counted in ``registry`` (a prometheus CollectorRegistry);
     the verifier is ``app[VERIFIER]``."""
     from . import tracing
@@ -128,6 +129,8 @@ def internal_app(secret: str, open_paths: tuple[str, ...] = ("/health", "/metric
     app.router.add_get("/trace", tracing.trace_handler)
     app.router.add_get("/failpoints", failpoints_get)
     app.router.add_post("/failpoints", failpoints_post)
+    app.router.add_get("/clock", clock.clock_get)          # the clock offset (rpc/clock.py)
+    app.router.add_post("/clock", clock.clock_post)
     app.router.add_routes(routes)
     app.on_startup.extend(on_startup)
     app.on_cleanup.extend(on_cleanup)

@@ -10,7 +10,7 @@ import ssl
 from aiohttp import web
 
 from .. import config
-from . import failpoints, tracing
+from . import clock, failpoints, tracing
 from .logs import setup_logging
 
 
@@ -29,10 +29,12 @@ def begin(name: str, topo: config.Topology, log: logging.Logger, *, trace_name: 
     """The log format with this process's name, a loud warning when it runs on a secret
     everyone knows, the failpoints ``$MINIS3_FAILPOINTS`` arms (rpc/failpoints.py; an entry
     naming a process is matched against ``trace_name``, else ``name``), and its name on the
-    spans it records (``trace_name``, if it records any)."""
+    spans it records (``trace_name``, if it records any); the clock offset ``$MINIS3_CLOCK_SKEW``
+    gives it (rpc/clock.py), by the same name."""
     setup_logging(name)
     config.warn_if_demo_secret(topo, log)
     failpoints.arm_from_environment(trace_name or name)
+    clock.skew_from_environment(trace_name or name)
     if trace_name is not None:
         tracing.configure(trace_name)
 

@@ -15,17 +15,18 @@ from . import auth
 
 
 def call(secret: str, method: str, url: str, path: str, doc=None, *,
-         timeout: float = 5.0) -> tuple[int, bytes]:
+         timeout: float = 5.0, context=None) -> tuple[int, bytes]:
     """Send ``METHOD url+path`` (``doc``, if given, as its JSON body), signed with ``secret``:
     the answer's status and body. An error status is returned like any other; a process
-    that does not answer raises OSError."""
+    that does not answer raises OSError. ``context``: the SSL context an https url's
+    certificate is checked with (a frontend's, with --tls: config/tls.client_context)."""
     body = json.dumps(doc).encode() if doc is not None else None
     headers = auth.headers(secret, method, path, body)
     if body is not None:
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url + path, data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
