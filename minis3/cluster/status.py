@@ -83,7 +83,8 @@ def collect(topo: Topology) -> list[dict]:
                    "detail": st and f"{st.get('state', '?')}; {st['buckets']} buckets, "
                                     f"{sum(p['live_keys'] for p in st['partitions'])} keys in "
                                     f"{len(st['partitions'])} partitions"
-                                    + (f"; blob log {human_bytes(st['blob_log']['bytes'])}" if st.get("blob_log") else "")}
+                                    + (f"; blob log {human_bytes(st['blob_log']['bytes'])}" if st.get("blob_log") else "")
+                                    + disk_text(st)}
             rows.append(row)
             if meta is az.meta:
                 metas.append(row)
@@ -92,7 +93,8 @@ def collect(topo: Topology) -> list[dict]:
             st = None if _frozen(pid) or cut else signed_get(topo.cluster_secret, n.url, "/status")
             rows.append({"process": f"node-{n.id}", "az": az.name, "address": n.url, "up": st is not None,
                          "state": _state(st, pid, cut), "pid": (st and st["pid"]) or pid,
-                         "disk_bytes": st and st["disk_bytes"], "detail": st and f"{st['fragments']} fragments",
+                         "disk_bytes": st and st["disk_bytes"],
+                         "detail": st and f"{st['fragments']} fragments" + disk_text(st),
                          "workers": (st or {}).get("workers", [])})
     for r in rows:
         if r["az"] in conds:
@@ -134,6 +136,19 @@ def _scrubber_row(topo: Topology) -> dict:
     return {"process": "scrubber", "az": "-", "address": topo.scrub.url, "up": st is not None,
             "state": "up" if st else "down", "pid": st and st["pid"], "disk_bytes": None, "detail": detail,
             "scrub": st, "workers": (st or {}).get("workers", [])}
+
+
+def disk_text(st: dict) -> str:
+    """What a process's /status says of its disk, when anything is wrong:
+    the faults injected (`minis3 chaos disk-*`), full (refusing writes), slow syncs."""
+    out = ""
+    if st.get("disk", "healthy") != "healthy":
+        out += f"; DISK FAULT: {st['disk']}"
+    if st.get("full"):
+        out += "; disk FULL, refusing writes (fragments go to handoff nodes)"
+    if (st.get("sync_ms") or 0) > 50:
+        out += f"; landing a fragment takes {st['sync_ms']:.0f} ms lately"
+    return out
 
 
 def human_bytes(n: int | None) -> str:

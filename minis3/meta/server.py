@@ -83,7 +83,7 @@ import prometheus_client
 from ..core.hlc import HLC, physical_ms
 from ..rpc.delay import InterAZDelay
 from ..rpc import channel as rpc_channel
-from ..rpc import clock
+from ..rpc import clock, failpoints
 from ..rpc import tracing
 from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
@@ -460,6 +460,7 @@ class MetaService:
             "gc_freezes": {"count": self.freezer.freezes, "last_ms": round(self.freezer.last_ms, 1),
                            "frozen_objects": gc.get_freeze_count()},
             "partitions": [p.stats() for p in self.objects.partitions],
+            "disk": failpoints.disk_faults().describe(),
             "workers": [self.maps.worker.status()]})
 
     async def health(self, request):

@@ -83,7 +83,7 @@ from aiohttp import web
 
 from ..rpc import auth, tracing
 from ..rpc.delay import InterAZDelay
-from ..rpc.failpoints import failpoint
+from ..rpc.failpoints import disk_faults, failpoint
 from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_loop
 from ..rpc.process import begin, process_args, serve
 from ..rpc.worker import Worker
@@ -506,6 +506,8 @@ class StorageNode:
         count, size = await asyncio.to_thread(self.disk_usage)
         return web.json_response({"id": self.node_id, "az": self.az, "role": "storage", "pid": os.getpid(),
                                   "fragments": count, "disk_bytes": size, "stats": self.stats,
+                                  "disk": disk_faults().describe(), "full": self.full_since is not None,
+                                  "sync_ms": round(self.sync_ms, 3),
                                   "audit": self.auditor.status(), "workers": [self.auditor.worker.status()]})
 
     async def metrics_page(self, request: web.Request) -> web.Response:

@@ -156,6 +156,10 @@ def test_a_full_node_gets_no_fragments_and_they_come_home_when_it_is_healed(hc, 
     full_at, full_ms = time.monotonic(), int(time.time() * 1000)
     wait_for("b1 to say its disk is full", lambda: health(hc, "b1")["full"])
     wait_for("the frontend to know it", lambda: frontend_sees_full(hc) == ['minis3_storage_node_full{node="b1"} 1.0'])
+    status = subprocess.run([sys.executable, "-m", "minis3", "status", "--topology", str(hc.topo_path)],
+                            capture_output=True, text=True, timeout=60).stdout
+    b1 = next(line for line in status.splitlines() if line.startswith("node-b1 "))
+    assert "DISK FAULT: full" in b1 and "disk FULL, refusing writes" in b1, b1
     time.sleep(SECONDS)
     healed_at = time.monotonic()
     # PUTs went on: those that met the full disk were handed off (one segment) or
