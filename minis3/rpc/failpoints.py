@@ -6,9 +6,11 @@ the I/O around them. A point is armed in a process
 * when it starts, from ``$MINIS3_FAILPOINTS`` (:func:`arm_from_environment`,
   called by rpc/process.py's ``begin``): a spec that does not parse stops the
   process, since a typo that armed nothing would let a test pass for nothing.
-  Every restart arms it again, so a ``crash`` armed this way crashes a
-  supervised process again at each restart's first hit: arm one-shot crashes
-  at run time instead;
+  Its counts hold across the process's restarts: a crash writes what is
+  still armed to ``<data_dir>/run/failpoints-<process>.json`` just before it
+  kills itself, and the restarted process arms from the environment only
+  what that file says is left (the same spec; a changed one starts again).
+  So ``crash@1`` crashes a supervised process once, not at every restart;
 * at run time, by the signed internal route ``POST /failpoints`` every internal
   app has (rpc/http.py; ``minis3 chaos crash-at``, ``minis3 chaos failpoints``).
   A restart forgets it.
@@ -48,6 +50,7 @@ for the fsync next to it. With any point armed every point takes the lock:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -67,7 +70,7 @@ ENV = "MINIS3_FAILPOINTS"
 _ARMED: dict[str, core.Arm] = {}
 _FIRED: dict[str, int] = {}           # how many times each point fired in this process
 _LOCK = threading.Lock()              # points are hit from worker threads
-_state = {"process": None}            # this process's name, for entries naming one
+_state = {"process": None, "counts_file": None, "env_spec": ""}   # this process's name; where a crash leaves its counts
 #: This process's disk faults; falsy (a healthy disk) is the one test ``disk`` costs.
 _DISK = {"faults": core.DiskFaults()}
 _DISK_HITS: dict[str, int] = {}       # "write ENOSPC", "read EIO", "sync slow" → how often
@@ -98,6 +101,7 @@ def _hit(name: str) -> None:
 def _fire(name: str, arm: core.Arm) -> None:
     if arm.action == "crash":
         log.critical("failpoint %s: crash (SIGKILL to itself, pid %d)", name, os.getpid())
+        _save_counts()
         for h in logging.getLogger().handlers:
             h.flush()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -179,17 +183,53 @@ def arm(spec: str, *, replace: bool = False) -> str:
     return text
 
 
-def arm_from_environment(process: str | None) -> None:
+def arm_from_environment(process: str | None, counts_file=None) -> None:
     """Arm what ``$MINIS3_FAILPOINTS`` says, as process ``process`` (the name
-    a spec's ``PROCESS:`` prefix is matched against: node-a1, meta-az-b, scrubber)."""
-    _state["process"] = process
-    spec = os.environ.get(ENV, "")
+    a spec's ``PROCESS:`` prefix is matched against: node-a1, meta-az-b,
+    scrubber), less what an earlier run of this process spent before it
+    crashed (``counts_file``, a pathlib.Path: see the module docstring)."""
+    _state["process"], _state["counts_file"] = process, counts_file
+    spec = _state["env_spec"] = os.environ.get(ENV, "")
     if not spec.strip():
+        if counts_file is not None:
+            counts_file.unlink(missing_ok=True)
         return
     try:
-        arm(spec)
+        entries = core.for_process(core.parse(spec), process)
     except core.FailpointSpecError as exc:
         raise SystemExit(f"${ENV}: {exc}") from None
+    left = _counts_left(counts_file, spec)
+    if left is not None:
+        entries = [left[e.name] for e in entries if e.name in left]
+    with _LOCK:
+        _ARMED.update(core.apply({}, entries))
+    log.warning("failpoints armed from $%s: %s%s", ENV, core.format_spec(_ARMED) or "none",
+                " (what an earlier run left)" if left is not None else "")
+
+
+def _counts_left(counts_file, spec: str) -> dict | None:
+    """name → Entry still armed, as the last crash of this process left them
+    for the same spec; None if there is no such record."""
+    try:
+        doc = json.loads(counts_file.read_text()) if counts_file is not None else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("spec") != spec:
+        return None
+    return {e.name: e for e in core.parse(doc.get("armed", ""))}
+
+
+def _save_counts() -> None:
+    """Before a crash: what is still armed, for the restart (arm_from_environment)."""
+    path = _state["counts_file"]
+    if path is None or not _state["env_spec"].strip():
+        return
+    with _LOCK:
+        armed = core.format_spec(_ARMED)
+    try:
+        path.write_text(json.dumps({"spec": _state["env_spec"], "armed": armed}))
+    except OSError as exc:
+        log.error("failpoints: could not record the counts left (%s): a restart arms the whole spec again", exc)
 
 
 def status() -> dict:
@@ -212,4 +252,5 @@ def reset() -> None:
         _ARMED.clear()
         _FIRED.clear()
         _DISK_HITS.clear()
+    _state.update(counts_file=None, env_spec="")
     _DISK["faults"] = core.DiskFaults()

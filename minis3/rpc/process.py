@@ -33,7 +33,8 @@ def begin(name: str, topo: config.Topology, log: logging.Logger, *, trace_name: 
     gives it (rpc/clock.py), by the same name."""
     setup_logging(name)
     config.warn_if_demo_secret(topo, log)
-    failpoints.arm_from_environment(trace_name or name)
+    failpoints.arm_from_environment(trace_name or name,
+                                    topo.data_dir / "run" / f"failpoints-{(trace_name or name).replace(' ', '-')}.json")
     clock.skew_from_environment(trace_name or name)
     if trace_name is not None:
         tracing.configure(trace_name)

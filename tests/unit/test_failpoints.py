@@ -8,6 +8,7 @@ import ast
 import asyncio
 import errno
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -162,6 +163,29 @@ def test_the_environment_arms_this_process_and_a_typo_stops_it(monkeypatch):
     monkeypatch.setenv(failpoints.ENV, "meta.wal.before_wrte=error")
     with pytest.raises(SystemExit, match="MINIS3_FAILPOINTS"):
         failpoints.arm_from_environment("meta-az-a")
+
+
+def test_a_crash_armed_by_the_environment_is_spent_for_the_restarted_process(tmp_path):
+    """A supervised process restarts with the same environment: a ``crash@1``
+    armed there crashes it once, not at every restart, and ``crash*2`` twice;
+    a changed spec starts again."""
+    counts = tmp_path / "failpoints-meta-az-a.json"
+    code = ("import sys\nfrom pathlib import Path\nfrom minis3.rpc import failpoints as f\n"
+            "f.arm_from_environment('meta-az-a', Path(sys.argv[1]))\n"
+            "print('armed', f.status()['armed'], flush=True)\n"
+            "f.failpoint('meta.wal.before_write')\nprint('passed', flush=True)\n")
+
+    def run(spec: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, **{failpoints.ENV: spec})
+        return subprocess.run([sys.executable, "-c", code, str(counts)], capture_output=True, text=True,
+                              timeout=60, env=env)
+    first = run("meta.wal.before_write=crash@1")
+    assert first.returncode == -9 and "passed" not in first.stdout
+    again = run("meta.wal.before_write=crash@1")
+    assert again.returncode == 0 and "armed \n" in again.stdout and "passed" in again.stdout
+    twice = [run("meta.wal.before_write=crash*2") for _ in range(3)]        # a new spec: counted afresh
+    assert [r.returncode for r in twice] == [-9, -9, 0]
+    assert run("").returncode == 0 and not counts.exists()                 # no spec: the record goes
 
 
 def test_a_crash_is_a_kill_9_of_the_process_with_one_line_said_first():
