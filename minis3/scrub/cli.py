@@ -27,6 +27,9 @@ def summary(p: dict, recovery: dict | None = None) -> str:
     if set(p.get("nodes_down") or []) - gone:
         lines.append(f"  nodes down  {', '.join(sorted(set(p['nodes_down']) - gone))} "
                      "(their fragments are unknown, not lost)")
+    if p.get("nodes_full"):
+        lines.append(f"  nodes full  {', '.join(p['nodes_full'])} (read from; nothing rebuilt or moved home "
+                     "there until its disk has room)")
     if gone:
         lines.append(f"  nodes gone  {', '.join(sorted(gone))} (down longer than scrub.down_after_s: "
                      "their fragments are lost and rebuilt on other nodes)")

@@ -39,6 +39,8 @@ class NodeWatch:
         # (A scrubber that restarts times a node down from its own start: later, never sooner.)
         self.down_since: dict[str, float] = {}
         self.gone_seen: set[str] = set()              # nodes already reported gone
+        #: Nodes whose disk is full (their /health says so): read from, never written to.
+        self.full: set[str] = set()
         self.returned_at: float | None = None        # monotonic: a node came back, not yet all full
         self.returned_nodes: set[str] = set()
         #: Set when a pass should start now: a node came back, or is newly gone.
@@ -48,9 +50,13 @@ class NodeWatch:
         try:
             async with self.session.get(self.storage.urls[node_id] + "/health",
                                         timeout=aiohttp.ClientTimeout(total=1.0)) as r:
-                return r.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                if r.status != 200:
+                    return False
+                doc = await r.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
             return False
+        (self.full.add if doc.get("full") else self.full.discard)(node_id)
+        return True
 
     async def probe_all(self) -> set[str]:
         """Probe every node; the ones that answered. The recovery clock starts

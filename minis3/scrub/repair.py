@@ -51,6 +51,9 @@ class Repairer:
         self.storage, self.write_version = storage, write_version
         self.azs = [(az.name, [n.id for n in az.nodes]) for az in topo.azs]
         self.node_az = {n.id: n.az for n in topo.nodes}
+        #: Nodes whose disk is full this pass (NodeWatch): their fragments count,
+        #: but nothing is rebuilt there or moved home there until it has room.
+        self.full: set[str] = set()
         # The rebuild rate limit: fragment bytes written, shared by every repair of a pass.
         self.pacer = TokenBucket(topo.scrub.rebuild_mb_per_s * 1e6, burst=REBUILD_BURST)
         # The rebuild clock: wall time while any rebuild batch runs (several run at once, so
@@ -130,8 +133,10 @@ class Repairer:
                 return "truncated"            # whole blocks missing: its checksums cannot show it
             return "quarantined" if (oid, idx) in quarantined.get(node, ()) else "missing"
 
-        # A one-zone object is rebuilt in its zone, never in another AZ.
-        up = {n for n in inv if not ec.get("zone") or self.node_az.get(n) == ec["zone"]}
+        # A one-zone object is rebuilt in its zone, never in another AZ; nothing
+        # is written to a full disk (a fragment at home there stays; one whose
+        # home it is waits on its handoff node, or is rebuilt on another).
+        up = {n for n in inv if n not in self.full and (not ec.get("zone") or self.node_az.get(n) == ec["zone"])}
         return P.plan_object(ec, home, self.node_az, up, held, why_lost, cap=cap)
 
     # ---------------------------------------------------------------- repair

@@ -38,6 +38,7 @@ class PassReport:
     audit: bool = False
     nodes_up: list[str] = field(default_factory=list)
     nodes_down: list[str] = field(default_factory=list)
+    nodes_full: list[str] = field(default_factory=list)   # up, disk full: no fragment is written there
     nodes_gone: list[str] = field(default_factory=list)   # down longer than down_after_s: fragments rebuilt elsewhere
     audit_bytes: int = 0
     audit_fragments: int = 0

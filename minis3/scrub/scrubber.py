@@ -135,6 +135,8 @@ class Scrubber:
         rep.phase = "probing nodes"
         up = await self.nodes.probe_all()
         rep.nodes_up, rep.nodes_down = sorted(up), sorted(set(self.storage.urls) - up)
+        rep.nodes_full = sorted(self.nodes.full & up)
+        self.repairer.full = set(rep.nodes_full)      # read from, not rebuilt or moved home to
         if audit:
             rep.phase = "auditing fragments on the nodes"
             await self.nodes.audit(up, audit_rate, rep)

@@ -168,6 +168,11 @@ def test_a_full_node_gets_no_fragments_and_they_come_home_when_it_is_healed(hc, 
     assert ok_fraction(wl, "GET", full_at, healed_at) >= 0.95
     since = nodes_of(hc, "full-node", full_ms + 1500)
     assert since and not [n for n in since if "b1" in n]
+    # A scrub pass while b1 is full reads from it but writes nothing there: no
+    # fragment moved home to it, and no repair tried and failed.
+    during = hc.scrub_now("--no-audit")["pass"]
+    assert during["nodes_full"] == ["b1"] and "handoff" not in during["rebuilt"], during
+    assert during["repair_failures"] == 0 and not during["unrepairable"], during
     assert disk_state(hc, hc.topo.node("b1").url)["hits"].get("write ENOSPC", 0) >= 1
     assert "node-b1: disk healed" in chaos(hc, "heal", "b1")
     wait_for("b1 to take writes again", lambda: not health(hc, "b1")["full"], timeout=10)
