@@ -42,6 +42,7 @@ from pathlib import Path
 
 import xxhash
 
+from ..fsutil import fsync_dir
 from ..rpc.failpoints import disk
 
 log = logging.getLogger("minis3.meta.blobs")
@@ -93,8 +94,10 @@ class BlobStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.rotate_bytes = rotate_bytes
         self._lock = threading.Lock()          # sync() runs in a snapshot's thread
+        self._sync_lock = threading.Lock()     # one sync() at a time (sync says why)
         self._fds: dict[int, int] = {}
         self._dirty: set[int] = set()
+        self._new_names = False                # a file was created since the last sync
         files = sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("blob-*.dat"))
         self.current = files[-1] if files else 1
         self._open(self.current)
@@ -107,7 +110,9 @@ class BlobStore:
     def _open(self, n: int) -> int:
         fd = self._fds.get(n)
         if fd is None:
-            fd = self._fds[n] = os.open(self._path(n), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            path = self._path(n)
+            self._new_names |= not path.exists()
+            fd = self._fds[n] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         return fd
 
     def put(self, data: bytes) -> BlobRef:
@@ -155,13 +160,32 @@ class BlobStore:
         return BlobRef(self, int(file), int(offset), int(length), int(digest, 16))
 
     def sync(self) -> None:
-        """fdatasync every blob file appended to since the last sync."""
-        with self._lock:
-            dirty, self._dirty = self._dirty, set()
-            fds = [self._fds[n] for n in dirty]
-        for fd in fds:
-            disk("sync")
-            os.fdatasync(fd)
+        """fdatasync every blob file appended to since the last sync (and fsync
+        the directory if a file was created since): on return, every byte
+        appended before the call is durable, so a snapshot may name it.
+
+        One sync at a time: every partition of the process shares this log and
+        their snapshots run in threads, so a second sync that found nothing
+        dirty while the first was still inside the fdatasync of its bytes would
+        return early, and its snapshot would name bytes a crash can still take.
+        A sync that fails leaves its files dirty, so the next one (the next
+        snapshot's) syncs them again rather than finding them clean."""
+        with self._sync_lock:
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
+                new_names, self._new_names = self._new_names, False
+                fds = [self._fds[n] for n in dirty]
+            try:
+                for fd in fds:
+                    disk("sync")
+                    os.fdatasync(fd)
+                if new_names:
+                    fsync_dir(self.dir)
+            except BaseException:
+                with self._lock:
+                    self._dirty |= dirty
+                    self._new_names |= new_names
+                raise
 
     def stats(self) -> dict:
         files = sorted(self._fds)

@@ -73,6 +73,7 @@ class WAL:
         self.bytes_in_wal = 0
         self._file = None
         self._unusable: str | None = None         # why the log takes no more writes (_write_sync)
+        self._name_durable = True                 # the current file's directory entry (_write_sync)
         self._pending: list[tuple[bytes, asyncio.Future]] = []
         self._wakeup: asyncio.Event | None = None
         self._flusher: asyncio.Task | None = None
@@ -262,6 +263,12 @@ class WAL:
             failpoint("meta.wal.before_fdatasync")
             disk("sync")
             os.fdatasync(fd)
+            if not self._name_durable:
+                # A new generation's file (snapshot() opened it): its name must
+                # be durable before a line in it is acknowledged, and the
+                # snapshot fsyncs the directory only after its rename, if ever.
+                fsync_dir(self.dir)
+                self._name_durable = True
             failpoint("meta.wal.after_fdatasync")
         except BaseException as exc:
             try:
@@ -296,6 +303,7 @@ class WAL:
         gen = self.generation + 1
         old_file, self._file = self._file, open(self.dir / f"wal-{gen:06d}.log", "ab", buffering=0)
         self.generation, self.records_in_wal, self.bytes_in_wal = gen, 0, 0
+        self._name_durable = False                # fsynced into the directory by the first batch
         old_file.close()
         data = self.rows()
 
