@@ -27,7 +27,7 @@ from .crash_sweep import put_table
 #: Seconds a fault lasts under the workload: short in `make test`, longer in
 #: `make chaos` (MINIS3_CHAOS_SECONDS), which also writes what each fault did to
 #: docs/faults-disk.json (MINIS3_CHAOS_ALL=1) for docs/faults.md's table.
-SECONDS = max(5.0, float(os.environ.get("MINIS3_CHAOS_SECONDS", "5")))
+SECONDS = max(3.0, float(os.environ.get("MINIS3_CHAOS_SECONDS", "3")))
 RESULTS: dict[str, dict] = {}
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TABLE_BEGIN = "<!-- disk-faults table: made by tests/integration/test_disk_faults.py from docs/faults-disk.json -->"
