@@ -95,7 +95,7 @@ def _add_cluster_commands(sub) -> None:
                               "arms (SPEC like storage.land.before_rename=crash@1;meta.wal.before_write=sleep(200ms); "
                               "actions crash, error, sleep(T), off; counts @N the Nth time only, *N the next N "
                               "times), `failpoints PROCESS --clear` disarms all; `crash-at FAILPOINT PROCESS` crashes "
-                              "PROCESS (node-a1, meta-az-b, scrubber) the next time it reaches FAILPOINT. "
+                              "PROCESS (node-a1, meta-az-b, scrubber, frontend) the next time it reaches FAILPOINT. "
                               "$MINIS3_FAILPOINTS arms the same SPEC in every process started with it. "
                               "Disks: `disk-full NODE|AZ` (writes fail with ENOSPC), `disk-errors NODE RATE` (EIO on "
                               "that fraction of reads, writes, syncs), `slow-disk NODE 200ms` (syncs and reads "
@@ -107,9 +107,9 @@ def _add_cluster_commands(sub) -> None:
     c.add_argument("action", choices=["kill-az", "freeze-az", "thaw-az", "revive-az", "kill-node", "revive-node",
                                       "partition-az", "latency", "heal", "failpoints", "crash-at",
                                       "disk-full", "disk-errors", "slow-disk", "clock-skew"])
-    c.add_argument("target", nargs="?", help="an AZ name (az-b; `all` for latency and heal), a node id (a1, "
-                                             "meta-az-b), or for crash-at the failpoint; for clock-skew a process "
-                                             "(frontend-az-a, meta-az-b, scrubber, all)")
+    c.add_argument("target", nargs="?", help="an AZ name (az-b; `all` for latency and heal), a process (a1, "
+                                             "meta-az-b, scrubber, frontend), or for crash-at the failpoint; "
+                                             "for clock-skew a process (frontend-az-a, meta-az-b, scrubber, all)")
     c.add_argument("amount", nargs="?", help="for latency: the delay added to each request crossing the AZ (5ms, 0); "
                                              "for crash-at: the process; for disk-errors: the rate (10%%, 0.1); "
                                              "for slow-disk: the delay of each sync and read (200ms); "

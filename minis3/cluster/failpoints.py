@@ -4,9 +4,11 @@ A failpoint is a named step where a process can be made to crash, fail with an
 I/O error or sleep (core/failpoints.py names them and says what is on disk at
 each; rpc/failpoints.py acts). This module is the operator's side: it asks each
 process through the signed internal route every storage node, metadata process
-and the scrubber has (``GET``/``POST /failpoints``, rpc/http.py), with
-rpc/sync.py's signed requests. Processes are named as in ``minis3 status`` and
-``minis3 trace``: ``node-a1`` (or ``a1``), ``meta-az-b``, ``scrubber``.
+and the scrubber has (``GET``/``POST /failpoints``, rpc/http.py), and a
+frontend at ``/_minis3/failpoints`` (frontend/app.py), with rpc/sync.py's
+signed requests. Processes are named as in ``minis3 status`` and ``minis3
+trace``: ``node-a1`` (or ``a1``), ``meta-az-b``, ``scrubber``, ``frontend``
+(and ``frontend-az-a`` when each AZ has its own).
 
 The disk-fault verbs set a process's disk faults (core/failpoints.DiskFaults)
 through the same route: ``disk-full NODE|AZ`` (every write fails with ENOSPC;
@@ -15,26 +17,31 @@ an AZ: its storage nodes and its metadata process), ``disk-errors NODE RATE``
 (every sync and read that much slower); ``heal`` clears them.
 
 What is armed this way lives in the process's memory only: a restart (say, by
-its AZ supervisor after the crash it was armed for) forgets it.
+its AZ supervisor after the crash it was armed for; the frontend and the
+scrubber are started again by ``minis3 up``) forgets it.
 """
 from __future__ import annotations
 
 import json
 
-from ..config import Topology
+from ..config import Topology, tls
 from ..core import failpoints as core
 from ..rpc import sync
 from .chaos import ChaosError
 
 PATH = "/failpoints"
+FRONTEND_PATH = "/_minis3/failpoints"      # beside the S3 API, signed (frontend/app.py)
 
 
 def processes(topo: Topology) -> list[tuple[str, str]]:
     """(name, url) of every process with a failpoints route: the storage nodes,
-    the metadata processes, the scrubber."""
+    the metadata processes, the scrubber, the frontends."""
     out = [(f"node-{n.id}", n.url) for n in topo.nodes]
     out += [(m.id, m.url) for m in topo.all_metas]
-    return out + [("scrubber", topo.scrub.url)]
+    out += [("scrubber", topo.scrub.url), ("frontend", topo.frontend.url)]
+    if topo.frontend.per_az:
+        out += [(f"frontend-{az.name}", topo.az_frontend(az.name).url) for az in topo.azs]
+    return out
 
 
 def resolve(topo: Topology, ident: str) -> tuple[str, str]:
@@ -48,11 +55,16 @@ def resolve(topo: Topology, ident: str) -> tuple[str, str]:
 
 def _ask(topo: Topology, name: str, url: str, doc: dict | None = None) -> dict:
     """The process's ``/failpoints`` answer (POST ``doc`` if given, else GET)."""
+    path = FRONTEND_PATH if name.startswith("frontend") else PATH
     try:
-        status, body = sync.call(topo.cluster_secret, "POST" if doc is not None else "GET", url, PATH, doc)
+        status, body = sync.call(topo.cluster_secret, "POST" if doc is not None else "GET", url, path, doc,
+                                 context=tls.client_context(topo) if url.startswith("https:") else None)
     except OSError as exc:
         raise ChaosError(f"{name} does not answer at {url} ({exc})") from None
-    got = json.loads(body or b"{}")
+    try:
+        got = json.loads(body or b"{}")
+    except ValueError:                     # not the route's answer (an S3 error, say)
+        got = {}
     if status != 200:
         raise ChaosError(f"{name}: {got.get('message', status)}")
     return got
@@ -73,8 +85,10 @@ def arm(topo: Topology, ident: str, spec: str, *, replace: bool = False) -> str:
 def crash_at(topo: Topology, point: str, ident: str) -> str:
     """Crash ``ident`` the next time it reaches ``point`` (``POINT=crash@1``)."""
     armed = arm(topo, ident, f"{point}=crash@1")
+    who = ("`minis3 up` starts it again" if ident in ("frontend", "scrubber")
+           else "its AZ supervisor restarts it")
     return (f"{armed}\nit crashes (as kill -9) the next time it reaches {point}; "
-            f"its AZ supervisor restarts it, and the restart forgets the failpoint")
+            f"{who}, and the restart forgets the failpoint")
 
 
 def clear(topo: Topology, ident: str) -> str:

@@ -11,7 +11,8 @@ children's pids, rewritten whenever a child exits or is restarted) so tools
 and tests can find processes. A child that exits is restarted with back-off
 (0.2 s doubling to 10 s), unless ``<data_dir>/run/hold/<child>`` exists: that
 is how ``minis3 chaos kill-node`` keeps a node down until ``revive-node``.
-Logs go to ``<data_dir>/logs/<process>.log``.
+``minis3 up`` itself starts the frontend, the scrubber and the console again
+when one exits (after a second). Logs go to ``<data_dir>/logs/<process>.log``.
 """
 from __future__ import annotations
 
@@ -261,17 +262,20 @@ class Cluster:
             self.console = _spawn(["console", *args], log_dir(self.topo) / "console.log", new_group=True)
 
     def restart_exited(self) -> None:
-        """What ``minis3 up`` does each moment: start the console and the
-        scrubber again if they exited (they keep no state a restart would
-        lose), and report a frontend or AZ supervisor that exited."""
+        """What ``minis3 up`` does each moment: start the frontend, the console
+        and the scrubber again if they exited (they keep no state a restart
+        would lose: a crashed frontend's requests fail, and the fragments of
+        the PUTs it had not committed are orphans for the scrubber's GC), and
+        report an AZ supervisor that exited. (Each AZ supervisor restarts its
+        own children, an AZ's frontend among them.)"""
         topo = self.topo
-        for name in ("console", "scrubber"):
+        for name in ("frontend", "console", "scrubber"):
             p = getattr(self, name)
             if p is not None and p.poll() is not None:
                 print(f"warning: {topo.region} {name} exited ({p.returncode}); starting it again", flush=True)
                 time.sleep(1)
                 setattr(self, name, _spawn([name, *_cli_args(topo)], log_dir(topo) / f"{name}.log", new_group=True))
-        for name, p in [("frontend", self.frontend), *self.azs.items()]:
+        for name, p in self.azs.items():
             if p.poll() is not None and not getattr(p, "_reported", False):
                 p._reported = True
                 print(f"warning: {topo.region} {name} exited ({p.returncode}); see {log_dir(topo)}", flush=True)

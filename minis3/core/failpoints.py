@@ -18,7 +18,7 @@ hits down; it does no I/O. The spec is entries separated by ``;``::
 
     NAME=ACTION[COUNT]      ACTION: crash | error | error(ENOSPC) | sleep(200ms) | sleep(2s) | off
                             COUNT:  (none) every time | *N the next N times | @N the Nth time only
-    PROCESS:NAME=ACTION     only in that process (node-a1, meta-az-b, scrubber): for an
+    PROCESS:NAME=ACTION     only in that process (node-a1, meta-az-b, scrubber, frontend): for an
                             environment that every process of a cluster inherits
 
 *Disk faults* are the other half: not one step but every disk operation of a
@@ -71,6 +71,51 @@ POINTS: dict[str, str] = {
     "meta.snapshot.before_rename":
         "a partition snapshot: fsynced as its .tmp file, not renamed; the older snapshot and the "
         "WALs since still hold everything (recovery removes the .tmp)",
+    "meta.split.before_manifest":
+        "a partition split on one replica: each half's directory holds hard links to the partition's "
+        "snapshot and WAL files and an empty WAL of its own; the partition list still names the "
+        "partition alone (a restart removes the halves' directories as leftovers, and splits again)",
+    "meta.split.after_manifest":
+        "a partition split on one replica: the partition list names the two halves, durably; the "
+        "partition's own directory is still there, no longer listed, and writes it accepted are still "
+        "landing in the WAL file the halves link to (a restart recovers each half from the links, "
+        "keeping its range, and removes the partition's directory)",
+    "meta.move.after_copy":
+        "a replica move, in the index manager (scrubber): the new holder lists the partition as "
+        "incoming, with a full copy of the range; the map does not name it yet, the old holder serves "
+        "(a restarted manager releases the copy: the move is abandoned)",
+    "meta.move.after_switch":
+        "a replica move, in the index manager (scrubber): the map naming the new holder is published "
+        "(adopted by every metadata process that answered); the old holder is not fenced, so frontends "
+        "with the old map still write there (a restarted manager fences, catches up and releases)",
+    "meta.move.after_fence":
+        "a replica move, on the old holder: it has adopted the map that gives the range away "
+        "(map.json, durably) and every write it accepted is durable; the new holder has not pulled "
+        "them yet, and the manager has no answer",
+    "meta.move.before_serving":
+        "a replica move, on the new holder: it has pulled every version since the copy began, but "
+        "its partition list still says incoming (it answers no reads); the old holder is fenced and "
+        "still holds its copy",
+    "meta.move.before_release":
+        "a replica move, in the index manager (scrubber): the new holder serves the range; the old "
+        "holder is fenced but still lists and keeps its copy on disk (a restarted manager releases it)",
+    "frontend.put.before_commit":
+        "a PUT (or a POST form upload, an upload part): every fragment is durable on its node; no metadata replica was "
+        "sent the record, and the client has no answer (the fragments are orphans the scrubber's GC "
+        "removes once older than its grace period)",
+    "frontend.put.after_commit":
+        "a PUT (or a POST form upload, an upload part): its record is durable on a write quorum of metadata replicas, "
+        "so the object is visible; the client has no answer (an outcome it cannot know: its retry "
+        "writes the object again)",
+    "frontend.multipart.before_commit":
+        "a CompleteMultipartUpload: the upload and part records (and the parts' fragments) are "
+        "durable and checked against the client's list; no object record yet, nothing visible, the "
+        "client has no answer (a retry completes it)",
+    "frontend.multipart.after_commit_before_cleanup":
+        "a CompleteMultipartUpload: the object's manifest record is committed (the object is "
+        "visible, pointing at the parts' fragments); the upload record is not yet deleted, so the "
+        "upload is still listed; the client has no answer (a retry answers the same 200 and "
+        "deletes the upload record)",
 }
 
 ACTIONS = ("crash", "error", "sleep", "off")

@@ -31,7 +31,8 @@ from ..meta.client import MetaClient
 from ..meta.users import REFRESH_S, UserTable
 from ..rpc import auth, clock, listener
 from ..rpc.delay import InterAZDelay
-from ..rpc.http import client_session, count_refusals, refusal, refused_response, use_fast_event_loop
+from ..rpc.http import (client_session, count_refusals, failpoints_get, failpoints_post, refusal,
+                        refused_response, use_fast_event_loop)
 from ..rpc.process import begin, process_args, serve
 from ..rpc.tracing import TRACER, trace_handler
 from ..rpc.worker import Worker
@@ -59,6 +60,7 @@ MAX_REQUESTS_PER_CLIENT = int(os.environ.get("MINIS3_MAX_REQUESTS_PER_CLIENT", "
 MAX_REQUESTS = int(os.environ.get("MINIS3_MAX_REQUESTS", "1024"))
 TRACE_PATH = "/_minis3/trace"
 CLOCK_PATH = "/_minis3/clock"
+FAILPOINTS_PATH = "/_minis3/failpoints"
 HEALTH_PATH = "/_minis3/health"
 #: A request's S3 operation (PutObject, GetObject, …: minis3/core/operations.py), or NO_OPERATION
 #: for one refused before its operation was known (over the limits, an unparsable URI, a bad
@@ -182,6 +184,20 @@ class Frontend:
         if why is not None:
             return refused_response(request, why)
         return await (clock.clock_post(request) if request.method == "POST" else clock.clock_get(request))
+
+    async def failpoints(self, request: web.Request) -> web.StreamResponse:
+        """``GET``/``POST /_minis3/failpoints``: this frontend's failpoints (rpc/failpoints.py),
+        as every internal app's ``/failpoints``, for ``minis3 chaos failpoints`` and
+        ``crash-at``: a PUT's commit (``frontend.put.*``) and a multipart upload's
+        completion (``frontend.multipart.*``) are steps of the frontend's own. Signed
+        with the cluster secret as ``/_minis3/clock`` is; an unsigned request is an S3
+        request (for a key named ``_minis3/failpoints`` of a virtual-hosted bucket)."""
+        if auth.HEADER not in request.headers or not self._own_path(request):
+            return await self.handle(request)
+        why = await refusal(self.verifier, request)
+        if why is not None:
+            return refused_response(request, why)
+        return await (failpoints_post(request) if request.method == "POST" else failpoints_get(request))
 
     async def stop(self, app: web.Application) -> None:
         if self.health is not None:
@@ -382,6 +398,8 @@ def make_app(topo: Topology, az: str | None = None) -> web.Application:
     app.router.add_route("GET", HEALTH_PATH, fe.health_probe)
     app.router.add_route("GET", CLOCK_PATH, fe.clock)
     app.router.add_route("POST", CLOCK_PATH, fe.clock)
+    app.router.add_route("GET", FAILPOINTS_PATH, fe.failpoints)
+    app.router.add_route("POST", FAILPOINTS_PATH, fe.failpoints)
     # [\s\S], not ".": a key may hold a newline (or any control character),
     # and "." would leave such a path to aiohttp's plain-text 404.
     app.router.add_route("*", r"/{tail:[\s\S]*}", fe.handle, expect_handler=_defer_continue)

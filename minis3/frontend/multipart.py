@@ -40,6 +40,7 @@ from ..core.names import validate_key
 from ..core.numbers import parse_int
 from ..ec import storage_class as SC
 from ..meta.client import PARTS, UPLOADS
+from ..rpc.failpoints import failpoint
 from . import encryption, lifecycle, objectlock, tagging
 from .body import IncomingBody, read_small_body
 from .bucket import EMPTY_PAGE, clip_marker, too_long_for_a_key
@@ -361,7 +362,11 @@ async def complete(ctx: Context) -> web.Response:
     record.update(objectlock.completed_fields(ctx, up_rec))     # or the bucket's default retention, now
     # The moment the object becomes visible; If-Match / If-None-Match as on
     # PutObject, a compare-and-set at the metadata replicas.
+    failpoint("frontend.multipart.before_commit")
     rec = await ctx.meta.put_object(bucket, key, record, conditions)
+    # A crash here leaves the object visible and its upload still listed: a
+    # retry of Complete finds it done (_completed_before) and deletes the record.
+    failpoint("frontend.multipart.after_commit_before_cleanup")
     await _forget_upload(ctx, uid)
     return _completed(ctx, rec)
 

@@ -32,6 +32,7 @@ from ..core.conditions import check_read, check_write, http_date
 from ..core.names import validate_key
 from ..core.ranges import content_range, parse_range
 from ..ec import storage_class as SC
+from ..rpc.failpoints import failpoint
 from . import authorize, encryption, lifecycle, objectlock, tagging
 from ..meta.versioned import marker_headers
 from .body import IncomingBody, read_small_body
@@ -146,19 +147,26 @@ async def commit_stored(ctx: Context, stored, write):
     version. Any other failure (a quorum refused, a conditional write that
     lost a race after one of its rounds reached a replica, metadata
     unreachable) may have left the version on one replica, so the fragments
-    stay for the scrubber's GC to judge after its grace."""
+    stay for the scrubber's GC to judge after its grace. A crash either side
+    of the commit (the failpoints ``frontend.put.before_commit`` and
+    ``after_commit``) leaves orphan fragments, or a write the client never
+    heard of."""
     abandon = None
     try:
         if stored.commit_by is not None and time.monotonic() > stored.commit_by:
             abandon = "commit-too-late"
             raise E.ServiceUnavailable(f"the write took more than {ctx.fe.datapath.commit_window_s:.0f} s "
                                        "from storing to commit")
+        if stored.ec is not None:
+            failpoint("frontend.put.before_commit")     # (on the event loop: crash or error, not sleep)
         try:
-            return await write()
+            rec = await write()
         except E.PreconditionFailed as exc:
             if not getattr(exc, "maybe_written", False):
                 abandon = "rejected-commit"
             raise
+        failpoint("frontend.put.after_commit")
+        return rec
     finally:
         if abandon and stored.ec is not None:
             await ctx.fe.datapath.discard(stored.ec, abandon)

@@ -38,7 +38,9 @@ fence it may land on the old holder, and step 4 brings it over; after it,
 it can only land on the new one. If a step fails, the next look resumes the
 move from what the processes report (an incoming replica the map names is
 finished; a replica the map no longer names is released once its successor
-serves).
+serves), and so does a restarted manager after a crash between steps (the
+failpoints ``meta.move.after_copy``, ``after_switch`` and ``before_release``
+land one there).
 
 It is the map's only writer, so versions never race. If it is down, nothing
 splits or moves, and nothing else changes: every request is still served.
@@ -52,6 +54,7 @@ import time
 import aiohttp
 import prometheus_client
 
+from ..rpc.failpoints import failpoint
 from ..rpc.http import json_body
 from ..rpc.worker import Worker
 from .pmap import MapError, PartitionMap, newest
@@ -136,9 +139,11 @@ class IndexManager:
             old = self.topo.meta(frm).url
             started, t0 = time.monotonic(), int(time.time() * 1000)
             copied = await self._post(spec.url, "/index/receive", {"partition": entry.doc(), "source": old})
+            failpoint("meta.move.after_copy")
             new = self.map.move(pid, spec.az, to, reason=reason, at_ms=int(time.time() * 1000), copy_ms=t0)
             adopted = await self.publish(new)
             self.map = new
+            failpoint("meta.move.after_switch")
             ev = {**new.events[-1], "adopted_by": adopted, "copied": copied}
             ev.update(await self._complete(pid, spec.az, frm, to, t0))
             ev["seconds"] = round(time.monotonic() - started, 3)
@@ -155,6 +160,7 @@ class IndexManager:
         old, new = self.topo.meta(frm).url, self.topo.meta(to).url
         fenced = await self._post(old, "/index/fence", {"map": self.map.doc(), "partition": pid})
         caught = await self._post(new, "/index/finish", {"partition": pid, "source": old, "since_ms": copy_ms})
+        failpoint("meta.move.before_release")
         released = await self._post(old, "/index/release", {"partition": pid})
         return {"fenced": fenced, "caught_up": caught, "released": released}
 

@@ -6,6 +6,12 @@ that names it, asks the old holder to fence (``/index/fence``), the new one
 to catch up (``/index/finish``) and the old one to forget the range
 (``/index/release``). Each handler here is one of those steps, logged with
 its numbers (``GET /index/stats`` lists the last ones).
+
+A crash between two steps is what the manager's next look resumes from; the
+failpoints ``meta.move.after_fence`` (here, on the old holder) and
+``meta.move.before_serving`` (on the new one), with the manager's own three
+(``after_copy``, ``after_switch``, ``before_release``), land one there
+(core/failpoints.py says what each leaves).
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ..rpc import fastjson
+from ..rpc.failpoints import failpoint
 from .catchup import CATCH_UP_MARGIN_MS
 from .partition import overlaps
 from .pmap import PartitionMap
@@ -81,6 +88,7 @@ class ReplicaMoves:
             if overlaps(p.lo, p.hi, e.lo, e.hi):
                 while p.landing():
                     await asyncio.sleep(0.001)
+        failpoint("meta.move.after_fence")
         return json_response(self._note("fenced", e.id, map_version=svc.pmap.version,
                                         drained_s=round(time.monotonic() - t0, 4)))
 
@@ -102,6 +110,7 @@ class ReplicaMoves:
             return refuse(503, f"CatchUpFailed: {exc.__class__.__name__}")
         finally:
             await session.close()
+        failpoint("meta.move.before_serving")
         await svc.objects.set_state(part.id, "serving")
         return json_response(self._note("caught-up", part.id, versions=merged, keys=len(part),
                                         seconds=round(time.monotonic() - t0, 3)))

@@ -11,7 +11,10 @@ generation of its own. Every write the partition acknowledges from then on is in
 same file) that each half recovers from, keeping only its range. So the new partition list
 can replace the old (the moment of the split on disk) while the partition still takes
 writes, and a crash at any point recovers either the partition or both halves, with every
-acknowledged write. Each half's own snapshot replaces the linked files once the partition's
+acknowledged write (the failpoints ``meta.split.before_manifest`` and ``after_manifest``,
+core/failpoints.py, are either side of that moment). A split that fails instead puts the
+list naming the partition back (if the failed write may have replaced it) before it removes
+the halves' directories. Each half's own snapshot replaces the linked files once the partition's
 last writes have landed.
 
 In memory: the table is copied to the halves (in a thread), which then copy again the keys
@@ -22,6 +25,8 @@ in its (linked) file and are applied to the halves' tables too (``landing``).
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import shutil
 import time
@@ -31,8 +36,11 @@ from pathlib import Path
 from sortedcontainers import SortedDict
 
 from ..fsutil import fsync_dir, write_json_durably
+from ..rpc.failpoints import failpoint
 from .blobs import BlobStore
 from .partition import MANIFEST, Partition, PartitionSet
+
+log = logging.getLogger("minis3.meta")
 
 
 async def split_partition(ps: PartitionSet, pid: str, key: str, left_id: str, right_id: str) -> dict:
@@ -51,7 +59,7 @@ async def split_partition(ps: PartitionSet, pid: str, key: str, left_id: str, ri
     halves: list[Partition] = []
     p.splitting = True
     p.wal.hold_snapshots(True)
-    cut = False
+    cut = listing = False
     try:
         halves = await _prepare_halves(ps, p, ranges)
         for h in halves:
@@ -61,7 +69,8 @@ async def split_partition(ps: PartitionSet, pid: str, key: str, left_id: str, ri
         took["caught_up"] = await _catch_up(p, halves, key)
         lap("catch_up_s")
         after = [x for x in ps.partitions if x is not p] + halves
-        await asyncio.to_thread(write_json_durably, ps.root / MANIFEST, ps._manifest(after))
+        listing = True                         # from here the list on disk may name the halves
+        await asyncio.to_thread(_list, ps.root / MANIFEST, ps._manifest(after))
         lap("manifest_s")
         # The new list is durable: the halves are the partition. No await
         # from here on: the halves get what changed during the write of the
@@ -82,8 +91,14 @@ async def split_partition(ps: PartitionSet, pid: str, key: str, left_id: str, ri
             p.changed = None
             for h in halves:
                 h.wal.close()
-            for d in (left_id, right_id):
-                shutil.rmtree(ps.root / d, ignore_errors=True)
+            # The list on disk names the partition again before the halves'
+            # directories go: a write of the new list that failed may still
+            # have renamed it into place (only the directory's fsync failed,
+            # say), and a list naming halves with no files would lose the
+            # range on this replica at the next start.
+            if not listing or await _list_again(ps.root / MANIFEST, pid, ps._manifest(ps.partitions)):
+                for d in (left_id, right_id):
+                    shutil.rmtree(ps.root / d, ignore_errors=True)
             p.wal.hold_snapshots(False)
     await _land(p, halves)
     lap("landing_s")
@@ -105,6 +120,35 @@ async def _prepare_halves(ps: PartitionSet, p: Partition, ranges) -> list[Partit
     p.changed = set()
     return await asyncio.to_thread(_halves, (keys, records), (rkeys, rrecords), ranges, ps.root,
                                    ps.snapshot_every, gen + 1, ps.blob_store)
+
+
+def _list(path: Path, doc: dict) -> None:
+    """Write the partition list naming the halves (in a thread): the moment of
+    the split on disk, between its two failpoints."""
+    failpoint("meta.split.before_manifest")
+    write_json_durably(path, doc)
+    failpoint("meta.split.after_manifest")
+
+
+async def _list_again(path: Path, pid: str, doc: dict) -> bool:
+    """After a split failed at or after the write of its list: make sure the
+    list on disk names partition ``pid`` again (``doc``, written durably if
+    it does not). False if that failed too: the halves' directories then stay
+    (the next start removes whichever the list on disk does not name)."""
+    def put_back() -> None:
+        try:
+            listed = {d["id"] for d in json.loads(path.read_text())["partitions"]}
+        except (OSError, ValueError, KeyError):
+            listed = set()
+        if pid not in listed:
+            write_json_durably(path, doc)
+    try:
+        await asyncio.to_thread(put_back)
+        return True
+    except OSError as exc:
+        log.error("a split of %s failed and the partition list could not be written back (%s): the halves' "
+                  "directories stay until the next start", pid, exc)
+        return False
 
 
 def _link_files(src: Path, dst: Path) -> None:

@@ -23,13 +23,15 @@ What each action does where it fires:
   survives it.
 * ``error``: raises ``OSError(EIO)`` (or the errno armed), as the failing
   system call would.
-* ``sleep``: ``time.sleep``, blocking the calling thread. Every point is in
-  blocking code that runs in a worker thread (``asyncio.to_thread``: a
-  fragment's landing, a rebuild's fsync and renames, a delete's unlink, the
-  WAL's group commit and a snapshot), so a sleep stalls that step, as a slow
-  disk would, and never the event loop. A point put on the event loop thread
-  one day would block the whole process while it sleeps: :func:`failpoint`
-  says so in the log when that happens.
+* ``sleep``: ``time.sleep``, blocking the calling thread. The points of
+  blocking code run in a worker thread (``asyncio.to_thread``: a fragment's
+  landing, a rebuild's fsync and renames, a delete's unlink, the WAL's group
+  commit, a snapshot, a split's new partition list), so a sleep stalls that
+  step, as a slow disk would, and never the event loop. The points of async
+  steps (a replica move's, the frontend's commit of a PUT and of a multipart
+  upload) are on the event loop thread: a sleep there blocks the whole
+  process while it lasts, and :func:`failpoint` says so in the log. Crash
+  and error are what those points are for.
 
 Disk faults (``disk(op)``, core/failpoints.DiskFaults) act on every write,
 sync and read of the process's data files rather than on one step: a full disk

@@ -123,3 +123,29 @@ def test_the_chaos_commands_list_arm_and_clear_failpoints(hc):
     assert typo.returncode == 2 and "did you mean storage.land.before_rename" in typo.stderr
     nobody = chaos("crash-at", "storage.land.before_rename", "node-x9")
     assert nobody.returncode == 2 and "no process 'node-x9'" in nobody.stderr
+
+
+def test_the_frontend_arms_its_failpoints_at_its_signed_route_only(hc, hs3):
+    """`minis3 chaos failpoints frontend`: the frontend's own steps (a PUT's
+    commit) armed through ``/_minis3/failpoints``, signed; unsigned, the path
+    is S3's (a key of a bucket named ``_minis3`` cannot exist), never the route."""
+    import urllib.error
+    import urllib.request
+
+    r = subprocess.run([sys.executable, "-m", "minis3", "chaos", "failpoints", "frontend", "--arm",
+                        "frontend.put.before_commit=error@1", "--topology", str(hc.topo_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "armed frontend.put.before_commit=error@1" in r.stdout, r.stdout + r.stderr
+    hs3.create_bucket(Bucket="fp-frontend")
+    body = os.urandom(200_000)                        # erasure-coded: fragments land, then the commit
+    hs3.put_object(Bucket="fp-frontend", Key="k", Body=body)      # the 500 once, boto3's retry succeeds
+    assert hs3.get_object(Bucket="fp-frontend", Key="k")["Body"].read() == body
+    got = sync.call_json(hc.topo.cluster_secret, "GET", hc.endpoint, "/_minis3/failpoints")
+    assert got["process"] == "frontend" and got["armed"] == ""
+    assert next(p["fired"] for p in got["points"] if p["name"] == "frontend.put.before_commit") == 1
+    try:
+        with urllib.request.urlopen(hc.endpoint + "/_minis3/failpoints", timeout=5) as resp:
+            status, text = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read()
+    assert status in (400, 403, 404) and b"<Error>" in text and b"frontend.put" not in text

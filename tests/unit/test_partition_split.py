@@ -287,3 +287,28 @@ async def test_version_rows_live_apart_from_heads_and_follow_them_through_splits
     l2, r2 = again.by_id["p001"], again.by_id["p002"]
     assert (len(l2.table), len(l2.rows), len(r2.table), len(r2.rows)) == (51, 150, 50, 151)
     assert r2.get("b/k070\0" + "f" * 28)["ts"] == 9 and [k for k, _ in again.scan("b/k07", heads=True)][:1] == ["b/k070"]
+
+
+async def test_a_split_failing_just_after_its_list_is_durable_puts_the_list_back(tmp_path):
+    """The new list may be on disk when its write fails (its rename done, the
+    directory's fsync failed): the split puts the list naming the partition
+    back before removing the halves, or the next start would find a list of
+    halves with no files, and the range empty on this replica."""
+    from minis3.rpc import failpoints
+    ps = PartitionSet((), tmp_path)
+    for i in range(100):
+        await write(ps, f"k/{i:04d}", rec(1))
+    failpoints.arm("meta.split.after_manifest=error@1")
+    try:
+        await ps.split("p000", "k/0050", "p001", "p002")
+        raise AssertionError("the split went on")
+    except OSError:
+        pass
+    finally:
+        failpoints.reset()
+    assert [x.id for x in ps.partitions] == ["p000"]
+    assert [d["id"] for d in json.loads((tmp_path / MANIFEST).read_text())["partitions"]] == ["p000"]
+    assert not (tmp_path / "p001").exists() and not (tmp_path / "p002").exists()
+    await quiesce(ps)
+    again = PartitionSet((), tmp_path)
+    assert [len(p.table) for p in again.partitions] == [100]
