@@ -67,6 +67,8 @@ class DataPath:
                 self.health.mark_down(exc.node, str(exc))
             elif exc.full:
                 self.health.mark_full(exc.node)
+            elif exc.failing:
+                self.health.mark_failing(exc.node)
 
     # ------------------------------------------------------------------ PUT
     async def store(self, body: AsyncIterator[bytes],

@@ -7,10 +7,11 @@ a node that is frozen (SIGSTOP: its socket still accepts, nothing answers) is
 found within about a second, without any client request paying for it.
 
 The probe's answer also says whether the node's disk is *full* (it refused a
-write with ENOSPC and no probe write has succeeded since) and how long its
+write with ENOSPC and no probe write has succeeded since) or *failing* (it
+failed a write with an I/O error in the last 10 s), and how long its
 fsyncs take lately (``sync_ms``). New fragments go to nodes that are up, not
-full and not *slow* (a sync time over ``SLOW_SYNC_MS`` and ``SLOW_FACTOR``
-times the median node's); reads still use full and slow nodes.
+full, not failing and not *slow* (a sync time over ``SLOW_SYNC_MS`` and
+``SLOW_FACTOR`` times the median node's); reads still use them all.
 
 The data path uses this to place fragments on live nodes (handoff), to abort
 a fragment PUT to a node that stopped answering, and to read from live nodes
@@ -40,6 +41,9 @@ SLOW_FACTOR = 5.0                       # …and this many times the median node
 #: What this frontend believes of each storage node (``minis3 up`` waits for all 1s).
 NODE_UP = prometheus_client.Gauge("minis3_storage_node_up", "1 while this frontend believes the node is up",
                                   ["node"])
+NODE_FAILING = prometheus_client.Gauge("minis3_storage_node_failing", "1 while this frontend believes the node's "
+                                       "disk fails writes (it gets no new fragments; it is still read)", ["node"])
+FAILING_FOR_S = 10.0                    # after a 503 DiskError, until the node's own /health says otherwise
 NODE_FULL = prometheus_client.Gauge("minis3_storage_node_full", "1 while this frontend believes the node's disk "
                                     "is full (it gets no new fragments; it is still read)", ["node"])
 
@@ -49,6 +53,7 @@ class NodeHealth:
         self.session, self.urls = session, urls
         self.down: dict[str, float] = {}          # node id → since when
         self.full: dict[str, float] = {}          # node id → since when its disk refuses writes
+        self.failing: dict[str, float] = {}       # node id → until when (monotonic) its disk counts as failing
         self.sync_ms: dict[str, float] = {}       # node id → its recent fsync time, as it reports
         for n in urls:
             NODE_UP.labels(n).set(1)
@@ -76,7 +81,9 @@ class NodeHealth:
         """Nodes a new fragment may go to: up and not full; and not slow,
         unless ``include_slow`` (when too few are left without them: slow
         beats unavailable)."""
-        ok = {n for n in self.urls if n not in self.down and n not in self.full}
+        now = time.monotonic()
+        ok = {n for n in self.urls if n not in self.down and n not in self.full
+              and self.failing.get(n, 0.0) <= now}
         return ok if include_slow else ok - self.slow_nodes()
 
     def mark_full(self, node: str) -> None:
@@ -84,6 +91,21 @@ class NodeHealth:
             self.full[node] = time.time()
             NODE_FULL.labels(node).set(1)
             log.warning("storage node %s: disk full; new fragments go elsewhere", node)
+
+    def mark_failing(self, node: str, until: float | None = None) -> None:
+        """Its disk failed a write: no new fragments there until ``until``
+        (monotonic; default FAILING_FOR_S from now)."""
+        if self.failing.get(node, 0.0) <= time.monotonic():
+            log.warning("storage node %s: its disk fails writes; new fragments go elsewhere", node)
+        self.failing[node] = until if until is not None else time.monotonic() + FAILING_FOR_S
+        NODE_FAILING.labels(node).set(1)
+
+    def _set_failing(self, node: str, failing: bool) -> None:
+        if failing:
+            self.mark_failing(node, time.monotonic() + PROBE_EVERY * 3)     # until the next probes say
+        elif self.failing.pop(node, None) is not None:
+            NODE_FAILING.labels(node).set(0)
+            log.warning("storage node %s: its disk takes writes again", node)
 
     def _set_full(self, node: str, full: bool) -> None:
         if full:
@@ -123,6 +145,7 @@ class NodeHealth:
         if ok:
             self._mark_up(node)
             self._set_full(node, bool(doc.get("full")))
+            self._set_failing(node, bool(doc.get("failing")))
             if isinstance(doc.get("sync_ms"), (int, float)):
                 self.sync_ms[node] = float(doc["sync_ms"])
         else:

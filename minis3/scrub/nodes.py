@@ -39,7 +39,7 @@ class NodeWatch:
         # (A scrubber that restarts times a node down from its own start: later, never sooner.)
         self.down_since: dict[str, float] = {}
         self.gone_seen: set[str] = set()              # nodes already reported gone
-        #: Nodes whose disk is full (their /health says so): read from, never written to.
+        #: Nodes whose disk is full or failing (their /health says so): read from, never written to.
         self.full: set[str] = set()
         self.returned_at: float | None = None        # monotonic: a node came back, not yet all full
         self.returned_nodes: set[str] = set()
@@ -55,7 +55,7 @@ class NodeWatch:
                 doc = await r.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
             return False
-        (self.full.add if doc.get("full") else self.full.discard)(node_id)
+        (self.full.add if doc.get("full") or doc.get("failing") else self.full.discard)(node_id)
         return True
 
     async def probe_all(self) -> set[str]:

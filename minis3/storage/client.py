@@ -19,12 +19,13 @@ class FragmentError(Exception):
     """A fragment could not be written or read (node down, refused, corrupt).
     ``unreachable`` says the node did not answer at all (as opposed to
     answering with an error or a bad block); ``full`` that it refused a
-    write because its disk is full (507)."""
+    write because its disk is full (507), ``failing`` because its disk failed
+    the write (503 DiskError)."""
 
     def __init__(self, message: str, *, node: str | None = None, unreachable: bool = False,
-                 full: bool = False):
+                 full: bool = False, failing: bool = False):
         super().__init__(message)
-        self.node, self.unreachable, self.full = node, unreachable, full
+        self.node, self.unreachable, self.full, self.failing = node, unreachable, full, failing
 
 
 async def _feed(content: aiohttp.StreamReader, cut: BlockCutter) -> None:
@@ -107,8 +108,9 @@ class StorageClient:
         try:
             async with self.session.put(url, data=data, headers=_SEALED_HEADERS, trace_request_ctx=seal) as r:
                 if r.status != 200:
-                    raise FragmentError(f"node {node_id} answered {r.status}: {(await r.text())[:200]}",
-                                        node=node_id, full=r.status == 507)
+                    text = (await r.text())[:200]
+                    raise FragmentError(f"node {node_id} answered {r.status}: {text}", node=node_id,
+                                        full=r.status == 507, failing=r.status == 503 and "DiskError" in text)
                 return await r.json()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise FragmentError(f"node {node_id}: {exc.__class__.__name__}: {exc}", node=node_id,

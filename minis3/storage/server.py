@@ -99,6 +99,11 @@ from .rebuild import Rebuilder, parse_request as parse_rebuild_request
 #: idle, so that it is seen to recover once frontends stop sending it work.
 SLOW_PROBE_MS = 50.0
 
+#: A node whose disk failed a write (EIO) says it is *failing* on /health for
+#: this long after the last such failure (its own probe writes included), and
+#: frontends send it no new fragments meanwhile.
+FAILING_FOR_S = 10.0
+
 #: Bytes a request body may buffer before aiohttp pauses the socket. Its
 #: default (64 KiB) stalls a stream of 256 KiB blocks every few kilobytes.
 STREAM_BUFSIZE = 1 << 20
@@ -146,6 +151,8 @@ class StorageNode:
         #: A moving average of how long landing a fragment (fsyncs included) takes, ms,
         #: and when the last one landed: /health reports it, frontends avoid a slow disk.
         self.sync_ms, self.last_land = 0.0, 0.0
+        #: Until when (monotonic) the disk counts as failing: a write failed with an I/O error.
+        self.failing_until = 0.0
         self.disk_probe = Worker("disk-probe", self.probe_disk, 1.0, registry=self.metrics.registry)
 
     # -- names -----------------------------------------------------------
@@ -246,7 +253,7 @@ class StorageNode:
             await self._quarantine_after_read(oid, idx, exc.identity, str(exc))
             return web.json_response({"code": "CorruptFragment", "message": str(exc)}, status=409)
         except OSError as exc:
-            return self.disk_refusal(exc, f"read of fragment {oid}.{idx}")
+            return self.disk_refusal(exc, f"read of fragment {oid}.{idx}", write=False)
         # The length is known from the file's size and layout, so the body is
         # plain, not chunked (aiohttp's chunked framing copies every block on
         # Python 3.11), and each batch goes out in one write.
@@ -437,13 +444,16 @@ class StorageNode:
         return web.json_response(self.auditor.status())
 
     # -- a full or failing disk ---------------------------------------------
-    def disk_refusal(self, exc: OSError, what: str) -> web.Response:
-        """The answer to a write the disk refused: 507 ``InsufficientStorage``
-        for a full disk (this node then says it is full on /health, so
-        frontends place fragments elsewhere until a probe write succeeds),
-        503 ``DiskError`` for any other I/O error. Either way nothing of the
-        write is kept."""
+    def disk_refusal(self, exc: OSError, what: str, write: bool = True) -> web.Response:
+        """The answer to a write (or a read) the disk refused: 507
+        ``InsufficientStorage`` for a full disk (this node then says it is full
+        on /health, so frontends place fragments elsewhere until a probe write
+        succeeds), 503 ``DiskError`` for any other I/O error (a failed write
+        makes the node *failing* for ``FAILING_FOR_S``: frontends hand its
+        fragments off too). Either way nothing of the write is kept."""
         log.warning("%s: the disk refused it: %s", what, exc)
+        if write and exc.errno != errno.ENOSPC:
+            self.note_write_error()
         if exc.errno == errno.ENOSPC:
             self.mark_full(str(exc))
             return web.json_response({"code": "InsufficientStorage", "message": f"{self.node_id}: disk full"},
@@ -457,6 +467,16 @@ class StorageNode:
             log.warning("storage node %s: disk full (%s); writes refused until a probe write succeeds",
                         self.node_id, why)
 
+    def note_write_error(self) -> None:
+        if time.monotonic() >= self.failing_until:
+            log.warning("storage node %s: its disk failed a write; failing for %.0f s after the last such error",
+                        self.node_id, FAILING_FOR_S)
+        self.failing_until = time.monotonic() + FAILING_FOR_S
+
+    @property
+    def failing(self) -> bool:
+        return time.monotonic() < self.failing_until
+
     def note_sync(self, ms: float) -> None:
         self.sync_ms += 0.3 * (ms - self.sync_ms)
         self.last_land = time.monotonic()
@@ -467,12 +487,15 @@ class StorageNode:
         success ends ``full``; its time updates ``sync_ms``. (Frontends send a
         full or slow node no fragments, so without the probe it would never
         be seen to recover.)"""
-        if self.full_since is None and (self.sync_ms < SLOW_PROBE_MS or time.monotonic() - self.last_land < 1.0):
+        if self.full_since is None and not self.failing and (
+                self.sync_ms < SLOW_PROBE_MS or time.monotonic() - self.last_land < 1.0):
             return
         t0 = time.monotonic()
         try:
             await asyncio.to_thread(probe_write, self.tmp_dir)
-        except OSError:
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                self.note_write_error()     # still failing: its writes still fail
             return
         self.note_sync((time.monotonic() - t0) * 1000)
         if self.full_since is not None:
@@ -507,6 +530,7 @@ class StorageNode:
         return web.json_response({"id": self.node_id, "az": self.az, "role": "storage", "pid": os.getpid(),
                                   "fragments": count, "disk_bytes": size, "stats": self.stats,
                                   "disk": disk_faults().describe(), "full": self.full_since is not None,
+                                  "failing": self.failing,
                                   "sync_ms": round(self.sync_ms, 3),
                                   "audit": self.auditor.status(), "workers": [self.auditor.worker.status()]})
 
@@ -521,7 +545,7 @@ class StorageNode:
         fragment takes lately (``sync_ms``): frontends hand a full or slow
         node's new fragments off to other nodes, and still read from it."""
         return web.json_response({"ok": True, "id": self.node_id, "full": self.full_since is not None,
-                                  "sync_ms": round(self.sync_ms, 3)})
+                                  "failing": self.failing, "sync_ms": round(self.sync_ms, 3)})
 
     def app(self, secret: str) -> web.Application:
         self.secret = secret

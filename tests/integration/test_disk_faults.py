@@ -245,6 +245,8 @@ def test_a_failing_disk_is_read_around_and_what_it_cannot_read_is_rebuilt(hc, hs
     time.sleep(SECONDS)
     until = time.monotonic()
     assert ok_fraction(wl, "GET", t0, until) >= 0.95
+    assert ok_fraction(wl, "PUT", t0, until) >= 0.95        # its fragments went to other nodes
+    assert health(hc, "a2")["failing"]
     finish(hc, wl)
     hits = disk_state(hc, hc.topo.node("a2").url)["hits"]
     assert hits.get("read EIO", 0) + hits.get("write EIO", 0) + hits.get("sync EIO", 0) >= 1, hits
