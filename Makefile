@@ -71,7 +71,8 @@ bench-scrub: $(STAMP)
 # (make test kills each AZ and freezes and partitions one each, 4 s a phase); and the crash
 # sweep: a process crashed at every failpoint under a mixed workload (make test: two of them),
 # which writes docs/faults-sweep.json and its table in docs/faults.md; and each disk fault (full,
-# failing, slow) 30 s under a workload, which writes docs/faults-disk.json and its table there too.
+# failing, slow) 30 s under a workload, which writes docs/faults-disk.json and its table there too;
+# and a frontend 5 minutes behind under a workload (docs/faults-clock.json).
 chaos: $(STAMP)
 	MINIS3_CHAOS_SECONDS=30 MINIS3_CHAOS_ALL=1 $(BIN)/python -m pytest -q -s -ra tests/integration/test_chaos.py \
-		tests/integration/test_crash_sweep.py tests/integration/test_disk_faults.py
+		tests/integration/test_crash_sweep.py tests/integration/test_disk_faults.py tests/integration/test_clock_skew.py

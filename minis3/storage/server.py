@@ -197,6 +197,8 @@ class StorageNode:
             return web.json_response({"code": "BadDigest", "message": str(exc)}, status=400)
         except OSError as exc:
             await incoming.discard()
+            if isinstance(exc, (ConnectionError, TimeoutError)) or exc.errno is None:
+                raise                  # the sender went away or stalled: not the disk's doing
             return self.disk_refusal(exc, f"fragment {oid}.{idx}")
         except BaseException:
             await incoming.discard()

@@ -8,6 +8,7 @@ own clock, which moves past every version it reads, never hides a wrongly ordere
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import subprocess
@@ -25,6 +26,13 @@ from minis3.rpc import sync
 
 from .chaos_workload import Workload, client
 from .cluster import started_cluster
+from .crash_sweep import put_table
+
+#: How long the workload runs with a frontend behind: 8 s in `make test`; `make chaos`
+#: (MINIS3_CHAOS_SECONDS, MINIS3_CHAOS_ALL=1) runs it longer and writes its result to
+#: docs/faults-clock.json and its table into docs/faults.md.
+SECONDS = float(os.environ.get("MINIS3_CHAOS_SECONDS", "8"))
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 SKEWED, OTHER, READER = "frontend-az-a", "frontend-az-b", "frontend-az-c"
 INLINE, CODED = 700, 150_000           # an inline record, and one with erasure-coded fragments
@@ -167,13 +175,32 @@ def test_a_short_workload_through_both_frontends_with_one_behind(sc):
     wl = Workload(make_client, "workload-behind", workers=3, keys_per_worker=8, sizes=[0, 10, 5000, 100_000])
     with skewed(c, SKEWED, "-5m"):
         wl.start()
-        time.sleep(8)
+        time.sleep(SECONDS)
         wl.stop()
         wl.final_check(client(c.topo.az_frontend("az-c").url))
     ok = sum(o.ok for o in wl.ops)
     print(f"{len(wl.ops)} operations, {ok} acknowledged")
+    if os.environ.get("MINIS3_CHAOS_ALL") == "1":
+        doc = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": SECONDS,
+               "fault": f"clock-skew {SKEWED} -5m", "operations": len(wl.ops), "failed": len(wl.ops) - ok,
+               "anomalies": len(wl.violations)}
+        (DOCS / "faults-clock.json").write_text(json.dumps(doc, indent=1) + "\n")
+        put_table(DOCS / "faults.md", render_table(doc), TABLE_BEGIN, TABLE_END)
     assert ok > 50
     assert wl.violations == []
+
+
+TABLE_BEGIN = "<!-- clock-skew table: made by tests/integration/test_clock_skew.py from docs/faults-clock.json -->"
+TABLE_END = "<!-- end of clock-skew table -->"
+
+
+def render_table(doc: dict) -> str:
+    return "\n".join([
+        f"Last run (`make chaos`): {doc['when']}, {doc['seconds']:g} s, every operation through az-a's or "
+        "az-b's frontend at random, read back through az-c's.", "",
+        "| fault | operations | failed | anomalies | time to recover |", "|---|---:|---:|---:|---:|",
+        f"| {doc['fault']} | {doc['operations']} | {doc['failed']} | {doc['anomalies']} | none needed: "
+        "no process stops |"])
 
 
 def test_a_metadata_process_five_minutes_off_changes_nothing(sc):
