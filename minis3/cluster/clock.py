@@ -19,12 +19,10 @@ skewed clock and why: docs/faults.md, "Clock skew".
 """
 from __future__ import annotations
 
-import json
-
-from ..config import Topology, tls
+from ..config import Topology
 from ..core import clockskew
-from ..rpc import sync
 from .chaos import ChaosError
+from .failpoints import ask_route
 
 PATH = "/clock"
 FRONTEND_PATH = "/_minis3/clock"
@@ -55,18 +53,7 @@ def resolve(topo: Topology, ident: str) -> list[tuple[str, str, str]]:
 
 def _ask(topo: Topology, name: str, url: str, path: str, doc: dict | None = None) -> dict:
     """The process's clock route's answer (POST ``doc`` if given, else GET)."""
-    try:
-        status, body = sync.call(topo.cluster_secret, "POST" if doc is not None else "GET", url, path, doc,
-                                 context=tls.client_context(topo) if url.startswith("https:") else None)
-    except OSError as exc:
-        raise ChaosError(f"{name} does not answer at {url} ({exc})") from None
-    try:
-        got = json.loads(body or b"{}")
-    except ValueError:
-        got = {}
-    if status != 200:
-        raise ChaosError(f"{name}: {got.get('message', status)}")
-    return got
+    return ask_route(topo, name, url, path, doc)
 
 
 def set_skew(topo: Topology, ident: str, amount: str) -> str:

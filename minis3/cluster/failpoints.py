@@ -55,7 +55,13 @@ def resolve(topo: Topology, ident: str) -> tuple[str, str]:
 
 def _ask(topo: Topology, name: str, url: str, doc: dict | None = None) -> dict:
     """The process's ``/failpoints`` answer (POST ``doc`` if given, else GET)."""
-    path = FRONTEND_PATH if name.startswith("frontend") else PATH
+    return ask_route(topo, name, url, FRONTEND_PATH if name.startswith("frontend") else PATH, doc)
+
+
+def ask_route(topo: Topology, name: str, url: str, path: str, doc: dict | None = None) -> dict:
+    """A process's signed admin route's JSON answer (POST ``doc`` if given,
+    else GET); ChaosError, saying which process, if it does not answer 200
+    (cluster/clock.py asks the clock routes the same way)."""
     try:
         status, body = sync.call(topo.cluster_secret, "POST" if doc is not None else "GET", url, path, doc,
                                  context=tls.client_context(topo) if url.startswith("https:") else None)
