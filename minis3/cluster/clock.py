@@ -51,11 +51,6 @@ def resolve(topo: Topology, ident: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def _ask(topo: Topology, name: str, url: str, path: str, doc: dict | None = None) -> dict:
-    """The process's clock route's answer (POST ``doc`` if given, else GET)."""
-    return ask_route(topo, name, url, path, doc)
-
-
 def set_skew(topo: Topology, ident: str, amount: str) -> str:
     """Set the clock offset of ``ident`` (checked here first, so a typo is refused
     before anything is sent)."""
@@ -65,7 +60,7 @@ def set_skew(topo: Topology, ident: str, amount: str) -> str:
         raise ChaosError(str(exc)) from None
     lines = []
     for name, url, path in resolve(topo, ident):
-        got = _ask(topo, name, url, path, {"offset": clockskew.format_offset(ms)})
+        got = ask_route(topo, name, url, path, {"offset": clockskew.format_offset(ms)})
         lines.append(f"{name} (pid {got['pid']}): clock offset {got['offset']}")
     if ms:
         lines.append(f"its hybrid logical clock now reads the wall clock {clockskew.format_offset(ms)}; "
@@ -78,7 +73,7 @@ def show(topo: Topology, ident: str | None = None) -> str:
     lines = [f"{'PROCESS':<16} {'OFFSET':<8} SET BY"]
     for name, url, path in resolve(topo, ident or "all"):
         try:
-            got = _ask(topo, name, url, path)
+            got = ask_route(topo, name, url, path)
             lines.append(f"{name:<16} {got['offset']:<8} {got['set_by']}")
         except ChaosError:
             lines.append(f"{name:<16} {'?':<8} (not answering)")

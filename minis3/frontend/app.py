@@ -160,44 +160,37 @@ class Frontend:
         """A round of the user-sync worker: the user table, fresh (a removed key stops working)."""
         await self.users.refresh()
 
-    async def trace(self, request: web.Request) -> web.StreamResponse:
-        """This frontend's spans of one request (``?id=``), or its latest requests
-        (``?recent=N``): for ``minis3 trace`` and the console. Signed with the
-        cluster secret, like every internal call: spans name buckets and keys."""
-        if auth.HEADER not in request.headers:
-            return await self.handle(request)       # not ours: an S3 request for a key named _minis3/trace
-        why = await refusal(self.verifier, request)
-        if why is not None:
-            return refused_response(request, why)
-        return await trace_handler(request)
-
-    async def clock(self, request: web.Request) -> web.StreamResponse:
-        """``GET``/``POST /_minis3/clock``: this frontend's clock offset (rpc/clock.py),
-        for ``minis3 chaos clock-skew``. The frontend stamps every object version, so
-        it is the process whose clock matters most; the route is signed with the
-        cluster secret (with its body's SHA-256 and a nonce), as ``/_minis3/trace``
-        is: a request without the signature is an S3 request (say, for a key named
-        ``_minis3/clock`` of a virtual-hosted bucket), never a change of the clock."""
-        if auth.HEADER not in request.headers or not self._own_path(request):
+    async def _internal(self, request: web.Request, handler, *, own_path_only: bool = True) -> web.StreamResponse:
+        """An internal route beside the S3 API (``/_minis3/trace``, ``clock``,
+        ``failpoints``): signed with the cluster secret (with its body's SHA-256
+        and a nonce), like every internal call. A request without the signature
+        (or, with ``own_path_only``, one on a virtual-hosted bucket's path) is an
+        S3 request, say for a key named ``_minis3/clock``; a bad signature is refused."""
+        if auth.HEADER not in request.headers or (own_path_only and not self._own_path(request)):
             return await self.handle(request)
         why = await refusal(self.verifier, request)
         if why is not None:
             return refused_response(request, why)
-        return await (clock.clock_post(request) if request.method == "POST" else clock.clock_get(request))
+        return await handler(request)
+
+    async def trace(self, request: web.Request) -> web.StreamResponse:
+        """This frontend's spans of one request (``?id=``), or its latest requests
+        (``?recent=N``): for ``minis3 trace`` and the console. Signed: spans name
+        buckets and keys."""
+        return await self._internal(request, trace_handler, own_path_only=False)
+
+    async def clock(self, request: web.Request) -> web.StreamResponse:
+        """``GET``/``POST /_minis3/clock``: this frontend's clock offset (rpc/clock.py),
+        for ``minis3 chaos clock-skew``. The frontend stamps every object version, so
+        it is the process whose clock matters most."""
+        return await self._internal(request, clock.clock_post if request.method == "POST" else clock.clock_get)
 
     async def failpoints(self, request: web.Request) -> web.StreamResponse:
         """``GET``/``POST /_minis3/failpoints``: this frontend's failpoints (rpc/failpoints.py),
         as every internal app's ``/failpoints``, for ``minis3 chaos failpoints`` and
         ``crash-at``: a PUT's commit (``frontend.put.*``) and a multipart upload's
-        completion (``frontend.multipart.*``) are steps of the frontend's own. Signed
-        with the cluster secret as ``/_minis3/clock`` is; an unsigned request is an S3
-        request (for a key named ``_minis3/failpoints`` of a virtual-hosted bucket)."""
-        if auth.HEADER not in request.headers or not self._own_path(request):
-            return await self.handle(request)
-        why = await refusal(self.verifier, request)
-        if why is not None:
-            return refused_response(request, why)
-        return await (failpoints_post(request) if request.method == "POST" else failpoints_get(request))
+        completion (``frontend.multipart.*``) are steps of the frontend's own."""
+        return await self._internal(request, failpoints_post if request.method == "POST" else failpoints_get)
 
     async def stop(self, app: web.Application) -> None:
         if self.health is not None:

@@ -158,12 +158,16 @@ class ECWrite:
     def store_fragments(self, bodies: list) -> None:
         """Start one fragment PUT per node (``bodies[i]``: fragment i's bytes, or an
         async iterator of its blocks) and the watch on their nodes."""
-        self.fragment_puts = [asyncio.ensure_future(self.store_fragment(i, n, b))
-                        for i, (n, b) in enumerate(zip(self.ec["nodes"], bodies))]
-        for up in self.fragment_puts:
-            up.add_done_callback(lambda _t: self.landed.append(time.monotonic()))
+        self.fragment_puts = [self.start_put(i, n, b) for i, (n, b) in enumerate(zip(self.ec["nodes"], bodies))]
         if self.dp.health:
             self.watch = asyncio.ensure_future(self.watch_nodes())
+
+    def start_put(self, i: int, node: str, body) -> asyncio.Future:
+        """Fragment i's PUT to ``node``, started; when it ends, the time is noted
+        (the commit deadline runs from the first fragment durable)."""
+        put = asyncio.ensure_future(self.store_fragment(i, node, body))
+        put.add_done_callback(lambda _t: self.landed.append(time.monotonic()))
+        return put
 
     async def store_fragment(self, i: int, node: str, body) -> dict:
         kind = "data" if i < self.codec.k else "parity"
@@ -291,8 +295,7 @@ class ECWrite:
             return results
         for i in failed:
             self.ec["nodes"][i] = nodes[i]
-            self.fragment_puts[i] = asyncio.ensure_future(self.store_fragment(i, nodes[i], self.bodies[i]))
-            self.fragment_puts[i].add_done_callback(lambda _t: self.landed.append(time.monotonic()))
+            self.fragment_puts[i] = self.start_put(i, nodes[i], self.bodies[i])
             self.handed_off += 1
         return await asyncio.gather(*self.fragment_puts, return_exceptions=True)
 

@@ -28,6 +28,7 @@ import aiohttp
 import prometheus_client
 
 from ..rpc.worker import Worker
+from ..storage.client import FAILING_FOR_S
 
 log = logging.getLogger("minis3.health")
 
@@ -43,7 +44,6 @@ NODE_UP = prometheus_client.Gauge("minis3_storage_node_up", "1 while this fronte
                                   ["node"])
 NODE_FAILING = prometheus_client.Gauge("minis3_storage_node_failing", "1 while this frontend believes the node's "
                                        "disk fails writes (it gets no new fragments; it is still read)", ["node"])
-FAILING_FOR_S = 10.0                    # after a 503 DiskError, until the node's own /health says otherwise
 NODE_FULL = prometheus_client.Gauge("minis3_storage_node_full", "1 while this frontend believes the node's disk "
                                     "is full (it gets no new fragments; it is still read)", ["node"])
 

@@ -15,6 +15,13 @@ from .blocks import BlockCutter
 from .audit import cursor_before
 
 
+#: A node whose disk failed a write (its 503 ``DiskError``) counts as *failing*
+#: for this long after the last such failure: it says so on /health
+#: (storage/server.py), and frontends send it no new fragments meanwhile
+#: (frontend/node_health.py, also between a 503 and its next probe).
+FAILING_FOR_S = 10.0
+
+
 class FragmentError(Exception):
     """A fragment could not be written or read (node down, refused, corrupt).
     ``unreachable`` says the node did not answer at all (as opposed to

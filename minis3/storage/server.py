@@ -89,7 +89,7 @@ from ..rpc.process import begin, process_args, serve
 from ..rpc.worker import Worker
 from . import audit, batchread, blocks
 from .auditor import Auditor
-from .client import StorageClient
+from .client import FAILING_FOR_S, StorageClient
 from .fragments import READ_BATCH, BadFragmentFile, FragmentRange, IncomingFragment, open_many, open_range, probe_write
 from .metrics import NodeMetrics
 from .quarantine import Quarantine
@@ -98,11 +98,6 @@ from .rebuild import Rebuilder, parse_request as parse_rebuild_request
 #: A node whose landings took longer than this lately probes its disk when
 #: idle, so that it is seen to recover once frontends stop sending it work.
 SLOW_PROBE_MS = 50.0
-
-#: A node whose disk failed a write (EIO) says it is *failing* on /health for
-#: this long after the last such failure (its own probe writes included), and
-#: frontends send it no new fragments meanwhile.
-FAILING_FOR_S = 10.0
 
 #: Bytes a request body may buffer before aiohttp pauses the socket. Its
 #: default (64 KiB) stalls a stream of 256 KiB blocks every few kilobytes.
@@ -454,12 +449,12 @@ class StorageNode:
         makes the node *failing* for ``FAILING_FOR_S``: frontends hand its
         fragments off too). Either way nothing of the write is kept."""
         log.warning("%s: the disk refused it: %s", what, exc)
-        if write and exc.errno != errno.ENOSPC:
-            self.note_write_error()
         if exc.errno == errno.ENOSPC:
             self.mark_full(str(exc))
             return web.json_response({"code": "InsufficientStorage", "message": f"{self.node_id}: disk full"},
                                      status=507)
+        if write:
+            self.note_write_error()
         return web.json_response({"code": "DiskError", "message": f"{self.node_id}: {exc.strerror or exc}"},
                                  status=503)
 
@@ -531,9 +526,7 @@ class StorageNode:
         count, size = await asyncio.to_thread(self.disk_usage)
         return web.json_response({"id": self.node_id, "az": self.az, "role": "storage", "pid": os.getpid(),
                                   "fragments": count, "disk_bytes": size, "stats": self.stats,
-                                  "disk": disk_faults().describe(), "full": self.full_since is not None,
-                                  "failing": self.failing,
-                                  "sync_ms": round(self.sync_ms, 3),
+                                  "disk": disk_faults().describe(), **self.disk_health(),
                                   "audit": self.auditor.status(), "workers": [self.auditor.worker.status()]})
 
     async def metrics_page(self, request: web.Request) -> web.Response:
@@ -546,8 +539,11 @@ class StorageNode:
         """Up; whether its disk takes writes (``full``) and how long landing a
         fragment takes lately (``sync_ms``): frontends hand a full or slow
         node's new fragments off to other nodes, and still read from it."""
-        return web.json_response({"ok": True, "id": self.node_id, "full": self.full_since is not None,
-                                  "failing": self.failing, "sync_ms": round(self.sync_ms, 3)})
+        return web.json_response({"ok": True, "id": self.node_id, **self.disk_health()})
+
+    def disk_health(self) -> dict:
+        """What /health and /status say of the disk: full, failing, recent landing time."""
+        return {"full": self.full_since is not None, "failing": self.failing, "sync_ms": round(self.sync_ms, 3)}
 
     def app(self, secret: str) -> web.Application:
         self.secret = secret
