@@ -59,9 +59,12 @@ POINTS: dict[str, str] = {
     "storage.delete.before_unlink":
         "a fragment DELETE (the scrubber's GC, a failed PUT's clean-up): the file's age is checked "
         "under the landing lock and the file is still there; the caller has no answer",
+    "meta.wal.before_blob_sync":
+        "a metadata group commit with big inline payloads: they are appended to the blob log "
+        "(page cache), not yet durable; no line naming them is written, no writer answered",
     "meta.wal.before_write":
-        "a metadata group commit: the batch's lines are encoded, nothing of them in the WAL file; "
-        "not applied, no writer answered",
+        "a metadata group commit: the batch's lines are encoded (its big payloads durable in the "
+        "blob log), nothing of them in the WAL file; not applied, no writer answered",
     "meta.wal.before_fdatasync":
         "a metadata group commit: the batch is written to the WAL file (page cache), not yet "
         "durable; not applied, no writer answered",

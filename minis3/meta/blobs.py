@@ -7,7 +7,10 @@ objects. Six fragment writes would cost six internal requests and twelve
 fsyncs for a few KiB; the record is written anyway.
 
 Durability comes from the WAL: the line a replica fdatasyncs before it
-answers holds the whole record, payload included. But the table in memory
+answers holds the whole record, payload included; or, for a payload of
+``wal.BLOB_FIRST`` characters or more, names it in the blob log, which the
+group commit fdatasynced before it wrote the line (meta/wal.py: such a
+payload is written once, not twice). But the table in memory
 must not hold the payloads (a million 64 KiB objects would be 64 GiB of RAM),
 so when a replica applies a record it appends the payload (unless it is tiny:
 ``IN_MEMORY_MAX``) to its **blob log**
@@ -20,16 +23,17 @@ back into the payload when the record leaves the process:
 * in an answer (a GET, a peer's catch-up scan, a move): the bytes are read
   (``pread``) and their xxh3 checked; a mismatch fails the answer, so the
   reader asks another replica;
-* in a WAL line (a record re-written from the table): the payload again, so
-  a WAL line never depends on the blob log;
+* in a WAL line (a record re-written from the table): the payload again
+  (only the group commit, which syncs the blob log first, writes a line
+  naming a payload);
 * in a snapshot: the ref itself (``{"$ref": [file, offset, length, xxh3]}``),
   after the blob log is fdatasynced (:meth:`BlobStore.sync`), so a snapshot
   never names bytes a crash could lose; recovery turns it back into a ref;
 * in a scrubber's scan: a marker (``{"$blob": [length, xxh3]}``) that lets
   replicas be compared without moving payloads; a repair fetches the record.
 
-A WAL replayed after a restart appends its payloads again (the old copies
-become garbage). Space of overwritten or deleted payloads is not reclaimed
+A WAL replayed after a restart appends the payloads its lines hold again
+(the old copies become garbage). Space of overwritten or deleted payloads is not reclaimed
 yet: the log only grows (docs/ARCHITECTURE.md, "Choices and why").
 """
 from __future__ import annotations

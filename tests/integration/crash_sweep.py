@@ -75,8 +75,10 @@ SPLIT_KEYS = 600
 MAX_PASSES = 4
 #: Seconds the workload runs before the crash is armed, and after the cluster is healthy again.
 BEFORE_S, AFTER_S = 2.0, 3.0
-#: Sizes the workload writes: inline (up to 64 KiB), one segment, two segments (test_chaos.py's mix).
-SIZES = [0, 1, 1024, 4097, 100_000, 1_100_000]
+#: Sizes the workload writes: inline (up to 64 KiB: 30,000 bytes is big enough for
+#: its payload to go to the blob log before its WAL line, meta/wal.py), one segment,
+#: two segments (test_chaos.py's mix).
+SIZES = [0, 1, 1024, 4097, 30_000, 100_000, 1_100_000]
 
 SCRUB = {"interval_s": 3600, "audit_mb_per_s": 0, "gc_grace_s": GRACE, "rebuild_mb_per_s": 0}
 INDEX = {"split_keys": SPLIT_KEYS, "check_every_s": 0.5, "split_ops_per_s": 0}
@@ -122,6 +124,8 @@ CASES: dict[str, Case] = {
     "storage.delete.before_unlink": Case("node", "collect", 3,
                                          "the workload's overwrites, older than the grace period, then a "
                                          "scrub pass (GC)"),
+    "meta.wal.before_blob_sync": Case("meta", "commit", 5, "the workload's writes of objects of 16 to 64 KiB "
+                                      "(their payloads go to the blob log first)"),
     "meta.wal.before_write": Case("meta", "commit", 5, "every write of the workload (a group commit)"),
     "meta.wal.before_fdatasync": Case("meta", "commit", 5, "every write of the workload (a group commit)"),
     "meta.wal.after_fdatasync": Case("meta", "commit", 5, "every write of the workload (a group commit)"),

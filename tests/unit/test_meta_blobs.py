@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from minis3.meta import blobs
+from minis3.meta import blobs, wal
 from minis3.meta.blobs import BlobRef, BlobStore, CorruptBlob
 from minis3.meta.partition import PartitionSet
 from minis3.meta.wal import decode_line, encode_line
@@ -89,10 +89,11 @@ def test_a_failed_append_keeps_the_payload_in_memory_and_the_next_offsets_right(
     store.close()
 
 
-async def test_payloads_stay_out_of_memory_and_survive_snapshots_splits_and_restarts(tmp_path):
+@pytest.mark.parametrize("size", [1000, 20_000])      # in the WAL line / named by it (wal.BLOB_FIRST)
+async def test_payloads_stay_out_of_memory_and_survive_snapshots_splits_and_restarts(tmp_path, size):
     store = BlobStore(tmp_path / "blobs")
     ps = PartitionSet(("b/m",), tmp_path / "objects", snapshot_every=40, blob_store=store)
-    datas = {f"b/{c}{i:03d}": os.urandom(1000 + i) for c in "az" for i in range(60)}
+    datas = {f"b/{c}{i:03d}": os.urandom(size + i) for c in "az" for i in range(60)}
     await asyncio.gather(*(ps.for_key(k).write(k, inline(d)) for k, d in datas.items()))
     for p in ps.partitions:
         assert p.wal.generation >= 1                             # snapshots were written (with refs)
@@ -109,4 +110,71 @@ async def test_payloads_stay_out_of_memory_and_survive_snapshots_splits_and_rest
     got = {k: v["inline"].payload() for p in ps2.partitions for k, v in p.table.items()}
     assert got == datas
     await quiesce(ps2)
+    store2.close()
+
+
+async def test_a_big_payload_is_written_once_and_durable_before_the_line_that_names_it(tmp_path, monkeypatch):
+    """A payload of ``wal.BLOB_FIRST`` base64 characters or more goes to the
+    blob log in the group commit, which fdatasyncs the blob log before it
+    writes the line; the line names the payload instead of holding it. A
+    smaller one stays in its line (and reaches the blob log unsynced)."""
+    store = BlobStore(tmp_path / "blobs")
+    ps = PartitionSet((), tmp_path / "objects", blob_store=store)
+    p = ps.partitions[0]
+    events = []
+    real_write, real_sync = os.write, os.fdatasync
+
+    def name(fd):
+        return os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+
+    def write(fd, data):
+        events.append(("write", name(fd)))
+        return real_write(fd, data)
+
+    def fdatasync(fd):
+        events.append(("sync", name(fd)))
+        real_sync(fd)
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    big, small = os.urandom(30_000), os.urandom(5_000)
+    await asyncio.gather(p.write("b/big", inline(big)), p.write("b/small", inline(small)))
+    monkeypatch.undo()
+    wal_name, blob_name = f"wal-{p.wal.generation:06d}.log", "blob-000001.dat"
+    assert events.index(("sync", blob_name)) < events.index(("write", wal_name)) < events.index(("sync", wal_name))
+    lines = [decode_line(x) for x in (p.wal.dir / wal_name).read_bytes().splitlines(keepends=True)]
+    held = {e["k"]: e["v"]["inline"] for e in lines}
+    assert "$ref" in held["b/big"] and held["b/small"] == inline(small)["inline"]
+    assert (p.wal.dir / wal_name).stat().st_size < 8_000                 # the big payload only by name
+    assert p.get("b/big")["inline"].payload() == big and p.get("b/small")["inline"].payload() == small
+    await quiesce(ps)
+    store.close()
+    store2 = BlobStore(tmp_path / "blobs")
+    again = PartitionSet(None, tmp_path / "objects", blob_store=store2).partitions[0]
+    assert again.get("b/big")["inline"].payload() == big and again.get("b/small")["inline"].payload() == small
+    again.wal.close()
+    store2.close()
+
+
+async def test_a_big_payload_the_blob_log_refuses_goes_in_its_line(tmp_path, monkeypatch):
+    """A full blob disk: the payload is written in its WAL line (as a small
+    one is), the write is acknowledged and survives a restart; the lines
+    after it name their payloads again once the blob log takes them."""
+    store = BlobStore(tmp_path / "blobs")
+    ps = PartitionSet((), tmp_path / "objects", blob_store=store)
+    p = ps.partitions[0]
+    first, second = os.urandom(wal.BLOB_FIRST), os.urandom(wal.BLOB_FIRST)
+    real_put = store.put
+    monkeypatch.setattr(store, "put", lambda data: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    await p.write("b/one", inline(first))
+    monkeypatch.setattr(store, "put", real_put)
+    await p.write("b/two", inline(second, ts=2))
+    wal_path = p.wal.dir / f"wal-{p.wal.generation:06d}.log"
+    lines = [decode_line(x) for x in wal_path.read_bytes().splitlines(keepends=True)]
+    assert lines[0]["v"]["inline"] == inline(first)["inline"] and "$ref" in lines[1]["v"]["inline"]
+    await quiesce(ps)
+    store.close()
+    store2 = BlobStore(tmp_path / "blobs")
+    again = PartitionSet(None, tmp_path / "objects", blob_store=store2).partitions[0]
+    assert again.get("b/one")["inline"].payload() == first and again.get("b/two")["inline"].payload() == second
+    again.wal.close()
     store2.close()

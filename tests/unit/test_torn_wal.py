@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minis3.meta import blobs
+from minis3.meta import blobs, wal as wal_module
 from minis3.meta.blobs import BlobRef, BlobStore
 from minis3.meta.partition import Partition
 from minis3.meta.wal import decode_line
@@ -40,6 +40,10 @@ from minis3.rpc import failpoints
 #: real threshold (512) would make every line ~700 bytes; a smaller one keeps
 #: the same code path with lines of ~100, so a loop over every byte stays fast.
 SMALL_IN_MEMORY_MAX = 16
+#: Payloads of at least this many go to the blob log before their line, which
+#: names them (meta/wal.py's BLOB_FIRST, 16 KiB), for the same reason.
+SMALL_BLOB_FIRST = 60
+ENTRIES_PER_BATCH = 5
 BATCHES_BEFORE_SNAPSHOT = 3
 BATCHES_AFTER_SNAPSHOT = 5
 KEYS = [f"b/k{i}" for i in range(6)]
@@ -50,6 +54,7 @@ HEALTH = [HealthCheck.function_scoped_fixture]
 @pytest.fixture(autouse=True)
 def small_payloads_go_to_the_blob_log(monkeypatch):
     monkeypatch.setattr(blobs, "IN_MEMORY_MAX", SMALL_IN_MEMORY_MAX)
+    monkeypatch.setattr(wal_module, "BLOB_FIRST", SMALL_BLOB_FIRST)
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +72,7 @@ class History:
     line_ends: list[int]          # the byte offset where each of the WAL's lines ends
     batch_ends: list[int]         # the WAL's size once each batch was acknowledged
     blob_synced: int              # the blob log's size when the snapshot synced it
+    blob_durable: int = 0         # its size at its last sync (a group commit's, for the payloads its lines name)
 
     @property
     def wal(self) -> bytes:
@@ -102,32 +108,41 @@ class History:
 
 def batch(rnd: random.Random, ts: int) -> list[dict]:
     """One group commit's entries: a payload for the blob log, one small
-    enough to stay in memory, a delete (a tombstone) and a hard removal, each
-    of a different key (keys come back across batches: overwrites, deletes
-    of what was there)."""
-    a, b, c, d = rnd.sample(KEYS, 4)
+    enough to stay in memory, a delete (a tombstone), a hard removal, and a
+    payload big enough to go to the blob log before its line (which names
+    it), each of a different key (keys come back across batches:
+    overwrites, deletes of what was there)."""
+    a, b, c, d, e = rnd.sample(KEYS, ENTRIES_PER_BATCH)
 
     def inline(key: str, n: int, t: int) -> dict:
         return {"k": key, "v": {"ts": t, "vid": f"v{t}", "size": n,
                                 "inline": base64.b64encode(rnd.randbytes(n)).decode()}}
     return [inline(a, rnd.randrange(20, 40), ts), inline(b, rnd.randrange(0, 10), ts + 1),
             {"k": c, "v": {"ts": ts + 2, "vid": f"v{ts + 2}", "deleted": True}},
-            {"k": d, "v": None}]
+            {"k": d, "v": None}, inline(e, rnd.randrange(50, 80), ts + 3)]
 
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> History:
     root = tmp_path_factory.mktemp("history")
     rnd = random.Random(20240611)
-    saved, blobs.IN_MEMORY_MAX = blobs.IN_MEMORY_MAX, SMALL_IN_MEMORY_MAX   # (module scope: no monkeypatch)
+    saved = blobs.IN_MEMORY_MAX, wal_module.BLOB_FIRST                     # (module scope: no monkeypatch)
+    blobs.IN_MEMORY_MAX, wal_module.BLOB_FIRST = SMALL_IN_MEMORY_MAX, SMALL_BLOB_FIRST
     try:
         return asyncio.run(_write_history(root, rnd))
     finally:
-        blobs.IN_MEMORY_MAX = saved
+        blobs.IN_MEMORY_MAX, wal_module.BLOB_FIRST = saved
 
 
 async def _write_history(root: Path, rnd: random.Random) -> History:
     store = BlobStore(root / "blobs")
+    synced_at = []
+    real_sync = store.sync
+
+    def sync():                                # what a crash cannot take: appended before a sync
+        synced_at.append(store.size)
+        real_sync()
+    store.sync = sync
     p = Partition("p0", "", None, root / "p0", blob_store=store)
     before, after, batch_ends = [], [], []
     ts = 1
@@ -152,12 +167,25 @@ async def _write_history(root: Path, rnd: random.Random) -> History:
     assert any("$ref" in str(decode_line(x)) for x in snapshot_lines)      # it names payloads in the blob log
     wal = (root / "p0" / "wal-000001.log").read_bytes()
     lines = wal.splitlines(keepends=True)
-    assert [decode_line(x) for x in lines] == after                       # the file holds what was written, in order
-    h = History(root, {}, after, [], batch_ends, blob_synced)
+    blob_log = (root / "blobs" / "blob-000001.dat").read_bytes()
+    assert [with_payload(decode_line(x), blob_log) for x in lines] == after   # what was written, in order
+    named = [x for x in lines if "$ref" in str(decode_line(x))]
+    assert len(named) == BATCHES_AFTER_SNAPSHOT                           # each batch's big payload, by name
+    assert all(len(x) < 200 for x in named)                              # (not the payload itself)
+    h = History(root, {}, after, [], batch_ends, blob_synced, synced_at[-1])
     h.snapshot_table = History(root, {}, before, [], [], 0).expected(len(before))
     h.line_ends = [sum(len(x) for x in lines[:n + 1]) for n in range(len(lines))]
     assert batch_ends[-1] == len(wal) and set(batch_ends) <= set(h.line_ends)
     return h
+
+
+def with_payload(entry: dict, blob_log: bytes) -> dict:
+    """A WAL line's entry with the payload it names in the blob log (base64 text) in place of the name."""
+    inline = (entry["v"] or {}).get("inline")
+    if isinstance(inline, dict):
+        _, offset, length, _ = inline["$ref"]
+        return {**entry, "v": {**entry["v"], "inline": blob_log[offset:offset + length].decode("ascii")}}
+    return entry
 
 
 # -- damaging a copy and recovering it ----------------------------------------
@@ -244,7 +272,7 @@ async def test_a_tear_at_every_byte_of_the_last_two_batches_keeps_exactly_the_li
         snapshot.write_bytes(snapshot_bytes)
         lines = history.lines_intact(damaged)
         assert lines >= history.lines_before(at)
-        acknowledged = sum(1 for end in history.batch_ends if end <= at) * 4
+        acknowledged = sum(1 for end in history.batch_ends if end <= at) * ENTRIES_PER_BATCH
         assert lines >= acknowledged                  # every acknowledged batch is among them
         await recover_and_check(root, history.expected(lines), f"{kind} at {at}")
 
@@ -314,11 +342,12 @@ def test_a_damaged_snapshot_is_refused_loudly(history, tmp_path):
 
 # -- the blob log -------------------------------------------------------------
 #
-# A replica appends payloads to its blob log without an fsync (the WAL line
-# holds them) and fdatasyncs the log before a snapshot names any of its bytes.
-# So a crash can tear the blob log only past the last sync, below payloads that
-# only WAL lines reference (recovery appends those again); bytes a snapshot
-# names were durable before the snapshot was.
+# A replica appends small payloads to its blob log without an fsync (the WAL
+# line holds them) and fdatasyncs the log before a snapshot or a WAL line names
+# any of its bytes (a big payload's line names it, after the group commit's
+# sync). So a crash can tear the blob log only past the last sync, below
+# payloads that only WAL lines hold (recovery appends those again); bytes a
+# snapshot or a line names were durable before it was written.
 
 def snapshot_refs(root: Path) -> dict[str, list]:
     """key → [file, offset, length, xxh3] of every payload the snapshot names."""
@@ -333,15 +362,15 @@ def snapshot_refs(root: Path) -> dict[str, list]:
 
 @pytest.mark.parametrize("kind", ["cut", "zeros"])
 async def test_a_blob_log_torn_past_its_last_sync_loses_no_payload(history, tmp_path, kind):
-    """Every offset past the snapshot's sync: every record comes back with its
-    exact payload (the WAL lines hold them, and recovery appends them to the
-    blob log again, after whatever the tear left)."""
+    """Every offset past the last sync: every record comes back with its
+    exact payload (the WAL lines hold the small ones, and recovery appends
+    them to the blob log again, after whatever the tear left)."""
     blob_log = history.blob_log
-    assert len(blob_log) - history.blob_synced > 50       # payloads of the batches after the snapshot
+    assert len(blob_log) - history.blob_durable > 20      # the last batch's small payload, applied after its sync
     root = copy_of(history, tmp_path)
     wal_path, blob_path = root / "p0" / "wal-000001.log", root / "blobs" / "blob-000001.dat"
     everything = history.expected(len(history.entries))
-    for at in range(history.blob_synced, len(blob_log) + 1):
+    for at in range(history.blob_durable, len(blob_log) + 1):
         wal_path.write_bytes(history.wal)
         blob_path.write_bytes(torn(blob_log, at, kind))
         await recover_and_check(root, everything, f"blob log {kind} at {at}")
