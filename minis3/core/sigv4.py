@@ -25,6 +25,7 @@ query encodes ``/`` too; the payload hash in the canonical request is the
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -63,7 +64,7 @@ UNSIGNABLE_HEADERS = frozenset({
 # sign anyway (payload-hash line, timestamp line).
 _AMZ_HEADERS_EXEMPT = frozenset({"x-amz-content-sha256", "x-amz-date"})
 
-_AMZ_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
+_AMZ_DATE_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 _DATE_RE = re.compile(r"^\d{8}$")
 
 
@@ -231,8 +232,12 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=1024)
 def signing_key(secret: str, date: str, region: str, service: str = SERVICE) -> bytes:
-    """SigningKey = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")."""
+    """SigningKey = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request").
+
+    Kept for the day it is made for (as AWS's SDKs keep it): four HMACs per
+    request otherwise, for a key that changes once a day per access key."""
     k_date = _hmac(("AWS4" + secret).encode("utf-8"), date)
     return _hmac(_hmac(_hmac(k_date, region), service), TERMINATOR)
 
@@ -275,8 +280,9 @@ def iso(dt: datetime) -> str:
 def parse_amz_date(value: str) -> datetime | None:
     if not _AMZ_DATE_RE.match(value):
         return None
-    try:
-        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=timezone.utc)
+    try:        # the fields by position (strptime, the same check, cost ~1% of a frontend's CPU)
+        return datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
+                        int(value[11:13]), int(value[13:15]), tzinfo=timezone.utc)
     except ValueError:
         return None
 

@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import time
-import uuid
 from urllib.parse import parse_qsl
 
 import prometheus_client
@@ -203,7 +202,7 @@ class Frontend:
 
     # -- the request pipeline ------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        request_id = uuid.uuid4().hex[:16].upper()
+        request_id = os.urandom(8).hex().upper()      # (a uuid4 made and cut: ~1% of the CPU of a PUT)
         addr = request.remote or "?"
         mine = self.per_client.get(addr, 0)
         self.per_client[addr] = mine + 1

@@ -39,9 +39,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import os
 import random
 import time
-import uuid
 from typing import Callable
 
 import aiohttp
@@ -201,7 +201,7 @@ class MetaClient(BucketTable, VersionedObjects):
         return best
 
     def _stamp(self) -> dict:
-        return {"ts": self.hlc.now(), "vid": uuid.uuid4().hex[:12]}
+        return {"ts": self.hlc.now(), "vid": os.urandom(6).hex()}
 
     def tombstone(self) -> dict:
         """A deletion: a version newer than any seen, marked deleted."""
@@ -317,7 +317,7 @@ class MetaClient(BucketTable, VersionedObjects):
         ``stamped(stamp)``: told each attempt's stamp (its ballot) before
         ``judge`` is called: a new version takes its id from it."""
         ikey = bucket + "/" + key
-        wid = uuid.uuid4().hex[:16]          # this write, across its attempts
+        wid = os.urandom(8).hex()          # this write, across its attempts
         seen = None                         # the newest other version an earlier attempt saw
         sent = None                         # the newest version an earlier attempt sent to be accepted
         for attempt in range(CAS_ATTEMPTS):

@@ -991,3 +991,11 @@ def test_host_must_be_signed():
     # The signature itself is right: only the unsigned Host is refused.
     no_host = {k: v for k, v in inp.headers.items() if k != "host"}
     assert S.verify(S.SigningInput("GET", inp.raw_path, inp.query, no_host, "victim"), SECRETS, NOW).access_key == AK
+
+
+def test_amz_dates_are_parsed_by_position_and_checked():
+    from minis3.core.sigv4 import parse_amz_date
+    assert parse_amz_date("20261206T183000Z").isoformat() == "2026-12-06T18:30:00+00:00"
+    for bad in ("20261306T183000Z", "20260229T000000Z", "20261206T183060Z", "20261206T183000z",
+                "2026120\uff16T183000Z", "2026120\u0666T183000Z", "20261206183000Z", ""):
+        assert parse_amz_date(bad) is None, bad
