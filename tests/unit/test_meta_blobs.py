@@ -148,11 +148,7 @@ async def test_a_big_payload_is_written_once_and_durable_before_the_line_that_na
     assert p.get("b/big")["inline"].payload() == big and p.get("b/small")["inline"].payload() == small
     await quiesce(ps)
     store.close()
-    store2 = BlobStore(tmp_path / "blobs")
-    again = PartitionSet(None, tmp_path / "objects", blob_store=store2).partitions[0]
-    assert again.get("b/big")["inline"].payload() == big and again.get("b/small")["inline"].payload() == small
-    again.wal.close()
-    store2.close()
+    assert after_a_restart(tmp_path) == {"b/big": big, "b/small": small}
 
 
 async def test_a_big_payload_the_blob_log_refuses_goes_in_its_line(tmp_path, monkeypatch):
@@ -173,8 +169,15 @@ async def test_a_big_payload_the_blob_log_refuses_goes_in_its_line(tmp_path, mon
     assert lines[0]["v"]["inline"] == inline(first)["inline"] and "$ref" in lines[1]["v"]["inline"]
     await quiesce(ps)
     store.close()
-    store2 = BlobStore(tmp_path / "blobs")
-    again = PartitionSet(None, tmp_path / "objects", blob_store=store2).partitions[0]
-    assert again.get("b/one")["inline"].payload() == first and again.get("b/two")["inline"].payload() == second
-    again.wal.close()
-    store2.close()
+    assert after_a_restart(tmp_path) == {"b/one": first, "b/two": second}
+
+
+def after_a_restart(tmp_path) -> dict[str, bytes]:
+    """Every payload of the one partition in ``tmp_path``, as a restarted replica recovers it."""
+    store = BlobStore(tmp_path / "blobs")
+    again = PartitionSet(None, tmp_path / "objects", blob_store=store).partitions[0]
+    try:
+        return {k: v["inline"].payload() for k, v in again.table.items()}
+    finally:
+        again.wal.close()
+        store.close()
