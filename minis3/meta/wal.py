@@ -263,19 +263,15 @@ class WAL:
         entries to apply (a big payload as its :class:`~.blobs.BlobRef`) and
         the bytes written to the WAL.
 
-        A payload the blob log cannot take (a full disk) stays in its line,
-        as a small one does: the write still lands, in one place."""
+        A payload the blob log cannot take (a full disk: ``blobs.externalize``
+        keeps it as it came) stays in its line, as a small one does: the
+        write still lands, in one place."""
         entries, lines, named = [], [], False
         for line, entry, _ in batch:
             if line is None:
-                value = entry["v"]
-                try:
-                    ref = self.blob_store.put(value["inline"].encode("ascii"))
-                    entry = {"k": entry["k"], "v": {**value, "inline": ref}}
-                    line, named = encode_line(entry, refs=True), True
-                except OSError as exc:
-                    log.warning("blob log append failed (%s): the payload goes in its WAL line", exc)
-                    line = encode_line(entry)
+                entry = {"k": entry["k"], "v": blobs.externalize(self.blob_store, entry["v"])}
+                named |= isinstance(entry["v"]["inline"], blobs.BlobRef)
+                line = encode_line(entry, refs=True)        # the payload's ref, or the payload
             entries.append(entry)
             lines.append(line)
         if named:
