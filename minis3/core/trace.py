@@ -130,7 +130,12 @@ def ordered(spans: list[Span]) -> list[tuple[int, Span]]:
     return out
 
 
-def _attrs(a: dict, keys=("node", "az", "bytes", "status", "partition", "replica", "code")) -> str:
+#: A PUT's ``pipeline`` span: where its time went, in ms (frontend/ecwrite.StageTimes).
+PIPELINE_KEYS = ("segments", "waiting_for_client", "hashing", "encoding", "behind_hashing", "behind_encoding",
+                 "behind_nodes")
+
+
+def _attrs(a: dict, keys=("node", "az", "bytes", "status", "partition", "replica", "code") + PIPELINE_KEYS) -> str:
     shown = [f"{k}={a[k]}" for k in keys if k in a and a[k] not in (None, "")]
     return " ".join(shown)
 

@@ -21,6 +21,11 @@ hash stage hashes segment n+1 (MD5, SHA-256 and the CRCs release the GIL) and
 the encode stage codes segment n and hands its blocks to the fragment PUTs. Every
 queue between them is small, so memory is a few segments whatever the size,
 and the slowest node sets the pace (back pressure).
+
+Which step sets the pace is on the request's trace (``minis3 trace``): the
+``pipeline`` span's attributes (:class:`StageTimes`) say how long the PUT
+waited for the client's bytes, how long each stage worked, and how long each
+step waited on the one after it.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ import asyncio
 import base64
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
 import prometheus_client
@@ -76,6 +81,24 @@ class Stored:
         return {"size": self.size, "ec": self.ec}
 
 
+@dataclass
+class StageTimes:
+    """Where a pipelined PUT's time went, in ms, shown on its trace's
+    ``pipeline`` span. Work and waits overlap (that is the point of the
+    pipeline), so they do not add up to the PUT's time; the step that was
+    busy the whole time, with the steps before it waiting on it, set the pace."""
+    segments: int = 0
+    waiting_for_client: float = 0.0   # the reader waited for more of the body (received, decoded)
+    hashing: float = 0.0              # the hash stage's work, thread hops included
+    encoding: float = 0.0             # the encode stage's work (seal, erasure code, xxh3, framing), hops included
+    behind_hashing: float = 0.0       # the reader waited: the hash stage's queue was full
+    behind_encoding: float = 0.0      # the reader waited: the encode stage's queue was full
+    behind_nodes: float = 0.0         # the encode stage waited: a node's queue was full
+
+    def span_attributes(self) -> dict:
+        return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
 class ECWrite:
     """The steps of one erasure-coded PUT (module docstring). ``run`` is the
     whole of it; nothing is visible until the caller commits."""
@@ -94,6 +117,7 @@ class ECWrite:
         self.refused: set[str] = set()                  # nodes whose fragment PUT failed
         self.landed: list[float] = []                   # when each fragment became durable
         self.stages: list[tuple[asyncio.Queue, asyncio.Future]] = []
+        self.times = StageTimes()
         self.watch: asyncio.Future | None = None
         self.ec = self.place()
 
@@ -203,18 +227,35 @@ class ECWrite:
         self.store_fragments(self.bodies)
 
     async def pipeline(self, seg: "Pieces", rest: AsyncIterator[bytes]) -> None:
-        """Segments through the hash and encode stages into the fragment PUTs."""
+        """Segments through the hash and encode stages into the fragment PUTs.
+        Its trace span ends when every segment is hashed and encoded; the
+        fragment PUTs go on to send the last blocks and fsync."""
         queues = [asyncio.Queue(QUEUE_DEPTH) for _ in self.ec["nodes"]]
         self.store_fragments([drain(q) for q in queues])
+        with TRACER.span("pipeline: read, hash, encode") as span:
+            await self._run_stages(seg, rest, queues)
+            if span is not None:
+                span.attributes.update(self.times.span_attributes())
+
+    async def _run_stages(self, seg: "Pieces", rest: AsyncIterator[bytes], queues: list[asyncio.Queue]) -> None:
+        behind = []                                    # which StageTimes field each stage's wait adds to
         if self.on_segment:
             self.stages.append(self._stage(self._hash_stage))
+            behind.append("behind_hashing")
         self.stages.append(self._stage(lambda q: self._encode_stage(q, queues)))
+        behind.append("behind_encoding")
+        times = self.times
         async for data in self.segments(seg, rest):
             self.size += len(data)
-            for q, task in self.stages:
+            times.segments += 1
+            for (q, task), field in zip(self.stages, behind):
+                t = time.perf_counter()
                 await put_or_fail(q, data, task)
+                setattr(times, field, getattr(times, field) + (time.perf_counter() - t) * 1000)
         for q, task in self.stages:
             await put_or_fail(q, None, task)
+        for _, task in self.stages:
+            await task
 
     async def segments(self, seg: "Pieces", rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The body cut into whole segments, then what is left."""
@@ -224,10 +265,12 @@ class ECWrite:
                 yield seg.take(self.dp.segment_size)
             if eof:
                 break
+            t = time.perf_counter()
             try:
                 seg.add(await rest.__anext__())
             except StopAsyncIteration:
                 eof = True
+            self.times.waiting_for_client += (time.perf_counter() - t) * 1000
         if len(seg):
             yield seg.take(len(seg))
 
@@ -238,15 +281,22 @@ class ECWrite:
 
     async def _hash_stage(self, q: asyncio.Queue) -> None:
         while (data := await q.get()) is not None:
+            t = time.perf_counter()
             await self.hash(data)
+            self.times.hashing += (time.perf_counter() - t) * 1000
 
     async def _encode_stage(self, q: asyncio.Queue, queues: list[asyncio.Queue]) -> None:
         n = 0
+        times = self.times
         while (data := await q.get()) is not None:
+            t = time.perf_counter()
             frames = await self.encode_segment(n, data)
+            t2 = time.perf_counter()
             n += 1
             for fq, frame, up in zip(queues, frames, self.fragment_puts):
                 await put_or_fail(fq, frame, up)
+            times.encoding += (t2 - t) * 1000
+            times.behind_nodes += (time.perf_counter() - t2) * 1000
         for fq, up in zip(queues, self.fragment_puts):
             await put_or_fail(fq, None, up)
 

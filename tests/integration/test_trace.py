@@ -64,9 +64,19 @@ def test_a_put_is_traced_through_frontend_nodes_and_metadata_in_order(tc):
     commits = [s for s in spans if s.service == "frontend" and s.attributes.get("path") == "/v/object"]
     assert len(commits) == 3
     assert min(c.start_ns for c in commits) >= max(w.end_ns for w in writes)
+    # Where the PUT's time went, step by step: two segments through the hash
+    # and encode stages, each of which worked, and no wait below zero.
+    pipeline = [s for s in spans if s.name.startswith("pipeline")]
+    assert len(pipeline) == 1, [s.name for s in spans]
+    times = pipeline[0].attributes
+    assert times["segments"] == 2 and times["hashing"] > 0 and times["encoding"] > 0, times
+    assert all(times[k] >= 0 for k in ("waiting_for_client", "behind_hashing", "behind_encoding", "behind_nodes"))
+    encodes = [s for s in spans if s.name.startswith("encode segment")]
+    assert len(encodes) == 2 and all(s.parent_span_id == pipeline[0].span_id for s in encodes)
     # The text waterfall shows the same trace.
     text = trace(tc, rid).stdout
     assert f"(request {rid})" in text and "write fragment 5 (parity)" in text and "node-" in text
+    assert "pipeline: read, hash, encode" in text and "behind_nodes=" in text
 
 
 def test_a_failed_signature_shows_what_the_server_computed_and_last_finds_it(tc):
