@@ -68,7 +68,7 @@ bench-scrub: $(STAMP)
 	$(BIN)/python -m minis3.bench.scrub --markdown docs/scrub-benchmarks.md
 
 # Long chaos runs: each AZ killed, frozen and partitioned under a mixed workload, 30 s a phase
-# (make test kills each AZ and freezes and partitions one each, 4 s a phase); and the crash
+# (make test kills each AZ and freezes and partitions one each, 2 s a phase); and the crash
 # sweep: a process crashed at every failpoint under a mixed workload (make test: two of them),
 # which writes docs/faults-sweep.json and its table in docs/faults.md; and each disk fault (full,
 # failing, slow) 30 s under a workload, which writes docs/faults-disk.json and its table there too;

@@ -68,12 +68,15 @@ def _response(s: socket.socket) -> bytes:
 
 
 def _settled_rss(pid: int, below: float, wait_s: float = 15) -> float:
-    """The frontend's RSS once it has given its free heap back (2 s idle), or
-    after ``wait_s`` if it stays above ``below``."""
+    """The frontend's RSS once it is below ``below`` (it gives its free heap back after
+    2 s idle), polled, or after ``wait_s`` if it stays above. ``below`` 0: the RSS after
+    3 s idle, to measure a baseline from."""
+    if below <= 0:
+        time.sleep(3)
+        return _rss_mib(pid)
     deadline = time.monotonic() + wait_s
-    time.sleep(3)
     while (rss := _rss_mib(pid)) >= below and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.25)
     return rss
 
 

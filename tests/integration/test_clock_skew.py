@@ -28,10 +28,11 @@ from .chaos_workload import Workload, client
 from .cluster import started_cluster
 from .crash_sweep import put_table
 
-#: How long the workload runs with a frontend behind: 8 s in `make test`; `make chaos`
+#: How long the workload runs with a frontend behind: 3 s in `make test` (~800 operations
+#: on 2 cores, against the 50 acknowledged the test needs); `make chaos`
 #: (MINIS3_CHAOS_SECONDS, MINIS3_CHAOS_ALL=1) runs it longer and writes its result to
 #: docs/faults-clock.json and its table into docs/faults.md.
-SECONDS = float(os.environ.get("MINIS3_CHAOS_SECONDS", "8"))
+SECONDS = float(os.environ.get("MINIS3_CHAOS_SECONDS", "3"))
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 SKEWED, OTHER, READER = "frontend-az-a", "frontend-az-b", "frontend-az-c"

@@ -36,14 +36,23 @@ def cc(tmp_path_factory):
     yield from started_cluster(tmp_path_factory, "console", console=True)
 
 
-@pytest.fixture()
-def page(cc, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module (a launch takes most of a second); each test gets a context of its own."""
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 900})
-        pg.set_default_timeout(30_000)
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(cc, browser):
+    """A page in a new browser context: no cookie, storage or cache of another test's."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
 
 
 def shot(page, name: str, tmp_path: Path) -> None:

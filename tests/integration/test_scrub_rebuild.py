@@ -27,15 +27,17 @@ from .s3helpers import assert_read_back
 KiB, MiB = 1024, 1024 * 1024
 
 
-def _put_many(s3, bucket: str, n: int, rng: random.Random, low: int = 80 * KiB, high: int = 3 * MiB
-              ) -> dict[str, bytes]:
+def _put_many(s3, bucket: str, n: int, rng: random.Random, low: int = 80 * KiB, high: int = 3 * MiB,
+              scrubbed: bool = True) -> dict[str, bytes]:
+    """``scrubbed``: a scrub pass follows, so wait until the last version is older than ~1 s."""
     s3.create_bucket(Bucket=bucket)
     objs = {}
     for i in range(n):
         body = rng.randbytes(rng.randrange(low, high))
         s3.put_object(Bucket=bucket, Key=f"o/{i:03d}", Body=body)
         objs[f"o/{i:03d}"] = body
-    time.sleep(1.2)            # (a pass leaves versions younger than ~1 s to the next)
+    if scrubbed:
+        time.sleep(1.2)        # (a pass leaves versions younger than ~1 s to the next)
     return objs
 
 
@@ -138,7 +140,7 @@ def test_a_changed_source_is_never_used_and_the_rest_of_its_batch_lands(hc, hs3)
 
 
 def test_a_batch_read_reports_missing_and_corrupt_fragments_in_band(hc, hs3):
-    _put_many(hs3, "batchread", 2, random.Random(3), low=200 * KiB, high=300 * KiB)
+    _put_many(hs3, "batchread", 2, random.Random(3), low=200 * KiB, high=300 * KiB, scrubbed=False)
     recs = list(hc.records("batchread").values())
     node_id = recs[0]["ec"]["nodes"][0]
     mine = [(r["ec"]["id"], i) for r in recs for i, n in enumerate(r["ec"]["nodes"]) if n == node_id]
@@ -164,7 +166,9 @@ def test_the_rate_limit_still_paces_a_rebuild(hc, hs3):
     assert hc.scrub_now("--no-audit")["pass"]["not_full"] == 0
     node = hc.topo.node("c2")
     _wipe(node)
-    rate = 1.5                                     # MB/s
+    # MB/s: c2 held fragments of this module's earlier objects too (~22 MB in all), which an
+    # unpaced rebuild writes at ~70 MB/s here: 5 MB/s paces it to ~4 s, far below that speed.
+    rate = 5.0
     t = time.monotonic()
     rep = hc.scrub_now("--no-audit", "--rebuild-rate", str(rate))["pass"]
     took = time.monotonic() - t
