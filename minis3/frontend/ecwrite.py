@@ -302,8 +302,7 @@ class ECWrite:
 
     # -- finish or abort -----------------------------------------------------------
     async def finish(self) -> Stored:
-        for _, task in self.stages:
-            await task
+        # (The stages have ended: ``pipeline`` awaits them inside its span.)
         results = await asyncio.gather(*self.fragment_puts, return_exceptions=True)
         for _ in range(HANDOFF_ROUNDS if self.bodies is not None else 0):
             if not any(isinstance(r, BaseException) for r in results):

@@ -67,13 +67,15 @@ def _response(s: socket.socket) -> bytes:
     return recv_until(s, b"</Error>")
 
 
+def _idle_rss(pid: int) -> float:
+    """The frontend's RSS after 3 s idle (it gives its free heap back after 2 s): a baseline."""
+    time.sleep(3)
+    return _rss_mib(pid)
+
+
 def _settled_rss(pid: int, below: float, wait_s: float = 15) -> float:
     """The frontend's RSS once it is below ``below`` (it gives its free heap back after
-    2 s idle), polled, or after ``wait_s`` if it stays above. ``below`` 0: the RSS after
-    3 s idle, to measure a baseline from."""
-    if below <= 0:
-        time.sleep(3)
-        return _rss_mib(pid)
+    2 s idle), polled, or after ``wait_s`` if it stays above."""
     deadline = time.monotonic() + wait_s
     while (rss := _rss_mib(pid)) >= below and time.monotonic() < deadline:
         time.sleep(0.25)
@@ -86,7 +88,7 @@ def test_stalled_uploads_time_out_release_memory_and_never_take_nodes_down(ac):
     pid = ac.cluster.frontend.pid
     for i in range(20):                                   # warm up: pools, caches, allocator
         s3.put_object(Bucket="abuse", Key=f"warm/{i}", Body=os.urandom(2 * MiB if i % 2 else 1000))
-    baseline = _settled_rss(pid, 0, wait_s=0)
+    baseline = _idle_rss(pid)
     rounds = []
     for burst in range(2):
         socks = [_stalled_put(ac.endpoint, "abuse", f"stalled/{burst}/{i}", 8 * MiB, 1300 * 1024)
