@@ -174,6 +174,10 @@ class IncomingBody(DigestedBody):
                     self.received += len(p)
                     if self.received > MAX_OBJECT_SIZE:
                         raise E.EntityTooLarge()
+                    if self.declared_length is not None and self.received > self.declared_length:
+                        # (aws-chunked: more than x-amz-decoded-content-length.) Raised
+                        # before the piece goes on: the data path may rely on the length.
+                        raise E.IncompleteBody()
                     yield p
         if self.decoder:
             self.decoder.finish()

@@ -75,7 +75,7 @@ class DataPath:
                     on_segment: Callable[[bytes], None] | None = None,
                     verify: Callable[[], Awaitable[None]] | None = None, *,
                     inline_up_to: int | None = None, storage_class: str = "STANDARD",
-                    data_key: bytes | None = None) -> Stored:
+                    data_key: bytes | None = None, size: int | None = None) -> Stored:
         """Store a stream of bytes durably; nothing is visible until the caller commits.
 
         ``on_segment`` sees every byte once, in order (hashing for ETag and
@@ -88,6 +88,9 @@ class DataPath:
         (ec/storage_class.py); inline bytes have none, the class is only recorded.
         ``data_key``: seal every segment with it before erasure coding (core/seal.py):
         what leaves the frontend, inline bytes included, is ciphertext.
+        ``size``: the body's length when known before it is read (a
+        Content-Length, a copy's source); the body must then be exactly that
+        long. Each fragment PUT is then sent with a Content-Length, not chunked.
         """
         inline_up_to = self.inline_threshold if inline_up_to is None else inline_up_to
         seg = Pieces()
@@ -110,7 +113,7 @@ class DataPath:
                 return Stored(size=len(data), inline=data)
             cipher = LayoutCipher(data_key)
             return Stored(size=len(data), inline=cipher.seal(0, data), enc=cipher.enc())
-        return await ECWrite(self, on_segment, verify, storage_class, data_key).run(seg, it, eof)
+        return await ECWrite(self, on_segment, verify, storage_class, data_key, size).run(seg, it, eof)
 
     async def discard(self, ec: dict, reason: str) -> None:
         """Remove an uncommitted write's fragments now, and queue them for GC

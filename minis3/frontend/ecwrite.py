@@ -105,12 +105,13 @@ class ECWrite:
 
     def __init__(self, dp: "DataPath", on_segment: Callable[[bytes], None] | None,
                  verify: Callable[[], Awaitable[None]] | None, storage_class: str = SC.STANDARD,
-                 data_key: bytes | None = None):
+                 data_key: bytes | None = None, size: int | None = None):
         k, m, self.one_zone = SC.scheme(storage_class, dp.codec.k, dp.codec.m)
         self.dp, self.codec = dp, dp.codec_for(k, m)
         self.on_segment, self.verify = on_segment, verify
         self.cipher = LayoutCipher(data_key) if data_key is not None else None
         self.size = 0
+        self.expected_size = size                       # the body's length, when known before it is read
         self.segsums = bytearray()
         self.fragment_puts: list[asyncio.Future] = []
         self.bodies: list[bytes] | None = None          # one segment's fragments, kept for handoff
@@ -179,25 +180,35 @@ class ECWrite:
             return self.encode(n, data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(self.encode, n, data)
 
     # -- store fragments -----------------------------------------------------------
-    def store_fragments(self, bodies: list) -> None:
+    def store_fragments(self, bodies: list, length: int | None = None) -> None:
         """Start one fragment PUT per node (``bodies[i]``: fragment i's bytes, or an
-        async iterator of its blocks) and the watch on their nodes."""
-        self.fragment_puts = [self.start_put(i, n, b) for i, (n, b) in enumerate(zip(self.ec["nodes"], bodies))]
+        async iterator of its blocks, ``length`` bytes each if known) and the
+        watch on their nodes."""
+        self.fragment_puts = [self.start_put(i, n, b, length)
+                              for i, (n, b) in enumerate(zip(self.ec["nodes"], bodies))]
         if self.dp.health:
             self.watch = asyncio.ensure_future(self.watch_nodes())
 
-    def start_put(self, i: int, node: str, body) -> asyncio.Future:
+    def fragment_length(self) -> int | None:
+        """Every fragment body's framed blocks, in bytes, when the object's
+        size is known before its bytes arrive (a Content-Length, a copy's
+        source): all fragments of a segment are the same size."""
+        if self.expected_size is None:
+            return None
+        return blocks.blocks_length(*self.codec.fragment_sizes(self.expected_size, self.dp.segment_size))
+
+    def start_put(self, i: int, node: str, body, length: int | None = None) -> asyncio.Future:
         """Fragment i's PUT to ``node``, started; when it ends, the time is noted
         (the commit deadline runs from the first fragment durable)."""
-        put = asyncio.ensure_future(self.store_fragment(i, node, body))
+        put = asyncio.ensure_future(self.store_fragment(i, node, body, length))
         put.add_done_callback(lambda _t: self.landed.append(time.monotonic()))
         return put
 
-    async def store_fragment(self, i: int, node: str, body) -> dict:
+    async def store_fragment(self, i: int, node: str, body, length: int | None = None) -> dict:
         kind = "data" if i < self.codec.k else "parity"
         with TRACER.span(f"write fragment {i} ({kind})", node=node, az=self.dp.node_az.get(node)) as span:
             try:
-                got = await self.dp.storage.put(node, self.ec["id"], i, body)
+                got = await self.dp.storage.put(node, self.ec["id"], i, body, length)
             except FragmentError as exc:
                 self.dp._failed(exc)
                 raise
@@ -231,7 +242,7 @@ class ECWrite:
         Its trace span ends when every segment is hashed and encoded; the
         fragment PUTs go on to send the last blocks and fsync."""
         queues = [asyncio.Queue(QUEUE_DEPTH) for _ in self.ec["nodes"]]
-        self.store_fragments([drain(q) for q in queues])
+        self.store_fragments([drain(q) for q in queues], self.fragment_length())
         with TRACER.span("pipeline: read, hash, encode") as span:
             await self._run_stages(seg, rest, queues)
             if span is not None:

@@ -224,7 +224,8 @@ async def upload_part(ctx: Context) -> web.Response:
     up = IncomingBody(ctx.request, ctx.auth, required_alg=spec["alg"] if spec else None,
                 extra_alg=None if spec else "crc64nvme")
     stored = await ctx.fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify,
-                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec), data_key=data_key)
+                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec), data_key=data_key,
+                                         size=up.declared_length)
     part = {"part": n, "upload_id": up_rec["upload_id"], "etag": encryption.etag(up_rec.get("sse"), data_key, up.etag()),
             "checksum": up.stored_checksum(), **stored.record_fields()}
     if not spec:
@@ -252,7 +253,8 @@ async def _upload_part_copy(ctx: Context, up_rec: dict, n: int) -> web.Response:
     src_key = encryption.for_read(ctx, src, copy_source=True)
     data_key = encryption.for_read(ctx, up_rec)
     stored = await ctx.fe.datapath.store(ctx.fe.datapath.read(src, start, end, src_key), on_segment=digests.update,
-                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec), data_key=data_key)
+                                         inline_up_to=PART_INLINE_MAX, storage_class=SC.of(up_rec), data_key=data_key,
+                                         size=end - start + 1)
     got = digests.b64()
     part = {"part": n, "upload_id": up_rec["upload_id"],
             "etag": encryption.etag(up_rec.get("sse"), data_key, digests.results()["md5"].hex()),

@@ -103,7 +103,7 @@ async def put(ctx: Context) -> web.Response:
     data_key, sealed = encryption.for_write(ctx, bucket, key)
     up = IncomingBody(ctx.request, ctx.auth)
     stored = await fe.datapath.store(up.chunks(), on_segment=up.hash, verify=up.verify, storage_class=sc,
-                                     data_key=data_key)
+                                     data_key=data_key, size=up.declared_length)
     record = {"etag": encryption.etag(sealed, data_key, up.etag()), "checksum": up.stored_checksum(),
               "headers": std, "meta": meta, "ts": fe.hlc.now(), **stored.record_fields(), **SC.record_field(sc),
               "sse": sealed, **lock}
@@ -426,7 +426,7 @@ async def copy(ctx: Context) -> web.Response:
     data_key, sealed = encryption.for_write(ctx, bucket, key)
     # Every copy re-encodes: new fragments, placed for the copy's class, under a new data key.
     stored = await fe.datapath.store(fe.datapath.read(src, 0, src["size"] - 1, src_key), on_segment=digests.update,
-                                     storage_class=sc, data_key=data_key)
+                                     storage_class=sc, data_key=data_key, size=src["size"])
     got = digests.b64()
     record = {"etag": encryption.etag(sealed, data_key, digests.results()["md5"].hex()),
               "checksum": {"alg": alg, "value": got[alg]}, "headers": std, "meta": meta, "ts": fe.hlc.now(),

@@ -59,9 +59,14 @@ def expected_file_size(object_id: str, index: int, node: str, fragment_size: int
     file cut short at a block boundary (which its own checksums cannot show)
     fails. ``created_ms`` has 13 digits from 2001 to 2286."""
     head = len(file_header(index, fragment_info(object_id, index, node, 10 ** 12)))
+    return head + blocks_length(fragment_size, last_fragment_size, segments)
+
+
+def blocks_length(fragment_size: int, last_fragment_size: int, segments: int) -> int:
+    """The bytes of a fragment's blocks, framed (a file's after its header, a PUT body's before its seal)."""
     if segments == 0:
-        return head
-    return head + (segments - 1) * (BLOCK_HEAD.size + fragment_size) + BLOCK_HEAD.size + last_fragment_size
+        return 0
+    return (segments - 1) * (BLOCK_HEAD.size + fragment_size) + BLOCK_HEAD.size + last_fragment_size
 
 
 def file_header(index: int, info: dict) -> bytes:
@@ -144,3 +149,34 @@ class BlockCutter:
         else:
             self._offset = 0
         return b"".join(views)
+
+    def take_views(self, n: int) -> list[memoryview] | None:
+        """The next ``n`` bytes as views of the chunks they arrived in (no
+        copy), or None (nothing taken) if fewer are buffered."""
+        if n > self._buffered:
+            return None
+        self._buffered -= n
+        chunks, off, views = self._chunks, self._offset, []
+        while n:
+            view = memoryview(chunks[0])[off:]
+            if len(view) <= n:
+                views.append(view)
+                chunks.popleft()
+                n -= len(view)
+                off = 0
+            else:
+                views.append(view[:n])
+                off += n
+                n = 0
+        self._offset = off
+        return views
+
+
+def checksum_of_views(views: list[memoryview]) -> int:
+    """:func:`checksum` of the bytes ``views`` hold, back to back, without joining them."""
+    if len(views) == 1:
+        return xxhash.xxh3_64_intdigest(views[0])
+    h = xxhash.xxh3_64()
+    for v in views:
+        h.update(v)
+    return h.intdigest()

@@ -70,6 +70,42 @@ async def sealed_stream(body: AsyncIterator[bytes], seal: auth.Seal) -> AsyncIte
     yield seal.frame()
 
 
+class SealedStream(aiohttp.payload.Payload):
+    """Framed blocks from an async iterator (whole blocks each) whose total
+    ``length`` is known before the first is made: sent with a Content-Length,
+    each chunk written as it is, then the seal. Chunked framing would join
+    every block with its size line, a copy of each byte on the loop (aiohttp
+    on Python 3.11). A body that turns out longer or shorter than ``length``
+    fails the write before the seal goes out: the node sees a cut body and
+    keeps nothing."""
+
+    def __init__(self, body: AsyncIterator[bytes], length: int, seal: auth.Seal):
+        super().__init__(body, content_type="application/octet-stream")
+        self._seal, self._length = seal, length
+        self._size = length + auth.SEAL.size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a fragment body is binary")
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        raise TypeError("a fragment stream is sent once, as it is made")
+
+    async def write(self, writer) -> None:
+        sent = 0
+        async for chunk in self._value:
+            sent += len(chunk)
+            if sent > self._length:
+                raise ValueError(f"fragment body longer than its {self._length} bytes")
+            seal_blocks(chunk, self._seal)
+            await writer.write(chunk)
+        if sent != self._length:
+            raise ValueError(f"fragment body of {sent} bytes, not {self._length}")
+        await writer.write(self._seal.frame())
+
+    async def write_with_length(self, writer, content_length: int | None) -> None:
+        await self.write(writer)
+
+
 class SealedBytes(aiohttp.payload.Payload):
     """Framed blocks known in full, sent with a Content-Length, then the seal
     (whose MAC can only be computed once the request is signed)."""
@@ -104,14 +140,21 @@ class StorageClient:
     def __init__(self, session: aiohttp.ClientSession, urls: dict[str, str]):
         self.session, self.urls = session, urls     # node id → base url
 
-    async def put(self, node_id: str, object_id: str, index: int, body: AsyncIterator[bytes] | bytes) -> dict:
+    async def put(self, node_id: str, object_id: str, index: int, body: AsyncIterator[bytes] | bytes,
+                  length: int | None = None) -> dict:
         """Send framed blocks to a node (``body``: bytes, or an async iterator
         of them, each holding whole blocks), sealed (rpc/auth.py: the node
         makes the fragment visible only if the seal matches); returns once the
-        node has fsynced them."""
+        node has fsynced them. ``length``: an iterator's total bytes, when
+        known in advance (sent with a Content-Length instead of chunked)."""
         url = f"{self.urls[node_id]}/fragment/{object_id}/{index}"
         seal = auth.Seal()                 # armed when the request is signed
-        data = SealedBytes(body, seal) if isinstance(body, (bytes, bytearray)) else sealed_stream(body, seal)
+        if isinstance(body, (bytes, bytearray)):
+            data = SealedBytes(body, seal)
+        elif length is not None:
+            data = SealedStream(body, length, seal)
+        else:
+            data = sealed_stream(body, seal)
         try:
             async with self.session.put(url, data=data, headers=_SEALED_HEADERS, trace_request_ctx=seal) as r:
                 if r.status != 200:

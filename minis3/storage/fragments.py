@@ -359,12 +359,15 @@ class IncomingFragment:
         self.blocks = 0                           # blocks received
         self.bytes = 0                            # their data bytes
 
-    async def add(self, head: bytes, data: bytes) -> None:
-        """One block, already verified against its checksum."""
-        self.waiting += (head, data)
-        self.waiting_bytes += len(head) + len(data)
+    async def add(self, head: bytes, data: list[memoryview]) -> None:
+        """One block, already verified against its checksum: its head, and
+        its data as the pieces it arrived in."""
+        size = sum(len(piece) for piece in data)
+        self.waiting.append(head)
+        self.waiting += data
+        self.waiting_bytes += len(head) + size
         self.blocks += 1
-        self.bytes += len(data)
+        self.bytes += size
         if self.waiting_bytes >= WRITE_BATCH:
             with tracing.TRACER.span("write blocks", bytes=self.waiting_bytes):
                 self.out = await asyncio.to_thread(write_some, self.out, self.tmp, self.waiting)

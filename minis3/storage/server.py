@@ -206,21 +206,39 @@ class StorageNode:
         """Read a PUT body's blocks into ``incoming``, each verified against
         its checksum, up to the seal. True if the seal matches the blocks and
         nothing follows it; raises CorruptBlock (or IncompleteReadError) for
-        a bad or cut body."""
+        a bad or cut body. A block's data goes on as views of the chunks it
+        arrived in: the file's write is its only copy here (a readexactly
+        would join each block first)."""
+        cut = blocks.BlockCutter()
+
+        async def fill(n: int) -> bool:
+            """At least ``n`` bytes buffered in ``cut``; False if the body ends first."""
+            while len(cut) < n:
+                chunk, end_of_http_chunk = await reader.readchunk()
+                if chunk:
+                    cut.feed(chunk)
+                elif not end_of_http_chunk:        # (b"", True) only marks a chunk's end
+                    return False
+            return True
+
         while True:
-            try:
-                head = await reader.readexactly(blocks.BLOCK_HEAD.size)
-            except asyncio.IncompleteReadError as e:
-                raise blocks.CorruptBlock("truncated block header" if e.partial else "body ended without its seal")
+            if not await fill(blocks.BLOCK_HEAD.size):
+                raise blocks.CorruptBlock("truncated block header" if len(cut) else "body ended without its seal")
+            head = cut.take(blocks.BLOCK_HEAD.size)
             if head[:4] == SEAL_MARK:
-                mac = await reader.readexactly(auth.SEAL.size - blocks.BLOCK_HEAD.size)
-                return head == auth.SEAL_HEAD and seal.matches(mac) and not await reader.read(1)
+                rest = auth.SEAL.size - blocks.BLOCK_HEAD.size
+                if not await fill(rest):
+                    raise asyncio.IncompleteReadError(b"", rest)
+                mac = cut.take(rest)
+                return head == auth.SEAL_HEAD and seal.matches(mac) and not len(cut) and not await reader.read(1)
             seal.add(head)
             length, digest = blocks.parse_block_head(head)
-            data = await reader.readexactly(length)
+            if not await fill(length):
+                raise asyncio.IncompleteReadError(b"", length)
+            data = cut.take_views(length)
             # Verify before anything is made durable: a block that
             # changed on the way is refused, never stored.
-            if blocks.checksum(data) != digest:
+            if blocks.checksum_of_views(data) != digest:
                 raise blocks.CorruptBlock(f"block {incoming.blocks} checksum mismatch on receipt")
             await incoming.add(head, data)
 

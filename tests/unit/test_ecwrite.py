@@ -25,13 +25,17 @@ class MemoryStorage:
     def __init__(self, fail: str | None = None, fail_after: int = 0):
         self.files: dict[tuple[str, int], bytes] = {}
         self.deleted: list[tuple[str, int]] = []
+        self.lengths: list[int | None] = []                # each put's promised length
         self.fail, self.fail_after = fail, fail_after
 
-    async def put(self, node, object_id, index, body) -> dict:
+    async def put(self, node, object_id, index, body, length=None) -> dict:
         whole = not hasattr(body, "__aiter__")             # one segment: one plain body
         if whole and node == self.fail:
             raise FragmentError(f"node {node}: gone", node=node, unreachable=True)
         chunks = [bytes(body)] if whole else [c async for c in _fail_after(body, node == self.fail, self.fail_after)]
+        self.lengths.append(length)
+        if length is not None:                             # a Content-Length: the body must keep it
+            assert sum(map(len, chunks)) == length
         await asyncio.sleep(0)
         self.files[(object_id, index)] = b"".join(chunks)
         return {"bytes": sum(map(len, chunks))}
@@ -93,6 +97,24 @@ def test_fragments_decode_to_the_body_and_the_deadline_is_the_window(size):
     per_index = {i: _fragment_data(storage.files[(ec["id"], i)]) for i in range(6)}
     segments = [dp.codec.decode([per_index[i][s] for i in (0, 2, 4, 5)]) for s in range(len(per_index[0]))]
     assert b"".join(segments) == data
+
+
+@pytest.mark.parametrize("size", [SEG + 1, 2 * SEG, 5 * SEG + 123])
+def test_a_body_of_known_size_sends_each_fragment_with_its_exact_length(size):
+    """The size known before the bytes (a Content-Length): every streamed
+    fragment PUT is told its length up front, and it is the bytes sent."""
+    data = random.Random(size).randbytes(size)
+    storage = MemoryStorage()
+    dp = _path(storage)
+    stored = asyncio.run(dp.store(_body(data), size=size))
+    ec = stored.ec
+    assert storage.lengths == [len(storage.files[(ec["id"], i)]) for i in range(6)]
+    per_index = {i: _fragment_data(storage.files[(ec["id"], i)]) for i in range(6)}
+    segments = [dp.codec.decode([per_index[i][s] for i in (0, 1, 2, 3)]) for s in range(len(per_index[0]))]
+    assert b"".join(segments) == data
+    storage = MemoryStorage()
+    asyncio.run(_path(storage).store(_body(data)))       # not known: chunked, no length promised
+    assert storage.lengths == [None] * 6
 
 
 def test_a_small_body_stays_inline_with_no_deadline():

@@ -182,10 +182,15 @@ def test_block_cutter_takes_pieces_across_any_chunking():
             i += n
         cut, out = BlockCutter(), []
         for n in sizes:
-            while (piece := cut.take(n)) is None:
+            as_views = rnd.random() < 0.5           # take_views: the same bytes, as views of the chunks
+            while (piece := cut.take_views(n) if as_views else cut.take(n)) is None:
                 before = len(cut)
                 cut.feed(chunks.pop(0))
                 assert len(cut) > before
+            if as_views:
+                assert all(isinstance(v, memoryview) for v in piece)
+                assert blocks.checksum_of_views(piece) == blocks.checksum(b"".join(piece))
+                piece = b"".join(piece)
             assert isinstance(piece, bytes) and len(piece) == n
             out.append(piece)
         assert b"".join(out) == data and len(cut) == 0 and not chunks

@@ -2,6 +2,7 @@
 the time window, the replay guard and the seal of a fragment body."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from minis3.rpc import auth
 from minis3.storage import blocks
-from minis3.storage.client import seal_blocks
+from minis3.storage.client import SealedStream, seal_blocks
 
 NONCE = "0123456789abcdef01234567"
 
@@ -144,3 +145,36 @@ def test_any_flipped_byte_of_a_sealed_body_is_refused(pieces, where, bit):
 def test_seal_blocks_refuses_a_partial_block():
     with pytest.raises(ValueError):
         seal_blocks(blocks.frame(b"abc")[:-1], auth.Seal("s", NONCE))
+
+
+class _Writer:
+    def __init__(self):
+        self.writes: list[bytes] = []
+
+    async def write(self, chunk) -> None:
+        self.writes.append(bytes(chunk))
+
+
+async def _chunks(pieces: list[bytes]):
+    for p in pieces:
+        yield blocks.frame(p)
+
+
+@pytest.mark.parametrize("promised, ok", [(0, True), (+1, False), (-1, False), (+12 + 5, False)])
+def test_a_sealed_stream_keeps_its_promised_length_or_sends_no_seal(promised, ok):
+    """A fragment stream with a Content-Length: each chunk written as it is,
+    then the seal; a body longer or shorter than promised fails before the
+    seal, so the node keeps nothing."""
+    pieces = [b"a" * 100, b"b" * 100, b"c" * 7]
+    exact = sum(len(blocks.frame(p)) for p in pieces)
+    stream = SealedStream(_chunks(pieces), exact + promised, auth.Seal("s", NONCE))
+    assert stream.size == exact + promised + auth.SEAL.size
+    writer = _Writer()
+    if ok:
+        asyncio.run(stream.write(writer))
+        assert writer.writes[:3] == [blocks.frame(p) for p in pieces]
+        assert _node_accepts(b"".join(writer.writes))
+    else:
+        with pytest.raises(ValueError):
+            asyncio.run(stream.write(writer))
+        assert not _node_accepts(b"".join(writer.writes))

@@ -70,7 +70,7 @@ def fragment(tmp_path_factory) -> Fragment:
     async def land() -> None:
         incoming = IncomingFragment(root / "tmp" / f"{OID}.{IDX}.x", final, blocks.file_header(IDX, info))
         for d in datas:
-            await incoming.add(blocks.BLOCK_HEAD.pack(len(d), blocks.checksum(d)), d)
+            await incoming.add(blocks.BLOCK_HEAD.pack(len(d), blocks.checksum(d)), [memoryview(d)])
         await incoming.land(threading.Lock())
     asyncio.run(land())
     raw = final.read_bytes()
