@@ -167,17 +167,24 @@ class ECWrite:
         else:
             await asyncio.to_thread(self.on_segment, data)
 
-    def encode(self, n: int, data: bytes) -> list[bytes]:
+    def encode(self, n: int, data: bytes, framed: bool = True) -> list:
+        """Segment n's fragments, each a framed block (``framed``) or a
+        (head, data) pair, sent without joining them (storage/client.SealedStream)."""
         # pyeclib's encode holds the GIL for ~0.25 ms per MiB; xxh3 is faster still.
         # Sealed first: the checksums and the fragments are of the ciphertext.
         if self.cipher is not None:
             data = self.cipher.seal(n, data)
         self.segsums.extend(segment_checksum(data))
-        return [blocks.frame(f) for f in self.codec.encode(data)]
+        fragments = self.codec.encode(data)
+        if framed:
+            return [blocks.frame(f) for f in fragments]
+        return [(blocks.head(f), f) for f in fragments]
 
-    async def encode_segment(self, n: int, data: bytes) -> list[bytes]:
+    async def encode_segment(self, n: int, data: bytes, framed: bool = True) -> list:
         with TRACER.span(f"encode segment {n}", bytes=len(data)):
-            return self.encode(n, data) if len(data) < OFFLOAD_MIN else await asyncio.to_thread(self.encode, n, data)
+            if len(data) < OFFLOAD_MIN:
+                return self.encode(n, data, framed)
+            return await asyncio.to_thread(self.encode, n, data, framed)
 
     # -- store fragments -----------------------------------------------------------
     def store_fragments(self, bodies: list, length: int | None = None) -> None:
@@ -242,18 +249,20 @@ class ECWrite:
         Its trace span ends when every segment is hashed and encoded; the
         fragment PUTs go on to send the last blocks and fsync."""
         queues = [asyncio.Queue(QUEUE_DEPTH) for _ in self.ec["nodes"]]
-        self.store_fragments([drain(q) for q in queues], self.fragment_length())
+        length = self.fragment_length()
+        self.store_fragments([drain(q) for q in queues], length)
         with TRACER.span("pipeline: read, hash, encode") as span:
-            await self._run_stages(seg, rest, queues)
+            await self._run_stages(seg, rest, queues, framed=length is None)
             if span is not None:
                 span.attributes.update(self.times.span_attributes())
 
-    async def _run_stages(self, seg: "Pieces", rest: AsyncIterator[bytes], queues: list[asyncio.Queue]) -> None:
+    async def _run_stages(self, seg: "Pieces", rest: AsyncIterator[bytes], queues: list[asyncio.Queue],
+                          framed: bool) -> None:
         behind = []                                    # which StageTimes field each stage's wait adds to
         if self.on_segment:
             self.stages.append(self._stage(self._hash_stage))
             behind.append("behind_hashing")
-        self.stages.append(self._stage(lambda q: self._encode_stage(q, queues)))
+        self.stages.append(self._stage(lambda q: self._encode_stage(q, queues, framed)))
         behind.append("behind_encoding")
         times = self.times
         async for data in self.segments(seg, rest):
@@ -296,12 +305,12 @@ class ECWrite:
             await self.hash(data)
             self.times.hashing += (time.perf_counter() - t) * 1000
 
-    async def _encode_stage(self, q: asyncio.Queue, queues: list[asyncio.Queue]) -> None:
+    async def _encode_stage(self, q: asyncio.Queue, queues: list[asyncio.Queue], framed: bool) -> None:
         n = 0
         times = self.times
         while (data := await q.get()) is not None:
             t = time.perf_counter()
-            frames = await self.encode_segment(n, data)
+            frames = await self.encode_segment(n, data, framed)
             t2 = time.perf_counter()
             n += 1
             for fq, frame, up in zip(queues, frames, self.fragment_puts):

@@ -37,8 +37,14 @@ def checksum(data: bytes) -> int:
     return xxhash.xxh3_64_intdigest(data)
 
 
+def head(data: bytes) -> bytes:
+    """A block's head: its length and xxh3."""
+    return BLOCK_HEAD.pack(len(data), checksum(data))
+
+
 def frame(data: bytes) -> bytes:
-    return BLOCK_HEAD.pack(len(data), checksum(data)) + data
+    """A whole block: head and data in one buffer (a copy of ``data``)."""
+    return head(data) + data
 
 
 def parse_block_head(head: bytes) -> tuple[int, int]:

@@ -33,6 +33,9 @@ class MemoryStorage:
         if whole and node == self.fail:
             raise FragmentError(f"node {node}: gone", node=node, unreachable=True)
         chunks = [bytes(body)] if whole else [c async for c in _fail_after(body, node == self.fail, self.fail_after)]
+        # A stream with a length is of (head, data) pairs (storage/client.SealedStream), else of framed blocks.
+        assert all(isinstance(c, tuple) == (length is not None) for c in chunks)
+        chunks = [b"".join(c) if isinstance(c, tuple) else c for c in chunks]
         self.lengths.append(length)
         if length is not None:                             # a Content-Length: the body must keep it
             assert sum(map(len, chunks)) == length

@@ -147,32 +147,55 @@ def test_seal_blocks_refuses_a_partial_block():
         seal_blocks(blocks.frame(b"abc")[:-1], auth.Seal("s", NONCE))
 
 
+class _Transport:
+    def __init__(self, sent: list[bytes]):
+        self.sent = sent
+
+    def is_closing(self) -> bool:
+        return False
+
+    def writelines(self, chunks) -> None:
+        self.sent.append(b"".join(chunks))
+
+
 class _Writer:
+    """What SealedStream uses of aiohttp's StreamWriter."""
+
     def __init__(self):
         self.writes: list[bytes] = []
+        self.transport = _Transport(self.writes)
+        self.output_size = 0
+        self.headers_sent = False
+
+    def send_headers(self) -> None:
+        self.headers_sent = True
+
+    async def drain(self) -> None:
+        pass
 
     async def write(self, chunk) -> None:
         self.writes.append(bytes(chunk))
 
 
-async def _chunks(pieces: list[bytes]):
+async def _blocks(pieces: list[bytes]):
     for p in pieces:
-        yield blocks.frame(p)
+        yield blocks.head(p), p
 
 
 @pytest.mark.parametrize("promised, ok", [(0, True), (+1, False), (-1, False), (+12 + 5, False)])
 def test_a_sealed_stream_keeps_its_promised_length_or_sends_no_seal(promised, ok):
-    """A fragment stream with a Content-Length: each chunk written as it is,
-    then the seal; a body longer or shorter than promised fails before the
-    seal, so the node keeps nothing."""
+    """A fragment stream with a Content-Length: each block's head and data
+    written together, then the seal; a body longer or shorter than promised
+    fails before the seal, so the node keeps nothing."""
     pieces = [b"a" * 100, b"b" * 100, b"c" * 7]
     exact = sum(len(blocks.frame(p)) for p in pieces)
-    stream = SealedStream(_chunks(pieces), exact + promised, auth.Seal("s", NONCE))
+    stream = SealedStream(_blocks(pieces), exact + promised, auth.Seal("s", NONCE))
     assert stream.size == exact + promised + auth.SEAL.size
     writer = _Writer()
     if ok:
         asyncio.run(stream.write(writer))
-        assert writer.writes[:3] == [blocks.frame(p) for p in pieces]
+        assert writer.headers_sent and writer.writes[:3] == [blocks.frame(p) for p in pieces]
+        assert writer.output_size == exact
         assert _node_accepts(b"".join(writer.writes))
     else:
         with pytest.raises(ValueError):
