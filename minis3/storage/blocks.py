@@ -124,37 +124,13 @@ class BlockCutter:
 
     def take(self, n: int) -> bytes | None:
         """The next ``n`` bytes, or None (nothing taken) if fewer are buffered."""
-        if n > self._buffered:
+        views = self.take_views(n)
+        if views is None:
             return None
-        self._buffered -= n
-        chunks, off = self._chunks, self._offset
-        if n == 0:
-            return b""
-        first = chunks[0]
-        left = len(first) - off
-        if left > n:
-            self._offset = off + n
-            return first[off:off + n]
-        if left == n:
-            chunks.popleft()
-            self._offset = 0
-            return first if off == 0 else first[off:]
-        views = [memoryview(first)[off:]]
-        chunks.popleft()
-        need = n - left
-        while need:
-            chunk = chunks[0]
-            if len(chunk) <= need:
-                views.append(chunk)
-                chunks.popleft()
-                need -= len(chunk)
-            else:
-                views.append(memoryview(chunk)[:need])
-                self._offset = need
-                break
-        else:
-            self._offset = 0
-        return b"".join(views)
+        if len(views) != 1:
+            return b"".join(views)               # b"" for n == 0
+        view = views[0]
+        return view.obj if len(view) == len(view.obj) else bytes(view)
 
     def take_views(self, n: int) -> list[memoryview] | None:
         """The next ``n`` bytes as views of the chunks they arrived in (no

@@ -35,7 +35,7 @@ class FragmentError(Exception):
         self.node, self.unreachable, self.full, self.failing = node, unreachable, full, failing
 
 
-async def _feed(content: aiohttp.StreamReader, cut: BlockCutter) -> None:
+async def feed(content: aiohttp.StreamReader, cut: BlockCutter) -> None:
     """The next chunk of a response body into ``cut``; IncompleteReadError at
     the body's end (the node stopped early)."""
     while True:
@@ -192,10 +192,10 @@ class StorageClient:
                 for seg in range(first, last + 1):
                     try:
                         while (head := cut.take(blocks.BLOCK_HEAD.size)) is None:
-                            await _feed(content, cut)
+                            await feed(content, cut)
                         length, digest = blocks.parse_block_head(head)
                         while (data := cut.take(length)) is None:
-                            await _feed(content, cut)
+                            await feed(content, cut)
                     except (asyncio.IncompleteReadError, blocks.CorruptBlock, aiohttp.ClientPayloadError) as exc:
                         # The node answered, then stopped: it found a bad block and
                         # quarantined the fragment (or died: its health probe says so).

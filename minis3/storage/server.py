@@ -89,7 +89,7 @@ from ..rpc.process import begin, process_args, serve
 from ..rpc.worker import Worker
 from . import audit, batchread, blocks
 from .auditor import Auditor
-from .client import FAILING_FOR_S, StorageClient
+from .client import FAILING_FOR_S, StorageClient, feed
 from .fragments import READ_BATCH, BadFragmentFile, FragmentRange, IncomingFragment, open_many, open_range, probe_write
 from .metrics import NodeMetrics
 from .quarantine import Quarantine
@@ -211,30 +211,25 @@ class StorageNode:
         would join each block first)."""
         cut = blocks.BlockCutter()
 
-        async def fill(n: int) -> bool:
-            """At least ``n`` bytes buffered in ``cut``; False if the body ends first."""
+        async def fill(n: int) -> None:
+            """At least ``n`` bytes buffered in ``cut`` (IncompleteReadError if the body ends first)."""
             while len(cut) < n:
-                chunk, end_of_http_chunk = await reader.readchunk()
-                if chunk:
-                    cut.feed(chunk)
-                elif not end_of_http_chunk:        # (b"", True) only marks a chunk's end
-                    return False
-            return True
+                await feed(reader, cut)
 
         while True:
-            if not await fill(blocks.BLOCK_HEAD.size):
+            try:
+                await fill(blocks.BLOCK_HEAD.size)
+            except asyncio.IncompleteReadError:
                 raise blocks.CorruptBlock("truncated block header" if len(cut) else "body ended without its seal")
             head = cut.take(blocks.BLOCK_HEAD.size)
             if head[:4] == SEAL_MARK:
                 rest = auth.SEAL.size - blocks.BLOCK_HEAD.size
-                if not await fill(rest):
-                    raise asyncio.IncompleteReadError(b"", rest)
+                await fill(rest)
                 mac = cut.take(rest)
                 return head == auth.SEAL_HEAD and seal.matches(mac) and not len(cut) and not await reader.read(1)
             seal.add(head)
             length, digest = blocks.parse_block_head(head)
-            if not await fill(length):
-                raise asyncio.IncompleteReadError(b"", length)
+            await fill(length)
             data = cut.take_views(length)
             # Verify before anything is made durable: a block that
             # changed on the way is refused, never stored.
