@@ -47,6 +47,7 @@ Example (every key is optional; these are the defaults)::
     port = 9300
     interval_s = 60                # between the cluster scrubber's passes
     audit_mb_per_s = 8             # each storage node re-verifies its fragments at this rate
+    audit_busy_share = 0.25        # ... and at this share of it while it serves data (never 0)
     meta_keys_per_s = 2000         # a pass walks the object index at most this fast (0: no limit)
     gc_grace_s = 600               # an unreferenced fragment younger than this is never removed
     rebuild_mb_per_s = 25          # a pass rebuilds at most this many MB of fragments a second (0: no limit)

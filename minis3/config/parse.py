@@ -175,6 +175,8 @@ def validate(topo: Topology) -> None:
                             f"more than m={er.m}: losing it would lose data")
     if topo.scrub.gc_grace_s <= 0 or topo.scrub.audit_mb_per_s < 0 or topo.scrub.interval_s <= 0:
         raise TopologyError("scrub: gc_grace_s and interval_s must be > 0, audit_mb_per_s >= 0")
+    if not 0 < topo.scrub.audit_busy_share <= 1:
+        raise TopologyError("scrub: audit_busy_share must be > 0 and <= 1")
     if topo.scrub.rebuild_mb_per_s < 0 or topo.scrub.down_after_s <= 0:
         raise TopologyError("scrub: rebuild_mb_per_s must be >= 0 and down_after_s > 0")
     if er.segment_size <= 0 or er.inline_threshold < 0:

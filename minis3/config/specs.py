@@ -96,6 +96,10 @@ class ScrubSpec:
     interval_s: float = 60.0
     # Each storage node re-reads and verifies its fragment files at this rate, MB/s (0: off).
     audit_mb_per_s: float = 8.0
+    # While a node serves data (writes or reads fragments, or rebuilds, now or in the last
+    # second), its audit runs at this share of audit_mb_per_s: repair and clients first.
+    # Never 0, so a silent bitflip is still found within bytes ÷ (rate × share).
+    audit_busy_share: float = 0.25
     # A pass walks the object index (every AZ's replica, merged) at most this
     # many keys a second, so the walk takes a bounded share of the metadata
     # processes (0: as fast as it can). At a million keys a pass takes ~8 min.

@@ -239,15 +239,18 @@ def _repair_lines(r: dict) -> list[str]:
         out = [f"repair inputs, measured on the running cluster (scrubber {rep.where}):"]
     else:
         out = [f"repair inputs: NO CLUSTER ANSWERED at {rep.where} (or --no-cluster): stated defaults"]
-    cycle = rep.audit_cycle_s
+    cycle, busy = rep.audit_cycle_s, rep.audit_cycle_busy_s
     bitflip = rep.bitflip_detection_s
+    share = rep.audit_busy_share.value
     rows = [["down timeout", human_s(rep.down_after_s.value), rep.down_after_s.source
              + "; detection of a failed node (a probe each second: +1 s at most)"],
             ["scan interval", human_s(rep.scan_interval_s.value), rep.scan_interval_s.source
              + "; detection of a fragment lost on a node that is up"],
             ["audit rate", human_rate(rep.audit_bytes_per_s.value),
              rep.audit_bytes_per_s.source + (f"; a silent bitflip is found within {human_s(cycle)} (audit cycle "
-                                             f"= bytes per node ÷ audit rate) and rebuilt by the next pass: "
+                                             f"= bytes per node ÷ audit rate), {human_s(busy)} on a node busy "
+                                             f"all the time (its audit runs at {share:g} of the rate: "
+                                             f"{rep.audit_busy_share.source}), and rebuilt by the next pass: "
                                              f"detection ≤ {human_s(bitflip)}" if cycle
                                              else "; off: silent bitflips are found by reads only")],
             ["rebuild rate", human_rate(rep.rebuild_bytes_per_s.value), rep.rebuild_bytes_per_s.source],

@@ -10,7 +10,9 @@ MTTR = detection + rebuild, where
   plus a second). Shown beside it: a fragment lost on a node that stays up (deleted, a disk
   replaced empty) is found by the next pass, within the pass interval (``settings.interval_s``),
   and a silently flipped bit by the node's own audit, which re-reads everything in bytes per
-  node ÷ audit rate (``settings.audit_mb_per_s``), then the next pass: audit cycle + interval;
+  node ÷ audit rate (``settings.audit_mb_per_s``), then the next pass: audit cycle + interval.
+  A node that serves data audits at ``settings.audit_busy_share`` of its rate, so the bound
+  (a node busy all the time) is bytes ÷ (audit rate × busy share) + interval;
 - rebuild is the fragment bytes a node holds (its ``GET /status``, ``disk_bytes``: the
   largest node's, the slowest to rebuild) ÷ the scrubber's measured rebuild rate: fragment
   bytes written by repairs ÷ the time with any repair running (``GET /status``, ``rebuild``;
@@ -55,6 +57,7 @@ class RepairInputs:
     rebuild_bytes_per_s: Measured
     node_bytes: Measured
     pass_s: Measured              # the last pass's duration: a rebuild cannot end sooner
+    audit_busy_share: Measured    # the share of its rate a busy node's audit keeps
 
     @property
     def rebuild_s(self) -> float:
@@ -71,23 +74,33 @@ class RepairInputs:
 
     @property
     def audit_cycle_s(self) -> float | None:
+        """An audit pass over a node's bytes at the full rate (a node with no foreground work)."""
         a = self.audit_bytes_per_s.value
         return self.node_bytes.value / a if a > 0 else None
 
     @property
-    def bitflip_detection_s(self) -> float | None:
-        """A silent bitflip is quarantined within one audit cycle and rebuilt by the next pass."""
+    def audit_cycle_busy_s(self) -> float | None:
+        """The same pass on a node that serves data all the time (the audit yields to it)."""
         cycle = self.audit_cycle_s
+        return None if cycle is None else cycle / self.audit_busy_share.value
+
+    @property
+    def bitflip_detection_s(self) -> float | None:
+        """A silent bitflip is quarantined within one audit cycle (at worst the busy one)
+        and rebuilt by the next pass."""
+        cycle = self.audit_cycle_busy_s
         return None if cycle is None else cycle + self.scan_interval_s.value
 
     def as_dict(self) -> dict:
         return {"cluster": self.cluster, "scrubber": self.where,
                 "scan_interval_s": self.scan_interval_s.as_dict(), "down_after_s": self.down_after_s.as_dict(),
                 "audit_bytes_per_s": self.audit_bytes_per_s.as_dict(),
+                "audit_busy_share": self.audit_busy_share.as_dict(),
                 "rebuild_bytes_per_s": self.rebuild_bytes_per_s.as_dict(),
                 "node_bytes": self.node_bytes.as_dict(), "last_pass_s": self.pass_s.as_dict(),
                 "detection_s": self.detection_s, "rebuild_s": self.rebuild_s, "mttr_s": self.mttr_s,
-                "audit_cycle_s": self.audit_cycle_s, "bitflip_detection_s": self.bitflip_detection_s}
+                "audit_cycle_s": self.audit_cycle_s, "audit_cycle_busy_s": self.audit_cycle_busy_s,
+                "bitflip_detection_s": self.bitflip_detection_s}
 
 
 def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInputs:
@@ -110,6 +123,12 @@ def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInp
                          "each node's audit rate (scrubber GET /status: settings.audit_mb_per_s)", True)
     else:
         audit = Measured(sc.audit_mb_per_s * 1e6, "B/s", f"the topology's scrub.audit_mb_per_s ({_why_not(st, ask)})")
+    if "audit_busy_share" in settings:
+        share = Measured(float(settings["audit_busy_share"]), "",
+                         "the audit's share of its rate on a busy node (scrubber GET /status: "
+                         "settings.audit_busy_share)", True)
+    else:
+        share = Measured(sc.audit_busy_share, "", f"the topology's scrub.audit_busy_share ({_why_not(st, ask)})")
     reb = (st or {}).get("rebuild") or {}
     if reb.get("bytes") and reb.get("seconds"):
         rebuild = Measured(reb["bytes"] / reb["seconds"], "B/s",
@@ -132,7 +151,7 @@ def measure(topo: Topology, ask: bool = True, timeout: float = 3.0) -> RepairInp
     else:
         pass_s = Measured(0.0, "s", "no pass finished yet" if st else _why_not(st, ask))
     node_bytes = _node_bytes(topo, ask and st is not None, timeout)
-    return RepairInputs(st is not None, sc.url, interval, down, audit, rebuild, node_bytes, pass_s)
+    return RepairInputs(st is not None, sc.url, interval, down, audit, rebuild, node_bytes, pass_s, share)
 
 
 def _why_not(st: dict | None, ask: bool) -> str:

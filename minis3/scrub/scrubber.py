@@ -242,6 +242,7 @@ class Scrubber:
                 "rebuild": dict(self.repairer.totals, seconds=round(self.repairer.totals["seconds"], 3)),
                 "settings": {"interval_s": self.topo.scrub.interval_s, "gc_grace_s": self.topo.scrub.gc_grace_s,
                              "audit_mb_per_s": self.topo.scrub.audit_mb_per_s,
+                             "audit_busy_share": self.topo.scrub.audit_busy_share,
                              "rebuild_mb_per_s": self.topo.scrub.rebuild_mb_per_s,
                              "down_after_s": self.topo.scrub.down_after_s},
                 "workers": [self.worker.status()]}

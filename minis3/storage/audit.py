@@ -42,10 +42,14 @@ clock steps back, across restarts of the node too.
   unlimited if that is 0) and answers ``{"pass": P}``. A pass already running
   is abandoned and the new one starts over from the first file: it is not
   recorded as finished, and the new pass's id is larger.
-* ``GET /audit`` answers ``{"running", "pass", "rate_mb_per_s", "files_done",
-  "files_total", "bytes_verified", "corrupt_found", "started",
-  "last_pass": {"id", "files", "bytes", "corrupt", "seconds",
-  "finished_unix"} | null}``.
+* ``GET /audit`` answers ``{"running", "pass", "rate_mb_per_s",
+  "continuous_mb_per_s", "busy_share", "node_busy", "yielding",
+  "bytes_yielding", "files_done", "files_total", "bytes_verified",
+  "corrupt_found", "started", "last_pass": {"id", "files", "bytes",
+  "bytes_yielding", "corrupt", "seconds", "finished_unix"} | null}``.
+  ``yielding``: the continuous pass runs at ``busy_share`` of its rate now,
+  because the node serves data (``node_busy``); ``bytes_yielding``: the bytes
+  a pass checked so (storage/auditor.py).
 * **Once ``last_pass.id >= P``**, a pass that started after the POST arrived
   has finished: every fragment file that was in ``fragments/`` when the POST
   arrived and is still there has been read in full and checked after the POST,
@@ -217,6 +221,10 @@ class FragmentCheck:
     def close(self) -> None:
         with self._lock:
             self.f.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.f.closed
 
 
 def open_check(path: str | os.PathLike, expected_index: int, *, expected_object_id: str | None = None,

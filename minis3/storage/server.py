@@ -50,7 +50,8 @@ together and each directory is fsynced once for the batch, before the answer.
 
 Afterwards the node keeps checking what it holds: every read verifies the
 blocks it serves, and a background *audit* re-reads every file at
-``[scrub] audit_mb_per_s``. A file found bad either way is moved to
+``[scrub] audit_mb_per_s`` (at ``audit_busy_share`` of it while the node moves
+fragment bytes for a client or a rebuild). A file found bad either way is moved to
 quarantine/ (so it is never served again, and a person can still look at it);
 the cluster scrubber notices the missing fragment and rebuilds it.
 
@@ -88,7 +89,7 @@ from ..rpc.http import VERIFIER, client_session, internal_app, use_fast_event_lo
 from ..rpc.process import begin, process_args, serve
 from ..rpc.worker import Worker
 from . import audit, batchread, blocks
-from .auditor import Auditor
+from .auditor import Auditor, Foreground
 from .client import FAILING_FOR_S, StorageClient, feed
 from .fragments import READ_BATCH, BadFragmentFile, FragmentRange, IncomingFragment, open_many, open_range, probe_write
 from .metrics import NodeMetrics
@@ -114,7 +115,8 @@ class StorageNode:
     the parts they use (quarantine, auditor, rebuilder, metrics)."""
 
     def __init__(self, node_id: str, az: str, data_dir: Path, *, audit_mb_per_s: float = 0.0,
-                 peers: dict[str, str] | None = None, rpc_options: dict | None = None):
+                 audit_busy_share: float = 1.0, peers: dict[str, str] | None = None,
+                 rpc_options: dict | None = None):
         self.node_id, self.az = node_id, az
         #: Every node's URL (this one's too), for the sources of a rebuild
         #: (storage/rebuild.py); rpc_options: client_session's source_host and delay.
@@ -138,9 +140,11 @@ class StorageNode:
         self.land_lock = threading.Lock()
         self.metrics = NodeMetrics(lambda: self.quarantine.count())
         self.quarantine = Quarantine(self.quarantine_dir, self.path_for, self.land_lock, self.metrics.corrupt)
-        # The audit: continuous at this rate (0: only passes asked for by POST /audit).
+        # The audit: continuous at this rate (0: only passes asked for by POST /audit),
+        # at audit_busy_share of it while the data handlers (``foreground``) are busy.
+        self.foreground = Foreground()
         self.auditor = Auditor(node_id, self.frag_dir, self.path_for, self.quarantine, self.metrics,
-                               audit_mb_per_s)
+                               audit_mb_per_s, self.foreground, audit_busy_share)
         #: Since when its disk refused a write with ENOSPC (None: it takes writes).
         self.full_since: float | None = None
         #: A moving average of how long landing a fragment (fsyncs included) takes, ms,
@@ -558,12 +562,20 @@ class StorageNode:
         """What /health and /status say of the disk: full, failing, recent landing time."""
         return {"full": self.full_since is not None, "failing": self.failing, "sync_ms": round(self.sync_ms, 3)}
 
+    def _foreground(self, handler):
+        """``handler``, counted as the node's foreground work while it runs."""
+        async def run(request: web.Request) -> web.StreamResponse:
+            with self.foreground:
+                return await handler(request)
+        return run
+
     def app(self, secret: str) -> web.Application:
         self.secret = secret
-        routes = [web.put("/fragment/{oid}/{idx}", self.put_fragment),
-                  web.get("/fragment/{oid}/{idx}", self.get_fragment),
+        data = self._foreground            # the handlers that move fragment bytes: the audit yields to them
+        routes = [web.put("/fragment/{oid}/{idx}", data(self.put_fragment)),
+                  web.get("/fragment/{oid}/{idx}", data(self.get_fragment)),
                   web.delete("/fragment/{oid}/{idx}", self.delete_fragment),
-                  web.post("/fragments/read", self.read_fragments), web.post("/rebuild", self.rebuild),
+                  web.post("/fragments/read", data(self.read_fragments)), web.post("/rebuild", data(self.rebuild)),
                   web.get("/inventory", self.inventory), web.post("/audit", self.post_audit),
                   web.get("/audit", self.get_audit), web.get("/quarantine", self.get_quarantine),
                   web.get("/status", self.status), web.get("/metrics", self.metrics_page),
@@ -580,9 +592,11 @@ def main(argv: list[str] | None = None) -> None:
     spec = topo.node(a.id)
     begin(f"storage {spec.id}", topo, log, trace_name=f"node-{spec.id}")
     node = StorageNode(spec.id, spec.az, spec.data_dir, audit_mb_per_s=topo.scrub.audit_mb_per_s,
+                       audit_busy_share=topo.scrub.audit_busy_share,
                        peers={n.id: n.url for n in topo.nodes},
                        rpc_options={"source_host": spec.host, "delay": InterAZDelay.for_topology(topo, spec.az),
                                     "peer_names": topo.process_names()})
-    log.info("storage node %s (%s) on %s, data in %s (%s, audit %s MB/s)", spec.id, spec.az, spec.url,
-             node.root, use_fast_event_loop(), node.auditor.rate_mb_per_s)
+    log.info("storage node %s (%s) on %s, data in %s (%s, audit %s MB/s, %g of it while busy)", spec.id,
+             spec.az, spec.url, node.root, use_fast_event_loop(), node.auditor.rate_mb_per_s,
+             node.auditor.busy_share)
     serve(node.app(topo.cluster_secret), spec.host, spec.port)

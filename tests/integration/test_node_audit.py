@@ -330,6 +330,38 @@ async def test_audit_rate_is_honoured(nodes, sc):
     assert lp["corrupt"] == 0 and st2["continuous_mb_per_s"] == A2_RATE
 
 
+async def test_the_continuous_audit_yields_to_fragment_traffic_but_keeps_going(nodes, sc):
+    """While a2 takes fragment PUTs, its continuous audit runs at the busy share of its
+    rate (yielding) and still checks bytes; once the traffic stops, it is back to its rate."""
+    stop = asyncio.Event()
+
+    async def traffic():
+        while not stop.is_set():
+            await put(sc, uuid.uuid4().hex, 0, [os.urandom(64 * KiB)], node="a2")
+
+    load = asyncio.ensure_future(traffic())
+    try:
+        deadline = time.monotonic() + 30                 # a wait, not a timing
+        while True:
+            st = await sc.audit_status("a2")
+            if st["yielding"] and st["bytes_yielding"] > 0:
+                break
+            assert time.monotonic() < deadline, st
+            await asyncio.sleep(0.05)
+        assert st["node_busy"] and st["busy_share"] == config.ScrubSpec().audit_busy_share < 1
+    finally:
+        stop.set()
+        await load
+    deadline = time.monotonic() + 30
+    while True:
+        st = await sc.audit_status("a2")
+        if not st["node_busy"]:
+            break
+        assert time.monotonic() < deadline, st
+        await asyncio.sleep(0.05)
+    assert not st["yielding"]
+
+
 async def test_a_wiped_data_directory_is_survived(nodes, sc):
     """rm -rf <data_dir>/* under a running node: it keeps answering, and
     the next PUT recreates what it needs. (Runs last: it empties a1.)"""

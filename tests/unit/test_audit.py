@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from minis3.core.ratelimit import TokenBucket
 from minis3.storage import audit, blocks
+from minis3.storage.auditor import AUDIT_FILE_COST, BUSY_FOR_S, Auditor, Foreground, PassFiles
+from minis3.storage.metrics import NodeMetrics
 
 OID = "ab" * 16
 HEALTH = [HealthCheck.function_scoped_fixture]
@@ -246,3 +248,116 @@ def test_listing_a_missing_directory_is_empty(tmp_path):
     assert list(audit.fragment_names(tmp_path / "gone")) == []
     with pytest.raises(ValueError):
         audit.parse_cursor("../etc.0")
+
+
+# -- yielding to foreground work (storage/auditor.py) ----------------------------
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_node_is_busy_while_data_moves_and_for_a_second_after():
+    clock = Clock()
+    fg = Foreground(clock)
+    assert not fg.busy()                       # never served anything
+    with fg:
+        clock.now += 30                        # a long transfer: busy all along
+        assert fg.busy()
+        with fg:                               # two at once; one ends, one still runs
+            pass
+        clock.now += 30
+        assert fg.busy()
+    clock.now += BUSY_FOR_S - 0.01
+    assert fg.busy()
+    clock.now += 0.02
+    assert not fg.busy()
+
+
+class Recorder:
+    """A limiter that records what each take is charged."""
+
+    def __init__(self):
+        self.paid: list[float] = []
+
+    async def take(self, n: float) -> None:
+        self.paid.append(n)
+
+
+def auditor(tmp_path, share: float, fg: Foreground) -> Auditor:
+    frag_dir = tmp_path / "fragments"
+    return Auditor("a1", frag_dir, lambda oid, idx: frag_dir / oid[:2] / f"{oid}.{idx}", None,
+                   NodeMetrics(lambda: 0), 8.0, fg, share)
+
+
+@pytest.mark.parametrize("busy,requested,share,factor", [
+    (False, False, 0.25, 1),     # an idle node: the full rate
+    (True, False, 0.25, 4),      # a busy node: each byte costs 1 / share of the rate
+    (True, True, 0.25, 1),       # a pass asked for (POST /audit) never yields
+    (True, False, 1.0, 1),       # share 1: the audit never yields
+])
+async def test_a_continuous_pass_on_a_busy_node_pays_one_over_the_share(tmp_path, busy, requested, share, factor):
+    fg = Foreground(Clock())
+    a = auditor(tmp_path, share, fg)
+    raw, _ = fragment_bytes(2, [os.urandom(100_000), os.urandom(50_000)])
+    path = tmp_path / "fragments" / OID[:2] / f"{OID}.2"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(raw)
+    p = a._new_pass(8.0)
+    p.requested = requested
+    limiter = Recorder()
+    group = PassFiles(a.frag_dir, [OID[:2]], a.path_for).next_group(1 << 20)
+    if busy:
+        with fg:
+            await a._audit_group(p, group, limiter)
+    else:
+        await a._audit_group(p, group, limiter)
+    assert p.bytes_verified >= 150_000 and p.files_done == 1
+    # Every byte read, and the rest of the per-file charge (AUDIT_FILE_COST), at the factor.
+    assert sum(limiter.paid) == pytest.approx(factor * max(AUDIT_FILE_COST, p.bytes_verified))
+    assert p.bytes_yielding == (p.bytes_verified if factor > 1 else 0)
+
+
+def test_the_busy_share_is_never_zero(tmp_path):
+    for share in (0, -1, 1.5):
+        with pytest.raises(ValueError):
+            auditor(tmp_path, share, Foreground())
+
+
+def test_a_pass_checks_small_files_a_group_at_a_time_and_large_ones_a_chunk_at_a_time(tmp_path):
+    """Groups of files up to a chunk of the rate (each small file counting AUDIT_FILE_COST);
+    a large file ends its group, open, for its other chunks; a bad file is found in its group;
+    every file is visited once, in order."""
+    frag_dir = tmp_path / "fragments"
+    names = []
+    for i in range(10):
+        oid = f"{i:02d}" * 16
+        size = 3 << 20 if i == 6 else 1000
+        raw, _ = fragment_bytes(0, [os.urandom(size)], oid)
+        if i == 3:
+            raw = raw[:-1] + bytes([raw[-1] ^ 1])          # a flipped bit in its last block
+        path = frag_dir / oid[:2] / f"{oid}.0"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(raw)
+        names.append(oid)
+    files = PassFiles(frag_dir, audit.prefix_dirs(frag_dir), lambda oid, idx: frag_dir / oid[:2] / f"{oid}.{idx}")
+    chunk = 4 * AUDIT_FILE_COST
+    groups = []
+    while group := files.next_group(chunk):
+        groups.append(group)
+    assert [g.oid for group in groups for g in group] == names
+    assert [len(group) for group in groups] == [4, 3, 3]       # 4 small; 2 small + the large one; 3 small
+    large = groups[1][-1]
+    assert not large.check.done and not large.check.closed and large.n < 3 << 20
+    while not large.check.done:
+        large.check.advance()
+    assert large.check.problem is None
+    large.check.close()
+    for group in groups:
+        for g in group:
+            if g is not large:
+                assert g.check.done and g.check.closed
+                assert (g.check.problem is not None) == (g.oid == names[3])
