@@ -227,6 +227,12 @@ def test_command_without_a_cluster(capsys):
     # make bench-scrub's unlimited DEFAULT_REBUILD_BYTES_PER_S: a rebuild never outruns its limit)
     assert rep["rebuild_bytes_per_s"]["value"] == min(25e6, DEFAULT_REBUILD_BYTES_PER_S)
     assert rep["mttr_s"] == pytest.approx(600 + 4e12 / min(25e6, DEFAULT_REBUILD_BYTES_PER_S))
+    # A silent bitflip: one audit cycle at the full rate on an idle node, at the busy share of it
+    # on a node busy all the time; the bound stated is the busy cycle plus the next pass.
+    assert rep["audit_busy_share"]["value"] == 0.25
+    assert rep["audit_cycle_s"] == pytest.approx(4e12 / 8e6)
+    assert rep["audit_cycle_busy_s"] == pytest.approx(4e12 / (8e6 * 0.25))
+    assert rep["bitflip_detection_s"] == pytest.approx(4e12 / (8e6 * 0.25) + 60)
     assert out["result"]["scheme"] == "4+2 over 3 AZs" and out["result"]["placement"] == [2, 2, 2]
     assert 0 < out["result"]["nines"] < 20
     names = [c["scheme"] for c in out["comparison"]]
