@@ -68,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: small, large, list, mixed, multipart, versioning (--suite only)")
     p.add_argument("--multipart-size", default="10MiB/5MiB,1GiB/8MiB,2GiB/1GiB",
                    help="multipart objects as SIZE/PART_SIZE (PART_SIZE defaults to 8MiB)")
+    p.add_argument("--complete-samples", type=int, default=Settings.complete_samples,
+                   help="uploads of each multipart size, each completed and timed (the COMPLETE row is "
+                        "their median)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds for each small-object phase")
     p.add_argument("--max-ops", type=int, default=50_000, help="most operations in any one phase")
     p.add_argument("--sizes", default="4KiB,64KiB", help="small-object sizes")
@@ -104,7 +107,8 @@ def settings_from(a: argparse.Namespace) -> Settings:
                  large_sizes=_sizes(a.large_size), large_count=a.large_count,
                  list_keys=_ints(a.list_keys), list_pages=a.list_pages,
                  mixed_duration=a.mixed_duration, mixed_concurrency=a.mixed_concurrency,
-                 mixed_objects=a.mixed_objects, multipart_sizes=_multipart_sizes(a.multipart_size))
+                 mixed_objects=a.mixed_objects, multipart_sizes=_multipart_sizes(a.multipart_size),
+                 complete_samples=max(1, a.complete_samples))
     if a.quick:
         s.duration, s.sizes, s.concurrency = 1.0, (4 * KiB,), (1, 32)
         s.large_sizes, s.large_count = (8 * MiB, 32 * MiB), 1

@@ -147,7 +147,9 @@ def _flatness_targets(mine: list[dict], versioning: dict | None, add) -> None:
         others = "; ".join(f"{size_label(r['size'])} in {parts(r)} parts: {r['p50_ms']:.0f} ms" for r in done[1:-1])
         add(f"CompleteMultipartUpload flat in object size: time at {size_label(lo['size'])} ÷ time at "
             f"{size_label(hi['size'])} ({parts(lo)} and {parts(hi)} parts)", lo["p50_ms"] / hi["p50_ms"], 1 / 1.5,
-            f"{lo['p50_ms']:.0f} ms vs {hi['p50_ms']:.0f} ms ({hi['size'] // lo['size']}× the bytes)"
+            f"{lo['p50_ms']:.0f} ms vs {hi['p50_ms']:.0f} ms ({hi['size'] // lo['size']}× the bytes"
+            + (f"; medians of {lo['ops']} and {hi['ops']} completions" if max(lo["ops"], hi["ops"]) > 1 else "")
+            + ")"
             + (f"; {others}" if others else ""))
     for op, big in (("PUT parts", "PUT"), ("GET parts", "GET")):
         mp = [r for r in mine if r["workload"] == "multipart" and r["op"] == op and r["size"] >= 1 << 30]

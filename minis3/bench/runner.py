@@ -222,6 +222,11 @@ class Runner:
         self.phases.append(ph)
         return ph
 
+    def merge(self, into: Phase, ph: Phase) -> None:
+        """``ph`` (a phase this runner ran) counted as more of ``into``: one row in the report."""
+        into.absorb(ph)
+        self.phases = [p for p in self.phases if p is not ph]
+
 
 def _size(n: int) -> str:
     for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):

@@ -47,6 +47,34 @@ class Phase:
     def ops(self) -> int:
         return len(self.latencies)
 
+    def absorb(self, other: "Phase") -> None:
+        """Add another run of the same operation to this one, as if both were
+        one phase: its samples, bytes, errors, time and CPU (a phase timed a
+        few times apart, with untimed work between the runs)."""
+        if (other.workload, other.op, other.size, other.concurrency) != \
+                (self.workload, self.op, self.size, self.concurrency):
+            raise ValueError(f"cannot merge {other.workload} {other.op} into {self.workload} {self.op}")
+        fe = [(p.ops, p.extra["frontend_cpu_ms_per_op"]) for p in (self, other)
+              if "frontend_cpu_ms_per_op" in p.extra]
+        peak = max((p.extra.get("frontend_rss_peak_mb", 0) for p in (self, other)), default=0)
+        self.latencies += other.latencies
+        self.nbytes += other.nbytes
+        self.errors.update(other.errors)
+        self.wall += other.wall
+        self.client_cpu += other.client_cpu
+        self.machine_cpu += other.machine_cpu
+        if self.server_cpu is not None or other.server_cpu is not None:
+            self.server_cpu = (self.server_cpu or 0.0) + (other.server_cpu or 0.0)
+        if other.server_cpu_by_role is not None:
+            mine = self.server_cpu_by_role or {}
+            self.server_cpu_by_role = {role: mine.get(role, 0.0) + other.server_cpu_by_role.get(role, 0.0)
+                                       for role in {*mine, *other.server_cpu_by_role}}
+        self.cpu_measured = self.cpu_measured and other.cpu_measured
+        if peak:
+            self.extra["frontend_rss_peak_mb"] = peak
+        if len(fe) == 2:
+            self.extra["frontend_cpu_ms_per_op"] = round(sum(n * ms for n, ms in fe) / max(1, self.ops), 3)
+
     def row(self, cores: int) -> dict:
         lat = sorted(self.latencies)
         wall = self.wall or float("inf")

@@ -62,7 +62,10 @@ The targets minis3 is held to, each a ratio taken from the same run
 - CompleteMultipartUpload flat in object size: completing a 2 GiB upload takes no
   more than 1.5× as long as completing a 10 MiB one with the same number of parts (inverted,
   ≥ 0.67): completion commits a manifest and reads no part, so only the part count costs (the
-  1 GiB upload's 128-part completion shows that cost). Each completion is timed after 1.5 s
+  1 GiB upload's 128-part completion shows that cost). Each size is uploaded and completed
+  several times (`--complete-samples`, 3 by default) and the median completions compared (one
+  ~15 ms completion is a noisy sample);
+  each completion is timed after 1.5 s
   idle, past the frontend's 1 s cache of the bucket's state, so a slow upload and a fast one
   complete from the same state. Multipart PUT and GET of 1 GiB with 4
   parts in flight are shown against the single-stream figures (a ratio, not a target).

@@ -50,6 +50,11 @@ class Settings:
     # reads it again (four metadata reads, ~3 ms), and the bytes look as if
     # they cost what the upload's duration did.
     complete_pause_s: float = 1.5
+    # Uploads of each multipart size, each completed and timed: a completion
+    # takes ~15 ms, and one sample of it moves by half that from run to run
+    # (three runs in a row read 10 MiB ÷ 2 GiB as 1.34, 0.73 and 1.07); the
+    # report's COMPLETE row is their median (p50), its PUT row all uploads.
+    complete_samples: int = 3
     # The index (suite only): buckets of these sizes filled by the bulk loader,
     # and a hot-prefix run of this many seconds.
     index_keys: tuple[int, ...] = (1_000, 1_000_000)
@@ -211,9 +216,12 @@ async def mixed(runner: Runner, s: Settings, run_id: str) -> None:
 
 async def multipart(runner: Runner, s: Settings, run_id: str) -> None:
     """Each size uploaded in parts (multipart_concurrency in flight), then its
-    CompleteMultipartUpload timed alone after a pause (complete_pause_s), then read back in part-sized ranges
-    with the same concurrency (as `aws s3 cp` downloads), every range checked.
-    (Ranges, not ?partNumber: moto_server answers that with the whole object.)"""
+    CompleteMultipartUpload timed alone after a pause (complete_pause_s), both
+    ``complete_samples`` times (a new upload each time, the one before deleted;
+    one row each for PUT and COMPLETE); the last upload is read back in
+    part-sized ranges with the same concurrency (as `aws s3 cp` downloads),
+    every range checked. (Ranges, not ?partNumber: moto_server answers that
+    with the whole object.)"""
     bucket = f"{s.bucket_prefix}-{run_id}"
     await _ensure_bucket(runner, bucket)
     for size, part_size in sorted(s.multipart_sizes):
@@ -222,23 +230,34 @@ async def multipart(runner: Runner, s: Settings, run_id: str) -> None:
         last = Payload.of(part.data[:size - (n_parts - 1) * part_size])
         payloads = [part] * (n_parts - 1) + [last]
         key = f"multipart/{size}"
-        state: dict = {}
+        put_row = done_row = None
+        for sample in range(max(1, s.complete_samples)):
+            if sample:
+                await runner.client.delete(bucket, key)
+            state: dict = {}
 
-        def upload(_i: int, key=key, payloads=payloads, state=state):
-            return _upload_in_parts(runner, bucket, key, payloads, s.multipart_concurrency, state)
+            def upload(_i: int, key=key, payloads=payloads, state=state):
+                return _upload_in_parts(runner, bucket, key, payloads, s.multipart_concurrency, state)
 
-        label = f"multipart PUT {size_label(size)} ({n_parts} parts ×{s.multipart_concurrency})"
-        put = await runner.phase("multipart", "PUT parts", size, s.multipart_concurrency, upload, count=1,
-                                 label=label)
-        put.extra["parts"] = n_parts
-        if put.errors:
+            def complete(_i: int, key=key, state=state):
+                return runner.client.complete_multipart(bucket, key, state["uid"], state["etags"])
+
+            put = await runner.phase("multipart", "PUT parts", size, s.multipart_concurrency, upload, count=1,
+                                     label=f"multipart PUT {size_label(size)} ({n_parts} parts "
+                                           f"×{s.multipart_concurrency})")
+            put.extra["parts"] = n_parts
+            put_row = _merged(runner, put_row, put)
+            if put.errors:
+                break
+            await asyncio.sleep(s.complete_pause_s)
+            done = await runner.phase("multipart", "COMPLETE", size, 1, complete, count=1,
+                                      label=f"CompleteMultipartUpload {size_label(size)} ({n_parts} parts)")
+            done.extra["parts"] = n_parts
+            done_row = _merged(runner, done_row, done)
+            if done.errors:
+                break
+        if done_row is None or done_row.errors:
             continue
-        await asyncio.sleep(s.complete_pause_s)
-        done = await runner.phase("multipart", "COMPLETE", size, 1,
-                                  lambda i: runner.client.complete_multipart(bucket, key, state["uid"],
-                                                                             state["etags"]),
-                                  count=1, label=f"CompleteMultipartUpload {size_label(size)} ({n_parts} parts)")
-        done.extra["parts"] = n_parts
 
         def read(_i: int, key=key, payloads=payloads, part_size=part_size):
             return _read_in_ranges(runner, bucket, key, payloads, part_size, s.multipart_concurrency)
@@ -248,6 +267,14 @@ async def multipart(runner: Runner, s: Settings, run_id: str) -> None:
         got.extra["parts"] = n_parts
         await runner.client.delete(bucket, key)
     await runner.client.delete_bucket(bucket)
+
+
+def _merged(runner: Runner, row: Phase | None, ph: Phase) -> Phase:
+    """``ph`` as the row of its operation, or merged into the row already run."""
+    if row is None:
+        return ph
+    runner.merge(row, ph)
+    return row
 
 
 async def _upload_in_parts(runner: Runner, bucket: str, key: str, payloads: list[Payload], concurrency: int,
@@ -299,7 +326,7 @@ def describe(s: Settings) -> str:
             f"LIST in buckets of {', '.join(f'{n:,}' for n in s.list_keys)} keys ({s.list_pages} pages); "
             f"mixed ×{s.mixed_concurrency} for {s.mixed_duration:g} s; multipart "
             f"{', '.join(f'{size_label(n)} in {size_label(p)} parts' for n, p in s.multipart_sizes)}, "
-            f"×{s.multipart_concurrency} in flight"
+            f"×{s.multipart_concurrency} in flight, each uploaded and completed {s.complete_samples}×"
             + (f"; versioning: GET/HEAD of a key with 1 and {s.version_count:,} versions, LIST in buckets of "
                f"{s.version_list_keys:,} keys with 0 and {s.version_old} old versions a key ({s.version_list_pages} "
                f"pages)" if "versioning" in s.workloads else ""))

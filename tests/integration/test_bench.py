@@ -22,7 +22,8 @@ def test_bench_runs_every_workload_and_writes_json(cluster, tmp_path):
                         "--secret-key", SECRET_KEY, "--duration", "0.25", "--sizes", "4KiB,64KiB",
                         "--concurrency", "1,8", "--large-size", "8MiB", "--large-count", "1",
                         "--list-keys", "200,400", "--list-pages", "3", "--mixed-duration", "0.5",
-                        "--mixed-objects", "50", "--multipart-size", "9MiB/5MiB,17MiB", "--no-progress",
+                        "--mixed-objects", "50", "--multipart-size", "9MiB/5MiB,17MiB", "--complete-samples", "2",
+                        "--no-progress",
                         "--json", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -39,6 +40,10 @@ def test_bench_runs_every_workload_and_writes_json(cluster, tmp_path):
     assert {("mixed", op) for op in ("ALL", "GET", "PUT", "LIST")} <= {(w, o) for w, o, _, _ in seen}
     assert {("multipart", op, size) for op in ("PUT parts", "COMPLETE", "GET parts")
             for size in (9 << 20, 17 << 20)} <= {(w, o, n) for w, o, n, _ in seen}
+    # Each size uploaded and completed twice: one row each for PUT and COMPLETE, of two samples.
+    assert sorted((r["op"], r["size"], r["ops"]) for r in rows if r["workload"] == "multipart") == sorted(
+        (op, size, 1 if op == "GET parts" else 2) for op in ("PUT parts", "COMPLETE", "GET parts")
+        for size in (9 << 20, 17 << 20))
     for r in rows:
         assert ROW_FIELDS <= set(r), r
         assert r["errors"] == 0 and r["ops"] > 0, r

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from unittest import mock
 
+import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -35,6 +36,29 @@ def test_phase_row_counts_only_successes_and_lists_error_codes():
     assert r["server_cpu_ms_per_op"] == round(1000 * 2.5 / 9, 3)   # everything but the client
     ph.server_cpu = 0.9                                               # the server's own pids
     assert ph.row(cores=2)["server_cpu_ms_per_op"] == 100.0
+
+
+def test_phases_run_apart_merge_into_one_row():
+    a, b = Phase("multipart", "COMPLETE", 10 << 20, 1), Phase("multipart", "COMPLETE", 10 << 20, 1)
+    for ph, secs, role_cpu, rss, fe in ((a, 0.020, 0.010, 90.0, 4.0), (b, 0.012, 0.030, 120.0, 2.0)):
+        ph.record(secs, 0, None)
+        ph.wall, ph.client_cpu, ph.machine_cpu, ph.server_cpu = secs, 0.001, 0.05, role_cpu
+        ph.server_cpu_by_role = {"frontend": role_cpu, "replicas": 0.0}
+        ph.extra.update(parts=2, frontend_rss_peak_mb=rss, frontend_cpu_ms_per_op=fe)
+    c = Phase("multipart", "COMPLETE", 10 << 20, 1)
+    c.record(0.015, 0, None)
+    c.record(1.0, 0, "InternalError")
+    c.wall = 1.015
+    a.absorb(b)
+    a.absorb(c)                                      # one without CPU figures: adds what it has
+    r = a.row(cores=2)
+    assert r["ops"] == 3 and r["p50_ms"] == 15.0 and r["errors"] == 1   # the median of three samples
+    assert r["seconds"] == round(0.020 + 0.012 + 1.015, 3)
+    assert r["server_cpu_ms_per_op"] == round(1000 * 0.040 / 3, 3)
+    assert r["cpu_ms_per_op_by_role"]["frontend"] == round(1000 * 0.040 / 3, 3)
+    assert r["frontend_rss_peak_mb"] == 120.0 and r["parts"] == 2
+    with pytest.raises(ValueError):
+        a.absorb(Phase("multipart", "PUT parts", 10 << 20, 4))
 
 
 def test_harmonic_ceiling():
@@ -87,6 +111,16 @@ def test_targets_are_ratios_from_one_run():
     assert rss["met"] is True and rss["value"] == round(55 / 60, 3) and "50 MiB with small" in rss["note"]
     lst = next(t for t in got.values() if t["target"].startswith("LIST page time"))
     assert lst["value"] == 0.5 and lst["met"] is False                                  # 2× slower at 100k
+
+
+def test_completion_target_compares_the_median_completions():
+    mine = [_row("multipart", "COMPLETE", 10 << 20, 1, ops=3, p50_ms=15.0, parts=2),
+            _row("multipart", "COMPLETE", 1 << 30, 1, ops=3, p50_ms=28.0, parts=128),
+            _row("multipart", "COMPLETE", 2 << 30, 1, ops=3, p50_ms=18.0, parts=2)]
+    done = next(t for t in report.targets(mine, [], LIMITS) if t["target"].startswith("CompleteMultipartUpload"))
+    assert done["value"] == round(15 / 18, 3) and done["met"] is True
+    assert "2 and 2 parts" in done["target"]
+    assert "medians of 3 and 3 completions" in done["note"] and "1 GiB in 128 parts: 28 ms" in done["note"]
 
 
 def test_markdown_table_escapes_pipes():
