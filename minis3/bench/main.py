@@ -174,7 +174,9 @@ async def network_limits(progress: Progress | None, *, stream_size: int = 256 * 
         body = Payload.of(b"\0" * stream_size)
         out = {}
         async with S3Client("http://127.0.0.1", "k", "s", max_connections=64) as client:
-            runner = Runner(client, progress=progress, sample_rss=False)
+            # The bare servers' CPU is counted (server_pids) so that each stream's
+            # CPU per MB, theirs and the client's, can be set beside minis3's.
+            runner = Runner(client, progress=progress, sample_rss=False, server_pids=[p.pid for p in procs])
 
             async def streams_through(port: int, name: str) -> tuple:
                 base = f"http://127.0.0.1:{port}"
@@ -200,12 +202,20 @@ async def network_limits(progress: Progress | None, *, stream_size: int = 256 * 
         for key, d, u in (("bare", down, up), ("relay", relay_down, relay_up)):
             out[f"{key}_get_mb_s"] = round(d.nbytes / d.wall / 1e6, 1)
             out[f"{key}_put_mb_s"] = round(u.ops * stream_size / u.wall / 1e6, 1)
+            out[f"{key}_get_cpu_ms_per_mb"] = _cpu_ms_per_mb(d, d.nbytes)
+            out[f"{key}_put_cpu_ms_per_mb"] = _cpu_ms_per_mb(u, u.ops * stream_size)
+        out["cores"] = os.cpu_count()
         return out
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(10)
+
+
+def _cpu_ms_per_mb(ph, nbytes: int) -> float:
+    """The CPU of a bare stream, servers and client together, per MB moved."""
+    return round(1000 * ((ph.server_cpu or 0.0) + ph.client_cpu) / max(1e-9, nbytes / 1e6), 3)
 
 
 async def all_limits(a: argparse.Namespace, progress: Progress | None) -> dict:

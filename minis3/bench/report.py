@@ -64,6 +64,14 @@ def derived_ceilings(limits: dict) -> dict:
                                                        limits["ec_encode_mb_s"], limits["xxh3_mb_s"]]), 1)
         out["get_work_mb_s"] = round(harmonic_ceiling([limits["ec_decode_data_mb_s"], limits["xxh3_mb_s"],
                                                        limits["xxh3_mb_s"]]), 1)
+    # The whole machine: every core busy, each MB costing the bare two hops'
+    # CPU (client, relay and origins, as measured) plus the work on its bytes.
+    # Nothing minis3 does beyond both (SigV4, SSE, the disk, its own code) is
+    # in it, so no large transfer here can pass it, however well spread.
+    for op in ("put", "get"):
+        hops, work = limits.get(f"relay_{op}_cpu_ms_per_mb"), out.get(f"{op}_work_mb_s")
+        if hops and work and limits.get("cores"):
+            out[f"{op}_machine_mb_s"] = round(limits["cores"] / (hops / 1000 + 1 / work), 1)
     return out
 
 
@@ -71,10 +79,12 @@ def derived_ceilings(limits: dict) -> dict:
 LARGE_CEILINGS = {
     "PUT": [("put_work_mb_s", "one core doing MD5+SHA-256+encode+xxh3"),
             ("bare_put_mb_s", "bare aiohttp single-stream upload"),
-            ("relay_put_mb_s", "bare two-hop upload (relay to k+m origins)")],
+            ("relay_put_mb_s", "bare two-hop upload (relay to k+m origins)"),
+            ("put_machine_mb_s", "every core doing the two hops and the work")],
     "GET": [("get_work_mb_s", "one core doing decode+2×xxh3"),
             ("bare_get_mb_s", "bare aiohttp single-stream download"),
-            ("relay_get_mb_s", "bare two-hop download (k origins, relay)")],
+            ("relay_get_mb_s", "bare two-hop download (k origins, relay)"),
+            ("get_machine_mb_s", "every core doing the two hops and the work")],
 }
 
 
@@ -202,7 +212,14 @@ LIMIT_LABELS = {
     "bare_get_mb_s": "bare aiohttp single-stream download MB/s", "bare_put_mb_s": "bare aiohttp single-stream upload MB/s",
     "relay_get_mb_s": "bare two-hop download MB/s (k origins → relay → client: minis3's hops, none of its work)",
     "relay_put_mb_s": "bare two-hop upload MB/s (client → relay → k+m origins, 1.5× the bytes for 4+2)",
+    "bare_get_cpu_ms_per_mb": "bare aiohttp single-stream download: CPU ms per MB (server and client)",
+    "bare_put_cpu_ms_per_mb": "bare aiohttp single-stream upload: CPU ms per MB (server and client)",
+    "relay_get_cpu_ms_per_mb": "bare two-hop download: CPU ms per MB (origins, relay and client)",
+    "relay_put_cpu_ms_per_mb": "bare two-hop upload: CPU ms per MB (client, relay and origins)",
+    "cores": "cores",
     "put_work_mb_s": "one core: MD5+SHA-256+encode+xxh3 MB/s", "get_work_mb_s": "one core: decode+2×xxh3 MB/s",
+    "put_machine_mb_s": "every core: the two-hop upload's CPU + MD5+SHA-256+encode+xxh3, MB/s",
+    "get_machine_mb_s": "every core: the two-hop download's CPU + decode+2×xxh3, MB/s",
 }
 
 

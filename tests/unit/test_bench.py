@@ -91,6 +91,22 @@ def test_ceilings_put_each_result_beside_its_bound():
     assert checks[("small PUT 64 KiB ×32 ops/s", "fsync'd fragment creates/s ÷ 6 fragments")]["ratio"] == 0.25
     put = checks[("large PUT 256 MiB MB/s", "one core doing MD5+SHA-256+encode+xxh3")]
     assert put["ceiling_value"] == 382.2 and put["ratio"] == 0.5
+    assert not any(c == "every core doing the two hops and the work" for _, c in checks)  # no hop CPU measured
+
+
+def test_the_whole_machine_ceiling_adds_the_hops_cpu_to_the_work():
+    # Two cores; the bare two-hop upload cost 2 ms of CPU a MB (client, relay,
+    # origins), the work one core does at 382.2 MB/s 2.616 ms: 2 / 4.616 ms.
+    lim = dict(LIMITS, relay_put_cpu_ms_per_mb=2.0, relay_get_cpu_ms_per_mb=1.0, cores=2)
+    got = report.derived_ceilings(lim)
+    assert got["put_machine_mb_s"] == round(2 / (0.002 + 1 / 382.2), 1) == 433.2
+    assert got["get_machine_mb_s"] == round(2 / (0.001 + 1 / got["get_work_mb_s"]), 1)
+    assert report.derived_ceilings(dict(lim, cores=4))["put_machine_mb_s"] == 866.5     # twice the cores
+    rows = [_row("large", "PUT", 256 << 20, 1, mb_per_s=216.6)]
+    checks = {c["ceiling"]: c for c in report.ceilings(rows, lim)}
+    assert checks["every core doing the two hops and the work"]["ratio"] == 0.5
+    assert "every core: the two-hop upload's CPU + MD5+SHA-256+encode+xxh3, MB/s" in {
+        label for label, _ in report.limit_cells(lim)}
 
 
 def test_targets_are_ratios_from_one_run():
