@@ -64,10 +64,9 @@ The targets minis3 is held to, each a ratio taken from the same run
   ≥ 0.67): completion commits a manifest and reads no part, so only the part count costs (the
   1 GiB upload's 128-part completion shows that cost). Each size is uploaded and completed
   several times (`--complete-samples`, 3 by default) and the median completions compared (one
-  ~15 ms completion is a noisy sample);
-  each completion is timed after 1.5 s
-  idle, past the frontend's 1 s cache of the bucket's state, so a slow upload and a fast one
-  complete from the same state. Multipart PUT and GET of 1 GiB with 4
+  ~15 ms completion is a noisy sample); each completion is timed after 1.5 s idle, past the
+  frontend's 1 s cache of the bucket's state, so a slow upload and a fast one complete from
+  the same state. Multipart PUT and GET of 1 GiB with 4
   parts in flight are shown against the single-stream figures (a ratio, not a target).
 - Old versions cost nothing to what reads the current one: GET and HEAD of a
   key's current version take no more than 1.5× as long with 1,000 versions of the key as

@@ -23,6 +23,7 @@ from ..ec.codec import Codec, codec_for
 from ..ec.rebuild import RebuildJob
 from ..storage import blocks
 from ..storage.client import FragmentError, StorageClient
+from ..storage.rebuild import BATCHES_AT_ONCE
 from . import plan as P
 from .batches import RebuildBatcher
 from .report import (DAMAGED, FRAGMENTS, OBJECTS, REBUILD_READ_BYTES, REBUILD_SECONDS, REBUILT,
@@ -35,10 +36,10 @@ REPAIR_CONCURRENCY = 256  # objects whose rebuild jobs are queued or running at 
 PACED_CONCURRENCY = 256   # the same under a rate limit (the bucket sets the pace; a batch waits its turn)
 BATCH_JOBS = 64           # rebuild jobs a batch (one POST /rebuild to the node that receives them)
 BATCH_SOURCE_BYTES = 32 << 20   # source fragment bytes a batch reads (a larger job goes alone, in windows)
-# Batches in flight to one node, as many as it runs at once (storage/rebuild.py's
-# BATCHES_AT_ONCE): a large object's job is a batch alone, so this is how many of
-# them one node rebuilds side by side (three: +13% MB/s for 64 MiB objects over two).
-BATCHES_PER_NODE = 3
+# Batches in flight to one node: as many as it runs at once. A large object's job
+# is a batch alone, so this is how many of them one node rebuilds side by side
+# (three: +13% MB/s for 64 MiB objects over two); more would wait in its gate.
+BATCHES_PER_NODE = BATCHES_AT_ONCE
 PACED_BATCH_S = 0.25      # under a rate limit, a batch writes about rate × this (at least one job)
 REBUILD_BURST = 1 << 20   # bytes a rebuild may write at full speed after resting (the rate limiter's bucket)
 

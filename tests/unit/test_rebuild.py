@@ -275,10 +275,3 @@ def asyncio_run(coro):
     import asyncio
     return asyncio.run(coro)
 
-
-def test_the_scrubber_keeps_as_many_batches_in_flight_to_a_node_as_the_node_runs():
-    # More would wait in the node's gate holding the scrubber's jobs; fewer leaves
-    # a slot idle, which for large objects (a job a batch) is a rebuild not running.
-    from minis3.scrub import repair
-    from minis3.storage import rebuild as node_rebuild
-    assert repair.BATCHES_PER_NODE == node_rebuild.BATCHES_AT_ONCE
