@@ -100,7 +100,7 @@ class Receiver:
     async def run(self) -> None:
         import aiohttp
         gate = asyncio.Semaphore(BATCHES_AT_ONCE)
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), read_bufsize=1 << 20) as http:
             async def fetch(idx: int, names: str) -> list[bytes]:
                 async with http.post(f"http://127.0.0.1:{self.ports[idx]}/batch", data=names) as r:
                     r.raise_for_status()
