@@ -39,6 +39,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..fsutil import fsync_dir
 from ..rpc.http import use_fast_event_loop
 from ..scrub.repair import BATCH_SOURCE_BYTES
 from ..storage.rebuild import BATCHES_AT_ONCE
@@ -74,14 +75,6 @@ def serve(directory: Path, port: int) -> None:
 
 
 # -- the receiver --------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Receiver:
     """Rebuilds fragment ``LOST`` of ``objects`` objects into ``out``, from
     the sources at ``ports`` (fragment index → port). ``pieces``: the size of
@@ -129,7 +122,8 @@ class Receiver:
             tmp = self.out / "tmp" / f"o{i}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                os.writev(fd, frags)
+                if os.writev(fd, frags) != sum(map(len, frags)):
+                    raise OSError(f"short write of {tmp}")
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -139,7 +133,7 @@ class Receiver:
             dirs.add(final)
             self.written += sum(map(len, frags))
         for d in dirs:
-            _fsync_dir(d)
+            fsync_dir(d)
 
 
 def prepare(root: Path, driver, k: int, m: int, objects: int, size: int) -> list[int]:

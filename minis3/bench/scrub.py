@@ -166,17 +166,15 @@ def _passes(topo_path: Path, objects: int, size: int) -> list[tuple]:
 def _wiped_node(topo, topo_path: Path, samples: int = 3) -> tuple[list[tuple], float]:
     """A node's files wiped and rebuilt with no limit, ``samples`` times (the
     median pass reported: one rebuild on this VM reads anywhere in ±15%),
-    then again at the default limit while foreground requests run (their p99
-    against idle). The rows, and the median MB/s written with no limit."""
+    then at the default limit (:func:`_limited`). The rows, and the median
+    MB/s written with no limit."""
     node = topo.nodes[2]
     passes = []
     for _ in range(samples):
         _wipe(node)
         passes.append(_scrub_now(topo_path, "--no-audit", "--rebuild-rate", "0")["pass"])
-    def mb_s(p: dict) -> float:
-        return p["rebuilt_bytes"] / 1e6 / max(p["rebuild_seconds"], 1e-3)
-    rates = [mb_s(p) for p in passes]
-    healed = sorted(passes, key=mb_s)[len(passes) // 2]
+    rates = [_rebuild_mb_s(p) for p in passes]
+    healed = sorted(passes, key=_rebuild_mb_s)[len(passes) // 2]
     n_rebuilt = sum(healed["rebuilt"].values())
     written, read = healed["rebuilt_bytes"] / 1e6, healed["rebuild_read_bytes"] / 1e6
     each = f"median of {samples}: " + ", ".join(f"{r:.0f}" for r in rates) + " MB/s; " if samples > 1 else ""
@@ -185,9 +183,20 @@ def _wiped_node(topo, topo_path: Path, samples: int = 3) -> tuple[list[tuple], f
              f"{healed['seconds']:.2f} s pass ({healed['rebuild_seconds']:.2f} s repairing)",
              f"**{written / healed['rebuild_seconds']:.0f} MB/s written** "
              f"({each}{written / healed['seconds']:.0f} over the pass; {read / healed['rebuild_seconds']:.0f} read)")]
-    # Idle and busy windows taken in turn, twice, and pooled: a p99 of a few
-    # thousand requests moves with the VM's minute-to-minute speed, which
-    # alternating spreads over both sides alike.
+    return rows + _limited(topo, topo_path, node), _rebuild_mb_s(healed)
+
+
+def _rebuild_mb_s(p: dict) -> float:
+    """A pass's MB written a second of repairing."""
+    return p["rebuilt_bytes"] / 1e6 / max(p["rebuild_seconds"], 1e-3)
+
+
+def _limited(topo, topo_path: Path, node) -> list[tuple]:
+    """``node`` wiped and rebuilt at the default rate limit while foreground
+    requests run, their p99 against idle. Idle and busy windows are taken in
+    turn, ``LIMITED_ROUNDS`` of each, and pooled: a p99 of a few thousand
+    requests moves with the VM's speed from one minute to the next, which
+    taking them in turn spreads over both sides alike."""
     limit = config.ScrubSpec().rebuild_mb_per_s           # the default a cluster runs with
     idle: list[float] = []
     busy: list[float] = []
@@ -205,15 +214,14 @@ def _wiped_node(topo, topo_path: Path, samples: int = 3) -> tuple[list[tuple], f
     p99_idle, p99_busy = percentile(idle, 99) * 1000, percentile(busy, 99) * 1000
     written = sum(p["rebuilt_bytes"] for p in limited) / 1e6
     rate = written / max(sum(p["rebuild_seconds"] for p in limited), 1e-3)
-    rows.append((f"node {node.id} wiped again, {LIMITED_ROUNDS} times: rebuild at the default limit ({limit:g} MB/s)",
-                 f"{written:.0f} MB written, {sum(p['rebuild_read_bytes'] for p in limited) / 1e6:.0f} MB read",
-                 " and ".join(f"{p['seconds']:.2f}" for p in limited) + " s passes", f"{rate:.0f} MB/s written"))
-    rows.append(("foreground p99 (4 KiB + 64 KiB GET/PUT, 2 clients): idle → during those rebuilds "
-                 f"({LIMITED_ROUNDS} windows of each, in turn)",
-                 f"{len(idle)} → {len(busy)} requests (p50 {percentile(idle, 50) * 1000:.1f} → "
-                 f"{percentile(busy, 50) * 1000:.1f} ms)",
-                 f"{p99_idle:.1f} → {p99_busy:.1f} ms", f"**{p99_busy / p99_idle:.2f}× idle** (goal ≤ 2×)"))
-    return rows, mb_s(healed)
+    return [(f"node {node.id} wiped again, {LIMITED_ROUNDS} times: rebuild at the default limit ({limit:g} MB/s)",
+             f"{written:.0f} MB written, {sum(p['rebuild_read_bytes'] for p in limited) / 1e6:.0f} MB read",
+             " and ".join(f"{p['seconds']:.2f}" for p in limited) + " s passes", f"{rate:.0f} MB/s written"),
+            ("foreground p99 (4 KiB + 64 KiB GET/PUT, 2 clients): idle → during those rebuilds "
+             f"({LIMITED_ROUNDS} windows of each, in turn)",
+             f"{len(idle)} → {len(busy)} requests (p50 {percentile(idle, 50) * 1000:.1f} → "
+             f"{percentile(busy, 50) * 1000:.1f} ms)",
+             f"{p99_idle:.1f} → {p99_busy:.1f} ms", f"**{p99_busy / p99_idle:.2f}× idle** (goal ≤ 2×)")]
 
 
 def _kept_down(topo, topo_path: Path, notes: list[str]) -> list[tuple]:
