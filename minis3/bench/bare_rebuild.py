@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from ..fsutil import fsync_dir
@@ -91,7 +92,6 @@ class Receiver:
         return [list(range(b, min(self.objects, b + per))) for b in range(0, self.objects, per)]
 
     async def run(self) -> None:
-        import aiohttp
         gate = asyncio.Semaphore(BATCHES_AT_ONCE)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), read_bufsize=1 << 20) as http:
             async def fetch(idx: int, names: str) -> list[bytes]:
