@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import socket
+import time
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +30,16 @@ from ..rpc.http import use_fast_event_loop
 
 _BUF = b"\0" * (1 << 20)
 SEGMENT = 1 << 20
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    """Block until a server listens on 127.0.0.1:``port`` (TimeoutError after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
 
 
 async def ok(request: web.Request) -> web.Response:

@@ -7,8 +7,9 @@ the cluster's scheme into one file per fragment, on five "nodes" (directories
 served by their own processes, as minis3's storage nodes are); the sixth is
 the wiped one. The receiver then rebuilds it as a storage node does:
 
-* **reads** each batch's k sources a fragment (about ``BATCH_SOURCE_BYTES`` of
-  them), one ``POST /batch`` a source process, the files concatenated;
+* **reads** each batch's k sources a fragment (batches cut as the scrubber
+  cuts them: ``BATCH_JOBS`` jobs and ``BATCH_SOURCE_BYTES`` of sources at
+  most), one ``POST /batch`` a source process, the files concatenated;
 * **reconstructs** the lost fragment of every segment (pyeclib), in a worker
   thread, ``BATCHES_AT_ONCE`` batches at a time;
 * **writes** each fragment to a file of its own: create, write, fsync, rename
@@ -41,9 +42,12 @@ import aiohttp
 from aiohttp import web
 
 from ..fsutil import fsync_dir
+from ..procfs import cpu_seconds, proc_stat
 from ..rpc.http import use_fast_event_loop
-from ..scrub.repair import BATCH_SOURCE_BYTES
+from ..scrub.batches import batch_length
+from ..scrub.repair import BATCH_JOBS, BATCH_SOURCE_BYTES
 from ..storage.rebuild import BATCHES_AT_ONCE
+from .bare import wait_port
 
 SEGMENT = 1 << 20
 LOST = 2                       # the fragment index of the wiped node
@@ -88,8 +92,14 @@ class Receiver:
         self.written = 0
 
     def batches(self) -> list[list[int]]:
-        per = max(1, BATCH_SOURCE_BYTES // (len(self.ports) * sum(self.pieces)))
-        return [list(range(b, min(self.objects, b + per))) for b in range(0, self.objects, per)]
+        """The objects in batches as the scrubber cuts them (scrub/batches.py)."""
+        job = (len(self.ports) * sum(self.pieces), sum(self.pieces))
+        out, start = [], 0
+        while start < self.objects:
+            n = batch_length([job] * (self.objects - start), BATCH_JOBS, BATCH_SOURCE_BYTES)
+            out.append(list(range(start, start + n)))
+            start += n
+        return out
 
     async def run(self) -> None:
         gate = asyncio.Semaphore(BATCHES_AT_ONCE)
@@ -157,12 +167,7 @@ def prepare(root: Path, driver, k: int, m: int, objects: int, size: int) -> list
 
 
 def _process_cpu_s(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(proc_stat(pid)) for pid in pids)
 
 
 def measure(root: Path, objects: int, size: int, k: int = 4, m: int = 2, backend: str = "isa_l_rs_vand",
@@ -186,7 +191,8 @@ def measure(root: Path, objects: int, size: int, k: int = 4, m: int = 2, backend
     rates, cpu_ms = [], []
     out = root / "rebuilt"
     try:
-        _wait_listening(list(ports.values()))
+        for port in ports.values():
+            wait_port(port)
         for _ in range(rounds):
             shutil.rmtree(out, ignore_errors=True)           # the last round's files deleted, as a wipe
             (out / "tmp").mkdir(parents=True)
@@ -224,20 +230,6 @@ def _run(coro) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(coro)
-
-
-def _wait_listening(ports: list[int], timeout: float = 20) -> None:
-    import socket
-    deadline = time.monotonic() + timeout
-    for port in ports:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"bare source on port {port} did not start")
-                time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import report
+from .bare import wait_port
 from .client import Payload, S3Client, body_of
 from .runner import Runner
 from .workloads import SUITE_WORKLOADS, WORKLOADS, KiB, MiB, Settings, describe
@@ -148,15 +147,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
-
-
 async def network_limits(progress: Progress | None, *, stream_size: int = 256 * MiB, seconds: float = 3.0,
                          streams: int = 2, k: int = 4, m: int = 2) -> dict:
     """A bare aiohttp server's req/s and single-stream MB/s, driven by our
@@ -170,7 +160,7 @@ async def network_limits(progress: Progress | None, *, stream_size: int = 256 * 
     procs.append(subprocess.Popen(bare + [str(relay), "--relay", ",".join(map(str, fragment_ports)) + f"/{k}"]))
     try:
         for p in ports:
-            _wait_port(p)
+            wait_port(p)
         body = Payload.of(b"\0" * stream_size)
         out = {}
         async with S3Client("http://127.0.0.1", "k", "s", max_connections=64) as client:

@@ -22,7 +22,8 @@ from . import encryption as encryption_bench
 from . import index as index_bench
 from . import report
 from . import versioning as versioning_bench
-from .main import _free_port, _progress, _wait_port, all_limits, console, print_limits, print_rows, run_endpoint
+from .bare import wait_port
+from .main import _free_port, _progress, all_limits, console, print_limits, print_rows, run_endpoint
 from .workloads import Settings, describe
 
 MOTO_KEY, MOTO_SECRET = "testing", "testing"
@@ -153,7 +154,7 @@ def _start_moto(root: Path) -> tuple[subprocess.Popen, str]:
     log = open(root / "moto_server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
-    _wait_port(port)
+    wait_port(port)
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -101,7 +101,8 @@ def test_bare_relay_moves_every_byte_both_ways():
     not a whole number of segments reaches every origin's sink."""
     import asyncio
 
-    from minis3.bench.main import _free_port, _wait_port
+    from minis3.bench.bare import wait_port
+    from minis3.bench.main import _free_port
     ports = [_free_port() for _ in range(7)]
     bare = [sys.executable, "-m", "minis3.bench.bare"]
     procs = [subprocess.Popen(bare + [str(p)]) for p in ports[1:]]
@@ -118,7 +119,7 @@ def test_bare_relay_moves_every_byte_both_ways():
 
     try:
         for p in ports:
-            _wait_port(p)
+            wait_port(p)
         asyncio.run(run())
     finally:
         for p in procs:
