@@ -112,9 +112,13 @@ def ceilings(rows: list[dict], limits: dict, *, width: int = 6) -> list[dict]:
              "ratio": round(v / cv, 3) if cv else None} for a, v, c, cv in checks]
 
 
-def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning: dict | None = None) -> list[dict]:
+def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning: dict | None = None,
+            side: dict | None = None) -> list[dict]:
     """The ratios minis3 is held to, each from this one run
-    (``versioning``: the suite's versioning results, bench/versioning.py)."""
+    (``versioning``: the suite's versioning results, bench/versioning.py;
+    ``side``: the rows measured side by side, bench/paired.py: where it has a
+    ratio's two rows, the ratio is read from them, and the note gives the one
+    from the workloads run one after the other)."""
     lim = dict(limits, **derived_ceilings(limits))
     out = []
 
@@ -122,14 +126,31 @@ def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning:
         out.append({"target": name, "value": None if value is None else round(value, 3), "goal": goal,
                     "met": None if value is None or goal is None else value >= goal, "note": note})
 
+    def ratio(name, goal, metric, *key, inverted=False):
+        """minis3 ÷ moto_server on one metric of one row (moto ÷ minis3 if ``inverted``)."""
+        def of(rows_a, rows_b):
+            a, b = _find(rows_a, *key), _find(rows_b, *key)
+            if not (a and b and a[metric] and b[metric]):
+                return None
+            return b[metric] / a[metric] if inverted else a[metric] / b[metric]
+        apart = of(mine, moto)
+        paired = of(side["minis3"], side["moto"]) if side else None
+        if paired is None:
+            add(name, apart, goal)
+        else:
+            add(name, paired, goal, f"side by side ({side['order']}); one after the other: "
+                + ("-" if apart is None else f"{apart:.2f}"))
+
     top = max((r["concurrency"] for r in mine if r["workload"] == "small"), default=None)
     if moto is not None:
-        for op, goal in (("PUT", 3.0), ("GET", 4.0)):
-            a, b = _find(mine, "small", op, 4096, top), _find(moto, "small", op, 4096, top)
-            add(f"4 KiB {op} ops/s at ×{top}, minis3 ÷ moto_server", a and b and a["ops_per_s"] / b["ops_per_s"], goal)
+        for size, op, goal in ((4096, "PUT", 3.0), (4096, "GET", 4.0), (65536, "PUT", 1.5), (65536, "GET", 2.0)):
+            ratio(f"{size_label(size)} {op} ops/s at ×{top}, minis3 ÷ moto_server", goal, "ops_per_s",
+                  "small", op, size, top)
         for op in ("PUT", "GET"):
-            a, b = _find(mine, "large", op), _find(moto, "large", op)
-            add(f"large {op} MB/s, minis3 ÷ moto_server", a and b and a["mb_per_s"] / b["mb_per_s"], 2.0)
+            ratio(f"large {op} MB/s, minis3 ÷ moto_server", 2.0, "mb_per_s", "large", op)
+        if any(r["workload"] == "small" and r["concurrency"] == 1 for r in mine):
+            ratio("4 KiB PUT p50 at ×1, moto_server ÷ minis3 (latency)", 1.0, "p50_ms", "small", "PUT", 4096, 1,
+                  inverted=True)
     a = _find(mine, "large", "PUT")
     if a and "put_work_mb_s" in lim:
         add("large PUT MB/s ÷ one-core ceiling of its work", a["mb_per_s"] / lim["put_work_mb_s"], 0.5)
@@ -263,6 +284,35 @@ def comparison_ratio(a: dict, b: dict | None) -> float | None:
     if metric == "p50_ms":
         return b[metric] / a[metric] if a[metric] else None
     return a[metric] / b[metric]
+
+
+SIDE_BY_SIDE_COLUMNS = ["workload", "op", "size", "conc", "minis3 ops/s", "moto ops/s", "minis3 MB/s", "moto MB/s",
+                        "minis3 p50/p99 ms", "moto p50/p99 ms", "minis3 ÷ moto side by side",
+                        "minis3 ÷ moto one after the other", "each turn, minis3 / moto (ops/s or MB/s)"]
+
+
+def side_by_side_cells(side: dict, mine: list[dict], moto: list[dict]) -> list[list[str]]:
+    """The rows measured side by side (bench/paired.py), each with its ratio
+    (``comparison_ratio``) and the same ratio from the workloads run one after
+    the other (``mine`` and ``moto``)."""
+    cells = []
+    for a in side["minis3"]:
+        key = (a["workload"], a["op"], a["size"], a["concurrency"])
+        b = _find(side["moto"], *key)
+        together = comparison_ratio(a, b)
+        then_a = _find(mine, *key)
+        apart = comparison_ratio(then_a, _find(moto, *key)) if then_a else None
+        cells.append([a["workload"], a["op"], _size(a), str(a["concurrency"]),
+                      _n(a["ops_per_s"]), _n(b and b["ops_per_s"]), _n(a["mb_per_s"]), _n(b and b["mb_per_s"]),
+                      f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}",
+                      f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}",
+                      "-" if together is None else f"{together:.2f}×", "-" if apart is None else f"{apart:.2f}×",
+                      f"{_turns(a)} / {_turns(b)}"])
+    return cells
+
+
+def _turns(row: dict | None) -> str:
+    return ", ".join(_n(x) for x in (row or {}).get("turns", [])) or "-"
 
 
 def comparison_cells(mine: list[dict], moto: list[dict], before: dict | None = None) -> list[list[str]]:

@@ -95,6 +95,39 @@ def test_bench_versioning_reduced(cluster, s3):
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 50
 
 
+def test_side_by_side_takes_turns_and_pools_each_sides_rows(cluster):
+    """The targets' pass (bench/paired.py) against real servers: here the
+    cluster on both sides (make test has no moto_server), side A with its
+    processes' CPU, side B without. Each group ran A B B A; a side's rows hold
+    both its turns, pooled; what A's processes did during B's turns is measured."""
+    import asyncio
+    import dataclasses
+
+    from minis3.bench import paired
+    from minis3.bench.workloads import KiB, MiB, Settings
+
+    c = cluster.cluster
+    pids = [c.frontend.pid] + [p.pid for p in c.azs.values()]
+    a = paired.Side("a", cluster.endpoint, ACCESS_KEY, SECRET_KEY, pids, frontend_pid=c.frontend.pid)
+    b = paired.Side("b", cluster.endpoint, ACCESS_KEY, SECRET_KEY, [])
+    s = dataclasses.replace(Settings(), duration=0.25, sizes=(4 * KiB,), concurrency=(1, 4),
+                            large_sizes=(2 * MiB, 3 * MiB), large_count=1)
+    logged = []
+    out = asyncio.run(paired.run(a, b, s, 2, log=logged.append))
+    assert out["order"] == "A B B A" and len(logged) == 3 * 4
+    assert [line.split(" on ")[1][0] for line in logged[:4]] == ["a", "b", "b", "a"]
+    want = {("small", op, 4096, conc) for op in ("PUT", "GET", "HEAD", "DELETE") for conc in (4, 1)} | {
+        ("large", "PUT", 3 * MiB, 1), ("large", "GET", 3 * MiB, 1)}
+    for side in ("a", "b"):
+        rows = out[side]
+        assert {(r["workload"], r["op"], r["size"], r["concurrency"]) for r in rows} == want
+        for r in rows:
+            assert r["errors"] == 0 and len(r["turns"]) == 2 and all(x > 0 for x in r["turns"]), r
+    # A's processes are the cluster that B's turns loaded; B has none of its own.
+    assert out["idle_cores"]["a"] > 0 and out["idle_cores"]["b"] == 0
+    assert all(r["server_cpu_ms_per_op"] > 0 for r in out["a"])
+
+
 def test_bare_relay_moves_every_byte_both_ways():
     """The two-hop ceiling `bench --limits` measures is a relay that really
     relays: a download is the k origins' bytes in full, and an upload that is
