@@ -49,7 +49,7 @@ clean:
 
 # Benchmarks: a fresh minis3 and a moto_server, the same workloads against both,
 # then this machine's limits, and (minis3 only) the index at scale and versioning;
-# writes docs/benchmarks.md (about 24 min on 2 cores). Its "before" columns come from
+# writes docs/benchmarks.md (about 40 min on 2 cores). Its "before" columns come from
 # docs/benchmarks-before.json, the run kept from before the performance work (issue 19).
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)

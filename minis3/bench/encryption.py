@@ -8,58 +8,38 @@ top concurrency (4 KiB are sealed inline, 64 KiB in one segment) and large
 single-stream PUT and GET. Read as a ratio: SSE-S3 ÷ plaintext, for throughput
 and for the server's CPU per operation.
 
-The pair runs twice, in the order plaintext, SSE, SSE, plaintext, and each
-side's figures are averaged: a cluster's second run of a workload differs from
-its first by more than the cipher costs (measured: one order showed SSE 25%
-slower, the reverse 10% faster), so the order must cancel out.
+Each group of phases runs twice a side, in the order plaintext, SSE, SSE,
+plaintext (bench/paired.py), and each side's turns are pooled: a cluster's
+second run of a workload differs from its first by more than the cipher costs
+(measured: one order showed SSE 25% slower, the reverse 10% faster), so the
+order must cancel out.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from . import report
+from . import paired, report
 from .runner import size_label
 from .workloads import KiB, MiB, Settings
 
 PLAIN_PREFIX = "minis3-bench-plain"
 SEALED_PREFIX = "minis3-bench-sse"
 #: The suite's topology: the plaintext bucket's name pattern.
-ORDER = (("plain", PLAIN_PREFIX), ("sse", SEALED_PREFIX), ("sse", SEALED_PREFIX), ("plain", PLAIN_PREFIX))
-#: What is averaged over the runs of each side (the rest is taken from the first).
-AVERAGED = ("ops_per_s", "mb_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_op")
 PLAINTEXT_BUCKETS = (f"{PLAIN_PREFIX}-*",)
 
 
 def settings(s: Settings) -> Settings:
     return dataclasses.replace(s, workloads=("small", "large"), sizes=(4 * KiB, 64 * KiB),
-                               concurrency=(max(s.concurrency),), large_sizes=(256 * MiB,),
-                               duration=min(s.duration, 5.0))
+                               concurrency=(max(s.concurrency),), small_ops=("GET", "HEAD"),
+                               large_sizes=(256 * MiB,), duration=min(s.duration, 5.0))
 
 
 async def run(endpoint: str, s: Settings, pids: list[int], progress) -> dict:
-    """The same workloads in the clear and sealed, in ``ORDER``: {"plain": rows, "sse": rows},
-    each row the average of that side's runs."""
-    from .main import run_endpoint
-    es = settings(s)
-    runs: dict[str, list[list[dict]]] = {"plain": [], "sse": []}
-    for name, prefix in ORDER:
-        runs[name].append(await run_endpoint(endpoint, "minis3admin", "minis3secret", "us-east-1",
-                                             dataclasses.replace(es, bucket_prefix=prefix), server_pids=pids,
-                                             progress=progress, frontend_pid=pids[0]))
-    return {name: average(rows) for name, rows in runs.items()}
-
-
-def average(runs: list[list[dict]]) -> list[dict]:
-    """Rows of several runs of the same workloads, matched by position: the mean of ``AVERAGED``."""
-    out = []
-    for same in zip(*runs):
-        row = dict(same[0])
-        for f in AVERAGED:
-            vals = [r[f] for r in same if r.get(f) is not None]
-            row[f] = round(sum(vals) / len(vals), 3) if len(vals) == len(same) else None
-        row["errors"] = sum(r["errors"] for r in same)
-        out.append(row)
-    return out
+    """The same workloads in the clear and sealed, in turn (bench/paired.py):
+    {"plain": rows, "sse": rows}, each row that side's turns pooled."""
+    sides = [paired.Side(name, endpoint, "minis3admin", "minis3secret", pids, frontend_pid=pids[0],
+                         bucket_prefix=prefix) for name, prefix in (("plain", PLAIN_PREFIX), ("sse", SEALED_PREFIX))]
+    return await paired.run(*sides, settings(s), 2, progress, log=lambda _line: None)
 
 
 def cells(enc: dict) -> list[list[str]]:
@@ -91,8 +71,8 @@ def section(enc: dict | None) -> list[str]:
         "AES-256-GCM under the object's own data key before erasure coding, and opens it after "
         "decoding on a GET (docs/course/04, \"Where encryption sits\"). The same workloads, back to "
         "back on the same cluster, in a bucket the suite's topology leaves in the clear "
-        "(`plaintext_buckets`) and in an ordinary one, each twice (plaintext, SSE, SSE, plaintext: "
-        "the order cancels out) and averaged. *ratio* is SSE-S3 ÷ plaintext (1.00×: free); the CPU "
+        "(`plaintext_buckets`) and in an ordinary one, each group of phases twice a side (plaintext, "
+        "SSE, SSE, plaintext: the order cancels out), each side's turns pooled. *ratio* is SSE-S3 ÷ plaintext (1.00×: free); the CPU "
         "columns are the whole server's, per operation. What the cipher itself costs, timed alone: "
         "~8 µs to seal or open a 4 KiB object, ~12 µs for 64 KiB, ~3 µs to make and wrap a data key "
         "(AES-NI; core/seal.py).",

@@ -93,9 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", action="store_true", help="start a fresh minis3 and a moto_server, run "
                    "everything against both, then --limits; write one report")
     p.add_argument("--side-by-side-rounds", type=int, default=2,
-                   help="(--suite) turns each server takes at the targets' phases with both servers up, "
-                        "in the order A B B A (0: none; the targets then read the workloads run one after "
-                        "the other)")
+                   help="(--suite) turns each server takes at the targets' phases with both servers up: "
+                        "2 is A B B A, 4 is A B B A A B B A, 1 is A B (cancels no drift; what --quick "
+                        "runs); 0: none, and the targets read the workloads run one after the other")
     p.add_argument("--quick", action="store_true", help="a one-minute version (smaller, shorter)")
     p.add_argument("--json", dest="json_path", help="write the results as JSON here")
     p.add_argument("--markdown", help="write the report as Markdown here")

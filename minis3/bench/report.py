@@ -134,11 +134,11 @@ def targets(mine: list[dict], moto: list[dict] | None, limits: dict, versioning:
                 return None
             return b[metric] / a[metric] if inverted else a[metric] / b[metric]
         apart = of(mine, moto)
-        paired = of(side["minis3"], side["moto"]) if side else None
-        if paired is None:
+        together = of(side["minis3"], side["moto"]) if side else None
+        if together is None:
             add(name, apart, goal)
         else:
-            add(name, paired, goal, f"side by side ({side['order']}); one after the other: "
+            add(name, together, goal, f"side by side ({side['order']}); one after the other: "
                 + ("-" if apart is None else f"{apart:.2f}"))
 
     top = max((r["concurrency"] for r in mine if r["workload"] == "small"), default=None)
@@ -288,7 +288,8 @@ def comparison_ratio(a: dict, b: dict | None) -> float | None:
 
 SIDE_BY_SIDE_COLUMNS = ["workload", "op", "size", "conc", "minis3 ops/s", "moto ops/s", "minis3 MB/s", "moto MB/s",
                         "minis3 p50/p99 ms", "moto p50/p99 ms", "minis3 ÷ moto side by side",
-                        "minis3 ÷ moto one after the other", "each turn, minis3 / moto (ops/s or MB/s)"]
+                        "minis3 ÷ moto one after the other", "errors (minis3/moto)",
+                        "each turn, minis3 / moto (ops/s or MB/s)"]
 
 
 def side_by_side_cells(side: dict, mine: list[dict], moto: list[dict]) -> list[list[str]]:
@@ -307,7 +308,7 @@ def side_by_side_cells(side: dict, mine: list[dict], moto: list[dict]) -> list[l
                       f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}",
                       f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}",
                       "-" if together is None else f"{together:.2f}×", "-" if apart is None else f"{apart:.2f}×",
-                      f"{_turns(a)} / {_turns(b)}"])
+                      f"{a['errors']} / {b['errors'] if b else '-'}", f"{_turns(a)} / {_turns(b)}"])
     return cells
 
 

@@ -135,8 +135,12 @@ class Runner:
     """Runs phases against one endpoint and keeps their results."""
 
     def __init__(self, client: S3Client, *, progress=None, server_pids: list[int] | None = None,
-                 sample_rss: bool = True, frontend_pid: int | None = None):
+                 sample_rss: bool = True, frontend_pid: int | None = None, bystander_pids: list[int] | None = None):
+        """``bystander_pids``: processes that are not this endpoint's (another
+        server, idle meanwhile): their CPU during each timed phase is kept in
+        its ``extra["bystander_cpu_s"]``."""
         self.client = client
+        self.bystander_pids = bystander_pids or []
         self.progress = progress
         self.server_pids = server_pids or []
         self.server_cpu = ServerCpu(self.server_pids) if self.server_pids else None
@@ -200,6 +204,7 @@ class Runner:
         before_fe = await self.frontend_metrics()
         cpu0, mcpu0 = time.process_time(), machine_cpu_seconds()
         scpu0 = self.server_cpu.snapshot() if self.server_cpu else None
+        by0 = process_tree_cpu_seconds(self.bystander_pids) if self.bystander_pids else None
         start = time.monotonic()
         deadline = start + duration if duration is not None else None
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -208,6 +213,8 @@ class Runner:
         ph.machine_cpu = machine_cpu_seconds() - mcpu0
         if scpu0 is not None:
             ph.server_cpu, ph.server_cpu_by_role = ServerCpu.delta(scpu0, self.server_cpu.snapshot())
+        if by0 is not None:
+            ph.extra["bystander_cpu_s"] = round(process_tree_cpu_seconds(self.bystander_pids) - by0, 3)
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler

@@ -3,8 +3,11 @@
 Starts a fresh default minis3 cluster (its own data directory and ports, so
 it can run beside `make run`) and a moto_server, both on loopback; runs the
 same workloads against each in turn (never both at once: the machine has two
-cores), measures the machine's limits, and writes docs/benchmarks.md and its
-JSON. Each server's CPU is read from /proc for its own process tree.
+cores); then, with a fresh cluster and moto_server both up, the phases the
+targets read once more, taking turns A B B A (bench/paired.py), which is where
+the targets' ratios come from; measures the machine's limits, and writes
+docs/benchmarks.md and its JSON. Each server's CPU is read from /proc for its
+own process tree.
 """
 from __future__ import annotations
 
@@ -48,10 +51,11 @@ def moto_list_keys(s: Settings) -> tuple[int, ...]:
 
 TARGETS_TEXT = """\
 The targets minis3 is held to, each a ratio taken from the same run
-(so a slower or faster machine moves both sides together). The ratios to moto_server are read
-from the phases measured *side by side* (below): both servers up at once, each group of phases
-run on one, then the other, in the order A B B A, so that the VM's drift over minutes weighs on
-both alike; the note gives the ratio from the whole workloads run one after the other.
+(so a slower or faster machine moves both sides together). Where the run measured them side
+by side (`--side-by-side-rounds`, the section below), the ratios to moto_server are read from
+those phases: both servers up at once, each group of phases run on one, then the other, taking
+turns (A B B A in `make bench`), so that the VM's drift over minutes weighs on both alike; the
+note gives the ratio from the whole workloads run one after the other.
 
 - 4 KiB PUT ops/s at the top concurrency at least **3×** moto_server's, and GET at least
   **4×**, while minis3 verifies SigV4, replicates or erasure-codes, and fsyncs what it acknowledges;
@@ -190,6 +194,13 @@ def load_before(path: str | None) -> dict | None:
 
 async def run_suite(a: argparse.Namespace, s: Settings) -> int:
     before = load_before(getattr(a, "before", None))   # read first: --json may overwrite it
+    # --quick: one round (A B), which cancels no drift but shows the pass works.
+    rounds = min(a.side_by_side_rounds, 1) if a.quick else a.side_by_side_rounds
+    if rounds:
+        try:
+            paired.order(rounds)                        # refused now, not after the other workloads
+        except ValueError as exc:
+            raise SystemExit(f"--side-by-side-rounds: {exc}") from None
     root = Path(tempfile.mkdtemp(prefix="minis3-bench-", dir=a.data_dir if Path(a.data_dir).is_dir() else None))
     started = time.monotonic()
     out: dict = {"machine": report.machine(), "command": "make bench-quick" if a.quick else "make bench",
@@ -198,7 +209,6 @@ async def run_suite(a: argparse.Namespace, s: Settings) -> int:
         with _progress(a.no_progress) as progress:
             mine = await _minis3_workloads(root, s, out, progress)
             moto = await _moto_workloads(root, s, progress)
-            rounds = min(a.side_by_side_rounds, 1) if a.quick else a.side_by_side_rounds
             if rounds > 0 and paired.groups(s):
                 out["side_by_side"] = await _side_by_side(root / "side-by-side", s, rounds, progress)
             a.data_dir = str(root)
@@ -274,14 +284,16 @@ async def _side_by_side(root: Path, s: Settings, rounds: int, progress) -> dict:
     moto_server, both up at once, in turn (bench/paired.py)."""
     root.mkdir(parents=True)
     console.print(f"side by side: a fresh minis3 cluster and moto_server, {rounds} rounds each "
-                  f"({paired.describe(rounds)})…")
+                  f"({paired.order_letters(rounds)})…")
     cluster, endpoint, pids = _start_minis3(root)
     try:
         moto_proc, moto_url = _start_moto(root)
         try:
             mine = paired.Side("minis3", endpoint, "minis3admin", "minis3secret", pids, frontend_pid=pids[0])
             moto = paired.Side("moto", moto_url, MOTO_KEY, MOTO_SECRET, [moto_proc.pid])
-            return await paired.run(mine, moto, s, rounds, progress, log=console.print)
+            # The targets read PUT and GET (PUTs are always timed).
+            return await paired.run(mine, moto, dataclasses.replace(s, small_ops=("GET",)), rounds, progress,
+                                    log=lambda line: console.print(f"side by side: {line}"))
         finally:
             moto_proc.terminate()
             moto_proc.wait(10)
@@ -292,6 +304,14 @@ async def _side_by_side(root: Path, s: Settings, rounds: int, progress) -> dict:
 def _print_results(out: dict, before: dict | None) -> None:
     print_rows("minis3", out["minis3"])
     print_rows("moto_server", out["moto"])
+    if out.get("side_by_side"):
+        console.print(report.rich_table("the targets' phases, side by side", report.SIDE_BY_SIDE_COLUMNS,
+                                        report.side_by_side_cells(out["side_by_side"], out["minis3"], out["moto"])))
+        for name in ("minis3", "moto"):
+            for r in out["side_by_side"][name]:
+                if r["errors"]:
+                    console.print(f"[red]side by side, {name}: {r['workload']} {r['op']}: {r['errors']} errors: "
+                                  f"{r['error_codes']}[/red]")
     print_limits(out["limits"], out["minis3"])
     if out.get("versioning"):
         console.print(report.rich_table("versioning", VERSIONING_COLUMNS, versioning_cells(out["versioning"])))
@@ -442,13 +462,16 @@ def _side_by_side_section(out: dict) -> list[str]:
     cores = lambda name: "-" if idle.get(name) is None else f"{idle[name]:.3f}"  # noqa: E731
     return ["## The targets' phases, side by side", "",
             f"A fresh minis3 cluster and a fresh moto_server, both up at once; each group of phases "
-            f"below (one size and concurrency of small objects: PUT, GET, HEAD, DELETE; the largest "
-            f"object: PUT, GET) ran on minis3 (A), then moto_server (B), in the order {side['order']}, "
-            f"and each side's turns are pooled into one row (its operations over its time, percentiles "
-            f"over every sample). The last column is the same ratio from the workloads above, measured "
-            f"one after the other. While one server was measured the other sat idle: minis3's cluster "
-            f"used {cores('minis3')} of a core meanwhile (its background work: the audit, the scrubber, "
-            f"the metadata snapshots), moto_server {cores('moto')}.", "",
+            f"below (one size of small objects at one concurrency: its PUTs, then GETs of them, or at "
+            f"×1 its PUTs alone; the largest object: PUT, GET) ran on minis3 (A) and moto_server (B) "
+            f"in turn, in the order {side['order']}, and each side's turns are pooled into one row "
+            f"(its operations over its time, percentiles over every sample; each turn's rate is in the "
+            f"last column). *one after the other* is the same ratio from the workloads above. Before "
+            f"each turn both servers were let go quiet (under {paired.QUIET_CORES:g} of a core, "
+            f"{side.get('settle_s', 0):g} s of waiting in all); while one server was measured the "
+            f"other sat idle, and minis3's cluster used {cores('minis3')} of a core meanwhile (its "
+            f"background work: the audit, the scrubber, the metadata snapshots), moto_server "
+            f"{cores('moto')}.", "",
             report.markdown_table(report.SIDE_BY_SIDE_COLUMNS,
                                   report.side_by_side_cells(side, out["minis3"], out["moto"])), ""]
 
@@ -533,7 +556,9 @@ def _header(out: dict, before: dict | None) -> list[str]:
         f"- **Date:** {m['date']}; the whole run took {out['seconds']:.0f} s",
         f"- **Servers:** a fresh default minis3 cluster (frontend, 3 AZs × 2 storage nodes + 1 metadata "
         f"process, EC from the built-in topology) and moto_server {out['moto_version']}, both on loopback, "
-        f"measured one after the other by the same client (`minis3 bench`: aiohttp, SigV4 with signed payloads)",
+        f"measured one after the other by the same client (`minis3 bench`: aiohttp, SigV4 with signed payloads)"
+        + (f"; then the targets' phases with both up, in turn ({out['side_by_side']['order']})"
+           if out.get("side_by_side") else ""),
         f"- **Workloads:** {out['settings']} (moto_server's LIST buckets: "
         f"{', '.join(f'{n:,}' for n in out['moto_list_keys'])} keys: at ~7 ms of server CPU per PUT, "
         f"loading it with more would take longer than the whole run; its multipart runs stop at 1 GiB)",

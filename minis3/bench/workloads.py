@@ -27,6 +27,10 @@ class Settings:
     duration: float = 5.0                     # seconds per small-object phase
     max_ops: int = 50_000                     # most ops in any one phase
     sizes: tuple[int, ...] = (4 * KiB, 64 * KiB)
+    # The small workload's timed operations after its PUTs (which are always
+    # timed: they write what the others read); what it does not time it still
+    # cleans up.
+    small_ops: tuple[str, ...] = ("GET", "HEAD", "DELETE")
     concurrency: tuple[int, ...] = (1, 8, 32)
     large_sizes: tuple[int, ...] = (16 * MiB, 256 * MiB)   # two sizes: RSS must not grow with size
     large_count: int = 2
@@ -95,7 +99,8 @@ async def _drain(runner: Runner, bucket: str, prefix: str = "") -> None:
 
 
 async def small(runner: Runner, s: Settings, run_id: str) -> None:
-    """PUT for a while, then GET and HEAD random ones of those, then DELETE them all."""
+    """PUT for a while, then GET and HEAD random ones of those, then DELETE them all
+    (each of those timed if ``small_ops`` names it)."""
     bucket = f"{s.bucket_prefix}-{run_id}"
     await _ensure_bucket(runner, bucket)
     rng = random.Random(s.seed)
@@ -111,15 +116,18 @@ async def small(runner: Runner, s: Settings, run_id: str) -> None:
             if n == 0:
                 continue
             picks = [rng.randrange(n) for _ in range(s.max_ops)]
-            await runner.phase("small", "GET", size, conc,
-                               lambda i: _get_checked(runner, bucket, key(picks[i]), payload),
-                               count=s.max_ops, duration=s.duration)
-            await runner.phase("small", "HEAD", size, conc,
-                               lambda i: runner.client.head(bucket, key(picks[i])),
-                               count=s.max_ops, duration=s.duration)
-            await runner.phase("small", "DELETE", size, conc,
-                               lambda i: runner.client.delete(bucket, key(i)),
-                               count=n, duration=max(s.duration, 60))
+            if "GET" in s.small_ops:
+                await runner.phase("small", "GET", size, conc,
+                                   lambda i: _get_checked(runner, bucket, key(picks[i]), payload),
+                                   count=s.max_ops, duration=s.duration)
+            if "HEAD" in s.small_ops:
+                await runner.phase("small", "HEAD", size, conc,
+                                   lambda i: runner.client.head(bucket, key(picks[i])),
+                                   count=s.max_ops, duration=s.duration)
+            if "DELETE" in s.small_ops:
+                await runner.phase("small", "DELETE", size, conc,
+                                   lambda i: runner.client.delete(bucket, key(i)),
+                                   count=n, duration=max(s.duration, 60))
             await _drain(runner, bucket, prefix)
     await runner.client.delete_bucket(bucket)
 
