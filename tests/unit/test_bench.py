@@ -15,6 +15,8 @@ from minis3.bench.client import Payload, S3Client
 from minis3.bench.main import parse_size
 from minis3.bench.stats import Phase, harmonic_ceiling, percentile
 
+from .bench_support import row as _row
+
 
 def test_percentile_nearest_rank():
     v = sorted(float(i) for i in range(1, 101))
@@ -69,14 +71,6 @@ def test_harmonic_ceiling():
 def test_parse_size():
     assert parse_size("4KiB") == 4096 and parse_size("256MiB") == 256 << 20 and parse_size("1g") == 1 << 30
     assert parse_size("100") == 100
-
-
-def _row(workload, op, size, conc, **kw):
-    base = dict(workload=workload, op=op, size=size, concurrency=conc, ops=10, errors=0, error_codes={},
-                ops_per_s=0.0, mb_per_s=0.0, p50_ms=1.0, p90_ms=1.0, p99_ms=1.0, client_cpu_pct=10.0,
-                machine_cpu_pct=50.0, machine_cpu_max_pct=200, server_cpu_ms_per_op=1.0)
-    base.update(kw)
-    return base
 
 
 LIMITS = {"md5_mb_s": 600.0, "sha256_mb_s": 1500.0, "ec_encode_mb_s": 4000.0, "xxh3_mb_s": 30000.0,

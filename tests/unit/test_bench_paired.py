@@ -11,13 +11,7 @@ from minis3.bench.stats import Phase
 from minis3.bench.suite import _before_targets, _side_by_side_section
 from minis3.bench.workloads import KiB, MiB, Settings
 
-
-def row(workload, op, size, conc, **kw):
-    base = dict(workload=workload, op=op, size=size, concurrency=conc, ops=10, errors=0, error_codes={},
-                ops_per_s=0.0, mb_per_s=0.0, p50_ms=1.0, p90_ms=1.0, p99_ms=1.0, client_cpu_pct=10.0,
-                machine_cpu_pct=50.0, machine_cpu_max_pct=200, server_cpu_ms_per_op=1.0)
-    base.update(kw)
-    return base
+from .bench_support import row
 
 
 def test_turns_alternate_a_b_b_a():
