@@ -73,7 +73,7 @@ note gives the ratio from the whole workloads run one after the other.
   more than 1.5× as long as completing a 10 MiB one with the same number of parts (inverted,
   ≥ 0.67): completion commits a manifest and reads no part, so only the part count costs (the
   1 GiB upload's 128-part completion shows that cost). Each size is uploaded and completed
-  several times (`--complete-samples`, 3 by default) and the median completions compared (one
+  several times (`--complete-samples`, 5 by default) and the median completions compared (one
   ~15 ms completion is a noisy sample); each completion is timed after 1.5 s idle, past the
   frontend's 1 s cache of the bucket's state, so a slow upload and a fast one complete from
   the same state. Multipart PUT and GET of 1 GiB with 4
