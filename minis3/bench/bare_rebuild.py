@@ -42,12 +42,12 @@ import aiohttp
 from aiohttp import web
 
 from ..fsutil import fsync_dir
-from ..procfs import cpu_seconds, proc_stat
 from ..rpc.http import use_fast_event_loop
 from ..scrub.batches import batch_length
 from ..scrub.repair import BATCH_JOBS, BATCH_SOURCE_BYTES
 from ..storage.rebuild import BATCHES_AT_ONCE
 from .bare import wait_port
+from .runner import process_tree_cpu_seconds
 
 SEGMENT = 1 << 20
 LOST = 2                       # the fragment index of the wiped node
@@ -153,21 +153,16 @@ def prepare(root: Path, driver, k: int, m: int, objects: int, size: int) -> list
     for n in range(k + m):
         (root / f"n{n}").mkdir(parents=True)
     bodies = [os.urandom(size) for _ in range(4)]
-    pieces: list[int] = []
+    files: list[list[bytes]] = []
     for i in range(objects):
         body = bodies[i % 4]
-        files: list[list[bytes]] = [[] for _ in range(k + m)]
+        files = [[] for _ in range(k + m)]
         for off in range(0, size, SEGMENT):
             for n, frag in enumerate(driver.encode(body[off:off + SEGMENT])):
                 files[n].append(frag)
-        for n, pieces in enumerate(files):
-            (root / f"n{n}" / f"o{i}").write_bytes(b"".join(pieces))
-        pieces = [len(f) for f in files[LOST]]
-    return pieces
-
-
-def _process_cpu_s(pids: list[int]) -> float:
-    return sum(cpu_seconds(proc_stat(pid)) for pid in pids)
+        for n, frags in enumerate(files):
+            (root / f"n{n}" / f"o{i}").write_bytes(b"".join(frags))
+    return [len(f) for f in files[LOST]] if files else []
 
 
 def measure(root: Path, objects: int, size: int, k: int = 4, m: int = 2, backend: str = "isa_l_rs_vand",
@@ -197,11 +192,12 @@ def measure(root: Path, objects: int, size: int, k: int = 4, m: int = 2, backend
             shutil.rmtree(out, ignore_errors=True)           # the last round's files deleted, as a wipe
             (out / "tmp").mkdir(parents=True)
             receiver = Receiver(driver, objects, pieces, ports, out)
-            c0, t0, w0 = _process_cpu_s([p.pid for p in procs]), os.times(), time.perf_counter()
+            c0, t0, w0 = process_tree_cpu_seconds([p.pid for p in procs]), os.times(), time.perf_counter()
             _run(receiver.run())
             wall = time.perf_counter() - w0
             t1 = os.times()
-            cpu = _process_cpu_s([p.pid for p in procs]) - c0 + (t1.user - t0.user) + (t1.system - t0.system)
+            cpu = (process_tree_cpu_seconds([p.pid for p in procs]) - c0
+                   + (t1.user - t0.user) + (t1.system - t0.system))
             mb = receiver.written / 1e6
             rates.append(mb / wall)
             cpu_ms.append(cpu * 1000 / mb)

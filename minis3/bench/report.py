@@ -298,22 +298,36 @@ def side_by_side_cells(side: dict, mine: list[dict], moto: list[dict]) -> list[l
     the other (``mine`` and ``moto``)."""
     cells = []
     for a in side["minis3"]:
-        key = (a["workload"], a["op"], a["size"], a["concurrency"])
-        b = _find(side["moto"], *key)
-        together = comparison_ratio(a, b)
-        then_a = _find(mine, *key)
-        apart = comparison_ratio(then_a, _find(moto, *key)) if then_a else None
-        cells.append([a["workload"], a["op"], _size(a), str(a["concurrency"]),
-                      _n(a["ops_per_s"]), _n(b and b["ops_per_s"]), _n(a["mb_per_s"]), _n(b and b["mb_per_s"]),
-                      f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}",
-                      f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}",
-                      "-" if together is None else f"{together:.2f}×", "-" if apart is None else f"{apart:.2f}×",
-                      f"{a['errors']} / {b['errors'] if b else '-'}", f"{_turns(a)} / {_turns(b)}"])
+        b = _find(side["moto"], *_key(a))
+        cells.append(_pair_cells(a, b) + [_times(comparison_ratio(a, b)), _times(_ratio_in(mine, moto, _key(a))),
+                                          f"{a['errors']} / {b['errors'] if b else '-'}", f"{_turns(a)} / {_turns(b)}"])
     return cells
 
 
 def _turns(row: dict | None) -> str:
     return ", ".join(_n(x) for x in (row or {}).get("turns", [])) or "-"
+
+
+def _key(row: dict) -> tuple:
+    return row["workload"], row["op"], row["size"], row["concurrency"]
+
+
+def _ratio_in(rows_a: list[dict], rows_b: list[dict], key: tuple) -> float | None:
+    """``comparison_ratio`` of the rows with this key in two other lists (None: no such row)."""
+    a = _find(rows_a, *key)
+    return comparison_ratio(a, _find(rows_b, *key)) if a else None
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}×"
+
+
+def _pair_cells(a: dict, b: dict | None) -> list[str]:
+    """The columns a minis3 row and its moto_server row (``b``, or None) share in
+    every comparison table: the phase, then each side's ops/s, MB/s and p50/p99."""
+    return [a["workload"], a["op"], _size(a), str(a["concurrency"]),
+            _n(a["ops_per_s"]), _n(b and b["ops_per_s"]), _n(a["mb_per_s"]), _n(b and b["mb_per_s"]),
+            f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}", f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}"]
 
 
 def comparison_cells(mine: list[dict], moto: list[dict], before: dict | None = None) -> list[list[str]]:
@@ -322,20 +336,11 @@ def comparison_cells(mine: list[dict], moto: list[dict], before: dict | None = N
     same workload, op, size and concurrency ("-" where it had no such row)."""
     cells = []
     for a in mine:
-        b = _find(moto, a["workload"], a["op"], a["size"], a["concurrency"])
-        ratio = comparison_ratio(a, b)
-        row = [a["workload"], a["op"], _size(a), str(a["concurrency"]),
-               _n(a["ops_per_s"]), _n(b and b["ops_per_s"]),
-               _n(a["mb_per_s"]), _n(b and b["mb_per_s"]),
-               f"{_n(a['p50_ms'], 2)} / {_n(a['p99_ms'], 2)}",
-               f"{_n(b and b['p50_ms'], 2)} / {_n(b and b['p99_ms'], 2)}",
-               _n(a["server_cpu_ms_per_op"], 2), _n(b and b["server_cpu_ms_per_op"], 2),
-               "-" if ratio is None else f"{ratio:.2f}×"]
+        b = _find(moto, *_key(a))
+        row = _pair_cells(a, b) + [_n(a["server_cpu_ms_per_op"], 2), _n(b and b["server_cpu_ms_per_op"], 2),
+                                   _times(comparison_ratio(a, b))]
         if before is not None:
-            key = (a["workload"], a["op"], a["size"], a["concurrency"])
-            then_a = _find(before.get("minis3") or [], *key)
-            then = comparison_ratio(then_a, _find(before.get("moto") or [], *key)) if then_a else None
-            row.append("-" if then is None else f"{then:.2f}×")
+            row.append(_times(_ratio_in(before.get("minis3") or [], before.get("moto") or [], _key(a))))
         row.append(f"{a['errors']} / {b['errors'] if b else '-'}")
         cells.append(row)
     return cells
