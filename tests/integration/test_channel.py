@@ -94,3 +94,22 @@ def test_a_caller_given_up_on_while_the_channel_opens_does_not_stop_it(cluster, 
             assert answer["results"][0][0] == 200
             assert ch.opened == 1 and ch.usable
     asyncio.run(run())
+
+
+def test_the_opener_sends_its_frames_unmasked(cluster, bucket, monkeypatch):
+    """A channel's frames carry no RFC 6455 mask (rpc/channel.send_unmasked):
+    the replica answers them as before, and the opener never XORs a byte."""
+    from aiohttp._websocket import writer
+    masked = []
+    real = writer.websocket_mask
+    monkeypatch.setattr(writer, "websocket_mask", lambda mask, data: (masked.append(len(data)), real(mask, data)))
+    meta = cluster.topo.metas[0]
+
+    async def run():
+        async with client_session(cluster.topo.cluster_secret) as session:
+            ch = channel.ChannelClient(session, meta.url)
+            answer = fastjson.loads(await ch.call(batch.encode_calls(_calls(bucket, 3))))
+            assert [st for st, _ in answer["results"]] == [200, 200, 200]
+            assert ch._link.ws._writer.use_mask is False
+    asyncio.run(run())
+    assert masked == []
