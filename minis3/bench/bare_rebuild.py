@@ -24,6 +24,23 @@ the bare MB/s is what all of that costs; the bare figure is what this design
 Each round starts from an empty output directory after deleting the last
 round's files, as ``bench-scrub`` wipes its node. After the timed rounds every
 rebuilt file is compared with the fragment it replaces.
+
+**Other designs.** The same rebuild can move and land the bytes two other
+ways each (``DESIGNS``; ``measure(designs=...)``), so that what each of the
+design's choices costs on this machine is measured, not guessed:
+
+* transport ``stream`` for ``http``: each source also listens on a plain TCP
+  port, takes a line of file names and answers each file as a length and the
+  file itself by ``sendfile`` (no copy through the process); the receiver
+  reads a batch's answer straight into one preallocated buffer
+  (``sock_recv_into``), with no HTTP parser and no chunks to join;
+* landing ``extent`` for ``files``: a batch's fragments appended to one new
+  file, then one fsync of it and one of its directory, as a log-structured
+  fragment store would land them (an index of where each fragment lies is
+  left out: it is a few bytes a fragment).
+
+The rounds of the designs asked for are interleaved (this VM's speed moves
+from one minute to the next), and every design's output is checked.
 """
 from __future__ import annotations
 
@@ -31,10 +48,13 @@ import argparse
 import asyncio
 import os
 import shutil
+import socket
+import socketserver
 import statistics
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,10 +72,19 @@ from .runner import process_tree_cpu_seconds
 SEGMENT = 1 << 20
 LOST = 2                       # the fragment index of the wiped node
 _LEN = struct.Struct("<I")
+#: How the sources' fragments reach the receiver, and how it lands what it rebuilt.
+TRANSPORTS = ("http", "stream")
+LANDINGS = ("files", "extent")
+#: (transport, landing): minis3's own design first, then the other three.
+DESIGNS = (("http", "files"), ("http", "extent"), ("stream", "files"), ("stream", "extent"))
 
 
 # -- a source: a directory of fragment files, served a batch at a time -----------------
 def serve(directory: Path, port: int) -> None:
+    """A source: ``POST /batch`` on ``port`` (HTTP), and the ``stream``
+    transport on ``port + STREAM_OFFSET`` (:func:`serve_stream`)."""
+    serve_stream(directory, port + STREAM_OFFSET)
+
     async def batch(request: web.Request) -> web.StreamResponse:
         names = (await request.read()).decode().split()
 
@@ -79,17 +108,47 @@ def serve(directory: Path, port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+#: A source's stream port is its HTTP port plus this (measure() spaces the ports so).
+STREAM_OFFSET = 50
+
+
+def serve_stream(directory: Path, port: int) -> socketserver.ThreadingTCPServer:
+    """The ``stream`` transport, in threads of this process: a connection
+    carries batches one after the other, each asked as a line of file names
+    and answered as each file's length (u32) and the file, sent by
+    ``sendfile``."""
+    class Batch(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            for line in self.rfile:
+                for name in line.decode().split():
+                    with open(directory / name, "rb") as f:
+                        n = os.fstat(f.fileno()).st_size
+                        self.request.sendall(_LEN.pack(n))
+                        self.request.sendfile(f, 0, n)
+
+    class Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = daemon_threads = True
+    server = Server(("127.0.0.1", port), Batch)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 # -- the receiver --------------------------------------------------------------------
 class Receiver:
     """Rebuilds fragment ``LOST`` of ``objects`` objects into ``out``, from
-    the sources at ``ports`` (fragment index → port). ``pieces``: the size of
-    each segment's fragment in a fragment file (the last segment's may be
-    shorter)."""
+    the sources at ``ports`` (fragment index → HTTP port). ``pieces``: the
+    size of each segment's fragment in a fragment file (the last segment's
+    may be shorter). ``transport`` and ``landing``: one of ``DESIGNS``."""
 
-    def __init__(self, driver, objects: int, pieces: list[int], ports: dict[int, int], out: Path):
+    def __init__(self, driver, objects: int, pieces: list[int], ports: dict[int, int], out: Path,
+                 transport: str = "http", landing: str = "files"):
+        if transport not in TRANSPORTS or landing not in LANDINGS:
+            raise ValueError(f"no such design: {transport}, {landing}")
         self.driver, self.objects, self.pieces = driver, objects, pieces
         self.ports, self.out = ports, out
+        self.transport, self.landing = transport, landing
         self.written = 0
+        self.extents: list[tuple[Path, list[int]]] = []     # landing "extent": each file, its objects in order
 
     def batches(self) -> list[list[int]]:
         """The objects in batches as the scrubber cuts them (scrub/batches.py)."""
@@ -103,47 +162,121 @@ class Receiver:
 
     async def run(self) -> None:
         gate = asyncio.Semaphore(BATCHES_AT_ONCE)
+        fetch = self._http if self.transport == "http" else self._stream
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), read_bufsize=1 << 20) as http:
-            async def fetch(idx: int, names: str) -> list[bytes]:
-                async with http.post(f"http://127.0.0.1:{self.ports[idx]}/batch", data=names) as r:
-                    r.raise_for_status()
-                    body = await r.read()
-                parts, off = [], 0
-                while off < len(body):
-                    (n,) = _LEN.unpack_from(body, off)
-                    parts.append(body[off + 4:off + 4 + n])
-                    off += 4 + n
-                return parts
+            self._session, self._idle = http, {idx: [] for idx in self.ports}
+            try:
+                async def one(batch: list[int]) -> None:
+                    async with gate:
+                        got = await asyncio.gather(*(fetch(idx, batch) for idx in self.ports))
+                        await asyncio.to_thread(self._rebuild, batch, got)
+                await asyncio.gather(*(one(b) for b in self.batches()))
+            finally:
+                for socks in self._idle.values():
+                    for sock in socks:
+                        sock.close()
 
-            async def one(batch: list[int]) -> None:
-                async with gate:
-                    names = " ".join(f"o{i}" for i in batch)
-                    got = await asyncio.gather(*(fetch(idx, names) for idx in self.ports))
-                    await asyncio.to_thread(self._rebuild, batch, got)
-            await asyncio.gather(*(one(b) for b in self.batches()))
+    async def _http(self, idx: int, batch: list[int]) -> list[bytes]:
+        """One source's files of a batch: ``POST /batch``, the body read whole, then cut."""
+        names = " ".join(f"o{i}" for i in batch)
+        async with self._session.post(f"http://127.0.0.1:{self.ports[idx]}/batch", data=names) as r:
+            r.raise_for_status()
+            body = await r.read()
+        parts, off = [], 0
+        while off < len(body):
+            (n,) = _LEN.unpack_from(body, off)
+            parts.append(body[off + 4:off + 4 + n])
+            off += 4 + n
+        return parts
+
+    async def _stream(self, idx: int, batch: list[int]) -> list[bytes]:
+        """One source's files of a batch over the stream transport, read into
+        one buffer (every file is ``sum(pieces)`` bytes, so its size is known)."""
+        loop = asyncio.get_running_loop()
+        if self._idle[idx]:
+            sock = self._idle[idx].pop()
+        else:
+            sock = socket.socket()
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", self.ports[idx] + STREAM_OFFSET))
+        each = _LEN.size + sum(self.pieces)
+        buf = memoryview(bytearray(each * len(batch)))
+        await loop.sock_sendall(sock, (" ".join(f"o{i}" for i in batch) + "\n").encode())
+        got = 0
+        while got < len(buf):
+            n = await loop.sock_recv_into(sock, buf[got:])
+            if n == 0:
+                sock.close()
+                raise ConnectionError(f"source {idx} closed a batch {got} bytes in")
+            got += n
+        self._idle[idx].append(sock)
+        parts = []
+        for j in range(len(batch)):
+            (n,) = _LEN.unpack_from(buf, j * each)
+            if n != each - _LEN.size:
+                raise ConnectionError(f"source {idx} sent {n} bytes for o{batch[j]}, not {each - _LEN.size}")
+            parts.append(bytes(buf[j * each + _LEN.size:(j + 1) * each]))
+        return parts
 
     def _rebuild(self, batch: list[int], got: list[list[bytes]]) -> None:
-        dirs: set[Path] = set()
-        for j, i in enumerate(batch):
+        rebuilt = []
+        for j in range(len(batch)):
             sources, frags, off = [g[j] for g in got], [], 0
             for n in self.pieces:
                 frags.append(self.driver.reconstruct([s[off:off + n] for s in sources], [LOST])[0])
                 off += n
+            rebuilt.append(frags)
+        if self.landing == "files":
+            self._land_files(batch, rebuilt)
+        else:
+            self._land_extent(batch, rebuilt)
+        self.written += sum(len(f) for frags in rebuilt for f in frags)
+
+    def _land_files(self, batch: list[int], rebuilt: list[list[bytes]]) -> None:
+        """A file a fragment: created in tmp/, written, fsynced, renamed into a
+        fan-out directory; one fsync a directory a batch."""
+        dirs: set[Path] = set()
+        for i, frags in zip(batch, rebuilt):
             tmp = self.out / "tmp" / f"o{i}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                if os.writev(fd, frags) != sum(map(len, frags)):
-                    raise OSError(f"short write of {tmp}")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_new(tmp, frags)
             final = self.out / f"{i % 256:02x}"
             final.mkdir(exist_ok=True)
             os.replace(tmp, final / f"o{i}")
             dirs.add(final)
-            self.written += sum(map(len, frags))
         for d in dirs:
             fsync_dir(d)
+
+    def _land_extent(self, batch: list[int], rebuilt: list[list[bytes]]) -> None:
+        """A batch's fragments appended to one new file: one fsync of it, one of its directory."""
+        path = self.out / f"extent-{batch[0]:06d}"
+        _write_new(path, [f for frags in rebuilt for f in frags])
+        fsync_dir(self.out)
+        self.extents.append((path, batch))
+
+    def wrong(self, originals: Path) -> list[int]:
+        """The objects whose rebuilt fragment differs from ``originals``/o{i}."""
+        if self.landing == "files":
+            return [i for i in range(self.objects)
+                    if (self.out / f"{i % 256:02x}" / f"o{i}").read_bytes() != (originals / f"o{i}").read_bytes()]
+        bad, size, landed = [], sum(self.pieces), set()
+        for path, batch in self.extents:
+            data = path.read_bytes()
+            bad += [i for j, i in enumerate(batch) if data[j * size:(j + 1) * size] != (originals / f"o{i}").read_bytes()]
+            landed.update(batch)
+        return bad + [i for i in range(self.objects) if i not in landed]
+
+
+def _write_new(path: Path, pieces: list[bytes]) -> None:
+    """Blocking: a new file of ``pieces``, fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for start in range(0, len(pieces), 512):             # IOV_MAX is 1024 on Linux
+            chunk = pieces[start:start + 512]
+            if os.writev(fd, chunk) != sum(map(len, chunk)):
+                raise OSError(f"short write of {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def prepare(root: Path, driver, k: int, m: int, objects: int, size: int) -> list[int]:
@@ -166,14 +299,19 @@ def prepare(root: Path, driver, k: int, m: int, objects: int, size: int) -> list
 
 
 def measure(root: Path, objects: int, size: int, k: int = 4, m: int = 2, backend: str = "isa_l_rs_vand",
-            rounds: int = 3, base_port: int = 0) -> dict:
-    """The bare rebuild of ``objects`` objects of ``size`` bytes, ``rounds`` times:
-    the median MB/s written and CPU (receiver and sources) a MB written."""
+            rounds: int = 3, base_port: int = 0, designs: tuple = DESIGNS[:1]) -> dict:
+    """The bare rebuild of ``objects`` objects of ``size`` bytes, ``rounds``
+    times in each of ``designs`` (``DESIGNS``; their rounds interleaved): for
+    the first, the median MB/s written and CPU (receiver and sources) a MB
+    written; for each, the same under ``designs``."""
     from pyeclib.ec_iface import ECDriver
 
     from .. import config
     if LOST >= k + m:
         raise ValueError(f"{k}+{m} has no fragment {LOST}")
+    designs = tuple(tuple(d) for d in designs)
+    if not designs or any(d not in DESIGNS for d in designs):
+        raise ValueError(f"designs: some of {DESIGNS}")
     driver = ECDriver(k=k, m=m, ec_type=backend)
     root.mkdir(parents=True, exist_ok=True)
     pieces = prepare(root, driver, k, m, objects, size)
@@ -183,37 +321,41 @@ def measure(root: Path, objects: int, size: int, k: int = 4, m: int = 2, backend
     ports = {n: base + j for j, n in enumerate(sources)}
     procs = [subprocess.Popen([sys.executable, "-m", "minis3.bench.bare_rebuild", "--serve",
                                str(root / f"n{n}"), str(port)]) for n, port in ports.items()]
-    rates, cpu_ms = [], []
+    runs: dict[tuple, tuple[list, list]] = {d: ([], []) for d in designs}
     out = root / "rebuilt"
     try:
         for port in ports.values():
             wait_port(port)
-        for _ in range(rounds):
-            shutil.rmtree(out, ignore_errors=True)           # the last round's files deleted, as a wipe
-            (out / "tmp").mkdir(parents=True)
-            receiver = Receiver(driver, objects, pieces, ports, out)
-            c0, t0, w0 = process_tree_cpu_seconds([p.pid for p in procs]), os.times(), time.perf_counter()
-            _run(receiver.run())
-            wall = time.perf_counter() - w0
-            t1 = os.times()
-            cpu = (process_tree_cpu_seconds([p.pid for p in procs]) - c0
-                   + (t1.user - t0.user) + (t1.system - t0.system))
-            mb = receiver.written / 1e6
-            rates.append(mb / wall)
-            cpu_ms.append(cpu * 1000 / mb)
-        wrong = [i for i in range(objects)
-                 if (out / f"{i % 256:02x}" / f"o{i}").read_bytes() != (root / f"n{LOST}" / f"o{i}").read_bytes()]
-        if wrong:
-            raise RuntimeError(f"the bare rebuild got {len(wrong)} of {objects} fragments wrong")
+            wait_port(port + STREAM_OFFSET)
+        for r in range(rounds):
+            for design in (designs if r % 2 == 0 else designs[::-1]):
+                shutil.rmtree(out, ignore_errors=True)       # the last round's files deleted, as a wipe
+                (out / "tmp").mkdir(parents=True)
+                receiver = Receiver(driver, objects, pieces, ports, out, *design)
+                c0, t0, w0 = process_tree_cpu_seconds([p.pid for p in procs]), os.times(), time.perf_counter()
+                _run(receiver.run())
+                wall = time.perf_counter() - w0
+                t1 = os.times()
+                cpu = (process_tree_cpu_seconds([p.pid for p in procs]) - c0
+                       + (t1.user - t0.user) + (t1.system - t0.system))
+                mb = receiver.written / 1e6
+                runs[design][0].append(mb / wall)
+                runs[design][1].append(cpu * 1000 / mb)
+                wrong = receiver.wrong(root / f"n{LOST}")
+                if wrong:
+                    raise RuntimeError(f"the bare rebuild ({'+'.join(design)}) got {len(wrong)} of {objects} "
+                                       "fragments wrong")
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=10)
+    each = [{"transport": t, "landing": land, "mb_s": round(statistics.median(runs[(t, land)][0]), 1),
+             "mb_s_each": [round(x, 1) for x in runs[(t, land)][0]],
+             "cpu_ms_per_mb": round(statistics.median(runs[(t, land)][1]), 2)} for t, land in designs]
+    first = {key: each[0][key] for key in ("mb_s", "mb_s_each", "cpu_ms_per_mb")}
     return {"objects": objects, "size": size, "fragment_bytes": sum(pieces), "rounds": rounds,
-            "mb_written": round(objects * sum(pieces) / 1e6, 1),
-            "mb_s": round(statistics.median(rates), 1), "mb_s_each": [round(r, 1) for r in rates],
-            "cpu_ms_per_mb": round(statistics.median(cpu_ms), 2)}
+            "mb_written": round(objects * sum(pieces) / 1e6, 1), **first, "designs": each}
 
 
 def _run(coro) -> None:
@@ -235,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size-mib", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--dir", type=Path, help="where to put the fragments (default: a temporary directory)")
+    p.add_argument("--designs", default="http+files",
+                   help="transport+landing, comma-separated, or all: " + ", ".join("+".join(d) for d in DESIGNS))
     args = p.parse_args(argv)
     if args.serve:
         serve(Path(args.serve[0]), int(args.serve[1]))
@@ -243,7 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     import tempfile
     root = Path(tempfile.mkdtemp(prefix="minis3-bare-rebuild-", dir=args.dir))
     try:
-        print(json.dumps(measure(root / "work", args.objects, int(args.size_mib * (1 << 20)), rounds=args.rounds)))
+        designs = DESIGNS if args.designs == "all" else tuple(tuple(d.split("+")) for d in args.designs.split(","))
+        print(json.dumps(measure(root / "work", args.objects, int(args.size_mib * (1 << 20)), rounds=args.rounds,
+                                 designs=designs)))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
