@@ -84,12 +84,15 @@ def send_unmasked(ws: aiohttp.ClientWebSocketResponse) -> bool:
     RFC 6455 has a client XOR every frame it sends with a random mask, so that
     a script in a browser cannot make a proxy on the way cache what it sends. A
     channel has neither: both ends are minis3 processes, and each message
-    carries its own MAC. The mask costs the opener a copy and an XOR of every
-    byte it sends, and the acceptor an XOR again: measured with py-spy, ~8% of
-    the frontend's CPU on 4 KiB PUTs and ~11% on 64 KiB ones, whose records
-    carry the object inline to three replicas. aiohttp's reader takes unmasked
-    frames as they come. Its writer keeps the switch in a private attribute
-    (aiohttp is pinned to a minor version for that reason, as for
+    carries its own MAC. The mask costs the opener a copy, an XOR and a join of
+    every byte it sends (timed alone here: ~15 µs for the 88 KB message that
+    carries a 64 KiB object's record, three a PUT, ~3% of the frontend's CPU
+    on such PUTs; ~1 µs for a small batch of calls), and the acceptor an XOR
+    again. (py-spy charges the line that masks with ~8-11% of the frontend's
+    samples, but that line also sends the frame: the samples are mostly the
+    socket write, which unmasked frames cost as well.) aiohttp's reader takes
+    unmasked frames as they come. Its writer keeps the switch in a private
+    attribute (aiohttp is pinned to a minor version for that reason, as for
     rpc/listener.py); where it is not found, frames stay masked: slower, not
     wrong."""
     writer = getattr(ws, "_writer", None)
