@@ -149,6 +149,8 @@ class Receiver:
         self.transport, self.landing = transport, landing
         self.written = 0
         self.extents: list[tuple[Path, list[int]]] = []     # landing "extent": each file, its objects in order
+        self._session: aiohttp.ClientSession | None = None   # while run() runs: transport "http"
+        self._idle: dict[int, list[socket.socket]] = {}      # transport "stream": open connections a source
 
     def batches(self) -> list[list[int]]:
         """The objects in batches as the scrubber cuts them (scrub/batches.py)."""
@@ -201,14 +203,17 @@ class Receiver:
             await loop.sock_connect(sock, ("127.0.0.1", self.ports[idx] + STREAM_OFFSET))
         each = _LEN.size + sum(self.pieces)
         buf = memoryview(bytearray(each * len(batch)))
-        await loop.sock_sendall(sock, (" ".join(f"o{i}" for i in batch) + "\n").encode())
-        got = 0
-        while got < len(buf):
-            n = await loop.sock_recv_into(sock, buf[got:])
-            if n == 0:
-                sock.close()
-                raise ConnectionError(f"source {idx} closed a batch {got} bytes in")
-            got += n
+        try:
+            await loop.sock_sendall(sock, (" ".join(f"o{i}" for i in batch) + "\n").encode())
+            got = 0
+            while got < len(buf):
+                n = await loop.sock_recv_into(sock, buf[got:])
+                if n == 0:
+                    raise ConnectionError(f"source {idx} closed a batch {got} bytes in")
+                got += n
+        except BaseException:
+            sock.close()
+            raise
         self._idle[idx].append(sock)
         parts = []
         for j in range(len(batch)):

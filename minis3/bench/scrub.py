@@ -18,7 +18,9 @@ On a fresh local cluster (real processes), it measures:
 6. an AZ killed while M objects are written, then revived: the time from the
    scrubber seeing the AZ's nodes again to every object at full redundancy, at home;
 7. with the cluster stopped, a bare rebuild of the same objects
-   (bench/bare_rebuild.py): the yardstick for 3.
+   (bench/bare_rebuild.py): the yardstick for 3; and the same in the three
+   other designs it measures (sources streamed rather than over HTTP, an
+   extent file a batch rather than a file a fragment).
 
 MB/s counts fragment bytes written (to the rebuilt node, or to the nodes that take
 a lost node's fragments), over the time with any repair running; bytes read (k
