@@ -27,7 +27,13 @@ def _calls(bucket: str, n: int) -> list:
     return [("GET", "/v/bucket", {"name": bucket}, None) for _ in range(n)]
 
 
-def test_a_channel_carries_calls_and_a_forged_message_closes_it(cluster, bucket):
+def test_a_channel_carries_calls_unmasked_and_a_forged_message_closes_it(cluster, bucket, monkeypatch):
+    """Its frames carry no RFC 6455 mask (rpc/channel.send_unmasked): aiohttp's
+    mask function is never called, and the replica answers them as before."""
+    from aiohttp._websocket import writer
+    masked = []
+    real = writer.websocket_mask
+    monkeypatch.setattr(writer, "websocket_mask", lambda mask, data: (masked.append(len(data)), real(mask, data)))
     meta = cluster.topo.metas[0]
 
     async def run():
@@ -50,6 +56,7 @@ def test_a_channel_carries_calls_and_a_forged_message_closes_it(cluster, bucket)
     before = _refused(meta.url)["signature"]
     asyncio.run(run())
     assert _refused(meta.url)["signature"] == before + 1
+    assert masked == []
 
 
 def test_a_channel_needs_the_cluster_secret(cluster):
@@ -94,22 +101,3 @@ def test_a_caller_given_up_on_while_the_channel_opens_does_not_stop_it(cluster, 
             assert answer["results"][0][0] == 200
             assert ch.opened == 1 and ch.usable
     asyncio.run(run())
-
-
-def test_the_opener_sends_its_frames_unmasked(cluster, bucket, monkeypatch):
-    """A channel's frames carry no RFC 6455 mask (rpc/channel.send_unmasked):
-    the replica answers them as before, and the opener never XORs a byte."""
-    from aiohttp._websocket import writer
-    masked = []
-    real = writer.websocket_mask
-    monkeypatch.setattr(writer, "websocket_mask", lambda mask, data: (masked.append(len(data)), real(mask, data)))
-    meta = cluster.topo.metas[0]
-
-    async def run():
-        async with client_session(cluster.topo.cluster_secret) as session:
-            ch = channel.ChannelClient(session, meta.url)
-            answer = fastjson.loads(await ch.call(batch.encode_calls(_calls(bucket, 3))))
-            assert [st for st, _ in answer["results"]] == [200, 200, 200]
-            assert ch._link.ws._writer.use_mask is False
-    asyncio.run(run())
-    assert masked == []
