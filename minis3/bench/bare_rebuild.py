@@ -183,13 +183,7 @@ class Receiver:
         names = " ".join(f"o{i}" for i in batch)
         async with self._session.post(f"http://127.0.0.1:{self.ports[idx]}/batch", data=names) as r:
             r.raise_for_status()
-            body = await r.read()
-        parts, off = [], 0
-        while off < len(body):
-            (n,) = _LEN.unpack_from(body, off)
-            parts.append(body[off + 4:off + 4 + n])
-            off += 4 + n
-        return parts
+            return _cut(await r.read())
 
     async def _stream(self, idx: int, batch: list[int]) -> list[bytes]:
         """One source's files of a batch over the stream transport, read into
@@ -215,12 +209,10 @@ class Receiver:
             sock.close()
             raise
         self._idle[idx].append(sock)
-        parts = []
-        for j in range(len(batch)):
-            (n,) = _LEN.unpack_from(buf, j * each)
-            if n != each - _LEN.size:
-                raise ConnectionError(f"source {idx} sent {n} bytes for o{batch[j]}, not {each - _LEN.size}")
-            parts.append(bytes(buf[j * each + _LEN.size:(j + 1) * each]))
+        parts = _cut(buf)
+        if [len(p) for p in parts] != [each - _LEN.size] * len(batch):
+            raise ConnectionError(f"source {idx} sent files of {[len(p) for p in parts]} bytes, "
+                                  f"not {len(batch)} of {each - _LEN.size}")
         return parts
 
     def _rebuild(self, batch: list[int], got: list[list[bytes]]) -> None:
@@ -269,6 +261,16 @@ class Receiver:
             bad += [i for j, i in enumerate(batch) if data[j * size:(j + 1) * size] != (originals / f"o{i}").read_bytes()]
             landed.update(batch)
         return bad + [i for i in range(self.objects) if i not in landed]
+
+
+def _cut(body: bytes | memoryview) -> list[bytes]:
+    """A source's answer cut into its files (each sent as its length, u32, then the file)."""
+    parts, off = [], 0
+    while off < len(body):
+        (n,) = _LEN.unpack_from(body, off)
+        parts.append(bytes(body[off + _LEN.size:off + _LEN.size + n]))
+        off += _LEN.size + n
+    return parts
 
 
 def _write_new(path: Path, pieces: list[bytes]) -> None:
