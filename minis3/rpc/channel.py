@@ -78,8 +78,8 @@ def register_session(session: aiohttp.ClientSession, secret: str, delay, timeout
     _SESSIONS[session] = (secret, delay, timeout_s)
 
 
-def send_unmasked(ws: aiohttp.ClientWebSocketResponse) -> bool:
-    """Have the opener send its frames unmasked; True if it now does.
+def send_unmasked(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Have the opener send its frames unmasked.
 
     RFC 6455 has a client XOR every frame it sends with a random mask, so that
     a script in a browser cannot make a proxy on the way cache what it sends. A
@@ -96,10 +96,8 @@ def send_unmasked(ws: aiohttp.ClientWebSocketResponse) -> bool:
     rpc/listener.py); where it is not found, frames stay masked: slower, not
     wrong."""
     writer = getattr(ws, "_writer", None)
-    if not isinstance(getattr(writer, "use_mask", None), bool):
-        return False
-    writer.use_mask = False
-    return True
+    if isinstance(getattr(writer, "use_mask", None), bool):
+        writer.use_mask = False
 
 
 class _Link:
