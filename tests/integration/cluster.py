@@ -190,18 +190,21 @@ class TestCluster:
     def wait_healthy(self):
         wait_healthy(self.topo, 30)
 
+    def frontend_samples(self, name: str) -> list:
+        """The samples named ``name`` on the frontend's ``/_minis3/metrics`` (prometheus_client's parser)."""
+        import urllib.request
+        from prometheus_client.parser import text_string_to_metric_families
+        with urllib.request.urlopen(f"{self.endpoint}/_minis3/metrics?name[]={name}", timeout=5) as r:
+            text = r.read().decode()
+        return [s for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name]
+
     def wait_seen_down(self, *node_ids: str, timeout: float = 10) -> None:
         """Until the frontend's health prober (a round every 0.5 s) believes each of these
         storage nodes down, so that new fragments go elsewhere and reads ask them last: what a
         fixed second's sleep after a kill waited for."""
-        import urllib.request
-        from prometheus_client.parser import text_string_to_metric_families
         deadline = time.monotonic() + timeout
         while True:
-            with urllib.request.urlopen(self.endpoint + "/_minis3/metrics?name[]=minis3_storage_node_up",
-                                        timeout=5) as r:
-                text = r.read().decode()
-            up = {s.labels.get("node"): s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+            up = {s.labels.get("node"): s.value for s in self.frontend_samples("minis3_storage_node_up")}
             if all(up.get(n) == 0 for n in node_ids):
                 return
             assert time.monotonic() < deadline, f"the frontend still sees some of {node_ids} up: {up}"

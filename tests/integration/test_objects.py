@@ -287,13 +287,8 @@ def test_last_modified_moves_forward(s3, bucket):
 
 def _requests_counted(cluster) -> dict[tuple[str, str, str], float]:
     """The frontend's ``minis3_requests`` counter: (operation, method, status) → requests answered."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-    with urllib.request.urlopen(cluster.endpoint + "/_minis3/metrics?name[]=minis3_requests_total", timeout=5) as r:
-        text = r.read().decode()
     return {(s.labels["operation"], s.labels["method"], s.labels["status"]): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == "minis3_requests_total"}
+            for s in cluster.frontend_samples("minis3_requests_total")}
 
 
 def test_the_frontends_metrics_name_each_requests_s3_operation(cluster, s3, bucket):

@@ -1,17 +1,14 @@
 """A busy frontend leaves the cyclic garbage collector alone (rpc/process.tune_gc)."""
-import re
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 REQUESTS = 1200
 CLIENTS = 32
 
 
-def _young_collections(endpoint: str) -> float:
+def _young_collections(cluster) -> float:
     """The frontend's ``python_gc_collections_total`` for generation 0 (prometheus_client's GC collector)."""
-    with urllib.request.urlopen(endpoint + "/_minis3/metrics?name[]=python_gc_collections_total", timeout=5) as r:
-        text = r.read().decode()
-    return float(re.search(r'python_gc_collections_total\{generation="0"\} (\S+)', text).group(1))
+    return next(s.value for s in cluster.frontend_samples("python_gc_collections_total")
+                if s.labels["generation"] == "0")
 
 
 def test_a_busy_frontend_runs_few_young_collections(cluster, s3, bucket):
@@ -24,8 +21,8 @@ def test_a_busy_frontend_runs_few_young_collections(cluster, s3, bucket):
         s3.put_object(Bucket=bucket, Key=f"k{i % 100}", Body=body)
         assert s3.get_object(Bucket=bucket, Key=f"k{i % 100}")["Body"].read() == body
 
-    before = _young_collections(cluster.endpoint)
+    before = _young_collections(cluster)
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(one, range(REQUESTS // 2)))
-    ran = _young_collections(cluster.endpoint) - before
+    ran = _young_collections(cluster) - before
     assert ran < REQUESTS / 100, f"{ran:.0f} young collections for {REQUESTS} requests"
