@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 import aiohttp
 
-from ..procfs import CLK_TCK, PAGE_SIZE, cpu_seconds, proc_stat
+from ..procfs import CLK_TCK, PAGE_SIZE, proc_stat, process_cpu_seconds
 from .client import Result, S3Client
 from .stats import Phase
 
@@ -49,7 +49,7 @@ def process_tree_cpu_seconds(pids: list[int]) -> float:
         seen.add(pid)
         fields = proc_stat(pid)
         if fields:
-            total += cpu_seconds(fields)
+            total += process_cpu_seconds(pid, fields)
         todo += tree.get(pid, [])
     return total
 
@@ -109,7 +109,7 @@ class ServerCpu:
             if key not in self._roles:
                 self._roles[key] = role_of(_cmdline(pid))
             role = self._roles[key] or inherited
-            out[key] = (role, cpu_seconds(fields))
+            out[key] = (role, process_cpu_seconds(pid, fields))
             todo += [(child, role) for child in tree.get(pid, [])]
         return out
 
@@ -128,7 +128,7 @@ class ServerCpu:
 
 def _proc_rss_cpu(pid: int) -> tuple[float, float] | None:
     fields = proc_stat(pid)
-    return (int(fields[21]) * PAGE_SIZE, cpu_seconds(fields)) if fields else None
+    return (int(fields[21]) * PAGE_SIZE, process_cpu_seconds(pid, fields)) if fields else None
 
 
 class Runner:

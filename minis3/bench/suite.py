@@ -445,7 +445,8 @@ def _versioning_section(v: dict | None) -> list[str]:
 
 
 CPU_TEXT = """\
-The CPU time of each of minis3's processes, read from /proc before and after each phase
+The CPU time of each of minis3's processes, read before and after each phase (from each
+process's CPU-time clock, to the nanosecond; /proc's 10 ms ticks where that cannot be read)
 and divided by the operations: the frontend; the storage nodes, all together; the metadata
 replicas, all together; *other*, the rest of the cluster (the AZ supervisors, the scrubber
 with the index manager, the console); and the client, the load generator, in the same
