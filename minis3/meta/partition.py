@@ -207,6 +207,7 @@ class Partition:
     def stats(self, *, live: bool = True) -> dict:
         out = {"id": self.id, "lo": self.lo, "hi": self.hi, "keys": len(self), "version_rows": len(self.rows),
                "reads": self.reads, "writes": self.writes, "refused": self.refused, "wal_syncs": self.wal.syncs,
+               "wal_syncs_on_loop": self.wal.syncs_on_loop,
                "wal_generation": self.wal.generation, "bytes": self.estimated_bytes(),
                "inflight": self.inflight, "splitting": self.splitting, "state": self.state}
         if live:          # a walk over every record: for status pages, not for the split check

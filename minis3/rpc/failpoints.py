@@ -120,7 +120,8 @@ def _fire(name: str, arm: core.Arm) -> None:
 def disk(op: str) -> None:
     """A ``op`` ("write", "sync", "read") on this process's data files: fail it
     or delay it as the disk faults set here say; nothing on a healthy disk.
-    Called in worker threads, next to the system call it stands for."""
+    Called next to the system call it stands for: in worker threads, and
+    on the event loop's thread where a WAL commits there (meta/wal.py)."""
     faults = _DISK["faults"]
     if faults:
         _disk_hit(faults, op)

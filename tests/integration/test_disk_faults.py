@@ -229,6 +229,71 @@ def test_a_full_metadata_disk_leaves_the_quorum_writing(hc, hs3, healed):
     record("disk-full meta-az-c (a metadata replica)", wl, full_at, until, 0.0)
 
 
+def meta_partitions(c, url: str) -> list[dict]:
+    return sync.call_json(c.topo.cluster_secret, "GET", url, "/status")["partitions"]
+
+
+def wal_commits(c, url: str) -> dict[str, tuple[int, int]]:
+    """Each object partition's (group commits, of them written on the event
+    loop's thread) at a metadata process."""
+    return {p["id"]: (p["wal_syncs"], p["wal_syncs_on_loop"]) for p in meta_partitions(c, url)}
+
+
+def test_a_slow_metadata_disk_takes_its_group_commits_off_the_event_loop(hc, hs3, healed):
+    """A replica writes a partition's group commits on its event loop's own
+    thread while the disk is quick, in a worker thread after a slow one
+    (meta/wal.py): on a slow disk one commit a partition stalls the loop, the
+    rest go to the thread while the quorum goes on acknowledging; healed, they
+    come back to the loop once the disk has been quick for a while. Every
+    write reads back. (Background work may commit in other partitions
+    meanwhile: the assertions hold for each.)"""
+    hs3.create_bucket(Bucket="slow-meta")
+    url = next(m.url for m in hc.topo.all_metas if m.id == "meta-az-c")
+    home = next(p["id"] for p in meta_partitions(hc, url)       # the partition of slow-meta's keys
+                if p["lo"] <= "slow-meta/k/" and (p["hi"] is None or "slow-meta/k/~" < p["hi"]))
+    keys: list[str] = []
+
+    def put() -> None:
+        keys.append(f"k/{len(keys):04d}")
+        hs3.put_object(Bucket="slow-meta", Key=keys[-1], Body=keys[-1].encode())
+
+    def grew(before: dict, after: dict, i: int) -> dict[str, int]:
+        return {pid: after[pid][i] - before.get(pid, (0, 0))[i] for pid in after}
+
+    def put_until_on_loop(what: str) -> None:
+        """PUTs one at a time (a commit each) until their partition commits on its loop."""
+        before = wal_commits(hc, url)
+        for _ in range(300):
+            put()
+            if grew(before, wal_commits(hc, url), 1)[home]:
+                return
+        raise AssertionError(f"300 PUTs and still not {what}")
+
+    def settled() -> dict:
+        """Its counts once its last commit is written (it may trail the quorum)."""
+        def unchanged():
+            before = wal_commits(hc, url)
+            time.sleep(0.3)
+            return wal_commits(hc, url) == before and before
+        return wait_for("meta-az-c's commits to settle", unchanged)
+
+    put_until_on_loop("committing on its loop")
+    quick = settled()
+    chaos(hc, "slow-disk", "meta-az-c", "300ms")
+    for _ in range(6):
+        put()                                              # acknowledged by meta-az-a and -b
+    wait_for("meta-az-c to write its slow commits", lambda: grew(quick, wal_commits(hc, url), 0)[home] >= 3)
+    slow = settled()
+    on_loop, commits = grew(quick, slow, 1), grew(quick, slow, 0)
+    assert all(n <= 1 for n in on_loop.values()), on_loop      # a partition's first slow one, then none
+    assert on_loop[home] == 1 and commits[home] - on_loop[home] >= 2, (on_loop, commits)
+    chaos(hc, "heal", "meta-az-c")
+    put_until_on_loop("committing on its loop again")
+    assert grew(slow, settled(), 0)[home] > 32, slow          # 32 quick ones in the thread first
+    for key in keys:
+        assert hs3.get_object(Bucket="slow-meta", Key=key)["Body"].read() == key.encode()
+
+
 def test_a_cluster_with_no_room_anywhere_answers_503_and_loses_nothing(hc, hs3, healed):
     hs3.create_bucket(Bucket="no-room")
     kept = {"small": os.urandom(3000), "large": os.urandom(700 * KiB)}

@@ -164,3 +164,43 @@ def test_a_log_whose_failed_batch_cannot_be_cut_off_takes_no_more_writes(tmp_pat
     p.wal.close()
     monkeypatch.undo()
     assert list(Partition("p0", "", None, tmp_path).table) == ["b/before"]
+
+
+def test_commits_move_onto_the_loop_while_the_disk_is_quick_and_off_it_when_it_is_slow(tmp_path, monkeypatch):
+    """A fresh log commits in a worker thread; after INLINE_AFTER quick
+    commits in a row, on the event loop's own thread (no hand-off); one slow
+    commit (a slow disk, as `minis3 chaos slow-disk` makes one) sends the
+    next ones back to the thread until the disk has been quick again as long.
+    Every write lands either way."""
+    import threading
+
+    from minis3.meta import wal as wal_module
+    from minis3.rpc import failpoints
+    # "Quick" generously (a busy machine's fdatasync), "slow" well past it.
+    monkeypatch.setattr(wal_module, "INLINE_UNDER_S", 0.25)
+    p = Partition("p0", "", None, tmp_path)
+    on_loop: list[bool] = []
+    write_sync = p.wal._write_sync
+
+    def recorded(data):
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        write_sync(data)
+    monkeypatch.setattr(p.wal, "_write_sync", recorded)
+    n = wal_module.INLINE_AFTER
+
+    async def writes(first: int, count: int):
+        for i in range(first, first + count):              # one at a time: a commit each
+            await p.write(f"b/{i:04d}", {"ts": i + 1})
+
+    asyncio.run(writes(0, n + 3))
+    assert on_loop == [False] * n + [True] * 3 and p.wal.syncs_on_loop == 3
+    failpoints.set_disk({"slow_ms": 300})
+    try:
+        asyncio.run(writes(n + 3, 2))
+    finally:
+        failpoints.set_disk(None)
+    assert on_loop[n + 3:] == [True, False]                # the first slow one ran on the loop, the next did not
+    asyncio.run(writes(n + 5, n + 1))
+    assert on_loop[n + 5:] == [False] * n + [True]          # quick again: back after INLINE_AFTER in a row
+    p.wal.close()
+    assert len(Partition("p0", "", None, tmp_path).table) == 2 * n + 6

@@ -177,6 +177,7 @@ async def test_writes_queued_for_the_old_wal_at_the_cut_land_in_the_halves_and_s
         real(data)
     p.wal._write_sync = slow_write                   # the old partition's next batch is slow to land
     from minis3.meta import wal
+    monkeypatch.setattr(wal, "INLINE_AFTER", 10**9)  # in a worker thread, as on a disk known to be slow
     monkeypatch.setattr(wal.WAL, "request_snapshot", lambda self: None)   # a crash before the halves' own
     late = [asyncio.ensure_future(write(ps, f"k/{i:04d}", rec(7))) for i in (10, 90)]
     await asyncio.sleep(0.05)
