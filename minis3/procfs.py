@@ -26,8 +26,9 @@ def cpu_seconds(fields: list[bytes]) -> float:
 
 def _cpu_clock(pid: int) -> int:
     """The id of a process's CPU-time clock, as ``clock_getcpuclockid(3)``
-    makes it on Linux (Python's time module has no such call): the pid
-    negated, shifted by three, with 2 for "scheduler time, the whole process"."""
+    makes it on Linux (Python's time module has no such call): the pid's
+    bitwise complement shifted left by three, with 2 for "scheduler time,
+    the whole process"."""
     return ((~pid) << 3) | 2
 
 
